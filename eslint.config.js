@@ -1,0 +1,102 @@
+// Lint rules that keep the architecture honest (DESIGN §1):
+//  - shared/ runs in Node, Electron and the browser: no node:* builtins, no electron, no DOM.
+//  - data flows desktop -> shared <- server: shared imports neither; server and desktop never import each other.
+//  - libsodium is touched only inside shared/src/crypto/.
+import js from '@eslint/js';
+import tseslint from 'typescript-eslint';
+import globals from 'globals';
+import { builtinModules } from 'node:module';
+
+const nodeBuiltins = [...builtinModules, ...builtinModules.map((m) => `node:${m}`)];
+const sodium = { group: ['libsodium-wrappers', 'libsodium-wrappers-sumo'], message: 'Only shared/src/crypto/ may use libsodium (DESIGN §1).' };
+const domGlobals = ['window', 'document', 'navigator', 'localStorage', 'sessionStorage', 'location', 'fetch', 'XMLHttpRequest', 'process', 'Buffer', 'require', '__dirname', '__filename', 'global', 'setImmediate'];
+
+export default tseslint.config(
+  { ignores: ['**/dist/**', '**/node_modules/**', 'data/**', 'bench-results/**'] },
+  js.configs.recommended,
+  ...tseslint.configs.recommended,
+  {
+    languageOptions: { globals: { ...globals.node } },
+    rules: {
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      '@typescript-eslint/consistent-type-imports': 'error',
+      'no-console': 'off',
+    },
+  },
+  {
+    files: ['shared/**/*.ts'],
+    languageOptions: { globals: { ...globals['shared-node-browser'] } },
+    rules: {
+      'no-restricted-imports': ['error', {
+        paths: nodeBuiltins.map((name) => ({ name, message: 'shared/ must run in the browser too: no Node builtins.' })),
+        patterns: [
+          { group: ['node:*'], message: 'shared/ must run in the browser too: no Node builtins.' },
+          { group: ['electron', 'electron/*'], message: 'shared/ never imports electron.' },
+          { group: ['@kluis/server', '@kluis/server/*', '@kluis/desktop', '@kluis/desktop/*', '**/server/**', '**/desktop/**'], message: 'shared/ imports nothing from server/ or desktop/.' },
+        ],
+      }],
+      'no-restricted-globals': ['error', ...domGlobals.map((name) => ({ name, message: `shared/ must not use the host global '${name}' (no DOM, no Node).` }))],
+    },
+  },
+  {
+    files: ['shared/**/*.ts'],
+    ignores: ['shared/src/crypto/**'],
+    rules: {
+      'no-restricted-imports': ['error', {
+        paths: nodeBuiltins.map((name) => ({ name, message: 'shared/ must run in the browser too: no Node builtins.' })),
+        patterns: [
+          { group: ['node:*'], message: 'shared/ must run in the browser too: no Node builtins.' },
+          { group: ['electron', 'electron/*'], message: 'shared/ never imports electron.' },
+          { group: ['@kluis/server', '@kluis/server/*', '@kluis/desktop', '@kluis/desktop/*', '**/server/**', '**/desktop/**'], message: 'shared/ imports nothing from server/ or desktop/.' },
+          sodium,
+        ],
+      }],
+    },
+  },
+  {
+    files: ['server/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', {
+        patterns: [
+          { group: ['@kluis/desktop', '@kluis/desktop/*', '**/desktop/**'], message: 'server/ never imports desktop/ (DESIGN §1).' },
+          { group: ['electron', 'electron/*'], message: 'server/ never imports electron.' },
+          { group: ['**/shared/src/**', '**/shared/dist/**'], message: 'Import @kluis/shared, not its files.' },
+          sodium,
+        ],
+      }],
+    },
+  },
+  {
+    files: ['desktop/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', {
+        patterns: [
+          { group: ['@kluis/server', '@kluis/server/*', '**/server/**'], message: 'desktop/ never imports server/ (DESIGN §1).' },
+          { group: ['**/shared/src/**', '**/shared/dist/**'], message: 'Import @kluis/shared, not its files.' },
+          sodium,
+        ],
+      }],
+    },
+  },
+  {
+    // The sync engine is a plain Node library: only desktop/src/electron/ may import electron.
+    files: ['desktop/**/*.ts'],
+    ignores: ['desktop/src/electron/**'],
+    rules: {
+      'no-restricted-imports': ['error', {
+        patterns: [
+          { group: ['@kluis/server', '@kluis/server/*', '**/server/**'], message: 'desktop/ never imports server/ (DESIGN §1).' },
+          { group: ['**/shared/src/**', '**/shared/dist/**'], message: 'Import @kluis/shared, not its files.' },
+          { group: ['electron', 'electron/*'], message: 'Only desktop/src/electron/ imports electron; the engine and CLI are plain Node.' },
+          sodium,
+        ],
+      }],
+    },
+  },
+  {
+    files: ['test/**/*.ts', 'scripts/**/*.ts', 'scripts/**/*.mjs'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [sodium] }],
+    },
+  },
+);

@@ -1,0 +1,48 @@
+// One list of error codes for the whole system. The server answers `{ error: { code, message } }` with one of
+// these; clients map them back to typed errors. Codes are part of the protocol: add, never rename.
+
+export const ErrorCode = {
+  // crypto and formats
+  BadEnvelope: 'bad_envelope',
+  UnsupportedVersion: 'unsupported_version',
+  DecryptFailed: 'decrypt_failed',
+  BadSignature: 'bad_signature',
+  UntrustedSigner: 'untrusted_signer',
+  WrongRecipient: 'wrong_recipient',
+  BadKey: 'bad_key',
+  BadRecoveryKey: 'bad_recovery_key',
+  BadManifest: 'bad_manifest',
+  ChunkIdMismatch: 'chunk_id_mismatch',
+  WeakKdfParams: 'weak_kdf_params',
+  UnsafePath: 'unsafe_path',
+  BadCanonicalJson: 'bad_canonical_json',
+  // HTTP API
+  BadRequest: 'bad_request',
+  ValidationFailed: 'validation_failed',
+  PayloadTooLarge: 'payload_too_large',
+  Unauthenticated: 'unauthenticated',
+  Forbidden: 'forbidden',
+  NotFound: 'not_found',
+  Conflict: 'conflict',
+  RateLimited: 'rate_limited',
+  Internal: 'internal',
+  Unavailable: 'unavailable',
+} as const;
+
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+/** Base of every typed Kluis error: a stable `code` and a one-line message for people. */
+export class KluisError extends Error {
+  override name = 'KluisError';
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** A ciphertext, signature, key or format failed verification. Never carries secret material. */
+export class CryptoError extends KluisError {
+  override name = 'CryptoError';
+}
