@@ -1,2 +1,5 @@
 export * from './errors.js';
 export * from './encoding.js';
+export * from './canonical.js';
+export * from './paths.js';
+export * from './crypto/index.js';

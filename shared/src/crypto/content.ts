@@ -1,0 +1,156 @@
+// Chunks, whole-file hashes and manifests (docs/crypto.md §7–§8).
+import { CryptoError, ErrorCode } from '../errors.js';
+import { concatBytes, fromHex, fromUtf8, toHex, utf8 } from '../encoding.js';
+import { canonicalBytes } from '../canonical.js';
+import { assertSpacePath } from '../paths.js';
+import { na } from './sodium.js';
+import { openEnvelope, sealEnvelope } from './envelope.js';
+import type { FileSubkeys, AccountKeys, SignerPolicy } from './keys.js';
+import { blake2b, constantTimeEqual, idBytes, signDetached, verifyDetached } from './primitives.js';
+import { toBase64Url } from '../encoding.js';
+
+const CTX_CHUNK = 'kluis/chunk/v1';
+const CTX_MANIFEST = 'kluis/manifest/v1';
+
+/** hex(BLAKE2b-256(plaintext, key = chunk-id key)). Keyed per file, so ids reveal nothing across files. */
+export function chunkId(keys: FileSubkeys, plaintext: Uint8Array): string {
+  return toHex(blake2b(32, plaintext, keys.chunkIdKey));
+}
+
+function chunkAd(id: string): Uint8Array {
+  if (!/^[0-9a-f]{64}$/.test(id)) throw new CryptoError(ErrorCode.ChunkIdMismatch, 'a chunk id is 64 lower-case hex digits');
+  return concatBytes(utf8(CTX_CHUNK), fromHex(id));
+}
+
+/** Encrypts one chunk: returns its id and its envelope (ad = "kluis/chunk/v1" || raw chunk id). */
+export function encryptChunk(keys: FileSubkeys, plaintext: Uint8Array): { id: string; ciphertext: Uint8Array } {
+  const id = chunkId(keys, plaintext);
+  return { id, ciphertext: sealEnvelope(keys.chunkKey, plaintext, chunkAd(id)) };
+}
+
+/** Opens a chunk and checks that its plaintext hashes to `id`; throws CryptoError otherwise. */
+export function decryptChunk(keys: FileSubkeys, id: string, ciphertext: Uint8Array): Uint8Array {
+  const plaintext = openEnvelope(keys.chunkKey, ciphertext, chunkAd(id));
+  if (!constantTimeEqual(blake2b(32, plaintext, keys.chunkIdKey), fromHex(id))) {
+    throw new CryptoError(ErrorCode.ChunkIdMismatch, 'chunk content does not match its id');
+  }
+  return plaintext;
+}
+
+/** Streaming BLAKE2b-256 (unkeyed) of a whole file, the manifest's `hash`. */
+export class ContentHasher {
+  private state = na().crypto_generichash_init(null, 32);
+  private done = false;
+  update(bytes: Uint8Array): this {
+    if (this.done) throw new Error('hasher already finished');
+    na().crypto_generichash_update(this.state, bytes);
+    return this;
+  }
+  /** Lower-case hex of the digest. */
+  digest(): string {
+    this.done = true;
+    return toHex(na().crypto_generichash_final(this.state, 32));
+  }
+}
+
+/** BLAKE2b-256 hex of bytes in memory. */
+export function contentHash(bytes: Uint8Array): string {
+  return toHex(blake2b(32, bytes));
+}
+
+export type ManifestKind = 'file' | 'dir';
+
+/** One version of one file or folder. File names exist only here, and only encrypted. */
+export interface Manifest {
+  v: 1;
+  fileId: string;
+  versionId: string;
+  /** The versionId this version was made from, or null for the first version. */
+  parent: string | null;
+  /** NFC-normalised POSIX path inside the space. */
+  path: string;
+  kind: ManifestKind;
+  size: number;
+  mtimeMs: number;
+  /** [chunkId, plaintext size] in file order. */
+  chunks: [string, number][];
+  /** BLAKE2b-256 hex of the plaintext (folders and deletions carry the hash of zero bytes). */
+  hash: string;
+  deleted: boolean;
+}
+
+const HEX64 = /^[0-9a-f]{64}$/;
+
+/** Throws CryptoError(bad_manifest) unless `m` has exactly the manifest's fields with valid values. */
+export function assertManifest(m: unknown): asserts m is Manifest {
+  const bad = (why: string): never => {
+    throw new CryptoError(ErrorCode.BadManifest, `bad manifest: ${why}`);
+  };
+  if (typeof m !== 'object' || m === null || Array.isArray(m)) bad('not an object');
+  const o = m as Record<string, unknown>;
+  const keys = Object.keys(o).sort().join(',');
+  if (keys !== 'chunks,deleted,fileId,hash,kind,mtimeMs,parent,path,size,v,versionId') bad(`unexpected fields (${keys})`);
+  if (o.v !== 1) throw new CryptoError(ErrorCode.UnsupportedVersion, `unknown manifest version ${String(o.v)}`);
+  if (typeof o.fileId !== 'string') bad('fileId');
+  idBytes(o.fileId as string, 'fileId');
+  if (typeof o.versionId !== 'string') bad('versionId');
+  idBytes(o.versionId as string, 'versionId');
+  if (o.parent !== null) {
+    if (typeof o.parent !== 'string') bad('parent');
+    idBytes(o.parent as string, 'parent');
+  }
+  if (typeof o.path !== 'string') bad('path');
+  assertSpacePath(o.path as string);
+  if (o.kind !== 'file' && o.kind !== 'dir') bad('kind');
+  if (!Number.isSafeInteger(o.size) || (o.size as number) < 0) bad('size');
+  if (!Number.isSafeInteger(o.mtimeMs) || (o.mtimeMs as number) < 0) bad('mtimeMs');
+  if (typeof o.deleted !== 'boolean') bad('deleted');
+  if (typeof o.hash !== 'string' || !HEX64.test(o.hash)) bad('hash');
+  if (!Array.isArray(o.chunks)) bad('chunks');
+  let total = 0;
+  for (const c of o.chunks as unknown[]) {
+    if (!Array.isArray(c) || c.length !== 2 || typeof c[0] !== 'string' || !HEX64.test(c[0]) || !Number.isSafeInteger(c[1]) || (c[1] as number) <= 0) bad('chunk entry');
+    total += (c as [string, number])[1];
+  }
+  if (total !== o.size) bad('chunk sizes do not add up to size');
+  if (o.kind === 'dir' && (o.size !== 0)) bad('a folder has no content');
+}
+
+function manifestAd(fileId: string, versionId: string): Uint8Array {
+  return concatBytes(utf8(CTX_MANIFEST), idBytes(fileId, 'fileId'), idBytes(versionId, 'versionId'));
+}
+
+/**
+ * Signs and encrypts a manifest. Plaintext of the envelope: signPublicKey(32) || signature(64) || canonical JSON;
+ * the signature covers "kluis/manifest/v1" || 0x00 || fileId || versionId || canonical JSON.
+ */
+export function sealManifest(manifest: Manifest, keys: FileSubkeys, author: AccountKeys): Uint8Array {
+  assertManifest(manifest);
+  const body = canonicalBytes(manifest);
+  const ad = manifestAd(manifest.fileId, manifest.versionId);
+  const signature = signDetached(CTX_MANIFEST, concatBytes(ad.subarray(utf8(CTX_MANIFEST).length), body), author.signSecretKey);
+  return sealEnvelope(keys.manifestKey, concatBytes(author.signPublicKey, signature, body), ad);
+}
+
+/** Decrypts and verifies a manifest sealed for (fileId, versionId); returns it with its author's key. */
+export function openManifest(sealed: Uint8Array, keys: FileSubkeys, expect: { fileId: string; versionId: string }, trusted: SignerPolicy): { manifest: Manifest; signer: string } {
+  const ad = manifestAd(expect.fileId, expect.versionId);
+  const plain = openEnvelope(keys.manifestKey, sealed, ad);
+  if (plain.length < 96) throw new CryptoError(ErrorCode.BadManifest, 'manifest too short');
+  const signerPk = plain.subarray(0, 32);
+  const body = plain.subarray(96);
+  verifyDetached(CTX_MANIFEST, concatBytes(ad.subarray(utf8(CTX_MANIFEST).length), body), plain.subarray(32, 96), signerPk);
+  const signer = toBase64Url(signerPk);
+  if (!trusted(signer)) throw new CryptoError(ErrorCode.UntrustedSigner, 'the manifest was signed by someone who may not write here');
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(fromUtf8(body));
+  } catch {
+    throw new CryptoError(ErrorCode.BadManifest, 'manifest is not JSON');
+  }
+  assertManifest(parsed);
+  // Only the canonical form is accepted, so one manifest has exactly one signed byte string.
+  if (!constantTimeEqual(canonicalBytes(parsed), body)) throw new CryptoError(ErrorCode.BadManifest, 'manifest is not in canonical form');
+  if (parsed.fileId !== expect.fileId || parsed.versionId !== expect.versionId) throw new CryptoError(ErrorCode.BadManifest, 'manifest belongs to another version');
+  return { manifest: parsed, signer };
+}

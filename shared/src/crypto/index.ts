@@ -1,0 +1,32 @@
+// The crypto facade (DESIGN §2): every cryptographic operation of Kluis, and the only code that uses libsodium.
+// Callers get operations (seal a file key, encrypt a chunk, open a manifest), never raw primitives,
+// except through `hazmat`, which exists for test vectors and benchmarks.
+export { initCrypto } from './sodium.js';
+export { setEnvelopeBackend, envelopeBackend, sealEnvelope, openEnvelope, ENVELOPE_OVERHEAD, type EnvelopeBackend } from './envelope.js';
+export { newId, idBytes, constantTimeEqual } from './primitives.js';
+export * from './keys.js';
+export * from './content.js';
+export * from './link.js';
+
+import { sealEnvelopeWithNonce, xchachaEncrypt, xchachaDecrypt } from './envelope.js';
+import { blake2b, randomBytes, signDetached } from './primitives.js';
+import { na } from './sodium.js';
+
+/**
+ * HAZMAT: raw primitives for known-answer vectors and benchmarks only. A chosen nonce reused under one key
+ * destroys confidentiality; product code must use the operations above.
+ */
+export const hazmat = {
+  sealEnvelopeWithNonce,
+  xchachaEncrypt,
+  xchachaDecrypt,
+  blake2b,
+  randomBytes,
+  signDetached,
+  /** Argon2id13 with explicit output length, for vectors. */
+  pwhash: (length: number, password: Uint8Array, salt: Uint8Array, opsLimit: number, memLimit: number): Uint8Array =>
+    na().crypto_pwhash(length, password, salt, opsLimit, memLimit, na().crypto_pwhash_ALG_ARGON2ID13),
+  kdf: (length: number, id: number, context: string, key: Uint8Array): Uint8Array => na().crypto_kdf_derive_from_key(length, id, context, key),
+  signSeedKeypair: (seed: Uint8Array) => na().crypto_sign_seed_keypair(seed),
+  boxSeedKeypair: (seed: Uint8Array) => na().crypto_box_seed_keypair(seed),
+} as const;

@@ -1,0 +1,50 @@
+import test from 'ava';
+import * as k from '@kluis/shared';
+
+test('base64url: round trips every length, refuses padding, foreign characters and non-canonical tails', (t) => {
+  for (let n = 0; n < 40; n++) {
+    const bytes = Uint8Array.from({ length: n }, (_, i) => (i * 37 + n) & 0xff);
+    const text = k.toBase64Url(bytes);
+    t.is(text, Buffer.from(bytes).toString('base64url'));
+    t.deepEqual(k.fromBase64Url(text), bytes);
+  }
+  t.throws(() => k.fromBase64Url('AAA='), { instanceOf: k.EncodingError });
+  t.throws(() => k.fromBase64Url('A+B/'), { instanceOf: k.EncodingError });
+  t.throws(() => k.fromBase64Url('A'), { instanceOf: k.EncodingError });
+  t.throws(() => k.fromBase64Url('AB'), { instanceOf: k.EncodingError }, 'AB has non-zero leftover bits');
+  t.deepEqual(k.fromBase64Url('AA'), new Uint8Array([0]));
+});
+
+test('base32 and hex round trip', (t) => {
+  const bytes = Uint8Array.from({ length: 35 }, (_, i) => (i * 91) & 0xff);
+  t.deepEqual(k.fromBase32(k.toBase32(bytes)), bytes);
+  t.is(k.toBase32(k.utf8('foobar')), 'MZXW6YTBOI'); // RFC 4648 §10 test vector
+  t.is(k.toHex(k.fromHex('00ff10')), '00ff10');
+  t.throws(() => k.fromHex('0g'), { instanceOf: k.EncodingError });
+  t.throws(() => k.fromUtf8(new Uint8Array([0xc3])), { instanceOf: k.EncodingError });
+});
+
+test('canonical JSON: sorted keys, no whitespace, integers only, refuses what has no single form', (t) => {
+  t.is(k.canonicalJson({ b: [1, { d: null, c: 'x' }], a: true }), '{"a":true,"b":[1,{"c":"x","d":null}]}');
+  t.is(k.canonicalJson({ s: 'é\n"\\\u0007' }), '{"s":"é\\n\\"\\\\\\u0007"}');
+  for (const bad of [1.5, NaN, Infinity, 2 ** 53, '\ud800', { a: undefined }, new Date(0), () => 1]) {
+    t.throws(() => k.canonicalJson(bad), { instanceOf: k.CryptoError }, String(bad));
+  }
+  t.is(k.canonicalJson(-0), '0');
+});
+
+test('space paths: NFC, relative, no dot segments, no control characters or backslashes', (t) => {
+  for (const ok of ['a', 'Map/Sub map/bestand één.txt', '.hidden', 'a..b']) t.is(k.assertSpacePath(ok), ok);
+  for (const bad of ['', '/abs', 'a//b', 'a/', './a', 'a/../b', '..', 'a\\b', 'a\u0000b', 'e\u0301', 'x'.repeat(256), 'a/'.repeat(2100) + 'a']) {
+    const err = t.throws(() => k.assertSpacePath(bad), { instanceOf: k.CryptoError }, JSON.stringify(bad).slice(0, 40));
+    t.is(err?.code, k.ErrorCode.UnsafePath);
+  }
+});
+
+test('ids: 16 random bytes, base64url, distinct', async (t) => {
+  await k.initCrypto();
+  const ids = new Set(Array.from({ length: 1000 }, () => k.newId()));
+  t.is(ids.size, 1000);
+  for (const id of ids) t.is(k.idBytes(id).length, 16);
+  t.throws(() => k.idBytes('AAAA'), { instanceOf: k.CryptoError });
+});
