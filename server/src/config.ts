@@ -1,0 +1,77 @@
+// Server configuration from KLUIS_* environment variables (DESIGN §10), validated once at start.
+// A wrong value stops the server with one clear line naming the variable.
+import path from 'node:path';
+import { z } from 'zod';
+
+const Env = z.enum(['development', 'test', 'acceptance', 'production']);
+
+const schema = z.object({
+  KLUIS_PORT: z.coerce.number().int().min(0).max(65535).default(8080),
+  KLUIS_HOST: z.string().min(1).default('127.0.0.1'),
+  KLUIS_DATA_DIR: z.string().min(1).default('./data'),
+  KLUIS_ENV: Env.default('development'),
+  KLUIS_STORAGE: z.enum(['fs', 'minio']).default('fs'),
+  KLUIS_S3_ENDPOINT: z.string().url().optional(),
+  KLUIS_S3_ACCESS_KEY: z.string().min(1).optional(),
+  KLUIS_S3_SECRET_KEY: z.string().min(1).optional(),
+  KLUIS_S3_REGION: z.string().min(1).default('us-east-1'),
+  KLUIS_PUBLIC_URL: z.string().url().optional(),
+  KLUIS_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  KLUIS_ALLOW_EMBEDDED_STORE: z.enum(['0', '1']).default('0'),
+});
+
+export interface Config {
+  port: number;
+  host: string;
+  dataDir: string;
+  env: z.infer<typeof Env>;
+  storage: 'fs' | 'minio';
+  s3?: { endpoint: string; accessKey: string; secretKey: string; region: string };
+  publicUrl: string;
+  logLevel: z.infer<typeof schema>['KLUIS_LOG_LEVEL'];
+}
+
+/** Thrown with a one-line message when the environment does not describe a valid configuration. */
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+const LOOPBACK = /^(127\.\d+\.\d+\.\d+|localhost|::1)$/;
+
+/** Reads and checks the configuration; throws ConfigError naming the first bad variable. */
+export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
+  const parsed = schema.safeParse(env);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    const name = String(issue.path[0] ?? 'environment');
+    throw new ConfigError(`${name}: ${issue.message} (got ${JSON.stringify(env[name] ?? null)})`);
+  }
+  const e = parsed.data;
+  const publicUrl = e.KLUIS_PUBLIC_URL ?? `http://${e.KLUIS_HOST.includes(':') ? `[${e.KLUIS_HOST}]` : e.KLUIS_HOST}:${e.KLUIS_PORT}`;
+  let s3: Config['s3'];
+  if (e.KLUIS_STORAGE === 'minio') {
+    for (const name of ['KLUIS_S3_ENDPOINT', 'KLUIS_S3_ACCESS_KEY', 'KLUIS_S3_SECRET_KEY'] as const) {
+      if (!e[name]) throw new ConfigError(`${name}: required when KLUIS_STORAGE=minio`);
+    }
+    s3 = { endpoint: e.KLUIS_S3_ENDPOINT!, accessKey: e.KLUIS_S3_ACCESS_KEY!, secretKey: e.KLUIS_S3_SECRET_KEY!, region: e.KLUIS_S3_REGION };
+  }
+  if (e.KLUIS_ENV === 'production') {
+    // Production refuses development shortcuts (DESIGN §6).
+    if (!publicUrl.startsWith('https://') && !LOOPBACK.test(new URL(publicUrl).hostname.replace(/^\[|\]$/g, ''))) {
+      throw new ConfigError('KLUIS_PUBLIC_URL: production needs https:// outside loopback');
+    }
+    if (e.KLUIS_STORAGE === 'fs' && e.KLUIS_ALLOW_EMBEDDED_STORE !== '1') {
+      throw new ConfigError('KLUIS_STORAGE: production refuses the embedded fs store unless KLUIS_ALLOW_EMBEDDED_STORE=1');
+    }
+  }
+  return {
+    port: e.KLUIS_PORT,
+    host: e.KLUIS_HOST,
+    dataDir: path.resolve(e.KLUIS_DATA_DIR),
+    env: e.KLUIS_ENV,
+    storage: e.KLUIS_STORAGE,
+    ...(s3 ? { s3 } : {}),
+    publicUrl: publicUrl.replace(/\/$/, ''),
+    logLevel: e.KLUIS_LOG_LEVEL,
+  };
+}
