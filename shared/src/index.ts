@@ -3,3 +3,4 @@ export * from './encoding.js';
 export * from './canonical.js';
 export * from './paths.js';
 export * from './crypto/index.js';
+export * from './chunking/index.js';

@@ -130,3 +130,20 @@ test('links: recorded secret (and password) derive the recorded keys and open th
 test('canonical JSON: recorded texts', (t) => {
   for (const c of V.canonical) t.is(k.canonicalJson(c.value), c.text);
 });
+
+test('chunk ids of the FastCDC vector input: boundaries, keyed ids and whole-file hash match the record', async (t) => {
+  const { detBytes } = await import('../helpers/det-bytes.js');
+  const C = loadVectors('chunk-ids.json');
+  const input = detBytes(C.input.seed, C.input.length);
+  const sub = k.deriveFileSubkeys(d(C.fileKey));
+  t.is(e(sub.chunkIdKey), C.chunkIdKey);
+  let offset = 0;
+  const got = k.chunkBoundaries(input).map((length) => {
+    const c = { offset, length, id: k.chunkId(sub, input.subarray(offset, offset + length)) };
+    offset += length;
+    return c;
+  });
+  t.deepEqual(got, C.chunks);
+  t.is(k.contentHash(input), C.wholeFileHash);
+  t.is(k.contentHash(new Uint8Array()), '0e5751c026e543b2e8ab2eb06099daa1d1e5df47778f7787faab45cdf12fe3a8', 'the empty hash of docs/crypto.md §6');
+});

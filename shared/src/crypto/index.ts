@@ -7,6 +7,7 @@ export { newId, idBytes, constantTimeEqual } from './primitives.js';
 export * from './keys.js';
 export * from './content.js';
 export * from './link.js';
+export * from './server.js';
 
 import { sealEnvelopeWithNonce, xchachaEncrypt, xchachaDecrypt } from './envelope.js';
 import { blake2b, randomBytes, signDetached } from './primitives.js';

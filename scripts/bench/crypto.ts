@@ -1,0 +1,113 @@
+// Crypto pipeline benchmark (issue: foundation, item 8).
+// Over the same 256 MiB of random bytes in one run: FastCDC + chunk id + encrypt, and decrypt + verify, beside the
+// raw AEAD of libsodium (WASM) and of node:crypto (the baselines), and the pipeline's parts, so a miss can be
+// explained. Prints a table and writes bench-results/crypto.json. Not a test: figures go into notes.
+//   npm run bench:crypto [-- --mib 256 --runs 3]
+import { randomFillSync, createCipheriv } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import os from 'node:os';
+import * as k from '@kluis/shared';
+
+const { values } = parseArgs({ options: { mib: { type: 'string', default: '256' }, runs: { type: 'string', default: '3' } } });
+const MIB = Number(values.mib);
+const RUNS = Number(values.runs);
+const SIZE = MIB * 1024 * 1024;
+
+await k.initCrypto();
+const data = new Uint8Array(SIZE);
+for (let off = 0; off < SIZE; off += 65536) randomFillSync(data, off, Math.min(65536, SIZE - off));
+const fileKey = k.generateFileKey();
+const sub = k.deriveFileSubkeys(fileKey);
+const lengths = k.chunkBoundaries(data);
+const chunks: Uint8Array[] = [];
+for (let off = 0, i = 0; i < lengths.length; off += lengths[i]!, i++) chunks.push(data.subarray(off, off + lengths[i]!));
+const key = k.hazmat.randomBytes(32);
+const nonce = k.hazmat.randomBytes(24);
+const ad = k.utf8('kluis/chunk/v1');
+
+interface Row { name: string; what: string; mbps: number; seconds: number[] }
+const rows: Row[] = [];
+
+async function measure(name: string, what: string, fn: () => unknown | Promise<unknown>): Promise<Row> {
+  await fn(); // warm-up (JIT, WASM tier-up)
+  const seconds: number[] = [];
+  for (let r = 0; r < RUNS; r++) {
+    const t0 = process.hrtime.bigint();
+    await fn();
+    seconds.push(Number(process.hrtime.bigint() - t0) / 1e9);
+  }
+  seconds.sort((a, b) => a - b);
+  const median = seconds[Math.floor(seconds.length / 2)]!;
+  const row = { name, what, mbps: SIZE / 1e6 / median, seconds };
+  rows.push(row);
+  console.error(`  ${name.padEnd(28)} ${row.mbps.toFixed(0).padStart(6)} MB/s`);
+  return row;
+}
+
+console.error(`crypto bench: ${MIB} MiB, ${lengths.length} chunks (avg ${(SIZE / lengths.length / 1024).toFixed(0)} KiB), median of ${RUNS} runs`);
+
+// Baselines: the raw AEAD alone over the same chunk sizes.
+const sodiumRaw = await measure('baseline: libsodium AEAD', 'crypto_aead_xchacha20poly1305_ietf_encrypt (WASM) per chunk', () => {
+  for (const c of chunks) k.hazmat.xchachaEncrypt(c, ad, nonce, key, 'sodium');
+});
+await measure('baseline: node:crypto AEAD', 'chacha20-poly1305 (IETF) per chunk, no HChaCha20', () => {
+  const iv = nonce.subarray(0, 12);
+  for (const c of chunks) {
+    const cipher = createCipheriv('chacha20-poly1305', key, iv, { authTagLength: 16 });
+    cipher.setAAD(ad, { plaintextLength: c.length });
+    cipher.update(c);
+    cipher.final();
+    cipher.getAuthTag();
+  }
+});
+
+// Parts of the pipeline.
+await measure('part: FastCDC boundaries', 'chunkBoundaries over the buffer', () => k.chunkBoundaries(data));
+await measure('part: chunk ids', 'keyed BLAKE2b-256 per chunk (libsodium WASM)', () => {
+  for (const c of chunks) k.chunkId(sub, c);
+});
+await measure('part: envelope (node path)', 'HChaCha20 + node:crypto per chunk, with framing', () => {
+  for (const c of chunks) k.sealEnvelope(sub.chunkKey, c, ad);
+});
+await measure('part: whole-file hash', 'BLAKE2b-256 streaming (manifest hash)', () => {
+  const h = new k.ContentHasher();
+  for (const c of chunks) h.update(c);
+  h.digest();
+});
+
+// The pipeline. Each ciphertext is dropped once made, as an upload stage would hand it on (keeping 256 MiB of
+// ciphertext alive measures page faults and GC, not crypto).
+const enc = await measure('pipeline: chunk+id+encrypt', 'chunkBoundaries + encryptChunk (id + envelope)', () => {
+  let off = 0;
+  for (const n of k.chunkBoundaries(data)) {
+    k.encryptChunk(sub, data.subarray(off, off + n));
+    off += n;
+  }
+});
+await measure('pipeline: streamed', 'chunkStream over 1 MiB pieces + encryptChunk', async () => {
+  async function* pieces() {
+    for (let off = 0; off < SIZE; off += 1 << 20) yield data.subarray(off, off + (1 << 20));
+  }
+  for await (const c of k.chunkStream(pieces())) k.encryptChunk(sub, c);
+});
+const ciphertexts = chunks.map((c) => k.encryptChunk(sub, c));
+const dec = await measure('pipeline: decrypt+verify', 'decryptChunk (envelope + id recomputed)', () => {
+  for (const c of ciphertexts) k.decryptChunk(sub, c.id, c.ciphertext);
+});
+
+const table = [
+  '| stage | MB/s | x libsodium AEAD | what |',
+  '|---|---:|---:|---|',
+  ...rows.map((r) => `| ${r.name} | ${r.mbps.toFixed(0)} | ${(r.mbps / sodiumRaw.mbps).toFixed(2)} | ${r.what} |`),
+].join('\n');
+console.log(table);
+const goal = enc.mbps >= sodiumRaw.mbps && dec.mbps >= sodiumRaw.mbps;
+console.log(`\ngoal (pipeline >= libsodium raw AEAD): encrypt ${enc.mbps.toFixed(0)} vs ${sodiumRaw.mbps.toFixed(0)} MB/s, decrypt ${dec.mbps.toFixed(0)} MB/s: ${goal ? 'met' : 'MISSED'}`);
+
+mkdirSync('bench-results', { recursive: true });
+writeFileSync('bench-results/crypto.json', JSON.stringify({
+  bench: 'crypto', date: new Date().toISOString(), node: process.version, cpus: os.cpus().length, cpu: os.cpus()[0]?.model,
+  bytes: SIZE, chunks: lengths.length, runs: RUNS, envelopeBackend: k.envelopeBackend(), rows, goalMet: goal,
+}, null, 2) + '\n');
+console.log('wrote bench-results/crypto.json');

@@ -1,0 +1,70 @@
+// Streaming FastCDC: chunks an async-iterable byte source in bounded memory (docs/crypto.md §10.3, "Streaming").
+// Pure TypeScript: Node Readable streams, web ReadableStreams and any async generator of Uint8Array work.
+
+import { CHUNK_MAX, cutPoint } from './fastcdc.js';
+
+/** Size of the internal window: twice the maximum chunk length (4 MiB). */
+const WINDOW = 2 * CHUNK_MAX;
+/** Pieces up to this length are copied into the window byte by byte (cheaper than subarray + set). */
+const SMALL_COPY = 32;
+
+/**
+ * Yields the FastCDC chunks of the concatenation of the pieces of `source`, with exactly the boundaries that
+ * `chunkBoundaries` gives on the whole concatenated input, however the source splits it into pieces
+ * (empty pieces are allowed; a 0-byte source yields nothing).
+ *
+ * Every yielded chunk is an OWNED COPY: a fresh Uint8Array over its own ArrayBuffer (byteOffset 0, exactly the
+ * chunk's length). It stays valid and unchanged forever, whatever the source later does with its own buffers, and
+ * the consumer may keep, transfer or modify it.
+ *
+ * Memory: one internal window of 2 * CHUNK_MAX bytes, plus the piece the source is currently handing over (a piece
+ * is consumed in window-sized portions, never concatenated), plus whatever chunks the consumer still holds. No
+ * whole-file buffer is ever built. Boundaries are decided only once CHUNK_MAX bytes are buffered (or the source has
+ * ended), so no byte is hashed twice.
+ *
+ * Throws TypeError if the source yields something that is not a Uint8Array (e.g. a Node stream with an encoding).
+ */
+export async function* chunkStream(source: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array, void, undefined> {
+  const win = new Uint8Array(WINDOW);
+  let pos = 0; // start of the bytes not yet yielded
+  let fill = 0; // end of the buffered bytes; invariant between pieces: pos === 0 and fill < CHUNK_MAX
+  for await (const piece of source) {
+    // (A tag check rather than instanceof, so Uint8Arrays from another realm, e.g. an Electron context, pass.)
+    if (Object.prototype.toString.call(piece) !== '[object Uint8Array]') {
+      throw new TypeError('chunkStream: the source must yield Uint8Array pieces');
+    }
+    const n = piece.length;
+    if (n <= SMALL_COPY && fill + n < CHUNK_MAX) {
+      // Fast path for tiny pieces that cannot complete a decision: no subarray allocation.
+      for (let j = 0; j < n; j++) win[fill + j] = piece[j]!;
+      fill += n;
+      continue;
+    }
+    let off = 0;
+    while (off < n) {
+      // Here pos === 0 and fill < CHUNK_MAX, so at least CHUNK_MAX bytes of the window are free.
+      const take = Math.min(n - off, WINDOW - fill);
+      win.set(off === 0 && take === n ? piece : piece.subarray(off, off + take), fill);
+      fill += take;
+      off += take;
+      // Decide every boundary that CHUNK_MAX buffered bytes make final.
+      while (fill - pos >= CHUNK_MAX) {
+        const len = cutPoint(win, pos, fill);
+        yield win.slice(pos, pos + len);
+        pos += len;
+      }
+      // Fewer than CHUNK_MAX bytes are left: move them to the front.
+      if (pos > 0) {
+        win.copyWithin(0, pos, fill);
+        fill -= pos;
+        pos = 0;
+      }
+    }
+  }
+  // End of the source: whatever remains is cut exactly as chunkBoundaries cuts the end of a buffer.
+  while (pos < fill) {
+    const len = cutPoint(win, pos, fill);
+    yield win.slice(pos, pos + len);
+    pos += len;
+  }
+}

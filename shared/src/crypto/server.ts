@@ -1,0 +1,69 @@
+// Server-side primitives: bearer tokens, the audit hash chain and its signed checkpoints (docs/crypto.md §12).
+import { CryptoError, ErrorCode } from '../errors.js';
+import { concatBytes, fromHex, toBase64Url, toHex, utf8 } from '../encoding.js';
+import { canonicalBytes } from '../canonical.js';
+import { na } from './sodium.js';
+import { blake2b, constantTimeEqual, decodeB64, randomBytes, signDetached, verifyDetached } from './primitives.js';
+
+/** A fresh bearer secret (session token, invite token): 32 random bytes, base64url. */
+export function newSecretToken(): string {
+  return toBase64Url(randomBytes(32));
+}
+
+/** What the server stores for a bearer secret: hex(BLAKE2b-256("kluis/token/v1" || token bytes)). */
+export function tokenHash(token: string): string {
+  return toHex(blake2b(32, concatBytes(utf8('kluis/token/v1'), utf8(token))));
+}
+
+/** Constant-time comparison of two hex digests of equal length. */
+export function digestsEqual(aHex: string, bHex: string): boolean {
+  if (aHex.length !== bHex.length) return false;
+  try {
+    return constantTimeEqual(fromHex(aHex), fromHex(bHex));
+  } catch {
+    return false;
+  }
+}
+
+/** The hash that starts the audit chain. */
+export const AUDIT_GENESIS = '0'.repeat(64);
+
+/** hash_n = hex(BLAKE2b-256(prevHash (32 raw bytes) || canonical JSON of entry n)). */
+export function auditChainHash(prevHashHex: string, entry: unknown): string {
+  if (!/^[0-9a-f]{64}$/.test(prevHashHex)) throw new CryptoError(ErrorCode.BadKey, 'previous audit hash must be 64 hex digits');
+  return toHex(blake2b(32, concatBytes(fromHex(prevHashHex), canonicalBytes(entry))));
+}
+
+export interface ServerSigningKey {
+  publicKey: string;
+  secretKey: Uint8Array;
+}
+
+/** A fresh Ed25519 key for signing audit checkpoints. */
+export function generateServerSigningKey(): ServerSigningKey {
+  const kp = na().crypto_sign_keypair();
+  return { publicKey: toBase64Url(kp.publicKey), secretKey: kp.privateKey };
+}
+
+/** Rebuilds the key from its 32-byte seed (as stored in the data directory). */
+export function serverSigningKeyFromSeed(seed: Uint8Array): ServerSigningKey {
+  if (seed.length !== 32) throw new CryptoError(ErrorCode.BadKey, 'signing seed must be 32 bytes');
+  const kp = na().crypto_sign_seed_keypair(seed);
+  return { publicKey: toBase64Url(kp.publicKey), secretKey: kp.privateKey };
+}
+
+export interface AuditCheckpoint {
+  seq: number;
+  hash: string;
+  ts: number;
+}
+
+/** Sign("kluis/audit-checkpoint/v1", canonical({hash, seq, ts})). */
+export function signAuditCheckpoint(cp: AuditCheckpoint, key: ServerSigningKey): string {
+  return toBase64Url(signDetached('kluis/audit-checkpoint/v1', canonicalBytes({ hash: cp.hash, seq: cp.seq, ts: cp.ts }), key.secretKey));
+}
+
+/** Throws CryptoError(bad_signature) unless the checkpoint was signed by `publicKey`. */
+export function verifyAuditCheckpoint(cp: AuditCheckpoint, signature: string, publicKey: string): void {
+  verifyDetached('kluis/audit-checkpoint/v1', canonicalBytes({ hash: cp.hash, seq: cp.seq, ts: cp.ts }), decodeB64(signature, 'signature', 64), decodeB64(publicKey, 'publicKey', 32));
+}
