@@ -3,6 +3,11 @@
 set -euo pipefail
 need=()
 # (each suite that needs a system package adds its check here)
+# Local S3 for the blob store suites (scripts/s3/start-local-s3.sh): Ceph monitor, OSD and RADOS Gateway.
+# Their dependencies ceph-base (monmaptool) and ceph-common (the `ceph` CLI, ceph-authtool, radosgw-admin) come along.
+command -v ceph-mon >/dev/null 2>&1 || need+=(ceph-mon)
+command -v ceph-osd >/dev/null 2>&1 || need+=(ceph-osd)
+{ command -v radosgw >/dev/null 2>&1 && command -v radosgw-admin >/dev/null 2>&1; } || need+=(radosgw)
 if ((${#need[@]})); then
   echo "npm test: installing missing system packages: ${need[*]}"
   SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO="sudo"
