@@ -1,10 +1,16 @@
-// ApiError flows through one middleware into `{ error: { code, message } }` with its HTTP status.
+// ApiError flows through one middleware into `{ error: { code, message } }` with its HTTP status. Failures and
+// denials of audited routes are written to the audit trail here, in a transaction of their own (the request's own
+// transaction, if any, has rolled back).
 import type { Context, Next } from 'koa';
 import type { Logger } from 'pino';
 import { ErrorCode } from '@kluis/shared';
+import type { AuditLog } from './audit/types.js';
+import type { KluisState } from './context.js';
 
 export class ApiError extends Error {
   override name = 'ApiError';
+  /** Extra top-level members of the error body (e.g. `conflicts`, `missing`). */
+  extra?: Record<string, unknown>;
   constructor(
     readonly status: number,
     readonly code: ErrorCode,
@@ -15,7 +21,7 @@ export class ApiError extends Error {
 }
 
 /** Turns every thrown error into the JSON error shape; unknown errors become a logged 500 without details. */
-export function errorMiddleware(log: Logger) {
+export function errorMiddleware(log: Logger, audit?: AuditLog) {
   return async (ctx: Context, next: Next): Promise<void> => {
     try {
       await next();
@@ -25,18 +31,42 @@ export function errorMiddleware(log: Logger) {
       let status = 500;
       let code: ErrorCode = ErrorCode.Internal;
       let message = 'internal error';
+      let extra: Record<string, unknown> | undefined;
       if (err instanceof ApiError) {
         ({ status, code, message } = err);
-      } else if (typeof e.status === 'number' && e.status >= 400 && e.status < 500 && e.expose) {
-        // Errors raised by Koa and its body parser (malformed JSON, body too large, ...).
+        extra = err.extra;
+      } else if (typeof e.status === 'number' && e.status >= 400 && e.status < 500) {
+        // Errors raised by Koa and its body parser (malformed JSON, body too large, bad encoding ...). Their
+        // messages may quote the body, so only fixed texts go back (and nothing of them to the log).
         status = e.status;
         code = status === 413 ? ErrorCode.PayloadTooLarge : ErrorCode.BadRequest;
-        message = e.message ?? 'bad request';
+        message = status === 413 ? 'request body too large' : err instanceof SyntaxError ? 'malformed JSON body' : 'bad request';
       } else {
         log.error({ err, method: ctx.method, path: ctx.path }, 'unhandled error');
       }
       ctx.status = status;
-      ctx.body = { error: { code, message } };
+      ctx.body = { error: { code, message }, ...extra };
+      const state = ctx.state as KluisState;
+      if (audit && state.action) {
+        const caller = state.caller;
+        try {
+          await audit.appendStandalone({
+            orgId: caller?.orgId ?? state.orgId ?? null,
+            actorUserId: caller?.userId ?? null,
+            actorDeviceId: caller?.deviceId ?? null,
+            action: state.action,
+            targetType: state.target?.type ?? null,
+            targetId: state.target?.id ?? null,
+            outcome: status === 401 || status === 403 || status === 404 ? 'denied' : 'failed',
+            ip: state.meta?.ip ?? null,
+            userAgent: state.meta?.userAgent ?? null,
+            client: state.meta?.client ?? null,
+            details: { status, code },
+          });
+        } catch (auditErr) {
+          log.error({ err: auditErr }, 'could not write the audit entry of a failed request');
+        }
+      }
     }
   };
 }

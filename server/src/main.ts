@@ -1,8 +1,9 @@
-// Starts the Kluis server: reads the configuration, builds the app, listens, and shuts down gracefully.
-import { mkdirSync } from 'node:fs';
+// Starts the Kluis server: reads the configuration, opens its services, listens, and shuts down gracefully
+// (stops accepting, lets in-flight requests such as uploads finish, then closes the database).
 import { pino } from 'pino';
 import { createApp } from './app.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
+import { openServices } from './services.js';
 
 let config: Config;
 try {
@@ -15,19 +16,37 @@ try {
   throw err;
 }
 
-const log = pino({ level: config.logLevel, base: { service: 'kluis-server' }, redact: ['req.headers.authorization', 'req.headers.cookie'] });
-mkdirSync(config.dataDir, { recursive: true });
-const app = createApp({ config, log });
+const log = pino({ level: config.logLevel, base: { service: 'kluis-server' }, redact: ['req.headers.authorization', 'req.headers.cookie', '*.token', '*.authKey'] });
+const services = await openServices(config, log);
+services.audit.start();
+const firstStart = (await services.db('orgs').count({ n: '*' }).first())?.n === 0;
+const app = createApp(services, { serverSecret: services.serverSecret });
 const server = app.listen(config.port, config.host, () => {
   const addr = server.address();
   const port = typeof addr === 'object' && addr ? addr.port : config.port;
-  log.info({ port, host: config.host, env: config.env, dataDir: config.dataDir }, 'listening');
+  log.info({ port, host: config.host, env: config.env, storage: config.storage }, 'listening');
   console.log(`Kluis server listening on http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port} (env ${config.env}, data in ${config.dataDir})`);
+  if (firstStart) {
+    console.log('No organisation yet. Create the first one (prints a one-time invite for its main access admin):');
+    console.log('  npx kluis-admin org create --name "OCMW Gent" --enterprise-number 0212345668 --admin-email admin@example.be');
+  }
 });
 
+let stopping = false;
 function shutdown(signal: string): void {
+  if (stopping) return;
+  stopping = true;
   log.info({ signal }, 'shutting down: finishing in-flight requests');
-  server.close(() => process.exit(0));
+  server.close(() => {
+    void services.close().then(() => process.exit(0), (err) => {
+      log.error({ err }, 'error while closing');
+      process.exit(1);
+    });
+  });
+  // Idle keep-alive and event-stream connections would hold close() open: end them, let busy ones finish.
+  services.events.close();
+  server.closeIdleConnections();
+  setTimeout(() => server.closeAllConnections(), 20_000).unref();
   setTimeout(() => process.exit(1), 30_000).unref();
 }
 process.on('SIGTERM', () => shutdown('SIGTERM'));

@@ -24,6 +24,7 @@ export const ErrorCode = {
   Forbidden: 'forbidden',
   NotFound: 'not_found',
   Conflict: 'conflict',
+  MissingChunks: 'missing_chunks',
   RateLimited: 'rate_limited',
   Internal: 'internal',
   Unavailable: 'unavailable',

@@ -4,3 +4,4 @@ export * from './canonical.js';
 export * from './paths.js';
 export * from './crypto/index.js';
 export * from './chunking/index.js';
+export * from './api/schemas.js';

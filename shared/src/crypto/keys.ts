@@ -378,3 +378,10 @@ export function openFileKeyWrap(wrap: FileKeyWrap, expect: WrapExpectation, reci
   verifyWrap(wrap, expect, pair, trusted);
   return unseal(wrap.sealed, pair);
 }
+
+/** Checks only a wrap's own signature (by its `signer`); the server uses it to refuse forged wraps early. */
+export function verifyWrapSignature(wrap: KeyWrap): void {
+  if (wrap.v !== 1) throw new CryptoError(ErrorCode.UnsupportedVersion, `unknown wrap version ${String(wrap.v)}`);
+  const { sig, ...fields } = wrap;
+  verifyDetached(CTX_WRAP, canonicalBytes(fields), decodeB64(sig, 'sig', 64), decodeB64(wrap.signer, 'signer', 32));
+}

@@ -67,3 +67,17 @@ export function signAuditCheckpoint(cp: AuditCheckpoint, key: ServerSigningKey):
 export function verifyAuditCheckpoint(cp: AuditCheckpoint, signature: string, publicKey: string): void {
   verifyDetached('kluis/audit-checkpoint/v1', canonicalBytes({ hash: cp.hash, seq: cp.seq, ts: cp.ts }), decodeB64(signature, 'signature', 64), decodeB64(publicKey, 'publicKey', 32));
 }
+
+/**
+ * Stable fake salt for an e-mail with no account (prelogin answers without revealing whether an account exists):
+ * BLAKE2b-128(UTF8("kluis/fake-salt/v1") || UTF8(email), key = server secret), base64url.
+ */
+export function fakeSalt(serverSecret: Uint8Array, email: string): string {
+  if (serverSecret.length !== 32) throw new CryptoError(ErrorCode.BadKey, 'server secret must be 32 bytes');
+  return toBase64Url(blake2b(16, concatBytes(utf8('kluis/fake-salt/v1'), utf8(email)), serverSecret));
+}
+
+/** Purpose-bound 32-byte secrets derived from the server's key seed: KDF(id, "kluissrv", seed). Id 1: fake salts. */
+export function serverSubkey(key: ServerSigningKey, id: number): Uint8Array {
+  return na().crypto_kdf_derive_from_key(32, id, 'kluissrv', key.secretKey.subarray(0, 32));
+}

@@ -1,0 +1,121 @@
+#!/usr/bin/env node
+// kluis-admin: the operator's command line (DESIGN §10). Reads KLUIS_DATA_DIR (and the rest of the KLUIS_*
+// configuration) like the server; works on the same database, so run it on the server's machine.
+import { createWriteStream } from 'node:fs';
+import { Command, Option } from 'commander';
+import { pino } from 'pino';
+import { OrgRole } from '@kluis/shared';
+import { loadConfig, ConfigError } from '../config.js';
+import { openServices, type OpenedServices } from '../services.js';
+import { createOrg, insertInvite } from '../services/orgs.js';
+import { ApiError } from '../errors.js';
+import { exportAudit } from '../audit/export.js';
+
+const program = new Command();
+program.name('kluis-admin').description('Administer a Kluis server: organisations, invites, audit trail.').showHelpAfterError();
+
+let json = false;
+const who = { actorUserId: null, actorDeviceId: null, ip: null, userAgent: null, client: 'kluis-admin/0.1.0' };
+
+function print(human: string, value: unknown): void {
+  console.log(json ? JSON.stringify(value) : human);
+}
+
+async function withServices<T>(fn: (s: OpenedServices) => Promise<T>): Promise<T> {
+  const config = loadConfig();
+  const services = await openServices(config, pino({ level: 'silent' }));
+  try {
+    return await fn(services);
+  } finally {
+    await services.close();
+  }
+}
+
+/** Accepts an organisation id or its enterprise number. */
+async function findOrg(s: OpenedServices, ref: string): Promise<{ id: string; name: string }> {
+  const digits = ref.replace(/[\s.]/g, '');
+  const org = await s.db('orgs').where({ id: ref }).orWhere({ enterprise_number: digits }).first('id', 'name');
+  if (!org) throw new ApiError(404, 'not_found', `no organisation "${ref}"`);
+  return org;
+}
+
+function parseTime(text: string | undefined, name: string): number | undefined {
+  if (text === undefined) return undefined;
+  const ms = /^\d+$/.test(text) ? Number(text) : Date.parse(text);
+  if (!Number.isFinite(ms)) throw new ApiError(400, 'validation_failed', `${name}: not a time (use ISO 8601, e.g. 2026-11-01T00:00:00Z)`);
+  return ms;
+}
+
+program.option('--json', 'machine-readable output').hook('preAction', (cmd) => {
+  json = Boolean(cmd.opts().json);
+});
+
+const org = program.command('org').description('organisations');
+org.command('create').description('create an organisation and a one-time invite for its main access admin')
+  .requiredOption('--name <name>', 'organisation name')
+  .requiredOption('--enterprise-number <number>', 'KBO/BCE enterprise number (10 digits, mod-97 checked)')
+  .requiredOption('--admin-email <email>', 'e-mail address of the main access admin')
+  .option('--json', 'machine-readable output')
+  .action(async (o) => {
+    json ||= Boolean(o.json);
+    const r = await withServices((s) => createOrg(s.db, s.audit, { name: o.name, enterpriseNumber: o.enterpriseNumber, adminEmail: o.adminEmail }, who));
+    print(`organisation ${r.orgId} created\ninvite for ${r.invite.email} (main access admin), valid until ${new Date(r.invite.expiresAt).toISOString()}:\n${r.invite.token}\n(shown once: hand it over privately)`,
+      { orgId: r.orgId, inviteId: r.invite.inviteId, email: r.invite.email, role: r.invite.role, inviteToken: r.invite.token, expiresAt: r.invite.expiresAt });
+  });
+org.command('list').description('list organisations').option('--json', 'machine-readable output').action(async (o) => {
+  json ||= Boolean(o.json);
+  const rows = await withServices((s) => s.db('orgs as o').leftJoin('users as u', 'u.org_id', 'o.id').groupBy('o.id', 'o.name', 'o.enterprise_number', 'o.created_at')
+    .orderBy('o.name').select('o.id', 'o.name', 'o.enterprise_number', 'o.created_at').count({ users: 'u.id' })) as unknown as { id: string; name: string; enterprise_number: string; created_at: number; users: number }[];
+  const list = rows.map((r) => ({ orgId: r.id, name: r.name, enterpriseNumber: r.enterprise_number, users: Number(r.users), createdAt: Number(r.created_at) }));
+  print(list.length ? list.map((r) => `${r.orgId}  ${r.enterpriseNumber}  ${r.users} user(s)  ${r.name}`).join('\n') : 'no organisations', list);
+});
+
+program.command('invite').description('invite someone into an organisation')
+  .requiredOption('--org <org>', 'organisation id or enterprise number')
+  .requiredOption('--email <email>', 'e-mail address')
+  .addOption(new Option('--role <role>', 'role in the organisation').choices(OrgRole.options).default('member'))
+  .option('--json', 'machine-readable output')
+  .action(async (o) => {
+    json ||= Boolean(o.json);
+    const invite = await withServices(async (s) => {
+      const found = await findOrg(s, o.org);
+      if (o.role === 'main_admin' && (await s.db('users').where({ org_id: found.id, role: 'main_admin' }).first('id'))) {
+        throw new ApiError(409, 'conflict', 'the organisation has its main access admin');
+      }
+      return s.db.transaction((trx) => insertInvite(trx, s.audit, { orgId: found.id, email: o.email, role: o.role, createdBy: null }, who));
+    });
+    print(`invite for ${invite.email} (${invite.role}), valid until ${new Date(invite.expiresAt).toISOString()}:\n${invite.token}`, { ...invite, inviteToken: invite.token });
+  });
+
+const audit = program.command('audit').description('the audit trail');
+audit.command('verify').description('recompute the hash chain and check every signed checkpoint').option('--json', 'machine-readable output').action(async (o) => {
+  json ||= Boolean(o.json);
+  const r = await withServices((s) => s.audit.verify());
+  print(r.ok ? `audit trail intact: ${r.entries} entries, ${r.checkpoints} signed checkpoints` : `AUDIT TRAIL BROKEN at entry ${r.firstBroken!.seq}: ${r.firstBroken!.reason}`, r);
+  if (!r.ok) process.exitCode = 1;
+});
+audit.command('export').description('export an organisation\'s audit entries')
+  .requiredOption('--org <org>', 'organisation id or enterprise number')
+  .addOption(new Option('--format <format>', 'output format').choices(['csv', 'json']).default('json'))
+  .option('--since <time>', 'from this time (ISO 8601 or ms)')
+  .option('--until <time>', 'up to this time (ISO 8601 or ms)')
+  .option('--out <file>', 'write to a file instead of standard output')
+  .action(async (o) => {
+    await withServices(async (s) => {
+      const found = await findOrg(s, o.org);
+      const filter = { orgId: found.id, since: parseTime(o.since, '--since'), until: parseTime(o.until, '--until') };
+      const out = o.out ? createWriteStream(o.out, { mode: 0o600 }) : process.stdout;
+      await exportAudit(s.audit, filter, o.format, out);
+      await s.db.transaction((trx) => s.audit.append(trx, { orgId: found.id, ...who, action: 'audit.export', targetType: 'org', targetId: found.id, outcome: 'success', details: { format: o.format } }));
+      if (o.out) await new Promise<void>((resolve, reject) => (out as ReturnType<typeof createWriteStream>).end((err?: Error | null) => (err ? reject(err) : resolve())));
+    });
+  });
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  const message = err instanceof ConfigError ? `configuration error: ${err.message}` : err instanceof ApiError ? err.message : (err as Error).message;
+  if (json) console.log(JSON.stringify({ error: { code: err instanceof ApiError ? err.code : 'internal', message } }));
+  else console.error(`kluis-admin: ${message}`);
+  process.exitCode = err instanceof ApiError && err.status < 500 ? 2 : 1;
+}

@@ -1,0 +1,53 @@
+// Per-device sessions: a bearer token per device, stored only as a hash, with sliding expiry and revocation.
+import { ErrorCode, newId, newSecretToken, tokenHash, type OrgRole } from '@kluis/shared';
+import { ApiError } from '../errors.js';
+import type { Caller, Services } from '../context.js';
+import type { Tx } from '../db/db.js';
+import type { KCtx } from '../http.js';
+
+/** A session lives 30 days from its last use. */
+export const SESSION_TTL_MS = 30 * 24 * 3600 * 1000;
+/** last_seen/expiry are written at most this often per session, so reads stay reads. */
+const TOUCH_EVERY_MS = 60 * 1000;
+
+export interface NewSession {
+  token: string;
+  deviceId: string;
+  expiresAt: number;
+}
+
+/** Creates a session (a device) for a user inside the caller's transaction. */
+export async function createSession(trx: Tx, userId: string, deviceName: string, client: string | null, now = Date.now()): Promise<NewSession> {
+  const token = newSecretToken();
+  const deviceId = newId();
+  const expiresAt = now + SESSION_TTL_MS;
+  await trx('sessions').insert({ id: deviceId, user_id: userId, device_name: deviceName, token_hash: tokenHash(token), created_at: now, last_seen_at: now, expires_at: expiresAt, revoked_at: null, client });
+  return { token, deviceId, expiresAt };
+}
+
+function bearer(ctx: KCtx): string | null {
+  const header = ctx.get('authorization');
+  const m = /^Bearer ([A-Za-z0-9_-]{43})$/.exec(header);
+  return m ? m[1]! : null;
+}
+
+/** Resolves the caller from the bearer token, or answers 401 (the denial is audited by the error middleware). */
+export async function authenticate(services: Services, ctx: KCtx): Promise<Caller> {
+  const token = bearer(ctx);
+  if (!token) throw new ApiError(401, ErrorCode.Unauthenticated, ctx.get('authorization') ? 'malformed bearer token' : 'a session token is required');
+  const row = await services.db('sessions as s')
+    .join('users as u', 'u.id', 's.user_id')
+    .where('s.token_hash', tokenHash(token))
+    .first('s.id as deviceId', 's.user_id as userId', 's.expires_at as expiresAt', 's.revoked_at as revokedAt', 's.last_seen_at as lastSeenAt', 'u.org_id as orgId', 'u.role as role', 'u.email as email', 'u.disabled_at as disabledAt');
+  const now = Date.now();
+  if (!row) throw new ApiError(401, ErrorCode.Unauthenticated, 'unknown session');
+  // Attribute the denial to the session's user, so a revoked device's attempts show up in their trail.
+  ctx.state.orgId = row.orgId;
+  if (row.revokedAt !== null) throw new ApiError(401, ErrorCode.Unauthenticated, 'this device was signed out');
+  if (Number(row.expiresAt) <= now) throw new ApiError(401, ErrorCode.Unauthenticated, 'the session expired: log in again');
+  if (row.disabledAt !== null) throw new ApiError(401, ErrorCode.Unauthenticated, 'the account is disabled');
+  if (now - Number(row.lastSeenAt) > TOUCH_EVERY_MS) {
+    await services.db('sessions').where({ id: row.deviceId }).update({ last_seen_at: now, expires_at: now + SESSION_TTL_MS });
+  }
+  return { userId: row.userId, orgId: row.orgId, role: row.role as OrgRole, deviceId: row.deviceId, email: row.email };
+}

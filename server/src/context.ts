@@ -1,0 +1,42 @@
+// What request handlers can reach: the services (built once in main.ts or a test) and the per-request state.
+import type { Logger } from 'pino';
+import type { Db } from './db/db.js';
+import type { BlobStore } from './blobstore/index.js';
+import type { AuditLog } from './audit/types.js';
+import type { Config } from './config.js';
+import type { EventBus } from './events.js';
+import type { OrgRole } from '@kluis/shared';
+
+export interface Services {
+  config: Config;
+  log: Logger;
+  db: Db;
+  blobs: BlobStore;
+  audit: AuditLog;
+  events: EventBus;
+}
+
+/** The authenticated caller of a request. */
+export interface Caller {
+  userId: string;
+  orgId: string;
+  role: OrgRole;
+  deviceId: string;
+  email: string;
+}
+
+/** Per-request facts for the audit trail. */
+export interface RequestMeta {
+  ip: string;
+  userAgent: string | null;
+  client: string | null;
+}
+
+export interface KluisState {
+  caller?: Caller;
+  meta: RequestMeta;
+  /** The audited action of the route being served, so that failures and denials are logged under it. */
+  action?: string;
+  target?: { type: string; id: string | null };
+  orgId?: string | null;
+}

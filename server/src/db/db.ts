@@ -1,0 +1,69 @@
+// The metadata database. All SQL goes through Knex so that the same code runs on PostgreSQL (DESIGN §8);
+// sqlite-specific settings live here and in dialect branches of the migrations, never in services.
+import { mkdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import knexFactory, { type Knex } from 'knex';
+import { migrations } from './migrations.js';
+
+// Knex opens sqlite transactions with a deferred BEGIN: a transaction that reads and then writes fails with
+// SQLITE_BUSY (no wait) when another process (kluis-admin beside the server) committed in between. BEGIN IMMEDIATE
+// takes the write lock up front, so busy_timeout applies and transactions queue instead of failing.
+const require = createRequire(import.meta.url);
+/* eslint-disable @typescript-eslint/no-explicit-any */
+const ClientSqlite3 = require('knex/lib/dialects/sqlite3/index.js') as any;
+const TransactionSqlite = require('knex/lib/dialects/sqlite3/execution/sqlite-transaction.js') as any;
+class ImmediateTransaction extends TransactionSqlite {
+  begin(conn: unknown) {
+    return (this as any).query(conn, 'BEGIN IMMEDIATE;');
+  }
+}
+class KluisSqlite3Client extends ClientSqlite3 {
+  transaction(...args: any[]) {
+    return new (ImmediateTransaction as any)(this, ...args);
+  }
+}
+/* eslint-enable @typescript-eslint/no-explicit-any */
+
+export type Db = Knex;
+export type Tx = Knex.Transaction;
+
+export interface DbOptions {
+  /** Directory of the sqlite file (`kluis.sqlite3`). */
+  dataDir: string;
+  /** Apply pending migrations (default true). */
+  migrate?: boolean;
+}
+
+/** Opens (creating if needed) the sqlite3 database with WAL, foreign keys and full fsync, then migrates. */
+export async function openDatabase(options: DbOptions): Promise<Db> {
+  mkdirSync(options.dataDir, { recursive: true });
+  const db = knexFactory({
+    client: KluisSqlite3Client as unknown as typeof Knex.Client,
+    connection: { filename: path.join(options.dataDir, 'kluis.sqlite3') },
+    useNullAsDefault: true,
+    // One connection: sqlite has one writer anyway, and a single connection makes every transaction
+    // serialisable without SQLITE_BUSY retries. Never await blob-store I/O inside a transaction.
+    pool: {
+      min: 1,
+      max: 1,
+      afterCreate(conn: { run(sql: string, cb: (err: Error | null) => void): void }, done: (err: Error | null, conn: unknown) => void) {
+        const pragmas = ['PRAGMA journal_mode = WAL', 'PRAGMA foreign_keys = ON', 'PRAGMA synchronous = FULL', 'PRAGMA busy_timeout = 5000'];
+        const next = (i: number): void => {
+          if (i === pragmas.length) return done(null, conn);
+          conn.run(pragmas[i]!, (err) => (err ? done(err, conn) : next(i + 1)));
+        };
+        next(0);
+      },
+    },
+  });
+  if (options.migrate !== false) {
+    await db.migrate.latest({ migrationSource: migrations, tableName: 'schema_migrations' });
+  }
+  return db;
+}
+
+/** Milliseconds since 1970 UTC: every time column is an integer of these. */
+export function nowMs(): number {
+  return Date.now();
+}

@@ -1,0 +1,74 @@
+// Route plumbing: every route declares its audited action and whether it needs a session; request bodies and
+// queries are parsed with zod schemas at the boundary.
+import type Router from '@koa/router';
+import type { Context, Next } from 'koa';
+import type { z } from 'zod';
+import { ErrorCode } from '@kluis/shared';
+import { ApiError } from './errors.js';
+import type { Caller, KluisState, Services } from './context.js';
+import { authenticate } from './auth/sessions.js';
+
+export type KCtx = Context & { state: KluisState };
+
+export interface RouteOptions {
+  /** Audited action name, e.g. "space.create". */
+  action: string;
+  /** Whether a valid session is required (default true). */
+  auth?: boolean;
+}
+
+type Handler = (ctx: KCtx, caller: Caller) => Promise<void> | void;
+type PublicHandler = (ctx: KCtx) => Promise<void> | void;
+
+/** Registers an authenticated route. */
+export function route(router: Router, services: Services, method: 'get' | 'post' | 'put' | 'patch' | 'delete', path: string, options: RouteOptions, handler: Handler): void {
+  router[method](path, async (ctx: Context, next: Next) => {
+    const k = ctx as KCtx;
+    k.state.action = options.action;
+    const caller = await authenticate(services, k);
+    k.state.caller = caller;
+    k.state.orgId = caller.orgId;
+    await handler(k, caller);
+    void next;
+  });
+}
+
+/** Registers a route that needs no session (login, prelogin, signup, link access). */
+export function publicRoute(router: Router, method: 'get' | 'post', path: string, action: string, handler: PublicHandler): void {
+  router[method](path, async (ctx: Context) => {
+    const k = ctx as KCtx;
+    k.state.action = action;
+    await handler(k);
+  });
+}
+
+/** Parses `data` with `schema`, or answers 400 validation_failed naming the first bad field. */
+export function parse<T extends z.ZodTypeAny>(schema: T, data: unknown): z.infer<T> {
+  const result = schema.safeParse(data);
+  if (!result.success) {
+    const issue = result.error.issues[0]!;
+    const where = issue.path.length ? issue.path.join('.') : 'body';
+    throw new ApiError(400, ErrorCode.ValidationFailed, `${where}: ${issue.message}`);
+  }
+  return result.data;
+}
+
+/** The JSON body (already parsed by the body parser); a missing body is an empty object. */
+export function body(ctx: KCtx): unknown {
+  return (ctx.request as unknown as { body?: unknown }).body ?? {};
+}
+
+/** Sets the audit target of the request. */
+export function target(ctx: KCtx, type: string, id: string | null): void {
+  ctx.state.target = { type, id };
+}
+
+/** The request facts every audit entry carries. */
+export function meta(ctx: KCtx): { ip: string; userAgent: string | null; client: string | null } {
+  return { ip: ctx.state.meta.ip, userAgent: ctx.state.meta.userAgent, client: ctx.state.meta.client };
+}
+
+/** Actor and request facts of an authenticated caller, to spread into an audit entry. */
+export function actor(ctx: KCtx, caller: Caller) {
+  return { orgId: caller.orgId, actorUserId: caller.userId, actorDeviceId: caller.deviceId, ...meta(ctx) };
+}

@@ -1,0 +1,35 @@
+// Prometheus metrics (prom-client), one registry per app so tests can run several apps in one process.
+import type { Context, Next } from 'koa';
+import { Counter, Histogram, Registry, collectDefaultMetrics, Gauge } from 'prom-client';
+
+export interface Metrics {
+  registry: Registry;
+  middleware: (ctx: Context, next: Next) => Promise<void>;
+  sseClients: Gauge;
+}
+
+export function createMetrics(): Metrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'kluis_' });
+  const requests = new Counter({ name: 'kluis_http_requests_total', help: 'HTTP requests by route and status', labelNames: ['method', 'route', 'status'], registers: [registry] });
+  const duration = new Histogram({
+    name: 'kluis_http_request_duration_seconds', help: 'HTTP request latency by route', labelNames: ['method', 'route'],
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10], registers: [registry],
+  });
+  const sseClients = new Gauge({ name: 'kluis_sse_clients', help: 'Connected event-stream clients', registers: [registry] });
+  return {
+    registry,
+    sseClients,
+    async middleware(ctx, next) {
+      const end = duration.startTimer();
+      try {
+        await next();
+      } finally {
+        // The route template, never the concrete path (ids would explode the label set).
+        const route = (ctx as unknown as { _matchedRoute?: string })._matchedRoute ?? 'unmatched';
+        end({ method: ctx.method, route });
+        requests.inc({ method: ctx.method, route, status: String(ctx.status) });
+      }
+    },
+  };
+}

@@ -1,0 +1,249 @@
+// The change log: batch commits with parent checks, paged changes, version history, trash, and server-sent events.
+import type Router from '@koa/router';
+import { PassThrough } from 'node:stream';
+import { CommitRequest, ErrorCode, fromBase64Url, toBase64Url, verifyWrapSignature, type CommitVersion, type FileKeyWrap } from '@kluis/shared';
+import { ApiError } from '../errors.js';
+import type { Services } from '../context.js';
+import { actor, body, parse, route, target, type KCtx } from '../http.js';
+import { spaceAccess } from '../services/access.js';
+import type { Tx } from '../db/db.js';
+
+const IN_BATCH = 500;
+
+function chunked<T>(items: T[], size = IN_BATCH): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
+function intQuery(ctx: KCtx, name: string, fallback: number, min: number, max: number): number {
+  const raw = ctx.query[name];
+  if (raw === undefined) return fallback;
+  const n = Number(raw);
+  if (typeof raw !== 'string' || !/^\d+$/.test(raw) || !Number.isSafeInteger(n) || n < min || n > max) {
+    throw new ApiError(400, ErrorCode.ValidationFailed, `${name}: an integer from ${min} to ${max}`);
+  }
+  return n;
+}
+
+interface Conflict {
+  fileId: string;
+  versionId: string;
+  reason: 'parent_not_head' | 'already_committed' | 'file_in_other_space';
+  head: string | null;
+  seq?: number;
+}
+
+/** Validates and stores one batch; returns the assigned seqs, or throws 409 with every conflict found. */
+async function commitBatch(trx: Tx, services: Services, ctx: KCtx, spaceId: string, keyEpoch: number, epochPublicKey: string, signer: string, versions: CommitVersion[]) {
+  const now = Date.now();
+  const fileIds = [...new Set(versions.map((v) => v.fileId))];
+  const versionIds = versions.map((v) => v.versionId);
+  if (new Set(versionIds).size !== versionIds.length) throw new ApiError(400, ErrorCode.ValidationFailed, 'versions: a versionId appears twice');
+
+  const files = new Map<string, { space_id: string; head_version_id: string | null; wrapEpoch: number }>();
+  for (const part of chunked(fileIds)) {
+    const rows = await trx('files as f').leftJoin('file_key_wraps as w', 'w.file_id', 'f.id').whereIn('f.id', part)
+      .groupBy('f.id', 'f.space_id', 'f.head_version_id').select('f.id', 'f.space_id', 'f.head_version_id').max({ wrapEpoch: 'w.key_epoch' }) as { id: string; space_id: string; head_version_id: string | null; wrapEpoch: number | null }[];
+    for (const r of rows) files.set(r.id, { space_id: r.space_id, head_version_id: r.head_version_id, wrapEpoch: Number(r.wrapEpoch ?? 0) });
+  }
+  const existing = new Map<string, number>();
+  for (const part of chunked(versionIds)) {
+    for (const r of await trx('versions').whereIn('id', part).select('id', 'seq')) existing.set(r.id, Number(r.seq));
+  }
+
+  const conflicts: Conflict[] = [];
+  const heads = new Map<string, string | null>();
+  const wrapEpochs = new Map<string, number>();
+  for (const v of versions) {
+    if (v.keyEpoch !== keyEpoch) throw new ApiError(409, ErrorCode.Conflict, `versions: keyEpoch must be the space's current epoch ${keyEpoch}`);
+    const known = files.get(v.fileId);
+    if (known && known.space_id !== spaceId) {
+      conflicts.push({ fileId: v.fileId, versionId: v.versionId, reason: 'file_in_other_space', head: null });
+      continue;
+    }
+    if (existing.has(v.versionId)) {
+      conflicts.push({ fileId: v.fileId, versionId: v.versionId, reason: 'already_committed', head: known?.head_version_id ?? null, seq: existing.get(v.versionId)! });
+      continue;
+    }
+    const head = heads.has(v.fileId) ? heads.get(v.fileId)! : (known?.head_version_id ?? null);
+    if (v.parent !== head) {
+      conflicts.push({ fileId: v.fileId, versionId: v.versionId, reason: 'parent_not_head', head });
+      continue;
+    }
+    const wrapEpoch = wrapEpochs.get(v.fileId) ?? known?.wrapEpoch ?? 0;
+    if (wrapEpoch < keyEpoch) {
+      if (!v.fileKeyWrap) throw new ApiError(400, ErrorCode.ValidationFailed, `versions: fileKeyWrap is required for file ${v.fileId} (new file or new key epoch)`);
+      checkFileWrap(v.fileKeyWrap, { spaceId, keyEpoch, fileId: v.fileId, recipient: epochPublicKey, signer });
+      wrapEpochs.set(v.fileId, keyEpoch);
+    } else if (v.fileKeyWrap) {
+      throw new ApiError(400, ErrorCode.ValidationFailed, `versions: file ${v.fileId} already has a key for epoch ${keyEpoch}`);
+    }
+    heads.set(v.fileId, v.versionId);
+  }
+  if (conflicts.length) {
+    throw Object.assign(new ApiError(409, ErrorCode.Conflict, `${conflicts.length} version(s) conflict with the server's history`), { extra: { conflicts } });
+  }
+
+  // Every chunk must be stored in this space before a version may name it.
+  const wanted = [...new Set(versions.flatMap((v) => v.chunks))];
+  const lengths = new Map<string, number>();
+  for (const part of chunked(wanted)) {
+    for (const r of await trx('chunks').where({ space_id: spaceId }).whereIn('id', part).select('id', 'length')) lengths.set(r.id, Number(r.length));
+  }
+  const missing = wanted.filter((id) => !lengths.has(id));
+  if (missing.length) {
+    throw Object.assign(new ApiError(409, ErrorCode.MissingChunks, `${missing.length} chunk(s) are not uploaded`), { extra: { missing: missing.slice(0, 10_000) } });
+  }
+
+  const space = await trx('spaces').where({ id: spaceId }).first('seq');
+  let seq = Number(space.seq);
+  const caller = ctx.state.caller!;
+  const versionRows = [];
+  const chunkRows: { version_id: string; ord: number; chunk_id: string }[] = [];
+  const assigned: { fileId: string; versionId: string; seq: number }[] = [];
+  for (const v of versions) {
+    seq++;
+    versionRows.push({
+      id: v.versionId, file_id: v.fileId, space_id: spaceId, seq, parent_id: v.parent, key_epoch: v.keyEpoch, manifest: Buffer.from(fromBase64Url(v.manifest)),
+      deleted: v.deleted, stored_bytes: v.chunks.reduce((n, id) => n + lengths.get(id)!, 0), author_user_id: caller.userId, author_device_id: caller.deviceId, created_at: now, expired_at: null,
+    });
+    v.chunks.forEach((chunkId, ord) => chunkRows.push({ version_id: v.versionId, ord, chunk_id: chunkId }));
+    assigned.push({ fileId: v.fileId, versionId: v.versionId, seq });
+  }
+  const newFiles = fileIds.filter((id) => !files.has(id)).map((id) => ({ id, space_id: spaceId, head_version_id: null, created_at: now }));
+  for (const part of chunked(newFiles, 200)) await trx('files').insert(part);
+  for (const part of chunked(versionRows, 50)) await trx('versions').insert(part);
+  for (const part of chunked(chunkRows, 300)) await trx('version_chunks').insert(part);
+  const wrapRows = versions.filter((v) => v.fileKeyWrap).map((v) => ({ file_id: v.fileId, key_epoch: keyEpoch, recipient: epochPublicKey, wrap: JSON.stringify(v.fileKeyWrap), created_at: now }));
+  for (const part of chunked(wrapRows, 200)) await trx('file_key_wraps').insert(part);
+  for (const [fileId, head] of heads) await trx('files').where({ id: fileId }).update({ head_version_id: head });
+  // Chunks named again by a new version are live again (they may have been counted dead by retention).
+  for (const part of chunked(wanted)) await trx('chunks').where({ space_id: spaceId, live: false }).whereIn('id', part).update({ live: true });
+  await trx('spaces').where({ id: spaceId }).update({ seq });
+  return { firstSeq: assigned[0]!.seq, lastSeq: seq, versions: assigned };
+}
+
+function checkFileWrap(wrap: FileKeyWrap, expect: { spaceId: string; keyEpoch: number; fileId: string; recipient: string; signer: string }): void {
+  if (wrap.spaceId !== expect.spaceId || wrap.keyEpoch !== expect.keyEpoch || wrap.fileId !== expect.fileId || wrap.recipient !== expect.recipient) {
+    throw new ApiError(400, ErrorCode.ValidationFailed, `fileKeyWrap for ${expect.fileId}: must be sealed to the space key of epoch ${expect.keyEpoch} for this file`);
+  }
+  if (wrap.signer !== expect.signer) throw new ApiError(400, ErrorCode.ValidationFailed, `fileKeyWrap for ${expect.fileId}: must be signed by you`);
+  try {
+    verifyWrapSignature(wrap);
+  } catch {
+    throw new ApiError(400, ErrorCode.BadSignature, `fileKeyWrap for ${expect.fileId}: the signature does not verify`);
+  }
+}
+
+function versionView(r: Record<string, unknown>) {
+  return {
+    seq: Number(r.seq), fileId: r.file_id, versionId: r.id, parent: r.parent_id, keyEpoch: Number(r.key_epoch), deleted: Boolean(r.deleted),
+    manifest: toBase64Url(new Uint8Array(r.manifest as Buffer)), storedBytes: Number(r.stored_bytes), authorUserId: r.author_user_id, authorDeviceId: r.author_device_id,
+    createdAt: Number(r.created_at), expired: r.expired_at !== null,
+  };
+}
+
+async function fileWraps(services: Services, fileIds: string[]): Promise<Record<string, unknown[]>> {
+  const out: Record<string, unknown[]> = {};
+  for (const part of chunked(fileIds)) {
+    for (const w of await services.db('file_key_wraps').whereIn('file_id', part).orderBy('key_epoch').select('file_id', 'wrap')) {
+      (out[w.file_id] ??= []).push(JSON.parse(w.wrap));
+    }
+  }
+  return out;
+}
+
+export function commitRoutes(router: Router, services: Services): void {
+  const { db, audit, events } = services;
+
+  route(router, services, 'post', '/api/v1/spaces/:spaceId/commits', { action: 'commit.create' }, async (ctx, caller) => {
+    const spaceId = String(ctx.params.spaceId);
+    target(ctx, 'space', spaceId);
+    await spaceAccess(db, caller, spaceId, 'editor');
+    const req = parse(CommitRequest, body(ctx));
+    const signer = (await db('users').where({ id: caller.userId }).first('sign_public_key')).sign_public_key as string;
+    const result = await db.transaction(async (trx) => {
+      const space = await trx('spaces').where({ id: spaceId }).first('key_epoch');
+      const epoch = await trx('space_epochs').where({ space_id: spaceId, key_epoch: space.key_epoch }).first('public_key');
+      const r = await commitBatch(trx, services, ctx, spaceId, Number(space.key_epoch), epoch.public_key, signer, req.versions);
+      await audit.append(trx, { ...actor(ctx, caller), action: 'commit.create', targetType: 'space', targetId: spaceId, outcome: 'success', details: { versions: r.versions.length, firstSeq: r.firstSeq, lastSeq: r.lastSeq, deletions: req.versions.filter((v) => v.deleted).length } });
+      return r;
+    });
+    events.publish({ spaceId, seq: result.lastSeq });
+    ctx.status = 201;
+    ctx.body = { seq: result.lastSeq, versions: result.versions };
+  });
+
+  route(router, services, 'get', '/api/v1/spaces/:spaceId/changes', { action: 'changes.read' }, async (ctx, caller) => {
+    const spaceId = String(ctx.params.spaceId);
+    target(ctx, 'space', spaceId);
+    const { space } = await spaceAccess(db, caller, spaceId, 'viewer');
+    const since = intQuery(ctx, 'since', 0, 0, Number.MAX_SAFE_INTEGER);
+    const limit = intQuery(ctx, 'limit', 1000, 1, 5000);
+    const rows = await db('versions').where({ space_id: spaceId }).andWhere('seq', '>', since).orderBy('seq').limit(limit).select('*');
+    const changes = rows.map(versionView);
+    const wraps = await fileWraps(services, [...new Set(changes.map((c) => c.fileId as string))]);
+    const last = changes.length ? changes[changes.length - 1]!.seq : since;
+    await db.transaction((trx) => audit.append(trx, { ...actor(ctx, caller), action: 'changes.read', targetType: 'space', targetId: spaceId, outcome: 'success', details: { since, count: changes.length } }));
+    ctx.body = { spaceId, head: space.seq, next: last, more: last < space.seq, changes, fileKeyWraps: wraps };
+  });
+
+  route(router, services, 'get', '/api/v1/spaces/:spaceId/files/:fileId/versions', { action: 'versions.read' }, async (ctx, caller) => {
+    const spaceId = String(ctx.params.spaceId);
+    const fileId = String(ctx.params.fileId);
+    target(ctx, 'file', fileId);
+    await spaceAccess(db, caller, spaceId, 'viewer');
+    const rows = await db('versions').where({ space_id: spaceId, file_id: fileId }).orderBy('seq', 'desc').select('*');
+    if (!rows.length) throw new ApiError(404, ErrorCode.NotFound, 'no such file');
+    await db.transaction((trx) => audit.append(trx, { ...actor(ctx, caller), action: 'versions.read', targetType: 'file', targetId: fileId, outcome: 'success', details: { spaceId, count: rows.length } }));
+    ctx.body = { fileId, versions: rows.map(versionView), fileKeyWraps: (await fileWraps(services, [fileId]))[fileId] ?? [] };
+  });
+
+  route(router, services, 'get', '/api/v1/spaces/:spaceId/trash', { action: 'trash.read' }, async (ctx, caller) => {
+    const spaceId = String(ctx.params.spaceId);
+    target(ctx, 'space', spaceId);
+    await spaceAccess(db, caller, spaceId, 'viewer');
+    const rows = await db('files as f').join('versions as v', 'v.id', 'f.head_version_id').where('f.space_id', spaceId).andWhere('v.deleted', true).whereNull('v.expired_at')
+      .orderBy('v.seq', 'desc').select('v.*');
+    ctx.body = { spaceId, deleted: rows.map(versionView) };
+  });
+
+  // Server-sent events: `change` events {spaceId, seq} for every space the caller is a member of.
+  route(router, services, 'get', '/api/v1/events', { action: 'events.subscribe' }, async (ctx, caller) => {
+    const loadSpaces = async () => new Set((await db('space_members').where({ user_id: caller.userId }).select('space_id')).map((r) => r.space_id as string));
+    let spaces = await loadSpaces();
+    const heads = await db('spaces').whereIn('id', [...spaces]).select('id', 'seq');
+    const stream = new PassThrough();
+    ctx.req.socket.setTimeout(0);
+    ctx.req.socket.setNoDelay(true);
+    ctx.set('Content-Type', 'text/event-stream; charset=utf-8');
+    ctx.set('Cache-Control', 'no-store');
+    ctx.set('X-Accel-Buffering', 'no');
+    ctx.status = 200;
+    ctx.body = stream;
+    stream.write(`retry: 2000\nevent: hello\ndata: ${JSON.stringify({ spaces: heads.map((h) => ({ spaceId: h.id, seq: Number(h.seq) })) })}\n\n`);
+    let refreshing: Promise<void> | null = null;
+    const unsubscribe = events.subscribe((e) => {
+      const send = () => {
+        if (spaces.has(e.spaceId)) stream.write(`event: change\ndata: ${JSON.stringify(e)}\n\n`);
+      };
+      if (spaces.has(e.spaceId)) return send();
+      // Maybe the caller was just added to this space.
+      refreshing ??= loadSpaces().then((s) => {
+        spaces = s;
+        refreshing = null;
+      }, () => { refreshing = null; });
+      void refreshing.then(send);
+    });
+    const heartbeat = setInterval(() => stream.write(': keep-alive\n\n'), 25_000);
+    const offClose = events.onClose(() => stream.end());
+    const close = () => {
+      clearInterval(heartbeat);
+      unsubscribe();
+      offClose();
+    };
+    ctx.req.on('close', close);
+    stream.on('close', close);
+  });
+}

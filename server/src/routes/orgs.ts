@@ -1,0 +1,79 @@
+// Organisation administration (CSAM-style roles) and the public-key directory, scoped to the caller's organisation.
+import type Router from '@koa/router';
+import { ErrorCode, InviteRequest, RoleChangeRequest, type OrgRole } from '@kluis/shared';
+import { ApiError } from '../errors.js';
+import type { Caller, Services } from '../context.js';
+import { actor, body, parse, route, target, type KCtx } from '../http.js';
+import { insertInvite } from '../services/orgs.js';
+
+const ADMINS: OrgRole[] = ['main_admin', 'backup_admin'];
+
+/** The organisation in the path must be the caller's; another organisation answers 404 (its existence is not revealed). */
+function ownOrg(ctx: KCtx, caller: Caller): string {
+  const orgId = String(ctx.params.orgId);
+  target(ctx, 'org', orgId);
+  if (orgId !== caller.orgId) throw new ApiError(404, ErrorCode.NotFound, 'no such organisation');
+  return orgId;
+}
+
+function requireRole(caller: Caller, roles: OrgRole[]): void {
+  if (!roles.includes(caller.role)) throw new ApiError(403, ErrorCode.Forbidden, `this needs one of the roles: ${roles.join(', ')}`);
+}
+
+export function orgRoutes(router: Router, services: Services): void {
+  const { db, audit } = services;
+
+  route(router, services, 'get', '/api/v1/orgs/:orgId', { action: 'org.read' }, async (ctx, caller) => {
+    const orgId = ownOrg(ctx, caller);
+    const org = await db('orgs').where({ id: orgId }).first('id', 'name', 'enterprise_number', 'created_at');
+    ctx.body = { orgId: org.id, name: org.name, enterpriseNumber: org.enterprise_number, createdAt: Number(org.created_at) };
+  });
+
+  route(router, services, 'post', '/api/v1/orgs/:orgId/invites', { action: 'invite.create' }, async (ctx, caller) => {
+    const orgId = ownOrg(ctx, caller);
+    requireRole(caller, ADMINS);
+    const req = parse(InviteRequest, body(ctx));
+    if (req.role === 'main_admin') throw new ApiError(403, ErrorCode.Forbidden, 'an organisation has one main access admin');
+    if (req.role === 'backup_admin' && caller.role !== 'main_admin') throw new ApiError(403, ErrorCode.Forbidden, 'only the main access admin appoints backup admins');
+    const invite = await db.transaction((trx) => insertInvite(trx, audit, { orgId, email: req.email, role: req.role, createdBy: caller.userId }, actor(ctx, caller)));
+    ctx.status = 201;
+    ctx.body = invite;
+  });
+
+  route(router, services, 'get', '/api/v1/orgs/:orgId/users', { action: 'org.users.list' }, async (ctx, caller) => {
+    const orgId = ownOrg(ctx, caller);
+    requireRole(caller, [...ADMINS, 'domain_admin', 'auditor']);
+    const users = await db('users').where({ org_id: orgId }).orderBy('email').select('id', 'email', 'role', 'created_at', 'disabled_at');
+    ctx.body = { users: users.map((u) => ({ userId: u.id, email: u.email, role: u.role, createdAt: Number(u.created_at), disabled: u.disabled_at !== null })) };
+  });
+
+  route(router, services, 'put', '/api/v1/orgs/:orgId/users/:userId/role', { action: 'org.role.change' }, async (ctx, caller) => {
+    const orgId = ownOrg(ctx, caller);
+    requireRole(caller, ADMINS);
+    const userId = String(ctx.params.userId);
+    target(ctx, 'user', userId);
+    const { role } = parse(RoleChangeRequest, body(ctx));
+    await db.transaction(async (trx) => {
+      const user = await trx('users').where({ id: userId, org_id: orgId }).first('id', 'role');
+      if (!user) throw new ApiError(404, ErrorCode.NotFound, 'no such user');
+      // Delegating never removes the main admin's rights; only the main admin names backup admins.
+      if (user.role === 'main_admin' || role === 'main_admin') throw new ApiError(403, ErrorCode.Forbidden, 'the main access admin role cannot be given or taken here');
+      if ((role === 'backup_admin' || user.role === 'backup_admin') && caller.role !== 'main_admin') throw new ApiError(403, ErrorCode.Forbidden, 'only the main access admin appoints or removes backup admins');
+      await trx('users').where({ id: userId }).update({ role });
+      await audit.append(trx, { ...actor(ctx, caller), action: 'org.role.change', targetType: 'user', targetId: userId, outcome: 'success', details: { from: user.role, to: role } });
+    });
+    ctx.body = { userId, role };
+  });
+
+  route(router, services, 'get', '/api/v1/directory', { action: 'directory.read' }, async (ctx, caller) => {
+    const email = typeof ctx.query.email === 'string' ? ctx.query.email.trim().toLowerCase() : null;
+    const userId = typeof ctx.query.userId === 'string' ? ctx.query.userId : null;
+    if (!email && !userId) throw new ApiError(400, ErrorCode.ValidationFailed, 'query: email or userId is required');
+    target(ctx, 'user', userId ?? null);
+    const q = db('users').where({ org_id: caller.orgId }).whereNull('disabled_at');
+    const row = await (email ? q.where({ email }) : q.where({ id: userId })).first('id', 'email', 'enc_public_key', 'sign_public_key', 'identity_sig');
+    // Users of other organisations are not in this directory: same answer as an unknown user.
+    if (!row) throw new ApiError(404, ErrorCode.NotFound, 'no such colleague in your organisation');
+    ctx.body = { userId: row.id, email: row.email, encPublicKey: row.enc_public_key, signPublicKey: row.sign_public_key, identitySig: row.identity_sig };
+  });
+}

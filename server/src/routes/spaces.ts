@@ -1,0 +1,162 @@
+// Spaces (synced or shared folders), their members and key epochs. The server checks the shape and signatures of
+// key wraps so that a buggy or hostile client cannot store garbage for others; clients verify them again.
+import type Router from '@koa/router';
+import {
+  AddMemberRequest, ChangeMemberRequest, CreateSpaceRequest, ErrorCode, RemoveMemberRequest, verifyWrapSignature,
+  type SpaceKeyWrap, type SpaceRole,
+} from '@kluis/shared';
+import { ApiError } from '../errors.js';
+import type { Caller, Services } from '../context.js';
+import { actor, body, parse, route, target } from '../http.js';
+import { spaceAccess } from '../services/access.js';
+import type { Tx } from '../db/db.js';
+
+/** Default version retention of a space (days). */
+export const DEFAULT_RETENTION_DAYS = 180;
+
+function checkSpaceWrap(wrap: SpaceKeyWrap, expect: { spaceId: string; keyEpoch: number; publicKey: string; recipient: string; signer: string }, who: string): void {
+  if (wrap.spaceId !== expect.spaceId || wrap.keyEpoch !== expect.keyEpoch || wrap.spacePublicKey !== expect.publicKey) {
+    throw new ApiError(400, ErrorCode.ValidationFailed, `${who}: the wrap is for another space, epoch or key`);
+  }
+  if (wrap.recipient !== expect.recipient) throw new ApiError(400, ErrorCode.ValidationFailed, `${who}: the wrap is sealed to another key than the member's`);
+  if (wrap.signer !== expect.signer) throw new ApiError(400, ErrorCode.ValidationFailed, `${who}: the wrap must be signed by you`);
+  try {
+    verifyWrapSignature(wrap);
+  } catch {
+    throw new ApiError(400, ErrorCode.BadSignature, `${who}: the wrap signature does not verify`);
+  }
+}
+
+async function callerKeys(services: Services, caller: Caller): Promise<{ enc: string; sign: string }> {
+  const row = await services.db('users').where({ id: caller.userId }).first('enc_public_key', 'sign_public_key');
+  return { enc: row.enc_public_key, sign: row.sign_public_key };
+}
+
+async function colleague(trx: Tx, caller: Caller, userId: string): Promise<{ id: string; enc_public_key: string }> {
+  const user = await trx('users').where({ id: userId, org_id: caller.orgId }).whereNull('disabled_at').first('id', 'enc_public_key');
+  if (!user) throw new ApiError(404, ErrorCode.NotFound, 'no such colleague in your organisation');
+  return user;
+}
+
+async function managers(trx: Tx, spaceId: string): Promise<number> {
+  const row = await trx('space_members').where({ space_id: spaceId, role: 'manager' }).count({ n: '*' }).first();
+  return Number(row?.n ?? 0);
+}
+
+export function spaceRoutes(router: Router, services: Services): void {
+  const { db, audit } = services;
+
+  route(router, services, 'post', '/api/v1/spaces', { action: 'space.create' }, async (ctx, caller) => {
+    const req = parse(CreateSpaceRequest, body(ctx));
+    target(ctx, 'space', req.id);
+    const keys = await callerKeys(services, caller);
+    checkSpaceWrap(req.wrap, { spaceId: req.id, keyEpoch: 1, publicKey: req.publicKey, recipient: keys.enc, signer: keys.sign }, 'wrap');
+    const now = Date.now();
+    await db.transaction(async (trx) => {
+      if (await trx('spaces').where({ id: req.id }).first('id')) throw new ApiError(409, ErrorCode.Conflict, 'a space with this id exists');
+      await trx('spaces').insert({ id: req.id, org_id: caller.orgId, domain_id: null, name: req.name, classification: req.classification, key_epoch: 1, seq: 0, retention_days: req.retentionDays ?? DEFAULT_RETENTION_DAYS, created_by: caller.userId, created_at: now });
+      await trx('space_epochs').insert({ space_id: req.id, key_epoch: 1, public_key: req.publicKey, created_by: caller.userId, created_at: now });
+      await trx('space_members').insert({ space_id: req.id, user_id: caller.userId, role: 'manager', added_by: caller.userId, added_at: now });
+      await trx('space_key_wraps').insert({ space_id: req.id, key_epoch: 1, user_id: caller.userId, wrap: JSON.stringify(req.wrap), created_at: now });
+      await audit.append(trx, { ...actor(ctx, caller), action: 'space.create', targetType: 'space', targetId: req.id, outcome: 'success', details: { classification: req.classification } });
+    });
+    ctx.status = 201;
+    ctx.body = { spaceId: req.id, name: req.name, classification: req.classification, keyEpoch: 1, seq: 0, role: 'manager' };
+  });
+
+  route(router, services, 'get', '/api/v1/spaces', { action: 'space.list' }, async (ctx, caller) => {
+    const rows = await db('spaces as s').join('space_members as m', 'm.space_id', 's.id')
+      .where('m.user_id', caller.userId).andWhere('s.org_id', caller.orgId).orderBy('s.name')
+      .select('s.id', 's.name', 's.classification', 's.key_epoch', 's.seq', 's.retention_days', 'm.role');
+    ctx.body = { spaces: rows.map((r) => ({ spaceId: r.id, name: r.name, classification: r.classification, keyEpoch: Number(r.key_epoch), seq: Number(r.seq), retentionDays: Number(r.retention_days), role: r.role })) };
+  });
+
+  route(router, services, 'get', '/api/v1/spaces/:spaceId', { action: 'keys.space.read' }, async (ctx, caller) => {
+    const spaceId = String(ctx.params.spaceId);
+    target(ctx, 'space', spaceId);
+    const { space, role } = await spaceAccess(db, caller, spaceId, 'viewer');
+    const [members, epochs, wraps] = await Promise.all([
+      db('space_members as m').join('users as u', 'u.id', 'm.user_id').where('m.space_id', spaceId).orderBy('u.email')
+        .select('u.id', 'u.email', 'm.role', 'u.enc_public_key', 'u.sign_public_key', 'u.identity_sig', 'm.added_by', 'm.added_at'),
+      db('space_epochs').where({ space_id: spaceId }).orderBy('key_epoch').select('key_epoch', 'public_key', 'created_by'),
+      db('space_key_wraps').where({ space_id: spaceId, user_id: caller.userId }).orderBy('key_epoch').select('key_epoch', 'wrap'),
+    ]);
+    await db.transaction((trx) => audit.append(trx, { ...actor(ctx, caller), action: 'keys.space.read', targetType: 'space', targetId: spaceId, outcome: 'success', details: { epochs: wraps.length } }));
+    ctx.body = {
+      spaceId, name: space.name, classification: space.classification, keyEpoch: space.key_epoch, seq: space.seq, retentionDays: space.retention_days, role,
+      members: members.map((m) => ({ userId: m.id, email: m.email, role: m.role, encPublicKey: m.enc_public_key, signPublicKey: m.sign_public_key, identitySig: m.identity_sig, addedBy: m.added_by, addedAt: Number(m.added_at) })),
+      epochs: epochs.map((e) => ({ keyEpoch: Number(e.key_epoch), publicKey: e.public_key, createdBy: e.created_by })),
+      myWraps: wraps.map((w) => JSON.parse(w.wrap)),
+    };
+  });
+
+  route(router, services, 'post', '/api/v1/spaces/:spaceId/members', { action: 'space.member.add' }, async (ctx, caller) => {
+    const spaceId = String(ctx.params.spaceId);
+    target(ctx, 'space', spaceId);
+    const { space } = await spaceAccess(db, caller, spaceId, 'manager');
+    const req = parse(AddMemberRequest, body(ctx));
+    const keys = await callerKeys(services, caller);
+    await db.transaction(async (trx) => {
+      const user = await colleague(trx, caller, req.userId);
+      const epoch = await trx('space_epochs').where({ space_id: spaceId, key_epoch: space.key_epoch }).first('public_key');
+      checkSpaceWrap(req.wrap, { spaceId, keyEpoch: space.key_epoch, publicKey: epoch.public_key, recipient: user.enc_public_key, signer: keys.sign }, 'wrap');
+      if (await trx('space_members').where({ space_id: spaceId, user_id: user.id }).first('role')) throw new ApiError(409, ErrorCode.Conflict, 'already a member');
+      const now = Date.now();
+      await trx('space_members').insert({ space_id: spaceId, user_id: user.id, role: req.role, added_by: caller.userId, added_at: now });
+      await trx('space_key_wraps').insert({ space_id: spaceId, key_epoch: space.key_epoch, user_id: user.id, wrap: JSON.stringify(req.wrap), created_at: now });
+      await audit.append(trx, { ...actor(ctx, caller), action: 'space.member.add', targetType: 'space', targetId: spaceId, outcome: 'success', details: { userId: user.id, role: req.role } });
+    });
+    ctx.status = 201;
+    ctx.body = { spaceId, userId: req.userId, role: req.role };
+  });
+
+  route(router, services, 'patch', '/api/v1/spaces/:spaceId/members/:userId', { action: 'space.member.role' }, async (ctx, caller) => {
+    const spaceId = String(ctx.params.spaceId);
+    const userId = String(ctx.params.userId);
+    target(ctx, 'space', spaceId);
+    await spaceAccess(db, caller, spaceId, 'manager');
+    const { role } = parse(ChangeMemberRequest, body(ctx));
+    await db.transaction(async (trx) => {
+      const member = await trx('space_members').where({ space_id: spaceId, user_id: userId }).first('role');
+      if (!member) throw new ApiError(404, ErrorCode.NotFound, 'not a member');
+      if (member.role === 'manager' && role !== 'manager' && (await managers(trx, spaceId)) <= 1) throw new ApiError(409, ErrorCode.Conflict, 'a space keeps at least one manager');
+      await trx('space_members').where({ space_id: spaceId, user_id: userId }).update({ role });
+      await audit.append(trx, { ...actor(ctx, caller), action: 'space.member.role', targetType: 'space', targetId: spaceId, outcome: 'success', details: { userId, from: member.role, to: role } });
+    });
+    ctx.body = { spaceId, userId, role: role as SpaceRole };
+  });
+
+  // Removing a member rotates the space key in the same transaction (DESIGN §2): the caller sends the new epoch's
+  // public key and a wrap for every remaining member.
+  route(router, services, 'delete', '/api/v1/spaces/:spaceId/members/:userId', { action: 'space.member.remove' }, async (ctx, caller) => {
+    const spaceId = String(ctx.params.spaceId);
+    const userId = String(ctx.params.userId);
+    target(ctx, 'space', spaceId);
+    const { space } = await spaceAccess(db, caller, spaceId, 'manager');
+    const req = parse(RemoveMemberRequest, body(ctx));
+    const keys = await callerKeys(services, caller);
+    await db.transaction(async (trx) => {
+      const member = await trx('space_members').where({ space_id: spaceId, user_id: userId }).first('role');
+      if (!member) throw new ApiError(404, ErrorCode.NotFound, 'not a member');
+      if (member.role === 'manager' && (await managers(trx, spaceId)) <= 1) throw new ApiError(409, ErrorCode.Conflict, 'a space keeps at least one manager');
+      if (req.newEpoch.keyEpoch !== space.key_epoch + 1) throw new ApiError(409, ErrorCode.Conflict, `the new key epoch must be ${space.key_epoch + 1}`);
+      const remaining = await trx('space_members as m').join('users as u', 'u.id', 'm.user_id').where('m.space_id', spaceId).whereNot('m.user_id', userId).select('u.id', 'u.enc_public_key');
+      const wrapsFor = new Map(req.newEpoch.wraps.map((w) => [w.userId, w.wrap]));
+      if (wrapsFor.size !== remaining.length || remaining.some((m) => !wrapsFor.has(m.id))) {
+        throw new ApiError(400, ErrorCode.ValidationFailed, 'newEpoch.wraps: exactly one wrap for every remaining member is required');
+      }
+      const now = Date.now();
+      for (const m of remaining) {
+        checkSpaceWrap(wrapsFor.get(m.id)!, { spaceId, keyEpoch: req.newEpoch.keyEpoch, publicKey: req.newEpoch.publicKey, recipient: m.enc_public_key, signer: keys.sign }, `wrap for ${m.id}`);
+      }
+      await trx('space_members').where({ space_id: spaceId, user_id: userId }).delete();
+      await trx('space_epochs').insert({ space_id: spaceId, key_epoch: req.newEpoch.keyEpoch, public_key: req.newEpoch.publicKey, created_by: caller.userId, created_at: now });
+      const rows = remaining.map((m) => ({ space_id: spaceId, key_epoch: req.newEpoch.keyEpoch, user_id: m.id, wrap: JSON.stringify(wrapsFor.get(m.id)), created_at: now }));
+      for (let i = 0; i < rows.length; i += 200) await trx('space_key_wraps').insert(rows.slice(i, i + 200));
+      await trx('spaces').where({ id: spaceId }).update({ key_epoch: req.newEpoch.keyEpoch });
+      await audit.append(trx, { ...actor(ctx, caller), action: 'space.member.remove', targetType: 'space', targetId: spaceId, outcome: 'success', details: { userId, newKeyEpoch: req.newEpoch.keyEpoch } });
+    });
+    ctx.status = 204;
+  });
+}
+

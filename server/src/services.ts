@@ -1,0 +1,48 @@
+// Builds the server's services from its configuration (used by main.ts, the admin CLI and tests).
+import path from 'node:path';
+import type { Logger } from 'pino';
+import { initCrypto, serverSubkey } from '@kluis/shared';
+import type { Config } from './config.js';
+import type { Services } from './context.js';
+import { openDatabase } from './db/db.js';
+import { openFsBlobStore } from './blobstore/fs.js';
+import { MinioBlobStore } from './blobstore/minio.js';
+import type { BlobStore } from './blobstore/index.js';
+import { SqlAuditLog, loadOrCreateServerSigningKey } from './audit/log.js';
+import { EventBus } from './events.js';
+
+export interface OpenedServices extends Services {
+  audit: SqlAuditLog;
+  /** 32-byte secret for prelogin's fake salts. */
+  serverSecret: Uint8Array;
+  close(): Promise<void>;
+}
+
+export async function openBlobStore(config: Config): Promise<BlobStore> {
+  if (config.storage === 'minio') {
+    const s3 = config.s3!;
+    return new MinioBlobStore({ endpoint: s3.endpoint, accessKey: s3.accessKey, secretKey: s3.secretKey, region: s3.region });
+  }
+  return openFsBlobStore({ root: path.join(config.dataDir, 'blobs') });
+}
+
+/** Opens the database (migrating it), the blob store and the audit log. */
+export async function openServices(config: Config, log: Logger): Promise<OpenedServices> {
+  await initCrypto();
+  const db = await openDatabase({ dataDir: config.dataDir });
+  const key = await loadOrCreateServerSigningKey(config.dataDir);
+  const audit = new SqlAuditLog(db, key, { onError: (err) => log.error({ err }, 'audit checkpoint failed') });
+  const blobs = await openBlobStore(config);
+  const events = new EventBus();
+  return {
+    config, log, db, blobs, audit, events,
+    serverSecret: serverSubkey(key, 1),
+    async close() {
+      await audit.stop();
+      // The newest entries get a signed checkpoint before the database closes.
+      await audit.checkpoint();
+      await blobs.close();
+      await db.destroy();
+    },
+  };
+}

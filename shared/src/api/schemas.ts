@@ -1,0 +1,124 @@
+// Wire types of the HTTP API (docs/api.md) with their runtime schemas. The server parses every request with
+// these at the boundary; the client parses responses with them. Binary values are base64url, ids 16 bytes.
+import { z } from 'zod';
+
+const B64U = /^[A-Za-z0-9_-]*$/;
+/** base64url text of exactly `bytes` bytes (no padding). */
+export const b64u = (bytes?: number) => {
+  const s = z.string().regex(B64U, 'must be base64url');
+  return bytes === undefined ? s : s.length(Math.ceil((bytes * 4) / 3));
+};
+export const Id = b64u(16);
+export const Key32 = b64u(32);
+export const Sig = b64u(64);
+export const ChunkId = z.string().regex(/^[0-9a-f]{64}$/, 'a chunk id is 64 lower-case hex digits');
+export const Email = z.string().trim().toLowerCase().max(320).email();
+export const DeviceName = z.string().trim().min(1).max(200);
+export const OrgRole = z.enum(['main_admin', 'backup_admin', 'domain_admin', 'auditor', 'member']);
+export type OrgRole = z.infer<typeof OrgRole>;
+export const SpaceRole = z.enum(['viewer', 'editor', 'manager']);
+export type SpaceRole = z.infer<typeof SpaceRole>;
+export const Classification = z.enum(['public', 'internal', 'confidential', 'personal', 'social-personal', 'medical']);
+export type Classification = z.infer<typeof Classification>;
+
+export const KdfParamsSchema = z.object({
+  salt: b64u(16),
+  opsLimit: z.number().int().min(1).max(16),
+  memLimit: z.number().int().min(8192).max(1_073_741_824),
+});
+
+export const KeyBundleSchema = z.object({
+  v: z.literal(1),
+  encPublicKey: Key32,
+  signPublicKey: Key32,
+  sealedByPassword: b64u().min(100).max(200),
+  sealedByRecovery: b64u().min(100).max(200),
+});
+
+const WrapCommon = {
+  v: z.literal(1),
+  spaceId: Id,
+  keyEpoch: z.number().int().min(1),
+  recipient: Key32,
+  sealed: b64u(80),
+  signer: Key32,
+  sig: Sig,
+};
+export const SpaceKeyWrapSchema = z.object({ ...WrapCommon, kind: z.literal('space-key'), spacePublicKey: Key32 }).strict();
+export const FileKeyWrapSchema = z.object({ ...WrapCommon, kind: z.literal('file-key'), fileId: Id }).strict();
+
+// ----- auth
+
+export const PreloginRequest = z.object({ email: Email }).strict();
+export const PreloginResponse = z.object({ kdf: KdfParamsSchema });
+
+export const SignupRequest = z.object({
+  inviteToken: b64u(32),
+  email: Email,
+  kdf: KdfParamsSchema,
+  authKey: Key32,
+  encPublicKey: Key32,
+  signPublicKey: Key32,
+  identitySig: Sig,
+  keyBundle: KeyBundleSchema,
+  deviceName: DeviceName,
+}).strict();
+
+export const LoginRequest = z.object({ email: Email, authKey: Key32, deviceName: DeviceName }).strict();
+
+export const SessionResponse = z.object({
+  userId: Id,
+  orgId: Id,
+  role: OrgRole,
+  deviceId: Id,
+  token: b64u(32),
+  expiresAt: z.number().int(),
+  keyBundle: KeyBundleSchema,
+});
+export type SessionResponse = z.infer<typeof SessionResponse>;
+
+export const InviteRequest = z.object({ email: Email, role: OrgRole.default('member') }).strict();
+export const RoleChangeRequest = z.object({ role: OrgRole }).strict();
+
+export const DirectoryEntry = z.object({ userId: Id, email: z.string(), encPublicKey: Key32, signPublicKey: Key32, identitySig: Sig });
+export type DirectoryEntry = z.infer<typeof DirectoryEntry>;
+
+// ----- spaces
+
+export const CreateSpaceRequest = z.object({
+  id: Id,
+  name: z.string().trim().min(1).max(200),
+  classification: Classification.default('internal'),
+  publicKey: Key32,
+  wrap: SpaceKeyWrapSchema,
+  retentionDays: z.number().int().min(1).max(36500).optional(),
+}).strict();
+
+export const AddMemberRequest = z.object({ userId: Id, role: SpaceRole, wrap: SpaceKeyWrapSchema }).strict();
+export const ChangeMemberRequest = z.object({ role: SpaceRole }).strict();
+/** Removing a member rotates the space key: the new epoch's public key and a wrap for every remaining member. */
+export const RemoveMemberRequest = z.object({
+  newEpoch: z.object({ keyEpoch: z.number().int().min(2), publicKey: Key32, wraps: z.array(z.object({ userId: Id, wrap: SpaceKeyWrapSchema }).strict()).min(1).max(10_000) }).strict(),
+}).strict();
+
+// ----- commits and changes
+
+export const MAX_COMMIT_VERSIONS = 1000;
+export const MAX_CHUNKS_PER_VERSION = 1_000_000;
+
+export const CommitVersion = z.object({
+  fileId: Id,
+  versionId: Id,
+  parent: Id.nullable(),
+  keyEpoch: z.number().int().min(1),
+  manifest: b64u().min(1).max(64 * 1024 * 1024),
+  chunks: z.array(ChunkId).max(MAX_CHUNKS_PER_VERSION),
+  deleted: z.boolean(),
+  /** required for the first version of a file and for the first version under a new key epoch */
+  fileKeyWrap: FileKeyWrapSchema.optional(),
+}).strict();
+export type CommitVersion = z.infer<typeof CommitVersion>;
+
+export const CommitRequest = z.object({ versions: z.array(CommitVersion).min(1).max(MAX_COMMIT_VERSIONS) }).strict();
+
+export const ChunkIdsRequest = z.object({ ids: z.array(ChunkId).min(1).max(10_000) }).strict();
