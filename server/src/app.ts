@@ -11,6 +11,7 @@ import { authRoutes, kdfFloor } from './routes/auth.js';
 import { orgRoutes } from './routes/orgs.js';
 import { spaceRoutes } from './routes/spaces.js';
 import { commitRoutes } from './routes/commits.js';
+import { auditRoutes } from './routes/audit.js';
 
 export interface AppOptions {
   /** 32-byte secret for prelogin's fake salts (kept in the data directory). */
@@ -68,6 +69,7 @@ export function createApp(services: Services, options: AppOptions): Koa {
   orgRoutes(router, services);
   spaceRoutes(router, services);
   commitRoutes(router, services);
+  auditRoutes(router, services);
   for (const mount of options.mount ?? []) mount(router, services);
 
   const smallJson = bodyParser({ enableTypes: ['json'], jsonLimit: JSON_LIMIT, encoding: 'utf-8', parsedMethods: ['POST', 'PUT', 'PATCH', 'DELETE'] });

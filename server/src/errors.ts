@@ -11,6 +11,8 @@ export class ApiError extends Error {
   override name = 'ApiError';
   /** Extra top-level members of the error body (e.g. `conflicts`, `missing`). */
   extra?: Record<string, unknown>;
+  /** How the audit trail records this refusal, when the status alone does not say (a wrong password: failed). */
+  auditOutcome?: 'denied' | 'failed';
   constructor(
     readonly status: number,
     readonly code: ErrorCode,
@@ -32,9 +34,11 @@ export function errorMiddleware(log: Logger, audit?: AuditLog) {
       let code: ErrorCode = ErrorCode.Internal;
       let message = 'internal error';
       let extra: Record<string, unknown> | undefined;
+      let outcome: 'denied' | 'failed' | undefined;
       if (err instanceof ApiError) {
         ({ status, code, message } = err);
         extra = err.extra;
+        outcome = err.auditOutcome;
       } else if (typeof e.status === 'number' && e.status >= 400 && e.status < 500) {
         // Errors raised by Koa and its body parser (malformed JSON, body too large, bad encoding ...). Their
         // messages may quote the body, so only fixed texts go back (and nothing of them to the log).
@@ -57,7 +61,7 @@ export function errorMiddleware(log: Logger, audit?: AuditLog) {
             action: state.action,
             targetType: state.target?.type ?? null,
             targetId: state.target?.id ?? null,
-            outcome: status === 401 || status === 403 || status === 404 ? 'denied' : 'failed',
+            outcome: outcome ?? (status === 401 || status === 403 || status === 404 ? 'denied' : 'failed'),
             ip: state.meta?.ip ?? null,
             userAgent: state.meta?.userAgent ?? null,
             client: state.meta?.client ?? null,

@@ -37,6 +37,8 @@ const endpoints: Endpoint[] = [
   { name: 'org users', method: 'GET', url: () => `/api/v1/orgs/${owner.orgId}/users`, needs: 'org-admin' },
   { name: 'org invite', method: 'POST', url: () => `/api/v1/orgs/${owner.orgId}/invites`, json: () => ({ email: `x${Math.random()}@example.be` }), needs: 'org-admin' },
   { name: 'org role', method: 'PUT', url: () => `/api/v1/orgs/${owner.orgId}/users/${outsider.userId}/role`, json: () => ({ role: 'auditor' }), needs: 'org-admin' },
+  { name: 'audit search', method: 'GET', url: () => `/api/v1/orgs/${owner.orgId}/audit`, needs: 'org-admin' },
+  { name: 'audit export', method: 'GET', url: () => `/api/v1/orgs/${owner.orgId}/audit/export?format=csv`, needs: 'org-admin' },
   { name: 'directory', method: 'GET', url: () => `/api/v1/directory?userId=${outsider.userId}`, needs: 'org' },
   { name: 'space read', method: 'GET', url: () => `/api/v1/spaces/${spaceId}`, needs: 'space-viewer' },
   { name: 'changes', method: 'GET', url: () => `/api/v1/spaces/${spaceId}/changes?since=0`, needs: 'space-viewer' },

@@ -84,7 +84,7 @@ export function authRoutes(router: Router, services: Services, serverSecret: Uin
     if (!user || user.disabled_at !== null || !checkAuthKey(fromBase64Url(req.authKey), user.auth_verifier)) {
       await recordFailure(db, emailKey, EMAIL_POLICY);
       await recordFailure(db, ipKey, IP_POLICY);
-      throw new ApiError(401, ErrorCode.Unauthenticated, 'wrong e-mail address or password');
+      throw Object.assign(new ApiError(401, ErrorCode.Unauthenticated, 'wrong e-mail address or password'), { auditOutcome: 'failed' as const });
     }
     const result = await db.transaction(async (trx) => {
       const session = await createSession(trx, user.id, req.deviceName, ctx.state.meta.client);

@@ -1,0 +1,77 @@
+// The audit trail for an organisation's main/backup admins and auditors (security advisors): search and export.
+// Every search and export is itself audited. Auditors see their organisation's entries and nothing else.
+import type Router from '@koa/router';
+import { PassThrough } from 'node:stream';
+import { z } from 'zod';
+import { ErrorCode, Id, type OrgRole } from '@kluis/shared';
+import { ApiError } from '../errors.js';
+import type { Services } from '../context.js';
+import { actor, parse, route, target } from '../http.js';
+import { exportAudit } from '../audit/export.js';
+import type { AuditFilter } from '../audit/types.js';
+
+const READERS: OrgRole[] = ['main_admin', 'backup_admin', 'auditor'];
+
+const time = z.string().transform((s, c) => {
+  const ms = /^\d+$/.test(s) ? Number(s) : Date.parse(s);
+  if (!Number.isFinite(ms)) {
+    c.addIssue({ code: 'custom', message: 'a time: ISO 8601 or ms since 1970' });
+    return z.NEVER;
+  }
+  return ms;
+});
+const seqParam = z.string().regex(/^\d{1,15}$/).transform(Number);
+
+const AuditQuery = z.object({
+  actor: Id.optional(),
+  device: Id.optional(),
+  action: z.string().regex(/^[a-z][a-z0-9_.-]{1,63}$/).optional(),
+  targetType: z.string().max(32).optional(),
+  target: z.string().max(128).optional(),
+  outcome: z.enum(['success', 'denied', 'failed']).optional(),
+  since: time.optional(),
+  until: time.optional(),
+  afterSeq: seqParam.optional(),
+  beforeSeq: seqParam.optional(),
+  order: z.enum(['asc', 'desc']).optional(),
+  limit: z.string().regex(/^\d{1,5}$/).transform(Number).pipe(z.number().min(1).max(10_000)).optional(),
+  format: z.enum(['csv', 'json']).optional(),
+}).strict();
+
+export function auditRoutes(router: Router, services: Services): void {
+  const { audit, db } = services;
+
+  const filterFor = (orgId: string, q: z.infer<typeof AuditQuery>): AuditFilter => ({
+    orgId, actorUserId: q.actor, actorDeviceId: q.device, action: q.action, targetType: q.targetType, targetId: q.target, outcome: q.outcome,
+    since: q.since, until: q.until, afterSeq: q.afterSeq, beforeSeq: q.beforeSeq, order: q.order, limit: q.limit,
+  });
+
+  const guard = (orgId: string, callerOrg: string, role: OrgRole) => {
+    if (orgId !== callerOrg) throw new ApiError(404, ErrorCode.NotFound, 'no such organisation');
+    if (!READERS.includes(role)) throw new ApiError(403, ErrorCode.Forbidden, 'the audit trail is for admins and auditors');
+  };
+
+  route(router, services, 'get', '/api/v1/orgs/:orgId/audit', { action: 'audit.search' }, async (ctx, caller) => {
+    const orgId = String(ctx.params.orgId);
+    target(ctx, 'org', orgId);
+    guard(orgId, caller.orgId, caller.role);
+    const q = parse(AuditQuery, ctx.query);
+    const entries = await audit.query(filterFor(orgId, q));
+    await db.transaction((trx) => audit.append(trx, { ...actor(ctx, caller), action: 'audit.search', targetType: 'org', targetId: orgId, outcome: 'success', details: { results: entries.length } }));
+    ctx.body = { entries, publicKey: audit.publicKey };
+  });
+
+  route(router, services, 'get', '/api/v1/orgs/:orgId/audit/export', { action: 'audit.export' }, async (ctx, caller) => {
+    const orgId = String(ctx.params.orgId);
+    target(ctx, 'org', orgId);
+    guard(orgId, caller.orgId, caller.role);
+    const q = parse(AuditQuery, ctx.query);
+    const format = q.format ?? 'json';
+    await db.transaction((trx) => audit.append(trx, { ...actor(ctx, caller), action: 'audit.export', targetType: 'org', targetId: orgId, outcome: 'success', details: { format } }));
+    const body = new PassThrough();
+    ctx.type = format === 'csv' ? 'text/csv; charset=utf-8' : 'application/json; charset=utf-8';
+    ctx.attachment(`kluis-audit-${orgId}.${format}`);
+    ctx.body = body;
+    exportAudit(audit, { ...filterFor(orgId, q), limit: undefined }, format, body).catch((err) => body.destroy(err as Error));
+  });
+}
