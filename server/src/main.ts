@@ -32,6 +32,11 @@ const server = app.listen(config.port, config.host, () => {
   }
 });
 
+// Keep idle connections longer than clients take to prepare a large batch (Node's default is 5 s, after which a
+// client reusing the socket for a POST gets EPIPE); the headers timeout must exceed it.
+server.keepAliveTimeout = 65_000;
+server.headersTimeout = 66_000;
+
 let stopping = false;
 function shutdown(signal: string): void {
   if (stopping) return;

@@ -1,0 +1,89 @@
+// API latency benchmark (server issue): p50/p95/p99 and requests/s of `changes` and `commits` with 100
+// concurrent clients for 30 s each, beside GET /healthz under the same load (the framework's floor, measured in
+// the same run). Starts its own server (sqlite + fs store in a temp dir). Prints a table, writes
+// bench-results/api.json.   npm run build && node --import=tsx scripts/bench/api.ts [-- --clients 100 --seconds 30]
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import os from 'node:os';
+import * as k from '@kluis/shared';
+import { startServer } from '../../test/helpers/server.js';
+import { call, newColleague, newOrg, newSpace, type User } from '../../test/helpers/api.js';
+import { newFile, version, type FileHandle } from '../../test/helpers/files.js';
+
+const { values } = parseArgs({ options: { clients: { type: 'string', default: '100' }, seconds: { type: 'string', default: '30' } } });
+const CLIENTS = Number(values.clients);
+const SECONDS = Number(values.seconds);
+
+await k.initCrypto();
+const srv = await startServer({ KLUIS_LOG_LEVEL: 'silent' });
+try {
+  // 10 people, each with a space; 10 clients per space (their devices and colleagues' sessions share the log).
+  const { admin: a } = await newOrg(srv.url, srv.dataDir);
+  const people: User[] = [a];
+  while (people.length < 10) people.push(await newColleague(srv.url, a));
+  const spaces = await Promise.all(people.map((p) => newSpace(srv.url, p)));
+  // A realistic log to read: 2,000 versions per space.
+  for (const [i, s] of spaces.entries()) {
+    for (let b = 0; b < 2; b++) {
+      const versions = Array.from({ length: 1000 }, (_, j) => version(people[i]!, s.spaceId, s.pair, 1, newFile(), { parent: null, path: `map/${b}/${j}.txt` }).entry);
+      const r = await call(srv.url, 'POST', `/api/v1/spaces/${s.spaceId}/commits`, { token: people[i]!.token, json: { versions } });
+      if (r.status !== 201) throw new Error(`seeding failed: ${JSON.stringify(r.body).slice(0, 200)}`);
+    }
+  }
+
+  interface Phase { name: string; what: string; latencies: number[]; errors: number; seconds: number }
+  const phases: Phase[] = [];
+
+  async function phase(name: string, what: string, request: (client: number, n: number) => Promise<number>): Promise<Phase> {
+    const latencies: number[] = [];
+    let errors = 0;
+    const end = performance.now() + SECONDS * 1000;
+    const t0 = performance.now();
+    await Promise.all(Array.from({ length: CLIENTS }, async (_, c) => {
+      for (let n = 0; performance.now() < end; n++) {
+        const s = performance.now();
+        const status = await request(c, n);
+        latencies.push(performance.now() - s);
+        if (status >= 400) errors++;
+      }
+    }));
+    const p = { name, what, latencies: latencies.sort((x, y) => x - y), errors, seconds: (performance.now() - t0) / 1000 };
+    phases.push(p);
+    console.error(`  ${name}: ${latencies.length} requests, ${errors} errors`);
+    return p;
+  }
+
+  console.error(`api bench: ${CLIENTS} clients x ${SECONDS} s per phase`);
+  await phase('baseline: GET /healthz', 'no auth, no database', async () => (await fetch(`${srv.url}/healthz`).then(async (r) => (await r.arrayBuffer(), r.status))));
+  await phase('GET changes', 'since a random seq, limit 100 (auth + membership + page + audit entry)', async (c) => {
+    const s = spaces[c % spaces.length]!;
+    const since = Math.floor(Math.random() * 1900);
+    return (await call(srv.url, 'GET', `/api/v1/spaces/${s.spaceId}/changes?since=${since}&limit=100`, { token: people[c % people.length]!.token })).status;
+  });
+  const files = new Map<number, { file: FileHandle; head: string | null }>();
+  await phase('POST commits', 'one new version of the client\'s own file (parent check, seq, audit, event)', async (c) => {
+    const i = c % people.length;
+    const s = spaces[i]!;
+    const mine = files.get(c) ?? { file: newFile(), head: null };
+    const v = version(people[i]!, s.spaceId, s.pair, 1, mine.file, { parent: mine.head, path: `bench/${c}.txt` });
+    const r = await call(srv.url, 'POST', `/api/v1/spaces/${s.spaceId}/commits`, { token: people[i]!.token, json: { versions: [v.entry] } });
+    if (r.status === 201) files.set(c, { file: mine.file, head: v.versionId });
+    return r.status;
+  });
+
+  const pct = (xs: number[], q: number) => xs[Math.min(xs.length - 1, Math.floor(q * xs.length))] ?? NaN;
+  const rows = phases.map((p) => ({
+    name: p.name, what: p.what, requests: p.latencies.length, errors: p.errors, rps: p.latencies.length / p.seconds,
+    p50: pct(p.latencies, 0.5), p95: pct(p.latencies, 0.95), p99: pct(p.latencies, 0.99), max: p.latencies[p.latencies.length - 1] ?? NaN,
+  }));
+  console.log('| phase | req/s | p50 ms | p95 ms | p99 ms | max ms | errors |');
+  console.log('|---|---:|---:|---:|---:|---:|---:|');
+  for (const r of rows) console.log(`| ${r.name} | ${r.rps.toFixed(0)} | ${r.p50.toFixed(1)} | ${r.p95.toFixed(1)} | ${r.p99.toFixed(1)} | ${r.max.toFixed(0)} | ${r.errors} |`);
+  const goal = rows.filter((r) => r.name !== 'baseline: GET /healthz').every((r) => r.p95 < 50 && r.errors === 0);
+  console.log(`\ngoal (p95 < 50 ms for changes and commits, no errors): ${goal ? 'met' : 'MISSED'}`);
+  mkdirSync('bench-results', { recursive: true });
+  writeFileSync('bench-results/api.json', JSON.stringify({ bench: 'api', date: new Date().toISOString(), clients: CLIENTS, seconds: SECONDS, node: process.version, cpus: os.cpus().length, rows, goalMet: goal }, null, 2) + '\n');
+  console.log('wrote bench-results/api.json');
+} finally {
+  await srv.stop();
+}
