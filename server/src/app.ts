@@ -8,10 +8,12 @@ import { errorMiddleware } from './errors.js';
 import type { KluisState, Services } from './context.js';
 import { createMetrics } from './metrics.js';
 import { authRoutes, kdfFloor } from './routes/auth.js';
+import { recoveryRoutes } from './routes/recovery.js';
 import { orgRoutes } from './routes/orgs.js';
 import { spaceRoutes } from './routes/spaces.js';
 import { commitRoutes } from './routes/commits.js';
 import { auditRoutes } from './routes/audit.js';
+import { chunkRoutes } from './routes/chunks.js';
 
 export interface AppOptions {
   /** 32-byte secret for prelogin's fake salts (kept in the data directory). */
@@ -66,10 +68,12 @@ export function createApp(services: Services, options: AppOptions): Koa {
   });
 
   authRoutes(router, services, options.serverSecret);
+  recoveryRoutes(router, services, options.serverSecret);
   orgRoutes(router, services);
   spaceRoutes(router, services);
   commitRoutes(router, services);
   auditRoutes(router, services);
+  chunkRoutes(router, services, services.chunks);
   for (const mount of options.mount ?? []) mount(router, services);
 
   const smallJson = bodyParser({ enableTypes: ['json'], jsonLimit: JSON_LIMIT, encoding: 'utf-8', parsedMethods: ['POST', 'PUT', 'PATCH', 'DELETE'] });

@@ -5,6 +5,7 @@ import type { BlobStore } from './blobstore/index.js';
 import type { AuditLog } from './audit/types.js';
 import type { Config } from './config.js';
 import type { EventBus } from './events.js';
+import type { ChunkStore } from './storage/chunks.js';
 import type { OrgRole } from '@kluis/shared';
 
 export interface Services {
@@ -14,6 +15,7 @@ export interface Services {
   blobs: BlobStore;
   audit: AuditLog;
   events: EventBus;
+  chunks: ChunkStore;
 }
 
 /** The authenticated caller of a request. */

@@ -3,7 +3,7 @@
 // transaction, if any, has rolled back).
 import type { Context, Next } from 'koa';
 import type { Logger } from 'pino';
-import { ErrorCode } from '@kluis/shared';
+import { ErrorCode, KluisError } from '@kluis/shared';
 import type { AuditLog } from './audit/types.js';
 import type { KluisState } from './context.js';
 
@@ -39,6 +39,13 @@ export function errorMiddleware(log: Logger, audit?: AuditLog) {
         ({ status, code, message } = err);
         extra = err.extra;
         outcome = err.auditOutcome;
+      } else if (err instanceof KluisError && typeof (err as { httpStatus?: unknown }).httpStatus === 'number') {
+        // Typed errors of the storage layer and the frame parser carry their own status (bad frame 400, ...).
+        status = (err as unknown as { httpStatus: number }).httpStatus;
+        code = err.code;
+        message = err.message;
+        const ids = (err as { ids?: unknown }).ids;
+        if (Array.isArray(ids)) extra = { missing: ids.slice(0, 10_000) };
       } else if (typeof e.status === 'number' && e.status >= 400 && e.status < 500) {
         // Errors raised by Koa and its body parser (malformed JSON, body too large, bad encoding ...). Their
         // messages may quote the body, so only fixed texts go back (and nothing of them to the log).

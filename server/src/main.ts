@@ -4,6 +4,7 @@ import { pino } from 'pino';
 import { createApp } from './app.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { openServices } from './services.js';
+import { runMaintenance } from './services/maintenance.js';
 
 let config: Config;
 try {
@@ -19,6 +20,20 @@ try {
 const log = pino({ level: config.logLevel, base: { service: 'kluis-server' }, redact: ['req.headers.authorization', 'req.headers.cookie', '*.token', '*.authKey'] });
 const services = await openServices(config, log);
 services.audit.start();
+// One node owns this data directory: nothing can be in flight, so every orphan object (a crash mid-upload or
+// mid-compaction) can go now.
+await services.chunks.sweepOrphans({ graceMs: 0 });
+const MAINTENANCE_EVERY_MS = 3_600_000;
+let maintaining = false;
+const maintenance = setInterval(() => {
+  if (maintaining) return;
+  maintaining = true;
+  runMaintenance(services).then(
+    (r) => log.info({ retention: r.retention, compaction: r.compaction, sweep: r.sweep }, 'maintenance done'),
+    (err) => log.error({ err }, 'maintenance failed'),
+  ).finally(() => { maintaining = false; });
+}, MAINTENANCE_EVERY_MS);
+maintenance.unref();
 const firstStart = (await services.db('orgs').count({ n: '*' }).first())?.n === 0;
 const app = createApp(services, { serverSecret: services.serverSecret });
 const server = app.listen(config.port, config.host, () => {
@@ -49,6 +64,7 @@ function shutdown(signal: string): void {
     });
   });
   // Idle keep-alive and event-stream connections would hold close() open: end them, let busy ones finish.
+  clearInterval(maintenance);
   services.events.close();
   server.closeIdleConnections();
   setTimeout(() => server.closeAllConnections(), 20_000).unref();

@@ -10,6 +10,7 @@ import { MinioBlobStore } from './blobstore/minio.js';
 import type { BlobStore } from './blobstore/index.js';
 import { SqlAuditLog, loadOrCreateServerSigningKey } from './audit/log.js';
 import { EventBus } from './events.js';
+import { ChunkStore } from './storage/chunks.js';
 
 export interface OpenedServices extends Services {
   audit: SqlAuditLog;
@@ -34,8 +35,9 @@ export async function openServices(config: Config, log: Logger): Promise<OpenedS
   const audit = new SqlAuditLog(db, key, { onError: (err) => log.error({ err }, 'audit checkpoint failed') });
   const blobs = await openBlobStore(config);
   const events = new EventBus();
+  const chunks = new ChunkStore(db, blobs);
   return {
-    config, log, db, blobs, audit, events,
+    config, log, db, blobs, audit, events, chunks,
     serverSecret: serverSubkey(key, 1),
     async close() {
       await audit.stop();

@@ -10,6 +10,7 @@ import { openServices, type OpenedServices } from '../services.js';
 import { createOrg, insertInvite } from '../services/orgs.js';
 import { ApiError } from '../errors.js';
 import { exportAudit } from '../audit/export.js';
+import { runMaintenance } from '../services/maintenance.js';
 
 const program = new Command();
 program.name('kluis-admin').description('Administer a Kluis server: organisations, invites, audit trail.').showHelpAfterError();
@@ -85,6 +86,14 @@ program.command('invite').description('invite someone into an organisation')
       return s.db.transaction((trx) => insertInvite(trx, s.audit, { orgId: found.id, email: o.email, role: o.role, createdBy: null }, who));
     });
     print(`invite for ${invite.email} (${invite.role}), valid until ${new Date(invite.expiresAt).toISOString()}:\n${invite.token}`, { ...invite, inviteToken: invite.token });
+  });
+
+program.command('maintenance').description('apply version retention, compact packs and sweep orphan objects now')
+  .option('--json', 'machine-readable output')
+  .action(async (o) => {
+    json ||= Boolean(o.json);
+    const r = await withServices((s) => runMaintenance(s));
+    print(`retention: ${r.retention.expiredVersions} version(s) expired, ${r.retention.deadChunks} chunk(s) freed; compaction: ${r.compaction.packsRewritten} pack(s) rewritten, ${r.compaction.bytesFreed + r.sweep.bytesFreed} bytes freed`, r);
   });
 
 const audit = program.command('audit').description('the audit trail');

@@ -251,7 +251,28 @@ const m001: Migration = {
   },
 };
 
-const all: Migration[] = [m001];
+// Password reset with the recovery key (docs/api.md "Password reset"): one-use challenges, stored as tokenHash,
+// valid 10 minutes.
+const m002: Migration = {
+  name: '002_recovery',
+  async up(knex) {
+    await knex.schema.createTable('recovery_challenges', (t) => {
+      t.string('id', 32).primary();
+      t.string('user_id', 32).notNullable().references('users.id');
+      t.string('challenge_hash', 64).notNullable().unique();
+      t.bigInteger('created_at').notNullable();
+      t.bigInteger('expires_at').notNullable();
+      t.bigInteger('used_at');
+      t.index(['user_id']);
+      t.index(['expires_at']);
+    });
+  },
+  async down(knex) {
+    await knex.schema.dropTable('recovery_challenges');
+  },
+};
+
+const all: Migration[] = [m001, m002];
 
 /** Knex migration source over the in-code list above. */
 export const migrations: Knex.MigrationSource<Migration> = {

@@ -119,7 +119,7 @@ async function commitBatch(trx: Tx, services: Services, ctx: KCtx, spaceId: stri
   for (const part of chunked(wrapRows, 200)) await trx('file_key_wraps').insert(part);
   for (const [fileId, head] of heads) await trx('files').where({ id: fileId }).update({ head_version_id: head });
   // Chunks named again by a new version are live again (they may have been counted dead by retention).
-  for (const part of chunked(wanted)) await trx('chunks').where({ space_id: spaceId, live: false }).whereIn('id', part).update({ live: true });
+  if (wanted.length) await services.chunks.markLive(caller.orgId, spaceId, wanted, trx);
   await trx('spaces').where({ id: spaceId }).update({ seq });
   return { firstSeq: assigned[0]!.seq, lastSeq: seq, versions: assigned };
 }

@@ -8,6 +8,7 @@ export * from './keys.js';
 export * from './content.js';
 export * from './link.js';
 export * from './server.js';
+export * from './recovery.js';
 
 import { sealEnvelopeWithNonce, xchachaEncrypt, xchachaDecrypt } from './envelope.js';
 import { blake2b, randomBytes, signDetached } from './primitives.js';

@@ -1,0 +1,91 @@
+// Chunk transfer (DESIGN §3.1): which chunks are missing, framed batch upload and download of many small chunks,
+// and single-chunk streaming PUT/GET for large ones. Storage (packs, ranged reads) lives in storage/chunks.ts.
+import type Router from '@koa/router';
+import { Readable } from 'node:stream';
+import { ChunkIdsRequest, ErrorCode, frameStream, parseFrames } from '@kluis/shared';
+import { ApiError } from '../errors.js';
+import type { Services } from '../context.js';
+import { actor, body, parse, route, target, type KCtx } from '../http.js';
+import { spaceAccess } from '../services/access.js';
+import { DEFAULT_CHUNK_BATCH_LIMITS, isChunkId, type ChunkStore } from '../storage/chunks.js';
+
+/** Largest framed upload body accepted (the store's batch limit). */
+export const MAX_UPLOAD_BYTES = DEFAULT_CHUNK_BATCH_LIMITS.maxTotalBytes;
+
+function chunkParam(ctx: KCtx): string {
+  const id = String(ctx.params.chunkId);
+  if (!isChunkId(id)) throw new ApiError(400, ErrorCode.ValidationFailed, 'chunkId: 64 lower-case hex digits');
+  return id;
+}
+
+function declaredLength(ctx: KCtx, max: number): number | null {
+  const raw = ctx.get('content-length');
+  if (!raw) return null;
+  const n = Number(raw);
+  if (!/^\d+$/.test(raw) || !Number.isSafeInteger(n)) throw new ApiError(400, ErrorCode.BadRequest, 'bad Content-Length');
+  if (n > max) throw new ApiError(413, ErrorCode.PayloadTooLarge, `request body over ${max} bytes`);
+  return n;
+}
+
+export function chunkRoutes(router: Router, services: Services, chunks: ChunkStore): void {
+  const { db, audit } = services;
+
+  route(router, services, 'post', '/api/v1/spaces/:spaceId/chunks/missing', { action: 'chunks.missing' }, async (ctx, caller) => {
+    const spaceId = String(ctx.params.spaceId);
+    target(ctx, 'space', spaceId);
+    await spaceAccess(db, caller, spaceId, 'editor');
+    const { ids } = parse(ChunkIdsRequest, body(ctx));
+    ctx.body = { missing: await chunks.missing(caller.orgId, spaceId, ids) };
+  });
+
+  route(router, services, 'post', '/api/v1/spaces/:spaceId/chunks/upload', { action: 'chunks.upload' }, async (ctx, caller) => {
+    const spaceId = String(ctx.params.spaceId);
+    target(ctx, 'space', spaceId);
+    await spaceAccess(db, caller, spaceId, 'editor');
+    if (!ctx.is('application/octet-stream')) throw new ApiError(400, ErrorCode.BadRequest, 'send the chunk frames as application/octet-stream');
+    declaredLength(ctx, MAX_UPLOAD_BYTES);
+    // Frames are parsed while they arrive; a truncated or lying body fails before its pack is committed.
+    const r = await chunks.putBatch(caller.orgId, spaceId, parseFrames(ctx.req, DEFAULT_CHUNK_BATCH_LIMITS));
+    await db.transaction((trx) => audit.append(trx, { ...actor(ctx, caller), action: 'chunks.upload', targetType: 'space', targetId: spaceId, outcome: 'success', details: { stored: r.stored, duplicate: r.duplicate, bytes: r.bytes } }));
+    ctx.status = 201;
+    ctx.body = { stored: r.stored, duplicate: r.duplicate, bytes: r.bytes };
+  });
+
+  route(router, services, 'post', '/api/v1/spaces/:spaceId/chunks/download', { action: 'chunks.download' }, async (ctx, caller) => {
+    const spaceId = String(ctx.params.spaceId);
+    target(ctx, 'space', spaceId);
+    await spaceAccess(db, caller, spaceId, 'viewer');
+    const { ids } = parse(ChunkIdsRequest, body(ctx));
+    const batch = await chunks.getBatch(caller.orgId, spaceId, ids);
+    await db.transaction((trx) => audit.append(trx, { ...actor(ctx, caller), action: 'chunks.download', targetType: 'space', targetId: spaceId, outcome: 'success', details: { count: batch.count, bytes: batch.bytes } }));
+    ctx.type = 'application/octet-stream';
+    ctx.length = batch.framedBytes;
+    ctx.body = Readable.from(frameStream(batch));
+  });
+
+  route(router, services, 'put', '/api/v1/spaces/:spaceId/chunks/:chunkId', { action: 'chunks.upload' }, async (ctx, caller) => {
+    const spaceId = String(ctx.params.spaceId);
+    target(ctx, 'space', spaceId);
+    await spaceAccess(db, caller, spaceId, 'editor');
+    const id = chunkParam(ctx);
+    const size = declaredLength(ctx, DEFAULT_CHUNK_BATCH_LIMITS.maxFrameBytes);
+    if (size === null) throw new ApiError(411, ErrorCode.BadRequest, 'Content-Length is required');
+    const r = await chunks.putOne(caller.orgId, spaceId, id, ctx.req, size);
+    await db.transaction((trx) => audit.append(trx, { ...actor(ctx, caller), action: 'chunks.upload', targetType: 'space', targetId: spaceId, outcome: 'success', details: { stored: r.stored ? 1 : 0, duplicate: r.stored ? 0 : 1, bytes: r.stored ? size : 0 } }));
+    ctx.status = r.stored ? 201 : 200;
+    ctx.body = { stored: r.stored };
+  });
+
+  route(router, services, 'get', '/api/v1/spaces/:spaceId/chunks/:chunkId', { action: 'chunks.download' }, async (ctx, caller) => {
+    const spaceId = String(ctx.params.spaceId);
+    target(ctx, 'space', spaceId);
+    await spaceAccess(db, caller, spaceId, 'viewer');
+    const id = chunkParam(ctx);
+    const r = await chunks.getOne(caller.orgId, spaceId, id);
+    await db.transaction((trx) => audit.append(trx, { ...actor(ctx, caller), action: 'chunks.download', targetType: 'space', targetId: spaceId, outcome: 'success', details: { count: 1, bytes: r.size } }));
+    ctx.type = 'application/octet-stream';
+    ctx.length = r.size;
+    ctx.body = r.stream;
+  });
+}
+

@@ -1,0 +1,145 @@
+// Password reset with the recovery key (docs/api.md "Password reset", docs/crypto.md §13). The recovery key never
+// reaches the server: `start` hands out a one-use challenge and the recovery-sealed half of the key bundle (256-bit
+// key, so nothing to guess offline); `finish` accepts a new password's verifier and a re-sealed bundle only when the
+// account's own Ed25519 key signed them together with that challenge.
+import type Router from '@koa/router';
+import { z } from 'zod';
+import {
+  DeviceName, Email, ErrorCode, KdfParamsSchema, KeyBundleSchema, Key32, Sig, authKeyVerifier, b64u, fakeRecoveryMaterial, fromBase64Url,
+  newId, newRecoveryChallenge, tokenHash, verifyRecoveryReset, RECOVERY_CHALLENGE_BYTES,
+} from '@kluis/shared';
+import { ApiError } from '../errors.js';
+import type { Services } from '../context.js';
+import { body, meta, parse, publicRoute, target, type KCtx } from '../http.js';
+import { createSession } from '../auth/sessions.js';
+import { clearFailures, IP_POLICY, lockedFor, recordFailure, type ThrottlePolicy } from '../auth/throttle.js';
+import { kdfFloor } from './auth.js';
+
+/** A challenge is good for one `finish` within this time. */
+export const RECOVERY_CHALLENGE_TTL_MS = 10 * 60_000;
+
+/**
+ * Every `start` counts against the address (it is not a failure, but each one hands out a challenge and the sealed
+ * bundle); failed `finish` calls count separately. Both also count per IP like login.
+ */
+export const RECOVERY_START_POLICY: ThrottlePolicy = { maxFailures: 10, windowMs: 15 * 60_000, lockMs: 15 * 60_000 };
+export const RECOVERY_FINISH_POLICY: ThrottlePolicy = { maxFailures: 5, windowMs: 15 * 60_000, lockMs: 15 * 60_000 };
+
+export const RecoveryStartRequest = z.object({ email: Email }).strict();
+export const RecoveryFinishRequest = z.object({
+  email: Email,
+  challenge: b64u(RECOVERY_CHALLENGE_BYTES),
+  kdf: KdfParamsSchema,
+  authKey: Key32,
+  keyBundle: KeyBundleSchema,
+  signature: Sig,
+  deviceName: DeviceName,
+}).strict();
+
+export function recoveryRoutes(router: Router, services: Services, serverSecret: Uint8Array): void {
+  const { db, audit } = services;
+
+  async function throttle(ctx: KCtx, keys: string[]): Promise<void> {
+    let wait = 0;
+    for (const key of keys) wait = Math.max(wait, await lockedFor(db, key));
+    if (wait > 0) {
+      ctx.set('Retry-After', String(Math.ceil(wait / 1000)));
+      throw new ApiError(429, ErrorCode.RateLimited, `too many password-reset attempts: try again in ${Math.ceil(wait / 60000)} minute(s)`);
+    }
+  }
+
+  publicRoute(router, 'post', '/api/v1/auth/recovery/start', 'auth.recovery.start', async (ctx) => {
+    const { email } = parse(RecoveryStartRequest, body(ctx));
+    const emailKey = `recovery:start:${email}`;
+    const ipKey = `recovery:ip:${ctx.state.meta.ip}`;
+    const user = await db('users').where({ email }).first('id', 'org_id', 'enc_public_key', 'sign_public_key', 'key_bundle', 'disabled_at');
+    const known = user && user.disabled_at === null ? user : null;
+    if (known) {
+      ctx.state.orgId = known.org_id;
+      target(ctx, 'user', known.id);
+    }
+    await throttle(ctx, [emailKey, ipKey]);
+    // Counted for known and unknown addresses alike, so throttling does not tell them apart either.
+    await recordFailure(db, emailKey, RECOVERY_START_POLICY);
+    await recordFailure(db, ipKey, IP_POLICY);
+    const challenge = newRecoveryChallenge();
+    const now = Date.now();
+    if (!known) {
+      // Same shape and lengths as a real answer; the challenge is random and stored nowhere, so `finish` fails
+      // exactly as for a wrong challenge. The attempt is kept in the system-wide trail (no organisation).
+      await db.transaction((trx) => audit.append(trx, { orgId: null, action: 'auth.recovery.start', targetType: 'user', targetId: null, outcome: 'denied', ...meta(ctx), details: { reason: 'unknown_account' } }));
+      const fake = fakeRecoveryMaterial(serverSecret, email);
+      // Members in the same order as the real answer below: even the JSON text must not tell them apart.
+      ctx.body = { challenge, sealedByRecovery: fake.sealedByRecovery, encPublicKey: fake.encPublicKey, signPublicKey: fake.signPublicKey };
+      return;
+    }
+    const bundle = JSON.parse(known.key_bundle) as { sealedByRecovery: string };
+    await db.transaction(async (trx) => {
+      // Expired or used challenges of this account are of no further use: keep the table small.
+      await trx('recovery_challenges').where({ user_id: known.id }).andWhere((q) => q.where('expires_at', '<=', now).orWhereNotNull('used_at')).delete();
+      await trx('recovery_challenges').insert({ id: newId(), user_id: known.id, challenge_hash: tokenHash(challenge), created_at: now, expires_at: now + RECOVERY_CHALLENGE_TTL_MS, used_at: null });
+      await audit.append(trx, { orgId: known.org_id, actorUserId: null, actorDeviceId: null, action: 'auth.recovery.start', targetType: 'user', targetId: known.id, outcome: 'success', ...meta(ctx) });
+    });
+    // Only the recovery-sealed half: the password-sealed half would let anyone guess the password offline.
+    ctx.body = { challenge, sealedByRecovery: bundle.sealedByRecovery, encPublicKey: known.enc_public_key, signPublicKey: known.sign_public_key };
+  });
+
+  publicRoute(router, 'post', '/api/v1/auth/recovery/finish', 'auth.recovery', async (ctx) => {
+    const req = parse(RecoveryFinishRequest, body(ctx));
+    const emailKey = `recovery:finish:${req.email}`;
+    const ipKey = `recovery:ip:${ctx.state.meta.ip}`;
+    const user = await db('users').where({ email: req.email }).first();
+    if (user) {
+      ctx.state.orgId = user.org_id;
+      target(ctx, 'user', user.id);
+    }
+    await throttle(ctx, [emailKey, ipKey]);
+    /** Counts a failed attempt; the caller throws the returned error (audited as failed by the error middleware). */
+    const failed = async (error: ApiError): Promise<ApiError> => {
+      await recordFailure(db, emailKey, RECOVERY_FINISH_POLICY);
+      await recordFailure(db, ipKey, IP_POLICY);
+      error.auditOutcome = 'failed';
+      return error;
+    };
+    const now = Date.now();
+    // The challenge is spent by this attempt whatever follows (one conditional UPDATE, so two concurrent replays
+    // cannot both pass). Unknown address, wrong, used and expired challenge: one answer.
+    const spent = user && user.disabled_at === null
+      ? await db('recovery_challenges').where({ user_id: user.id, challenge_hash: tokenHash(req.challenge) }).whereNull('used_at').andWhere('expires_at', '>', now).update({ used_at: now })
+      : 0;
+    if (!user || spent !== 1) throw await failed(new ApiError(401, ErrorCode.Unauthenticated, 'the recovery challenge is unknown, used or expired: start again'));
+    const authVerifier = authKeyVerifier(fromBase64Url(req.authKey));
+    try {
+      verifyRecoveryReset({ email: req.email, challenge: req.challenge, kdf: req.kdf, authVerifier, keyBundle: req.keyBundle }, req.signature, user.sign_public_key);
+    } catch {
+      throw await failed(new ApiError(400, ErrorCode.BadSignature, 'the reset is not signed by this account\'s key'));
+    }
+    // The identity never changes in a reset: same public keys, only the password half is sealed anew.
+    if (req.keyBundle.encPublicKey !== user.enc_public_key || req.keyBundle.signPublicKey !== user.sign_public_key) {
+      throw await failed(new ApiError(400, ErrorCode.ValidationFailed, 'keyBundle: the new key bundle belongs to other public keys'));
+    }
+    const floor = kdfFloor(services);
+    if (req.kdf.opsLimit < floor.opsLimit || req.kdf.memLimit < floor.memLimit) {
+      throw await failed(new ApiError(400, ErrorCode.WeakKdfParams, `KDF parameters below this server's floor (ops ${floor.opsLimit}, mem ${floor.memLimit})`));
+    }
+    const result = await db.transaction(async (trx) => {
+      await trx('users').where({ id: user.id }).update({
+        kdf_salt: req.kdf.salt, kdf_ops: req.kdf.opsLimit, kdf_mem: req.kdf.memLimit, auth_verifier: authVerifier, key_bundle: JSON.stringify(req.keyBundle),
+      });
+      // Whoever knew the old password may hold a session: every device signs in again.
+      const revoked = await trx('sessions').where({ user_id: user.id }).whereNull('revoked_at').update({ revoked_at: now });
+      await trx('recovery_challenges').where({ user_id: user.id }).whereNull('used_at').update({ used_at: now });
+      const session = await createSession(trx, user.id, req.deviceName, ctx.state.meta.client, now);
+      await audit.append(trx, {
+        orgId: user.org_id, actorUserId: user.id, actorDeviceId: session.deviceId, action: 'auth.recovery', targetType: 'user', targetId: user.id, outcome: 'success', ...meta(ctx),
+        details: { revokedSessions: revoked, deviceName: req.deviceName },
+      });
+      return { userId: user.id as string, orgId: user.org_id as string, role: user.role as string, ...session, keyBundle: req.keyBundle };
+    });
+    await clearFailures(db, emailKey);
+    await clearFailures(db, `recovery:start:${req.email}`);
+    // The password changed: earlier wrong guesses of the old one no longer matter.
+    await clearFailures(db, `login:email:${req.email}`);
+    ctx.body = result;
+  });
+}
