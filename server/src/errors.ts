@@ -46,6 +46,12 @@ export function errorMiddleware(log: Logger, audit?: AuditLog) {
         message = err.message;
         const ids = (err as { ids?: unknown }).ids;
         if (Array.isArray(ids)) extra = { missing: ids.slice(0, 10_000) };
+      } else if ((err as { code?: unknown }).code === 'ERR_BLOB_UNAVAILABLE') {
+        // The object store is down or overloaded: a retryable 503, not a bug.
+        log.warn({ err, method: ctx.method, path: ctx.path }, 'blob store unavailable');
+        status = 503;
+        code = ErrorCode.Unavailable;
+        message = 'storage is unavailable: try again shortly';
       } else if (typeof e.status === 'number' && e.status >= 400 && e.status < 500) {
         // Errors raised by Koa and its body parser (malformed JSON, body too large, bad encoding ...). Their
         // messages may quote the body, so only fixed texts go back (and nothing of them to the log).

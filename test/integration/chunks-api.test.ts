@@ -17,6 +17,10 @@ test.before(async () => {
   servers.fs = await startServer();
   servers.minio = await startServer({ KLUIS_STORAGE: 'minio', KLUIS_S3_ENDPOINT: s3.endpoint, KLUIS_S3_ACCESS_KEY: s3.accessKey, KLUIS_S3_SECRET_KEY: s3.secretKey });
 });
+test.afterEach.always((t) => {
+  // When a step fails, show what the server logged (an S3 hiccup and a bug look alike from outside).
+  if (!t.passed) for (const [name, s] of Object.entries(servers)) t.log(`${name} server log:\n${s.output().slice(-4000)}`);
+});
 test.after.always(async () => {
   for (const s of Object.values(servers)) await s.stop();
   await s3?.stop();
