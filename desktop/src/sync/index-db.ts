@@ -1,0 +1,399 @@
+// The client's local index (DESIGN §4): one sqlite3 file `<KLUIS_HOME>/index.sqlite3` through Knex, like the
+// server's metadata database (numbered in-code migrations, WAL, one pooled connection, BEGIN IMMEDIATE).
+//   folders  one row per synced folder: which space, where on disk, how far the change log has been applied
+//   base     per path, the last synced version and the local size/mtime/inode it had then (3-way merge base)
+//   remote   per file, the newest server version known from the change log (opened manifest)
+//   journal  the operation journal: a step is written 'pending' before it touches disk or server, 'done' after
+// Every write is batched (≤ 500 rows per statement: sqlite's compound-select limit and well under its variable
+// limit) inside one transaction, so 100,000 paths cost a few hundred statements, not 100,000.
+// synchronous = NORMAL (not FULL as on the server): in WAL mode a power cut may lose the last transactions but
+// never corrupts the file, and everything in the index can be rebuilt from the disk and the server — the journal
+// makes the lost steps run again.
+import { mkdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import knexFactory, { type Knex } from 'knex';
+import type { BaseEntry, EntryKind, RemoteEntry } from './types.js';
+
+const require = createRequire(import.meta.url);
+/* eslint-disable @typescript-eslint/no-explicit-any */
+// Knex starts sqlite transactions with a deferred BEGIN, which fails at once with SQLITE_BUSY when another process
+// (a `kluis status` beside the engine) wrote in between. BEGIN IMMEDIATE takes the write lock first, so busy_timeout
+// applies. Same idea as server/src/db/db.ts.
+const ClientSqlite3 = require('knex/lib/dialects/sqlite3/index.js') as any;
+const TransactionSqlite = require('knex/lib/dialects/sqlite3/execution/sqlite-transaction.js') as any;
+class ImmediateTransaction extends TransactionSqlite {
+  begin(conn: unknown) {
+    return (this as any).query(conn, 'BEGIN IMMEDIATE;');
+  }
+}
+class IndexSqlite3Client extends ClientSqlite3 {
+  transaction(...args: any[]) {
+    return new (ImmediateTransaction as any)(this, ...args);
+  }
+}
+/* eslint-enable @typescript-eslint/no-explicit-any */
+
+/** Rows per multi-row statement. */
+export const BATCH_ROWS = 500;
+export const INDEX_FILENAME = 'index.sqlite3';
+
+interface Migration {
+  name: string;
+  up(knex: Knex): Promise<void>;
+  down(knex: Knex): Promise<void>;
+}
+
+// A migration, once released, is never edited: add the next number. Times are integer ms since 1970 UTC; local
+// mtimes and inodes are doubles (fractional ms; inodes beyond 2^53 round the same way on every read).
+const m001: Migration = {
+  name: '001_index',
+  async up(knex) {
+    await knex.schema.createTable('folders', (t) => {
+      t.increments('id').primary();
+      t.string('space_id', 32).notNullable();
+      t.text('root').notNullable();
+      t.bigInteger('last_seq').notNullable().defaultTo(0);
+      t.bigInteger('created_at').notNullable();
+      t.unique(['space_id', 'root']);
+    });
+    await knex.schema.createTable('base', (t) => {
+      t.integer('folder_id').notNullable().references('folders.id').onDelete('CASCADE');
+      t.text('path').notNullable();
+      t.string('kind', 8).notNullable();
+      t.string('file_id', 32).notNullable();
+      t.string('version_id', 32).notNullable();
+      t.string('hash', 64).notNullable();
+      t.bigInteger('size').notNullable();
+      t.double('mtime_ms').notNullable();
+      t.bigInteger('local_size').notNullable();
+      t.double('local_mtime_ms').notNullable();
+      t.double('local_ino').notNullable();
+      t.primary(['folder_id', 'path']);
+      t.index(['folder_id', 'file_id']);
+    });
+    await knex.schema.createTable('remote', (t) => {
+      t.integer('folder_id').notNullable().references('folders.id').onDelete('CASCADE');
+      t.string('file_id', 32).notNullable();
+      t.string('version_id', 32).notNullable();
+      t.bigInteger('seq').notNullable();
+      t.text('path').notNullable();
+      t.string('kind', 8).notNullable();
+      t.bigInteger('size').notNullable();
+      t.double('mtime_ms').notNullable();
+      t.string('hash', 64).notNullable();
+      t.boolean('deleted').notNullable();
+      t.text('chunks').notNullable(); // JSON [[chunkId, size], ...]
+      t.integer('key_epoch').notNullable();
+      t.primary(['folder_id', 'file_id']);
+      t.index(['folder_id', 'path']);
+    });
+    await knex.schema.createTable('journal', (t) => {
+      t.increments('id').primary();
+      t.integer('folder_id').notNullable().references('folders.id').onDelete('CASCADE');
+      t.string('op', 40).notNullable();
+      t.text('payload').notNullable(); // JSON
+      t.string('state', 8).notNullable().defaultTo('pending'); // pending | done
+      t.bigInteger('created_at').notNullable();
+      t.bigInteger('done_at');
+      t.index(['folder_id', 'state']);
+    });
+  },
+  async down(knex) {
+    await knex.schema.dropTable('journal');
+    await knex.schema.dropTable('remote');
+    await knex.schema.dropTable('base');
+    await knex.schema.dropTable('folders');
+  },
+};
+
+const all: Migration[] = [m001];
+
+const migrations: Knex.MigrationSource<Migration> = {
+  getMigrations: async () => all,
+  getMigrationName: (m) => m.name,
+  getMigration: async (m) => m,
+};
+
+export interface FolderRecord {
+  id: number;
+  spaceId: string;
+  /** absolute path of the folder on disk */
+  root: string;
+  /** the last change-log seq whose versions are in `remote` */
+  lastSeq: number;
+  createdAt: number;
+}
+
+export type JournalState = 'pending' | 'done';
+
+export interface JournalEntry {
+  id: number;
+  folderId: number;
+  op: string;
+  payload: unknown;
+  state: JournalState;
+  createdAt: number;
+}
+
+/** Index changes applied together in one transaction (e.g. a finished download: base row + journal step done). */
+export interface IndexChanges {
+  /** applied first, so a move is `deleteBase: [from], putBase: [to]` */
+  deleteBase?: readonly string[];
+  putBase?: readonly BaseEntry[];
+  putRemote?: readonly RemoteEntry[];
+  deleteRemote?: readonly string[];
+  lastSeq?: number;
+  journalDone?: readonly number[];
+}
+
+interface BaseRow {
+  folder_id: number;
+  path: string;
+  kind: string;
+  file_id: string;
+  version_id: string;
+  hash: string;
+  size: number;
+  mtime_ms: number;
+  local_size: number;
+  local_mtime_ms: number;
+  local_ino: number;
+}
+
+interface RemoteRow {
+  folder_id: number;
+  file_id: string;
+  version_id: string;
+  seq: number;
+  path: string;
+  kind: string;
+  size: number;
+  mtime_ms: number;
+  hash: string;
+  deleted: number | boolean;
+  chunks: string;
+  key_epoch: number;
+}
+
+interface FolderRow {
+  id: number;
+  space_id: string;
+  root: string;
+  last_seq: number;
+  created_at: number;
+}
+
+function folderOf(row: FolderRow): FolderRecord {
+  return { id: row.id, spaceId: row.space_id, root: row.root, lastSeq: Number(row.last_seq), createdAt: Number(row.created_at) };
+}
+
+function chunked<T>(items: readonly T[], size = BATCH_ROWS): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
+const BASE_COLUMNS = ['path', 'kind', 'file_id', 'version_id', 'hash', 'size', 'mtime_ms', 'local_size', 'local_mtime_ms', 'local_ino'];
+const REMOTE_COLUMNS = ['file_id', 'version_id', 'seq', 'path', 'kind', 'size', 'mtime_ms', 'hash', 'deleted', 'chunks', 'key_epoch'];
+
+/** The local sqlite3 index of one client (one KLUIS_HOME). */
+export class IndexDb {
+  private constructor(readonly knex: Knex) {}
+
+  /** Opens (creating and migrating if needed) `<home>/index.sqlite3`. */
+  static async open(home: string): Promise<IndexDb> {
+    mkdirSync(home, { recursive: true, mode: 0o700 });
+    const knex = knexFactory({
+      client: IndexSqlite3Client as unknown as typeof Knex.Client,
+      connection: { filename: path.join(home, INDEX_FILENAME) },
+      useNullAsDefault: true,
+      // One connection: one writer, every transaction serialisable, no SQLITE_BUSY inside the process.
+      pool: {
+        min: 1,
+        max: 1,
+        afterCreate(conn: { run(sql: string, cb: (err: Error | null) => void): void }, done: (err: Error | null, conn: unknown) => void) {
+          const pragmas = ['PRAGMA journal_mode = WAL', 'PRAGMA foreign_keys = ON', 'PRAGMA synchronous = NORMAL', 'PRAGMA busy_timeout = 5000'];
+          const next = (i: number): void => {
+            if (i === pragmas.length) return done(null, conn);
+            conn.run(pragmas[i]!, (err) => (err ? done(err, conn) : next(i + 1)));
+          };
+          next(0);
+        },
+      },
+    });
+    try {
+      await knex.migrate.latest({ migrationSource: migrations, tableName: 'schema_migrations' });
+    } catch (err) {
+      await knex.destroy();
+      throw err;
+    }
+    return new IndexDb(knex);
+  }
+
+  async close(): Promise<void> {
+    await this.knex.destroy();
+  }
+
+  /** The folder record for (space, root), created with lastSeq 0 on first use. */
+  async folder(spaceId: string, root: string): Promise<FolderRecord> {
+    const absRoot = path.resolve(root);
+    return this.knex.transaction(async (trx) => {
+      const found = (await trx('folders').where({ space_id: spaceId, root: absRoot }).first()) as FolderRow | undefined;
+      if (found) return folderOf(found);
+      await trx('folders').insert({ space_id: spaceId, root: absRoot, last_seq: 0, created_at: Date.now() });
+      const row = (await trx('folders').where({ space_id: spaceId, root: absRoot }).first()) as FolderRow;
+      return folderOf(row);
+    });
+  }
+
+  async folders(): Promise<FolderRecord[]> {
+    const rows = (await this.knex('folders').orderBy('id')) as FolderRow[];
+    return rows.map(folderOf);
+  }
+
+  async folderById(folderId: number): Promise<FolderRecord | null> {
+    const row = (await this.knex('folders').where({ id: folderId }).first()) as FolderRow | undefined;
+    return row ? folderOf(row) : null;
+  }
+
+  /** Every base entry of the folder, by path. */
+  async baseAll(folderId: number): Promise<Map<string, BaseEntry>> {
+    const rows = (await this.knex('base').where({ folder_id: folderId }).select(BASE_COLUMNS)) as BaseRow[];
+    const out = new Map<string, BaseEntry>();
+    for (const r of rows) {
+      out.set(r.path, {
+        path: r.path,
+        kind: r.kind as EntryKind,
+        fileId: r.file_id,
+        versionId: r.version_id,
+        hash: r.hash,
+        size: Number(r.size),
+        mtimeMs: r.mtime_ms,
+        localSize: Number(r.local_size),
+        localMtimeMs: r.local_mtime_ms,
+        localIno: r.local_ino,
+      });
+    }
+    return out;
+  }
+
+  /** Every known remote file of the folder, by fileId. */
+  async remoteAll(folderId: number): Promise<Map<string, RemoteEntry>> {
+    const rows = (await this.knex('remote').where({ folder_id: folderId }).select(REMOTE_COLUMNS)) as RemoteRow[];
+    const out = new Map<string, RemoteEntry>();
+    for (const r of rows) {
+      out.set(r.file_id, {
+        fileId: r.file_id,
+        versionId: r.version_id,
+        seq: Number(r.seq),
+        path: r.path,
+        kind: r.kind as EntryKind,
+        size: Number(r.size),
+        mtimeMs: r.mtime_ms,
+        hash: r.hash,
+        deleted: Boolean(r.deleted),
+        chunks: JSON.parse(r.chunks) as [string, number][],
+        keyEpoch: r.key_epoch,
+      });
+    }
+    return out;
+  }
+
+  async putBase(folderId: number, entries: readonly BaseEntry[]): Promise<void> {
+    await this.apply(folderId, { putBase: entries });
+  }
+
+  async deleteBase(folderId: number, paths: readonly string[]): Promise<void> {
+    await this.apply(folderId, { deleteBase: paths });
+  }
+
+  /** Stores remote entries; with `lastSeq`, moves the folder's change-log position in the same transaction. */
+  async putRemote(folderId: number, entries: readonly RemoteEntry[], lastSeq?: number): Promise<void> {
+    await this.apply(folderId, lastSeq === undefined ? { putRemote: entries } : { putRemote: entries, lastSeq });
+  }
+
+  async deleteRemote(folderId: number, fileIds: readonly string[]): Promise<void> {
+    await this.apply(folderId, { deleteRemote: fileIds });
+  }
+
+  async setLastSeq(folderId: number, seq: number): Promise<void> {
+    await this.apply(folderId, { lastSeq: seq });
+  }
+
+  /** Applies all `changes` in one transaction, batched. */
+  async apply(folderId: number, changes: IndexChanges): Promise<void> {
+    await this.knex.transaction(async (trx) => {
+      for (const paths of chunked(changes.deleteBase ?? [])) {
+        await trx('base').where({ folder_id: folderId }).whereIn('path', paths).delete();
+      }
+      for (const batch of chunked(changes.putBase ?? [])) {
+        const rows: BaseRow[] = batch.map((e) => ({
+          folder_id: folderId,
+          path: e.path,
+          kind: e.kind,
+          file_id: e.fileId,
+          version_id: e.versionId,
+          hash: e.hash,
+          size: e.size,
+          mtime_ms: e.mtimeMs,
+          local_size: e.localSize,
+          local_mtime_ms: e.localMtimeMs,
+          local_ino: e.localIno,
+        }));
+        await trx('base').insert(rows).onConflict(['folder_id', 'path']).merge();
+      }
+      for (const batch of chunked(changes.putRemote ?? [])) {
+        const rows: RemoteRow[] = batch.map((e) => ({
+          folder_id: folderId,
+          file_id: e.fileId,
+          version_id: e.versionId,
+          seq: e.seq,
+          path: e.path,
+          kind: e.kind,
+          size: e.size,
+          mtime_ms: e.mtimeMs,
+          hash: e.hash,
+          deleted: e.deleted,
+          chunks: JSON.stringify(e.chunks),
+          key_epoch: e.keyEpoch,
+        }));
+        await trx('remote').insert(rows).onConflict(['folder_id', 'file_id']).merge();
+      }
+      for (const ids of chunked(changes.deleteRemote ?? [])) {
+        await trx('remote').where({ folder_id: folderId }).whereIn('file_id', ids).delete();
+      }
+      if (changes.lastSeq !== undefined) {
+        if (!Number.isSafeInteger(changes.lastSeq) || changes.lastSeq < 0) throw new RangeError(`bad change-log seq ${changes.lastSeq}`);
+        const n = await trx('folders').where({ id: folderId }).update({ last_seq: changes.lastSeq });
+        if (n !== 1) throw new Error(`no folder ${folderId} in the index`);
+      }
+      for (const ids of chunked(changes.journalDone ?? [])) {
+        await trx('journal').whereIn('id', ids).update({ state: 'done', done_at: Date.now() });
+      }
+    });
+  }
+
+  /** Records a step before it is carried out; returns its id for journalDone. */
+  async journalAdd(folderId: number, op: string, payload: unknown): Promise<number> {
+    const [id] = (await this.knex('journal').insert({ folder_id: folderId, op, payload: JSON.stringify(payload ?? null), state: 'pending', created_at: Date.now() }, ['id'])) as ({ id: number } | number)[];
+    return typeof id === 'object' ? id.id : (id as number);
+  }
+
+  async journalDone(id: number): Promise<void> {
+    await this.knex('journal').where({ id }).update({ state: 'done', done_at: Date.now() });
+  }
+
+  /** Steps written but not finished (a crash or kill in between), oldest first: run or undo them at start. */
+  async journalPending(folderId: number): Promise<JournalEntry[]> {
+    const rows = (await this.knex('journal').where({ folder_id: folderId, state: 'pending' }).orderBy('id')) as {
+      id: number; folder_id: number; op: string; payload: string; state: JournalState; created_at: number;
+    }[];
+    return rows.map((r) => ({ id: r.id, folderId: r.folder_id, op: r.op, payload: JSON.parse(r.payload) as unknown, state: r.state, createdAt: Number(r.created_at) }));
+  }
+
+  /** Deletes finished steps of the folder; returns how many. */
+  async journalPrune(folderId: number): Promise<number> {
+    return this.knex('journal').where({ folder_id: folderId, state: 'done' }).delete();
+  }
+}

@@ -1,0 +1,312 @@
+// The scan (DESIGN §4, STYLE "Sync engine"): the truth about the local folder. Watcher events only schedule scans;
+// a scan walks the whole tree, compares each file's size + mtime + inode with the index and hashes only what
+// changed. Nothing here writes to the folder.
+//
+// Decisions (2026-05):
+// - Iterative walk (an explicit stack): deep trees cannot overflow the call stack. lstat only: symlinks are never
+//   followed, they are reported as skipped. Sockets, FIFOs and devices are skipped too.
+// - Directories are entries (kind 'dir', size 0, hash = BLAKE2b-256 of nothing) so empty folders sync.
+// - Names are NFC-normalised into paths. On Linux the name on disk may be NFD: `diskPaths` maps such paths to the
+//   relative path to open. Two names that become one path (NFC, or case on a case-insensitive folder) are both
+//   refused and not descended into: which one is "the" file is the user's call, not ours.
+// - A file whose mtime is within `settleMs` of now is skipped as 'settling' (still being written); a file whose
+//   size or mtime changes while it is hashed is skipped as 'changing'. Both are picked up by a later scan. Files
+//   whose size + mtime + inode match the index are not settling even if recent: they are the engine's own writes.
+// - Ignored: the engine's temp files (`.kluis-tmp-*`, anywhere; listed in `temps` for cleanTemp) and the marker
+//   name `.kluis` at the root (reserved; the engine may keep a marker there).
+// - Every path that is not in `entries` but was seen (skipped, refused, unreadable) must be passed to reconcile as
+//   `unknown`: a path that was not seen is not a deletion. `unknownPaths(result)` gives that list.
+import { constants as fsConstants } from 'node:fs';
+import { lstat, open, opendir, stat } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
+import path from 'node:path';
+import { ContentHasher, contentHash, initCrypto } from '@kluis/shared';
+import type { BaseEntry, LocalEntry } from './types.js';
+import { LocalFsError, MARKER_NAME, TEMP_PREFIX, foldCase, inspectLocalPath, isCaseInsensitivePlatform } from './local-paths.js';
+
+/** BLAKE2b-256 of zero bytes: the hash of every folder (and of empty files). */
+export const EMPTY_HASH = '0e5751c026e543b2e8ab2eb06099daa1d1e5df47778f7787faab45cdf12fe3a8';
+
+export type SkipReason = 'settling' | 'changing' | 'symlink' | 'special' | 'unreadable' | 'vanished';
+
+export interface ScanIssue<R extends string = string> {
+  path: string;
+  reason: R;
+  detail?: string;
+}
+
+export interface ScanOptions {
+  /** A file modified less than this long ago is skipped as 'settling' (default 1000 ms). */
+  settleMs?: number;
+  /** "Now" for the settle rule, ms since 1970 (default: the clock when each file is looked at). */
+  now?: number;
+  /** Naming rules (default: the running platform). */
+  platform?: NodeJS.Platform;
+  /** Treat names differing only in case as one (default: true on win32 and darwin). */
+  caseInsensitive?: boolean;
+  /** Warn about names Windows cannot hold (default true; see local-paths.ts). */
+  portable?: boolean;
+  /** Files hashed at once (default 4). */
+  concurrency?: number;
+  /** lstat calls in flight per directory batch (default 64). */
+  statBatch?: number;
+  signal?: AbortSignal;
+}
+
+export interface ScanResult {
+  entries: Map<string, LocalEntry>;
+  /** Names that cannot be synced as they are (collisions, unsafe names). Never uploaded. */
+  refused: ScanIssue[];
+  /** Paths not examined this time (settling, changing, symlinks, special files, unreadable folders). */
+  skipped: ScanIssue<SkipReason>[];
+  /** Synced, but with a portability problem (e.g. a name Windows cannot hold). */
+  warnings: ScanIssue[];
+  /** Files read and hashed (the rest reused the index's hash). */
+  hashed: number;
+  hashedBytes: number;
+  /** Path -> relative path on disk, for names stored in another Unicode form (only those). */
+  diskPaths: Map<string, string>;
+  /** Relative disk paths of leftover `.kluis-tmp-*` files. */
+  temps: string[];
+}
+
+/** The paths reconcile must treat as unknown (their subtrees included). */
+export function unknownPaths(result: Pick<ScanResult, 'refused' | 'skipped'>): string[] {
+  return [...result.refused.map((r) => r.path), ...result.skipped.map((s) => s.path)];
+}
+
+const READ_BUFFER = 1024 * 1024;
+// O_NOFOLLOW: a file swapped for a symlink between lstat and open is not followed (0 where the OS lacks it).
+const OPEN_FLAGS = fsConstants.O_RDONLY | (fsConstants.O_NOFOLLOW ?? 0);
+
+/** A counting semaphore that hands a released slot straight to the next waiter. */
+function limiter(n: number): <T>(fn: () => Promise<T>) => Promise<T> {
+  let active = 0;
+  const waiting: (() => void)[] = [];
+  return async (fn) => {
+    if (active >= n) await new Promise<void>((resolve) => waiting.push(resolve));
+    else active++;
+    try {
+      return await fn();
+    } finally {
+      const next = waiting.shift();
+      if (next) next();
+      else active--;
+    }
+  };
+}
+
+export interface HashedFile {
+  hash: string;
+  size: number;
+  mtimeMs: number;
+  ino: number;
+}
+
+/** What the caller already knows of a file (from lstat): the hash is only returned if it still holds afterwards. */
+export interface FileFacts {
+  size: number;
+  mtimeMs: number;
+  ino: number;
+}
+
+/**
+ * Hashes a regular file without following a symlink. Returns null if the file changed while it was read: size or
+ * mtime differ before and after, or (with `expect`, e.g. the scan's lstat) it is not that file any more. With
+ * `expect` the first fstat is skipped: the scan already paid for an lstat.
+ */
+export async function hashFile(absPath: string, expect?: FileFacts): Promise<HashedFile | null> {
+  await initCrypto();
+  const handle = await open(absPath, OPEN_FLAGS);
+  try {
+    let before: FileFacts;
+    if (expect) before = expect;
+    else {
+      const st = await handle.stat();
+      if (!st.isFile()) throw new LocalFsError('changed', `${absPath} is not a regular file`);
+      before = { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino };
+    }
+    let total = 0;
+    let hash: string;
+    if (before.size <= 64 * 1024) {
+      // Small files (most of an office folder): one read, one hash call.
+      const buf = Buffer.allocUnsafe(before.size + 1);
+      for (;;) {
+        const { bytesRead } = await handle.read(buf, total, buf.length - total, total);
+        if (bytesRead === 0) break;
+        total += bytesRead;
+        if (total === buf.length) return null; // grew while reading
+      }
+      hash = contentHash(buf.subarray(0, total));
+    } else {
+      const hasher = new ContentHasher();
+      const buf = Buffer.allocUnsafe(READ_BUFFER);
+      for (;;) {
+        const { bytesRead } = await handle.read(buf, 0, buf.length, total);
+        if (bytesRead === 0) break;
+        hasher.update(buf.subarray(0, bytesRead));
+        total += bytesRead;
+      }
+      hash = hasher.digest();
+    }
+    const after = await handle.stat();
+    if (!after.isFile() || after.ino !== before.ino || total !== before.size || after.size !== before.size || after.mtimeMs !== before.mtimeMs) return null;
+    return { hash, size: total, mtimeMs: before.mtimeMs, ino: before.ino };
+  } finally {
+    await handle.close();
+  }
+}
+
+interface DirTask {
+  abs: string;
+  /** NFC path relative to the root ('' for the root). */
+  rel: string;
+  /** Relative path as stored on disk. */
+  disk: string;
+}
+
+/** Walks `root` and returns what is there, reusing `base` hashes for files whose size + mtime + inode match. */
+export async function scanFolder(root: string, base: ReadonlyMap<string, BaseEntry>, options: ScanOptions = {}): Promise<ScanResult> {
+  await initCrypto();
+  const absRoot = path.resolve(root);
+  const settleMs = options.settleMs ?? 1000;
+  const platform = options.platform ?? process.platform;
+  const ci = options.caseInsensitive ?? isCaseInsensitivePlatform(platform);
+  const statBatch = Math.max(1, options.statBatch ?? 64);
+  const hashSlot = limiter(Math.max(1, options.concurrency ?? 4));
+
+  let rootStat: Stats;
+  try {
+    rootStat = await stat(absRoot);
+  } catch (err) {
+    throw new LocalFsError('root_missing', `the synced folder ${absRoot} is not there (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
+  }
+  // A missing or replaced root must never look like "everything was deleted".
+  if (!rootStat.isDirectory()) throw new LocalFsError('root_missing', `the synced folder ${absRoot} is not a folder`);
+
+  const result: ScanResult = { entries: new Map(), refused: [], skipped: [], warnings: [], hashed: 0, hashedBytes: 0, diskPaths: new Map(), temps: [] };
+  const hashing: Promise<void>[] = [];
+  const stack: DirTask[] = [{ abs: absRoot, rel: '', disk: '' }];
+
+  const hashInto = (abs: string, rel: string, st: Stats): Promise<void> =>
+    hashSlot(async () => {
+      let h: HashedFile | null;
+      try {
+        h = await hashFile(abs, { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino });
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === 'ENOENT') result.skipped.push({ path: rel, reason: 'vanished' });
+        else if (code === 'ELOOP' || code === 'EMLINK') result.skipped.push({ path: rel, reason: 'symlink' });
+        else if (code === 'EISDIR' || err instanceof LocalFsError) result.skipped.push({ path: rel, reason: 'changing' });
+        else result.skipped.push({ path: rel, reason: 'unreadable', detail: code ?? String(err) });
+        return;
+      }
+      if (!h || h.size !== st.size || h.mtimeMs !== st.mtimeMs) {
+        result.skipped.push({ path: rel, reason: 'changing' });
+        return;
+      }
+      result.hashed++;
+      result.hashedBytes += h.size;
+      result.entries.set(rel, { path: rel, kind: 'file', size: h.size, mtimeMs: h.mtimeMs, ino: h.ino, hash: h.hash });
+    });
+
+  while (stack.length > 0) {
+    if (options.signal?.aborted) throw options.signal.reason ?? new Error('scan aborted');
+    const dir = stack.pop()!;
+    const names: string[] = [];
+    try {
+      const handle = await opendir(dir.abs, { bufferSize: 256 });
+      for await (const dirent of handle) names.push(dirent.name);
+    } catch (err) {
+      if (dir.rel === '') throw err;
+      result.entries.delete(dir.rel);
+      const code = (err as NodeJS.ErrnoException).code;
+      result.skipped.push(code === 'ENOENT' ? { path: dir.rel, reason: 'vanished' } : { path: dir.rel, reason: 'unreadable', detail: code ?? String(err) });
+      continue;
+    }
+
+    // Group names by the path they become, to find the ones that collide.
+    const byPath = new Map<string, string[]>();
+    for (const name of names) {
+      if (name.startsWith(TEMP_PREFIX)) {
+        result.temps.push(dir.disk === '' ? name : `${dir.disk}/${name}`);
+        continue;
+      }
+      if (dir.rel === '' && name === MARKER_NAME) continue;
+      const nfc = name.normalize('NFC');
+      const list = byPath.get(nfc);
+      if (list) list.push(name);
+      else byPath.set(nfc, [name]);
+    }
+    const folded = new Map<string, string[]>();
+    if (ci) {
+      for (const nfc of byPath.keys()) {
+        const k = foldCase(nfc);
+        const list = folded.get(k);
+        if (list) list.push(nfc);
+        else folded.set(k, [nfc]);
+      }
+    }
+
+    const todo: { name: string; rel: string; disk: string }[] = [];
+    for (const [nfc, diskNames] of byPath) {
+      const rel = dir.rel === '' ? nfc : `${dir.rel}/${nfc}`;
+      if (diskNames.length > 1) {
+        result.refused.push({ path: rel, reason: `${diskNames.length} names on disk become this one path after Unicode normalisation; rename all but one` });
+        continue;
+      }
+      if (ci) {
+        const same = folded.get(foldCase(nfc))!;
+        if (same.length > 1) {
+          result.refused.push({ path: rel, reason: `differs only in letter case from "${same.find((o) => o !== nfc)}" in the same folder; rename one` });
+          continue;
+        }
+      }
+      const verdict = inspectLocalPath(rel, platform, { portable: options.portable ?? true });
+      if (verdict.refused !== null) {
+        result.refused.push({ path: rel, reason: verdict.refused });
+        continue;
+      }
+      if (verdict.warning !== null) result.warnings.push({ path: rel, reason: verdict.warning });
+      const name = diskNames[0]!;
+      const disk = dir.disk === '' ? name : `${dir.disk}/${name}`;
+      if (disk !== rel) result.diskPaths.set(rel, disk);
+      todo.push({ name, rel, disk });
+    }
+
+    for (let i = 0; i < todo.length; i += statBatch) {
+      const batch = todo.slice(i, i + statBatch);
+      const stats = await Promise.all(batch.map((t) => lstat(path.join(dir.abs, t.name)).catch((err: NodeJS.ErrnoException) => err)));
+      for (let j = 0; j < batch.length; j++) {
+        const t = batch[j]!;
+        const st = stats[j]!;
+        if (st instanceof Error) {
+          const code = (st as NodeJS.ErrnoException).code;
+          result.skipped.push(code === 'ENOENT' ? { path: t.rel, reason: 'vanished' } : { path: t.rel, reason: 'unreadable', detail: code ?? st.message });
+          continue;
+        }
+        const abs = path.join(dir.abs, t.name);
+        if (st.isSymbolicLink()) {
+          result.skipped.push({ path: t.rel, reason: 'symlink', detail: 'symlinks are not followed or synced' });
+        } else if (st.isDirectory()) {
+          result.entries.set(t.rel, { path: t.rel, kind: 'dir', size: 0, mtimeMs: st.mtimeMs, ino: st.ino, hash: EMPTY_HASH });
+          stack.push({ abs, rel: t.rel, disk: t.disk });
+        } else if (st.isFile()) {
+          const b = base.get(t.rel);
+          if (b && b.kind === 'file' && b.localSize === st.size && b.localMtimeMs === st.mtimeMs && b.localIno === st.ino) {
+            result.entries.set(t.rel, { path: t.rel, kind: 'file', size: st.size, mtimeMs: st.mtimeMs, ino: st.ino, hash: b.hash });
+          } else if (Math.abs((options.now ?? Date.now()) - st.mtimeMs) < settleMs) {
+            // Within settleMs of now on either side; an mtime further in the future (clock skew) is not waited for.
+            result.skipped.push({ path: t.rel, reason: 'settling' });
+          } else {
+            hashing.push(hashInto(abs, t.rel, st));
+          }
+        } else {
+          result.skipped.push({ path: t.rel, reason: 'special', detail: 'not a regular file or folder' });
+        }
+      }
+    }
+  }
+  await Promise.all(hashing);
+  return result;
+}

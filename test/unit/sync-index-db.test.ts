@@ -1,0 +1,152 @@
+// The client's local index (desktop/src/sync/index-db.ts): migrations, folders, base/remote round trips, batching
+// beyond one statement, all-or-nothing changes, the operation journal.
+import test, { type ExecutionContext } from 'ava';
+import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { BATCH_ROWS, INDEX_FILENAME, IndexDb } from '../../desktop/dist/sync/index-db.js';
+import type { BaseEntry, RemoteEntry } from '../../desktop/dist/sync/types.js';
+
+async function openTemp(t: ExecutionContext): Promise<{ db: IndexDb; home: string }> {
+  const home = await mkdtemp(path.join(os.tmpdir(), 'kluis-index-'));
+  const db = await IndexDb.open(home);
+  t.teardown(async () => {
+    await db.close().catch(() => undefined);
+    await rm(home, { recursive: true, force: true });
+  });
+  return { db, home };
+}
+
+function base(i: number, over: Partial<BaseEntry> = {}): BaseEntry {
+  return {
+    path: `map ${i % 10}/bestand-${i}.txt`, kind: 'file', fileId: `file${i}`, versionId: `ver${i}`, hash: i.toString(16).padStart(64, '0'),
+    size: i * 3, mtimeMs: 1_790_000_000_000 + i, localSize: i * 3, localMtimeMs: 1_790_000_000_000.123 + i, localIno: 9_007_199_254_740_000 + i, ...over,
+  };
+}
+
+function remote(i: number, over: Partial<RemoteEntry> = {}): RemoteEntry {
+  return {
+    fileId: `file${i}`, versionId: `ver${i}`, seq: i + 1, path: `map/é${i}.txt`, kind: 'file', size: 7, mtimeMs: 1_790_000_000_000, hash: 'ab'.repeat(32),
+    deleted: false, chunks: [['cd'.repeat(32), 7]], keyEpoch: 2, ...over,
+  };
+}
+
+test('index: opens <home>/index.sqlite3, migrates once, reopens', async (t) => {
+  const { db, home } = await openTemp(t);
+  t.true(existsSync(path.join(home, INDEX_FILENAME)));
+  const f = await db.folder('space1', path.join(home, 'sync'));
+  await db.close();
+  const again = await IndexDb.open(home);
+  t.deepEqual(await again.folders(), [f]);
+  const mode = (await again.knex.raw('PRAGMA journal_mode')) as { journal_mode: string }[];
+  t.is(mode[0]!.journal_mode, 'wal');
+  await again.close();
+});
+
+test('index: folder() gets or creates by (space, root)', async (t) => {
+  const { db, home } = await openTemp(t);
+  const a = await db.folder('space1', path.join(home, 'A'));
+  const a2 = await db.folder('space1', path.join(home, 'sub', '..', 'A'));
+  const b = await db.folder('space1', path.join(home, 'B'));
+  const c = await db.folder('space2', path.join(home, 'A'));
+  t.is(a2.id, a.id);
+  t.not(b.id, a.id);
+  t.not(c.id, a.id);
+  t.is(a.lastSeq, 0);
+  t.is(a.root, path.join(home, 'A'));
+  await db.setLastSeq(a.id, 42);
+  t.is((await db.folderById(a.id))!.lastSeq, 42);
+  t.is((await db.folder('space1', path.join(home, 'A'))).lastSeq, 42);
+  await t.throwsAsync(db.setLastSeq(a.id, -1), { instanceOf: RangeError });
+  await t.throwsAsync(db.setLastSeq(9999, 1), { message: /no folder/ });
+});
+
+test('index: base entries round trip exactly (fractional mtimes, big inodes), upsert and delete', async (t) => {
+  const { db, home } = await openTemp(t);
+  const f = await db.folder('s', home);
+  const entries = [base(1), base(2), base(3, { kind: 'dir', size: 0, localSize: 0, path: 'map leeg' })];
+  await db.putBase(f.id, entries);
+  const got = await db.baseAll(f.id);
+  t.deepEqual([...got.values()].sort((x, y) => x.path.localeCompare(y.path)), [...entries].sort((x, y) => x.path.localeCompare(y.path)));
+  const moved = { ...base(1), versionId: 'ver1b', hash: 'f'.repeat(64) };
+  await db.putBase(f.id, [moved]);
+  t.deepEqual((await db.baseAll(f.id)).get(moved.path), moved);
+  await db.deleteBase(f.id, [base(2).path, 'not there']);
+  t.deepEqual([...(await db.baseAll(f.id)).keys()].sort(), [base(1).path, 'map leeg'].sort());
+});
+
+test(`index: batches beyond ${BATCH_ROWS} rows per statement, one transaction`, async (t) => {
+  const { db, home } = await openTemp(t);
+  const f = await db.folder('s', home);
+  const other = await db.folder('s', path.join(home, 'other'));
+  const n = BATCH_ROWS * 4 + 123;
+  const entries = Array.from({ length: n }, (_, i) => base(i));
+  await db.putBase(f.id, entries);
+  await db.putBase(other.id, [base(0)]);
+  const got = await db.baseAll(f.id);
+  t.is(got.size, n);
+  t.deepEqual(got.get(base(n - 1).path), base(n - 1));
+  await db.deleteBase(f.id, entries.slice(0, n - 10).map((e) => e.path));
+  t.is((await db.baseAll(f.id)).size, 10);
+  t.is((await db.baseAll(other.id)).size, 1, 'other folders are untouched');
+  const rs = Array.from({ length: n }, (_, i) => remote(i));
+  await db.putRemote(f.id, rs, n);
+  t.is((await db.remoteAll(f.id)).size, n);
+  t.is((await db.folderById(f.id))!.lastSeq, n);
+});
+
+test('index: remote entries round trip (chunks as JSON, deleted flag) and move the change-log position together', async (t) => {
+  const { db, home } = await openTemp(t);
+  const f = await db.folder('s', home);
+  const r1 = remote(1);
+  const r2 = remote(2, { deleted: true, chunks: [], size: 0, kind: 'dir' });
+  await db.putRemote(f.id, [r1, r2], 7);
+  const got = await db.remoteAll(f.id);
+  t.deepEqual(got.get('file1'), r1);
+  t.deepEqual(got.get('file2'), r2);
+  t.is((await db.folderById(f.id))!.lastSeq, 7);
+  const r1b = remote(1, { versionId: 'next', seq: 9, path: 'elders.txt' });
+  await db.putRemote(f.id, [r1b]);
+  t.deepEqual((await db.remoteAll(f.id)).get('file1'), r1b);
+  t.is((await db.folderById(f.id))!.lastSeq, 7, 'without lastSeq the position stays');
+  await db.deleteRemote(f.id, ['file2']);
+  t.deepEqual([...(await db.remoteAll(f.id)).keys()], ['file1']);
+});
+
+test('index: apply() is all or nothing', async (t) => {
+  const { db, home } = await openTemp(t);
+  const f = await db.folder('s', home);
+  await db.putBase(f.id, [base(1)]);
+  const j = await db.journalAdd(f.id, 'download', { path: base(2).path });
+  // A move (delete + put) and a journal step in one go.
+  await db.apply(f.id, { deleteBase: [base(1).path], putBase: [{ ...base(1), path: 'nieuw.txt' }], journalDone: [j] });
+  t.deepEqual([...(await db.baseAll(f.id)).keys()], ['nieuw.txt']);
+  t.deepEqual(await db.journalPending(f.id), []);
+  // A failing part (unknown folder for lastSeq) rolls back the rest.
+  const ghost = 4242;
+  await t.throwsAsync(db.apply(ghost, { lastSeq: 3 }));
+  await t.throwsAsync(db.apply(f.id, { putBase: [base(5)], lastSeq: -4 }));
+  t.deepEqual([...(await db.baseAll(f.id)).keys()], ['nieuw.txt']);
+  // Foreign keys are on: rows need their folder.
+  await t.throwsAsync(db.putBase(ghost, [base(6)]));
+});
+
+test('index: the operation journal keeps pending steps in order until they are done', async (t) => {
+  const { db, home } = await openTemp(t);
+  const f = await db.folder('s', home);
+  const g = await db.folder('s', path.join(home, 'g'));
+  const a = await db.journalAdd(f.id, 'upload', { path: 'a.txt', chunks: ['x'], n: 1 });
+  const b = await db.journalAdd(f.id, 'delete-local', { path: 'b.txt' });
+  await db.journalAdd(g.id, 'upload', null);
+  t.true(b > a);
+  const pending = await db.journalPending(f.id);
+  t.deepEqual(pending.map((p) => [p.id, p.op, p.payload, p.state]), [
+    [a, 'upload', { path: 'a.txt', chunks: ['x'], n: 1 }, 'pending'],
+    [b, 'delete-local', { path: 'b.txt' }, 'pending'],
+  ]);
+  await db.journalDone(a);
+  t.deepEqual((await db.journalPending(f.id)).map((p) => p.id), [b]);
+  t.is(await db.journalPrune(f.id), 1);
+  t.is((await db.journalPending(g.id)).length, 1);
+});
