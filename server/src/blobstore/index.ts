@@ -180,13 +180,14 @@ export function validatePrefix(prefix: string): void {
   if (prefix.includes('//')) throw new InvalidBlobKeyError(prefix, 'empty segment');
 }
 
-const ORG_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
+// Ids are random base64url, so they may start with `_` or `-` (a leading `.` is still refused).
+const ORG_ID = /^[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}$/;
 const SAFE_ORG_NAME = /^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$/;
 
-/** Organisation ids: 1..128 of `[A-Za-z0-9_.-]`, starting with a letter or digit. */
+/** Organisation ids: 1..128 of `[A-Za-z0-9_.-]`, not starting with a dot. */
 export function validateOrgId(orgId: string): void {
   if (typeof orgId !== 'string' || !ORG_ID.test(orgId)) {
-    throw new InvalidBlobKeyError(String(orgId), 'organisation id must be 1..128 of A-Z a-z 0-9 _ . - starting with a letter or digit');
+    throw new InvalidBlobKeyError(String(orgId), 'organisation id must be 1..128 of A-Z a-z 0-9 _ . - not starting with a dot');
   }
 }
 
