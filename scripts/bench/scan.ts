@@ -8,7 +8,7 @@
 //       Target < 2 s.
 // Prints one table and writes bench-results/scan.json. Not a test.
 //   node --import=tsx scripts/bench/scan.ts [--files 100000] [--small 10000] [--reps 3] [--keep]
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdirSync, writeFileSync } from 'node:fs';
 import { lstat, mkdir, mkdtemp, opendir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -81,8 +81,8 @@ async function makeTree(root: string, count: number, content: (i: number) => str
   }
 }
 
-/** The plain baseline: opendir + lstat of everything, nothing else. */
-async function plainWalk(root: string): Promise<number> {
+/** The plain baseline: opendir + lstat of everything, nothing else (async: 64 in flight; sync: lstatSync). */
+async function plainWalk(root: string, mode: 'async' | 'sync'): Promise<number> {
   let n = 0;
   const stack = [root];
   while (stack.length > 0) {
@@ -90,7 +90,8 @@ async function plainWalk(root: string): Promise<number> {
     const names: string[] = [];
     for await (const d of await opendir(dir, { bufferSize: 256 })) names.push(d.name);
     for (let i = 0; i < names.length; i += 64) {
-      const sts = await Promise.all(names.slice(i, i + 64).map((name) => lstat(path.join(dir, name))));
+      const slice = names.slice(i, i + 64);
+      const sts = mode === 'async' ? await Promise.all(slice.map((name) => lstat(path.join(dir, name)))) : slice.map((name) => lstatSync(path.join(dir, name)));
       sts.forEach((st, j) => {
         n++;
         if (st.isDirectory()) stack.push(path.join(dir, names[i + j]!));
@@ -156,9 +157,11 @@ try {
   record('a', 'index write: base + remote rows, one transaction', base.length * 2, [putS]);
   await db.close();
 
-  const walkRuns: number[] = [];
-  for (let r = 0; r < REPS; r++) walkRuns.push((await timed(() => plainWalk(bigRoot)))[1]);
-  record('a', 'baseline: plain walk (opendir + lstat)', first.entries.size, walkRuns);
+  for (const mode of ['async', 'sync'] as const) {
+    const walkRuns: number[] = [];
+    for (let r = 0; r < REPS; r++) walkRuns.push((await timed(() => plainWalk(bigRoot, mode)))[1]);
+    record('a', `baseline: plain walk (opendir + ${mode === 'async' ? 'lstat' : 'lstatSync'})`, first.entries.size, walkRuns);
+  }
 
   const openRuns: number[] = [];
   const baseRuns: number[] = [];

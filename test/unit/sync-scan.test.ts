@@ -227,3 +227,17 @@ test('scan + reconcile: a settling or symlinked path that is in the index is not
   const actions = reconcile(base, scan.entries, remote, { device: 'pc', now: new Date(), platform: 'linux', unknown: unknownPaths(scan) });
   t.deepEqual(actions.map((a) => `${a.type} ${'path' in a ? a.path : ''}`).sort(), ['none a.txt', 'none d', 'none d/b.txt']);
 });
+
+test('scan: sync and async lstat modes see the same tree', async (t) => {
+  const root = await tempRoot(t);
+  const spec: Record<string, string | null> = { 'leeg': null, 'x/y/z.txt': 'z' };
+  for (let i = 0; i < 150; i++) spec[`veel/f${i}`] = `${i}`;
+  await tree(root, spec);
+  await symlink(root, path.join(root, 'x', 'loop'));
+  const a = await scanFolder(root, new Map(), { statMode: 'async', statBatch: 7 });
+  const s = await scanFolder(root, new Map(), { statMode: 'sync', statBatch: 7 });
+  t.deepEqual(paths(a), paths(s));
+  t.is(a.entries.size, 155);
+  t.deepEqual(a.skipped, s.skipped);
+  for (const [p, e] of a.entries) t.deepEqual(s.entries.get(p), e);
+});

@@ -49,12 +49,6 @@ const WINDOWS_RESERVED = /^(con|prn|aux|nul|com[1-9¹²³]|lpt[1-9¹²³])$/i;
 const WINDOWS_BAD_CHARS = /[<>:"|?*]/;
 // eslint-disable-next-line no-control-regex
 const CONTROL = /[\u0000-\u001f\u007f]/;
-const encoder = new TextEncoder();
-
-function byteLength(s: string): number {
-  return encoder.encode(s).length;
-}
-
 /** The reason Windows cannot hold `segment` as a file or folder name, or null. */
 export function windowsNameProblem(segment: string): string | null {
   if (WINDOWS_BAD_CHARS.test(segment)) return `"${segment}" contains a character Windows does not allow in names (< > : " | ? *)`;
@@ -72,32 +66,46 @@ export function isReservedName(segment: string, atRoot: boolean): boolean {
 }
 
 /**
+ * Checks one name (a path segment, already NFC) against the local OS and portability: what the scan calls per
+ * directory entry, so a deep tree does not re-check its parents for every file.
+ */
+export function inspectLocalName(name: string, atRoot: boolean, platform: NodeJS.Platform = process.platform, options: LocalPathOptions = {}): LocalPathVerdict {
+  const refuse = (why: string): LocalPathVerdict => ({ refused: why, warning: null });
+  if (name === '') return refuse('empty segment (// or a trailing /)');
+  if (name === '.' || name === '..') return refuse(`"${name}" segment`);
+  if (CONTROL.test(name)) return refuse('control character (or NUL) in the name');
+  // A backslash is a separator on Windows and not allowed in space paths: refusing it everywhere keeps one meaning.
+  if (name.includes('\\')) return refuse('backslash in the name');
+  if (name.includes('/')) return refuse('slash in a name');
+  if (Buffer.byteLength(name, 'utf8') > MAX_SEGMENT_BYTES) return refuse(`a name longer than ${MAX_SEGMENT_BYTES} bytes`);
+  if (isReservedName(name, atRoot)) return refuse(`"${name}" is reserved for Kluis itself`);
+  const win = windowsNameProblem(name);
+  if (win === null) return NO_PROBLEM;
+  if (platform === 'win32') return refuse(win);
+  return { refused: null, warning: options.portable === false ? null : `${win}; Windows colleagues will not get it` };
+}
+
+const NO_PROBLEM: LocalPathVerdict = Object.freeze({ refused: null, warning: null });
+
+/**
  * Checks a relative POSIX path (a space path, or a scanned one) against the local OS and against portability.
  * `platform` defaults to the running one; tests pass 'win32' or 'linux' explicitly.
  */
 export function inspectLocalPath(relPath: string, platform: NodeJS.Platform = process.platform, options: LocalPathOptions = {}): LocalPathVerdict {
   const refuse = (why: string): LocalPathVerdict => ({ refused: why, warning: null });
   if (typeof relPath !== 'string' || relPath.length === 0) return refuse('empty path');
-  // A drive prefix ("C:x") is caught on win32 by the ':' rule below; on POSIX "C:" is just a folder name.
+  // A drive prefix ("C:x") is caught on win32 by the ':' rule; on POSIX "C:" is just a folder name.
   if (relPath.startsWith('/') || relPath.startsWith('\\')) return refuse('absolute path');
   if (CONTROL.test(relPath)) return refuse('control character (or NUL) in the name');
-  // A backslash is a separator on Windows and not allowed in space paths: refusing it everywhere keeps one meaning.
   if (relPath.includes('\\')) return refuse('backslash in the name');
   if (relPath !== relPath.normalize('NFC')) return refuse('name is not NFC-normalised');
-  if (byteLength(relPath) > MAX_PATH_BYTES) return refuse(`path longer than ${MAX_PATH_BYTES} bytes`);
+  if (Buffer.byteLength(relPath, 'utf8') > MAX_PATH_BYTES) return refuse(`path longer than ${MAX_PATH_BYTES} bytes`);
   const segments = relPath.split('/');
   let warning: string | null = null;
   for (let i = 0; i < segments.length; i++) {
-    const segment = segments[i]!;
-    if (segment === '') return refuse('empty segment (// or a trailing /)');
-    if (segment === '.' || segment === '..') return refuse(`"${segment}" segment`);
-    if (byteLength(segment) > MAX_SEGMENT_BYTES) return refuse(`a name longer than ${MAX_SEGMENT_BYTES} bytes`);
-    if (isReservedName(segment, i === 0)) return refuse(`"${segment}" is reserved for Kluis itself`);
-    const win = windowsNameProblem(segment);
-    if (win !== null) {
-      if (platform === 'win32') return refuse(win);
-      if (options.portable !== false && warning === null) warning = `${win}; Windows colleagues will not get it`;
-    }
+    const v = inspectLocalName(segments[i]!, i === 0, platform, options);
+    if (v.refused !== null) return v;
+    warning ??= v.warning;
   }
   return { refused: null, warning };
 }

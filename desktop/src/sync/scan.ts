@@ -5,6 +5,9 @@
 // Decisions (2026-05):
 // - Iterative walk (an explicit stack): deep trees cannot overflow the call stack. lstat only: symlinks are never
 //   followed, they are reported as skipped. Sockets, FIFOs and devices are skipped too.
+// - lstat runs synchronously in slices of 64 entries with a yield between slices (statMode 'sync', default): on
+//   this 2-core VM with a warm cache that walked 100,000 entries in about half the time of 64 async lstat calls in
+//   flight, because each async call is a thread-pool round trip. Hashing stays async (4 files in flight).
 // - Directories are entries (kind 'dir', size 0, hash = BLAKE2b-256 of nothing) so empty folders sync.
 // - Names are NFC-normalised into paths. On Linux the name on disk may be NFD: `diskPaths` maps such paths to the
 //   relative path to open. Two names that become one path (NFC, or case on a case-insensitive folder) are both
@@ -16,13 +19,14 @@
 //   name `.kluis` at the root (reserved; the engine may keep a marker there).
 // - Every path that is not in `entries` but was seen (skipped, refused, unreadable) must be passed to reconcile as
 //   `unknown`: a path that was not seen is not a deletion. `unknownPaths(result)` gives that list.
-import { constants as fsConstants } from 'node:fs';
+import { constants as fsConstants, lstatSync } from 'node:fs';
 import { lstat, open, opendir, stat } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import path from 'node:path';
 import { ContentHasher, contentHash, initCrypto } from '@kluis/shared';
 import type { BaseEntry, LocalEntry } from './types.js';
-import { LocalFsError, MARKER_NAME, TEMP_PREFIX, foldCase, inspectLocalPath, isCaseInsensitivePlatform } from './local-paths.js';
+import { MAX_PATH_BYTES } from '@kluis/shared';
+import { LocalFsError, MARKER_NAME, TEMP_PREFIX, foldCase, inspectLocalName, isCaseInsensitivePlatform } from './local-paths.js';
 
 /** BLAKE2b-256 of zero bytes: the hash of every folder (and of empty files). */
 export const EMPTY_HASH = '0e5751c026e543b2e8ab2eb06099daa1d1e5df47778f7787faab45cdf12fe3a8';
@@ -48,7 +52,14 @@ export interface ScanOptions {
   portable?: boolean;
   /** Files hashed at once (default 4). */
   concurrency?: number;
-  /** lstat calls in flight per directory batch (default 64). */
+  /**
+   * How entries are lstat'ed: 'sync' (default) runs lstatSync in slices of `statBatch` entries and yields to the
+   * event loop between slices; 'async' puts `statBatch` lstat calls in flight on libuv's thread pool. On a warm
+   * cache the sync form is about twice as fast (no thread-pool round trip per entry) and blocks for well under a
+   * millisecond at a time; 'async' suits slow network shares where one lstat can take milliseconds.
+   */
+  statMode?: 'sync' | 'async';
+  /** Entries per lstat slice (default 64). */
   statBatch?: number;
   signal?: AbortSignal;
 }
@@ -76,6 +87,9 @@ export function unknownPaths(result: Pick<ScanResult, 'refused' | 'skipped'>): s
 }
 
 const READ_BUFFER = 1024 * 1024;
+const yieldToLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+// eslint-disable-next-line no-control-regex
+const ASCII = /^[\u0000-\u007f]*$/;
 // O_NOFOLLOW: a file swapped for a symlink between lstat and open is not followed (0 where the OS lacks it).
 const OPEN_FLAGS = fsConstants.O_RDONLY | (fsConstants.O_NOFOLLOW ?? 0);
 
@@ -173,6 +187,7 @@ export async function scanFolder(root: string, base: ReadonlyMap<string, BaseEnt
   const platform = options.platform ?? process.platform;
   const ci = options.caseInsensitive ?? isCaseInsensitivePlatform(platform);
   const statBatch = Math.max(1, options.statBatch ?? 64);
+  const statMode = options.statMode ?? 'sync';
   const hashSlot = limiter(Math.max(1, options.concurrency ?? 4));
 
   let rootStat: Stats;
@@ -233,7 +248,8 @@ export async function scanFolder(root: string, base: ReadonlyMap<string, BaseEnt
         continue;
       }
       if (dir.rel === '' && name === MARKER_NAME) continue;
-      const nfc = name.normalize('NFC');
+      // ASCII names (most of them) are NFC already: skip ICU for them.
+      const nfc = ASCII.test(name) ? name : name.normalize('NFC');
       const list = byPath.get(nfc);
       if (list) list.push(name);
       else byPath.set(nfc, [name]);
@@ -262,9 +278,10 @@ export async function scanFolder(root: string, base: ReadonlyMap<string, BaseEnt
           continue;
         }
       }
-      const verdict = inspectLocalPath(rel, platform, { portable: options.portable ?? true });
-      if (verdict.refused !== null) {
-        result.refused.push({ path: rel, reason: verdict.refused });
+      // Parents were checked when their folder was listed: only the new name, and the total length.
+      const verdict = inspectLocalName(nfc, dir.rel === '', platform, { portable: options.portable ?? true });
+      if (verdict.refused !== null || Buffer.byteLength(rel, 'utf8') > MAX_PATH_BYTES) {
+        result.refused.push({ path: rel, reason: verdict.refused ?? `path longer than ${MAX_PATH_BYTES} bytes` });
         continue;
       }
       if (verdict.warning !== null) result.warnings.push({ path: rel, reason: verdict.warning });
@@ -276,7 +293,19 @@ export async function scanFolder(root: string, base: ReadonlyMap<string, BaseEnt
 
     for (let i = 0; i < todo.length; i += statBatch) {
       const batch = todo.slice(i, i + statBatch);
-      const stats = await Promise.all(batch.map((t) => lstat(path.join(dir.abs, t.name)).catch((err: NodeJS.ErrnoException) => err)));
+      let stats: (Stats | Error)[];
+      if (statMode === 'async') {
+        stats = await Promise.all(batch.map((t) => lstat(path.join(dir.abs, t.name)).catch((err: NodeJS.ErrnoException) => err)));
+      } else {
+        if (i > 0) await yieldToLoop();
+        stats = batch.map((t) => {
+          try {
+            return lstatSync(path.join(dir.abs, t.name));
+          } catch (err) {
+            return err as Error;
+          }
+        });
+      }
       for (let j = 0; j < batch.length; j++) {
         const t = batch[j]!;
         const st = stats[j]!;
