@@ -205,7 +205,7 @@ function recoveryCheck(key: Uint8Array): Uint8Array {
   return blake2b(32, concatBytes(utf8(CTX_RECOVERY_CHECK), key)).subarray(0, 3);
 }
 
-/** `XXXX-XXXX-...` (14 groups): base32 of key || check, RFC 4648 alphabet. */
+/** `ABCD-EFGH-...` (14 groups): base32 of key || check, RFC 4648 alphabet. */
 export function formatRecoveryKey(key: Uint8Array): string {
   if (key.length !== 32) throw new CryptoError(ErrorCode.BadKey, 'recovery key must be 32 bytes');
   return toBase32(concatBytes(key, recoveryCheck(key))).match(/.{4}/g)!.join('-');
