@@ -82,6 +82,35 @@ function trustedSigners(details: SpaceDetails, keyEpoch: number): Set<string> {
   return trusted;
 }
 
+/** Opens every key epoch of the space wrapped to us (older epochs open files written before a rotation). */
+export function openSpaceKeys(account: Account, details: SpaceDetails): Map<number, SpaceKeyPair> {
+  const out = new Map<number, SpaceKeyPair>();
+  for (const wrap of details.myWraps) {
+    const trusted = trustedSigners(details, wrap.keyEpoch);
+    out.set(wrap.keyEpoch, openSpaceKeyWrap(wrap, { spaceId: details.spaceId, keyEpoch: wrap.keyEpoch }, account.keys, (signer) => trusted.has(signer)));
+  }
+  if (!out.has(details.keyEpoch)) throw new CryptoError(ErrorCode.BadKey, `the server holds no key of epoch ${details.keyEpoch} of "${details.name}" for you`);
+  return out;
+}
+
+/**
+ * Who may write in the space (docs/crypto.md §4, §8): the signing keys of its members with the editor or manager
+ * role, each only when their identity signature verifies. Manifests and file-key wraps by anyone else are refused.
+ */
+export function writerSigners(details: SpaceDetails): Map<string, string> {
+  const out = new Map<string, string>(); // signPublicKey -> e-mail
+  for (const m of details.members) {
+    if (m.role !== 'manager' && m.role !== 'editor') continue;
+    try {
+      verifyIdentity(m, m.email, m.identitySig);
+      out.set(m.signPublicKey, m.email);
+    } catch {
+      // an unverifiable member writes nothing we accept
+    }
+  }
+  return out;
+}
+
 /** Opens our wrap of the space's current key epoch. */
 export function openCurrentSpaceKey(account: Account, details: SpaceDetails): SpaceKeyPair {
   const wrap = details.myWraps.find((w) => w.keyEpoch === details.keyEpoch);

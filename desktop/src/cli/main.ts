@@ -220,6 +220,17 @@ export function buildProgram(registerExtra?: (program: Command) => void): Comman
     });
 
   registerExtra?.(program);
+  // `kluis -V` / `--version` is the program's; `restore PATH --version V` is the subcommand's (DESIGN §10). With
+  // positional options the program reads its own options only before the command name, so every command takes
+  // --json itself too (it still works before or after the command name).
+  program.enablePositionalOptions();
+  const addJson = (cmd: Command): void => {
+    for (const sub of cmd.commands) {
+      if (!sub.options.some((o) => o.long === '--json')) sub.addOption(new Option('--json', 'machine-readable output').hideHelp());
+      addJson(sub);
+    }
+  };
+  addJson(program);
   return program;
 }
 

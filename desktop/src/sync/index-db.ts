@@ -107,7 +107,31 @@ const m001: Migration = {
   },
 };
 
-const all: Migration[] = [m001];
+// File-key wraps (sealed to a space key: as safe to keep as on the server) so a new version of a known file can
+// reuse its file key, and the engine's status for `kluis status`.
+const m002: Migration = {
+  name: '002_wraps_status',
+  async up(knex) {
+    await knex.schema.createTable('file_wraps', (t) => {
+      t.integer('folder_id').notNullable().references('folders.id').onDelete('CASCADE');
+      t.string('file_id', 32).notNullable();
+      t.integer('key_epoch').notNullable();
+      t.text('wrap').notNullable(); // JSON FileKeyWrap
+      t.primary(['folder_id', 'file_id', 'key_epoch']);
+    });
+    await knex.schema.alterTable('folders', (t) => {
+      t.string('state', 16).notNullable().defaultTo('idle');
+      t.text('last_error');
+      t.bigInteger('last_sync_at');
+      t.integer('pid');
+    });
+  },
+  async down(knex) {
+    await knex.schema.dropTable('file_wraps');
+  },
+};
+
+const all: Migration[] = [m001, m002];
 
 const migrations: Knex.MigrationSource<Migration> = {
   getMigrations: async () => all,
@@ -145,6 +169,16 @@ export interface IndexChanges {
   deleteRemote?: readonly string[];
   lastSeq?: number;
   journalDone?: readonly number[];
+  /** file-key wraps to keep (by file and epoch) */
+  putWraps?: readonly { fileId: string; keyEpoch: number; wrap: unknown }[];
+}
+
+/** What `kluis status` shows of a folder's engine. */
+export interface FolderStatus {
+  state: string;
+  lastError: string | null;
+  lastSyncAt: number | null;
+  pid: number | null;
 }
 
 interface BaseRow {
@@ -368,6 +402,10 @@ export class IndexDb {
         const n = await trx('folders').where({ id: folderId }).update({ last_seq: changes.lastSeq });
         if (n !== 1) throw new Error(`no folder ${folderId} in the index`);
       }
+      for (const batch of chunked(changes.putWraps ?? [])) {
+        const rows = batch.map((w) => ({ folder_id: folderId, file_id: w.fileId, key_epoch: w.keyEpoch, wrap: JSON.stringify(w.wrap) }));
+        await trx('file_wraps').insert(rows).onConflict(['folder_id', 'file_id', 'key_epoch']).merge();
+      }
       for (const ids of chunked(changes.journalDone ?? [])) {
         await trx('journal').whereIn('id', ids).update({ state: 'done', done_at: Date.now() });
       }
@@ -395,5 +433,41 @@ export class IndexDb {
   /** Deletes finished steps of the folder; returns how many. */
   async journalPrune(folderId: number): Promise<number> {
     return this.knex('journal').where({ folder_id: folderId, state: 'done' }).delete();
+  }
+
+  /** The stored file-key wraps of some files (all epochs), by fileId. */
+  async wraps(folderId: number, fileIds: readonly string[]): Promise<Map<string, unknown[]>> {
+    const out = new Map<string, unknown[]>();
+    for (const ids of chunked(fileIds)) {
+      const rows = (await this.knex('file_wraps').where({ folder_id: folderId }).whereIn('file_id', ids).orderBy('key_epoch')) as { file_id: string; wrap: string }[];
+      for (const r of rows) {
+        const list = out.get(r.file_id);
+        if (list) list.push(JSON.parse(r.wrap));
+        else out.set(r.file_id, [JSON.parse(r.wrap)]);
+      }
+    }
+    return out;
+  }
+
+  /** Records the engine's state for `kluis status` (no transaction of its own beyond the one statement). */
+  async setStatus(folderId: number, status: Partial<FolderStatus>): Promise<void> {
+    const row: Record<string, unknown> = {};
+    if (status.state !== undefined) row.state = status.state;
+    if (status.lastError !== undefined) row.last_error = status.lastError;
+    if (status.lastSyncAt !== undefined) row.last_sync_at = status.lastSyncAt;
+    if (status.pid !== undefined) row.pid = status.pid;
+    if (Object.keys(row).length) await this.knex('folders').where({ id: folderId }).update(row);
+  }
+
+  async status(folderId: number): Promise<FolderStatus & { pendingJournal: number }> {
+    const row = (await this.knex('folders').where({ id: folderId }).first('state', 'last_error', 'last_sync_at', 'pid')) as { state: string; last_error: string | null; last_sync_at: number | null; pid: number | null } | undefined;
+    const pending = (await this.knex('journal').where({ folder_id: folderId, state: 'pending' }).count({ n: '*' }).first()) as { n: number } | undefined;
+    return {
+      state: row?.state ?? 'idle',
+      lastError: row?.last_error ?? null,
+      lastSyncAt: row?.last_sync_at === null || row?.last_sync_at === undefined ? null : Number(row.last_sync_at),
+      pid: row?.pid ?? null,
+      pendingJournal: Number(pending?.n ?? 0),
+    };
   }
 }

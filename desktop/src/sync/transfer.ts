@@ -1,0 +1,260 @@
+// Moving chunk ciphertexts (DESIGN §3.1): a batching uploader with a bounded number of batches in flight, the
+// reading side of an upload (read -> FastCDC -> chunk id -> encrypt), a windowed downloader, and a bandwidth limit.
+//
+// Memory is bounded: the uploader holds at most `inFlight + 1` batches of `batchBytes` (default 3 + 1 of 8 MiB),
+// a file is read in 1 MiB pieces through chunkStream (one 4 MiB window), and a download keeps two windows of
+// chunks. A 4 GiB file therefore never costs more than a few dozen MiB.
+import { open } from 'node:fs/promises';
+import { chunkBoundaries, chunkStream, decryptChunk, encryptChunk, ContentHasher, type ChunkFrame, type FileSubkeys } from '@kluis/shared';
+import type { ApiClient } from '../api/client.js';
+
+const READ_PIECE = 1024 * 1024;
+/** Files up to this size are read in one piece (one read call instead of a stream). */
+const SMALL_FILE = 4 * 1024 * 1024;
+
+/** A token bucket over bytes per second shared by uploads and downloads; 0 = unlimited. */
+export class RateLimiter {
+  private available: number;
+  private last = Date.now();
+  constructor(readonly bytesPerSecond: number) {
+    this.available = bytesPerSecond;
+  }
+
+  async take(bytes: number): Promise<void> {
+    if (this.bytesPerSecond <= 0) return;
+    for (;;) {
+      const now = Date.now();
+      this.available = Math.min(this.bytesPerSecond, this.available + ((now - this.last) / 1000) * this.bytesPerSecond);
+      this.last = now;
+      // A request larger than a second's budget may go once the bucket is full (it then runs into debt).
+      if (this.available >= Math.min(bytes, this.bytesPerSecond)) {
+        this.available -= bytes;
+        return;
+      }
+      const wait = ((Math.min(bytes, this.bytesPerSecond) - this.available) / this.bytesPerSecond) * 1000;
+      await new Promise((resolve) => setTimeout(resolve, Math.max(5, Math.min(wait, 1000))));
+    }
+  }
+}
+
+/** Parses "10M", "512K", "1.5G", "100000" (bytes per second, base 1024). */
+export function parseRate(text: string): number {
+  const m = /^(\d+(?:\.\d+)?)\s*([KMG]?)(?:i?B)?(?:\/s)?$/i.exec(text.trim());
+  if (!m) throw new RangeError(`not a rate: "${text}" (examples: 500K, 10M, 1G)`);
+  const mult = { '': 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3 }[m[2]!.toUpperCase() as '' | 'K' | 'M' | 'G'];
+  return Math.floor(Number(m[1]) * mult);
+}
+
+export interface UploaderOptions {
+  batchBytes?: number;
+  maxFrames?: number;
+  inFlight?: number;
+  limiter?: RateLimiter;
+  onSent?: (bytes: number) => void;
+}
+
+interface Pending {
+  frames: ChunkFrame[];
+  /** ids whose presence on the server must be asked first (chunks of known files: delta sync) */
+  check: Set<string>;
+  bytes: number;
+}
+
+/**
+ * Collects chunk ciphertexts into framed batches and uploads them, `inFlight` at a time. `add` waits when that many
+ * are in flight (backpressure). `flush` sends what is left and waits for everything; it rethrows the first failure.
+ */
+export class ChunkUploader {
+  private pending: Pending = { frames: [], check: new Set(), bytes: 0 };
+  private readonly inFlight = new Set<Promise<void>>();
+  private failure: unknown = null;
+  private readonly seen = new Set<string>();
+  readonly batchBytes: number;
+  readonly maxFrames: number;
+  readonly maxInFlight: number;
+  /** ciphertext bytes sent, chunks sent, chunks skipped as already stored */
+  sentBytes = 0;
+  sentChunks = 0;
+  skippedChunks = 0;
+
+  constructor(private readonly c: ApiClient, private readonly spaceId: string, private readonly options: UploaderOptions = {}) {
+    this.batchBytes = options.batchBytes ?? 8 * 1024 * 1024;
+    this.maxFrames = options.maxFrames ?? 4000;
+    this.maxInFlight = options.inFlight ?? 3;
+  }
+
+  /** Queues one chunk. `known`: the server may already hold it (a chunk of an existing file). */
+  async add(id: string, ciphertext: Uint8Array, known: boolean): Promise<void> {
+    if (this.failure) throw this.failure;
+    if (this.seen.has(id)) return;
+    this.seen.add(id);
+    this.pending.frames.push({ id, ciphertext });
+    this.pending.bytes += ciphertext.length;
+    if (known) this.pending.check.add(id);
+    if (this.pending.bytes >= this.batchBytes || this.pending.frames.length >= this.maxFrames) await this.send();
+  }
+
+  private async send(): Promise<void> {
+    const batch = this.pending;
+    this.pending = { frames: [], check: new Set(), bytes: 0 };
+    if (batch.frames.length === 0) return;
+    while (this.inFlight.size >= this.maxInFlight) await Promise.race(this.inFlight);
+    if (this.failure) throw this.failure;
+    const p = this.upload(batch).catch((err) => {
+      this.failure ??= err;
+      // forget what this batch carried: a retry must send it again
+      for (const f of batch.frames) this.seen.delete(f.id);
+    });
+    const tracked = p.finally(() => this.inFlight.delete(tracked));
+    this.inFlight.add(tracked);
+  }
+
+  private async upload(batch: Pending): Promise<void> {
+    let frames = batch.frames;
+    if (batch.check.size > 0) {
+      const missing = new Set(await this.c.missingChunks(this.spaceId, [...batch.check]));
+      frames = frames.filter((f) => !batch.check.has(f.id) || missing.has(f.id));
+      this.skippedChunks += batch.frames.length - frames.length;
+    }
+    if (frames.length === 0) return;
+    const bytes = frames.reduce((n, f) => n + f.ciphertext.length, 0);
+    await this.options.limiter?.take(bytes);
+    await this.c.uploadChunks(this.spaceId, frames);
+    this.sentBytes += bytes;
+    this.sentChunks += frames.length;
+    this.options.onSent?.(bytes);
+  }
+
+  async flush(): Promise<void> {
+    await this.send();
+    while (this.inFlight.size > 0) await Promise.race(this.inFlight);
+    if (this.failure) {
+      const err = this.failure;
+      this.failure = null;
+      throw err;
+    }
+  }
+}
+
+/** The content of a file as read for an upload. */
+export interface ReadFile {
+  hash: string;
+  size: number;
+  chunks: [string, number][];
+}
+
+/**
+ * Reads a file, cuts it (FastCDC), encrypts each chunk with the file's keys and hands the ciphertexts to the
+ * uploader. Returns the chunk list and the whole-file hash of exactly the bytes that were read.
+ */
+export async function readAndEncrypt(absPath: string, keys: FileSubkeys, uploader: ChunkUploader, known: boolean, onRead?: (bytes: number) => void): Promise<ReadFile> {
+  const handle = await open(absPath, 'r');
+  try {
+    const st = await handle.stat();
+    const hasher = new ContentHasher();
+    const chunks: [string, number][] = [];
+    let size = 0;
+    const take = async (piece: Uint8Array): Promise<void> => {
+      const { id, ciphertext } = encryptChunk(keys, piece);
+      chunks.push([id, piece.length]);
+      await uploader.add(id, ciphertext, known);
+    };
+    if (st.size <= SMALL_FILE) {
+      const buf = new Uint8Array(st.size + 1); // one spare byte shows growth since the stat
+      let filled = 0;
+      for (;;) {
+        const { bytesRead } = await handle.read(buf, filled, buf.length - filled, null);
+        if (bytesRead === 0) break;
+        filled += bytesRead;
+        if (filled === buf.length) break;
+      }
+      if (filled > st.size) {
+        // grew while we read: fall back to streaming the whole thing
+        return await streamed();
+      }
+      const content = buf.subarray(0, filled);
+      hasher.update(content);
+      size = filled;
+      let pos = 0;
+      for (const n of chunkBoundaries(content)) {
+        await take(content.slice(pos, pos + n));
+        pos += n;
+      }
+      onRead?.(size);
+      return { hash: hasher.digest(), size, chunks };
+    }
+    return await streamed();
+
+    async function streamed(): Promise<ReadFile> {
+      const h = new ContentHasher();
+      const list: [string, number][] = [];
+      let total = 0;
+      async function* pieces(): AsyncGenerator<Uint8Array> {
+        let position = 0;
+        for (;;) {
+          const buf = new Uint8Array(READ_PIECE);
+          const { bytesRead } = await handle.read(buf, 0, READ_PIECE, position);
+          if (bytesRead === 0) return;
+          position += bytesRead;
+          const piece = buf.subarray(0, bytesRead);
+          h.update(piece);
+          total += bytesRead;
+          onRead?.(bytesRead);
+          yield piece;
+        }
+      }
+      for await (const chunk of chunkStream(pieces())) {
+        const { id, ciphertext } = encryptChunk(keys, chunk);
+        list.push([id, chunk.length]);
+        await uploader.add(id, ciphertext, known);
+      }
+      return { hash: h.digest(), size: total, chunks: list };
+    }
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Fetches chunks by id (framed batch) into a map of decrypted plaintexts, checking each against its id. */
+export async function fetchChunks(c: ApiClient, spaceId: string, wanted: { id: string; keys: FileSubkeys }[], limiter?: RateLimiter): Promise<Map<string, Uint8Array>> {
+  const out = new Map<string, Uint8Array>();
+  if (wanted.length === 0) return out;
+  const keyOf = new Map(wanted.map((w) => [w.id, w.keys]));
+  for await (const frame of c.downloadChunks(spaceId, [...keyOf.keys()])) {
+    const keys = keyOf.get(frame.id);
+    if (!keys) continue; // not asked for: ignored
+    await limiter?.take(frame.ciphertext.length);
+    out.set(frame.id, decryptChunk(keys, frame.id, frame.ciphertext));
+  }
+  const lost = [...keyOf.keys()].filter((id) => !out.has(id));
+  if (lost.length) throw Object.assign(new Error(`the server sent ${out.size} of ${keyOf.size} chunks`), { name: 'FrameTruncatedError' });
+  return out;
+}
+
+/**
+ * The plaintext of a file, chunk by chunk in order, fetched in windows of about `windowBytes` with the next window
+ * prefetched while the current one is written.
+ */
+export async function* fileContent(c: ApiClient, spaceId: string, chunks: readonly [string, number][], keys: FileSubkeys, limiter?: RateLimiter, windowBytes = 16 * 1024 * 1024): AsyncGenerator<Uint8Array> {
+  const windows: [string, number][][] = [];
+  let cur: [string, number][] = [];
+  let bytes = 0;
+  for (const ch of chunks) {
+    cur.push(ch);
+    bytes += ch[1];
+    if (bytes >= windowBytes) {
+      windows.push(cur);
+      cur = [];
+      bytes = 0;
+    }
+  }
+  if (cur.length) windows.push(cur);
+  const load = (w: [string, number][]) => fetchChunks(c, spaceId, [...new Set(w.map(([id]) => id))].map((id) => ({ id, keys })), limiter);
+  let next: Promise<Map<string, Uint8Array>> | null = windows.length ? load(windows[0]!) : null;
+  for (let i = 0; i < windows.length; i++) {
+    const got = await next!;
+    next = i + 1 < windows.length ? load(windows[i + 1]!) : null;
+    next?.catch(() => undefined); // awaited (and rethrown) on the next turn
+    for (const [id] of windows[i]!) yield got.get(id)!;
+  }
+}
