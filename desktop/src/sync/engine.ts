@@ -131,6 +131,8 @@ export class SyncEngine extends EventEmitter {
   private paused = false;
   private firstCycle = true;
   private readonly refusedVersions = new Set<string>();
+  /** versions this engine committed (their remote rows are written at commit): not opened again when pulled */
+  private readonly ownCommits = new Set<string>();
   private report: SyncReport;
   private readonly giveUpMs: number | undefined;
 
@@ -223,7 +225,7 @@ export class SyncEngine extends EventEmitter {
   async pull(): Promise<number> {
     const sc = await this.crypto();
     let changed = 0;
-    for await (const page of pullChanges(this.client, sc, this.folder.lastSeq)) {
+    for await (const page of pullChanges(this.client, sc, this.folder.lastSeq, 1000, (versionId) => this.ownCommits.has(versionId))) {
       await this.db.apply(this.folder.id, { putRemote: page.entries, putWraps: page.wraps, lastSeq: page.next });
       this.folder.lastSeq = page.next;
       changed += page.entries.length;
@@ -603,7 +605,7 @@ export class SyncEngine extends EventEmitter {
       let content = { hash: EMPTY_HASH, size: 0, chunks: [] as [string, number][] };
       if (l.kind === 'file') {
         try {
-          content = await readAndEncrypt(this.abs(scan.diskPaths.get(a.path) ?? a.path), keys.subkeys, uploader, t.fileId !== null);
+          content = await readAndEncrypt(this.abs(scan.diskPaths.get(a.path) ?? a.path), keys.subkeys, uploader, t.fileId !== null, undefined, l.size);
         } catch (err) {
           if (isTransient(err)) throw err;
           this.localFailure(a.path, err);
@@ -671,6 +673,7 @@ export class SyncEngine extends EventEmitter {
       if (p.deleteBase !== undefined) deleteBase.push(p.deleteBase);
       if (p.putBase) putBase.push(p.putBase);
       putRemote.push({ ...p.remote, seq });
+      this.ownCommits.add(p.version.versionId);
       if (p.wrap) {
         putWraps.push({ fileId: p.version.fileId, keyEpoch: p.wrap.keyEpoch, wrap: p.wrap });
         sc.wrapped(p.version.fileId);

@@ -183,9 +183,9 @@ function refusalReason(err: unknown): string {
 
 /**
  * Reads the change log after `since`, page by page; for each page yields the newest version of each file it names,
- * opened and checked. The caller stores each page with its `next` position in one transaction.
+ * opened and checked (except versions `known` says the index already holds). The caller stores each page with its `next` position in one transaction.
  */
-export async function* pullChanges(c: ApiClient, sc: SpaceCrypto, since: number, limit = 1000): AsyncGenerator<PulledPage> {
+export async function* pullChanges(c: ApiClient, sc: SpaceCrypto, since: number, limit = 1000, known: (versionId: string) => boolean = () => false): AsyncGenerator<PulledPage> {
   let at = since;
   for (;;) {
     const page = parsed(ChangesPage, await c.json('GET', `/api/v1/spaces/${encodeURIComponent(sc.spaceId)}/changes?since=${at}&limit=${limit}`), 'changes');
@@ -193,6 +193,7 @@ export async function* pullChanges(c: ApiClient, sc: SpaceCrypto, since: number,
     for (const v of page.changes) newest.set(v.fileId, v);
     const out: PulledPage = { entries: [], wraps: [], refused: [], next: page.next, head: page.head };
     for (const v of newest.values()) {
+      if (known(v.versionId)) continue; // our own commit: its remote row and wraps are in the index already
       const wraps = page.fileKeyWraps[v.fileId] ?? [];
       for (const w of wraps) out.wraps.push({ fileId: v.fileId, keyEpoch: w.keyEpoch, wrap: w });
       try {

@@ -4,8 +4,9 @@
 // Memory is bounded: the uploader holds at most `inFlight + 1` batches of `batchBytes` (default 3 + 1 of 8 MiB),
 // a file is read in 1 MiB pieces through chunkStream (one 4 MiB window), and a download keeps two windows of
 // chunks. A 4 GiB file therefore never costs more than a few dozen MiB.
+import { closeSync, constants as fsConstants, openSync, readSync } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { chunkBoundaries, chunkStream, decryptChunk, encryptChunk, ContentHasher, type ChunkFrame, type FileSubkeys } from '@kluis/shared';
+import { chunkBoundaries, chunkStream, contentHash, decryptChunk, encryptChunk, ContentHasher, type ChunkFrame, type FileSubkeys } from '@kluis/shared';
 import type { ApiClient } from '../api/client.js';
 
 const READ_PIECE = 1024 * 1024;
@@ -136,6 +137,29 @@ export class ChunkUploader {
   }
 }
 
+/** Files up to this size are read with synchronous calls: four thread-pool round trips cost more than the read. */
+const SYNC_READ = 256 * 1024;
+// O_NOFOLLOW: a file swapped for a symlink since the scan is not followed.
+const OPEN_FLAGS = fsConstants.O_RDONLY | (fsConstants.O_NOFOLLOW ?? 0);
+
+/** The whole content of a small file, or null if it is bigger than SYNC_READ by now. */
+function readSmall(absPath: string): Uint8Array | null {
+  const fd = openSync(absPath, OPEN_FLAGS);
+  try {
+    const buf = new Uint8Array(SYNC_READ + 1);
+    let filled = 0;
+    for (;;) {
+      const n = readSync(fd, buf, filled, buf.length - filled, null);
+      if (n === 0) break;
+      filled += n;
+      if (filled === buf.length) return null;
+    }
+    return buf.subarray(0, filled);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 /** The content of a file as read for an upload. */
 export interface ReadFile {
   hash: string;
@@ -147,8 +171,24 @@ export interface ReadFile {
  * Reads a file, cuts it (FastCDC), encrypts each chunk with the file's keys and hands the ciphertexts to the
  * uploader. Returns the chunk list and the whole-file hash of exactly the bytes that were read.
  */
-export async function readAndEncrypt(absPath: string, keys: FileSubkeys, uploader: ChunkUploader, known: boolean, onRead?: (bytes: number) => void): Promise<ReadFile> {
-  const handle = await open(absPath, 'r');
+export async function readAndEncrypt(absPath: string, keys: FileSubkeys, uploader: ChunkUploader, known: boolean, onRead?: (bytes: number) => void, sizeHint?: number): Promise<ReadFile> {
+  if (sizeHint !== undefined && sizeHint <= SYNC_READ) {
+    const content = readSmall(absPath);
+    if (content) {
+      const chunks: [string, number][] = [];
+      let pos = 0;
+      for (const n of chunkBoundaries(content)) {
+        const piece = content.slice(pos, pos + n);
+        const { id, ciphertext } = encryptChunk(keys, piece);
+        chunks.push([id, n]);
+        await uploader.add(id, ciphertext, known);
+        pos += n;
+      }
+      onRead?.(content.length);
+      return { hash: contentHash(content), size: content.length, chunks };
+    }
+  }
+  const handle = await open(absPath, OPEN_FLAGS);
   try {
     const st = await handle.stat();
     const hasher = new ContentHasher();

@@ -51,9 +51,45 @@ export function signingInput(context: string, body: Uint8Array): Uint8Array {
   return concatBytes(utf8(context), new Uint8Array([0]), body);
 }
 
+// Node fast path for SIGNING (not verifying): Ed25519 signatures are deterministic (RFC 8032), so OpenSSL's are
+// byte-identical to libsodium's (the vectors check both), at about 24 µs instead of 38 µs here — a new file costs two
+// signatures. The private KeyObject is made once per secret key. Verification stays in libsodium, whose checks
+// (canonical S, small-order keys) are the ones the spec names.
+interface NodeSign {
+  createPrivateKey(o: { key: Uint8Array; format: 'der'; type: 'pkcs8' }): object;
+  sign(alg: null, data: Uint8Array, key: object): Uint8Array;
+}
+let nodeSign: NodeSign | null | undefined;
+const signKeys = new WeakMap<Uint8Array, object>();
+const ED25519_PKCS8_PREFIX = new Uint8Array([0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04, 0x20]);
+
+function nodeSigner(): NodeSign | null {
+  if (nodeSign === undefined) {
+    const proc = (globalThis as { process?: { getBuiltinModule?: (id: string) => unknown } }).process;
+    const mod = proc?.getBuiltinModule?.('node:crypto') as NodeSign | undefined;
+    nodeSign = mod && typeof mod.sign === 'function' && typeof mod.createPrivateKey === 'function' ? mod : null;
+  }
+  return nodeSign;
+}
+
 /** Ed25519 detached signature over a context-prefixed body. */
 export function signDetached(context: string, body: Uint8Array, signSecretKey: Uint8Array): Uint8Array {
-  return na().crypto_sign_detached(signingInput(context, body), signSecretKey);
+  const message = signingInput(context, body);
+  const n = nodeSigner();
+  if (n && signSecretKey.length === 64) {
+    let key = signKeys.get(signSecretKey);
+    if (!key) {
+      const der = concatBytes(ED25519_PKCS8_PREFIX, signSecretKey.subarray(0, 32));
+      try {
+        key = n.createPrivateKey({ key: der, format: 'der', type: 'pkcs8' });
+      } finally {
+        der.fill(0);
+      }
+      signKeys.set(signSecretKey, key);
+    }
+    return new Uint8Array(n.sign(null, message, key));
+  }
+  return na().crypto_sign_detached(message, signSecretKey);
 }
 
 /** Verifies an Ed25519 detached signature over a context-prefixed body; throws on failure. */
