@@ -182,7 +182,10 @@ export function registerSyncCommands(program: Command): void {
             bar.clear();
             emit(cmd, () => summary(report), report);
           } else {
-            engine.on('state', (state: string, reason?: string) => line({ event: 'state', state, ...(reason ? { reason } : {}) }, `${new Date().toISOString()} ${state}${reason ? `: ${safeText(reason)}` : ''}`));
+            engine.on('state', (state: string, reason?: string) => {
+              // people see only what needs them (an error, a pause); scripts get every state change
+              if (json || state === 'error' || state === 'paused') line({ event: 'state', state, ...(reason ? { reason } : {}) }, `${new Date().toISOString()} ${state}${reason ? `: ${safeText(reason)}` : ''}`);
+            });
             engine.on('synced', (r: SyncReport) => line({ event: 'synced', ...r }, summary(r)));
             engine.on('failure', (err: Error) => line({ event: 'failure', message: err.message }, `error: ${safeText(err.message)}`));
             if (!json) process.stdout.write(`Watching ${folder.root} <-> "${safeText(space.name)}" (Ctrl-C stops; kill -USR1 ${process.pid} pauses, -USR2 resumes)\n`);
