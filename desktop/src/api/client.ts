@@ -95,8 +95,10 @@ export class ApiClient {
     return out;
   }
 
+  /** Uploads one framed batch. `frames` is emptied once encoded, so the ciphertexts are not held twice. */
   async uploadChunks(spaceId: string, frames: ChunkFrame[]): Promise<{ stored: number; duplicate: number }> {
     const body = encodeFrames(frames);
+    frames.length = 0;
     const res = await this.raw('POST', `/api/v1/spaces/${spaceId}/chunks/upload`, { body, contentLength: body.length });
     return (await res.json()) as { stored: number; duplicate: number };
   }

@@ -1,7 +1,7 @@
 // Moving chunk ciphertexts (DESIGN §3.1): a batching uploader with a bounded number of batches in flight, the
 // reading side of an upload (read -> FastCDC -> chunk id -> encrypt), a windowed downloader, and a bandwidth limit.
 //
-// Memory is bounded: the uploader holds at most `inFlight + 1` batches of `batchBytes` (default 3 + 1 of 8 MiB),
+// Memory is bounded: the uploader holds at most `inFlight + 1` batches of `batchBytes` (default 2 + 1 of 8 MiB),
 // a file is read in 1 MiB pieces through chunkStream (one 4 MiB window), and a download keeps two windows of
 // chunks. A 4 GiB file therefore never costs more than a few dozen MiB.
 import { closeSync, constants as fsConstants, openSync, readSync } from 'node:fs';
@@ -81,7 +81,7 @@ export class ChunkUploader {
   constructor(private readonly c: ApiClient, private readonly spaceId: string, private readonly options: UploaderOptions = {}) {
     this.batchBytes = options.batchBytes ?? 8 * 1024 * 1024;
     this.maxFrames = options.maxFrames ?? 4000;
-    this.maxInFlight = options.inFlight ?? 3;
+    this.maxInFlight = options.inFlight ?? 2;
   }
 
   /** Queues one chunk. `known`: the server may already hold it (a chunk of an existing file). */
@@ -101,10 +101,11 @@ export class ChunkUploader {
     if (batch.frames.length === 0) return;
     while (this.inFlight.size >= this.maxInFlight) await Promise.race(this.inFlight);
     if (this.failure) throw this.failure;
+    const ids = batch.frames.map((f) => f.id);
     const p = this.upload(batch).catch((err) => {
       this.failure ??= err;
       // forget what this batch carried: a retry must send it again
-      for (const f of batch.frames) this.seen.delete(f.id);
+      for (const id of ids) this.seen.delete(id);
     });
     const tracked = p.finally(() => this.inFlight.delete(tracked));
     this.inFlight.add(tracked);
@@ -117,12 +118,14 @@ export class ChunkUploader {
       frames = frames.filter((f) => !batch.check.has(f.id) || missing.has(f.id));
       this.skippedChunks += batch.frames.length - frames.length;
     }
+    batch.frames = [];
     if (frames.length === 0) return;
+    const count = frames.length;
     const bytes = frames.reduce((n, f) => n + f.ciphertext.length, 0);
     await this.options.limiter?.take(bytes);
-    await this.c.uploadChunks(this.spaceId, frames);
+    await this.c.uploadChunks(this.spaceId, frames); // empties `frames` once encoded
     this.sentBytes += bytes;
-    this.sentChunks += frames.length;
+    this.sentChunks += count;
     this.options.onSent?.(bytes);
   }
 

@@ -11,7 +11,7 @@ export * from './server.js';
 export * from './recovery.js';
 
 import { sealEnvelopeWithNonce, xchachaEncrypt, xchachaDecrypt } from './envelope.js';
-import { blake2b, randomBytes, signDetached } from './primitives.js';
+import { blake2b, randomBytes, signDetached, signingInput } from './primitives.js';
 import { na } from './sodium.js';
 
 /**
@@ -30,5 +30,9 @@ export const hazmat = {
     na().crypto_pwhash(length, password, salt, opsLimit, memLimit, na().crypto_pwhash_ALG_ARGON2ID13),
   kdf: (length: number, id: number, context: string, key: Uint8Array): Uint8Array => na().crypto_kdf_derive_from_key(length, id, context, key),
   signSeedKeypair: (seed: Uint8Array) => na().crypto_sign_seed_keypair(seed),
+  /** libsodium's own Ed25519 signing (signDetached may use the node fast path): tests compare the two. */
+  signDetachedSodium: (context: string, body: Uint8Array, signSecretKey: Uint8Array): Uint8Array => na().crypto_sign_detached(signingInput(context, body), signSecretKey),
+  /** libsodium's randombytes_random() (32 bits from the CSPRNG hook): tests check the pooled hook. */
+  randomUint32: (): number => na().randombytes_random(),
   boxSeedKeypair: (seed: Uint8Array) => na().crypto_box_seed_keypair(seed),
 } as const;
