@@ -2,20 +2,42 @@
 // concurrent clients for 30 s each, beside GET /healthz under the same load (the framework's floor, measured in
 // the same run). Starts its own server (sqlite + fs store in a temp dir). Prints a table, writes
 // bench-results/api.json.   npm run build && node --import=tsx scripts/bench/api.ts [-- --clients 100 --seconds 30]
+// Options: --only healthz,changes,commits (run some phases; the table and api.json then hold only those),
+// --profile DIR (the server writes a V8 CPU profile there at exit: open it in Chrome DevTools or speedscope).
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import os from 'node:os';
+import path from 'node:path';
 import * as k from '@kluis/shared';
 import { startServer } from '../../test/helpers/server.js';
 import { call, newColleague, newOrg, newSpace, type User } from '../../test/helpers/api.js';
 import { newFile, version, type FileHandle } from '../../test/helpers/files.js';
 
-const { values } = parseArgs({ options: { clients: { type: 'string', default: '100' }, seconds: { type: 'string', default: '30' } } });
+const { values } = parseArgs({
+  options: { clients: { type: 'string', default: '100' }, seconds: { type: 'string', default: '30' }, only: { type: 'string' }, profile: { type: 'string' } },
+});
 const CLIENTS = Number(values.clients);
 const SECONDS = Number(values.seconds);
+const ONLY = values.only ? new Set(values.only.split(',')) : null;
+const runs = (name: string) => !ONLY || ONLY.has(name);
+
+/** Node refuses --cpu-prof in NODE_OPTIONS: a preload module that profiles through the inspector instead. */
+function profilerPreload(dir: string): string {
+  mkdirSync(dir, { recursive: true });
+  const file = path.resolve(dir, 'cpu-profile-preload.mjs');
+  const out = path.resolve(dir, `server-${Date.now()}.cpuprofile`);
+  writeFileSync(file, [
+    "import { Session } from 'node:inspector';",
+    "import { writeFileSync } from 'node:fs';",
+    'const s = new Session(); s.connect();',
+    "s.post('Profiler.enable'); s.post('Profiler.setSamplingInterval', { interval: 200 }); s.post('Profiler.start');",
+    `process.on('exit', () => s.post('Profiler.stop', (err, r) => { if (!err) writeFileSync(${JSON.stringify(out)}, JSON.stringify(r.profile)); }));`,
+  ].join('\n'));
+  return file;
+}
 
 await k.initCrypto();
-const srv = await startServer({ KLUIS_LOG_LEVEL: 'silent' });
+const srv = await startServer({ KLUIS_LOG_LEVEL: 'silent', ...(values.profile ? { NODE_OPTIONS: `--import=${profilerPreload(values.profile)}` } : {}) });
 try {
   // 10 people, each with a space; 10 clients per space (their devices and colleagues' sessions share the log).
   const { admin: a } = await newOrg(srv.url, srv.dataDir);
@@ -54,14 +76,14 @@ try {
   }
 
   console.error(`api bench: ${CLIENTS} clients x ${SECONDS} s per phase`);
-  await phase('baseline: GET /healthz', 'no auth, no database', async () => (await fetch(`${srv.url}/healthz`).then(async (r) => (await r.arrayBuffer(), r.status))));
-  await phase('GET changes', 'since a random seq, limit 100 (auth + membership + page + audit entry)', async (c) => {
+  if (runs('healthz')) await phase('baseline: GET /healthz', 'no auth, no database', async () => (await fetch(`${srv.url}/healthz`).then(async (r) => (await r.arrayBuffer(), r.status))));
+  if (runs('changes')) await phase('GET changes', 'since a random seq, limit 100 (auth + membership + page + audit entry)', async (c) => {
     const s = spaces[c % spaces.length]!;
     const since = Math.floor(Math.random() * 1900);
     return (await call(srv.url, 'GET', `/api/v1/spaces/${s.spaceId}/changes?since=${since}&limit=100`, { token: people[c % people.length]!.token })).status;
   });
   const files = new Map<number, { file: FileHandle; head: string | null }>();
-  await phase('POST commits', 'one new version of the client\'s own file (parent check, seq, audit, event)', async (c) => {
+  if (runs('commits')) await phase('POST commits', 'one new version of the client\'s own file (parent check, seq, audit, event)', async (c) => {
     const i = c % people.length;
     const s = spaces[i]!;
     const mine = files.get(c) ?? { file: newFile(), head: null };

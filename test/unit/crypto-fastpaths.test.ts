@@ -25,7 +25,7 @@ test('signing: a wrap signed through the fast path verifies, and a flipped bit d
   const wrap = k.wrapFileKey(k.generateFileKey(), { spaceId: k.newId(), keyEpoch: 1, fileId: k.newId(), recipient: k.toBase64Url(space.publicKey) }, account);
   t.notThrows(() => k.verifyWrapSignature(wrap));
   const sig = k.fromBase64Url(wrap.sig);
-  sig[10] ^= 1;
+  sig[10] = sig[10]! ^ 1;
   t.throws(() => k.verifyWrapSignature({ ...wrap, sig: k.toBase64Url(sig) }), { instanceOf: k.CryptoError });
 });
 
