@@ -2,33 +2,18 @@
 // manifest is signed by someone who may not write in the space, or whose stored bytes were altered, is refused and
 // reported by `kluis sync`, and nothing of it reaches the folder. Legitimate versions beside them still sync.
 import test from 'ava';
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import sqlite3 from 'sqlite3';
 import * as k from '@kluis/shared';
-import { repoRoot, startServer, type RunningServer } from '../helpers/server.js';
+import { startServer, type RunningServer } from '../helpers/server.js';
+import { cliHome, kluis } from '../helpers/cli.js';
 import { call, newColleague, newOrg, newSpace, type User } from '../helpers/api.js';
 import { newFile, version } from '../helpers/files.js';
 
-const CLI = path.join(repoRoot, 'desktop/dist/cli/main.js');
 let server: RunningServer;
 const temps: string[] = [];
-
-function kluis(home: string, args: string[], stdin = ''): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, [CLI, ...args], { env: { PATH: process.env.PATH ?? '', KLUIS_HOME: home, KLUIS_KDF: 'min' }, stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    p.stdout.on('data', (d) => (stdout += d));
-    p.stderr.on('data', (d) => (stderr += d));
-    p.on('error', reject);
-    p.on('close', (code) => resolve({ code, stdout, stderr }));
-    p.stdin.on('error', () => undefined);
-    p.stdin.end(stdin);
-  });
-}
 
 function tmp(prefix: string): string {
   const d = mkdtempSync(path.join(tmpdir(), prefix));
@@ -85,10 +70,9 @@ test('versions signed by a non-writer or altered on the server are refused and r
   sealed[sealed.length - 20] = sealed[sealed.length - 20]! ^ 0x01;
   await sql(server.dataDir, 'UPDATE versions SET manifest = ? WHERE id = ?', [Buffer.from(sealed), altered.versionId]);
 
-  const home = tmp('kluis-trust-home-');
+  const home = await cliHome(server.url, owner, 'kluis-trust-home-');
+  temps.push(home);
   const dir = tmp('kluis-trust-dir-');
-  const login = await kluis(home, ['login', '--server', server.url, '--email', owner.email, '--password-stdin'], `${owner.password}\n`);
-  t.is(login.code, 0, login.stderr);
   const r = await kluis(home, ['sync', dir, '--space', spaceId, '--once', '--json']);
   t.is(r.code, 0, r.stderr);
   const report = JSON.parse(r.stdout);
