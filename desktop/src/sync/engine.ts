@@ -135,6 +135,10 @@ export class SyncEngine extends EventEmitter {
   private readonly ownCommits = new Set<string>();
   private report: SyncReport;
   private readonly giveUpMs: number | undefined;
+  /** The last scan, reused by partial rescans while watching (null: the next scan is a full one). */
+  private lastScan: ScanResult | null = null;
+  /** Folders (relative, as on disk) the watcher saw change since the last scan. */
+  private dirty = new Set<string>();
 
   constructor(options: EngineOptions) {
     super();
@@ -275,17 +279,60 @@ export class SyncEngine extends EventEmitter {
   // ------------------------------------------------------------------------------------------- one cycle
 
   /**
+   * The watcher saw `absPath` change: its folder is rescanned next pass (the path itself is walked as part of it).
+   * Without a path (or one outside the folder) the next scan is a full one.
+   */
+  noteChange(absPath?: string): void {
+    if (absPath === undefined) {
+      this.lastScan = null;
+      return;
+    }
+    const rel = path.relative(this.folder.root, absPath);
+    if (rel === '' || rel.startsWith('..') || path.isAbsolute(rel)) {
+      this.lastScan = null;
+      return;
+    }
+    const parent = path.dirname(rel);
+    this.dirty.add(parent === '.' ? '' : parent);
+  }
+
+  /** A full scan, or a rescan of the folders the watcher named (each walked up to one that still exists). */
+  private async scan(base: Map<string, BaseEntry>, signal?: AbortSignal): Promise<ScanResult> {
+    const dirty = [...this.dirty];
+    this.dirty = new Set();
+    const options = { settleMs: this.settleMs, ...(signal ? { signal } : {}) };
+    if (!this.lastScan || dirty.includes('')) return scanFolder(this.folder.root, base, options);
+    if (dirty.length === 0) return this.lastScan;
+    const dirs = new Set<string>();
+    for (let d of dirty) {
+      for (;;) {
+        try {
+          if ((await lstat(path.join(this.folder.root, d))).isDirectory()) break;
+        } catch {
+          // gone: look at its parent
+        }
+        const up = path.dirname(d);
+        d = up === '.' ? '' : up;
+        if (d === '') break;
+      }
+      dirs.add(d);
+    }
+    return scanFolder(this.folder.root, base, { ...options, only: { previous: this.lastScan, dirs: [...dirs] } });
+  }
+
+  /**
    * One pass: pull, scan, reconcile, act. Returns whether anything was done or is still waiting (settling files),
    * i.e. whether another pass may find more.
    */
-  async cycle(signal?: AbortSignal): Promise<{ busy: boolean; waiting: boolean }> {
+  async cycle(signal?: AbortSignal, options: { full?: boolean } = {}): Promise<{ busy: boolean; waiting: boolean }> {
     this.setState('scanning');
+    if (options.full) this.lastScan = null;
     await this.pull();
     let remote = await this.db.remoteAll(this.folder.id);
     await this.recoverJournal(remote);
     const base = await this.db.baseAll(this.folder.id);
     remote = await this.db.remoteAll(this.folder.id);
-    const scan = await scanFolder(this.folder.root, base, { settleMs: this.settleMs, signal });
+    const scan = await this.scan(base, signal);
     if (this.firstCycle) {
       await cleanTemp(this.folder.root, scan.temps).catch(() => 0);
       this.firstCycle = false;
@@ -302,7 +349,12 @@ export class SyncEngine extends EventEmitter {
       if (!this.report.refused.some((x) => x.path === r.path)) this.report.refused.push({ path: r.path, reason: r.detail ?? r.reason });
     }
     const actions = reconcile(base, scan.entries, remote, { device: this.device, now: new Date(), unknown: unknownPaths(scan) });
+    // Settling files are looked at again next pass (their folders are rescanned).
+    for (const sk of scan.skipped) if (sk.reason === 'settling' || sk.reason === 'changing') this.noteChange(this.abs(scan.diskPaths.get(sk.path) ?? sk.path));
+    this.lastScan = scan;
     const busy = await this.act(actions, base, scan, signal);
+    // The disk changed under the scan's feet (our own writes): the next pass scans everything again.
+    if (busy) this.lastScan = null;
     await this.db.setStatus(this.folder.id, { lastSyncAt: Date.now(), lastError: null });
     this.setState(this.paused ? 'paused' : 'idle');
     return { busy, waiting };
@@ -693,7 +745,7 @@ export class SyncEngine extends EventEmitter {
     let backoff = 1000;
     for (let n = 0; n < MAX_CYCLES_ONCE && !signal?.aborted;) {
       try {
-        const { busy, waiting } = await this.cycle(signal);
+        const { busy, waiting } = await this.cycle(signal, { full: true });
         backoff = 1000;
         n++;
         if (!busy && !waiting) break;
@@ -718,7 +770,7 @@ export class SyncEngine extends EventEmitter {
    * Keeps the folder in step until `signal` aborts: file-system events and server pushes schedule cycles; the
    * server is also polled every `pollMs` in case the push connection is down.
    */
-  async watch(signal: AbortSignal, options: { pollMs?: number; watcher?: (root: string, onChange: () => void) => Promise<() => Promise<void>> } = {}): Promise<void> {
+  async watch(signal: AbortSignal, options: { pollMs?: number; watcher?: (root: string, onChange: (absPath?: string) => void) => Promise<() => Promise<void>> } = {}): Promise<void> {
     const pollMs = options.pollMs ?? 30_000;
     let wake: (() => void) | null = null;
     let dueAt = 0;
@@ -735,8 +787,17 @@ export class SyncEngine extends EventEmitter {
     };
     const onWake = (): void => schedule(0);
     this.on('wake', onWake);
-    const stopWatcher = options.watcher ? await options.watcher(this.folder.root, () => schedule(this.settleMs + 20)) : async () => undefined;
-    const poll = setInterval(() => schedule(0), pollMs);
+    const stopWatcher = options.watcher
+      ? await options.watcher(this.folder.root, (absPath) => {
+        this.noteChange(absPath);
+        schedule(this.settleMs + 20);
+      })
+      : async () => undefined;
+    // The poll also rescans everything: a change the watcher missed (event overflow) is found within pollMs.
+    const poll = setInterval(() => {
+      this.noteChange();
+      schedule(0);
+    }, pollMs);
     const events = this.listen(signal, () => schedule(0));
     schedule(0);
     let backoff = 1000;

@@ -62,6 +62,12 @@ export interface ScanOptions {
   /** Entries per lstat slice (default 64). */
   statBatch?: number;
   signal?: AbortSignal;
+  /**
+   * Rescan only these folders (relative paths as on disk, each walked with everything below it) and take the rest
+   * from `previous`, the last scan of the same folder. The watcher's events name the folders to look at; the
+   * engine runs full scans at start, after every pass that changed the disk, and periodically.
+   */
+  only?: { previous: ScanResult; dirs: readonly string[] };
 }
 
 export interface ScanResult {
@@ -205,6 +211,31 @@ interface DirTask {
   disk: string;
 }
 
+/**
+ * For a partial scan: copies `previous` into `result` without anything inside the folders to rescan, and returns
+ * those folders as the walk's starting points (a folder inside another one listed is walked once, as part of it).
+ */
+function partialStart(absRoot: string, only: NonNullable<ScanOptions['only']>, result: ScanResult): DirTask[] {
+  const norm = (d: string): string => {
+    const posix = d.split(path.sep).join('/').replace(/\/+$/, '');
+    return posix === '.' ? '' : posix.replace(/^\.\//, '');
+  };
+  const disks = [...new Set(only.dirs.map(norm))].sort();
+  const tops: string[] = [];
+  for (const d of disks) if (!tops.some((t) => t === '' || d === t || d.startsWith(`${t}/`))) tops.push(d);
+  const rels = tops.map((d) => (ASCII.test(d) ? d : d.normalize('NFC')));
+  const inside = (p: string): boolean => rels.some((r) => r === '' || p.startsWith(`${r}/`));
+  const prev = only.previous;
+  for (const [p, e] of prev.entries) if (!inside(p)) result.entries.set(p, e);
+  for (const [p, d] of prev.diskPaths) if (!inside(p)) result.diskPaths.set(p, d);
+  result.refused.push(...prev.refused.filter((x) => !inside(x.path)));
+  // Skipped paths outside stay skipped (unknown to reconcile: never read as deletions); the engine rescans the
+  // folders of settling ones.
+  result.skipped.push(...prev.skipped.filter((x) => !inside(x.path)));
+  result.warnings.push(...prev.warnings.filter((x) => !inside(x.path)));
+  return tops.map((disk, i) => ({ abs: disk === '' ? absRoot : path.join(absRoot, ...disk.split('/')), rel: rels[i]!, disk }));
+}
+
 /** Walks `root` and returns what is there, reusing `base` hashes for files whose size + mtime + inode match. */
 export async function scanFolder(root: string, base: ReadonlyMap<string, BaseEntry>, options: ScanOptions = {}): Promise<ScanResult> {
   await initCrypto();
@@ -227,7 +258,7 @@ export async function scanFolder(root: string, base: ReadonlyMap<string, BaseEnt
 
   const result: ScanResult = { entries: new Map(), refused: [], skipped: [], warnings: [], hashed: 0, hashedBytes: 0, diskPaths: new Map(), temps: [] };
   const hashing: Promise<void>[] = [];
-  const stack: DirTask[] = [{ abs: absRoot, rel: '', disk: '' }];
+  const stack: DirTask[] = options.only ? partialStart(absRoot, options.only, result) : [{ abs: absRoot, rel: '', disk: '' }];
 
   const hashInto = (abs: string, rel: string, st: Stats): Promise<void> =>
     hashSlot(async () => {

@@ -5,14 +5,17 @@ import path from 'node:path';
 import { watch } from 'chokidar';
 import { TEMP_PREFIX } from './local-paths.js';
 
-/** Watches `root` recursively; calls `onChange` for every change. Returns the function that stops it. */
-export async function watchFolder(root: string, onChange: () => void): Promise<() => Promise<void>> {
+/**
+ * Watches `root` recursively; calls `onChange(absPath)` for every change (without a path on a watcher error: then
+ * everything is rescanned). Returns the function that stops it.
+ */
+export async function watchFolder(root: string, onChange: (absPath?: string) => void): Promise<() => Promise<void>> {
   const watcher = watch(root, {
     ignoreInitial: true,
     followSymlinks: false,
     ignored: (p: string) => path.basename(p).startsWith(TEMP_PREFIX),
   });
-  watcher.on('all', () => onChange());
+  watcher.on('all', (_event: string, p: string) => onChange(p));
   watcher.on('error', () => onChange());
   await new Promise<void>((resolve) => watcher.once('ready', () => resolve()));
   return async () => {
