@@ -10,7 +10,7 @@ import { kluisHome, loadAccount, type Account } from '../account/state.js';
 import { accountClient, resolveSpace } from '../account/spaces.js';
 import { IndexDb, type FolderRecord } from '../sync/index-db.js';
 import { SyncEngine, folderLockHolder, lockFolder, type Progress, type SyncReport } from '../sync/engine.js';
-import { SpaceCrypto, fileHistory } from '../sync/remote.js';
+import { SpaceCrypto, fileHistory, isTransient } from '../sync/remote.js';
 import { parseRate } from '../sync/transfer.js';
 import { watchFolder } from '../sync/watcher.js';
 import { CliError, emit, isJson, safeText, table } from './io.js';
@@ -115,6 +115,22 @@ function progressLine(): { update(p: Progress): void; clear(): void } {
   };
 }
 
+/** Runs `fn`, retrying while the server is away (1 s .. 30 s apart), like the engine does, until `giveUpMs`. */
+async function retrying<T>(fn: () => Promise<T>, giveUpMs?: number): Promise<T> {
+  const started = Date.now();
+  let backoff = 1000;
+  for (;;) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (!isTransient(err) || (giveUpMs !== undefined && Date.now() - started > giveUpMs)) throw err;
+      process.stderr.write(`kluis: ${safeText((err as Error).message)}; retrying in ${Math.round(backoff / 1000)} s\n`);
+      await new Promise((resolve) => setTimeout(resolve, backoff));
+      backoff = Math.min(backoff * 2, 30_000);
+    }
+  }
+}
+
 export function registerSyncCommands(program: Command): void {
   program.command('sync')
     .description('keep DIR in step with a space (without --once it keeps watching); SIGUSR1 pauses, SIGUSR2 resumes')
@@ -141,7 +157,8 @@ export function registerSyncCommands(program: Command): void {
       if (!Number.isInteger(settleMs) || settleMs < 0) throw new CliError('--settle: milliseconds, an integer');
       const account = await openAccount();
       const client = accountClient(account);
-      const space = await resolveSpace(client, o.space);
+      const giveUp = process.env.KLUIS_SYNC_GIVE_UP_MS ? Number(process.env.KLUIS_SYNC_GIVE_UP_MS) : undefined;
+      const space = await retrying(() => resolveSpace(client, o.space), giveUp);
       mkdirSync(path.resolve(dir), { recursive: true });
       if (!statSync(path.resolve(dir)).isDirectory()) throw new CliError(`${dir} is not a folder`);
       const home = kluisHome();
@@ -151,7 +168,6 @@ export function registerSyncCommands(program: Command): void {
         const folder = await bindFolder(db, space.spaceId, dir);
         unlock = await lockFolder(home, folder.id);
         await db.setStatus(folder.id, { pid: process.pid });
-        const giveUp = process.env.KLUIS_SYNC_GIVE_UP_MS ? Number(process.env.KLUIS_SYNC_GIVE_UP_MS) : undefined;
         const engine = new SyncEngine({ db, folder, client, account, device: await deviceName(account), settleMs, bwlimit, ...(giveUp ? { giveUpMs: giveUp } : {}) });
         const tty = Boolean(process.stderr.isTTY) && !json && !o.quiet;
         const bar = progressLine();
