@@ -11,7 +11,7 @@ import { accountClient, resolveSpace } from '../account/spaces.js';
 import { IndexDb, type FolderRecord } from '../sync/index-db.js';
 import { SyncEngine, folderLockHolder, lockFolder, type Progress, type SyncReport } from '../sync/engine.js';
 import { SpaceCrypto, fileHistory, isTransient } from '../sync/remote.js';
-import { parseRate } from '../sync/transfer.js';
+import { ChunkUploader, encryptStream, fileContent, parseRate } from '../sync/transfer.js';
 import { watchFolder } from '../sync/watcher.js';
 import { CliError, emit, isJson, safeText, table } from './io.js';
 
@@ -275,8 +275,7 @@ export function registerSyncCommands(program: Command): void {
         const sc = await SpaceCrypto.load(client, account, folder.spaceId);
         if (!sc.canWrite) throw new KluisError(ErrorCode.Forbidden, 'you may only read this space');
         const fileId = await fileIdOf(db, folder, rel);
-        const wraps = (await db.wraps(folder.id, [fileId])).get(fileId) ?? [];
-        sc.open(fileId, wraps);
+        sc.open(fileId, (await db.wraps(folder.id, [fileId])).get(fileId) ?? []);
         const list = await fileHistory(client, sc, fileId);
         const want = String(o.version);
         if (want.length < 6) throw new CliError('--version: give at least 6 characters of the version id');
@@ -287,13 +286,24 @@ export function registerSyncCommands(program: Command): void {
         if (chosen.manifest.deleted) throw new CliError(`version ${chosen.version.versionId} is a deletion: choose a version with content`);
         if (chosen.version.expired) throw new CliError(`version ${chosen.version.versionId} has expired (the space's retention) and cannot be restored`);
         const head = list[0]!.version;
-        const keys = sc.open(fileId, wraps);
         const versionId = newId();
-        const manifest = { ...chosen.manifest, versionId, parent: head.versionId, path: rel, deleted: false };
-        const wrap = sc.wrapIfNeeded(fileId, keys);
+        let content = { chunks: chosen.manifest.chunks, size: chosen.manifest.size, hash: chosen.manifest.hash };
+        const { keys, fresh } = sc.writeKeys(fileId);
+        if (chosen.version.keyEpoch !== keys.epoch || fresh) {
+          // Written under another key (the space key was rotated since): the content goes up again, re-encrypted.
+          const readKeys = sc.keyFor(fileId, chosen.version.keyEpoch);
+          if (!readKeys) throw new KluisError(ErrorCode.BadKey, `no key of epoch ${chosen.version.keyEpoch} of this file opens for you`);
+          const uploader = new ChunkUploader(client, folder.spaceId);
+          content = await encryptStream(fileContent(client, folder.spaceId, chosen.manifest.chunks, readKeys.subkeys), keys.subkeys, uploader, !fresh);
+          await uploader.flush();
+          if (content.hash !== chosen.manifest.hash) throw new KluisError(ErrorCode.BadManifest, 'the old version\'s content does not match its manifest');
+        }
+        const manifest = { ...chosen.manifest, ...content, versionId, parent: head.versionId, path: rel, deleted: false };
+        const wrap = keys.pendingWrap;
         await client.json('POST', `/api/v1/spaces/${encodeURIComponent(folder.spaceId)}/commits`, {
           versions: [{ fileId, versionId, parent: head.versionId, keyEpoch: sc.keyEpoch, manifest: toBase64Url(sealManifest(manifest, keys.subkeys, account.keys)), chunks: manifest.chunks.map(([id]) => id), deleted: false, ...(wrap ? { fileKeyWrap: wrap } : {}) }],
         });
+        if (wrap) await db.apply(folder.id, { putWraps: [{ fileId, keyEpoch: wrap.keyEpoch, wrap }] });
         // Bring it down now unless a running `kluis sync` owns the folder (it gets the push and does it).
         let written = false;
         if ((await folderLockHolder(home, folder.id)) === null) {

@@ -92,6 +92,16 @@ interface PendingCommit {
   kind: 'upload' | 'delete' | 'move';
 }
 
+/** A file to upload as a new version: of `fileId` on top of `parent`, or a new file (fileId null). */
+interface UploadItem {
+  path: string;
+  local: LocalEntry;
+  fileId: string | null;
+  parent: string | null;
+  /** a move re-uploaded under a fresh key: the old path's base row goes */
+  deleteBase?: string;
+}
+
 interface JournalCommit {
   versions: { fileId: string; versionId: string; putBase?: BaseEntry; deleteBase?: string }[];
 }
@@ -201,7 +211,7 @@ export class SyncEngine extends EventEmitter {
 
   private async keysFor(fileIds: readonly string[]): Promise<void> {
     const sc = await this.crypto();
-    const unknown = fileIds.filter((id) => !sc.cached(id));
+    const unknown = fileIds.filter((id) => !sc.knows(id));
     if (unknown.length === 0) return;
     const wraps = await this.db.wraps(this.folder.id, unknown);
     for (const id of unknown) {
@@ -213,9 +223,10 @@ export class SyncEngine extends EventEmitter {
     }
   }
 
-  private keys(fileId: string): FileKeys {
-    const k = this.sc?.cached(fileId);
-    if (!k) throw new KluisError(ErrorCode.BadKey, 'no key of this file opens for you');
+  /** The key a remote version was written with. */
+  private readKeys(r: RemoteEntry): FileKeys {
+    const k = this.sc?.keyFor(r.fileId, r.keyEpoch);
+    if (!k) throw new KluisError(ErrorCode.BadKey, `no key of epoch ${r.keyEpoch} of this file opens for you`);
     return k;
   }
 
@@ -369,7 +380,7 @@ export class SyncEngine extends EventEmitter {
       await this.db.apply(this.folder.id, { deleteBase: index.deleteBase.splice(0), putBase: index.putBase.splice(0) });
     };
     const commits: PendingCommit[] = [];
-    const uploads: Extract<SyncAction, { type: 'upload' }>[] = [];
+    const uploads: UploadItem[] = [];
     const downloads: { remote: RemoteEntry; current: LocalFacts | null; path: string }[] = [];
     const localDeletes: Extract<SyncAction, { type: 'delete-local' }>[] = [];
     let busy = false;
@@ -417,9 +428,13 @@ export class SyncEngine extends EventEmitter {
             break;
           }
           busy = true;
-          const keys = this.keysOrReport(a.base.fileId, a.to);
-          if (!keys) break;
           const r = a.remote;
+          if (r.keyEpoch !== sc.keyEpoch || !sc.keyFor(r.fileId, r.keyEpoch)) {
+            // The space key was rotated since: the moved file goes up again under a fresh key (no chunk reuse).
+            uploads.push({ path: a.to, local: a.local, fileId: r.fileId, parent: r.versionId, deleteBase: a.from });
+            break;
+          }
+          const keys = sc.keyFor(r.fileId, r.keyEpoch)!;
           commits.push(this.version(sc, keys, {
             fileId: r.fileId, parent: r.versionId, path: a.to, kind: r.kind, size: r.size, mtimeMs: r.mtimeMs, chunks: r.chunks, hash: r.hash, deleted: false,
           }, 'move', { local: a.local, deleteBase: a.from }));
@@ -431,7 +446,7 @@ export class SyncEngine extends EventEmitter {
             break;
           }
           busy = true;
-          uploads.push(a);
+          uploads.push({ path: a.path, local: a.local, ...uploadTarget(a) });
           break;
         case 'download':
           busy = true;
@@ -458,8 +473,11 @@ export class SyncEngine extends EventEmitter {
             break;
           }
           busy = true;
-          const keys = this.keysOrReport(a.base.fileId, a.path);
-          if (!keys) break;
+          if (!sc.knows(a.base.fileId)) {
+            this.report.errors.push({ path: a.path, reason: 'no key of this file opens for you' });
+            break;
+          }
+          const { keys } = sc.writeKeys(a.base.fileId);
           commits.push(this.version(sc, keys, {
             fileId: a.base.fileId, parent: a.remote.versionId, path: a.path, kind: a.base.kind, size: 0, mtimeMs: Math.trunc(a.base.mtimeMs), chunks: [], hash: EMPTY_HASH, deleted: true,
           }, 'delete', { deleteBase: a.path }));
@@ -497,9 +515,9 @@ export class SyncEngine extends EventEmitter {
     if (!this.report.refused.some((x) => x.path === p)) this.report.refused.push({ path: p, reason: 'you may only read this space (viewer): local changes are not uploaded' });
   }
 
-  private keysOrReport(fileId: string, p: string): FileKeys | null {
+  private keysOrReport(r: RemoteEntry, p: string): FileKeys | null {
     try {
-      return this.keys(fileId);
+      return this.readKeys(r);
     } catch (err) {
       this.report.errors.push({ path: p, reason: errText(err) });
       return null;
@@ -519,11 +537,11 @@ export class SyncEngine extends EventEmitter {
   }
 
   /** A signed, sealed version ready to commit. */
-  private version(sc: SpaceCrypto, keys: FileKeys, m: Omit<Manifest, 'v' | 'versionId'>, kind: PendingCommit['kind'], after: { local?: LocalEntry | LocalFacts; deleteBase?: string }, newWrap?: FileKeyWrap): PendingCommit {
+  private version(sc: SpaceCrypto, keys: FileKeys, m: Omit<Manifest, 'v' | 'versionId'>, kind: PendingCommit['kind'], after: { local?: LocalEntry | LocalFacts; deleteBase?: string }): PendingCommit {
     const versionId = newId();
     const manifest: Manifest = { v: 1, ...m, versionId };
     const sealed = sealManifest(manifest, keys.subkeys, this.account.keys);
-    const wrap = newWrap ?? sc.wrapIfNeeded(m.fileId, keys);
+    const wrap = keys.pendingWrap;
     const remote: RemoteEntry = {
       fileId: m.fileId, versionId, seq: 0, path: m.path, kind: m.kind, size: m.size, mtimeMs: m.mtimeMs, hash: m.hash, deleted: m.deleted, chunks: m.chunks, keyEpoch: sc.keyEpoch,
     };
@@ -581,7 +599,7 @@ export class SyncEngine extends EventEmitter {
         progress(0);
         continue;
       }
-      const keys = this.keysOrReport(d.remote.fileId, d.path);
+      const keys = this.keysOrReport(d.remote, d.path);
       if (!keys) continue;
       if (d.remote.size > SMALL_DOWNLOAD) {
         await writeOne(d, fileContent(this.client, sc.spaceId, d.remote.chunks, keys.subkeys, this.limiter));
@@ -595,7 +613,7 @@ export class SyncEngine extends EventEmitter {
       group = [];
       groupBytes = 0;
       const wanted = new Map<string, { id: string; keys: FileKeys['subkeys'] }>();
-      for (const d of g) for (const [id] of d.remote.chunks) wanted.set(id, { id, keys: this.keys(d.remote.fileId).subkeys });
+      for (const d of g) for (const [id] of d.remote.chunks) wanted.set(id, { id, keys: this.readKeys(d.remote).subkeys });
       const plain = await fetchChunks(this.client, sc.spaceId, [...wanted.values()], this.limiter);
       await each(g, WRITE_CONCURRENCY, async (d) => {
         const chunks = d.remote.chunks.map(([id]) => plain.get(id)!);
@@ -615,7 +633,7 @@ export class SyncEngine extends EventEmitter {
 
   // ------------------------------------------------------------------------------------------- uploading
 
-  private async upload(uploads: Extract<SyncAction, { type: 'upload' }>[], commits: PendingCommit[], scan: ScanResult, signal?: AbortSignal): Promise<void> {
+  private async upload(uploads: UploadItem[], commits: PendingCommit[], scan: ScanResult, signal?: AbortSignal): Promise<void> {
     const sc = await this.crypto();
     const uploader = new ChunkUploader(this.client, sc.spaceId, { limiter: this.limiter });
     const total = uploads.reduce((n, a) => n + a.local.size, 0);
@@ -640,24 +658,25 @@ export class SyncEngine extends EventEmitter {
     await each(uploads, READ_CONCURRENCY, async (a) => {
       if (signal?.aborted) return;
       const l = a.local;
-      const t = uploadTarget(a);
       let keys: FileKeys;
       let fileId: string;
-      let newWrap: FileKeyWrap | undefined;
-      if (t.fileId === null) {
-        const nf = sc.newFile();
-        ({ fileId, keys } = nf);
-        newWrap = nf.wrap;
+      let known = false;
+      if (a.fileId === null) {
+        ({ fileId, keys } = sc.newFile());
       } else {
-        const k = this.keysOrReport(t.fileId, a.path);
-        if (!k) return;
-        keys = k;
-        fileId = t.fileId;
+        if (!sc.knows(a.fileId)) {
+          this.report.errors.push({ path: a.path, reason: 'no key of this file opens for you' });
+          return;
+        }
+        fileId = a.fileId;
+        const w = sc.writeKeys(fileId);
+        keys = w.keys;
+        known = !w.fresh;
       }
       let content = { hash: EMPTY_HASH, size: 0, chunks: [] as [string, number][] };
       if (l.kind === 'file') {
         try {
-          content = await readAndEncrypt(this.abs(scan.diskPaths.get(a.path) ?? a.path), keys.subkeys, uploader, t.fileId !== null, undefined, l.size);
+          content = await readAndEncrypt(this.abs(scan.diskPaths.get(a.path) ?? a.path), keys.subkeys, uploader, known, undefined, l.size);
         } catch (err) {
           if (isTransient(err)) throw err;
           this.localFailure(a.path, err);
@@ -667,8 +686,8 @@ export class SyncEngine extends EventEmitter {
         if (content.hash !== l.hash || content.size !== l.size) return;
       }
       queue.push(this.version(sc, keys, {
-        fileId, parent: t.parent, path: a.path, kind: l.kind, size: content.size, mtimeMs: Math.trunc(l.mtimeMs), chunks: content.chunks, hash: content.hash, deleted: false,
-      }, 'upload', { local: l }, newWrap));
+        fileId, parent: a.parent, path: a.path, kind: l.kind, size: content.size, mtimeMs: Math.trunc(l.mtimeMs), chunks: content.chunks, hash: content.hash, deleted: false,
+      }, a.deleteBase !== undefined ? 'move' : 'upload', { local: l, ...(a.deleteBase !== undefined ? { deleteBase: a.deleteBase } : {}) }));
       filesDone++;
       bytesDone += l.size;
       this.emit('progress', { phase: 'uploading', filesDone, filesTotal: uploads.length, bytesDone, bytesTotal: total } satisfies Progress);
@@ -728,7 +747,7 @@ export class SyncEngine extends EventEmitter {
       this.ownCommits.add(p.version.versionId);
       if (p.wrap) {
         putWraps.push({ fileId: p.version.fileId, keyEpoch: p.wrap.keyEpoch, wrap: p.wrap });
-        sc.wrapped(p.version.fileId);
+        sc.committed(p.version.fileId, p.wrap.keyEpoch);
       }
       if (p.kind === 'upload') this.report.uploaded++;
       else if (p.kind === 'delete') this.report.deletedRemote++;

@@ -17,12 +17,16 @@ import { openSpaceKeys, writerSigners } from '../account/spaces.js';
 import type { Account } from '../account/state.js';
 import type { RemoteEntry } from './types.js';
 
-/** A file's key, its subkeys, and the wraps the server (or we) hold of it. */
+/**
+ * One file key: a file has one per key epoch it was written in (docs/crypto.md §4: after a rotation the next
+ * version gets a fresh key sealed to the new epoch). `pendingWrap` is set for a key made here and not yet
+ * committed: every commit carries it until one succeeds.
+ */
 export interface FileKeys {
   fileKey: Uint8Array;
   subkeys: FileSubkeys;
-  /** highest key epoch the file key is wrapped to */
-  wrapEpoch: number;
+  epoch: number;
+  pendingWrap?: FileKeyWrap;
 }
 
 export const VersionView = z.object({
@@ -67,7 +71,7 @@ function parsed<T extends z.ZodTypeAny>(schema: T, value: unknown, what: string)
 
 /** Keys of one space for this account: space key pairs by epoch, trusted writers, and a cache of file keys. */
 export class SpaceCrypto {
-  private readonly fileKeys = new Map<string, FileKeys>();
+  private readonly fileKeys = new Map<string, Map<number, FileKeys>>();
 
   private constructor(
     readonly account: Account,
@@ -100,57 +104,77 @@ export class SpaceCrypto {
     return toBase64Url(this.spaceKeys.get(this.keyEpoch)!.publicKey);
   }
 
-  /** The cached keys of a file, if it was opened before. */
-  cached(fileId: string): FileKeys | undefined {
-    return this.fileKeys.get(fileId);
+  /** The key a version of `epoch` was written with, if its wrap was opened. */
+  keyFor(fileId: string, epoch: number): FileKeys | undefined {
+    return this.fileKeys.get(fileId)?.get(epoch);
   }
 
-  /** Opens a file key from its wraps (newest epoch we hold first). Throws CryptoError if none opens. */
-  open(fileId: string, wraps: readonly unknown[]): FileKeys {
-    const have = this.fileKeys.get(fileId);
-    const parsedWraps = wraps.map((w) => FileKeyWrapSchema.safeParse(w)).filter((r) => r.success).map((r) => r.data as FileKeyWrap);
-    const maxEpoch = Math.max(0, ...parsedWraps.map((w) => w.keyEpoch));
-    if (have && have.wrapEpoch >= maxEpoch) return have;
+  /** Whether any key of the file is known. */
+  knows(fileId: string): boolean {
+    return (this.fileKeys.get(fileId)?.size ?? 0) > 0;
+  }
+
+  /**
+   * Opens the file's wraps (every epoch we hold a space key for and have not opened yet). Throws CryptoError if
+   * no key of the file opens at all.
+   */
+  open(fileId: string, wraps: readonly unknown[]): void {
+    let keys = this.fileKeys.get(fileId);
     let lastError: unknown = new CryptoError(ErrorCode.BadKey, 'no key of this file is wrapped to a space key you hold');
-    for (const wrap of [...parsedWraps].sort((a, b) => b.keyEpoch - a.keyEpoch)) {
+    for (const w of wraps) {
+      const r = FileKeyWrapSchema.safeParse(w);
+      if (!r.success) continue;
+      const wrap = r.data as FileKeyWrap;
+      if (keys?.has(wrap.keyEpoch) && !keys.get(wrap.keyEpoch)!.pendingWrap) continue;
       const pair = this.spaceKeys.get(wrap.keyEpoch);
       if (!pair) continue;
       try {
         const fileKey = openFileKeyWrap(wrap, { spaceId: this.spaceId, keyEpoch: wrap.keyEpoch, fileId }, pair, this.trusted);
-        const keys = { fileKey, subkeys: deriveFileSubkeys(fileKey), wrapEpoch: maxEpoch };
-        this.fileKeys.set(fileId, keys);
-        return keys;
+        if (!keys) this.fileKeys.set(fileId, (keys = new Map()));
+        keys.set(wrap.keyEpoch, { fileKey, subkeys: deriveFileSubkeys(fileKey), epoch: wrap.keyEpoch });
       } catch (err) {
         lastError = err;
       }
     }
-    throw lastError;
+    if (!keys || keys.size === 0) throw lastError;
   }
 
-  /** A new file: fresh id and key, wrapped to the current space key and signed by us. */
-  newFile(): { fileId: string; keys: FileKeys; wrap: FileKeyWrap } {
-    const fileId = newId();
+  private fresh(fileId: string): FileKeys {
     const fileKey = generateFileKey();
-    const wrap = wrapFileKey(fileKey, { spaceId: this.spaceId, keyEpoch: this.keyEpoch, fileId, recipient: this.currentPublicKey() }, this.account.keys);
-    const keys = { fileKey, subkeys: deriveFileSubkeys(fileKey), wrapEpoch: this.keyEpoch };
-    this.fileKeys.set(fileId, keys);
-    return { fileId, keys, wrap };
+    const pendingWrap = wrapFileKey(fileKey, { spaceId: this.spaceId, keyEpoch: this.keyEpoch, fileId, recipient: this.currentPublicKey() }, this.account.keys);
+    const keys: FileKeys = { fileKey, subkeys: deriveFileSubkeys(fileKey), epoch: this.keyEpoch, pendingWrap };
+    let map = this.fileKeys.get(fileId);
+    if (!map) this.fileKeys.set(fileId, (map = new Map()));
+    map.set(this.keyEpoch, keys);
+    return keys;
   }
 
-  /** The wrap a commit must carry for a known file: one for the current epoch if the file has none yet. */
-  wrapIfNeeded(fileId: string, keys: FileKeys): FileKeyWrap | undefined {
-    if (keys.wrapEpoch >= this.keyEpoch) return undefined;
-    return wrapFileKey(keys.fileKey, { spaceId: this.spaceId, keyEpoch: this.keyEpoch, fileId, recipient: this.currentPublicKey() }, this.account.keys);
+  /** A new file: a fresh id and key, wrapped to the current space key and signed by us (the wrap is pending). */
+  newFile(): { fileId: string; keys: FileKeys } {
+    const fileId = newId();
+    return { fileId, keys: this.fresh(fileId) };
   }
 
-  /** Marks a file's key as wrapped to the current epoch (after a commit that carried the wrap). */
-  wrapped(fileId: string): void {
-    const k = this.fileKeys.get(fileId);
-    if (k) k.wrapEpoch = Math.max(k.wrapEpoch, this.keyEpoch);
+  /**
+   * The key a new version of a known file is written with: its key of the current epoch, or — the space key was
+   * rotated since the file was last written — a fresh one (`fresh`: every chunk is new, none is on the server).
+   */
+  writeKeys(fileId: string): { keys: FileKeys; fresh: boolean } {
+    const cur = this.keyFor(fileId, this.keyEpoch);
+    if (cur) return { keys: cur, fresh: cur.pendingWrap !== undefined };
+    return { keys: this.fresh(fileId), fresh: true };
+  }
+
+  /** A commit carrying the file's pending wrap succeeded: the wrap is on the server now. */
+  committed(fileId: string, epoch: number): void {
+    const k = this.keyFor(fileId, epoch);
+    if (k) delete k.pendingWrap;
   }
 
   /** Opens and checks one version's manifest. */
-  openVersion(v: VersionView, keys: FileKeys): { manifest: Manifest; signer: string } {
+  openVersion(v: VersionView): { manifest: Manifest; signer: string } {
+    const keys = this.keyFor(v.fileId, v.keyEpoch);
+    if (!keys) throw new CryptoError(ErrorCode.BadKey, `no key of epoch ${v.keyEpoch} of this file opens for you`);
     const opened = openManifest(fromBase64Url(v.manifest), keys.subkeys, { fileId: v.fileId, versionId: v.versionId }, this.trusted);
     if (opened.manifest.deleted !== v.deleted) throw new CryptoError(ErrorCode.BadManifest, 'the server\'s deleted flag contradicts the signed manifest');
     return opened;
@@ -197,8 +221,8 @@ export async function* pullChanges(c: ApiClient, sc: SpaceCrypto, since: number,
       const wraps = page.fileKeyWraps[v.fileId] ?? [];
       for (const w of wraps) out.wraps.push({ fileId: v.fileId, keyEpoch: w.keyEpoch, wrap: w });
       try {
-        const keys = sc.open(v.fileId, wraps);
-        const { manifest } = sc.openVersion(v, keys);
+        sc.open(v.fileId, wraps);
+        const { manifest } = sc.openVersion(v);
         out.entries.push(entryOf(v, manifest));
       } catch (err) {
         out.refused.push({ fileId: v.fileId, versionId: v.versionId, reason: refusalReason(err) });
@@ -213,10 +237,10 @@ export async function* pullChanges(c: ApiClient, sc: SpaceCrypto, since: number,
 /** One file's history, opened: newest first. Versions that do not open are listed with their reason. */
 export async function fileHistory(c: ApiClient, sc: SpaceCrypto, fileId: string): Promise<{ version: VersionView; manifest: Manifest | null; signer: string | null; refused?: string }[]> {
   const answer = parsed(VersionsAnswer, await c.json('GET', `/api/v1/spaces/${encodeURIComponent(sc.spaceId)}/files/${encodeURIComponent(fileId)}/versions`), 'versions');
-  const keys = sc.open(fileId, answer.fileKeyWraps);
+  sc.open(fileId, answer.fileKeyWraps);
   return answer.versions.map((version) => {
     try {
-      const { manifest, signer } = sc.openVersion(version, keys);
+      const { manifest, signer } = sc.openVersion(version);
       return { version, manifest, signer };
     } catch (err) {
       return { version, manifest: null, signer: null, refused: refusalReason(err) };

@@ -229,9 +229,6 @@ export async function readAndEncrypt(absPath: string, keys: FileSubkeys, uploade
     return await streamed();
 
     async function streamed(): Promise<ReadFile> {
-      const h = new ContentHasher();
-      const list: [string, number][] = [];
-      let total = 0;
       async function* pieces(): AsyncGenerator<Uint8Array> {
         let position = 0;
         for (;;) {
@@ -239,23 +236,35 @@ export async function readAndEncrypt(absPath: string, keys: FileSubkeys, uploade
           const { bytesRead } = await handle.read(buf, 0, READ_PIECE, position);
           if (bytesRead === 0) return;
           position += bytesRead;
-          const piece = buf.subarray(0, bytesRead);
-          h.update(piece);
-          total += bytesRead;
           onRead?.(bytesRead);
-          yield piece;
+          yield buf.subarray(0, bytesRead);
         }
       }
-      for await (const chunk of chunkStream(pieces())) {
-        const { id, ciphertext } = encryptChunk(keys, chunk);
-        list.push([id, chunk.length]);
-        await uploader.add(id, ciphertext, known);
-      }
-      return { hash: h.digest(), size: total, chunks: list };
+      return encryptStream(pieces(), keys, uploader, known);
     }
   } finally {
     await handle.close();
   }
+}
+
+/** Cuts, encrypts and queues a stream of plaintext (a file being read, or an old version being re-encrypted). */
+export async function encryptStream(source: AsyncIterable<Uint8Array>, keys: FileSubkeys, uploader: ChunkUploader, known: boolean): Promise<ReadFile> {
+  const hasher = new ContentHasher();
+  const chunks: [string, number][] = [];
+  let size = 0;
+  async function* counted(): AsyncGenerator<Uint8Array> {
+    for await (const piece of source) {
+      hasher.update(piece);
+      size += piece.length;
+      yield piece;
+    }
+  }
+  for await (const chunk of chunkStream(counted())) {
+    const { id, ciphertext } = encryptChunk(keys, chunk);
+    chunks.push([id, chunk.length]);
+    await uploader.add(id, ciphertext, known);
+  }
+  return { hash: hasher.digest(), size, chunks };
 }
 
 /** Fetches chunks by id (framed batch) into a map of decrypted plaintexts, checking each against its id. */
