@@ -2,6 +2,9 @@
 // concurrent clients for 30 s each, beside GET /healthz under the same load (the framework's floor, measured in
 // the same run). Starts its own server (sqlite + fs store in a temp dir). Prints a table, writes
 // bench-results/api.json.   npm run build && node --import=tsx scripts/bench/api.ts [-- --clients 100 --seconds 30]
+// The clients read every response body in full but do not parse it (as for /healthz): 100 clients are 100
+// machines, and JSON-parsing 128 KB pages here would take a core of this one from the server. --parse parses
+// them, as earlier versions of this bench did (that client alone caps changes near 400 req/s on 2 cores).
 // Options: --only healthz,changes,commits (run some phases; the table and api.json then hold only those),
 // --profile DIR (the server writes a V8 CPU profile there at exit: open it in Chrome DevTools or speedscope).
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -14,7 +17,7 @@ import { call, newColleague, newOrg, newSpace, type User } from '../../test/help
 import { newFile, version, type FileHandle } from '../../test/helpers/files.js';
 
 const { values } = parseArgs({
-  options: { clients: { type: 'string', default: '100' }, seconds: { type: 'string', default: '30' }, only: { type: 'string' }, profile: { type: 'string' } },
+  options: { clients: { type: 'string', default: '100' }, seconds: { type: 'string', default: '30' }, only: { type: 'string' }, profile: { type: 'string' }, parse: { type: 'boolean', default: false } },
 });
 const CLIENTS = Number(values.clients);
 const SECONDS = Number(values.seconds);
@@ -75,12 +78,22 @@ try {
     return p;
   }
 
+  /** One API request; resolves with its status once the whole body has arrived. */
+  async function send(method: string, url: string, token: string, json?: unknown): Promise<number> {
+    if (values.parse) return (await call(srv.url, method, url, { token, json })).status;
+    const headers: Record<string, string> = { 'x-kluis-client': 'kluis-bench/0.1.0', authorization: `Bearer ${token}` };
+    if (json !== undefined) headers['content-type'] = 'application/json';
+    const res = await fetch(srv.url + url, { method, headers, body: json === undefined ? undefined : JSON.stringify(json) });
+    await res.arrayBuffer();
+    return res.status;
+  }
+
   console.error(`api bench: ${CLIENTS} clients x ${SECONDS} s per phase`);
   if (runs('healthz')) await phase('baseline: GET /healthz', 'no auth, no database', async () => (await fetch(`${srv.url}/healthz`).then(async (r) => (await r.arrayBuffer(), r.status))));
   if (runs('changes')) await phase('GET changes', 'since a random seq, limit 100 (auth + membership + page + audit entry)', async (c) => {
     const s = spaces[c % spaces.length]!;
     const since = Math.floor(Math.random() * 1900);
-    return (await call(srv.url, 'GET', `/api/v1/spaces/${s.spaceId}/changes?since=${since}&limit=100`, { token: people[c % people.length]!.token })).status;
+    return send('GET', `/api/v1/spaces/${s.spaceId}/changes?since=${since}&limit=100`, people[c % people.length]!.token);
   });
   const files = new Map<number, { file: FileHandle; head: string | null }>();
   if (runs('commits')) await phase('POST commits', 'one new version of the client\'s own file (parent check, seq, audit, event)', async (c) => {
@@ -88,9 +101,9 @@ try {
     const s = spaces[i]!;
     const mine = files.get(c) ?? { file: newFile(), head: null };
     const v = version(people[i]!, s.spaceId, s.pair, 1, mine.file, { parent: mine.head, path: `bench/${c}.txt` });
-    const r = await call(srv.url, 'POST', `/api/v1/spaces/${s.spaceId}/commits`, { token: people[i]!.token, json: { versions: [v.entry] } });
-    if (r.status === 201) files.set(c, { file: mine.file, head: v.versionId });
-    return r.status;
+    const status = await send('POST', `/api/v1/spaces/${s.spaceId}/commits`, people[i]!.token, { versions: [v.entry] });
+    if (status === 201) files.set(c, { file: mine.file, head: v.versionId });
+    return status;
   });
 
   const pct = (xs: number[], q: number) => xs[Math.min(xs.length - 1, Math.floor(q * xs.length))] ?? NaN;
@@ -102,9 +115,10 @@ try {
   console.log('|---|---:|---:|---:|---:|---:|---:|');
   for (const r of rows) console.log(`| ${r.name} | ${r.rps.toFixed(0)} | ${r.p50.toFixed(1)} | ${r.p95.toFixed(1)} | ${r.p99.toFixed(1)} | ${r.max.toFixed(0)} | ${r.errors} |`);
   const goal = rows.filter((r) => r.name !== 'baseline: GET /healthz').every((r) => r.p95 < 50 && r.errors === 0);
-  console.log(`\ngoal (p95 < 50 ms for changes and commits, no errors): ${goal ? 'met' : 'MISSED'}`);
+  console.log(`\nload average at the end: ${os.loadavg().map((l) => l.toFixed(2)).join(' ')} (${os.cpus().length} cpus)`);
+  console.log(`goal (p95 < 50 ms for changes and commits, no errors): ${goal ? 'met' : 'MISSED'}`);
   mkdirSync('bench-results', { recursive: true });
-  writeFileSync('bench-results/api.json', JSON.stringify({ bench: 'api', date: new Date().toISOString(), clients: CLIENTS, seconds: SECONDS, node: process.version, cpus: os.cpus().length, rows, goalMet: goal }, null, 2) + '\n');
+  writeFileSync('bench-results/api.json', JSON.stringify({ bench: 'api', date: new Date().toISOString(), clients: CLIENTS, seconds: SECONDS, parse: values.parse, loadavg: os.loadavg(), node: process.version, cpus: os.cpus().length, rows, goalMet: goal }, null, 2) + '\n');
   console.log('wrote bench-results/api.json');
 } finally {
   await srv.stop();

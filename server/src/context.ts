@@ -1,6 +1,6 @@
 // What request handlers can reach: the services (built once in main.ts or a test) and the per-request state.
 import type { Logger } from 'pino';
-import type { Db } from './db/db.js';
+import type { Db, Tx } from './db/db.js';
 import type { BlobStore } from './blobstore/index.js';
 import type { AuditLog } from './audit/types.js';
 import type { Config } from './config.js';
@@ -12,6 +12,18 @@ export interface Services {
   config: Config;
   log: Logger;
   db: Db;
+  /**
+   * For plain reads outside transactions on hot routes (session, membership, pages): on sqlite, read-only WAL
+   * connections that do not queue behind the writer's transactions (db/db.ts openReadDatabase). Sees every
+   * write whose promise has resolved. Reads that must be consistent with a write go through its `trx`.
+   */
+  read: Db;
+  /**
+   * Runs `fn` in a transaction shared with concurrent requests (group commit, db/group-commit.ts): each caller
+   * in its own savepoint, one COMMIT for all; settles after that COMMIT. For the short, database-only
+   * transactions of hot routes (audit entries of reads, commits). `fn` may run again if its group breaks.
+   */
+  tx<T>(fn: (trx: Tx) => Promise<T>): Promise<T>;
   blobs: BlobStore;
   audit: AuditLog;
   events: EventBus;

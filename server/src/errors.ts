@@ -1,6 +1,6 @@
 // ApiError flows through one middleware into `{ error: { code, message } }` with its HTTP status. Failures and
 // denials of audited routes are written to the audit trail here, in a transaction of their own (the request's own
-// transaction, if any, has rolled back).
+// transaction, if any, has rolled back), group-committed with concurrent requests (audit.appendStandalone).
 import type { Context, Next } from 'koa';
 import type { Logger } from 'pino';
 import { ErrorCode, KluisError } from '@kluis/shared';

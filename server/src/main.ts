@@ -1,5 +1,6 @@
 // Starts the Kluis server: reads the configuration, opens its services, listens, and shuts down gracefully
 // (stops accepting, lets in-flight requests such as uploads finish, then closes the database).
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pino } from 'pino';
 import { createApp } from './app.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
@@ -53,10 +54,23 @@ server.keepAliveTimeout = 65_000;
 server.headersTimeout = 66_000;
 
 let stopping = false;
+// Responses in progress. Once shutdown began, no connection is kept alive after its response: an answer whose
+// headers are not out yet says `Connection: close`, and a connection that goes idle is closed at once (a kept-alive
+// socket would otherwise hold server.close() open until the 20 s limit below).
+const inFlight = new Set<ServerResponse>();
+server.on('request', (_req: IncomingMessage, res: ServerResponse) => {
+  inFlight.add(res);
+  if (stopping) res.setHeader('Connection', 'close');
+  res.once('close', () => inFlight.delete(res));
+  res.once('finish', () => {
+    if (stopping) setImmediate(() => server.closeIdleConnections());
+  });
+});
 function shutdown(signal: string): void {
   if (stopping) return;
   stopping = true;
   log.info({ signal }, 'shutting down: finishing in-flight requests');
+  for (const res of inFlight) if (!res.headersSent) res.setHeader('Connection', 'close');
   server.close(() => {
     void services.close().then(() => process.exit(0), (err) => {
       log.error({ err }, 'error while closing');

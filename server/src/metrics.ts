@@ -30,6 +30,11 @@ export function createMetrics(): Metrics {
         end({ method: ctx.method, route });
         requests.inc({ method: ctx.method, route, status: String(ctx.status) });
       }
+      // An event stream stays open after its handler returned: count it until its connection closes.
+      if (ctx.status === 200 && ctx.response.is('text/event-stream') && !ctx.res.writableFinished) {
+        sseClients.inc();
+        ctx.res.once('close', () => sseClients.dec());
+      }
     },
   };
 }

@@ -4,7 +4,8 @@ import type { Logger } from 'pino';
 import { initCrypto, serverSubkey } from '@kluis/shared';
 import type { Config } from './config.js';
 import type { Services } from './context.js';
-import { openDatabase } from './db/db.js';
+import { openDatabase, openReadDatabase } from './db/db.js';
+import { GroupCommitter } from './db/group-commit.js';
 import { openFsBlobStore } from './blobstore/fs.js';
 import { MinioBlobStore } from './blobstore/minio.js';
 import type { BlobStore } from './blobstore/index.js';
@@ -14,6 +15,7 @@ import { ChunkStore } from './storage/chunks.js';
 
 export interface OpenedServices extends Services {
   audit: SqlAuditLog;
+  committer: GroupCommitter;
   /** 32-byte secret for prelogin's fake salts. */
   serverSecret: Uint8Array;
   close(): Promise<void>;
@@ -31,19 +33,24 @@ export async function openBlobStore(config: Config): Promise<BlobStore> {
 export async function openServices(config: Config, log: Logger): Promise<OpenedServices> {
   await initCrypto();
   const db = await openDatabase({ dataDir: config.dataDir });
+  const read = openReadDatabase({ dataDir: config.dataDir });
   const key = await loadOrCreateServerSigningKey(config.dataDir);
-  const audit = new SqlAuditLog(db, key, { onError: (err) => log.error({ err }, 'audit checkpoint failed') });
+  const committer = new GroupCommitter(db);
+  const audit = new SqlAuditLog(db, key, { onError: (err) => log.error({ err }, 'audit checkpoint failed'), transact: (fn) => committer.run(fn) });
   const blobs = await openBlobStore(config);
   const events = new EventBus();
   const chunks = new ChunkStore(db, blobs);
   return {
-    config, log, db, blobs, audit, events, chunks,
+    config, log, db, read, tx: (fn) => committer.run(fn), blobs, audit, events, chunks, committer,
     serverSecret: serverSubkey(key, 1),
     async close() {
+      // Queued group commits (audit entries of the last requests) finish before the database closes.
+      await committer.close();
       await audit.stop();
       // The newest entries get a signed checkpoint before the database closes.
       await audit.checkpoint();
       await blobs.close();
+      await read.destroy();
       await db.destroy();
     },
   };

@@ -66,6 +66,11 @@ export interface SqlAuditLogOptions {
    * sqlite; off elsewhere (a failed statement aborts a PostgreSQL transaction, so a wrong guess cannot be retried).
    */
   guessHead?: boolean;
+  /**
+   * Runs appendStandalone's transaction (default: `db.transaction`). The server passes its group committer, so
+   * the standalone entries of failed requests share a COMMIT with concurrent requests (db/group-commit.ts).
+   */
+  transact?: <T>(fn: (trx: Tx) => Promise<T>) => Promise<T>;
 }
 
 interface Head {
@@ -270,6 +275,7 @@ export class SqlAuditLog implements AuditLog {
   /** The head after this process's last successful append: a guess, checked by the database (see the top). */
   private guess: Head | undefined;
   private readonly guessHead: boolean;
+  private readonly transact: <T>(fn: (trx: Tx) => Promise<T>) => Promise<T>;
   private timer: NodeJS.Timeout | undefined;
   private ticking: Promise<unknown> | undefined;
 
@@ -289,6 +295,7 @@ export class SqlAuditLog implements AuditLog {
     this.beforeAppend = options.beforeAppend;
     this.verifyPageSize = options.verifyPageSize ?? 5000;
     this.guessHead = options.guessHead ?? String((db.client as { dialect?: unknown }).dialect).startsWith('sqlite');
+    this.transact = options.transact ?? ((fn) => db.transaction(fn));
   }
 
   // ------------------------------------------------------------------------------------------ appending
@@ -307,7 +314,7 @@ export class SqlAuditLog implements AuditLog {
   }
 
   appendStandalone(entry: AuditEntryInput): Promise<number> {
-    return this.db.transaction((trx) => this.append(trx, entry));
+    return this.transact((trx) => this.append(trx, entry));
   }
 
   /**

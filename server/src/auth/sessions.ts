@@ -35,7 +35,7 @@ function bearer(ctx: KCtx): string | null {
 export async function authenticate(services: Services, ctx: KCtx): Promise<Caller> {
   const token = bearer(ctx);
   if (!token) throw new ApiError(401, ErrorCode.Unauthenticated, ctx.get('authorization') ? 'malformed bearer token' : 'a session token is required');
-  const row = await services.db('sessions as s')
+  const row = await services.read('sessions as s')
     .join('users as u', 'u.id', 's.user_id')
     .where('s.token_hash', tokenHash(token))
     .first('s.id as deviceId', 's.user_id as userId', 's.expires_at as expiresAt', 's.revoked_at as revokedAt', 's.last_seen_at as lastSeenAt', 'u.org_id as orgId', 'u.role as role', 'u.email as email', 'u.disabled_at as disabledAt');
@@ -47,7 +47,8 @@ export async function authenticate(services: Services, ctx: KCtx): Promise<Calle
   if (Number(row.expiresAt) <= now) throw new ApiError(401, ErrorCode.Unauthenticated, 'the session expired: log in again');
   if (row.disabledAt !== null) throw new ApiError(401, ErrorCode.Unauthenticated, 'the account is disabled');
   if (now - Number(row.lastSeenAt) > TOUCH_EVERY_MS) {
-    await services.db('sessions').where({ id: row.deviceId }).update({ last_seen_at: now, expires_at: now + SESSION_TTL_MS });
+    // Through the group committer: the many concurrent requests of one session that all see it stale share a COMMIT.
+    await services.tx((trx) => trx('sessions').where({ id: row.deviceId }).update({ last_seen_at: now, expires_at: now + SESSION_TTL_MS }));
   }
   return { userId: row.userId, orgId: row.orgId, role: row.role as OrgRole, deviceId: row.deviceId, email: row.email };
 }

@@ -35,20 +35,18 @@ export interface DbOptions {
   migrate?: boolean;
 }
 
-/** Opens (creating if needed) the sqlite3 database with WAL, foreign keys and full fsync, then migrates. */
-export async function openDatabase(options: DbOptions): Promise<Db> {
-  mkdirSync(options.dataDir, { recursive: true });
-  const db = knexFactory({
+type RawConnection = { run(sql: string, cb: (err: Error | null) => void): void };
+
+/** A Knex over the sqlite file with `connections` pooled connections, each set up with `pragmas`. */
+function sqliteKnex(dataDir: string, connections: number, pragmas: readonly string[]): Db {
+  return knexFactory({
     client: KluisSqlite3Client as unknown as typeof Knex.Client,
-    connection: { filename: path.join(options.dataDir, 'kluis.sqlite3') },
+    connection: { filename: path.join(dataDir, 'kluis.sqlite3') },
     useNullAsDefault: true,
-    // One connection: sqlite has one writer anyway, and a single connection makes every transaction
-    // serialisable without SQLITE_BUSY retries. Never await blob-store I/O inside a transaction.
     pool: {
       min: 1,
-      max: 1,
-      afterCreate(conn: { run(sql: string, cb: (err: Error | null) => void): void }, done: (err: Error | null, conn: unknown) => void) {
-        const pragmas = ['PRAGMA journal_mode = WAL', 'PRAGMA foreign_keys = ON', 'PRAGMA synchronous = FULL', 'PRAGMA busy_timeout = 5000'];
+      max: connections,
+      afterCreate(conn: RawConnection, done: (err: Error | null, conn: unknown) => void) {
         const next = (i: number): void => {
           if (i === pragmas.length) return done(null, conn);
           conn.run(pragmas[i]!, (err) => (err ? done(err, conn) : next(i + 1)));
@@ -57,10 +55,29 @@ export async function openDatabase(options: DbOptions): Promise<Db> {
       },
     },
   });
+}
+
+/** Opens (creating if needed) the sqlite3 database with WAL, foreign keys and full fsync, then migrates. */
+export async function openDatabase(options: DbOptions): Promise<Db> {
+  mkdirSync(options.dataDir, { recursive: true });
+  // One connection: sqlite has one writer anyway, and a single connection makes every transaction
+  // serialisable without SQLITE_BUSY retries. Never await blob-store I/O inside a transaction.
+  const db = sqliteKnex(options.dataDir, 1, ['PRAGMA journal_mode = WAL', 'PRAGMA foreign_keys = ON', 'PRAGMA synchronous = FULL', 'PRAGMA busy_timeout = 5000']);
   if (options.migrate !== false) {
     await db.migrate.latest({ migrationSource: migrations, tableName: 'schema_migrations' });
   }
   return db;
+}
+
+/**
+ * Read-only connections to the same sqlite file (open it with openDatabase first), for the plain reads of hot
+ * routes: session, membership, pages of changes. In WAL mode readers do not wait for the writer and see the last
+ * COMMIT, so a read that starts after a write's promise resolved sees that write, as it would on the writer's
+ * connection, but it does not queue behind the writer's transactions and their fsync. Not for reads that belong
+ * in a transaction (use its `trx`). Elsewhere (PostgreSQL) use the main pool for this: it is concurrent already.
+ */
+export function openReadDatabase(options: { dataDir: string; connections?: number }): Db {
+  return sqliteKnex(options.dataDir, options.connections ?? 2, ['PRAGMA query_only = ON', 'PRAGMA busy_timeout = 5000']);
 }
 
 /** Milliseconds since 1970 UTC: every time column is an integer of these. */

@@ -39,7 +39,7 @@ const AuditQuery = z.object({
 }).strict();
 
 export function auditRoutes(router: Router, services: Services): void {
-  const { audit, db } = services;
+  const { audit } = services;
 
   const filterFor = (orgId: string, q: z.infer<typeof AuditQuery>): AuditFilter => ({
     orgId, actorUserId: q.actor, actorDeviceId: q.device, action: q.action, targetType: q.targetType, targetId: q.target, outcome: q.outcome,
@@ -57,7 +57,7 @@ export function auditRoutes(router: Router, services: Services): void {
     guard(orgId, caller.orgId, caller.role);
     const q = parse(AuditQuery, ctx.query);
     const entries = await audit.query(filterFor(orgId, q));
-    await db.transaction((trx) => audit.append(trx, { ...actor(ctx, caller), action: 'audit.search', targetType: 'org', targetId: orgId, outcome: 'success', details: { results: entries.length } }));
+    await services.tx((trx) => audit.append(trx, { ...actor(ctx, caller), action: 'audit.search', targetType: 'org', targetId: orgId, outcome: 'success', details: { results: entries.length } }));
     ctx.body = { entries, publicKey: audit.publicKey };
   });
 
@@ -67,7 +67,7 @@ export function auditRoutes(router: Router, services: Services): void {
     guard(orgId, caller.orgId, caller.role);
     const q = parse(AuditQuery, ctx.query);
     const format = q.format ?? 'json';
-    await db.transaction((trx) => audit.append(trx, { ...actor(ctx, caller), action: 'audit.export', targetType: 'org', targetId: orgId, outcome: 'success', details: { format } }));
+    await services.tx((trx) => audit.append(trx, { ...actor(ctx, caller), action: 'audit.export', targetType: 'org', targetId: orgId, outcome: 'success', details: { format } }));
     const body = new PassThrough();
     ctx.type = format === 'csv' ? 'text/csv; charset=utf-8' : 'application/json; charset=utf-8';
     ctx.attachment(`kluis-audit-${orgId}.${format}`);

@@ -107,7 +107,7 @@ export function authRoutes(router: Router, services: Services, serverSecret: Uin
   route(router, services, 'get', '/api/v1/me', { action: 'keys.bundle.read' }, async (ctx, caller) => {
     const user = await db('users as u').join('orgs as o', 'o.id', 'u.org_id').where('u.id', caller.userId)
       .first('u.id', 'u.email', 'u.role', 'u.org_id', 'o.name as orgName', 'u.enc_public_key', 'u.sign_public_key', 'u.identity_sig', 'u.key_bundle');
-    await db.transaction((trx) => audit.append(trx, { orgId: caller.orgId, actorUserId: caller.userId, actorDeviceId: caller.deviceId, action: 'keys.bundle.read', targetType: 'user', targetId: caller.userId, outcome: 'success', ...meta(ctx) }));
+    await services.tx((trx) => audit.append(trx, { orgId: caller.orgId, actorUserId: caller.userId, actorDeviceId: caller.deviceId, action: 'keys.bundle.read', targetType: 'user', targetId: caller.userId, outcome: 'success', ...meta(ctx) }));
     ctx.body = {
       userId: user.id, email: user.email, role: user.role, orgId: user.org_id, orgName: user.orgName, deviceId: caller.deviceId,
       encPublicKey: user.enc_public_key, signPublicKey: user.sign_public_key, identitySig: user.identity_sig, keyBundle: JSON.parse(user.key_bundle),

@@ -28,12 +28,12 @@ function declaredLength(ctx: KCtx, max: number): number | null {
 }
 
 export function chunkRoutes(router: Router, services: Services, chunks: ChunkStore): void {
-  const { db, audit } = services;
+  const { read, audit } = services;
 
   route(router, services, 'post', '/api/v1/spaces/:spaceId/chunks/missing', { action: 'chunks.missing' }, async (ctx, caller) => {
     const spaceId = String(ctx.params.spaceId);
     target(ctx, 'space', spaceId);
-    await spaceAccess(db, caller, spaceId, 'editor');
+    await spaceAccess(read, caller, spaceId, 'editor');
     const { ids } = parse(ChunkIdsRequest, body(ctx));
     ctx.body = { missing: await chunks.missing(caller.orgId, spaceId, ids) };
   });
@@ -41,12 +41,12 @@ export function chunkRoutes(router: Router, services: Services, chunks: ChunkSto
   route(router, services, 'post', '/api/v1/spaces/:spaceId/chunks/upload', { action: 'chunks.upload' }, async (ctx, caller) => {
     const spaceId = String(ctx.params.spaceId);
     target(ctx, 'space', spaceId);
-    await spaceAccess(db, caller, spaceId, 'editor');
+    await spaceAccess(read, caller, spaceId, 'editor');
     if (!ctx.is('application/octet-stream')) throw new ApiError(400, ErrorCode.BadRequest, 'send the chunk frames as application/octet-stream');
     declaredLength(ctx, MAX_UPLOAD_BYTES);
     // Frames are parsed while they arrive; a truncated or lying body fails before its pack is committed.
     const r = await chunks.putBatch(caller.orgId, spaceId, parseFrames(ctx.req, DEFAULT_CHUNK_BATCH_LIMITS));
-    await db.transaction((trx) => audit.append(trx, { ...actor(ctx, caller), action: 'chunks.upload', targetType: 'space', targetId: spaceId, outcome: 'success', details: { stored: r.stored, duplicate: r.duplicate, bytes: r.bytes } }));
+    await services.tx((trx) => audit.append(trx, { ...actor(ctx, caller), action: 'chunks.upload', targetType: 'space', targetId: spaceId, outcome: 'success', details: { stored: r.stored, duplicate: r.duplicate, bytes: r.bytes } }));
     ctx.status = 201;
     ctx.body = { stored: r.stored, duplicate: r.duplicate, bytes: r.bytes };
   });
@@ -54,10 +54,10 @@ export function chunkRoutes(router: Router, services: Services, chunks: ChunkSto
   route(router, services, 'post', '/api/v1/spaces/:spaceId/chunks/download', { action: 'chunks.download' }, async (ctx, caller) => {
     const spaceId = String(ctx.params.spaceId);
     target(ctx, 'space', spaceId);
-    await spaceAccess(db, caller, spaceId, 'viewer');
+    await spaceAccess(read, caller, spaceId, 'viewer');
     const { ids } = parse(ChunkIdsRequest, body(ctx));
     const batch = await chunks.getBatch(caller.orgId, spaceId, ids);
-    await db.transaction((trx) => audit.append(trx, { ...actor(ctx, caller), action: 'chunks.download', targetType: 'space', targetId: spaceId, outcome: 'success', details: { count: batch.count, bytes: batch.bytes } }));
+    await services.tx((trx) => audit.append(trx, { ...actor(ctx, caller), action: 'chunks.download', targetType: 'space', targetId: spaceId, outcome: 'success', details: { count: batch.count, bytes: batch.bytes } }));
     ctx.type = 'application/octet-stream';
     ctx.length = batch.framedBytes;
     ctx.body = Readable.from(frameStream(batch));
@@ -66,12 +66,12 @@ export function chunkRoutes(router: Router, services: Services, chunks: ChunkSto
   route(router, services, 'put', '/api/v1/spaces/:spaceId/chunks/:chunkId', { action: 'chunks.upload' }, async (ctx, caller) => {
     const spaceId = String(ctx.params.spaceId);
     target(ctx, 'space', spaceId);
-    await spaceAccess(db, caller, spaceId, 'editor');
+    await spaceAccess(read, caller, spaceId, 'editor');
     const id = chunkParam(ctx);
     const size = declaredLength(ctx, DEFAULT_CHUNK_BATCH_LIMITS.maxFrameBytes);
     if (size === null) throw new ApiError(411, ErrorCode.BadRequest, 'Content-Length is required');
     const r = await chunks.putOne(caller.orgId, spaceId, id, ctx.req, size);
-    await db.transaction((trx) => audit.append(trx, { ...actor(ctx, caller), action: 'chunks.upload', targetType: 'space', targetId: spaceId, outcome: 'success', details: { stored: r.stored ? 1 : 0, duplicate: r.stored ? 0 : 1, bytes: r.stored ? size : 0 } }));
+    await services.tx((trx) => audit.append(trx, { ...actor(ctx, caller), action: 'chunks.upload', targetType: 'space', targetId: spaceId, outcome: 'success', details: { stored: r.stored ? 1 : 0, duplicate: r.stored ? 0 : 1, bytes: r.stored ? size : 0 } }));
     ctx.status = r.stored ? 201 : 200;
     ctx.body = { stored: r.stored };
   });
@@ -79,10 +79,10 @@ export function chunkRoutes(router: Router, services: Services, chunks: ChunkSto
   route(router, services, 'get', '/api/v1/spaces/:spaceId/chunks/:chunkId', { action: 'chunks.download' }, async (ctx, caller) => {
     const spaceId = String(ctx.params.spaceId);
     target(ctx, 'space', spaceId);
-    await spaceAccess(db, caller, spaceId, 'viewer');
+    await spaceAccess(read, caller, spaceId, 'viewer');
     const id = chunkParam(ctx);
     const r = await chunks.getOne(caller.orgId, spaceId, id);
-    await db.transaction((trx) => audit.append(trx, { ...actor(ctx, caller), action: 'chunks.download', targetType: 'space', targetId: spaceId, outcome: 'success', details: { count: 1, bytes: r.size } }));
+    await services.tx((trx) => audit.append(trx, { ...actor(ctx, caller), action: 'chunks.download', targetType: 'space', targetId: spaceId, outcome: 'success', details: { count: 1, bytes: r.size } }));
     ctx.type = 'application/octet-stream';
     ctx.length = r.size;
     ctx.body = r.stream;

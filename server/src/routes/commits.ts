@@ -1,7 +1,7 @@
 // The change log: batch commits with parent checks, paged changes, version history, trash, and server-sent events.
 import type Router from '@koa/router';
 import { PassThrough } from 'node:stream';
-import { CommitRequest, ErrorCode, fromBase64Url, toBase64Url, verifyWrapSignature, type CommitVersion, type FileKeyWrap } from '@kluis/shared';
+import { CommitRequest, ErrorCode, fromBase64Url, verifyWrapSignature, type CommitVersion, type FileKeyWrap } from '@kluis/shared';
 import { ApiError } from '../errors.js';
 import type { Services } from '../context.js';
 import { actor, body, parse, route, target, type KCtx } from '../http.js';
@@ -35,7 +35,13 @@ interface Conflict {
 }
 
 /** Validates and stores one batch; returns the assigned seqs, or throws 409 with every conflict found. */
-async function commitBatch(trx: Tx, services: Services, ctx: KCtx, spaceId: string, keyEpoch: number, epochPublicKey: string, signer: string, versions: CommitVersion[]) {
+async function commitBatch(trx: Tx, services: Services, ctx: KCtx, spaceId: string, signer: string, versions: CommitVersion[]) {
+  // The space's epoch, its public key and its seq in one read (inside the transaction: the seq is ours to bump).
+  const space = await trx('spaces as s').join('space_epochs as e', function () {
+    this.on('e.space_id', '=', 's.id').andOn('e.key_epoch', '=', 's.key_epoch');
+  }).where('s.id', spaceId).first('s.key_epoch', 's.seq', 'e.public_key');
+  const keyEpoch = Number(space.key_epoch);
+  const epochPublicKey = space.public_key as string;
   const now = Date.now();
   const fileIds = [...new Set(versions.map((v) => v.fileId))];
   const versionIds = versions.map((v) => v.versionId);
@@ -96,7 +102,6 @@ async function commitBatch(trx: Tx, services: Services, ctx: KCtx, spaceId: stri
     throw Object.assign(new ApiError(409, ErrorCode.MissingChunks, `${missing.length} chunk(s) are not uploaded`), { extra: { missing: missing.slice(0, 10_000) } });
   }
 
-  const space = await trx('spaces').where({ id: spaceId }).first('seq');
   let seq = Number(space.seq);
   const caller = ctx.state.caller!;
   const versionRows = [];
@@ -111,13 +116,14 @@ async function commitBatch(trx: Tx, services: Services, ctx: KCtx, spaceId: stri
     v.chunks.forEach((chunkId, ord) => chunkRows.push({ version_id: v.versionId, ord, chunk_id: chunkId }));
     assigned.push({ fileId: v.fileId, versionId: v.versionId, seq });
   }
-  const newFiles = fileIds.filter((id) => !files.has(id)).map((id) => ({ id, space_id: spaceId, head_version_id: null, created_at: now }));
+  // New files are inserted with their head (no foreign key on it); only known files need an UPDATE.
+  const newFiles = fileIds.filter((id) => !files.has(id)).map((id) => ({ id, space_id: spaceId, head_version_id: heads.get(id)!, created_at: now }));
   for (const part of chunked(newFiles, 200)) await trx('files').insert(part);
   for (const part of chunked(versionRows, 50)) await trx('versions').insert(part);
   for (const part of chunked(chunkRows, 300)) await trx('version_chunks').insert(part);
   const wrapRows = versions.filter((v) => v.fileKeyWrap).map((v) => ({ file_id: v.fileId, key_epoch: keyEpoch, recipient: epochPublicKey, wrap: JSON.stringify(v.fileKeyWrap), created_at: now }));
   for (const part of chunked(wrapRows, 200)) await trx('file_key_wraps').insert(part);
-  for (const [fileId, head] of heads) await trx('files').where({ id: fileId }).update({ head_version_id: head });
+  for (const [fileId, head] of heads) if (files.has(fileId)) await trx('files').where({ id: fileId }).update({ head_version_id: head });
   // Chunks named again by a new version are live again (they may have been counted dead by retention).
   if (wanted.length) await services.chunks.markLive(caller.orgId, spaceId, wanted, trx);
   await trx('spaces').where({ id: spaceId }).update({ seq });
@@ -139,7 +145,8 @@ function checkFileWrap(wrap: FileKeyWrap, expect: { spaceId: string; keyEpoch: n
 function versionView(r: Record<string, unknown>) {
   return {
     seq: Number(r.seq), fileId: r.file_id, versionId: r.id, parent: r.parent_id, keyEpoch: Number(r.key_epoch), deleted: Boolean(r.deleted),
-    manifest: toBase64Url(new Uint8Array(r.manifest as Buffer)), storedBytes: Number(r.stored_bytes), authorUserId: r.author_user_id, authorDeviceId: r.author_device_id,
+    // Node's base64url (unpadded, as toBase64Url): native, where the portable one costs ~0.7 ms a page of 100.
+    manifest: (r.manifest as Buffer).toString('base64url'), storedBytes: Number(r.stored_bytes), authorUserId: r.author_user_id, authorDeviceId: r.author_device_id,
     createdAt: Number(r.created_at), expired: r.expired_at !== null,
   };
 }
@@ -147,7 +154,7 @@ function versionView(r: Record<string, unknown>) {
 async function fileWraps(services: Services, fileIds: string[]): Promise<Record<string, unknown[]>> {
   const out: Record<string, unknown[]> = {};
   for (const part of chunked(fileIds)) {
-    for (const w of await services.db('file_key_wraps').whereIn('file_id', part).orderBy('key_epoch').select('file_id', 'wrap')) {
+    for (const w of await services.read('file_key_wraps').whereIn('file_id', part).orderBy('key_epoch').select('file_id', 'wrap')) {
       (out[w.file_id] ??= []).push(JSON.parse(w.wrap));
     }
   }
@@ -155,18 +162,18 @@ async function fileWraps(services: Services, fileIds: string[]): Promise<Record<
 }
 
 export function commitRoutes(router: Router, services: Services): void {
-  const { db, audit, events } = services;
+  // Plain reads go to the read connections; everything written goes through services.tx (group commit).
+  const { read, audit, events } = services;
 
   route(router, services, 'post', '/api/v1/spaces/:spaceId/commits', { action: 'commit.create' }, async (ctx, caller) => {
     const spaceId = String(ctx.params.spaceId);
     target(ctx, 'space', spaceId);
-    await spaceAccess(db, caller, spaceId, 'editor');
+    await spaceAccess(read, caller, spaceId, 'editor');
     const req = parse(CommitRequest, body(ctx));
-    const signer = (await db('users').where({ id: caller.userId }).first('sign_public_key')).sign_public_key as string;
-    const result = await db.transaction(async (trx) => {
-      const space = await trx('spaces').where({ id: spaceId }).first('key_epoch');
-      const epoch = await trx('space_epochs').where({ space_id: spaceId, key_epoch: space.key_epoch }).first('public_key');
-      const r = await commitBatch(trx, services, ctx, spaceId, Number(space.key_epoch), epoch.public_key, signer, req.versions);
+    const signer = (await read('users').where({ id: caller.userId }).first('sign_public_key')).sign_public_key as string;
+    // Group commit: concurrent commits (and audit entries of reads) share one COMMIT; each in its own savepoint.
+    const result = await services.tx(async (trx) => {
+      const r = await commitBatch(trx, services, ctx, spaceId, signer, req.versions);
       await audit.append(trx, { ...actor(ctx, caller), action: 'commit.create', targetType: 'space', targetId: spaceId, outcome: 'success', details: { versions: r.versions.length, firstSeq: r.firstSeq, lastSeq: r.lastSeq, deletions: req.versions.filter((v) => v.deleted).length } });
       return r;
     });
@@ -178,14 +185,14 @@ export function commitRoutes(router: Router, services: Services): void {
   route(router, services, 'get', '/api/v1/spaces/:spaceId/changes', { action: 'changes.read' }, async (ctx, caller) => {
     const spaceId = String(ctx.params.spaceId);
     target(ctx, 'space', spaceId);
-    const { space } = await spaceAccess(db, caller, spaceId, 'viewer');
+    const { space } = await spaceAccess(read, caller, spaceId, 'viewer');
     const since = intQuery(ctx, 'since', 0, 0, Number.MAX_SAFE_INTEGER);
     const limit = intQuery(ctx, 'limit', 1000, 1, 5000);
-    const rows = await db('versions').where({ space_id: spaceId }).andWhere('seq', '>', since).orderBy('seq').limit(limit).select('*');
+    const rows = await read('versions').where({ space_id: spaceId }).andWhere('seq', '>', since).orderBy('seq').limit(limit).select('*');
     const changes = rows.map(versionView);
     const wraps = await fileWraps(services, [...new Set(changes.map((c) => c.fileId as string))]);
     const last = changes.length ? changes[changes.length - 1]!.seq : since;
-    await db.transaction((trx) => audit.append(trx, { ...actor(ctx, caller), action: 'changes.read', targetType: 'space', targetId: spaceId, outcome: 'success', details: { since, count: changes.length } }));
+    await services.tx((trx) => audit.append(trx, { ...actor(ctx, caller), action: 'changes.read', targetType: 'space', targetId: spaceId, outcome: 'success', details: { since, count: changes.length } }));
     ctx.body = { spaceId, head: space.seq, next: last, more: last < space.seq, changes, fileKeyWraps: wraps };
   });
 
@@ -193,27 +200,27 @@ export function commitRoutes(router: Router, services: Services): void {
     const spaceId = String(ctx.params.spaceId);
     const fileId = String(ctx.params.fileId);
     target(ctx, 'file', fileId);
-    await spaceAccess(db, caller, spaceId, 'viewer');
-    const rows = await db('versions').where({ space_id: spaceId, file_id: fileId }).orderBy('seq', 'desc').select('*');
+    await spaceAccess(read, caller, spaceId, 'viewer');
+    const rows = await read('versions').where({ space_id: spaceId, file_id: fileId }).orderBy('seq', 'desc').select('*');
     if (!rows.length) throw new ApiError(404, ErrorCode.NotFound, 'no such file');
-    await db.transaction((trx) => audit.append(trx, { ...actor(ctx, caller), action: 'versions.read', targetType: 'file', targetId: fileId, outcome: 'success', details: { spaceId, count: rows.length } }));
+    await services.tx((trx) => audit.append(trx, { ...actor(ctx, caller), action: 'versions.read', targetType: 'file', targetId: fileId, outcome: 'success', details: { spaceId, count: rows.length } }));
     ctx.body = { fileId, versions: rows.map(versionView), fileKeyWraps: (await fileWraps(services, [fileId]))[fileId] ?? [] };
   });
 
   route(router, services, 'get', '/api/v1/spaces/:spaceId/trash', { action: 'trash.read' }, async (ctx, caller) => {
     const spaceId = String(ctx.params.spaceId);
     target(ctx, 'space', spaceId);
-    await spaceAccess(db, caller, spaceId, 'viewer');
-    const rows = await db('files as f').join('versions as v', 'v.id', 'f.head_version_id').where('f.space_id', spaceId).andWhere('v.deleted', true).whereNull('v.expired_at')
+    await spaceAccess(read, caller, spaceId, 'viewer');
+    const rows = await read('files as f').join('versions as v', 'v.id', 'f.head_version_id').where('f.space_id', spaceId).andWhere('v.deleted', true).whereNull('v.expired_at')
       .orderBy('v.seq', 'desc').select('v.*');
     ctx.body = { spaceId, deleted: rows.map(versionView) };
   });
 
   // Server-sent events: `change` events {spaceId, seq} for every space the caller is a member of.
   route(router, services, 'get', '/api/v1/events', { action: 'events.subscribe' }, async (ctx, caller) => {
-    const loadSpaces = async () => new Set((await db('space_members').where({ user_id: caller.userId }).select('space_id')).map((r) => r.space_id as string));
+    const loadSpaces = async () => new Set((await read('space_members').where({ user_id: caller.userId }).select('space_id')).map((r) => r.space_id as string));
     let spaces = await loadSpaces();
-    const heads = await db('spaces').whereIn('id', [...spaces]).select('id', 'seq');
+    const heads = await read('spaces').whereIn('id', [...spaces]).select('id', 'seq');
     const stream = new PassThrough();
     ctx.req.socket.setTimeout(0);
     ctx.req.socket.setNoDelay(true);

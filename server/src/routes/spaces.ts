@@ -81,7 +81,7 @@ export function spaceRoutes(router: Router, services: Services): void {
       db('space_epochs').where({ space_id: spaceId }).orderBy('key_epoch').select('key_epoch', 'public_key', 'created_by'),
       db('space_key_wraps').where({ space_id: spaceId, user_id: caller.userId }).orderBy('key_epoch').select('key_epoch', 'wrap'),
     ]);
-    await db.transaction((trx) => audit.append(trx, { ...actor(ctx, caller), action: 'keys.space.read', targetType: 'space', targetId: spaceId, outcome: 'success', details: { epochs: wraps.length } }));
+    await services.tx((trx) => audit.append(trx, { ...actor(ctx, caller), action: 'keys.space.read', targetType: 'space', targetId: spaceId, outcome: 'success', details: { epochs: wraps.length } }));
     ctx.body = {
       spaceId, name: space.name, classification: space.classification, keyEpoch: space.key_epoch, seq: space.seq, retentionDays: space.retention_days, role,
       members: members.map((m) => ({ userId: m.id, email: m.email, role: m.role, encPublicKey: m.enc_public_key, signPublicKey: m.sign_public_key, identitySig: m.identity_sig, addedBy: m.added_by, addedAt: Number(m.added_at) })),

@@ -1,6 +1,9 @@
 // Version retention (DESIGN §3): history older than a space's retention is expired; chunks that no retained
-// version names any more are marked dead, which is what compaction later reclaims. The newest version of a
-// file is kept however old, unless it is a deletion past retention (the file then leaves the trash for good).
+// version names any more are marked dead, which is what compaction later reclaims. A version becomes history when
+// a newer version of its file replaces it, and its age counts from then (not from when it was written): a file
+// overwritten or deleted yesterday can be restored for the whole retention, however old its content is. The
+// newest version of a file is kept however old, unless it is a deletion past retention (the file then leaves the
+// trash for good).
 import type { Db } from '../db/db.js';
 import type { AuditLog } from '../audit/types.js';
 import type { ChunkStore } from '../storage/chunks.js';
@@ -20,11 +23,16 @@ export async function applyRetention(db: Db, chunks: ChunkStore, audit: AuditLog
     await db.transaction(async (trx) => {
       const expiring = await trx('versions as v')
         .join('files as f', 'f.id', 'v.file_id')
+        // The version that replaced it (history is linear: a commit's parent is the head).
+        .leftJoin('versions as n', (j) => {
+          j.on('n.parent_id', '=', 'v.id').andOn('n.file_id', '=', 'v.file_id');
+        })
         .where('v.space_id', space.id)
         .whereNull('v.expired_at')
-        .andWhere('v.created_at', '<', cutoff)
-        .andWhere((q) => q.whereRaw('v.id <> f.head_version_id').orWhere('v.deleted', true))
-        .select('v.id');
+        .andWhere((q) => q
+          .where((h) => h.whereRaw('v.id <> f.head_version_id').andWhere('n.created_at', '<', cutoff))
+          .orWhere((d) => d.whereRaw('v.id = f.head_version_id').andWhere('v.deleted', true).andWhere('v.created_at', '<', cutoff)))
+        .distinct('v.id');
       if (!expiring.length) return;
       const ids = expiring.map((r) => r.id as string);
       for (let i = 0; i < ids.length; i += 500) await trx('versions').whereIn('id', ids.slice(i, i + 500)).update({ expired_at: now });
