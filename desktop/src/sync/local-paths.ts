@@ -126,14 +126,16 @@ export function foldCase(relPath: string): string {
 }
 
 /**
- * The absolute path of `relPath` under `root`, only if it stays inside root: the path must pass checkLocalPath, and
+ * The absolute path of `relPath` under `root`, only if it stays inside root: the path (in NFC) must pass checkLocalPath, and
  * no existing directory between root and the target may be a symlink (or anything but a directory). Throws
  * LocalFsError('unsafe_path') otherwise. The root itself may be a symlink (the user chose it); the target itself is
  * not checked here (writers replace it, removers lstat it). Check-then-use: a symlink planted between this check
  * and the write is not caught — acceptable for a folder owned by the same user.
  */
 export async function resolveInside(root: string, relPath: string, platform: NodeJS.Platform = process.platform): Promise<string> {
-  const refused = checkLocalPath(relPath, platform);
+  // `relPath` may be a name as stored on disk in another Unicode form (scan.diskPaths: an NFD name on Linux); the
+  // rules apply to its NFC form, the path itself is what gets opened.
+  const refused = checkLocalPath(relPath.normalize('NFC'), platform);
   if (refused !== null) throw new LocalFsError('unsafe_path', `refused ${JSON.stringify(relPath)}: ${refused}`, relPath);
   const absRoot = path.resolve(root);
   const segments = relPath.split('/');
