@@ -53,7 +53,9 @@ export async function resolveSpace(c: ApiClient, ref: string): Promise<SpaceSumm
 
 export async function createSpace(account: Account, name: string, classification: Classification): Promise<Omit<SpaceSummary, 'retentionDays'>> {
   const c = accountClient(account);
-  const spaceId = newId();
+  // An id starting with '-' would read as an option on the command line (`kluis space add-member -x…`): draw again.
+  let spaceId = newId();
+  while (spaceId.startsWith('-')) spaceId = newId();
   const pair = generateSpaceKeyPair();
   try {
     const wrap = wrapSpaceKey(pair, { spaceId, keyEpoch: 1, recipient: toBase64Url(account.keys.encPublicKey) }, account.keys);

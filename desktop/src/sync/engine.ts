@@ -6,8 +6,10 @@
 //
 // Crash safety. Every step is either idempotent when replayed from the disk and the server, or journalled:
 // - local writes are atomic (temp file, verify, fsync, rename); a kill leaves the old file or the new one, plus a
-//   `.kluis-tmp-*` file that the next start removes; the index is updated after, so a replay finds the disk already
-//   equal to the remote version and only records it;
+//   `.kluis-tmp-*` file that the next start removes;
+// - downloads and local moves of a pass are journalled ('local', with the base rows they produce) before any is
+//   done; at start, each one found done on disk (same hash at its target) gets its base row, so a later remote
+//   change is an ordinary update, never a conflict with our own download or a re-upload of a moved file;
 // - a commit is journalled ('commit', with the base rows it will produce) before it is sent; at start, a pending
 //   commit whose version the server holds gets its base rows, so a later local edit is an ordinary edit and never
 //   a conflict with ourselves; a commit the server never got is simply redone by the next cycle;
@@ -25,7 +27,7 @@ import {
 import { ApiRequestError, type ApiClient } from '../api/client.js';
 import type { Account } from '../account/state.js';
 import { reconcile, uploadTarget } from './conflict.js';
-import { EMPTY_HASH, scanFolder, unknownPaths, type ScanResult } from './scan.js';
+import { EMPTY_HASH, hashFile, scanFolder, unknownPaths, type ScanResult } from './scan.js';
 import { cleanTemp, mkdirInside, moveLocal, removeLocal, writeFileAtomic, type LocalFacts } from './atomic-write.js';
 import { LocalFsError } from './local-paths.js';
 import type { FolderRecord, IndexChanges, IndexDb } from './index-db.js';
@@ -100,6 +102,11 @@ interface UploadItem {
   parent: string | null;
   /** a move re-uploaded under a fresh key: the old path's base row goes */
   deleteBase?: string;
+}
+
+/** Local writes and moves about to happen: after a kill, the ones found done on disk get their base rows. */
+interface JournalLocal {
+  steps: { path: string; disk: string; from?: string; base: Omit<BaseEntry, 'localSize' | 'localMtimeMs' | 'localIno'> }[];
 }
 
 interface JournalCommit {
@@ -261,7 +268,18 @@ export class SyncEngine extends EventEmitter {
     const sc = await this.crypto();
     for (const j of pending) {
       const changes: IndexChanges = { journalDone: [j.id] };
-      if (j.op === 'commit') {
+      if (j.op === 'local') {
+        const putBase: BaseEntry[] = [];
+        const deleteBase: string[] = [];
+        for (const step of (j.payload as JournalLocal).steps) {
+          const facts = await this.onDisk(step.disk, step.base.kind, step.base.hash);
+          if (!facts) continue;
+          putBase.push({ ...step.base, localSize: facts.size, localMtimeMs: facts.mtimeMs, localIno: facts.ino });
+          if (step.from !== undefined && step.from !== step.path) deleteBase.push(step.from);
+        }
+        changes.putBase = putBase;
+        changes.deleteBase = deleteBase;
+      } else if (j.op === 'commit') {
         const payload = j.payload as JournalCommit;
         const putBase: BaseEntry[] = [];
         const deleteBase: string[] = [];
@@ -285,6 +303,20 @@ export class SyncEngine extends EventEmitter {
       await this.db.apply(this.folder.id, changes);
     }
     await this.db.journalPrune(this.folder.id);
+  }
+
+  /** The local facts of `rel` if it holds exactly `hash` (a folder: if it is a folder), else null. */
+  private async onDisk(rel: string, kind: 'file' | 'dir', hash: string): Promise<LocalFacts | null> {
+    let st;
+    try {
+      st = await lstat(this.abs(rel));
+    } catch {
+      return null;
+    }
+    if (kind === 'dir') return st.isDirectory() ? { size: 0, mtimeMs: st.mtimeMs, ino: st.ino } : null;
+    if (!st.isFile() || st.size === undefined) return null;
+    const h = await hashFile(this.abs(rel), { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino }).catch(() => null);
+    return h && h.hash === hash ? { size: h.size, mtimeMs: h.mtimeMs, ino: h.ino } : null;
   }
 
   // ------------------------------------------------------------------------------------------- one cycle
@@ -392,6 +424,16 @@ export class SyncEngine extends EventEmitter {
     }
     await this.keysFor([...fileIds]);
 
+    // Journal the local writes and moves first: a kill between writing a file and recording it must not make the
+    // next start take our own download for a local edit (a conflict copy, or an upload of a duplicate).
+    const steps: JournalLocal['steps'] = [];
+    const target = (r: RemoteEntry): JournalLocal['steps'][number]['base'] => ({ path: r.path, kind: r.kind, fileId: r.fileId, versionId: r.versionId, hash: r.hash, size: r.size, mtimeMs: r.mtimeMs });
+    for (const a of actions) {
+      if (a.type === 'download' || a.type === 'conflict') steps.push({ path: a.path, disk: disk(a.path), base: target(a.remote) });
+      else if (a.type === 'move-local') steps.push({ path: a.to, disk: a.to, from: a.from, base: target(a.remote) });
+    }
+    const localJournal = steps.length ? await this.db.journalAdd(this.folder.id, 'local', { steps } satisfies JournalLocal) : null;
+
     for (const a of actions) {
       if (signal?.aborted) break;
       switch (a.type) {
@@ -492,6 +534,7 @@ export class SyncEngine extends EventEmitter {
       await this.download(downloads, scan, index, signal);
       await flushIndex();
     }
+    if (localJournal !== null) await this.db.apply(this.folder.id, { journalDone: [localJournal] });
     if (uploads.length || commits.length) {
       this.setState('uploading');
       await this.upload(uploads, commits, scan, signal);
