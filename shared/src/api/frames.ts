@@ -234,7 +234,9 @@ export async function* frameStream(
   let offset = 0; // byte position of the next frame in the body (for error messages)
   for await (const f of items) {
     const n = f.ciphertext.length;
-    const small = n < blockBytes;
+    // Small: header and ciphertext fit in one block (a ciphertext just under blockBytes does not: its header needs
+    // FRAME_HEADER_BYTES more).
+    const small = FRAME_HEADER_BYTES + n <= blockBytes;
     if (fill + FRAME_HEADER_BYTES + (small ? n : 0) > blockBytes && fill > 0) {
       yield block.subarray(0, fill);
       block = new Uint8Array(blockBytes);
