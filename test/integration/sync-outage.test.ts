@@ -128,9 +128,10 @@ test.serial('S3 gateway killed during an upload, started again: the run waits an
   const s3 = env.s3!;
   t.truthy(s3Pair, 'runs after the download test');
   const [a, b] = s3Pair!;
-  workload(a, 'op', 300, 5, 3 * MiB);
+  // Enough to still be running when S3 goes down (the 300 small files alone take well under a second).
+  workload(a, 'op', 300, 20, 3 * MiB);
   const up = spawnSyncOnce(a, LONG);
-  await sleep(1200);
+  await sleep(700);
   t.is(up.proc.exitCode, null, 'the upload was still running when S3 went down');
   let t0 = Date.now();
   await stopGateway(s3);
@@ -144,10 +145,10 @@ test.serial('S3 gateway killed during an upload, started again: the run waits an
   t.is(ru.code, 0, `upload exit 0 after the S3 outage; stderr: ${ru.stderr}`);
   okJson(ru, 'upload across the S3 outage');
   const remote = await remoteState(a);
-  t.is([...remote.byPath.values()].flat().filter((f) => f.kind === 'file').length, 608, 'every file is on the server');
+  t.is([...remote.byPath.values()].flat().filter((f) => f.kind === 'file').length, 623, 'every file is on the server');
   const rb = await syncOnce(b, LONG);
-  t.true(rb.downloaded >= 305);
+  t.true(rb.downloaded >= 320);
   const c = await converge([a, b]);
-  t.is(Object.values(c.tree).filter((h) => h !== 'dir').length, 608);
+  t.is(Object.values(c.tree).filter((h) => h !== 'dir').length, 623);
   t.deepEqual(await remoteDuplicates(a), []);
 });
