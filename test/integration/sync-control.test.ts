@@ -2,13 +2,15 @@
 // space per folder, `kluis status`, a clean stop on SIGTERM, and a viewer whose local changes are not uploaded.
 import test from 'ava';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import * as k from '@kluis/shared';
 import { startServer, type RunningServer } from '../helpers/server.js';
 import { call, newColleague, newOrg, newSpace, type User } from '../helpers/api.js';
-import { cliHome, kluis, startCli } from '../helpers/cli.js';
+import { CLI, cliHome, kluis, startCli } from '../helpers/cli.js';
 
 let server: RunningServer;
 const temps: string[] = [];
@@ -136,4 +138,22 @@ test('a viewer\'s local changes are refused with a message and never reach the s
   t.is(report.uploaded, 0);
   t.true(report.refused.some((x: { path: string; reason: string }) => x.path === 'poging.txt' && /viewer/.test(x.reason)), JSON.stringify(report.refused));
   t.is(await head(owner, spaceId), headBefore);
+});
+
+test('on a terminal a progress line shows files and bytes done, rate and time left; not with --json', async (t) => {
+  const { admin: owner } = await newOrg(server.url, server.dataDir);
+  const { spaceId } = await newSpace(server.url, owner, 'Voortgang');
+  const home = await cliHome(server.url, owner);
+  temps.push(home);
+  const dir = tmp('kluis-tty-');
+  writeFileSync(path.join(dir, 'groot.bin'), randomBytes(24 * 1024 * 1024));
+  await sleep(1100);
+  // script(1) (bsdutils, part of every Debian) runs the CLI on a pseudo-terminal
+  const quote = (x: string) => `'${x.replace(/'/g, `'\\''`)}'`;
+  const cmd = [process.execPath, CLI, 'sync', dir, '--space', spaceId, '--once', '--bwlimit', '8M'].map(quote).join(' ');
+  const run = await promisify(execFile)('script', ['-qec', cmd, '/dev/null'], { env: { PATH: process.env.PATH ?? '', KLUIS_HOME: home, KLUIS_KDF: 'min' }, maxBuffer: 1 << 24 });
+  t.regex(run.stdout, /uploading 1\/1 files, [\d.]+ (MiB|KiB|B)\/24\.0 MiB, [\d.]+ (MiB|KiB)\/s, \d+s left/);
+  t.regex(run.stdout, /in step at change/);
+  const json = await kluis(home, ['sync', dir, '--space', spaceId, '--once', '--json']);
+  t.notRegex(json.stdout + json.stderr, /left/);
 });

@@ -169,7 +169,8 @@ export function registerSyncCommands(program: Command): void {
         unlock = await lockFolder(home, folder.id);
         await db.setStatus(folder.id, { pid: process.pid });
         const engine = new SyncEngine({ db, folder, client, account, device: await deviceName(account), settleMs, bwlimit, ...(giveUp ? { giveUpMs: giveUp } : {}) });
-        const tty = Boolean(process.stderr.isTTY) && !json && !o.quiet;
+        // Progress when a person watches (stdout is a terminal); drawn on stderr so it never mixes with results.
+        const tty = Boolean(process.stdout.isTTY) && Boolean(process.stderr.isTTY) && !json && !o.quiet;
         const bar = progressLine();
         if (tty) engine.on('progress', (p: Progress) => bar.update(p));
         const ac = new AbortController();

@@ -698,6 +698,14 @@ export class SyncEngine extends EventEmitter {
       await committing;
     };
 
+    const emitProgress = (): void => {
+      this.emit('progress', { phase: 'uploading', filesDone, filesTotal: uploads.length, bytesDone, bytesTotal: total } satisfies Progress);
+    };
+    // Bytes count as they are read (and so, through the uploader's backpressure, about as they are sent).
+    const onRead = (bytes: number): void => {
+      bytesDone += bytes;
+      emitProgress();
+    };
     await each(uploads, READ_CONCURRENCY, async (a) => {
       if (signal?.aborted) return;
       const l = a.local;
@@ -719,7 +727,7 @@ export class SyncEngine extends EventEmitter {
       let content = { hash: EMPTY_HASH, size: 0, chunks: [] as [string, number][] };
       if (l.kind === 'file') {
         try {
-          content = await readAndEncrypt(this.abs(scan.diskPaths.get(a.path) ?? a.path), keys.subkeys, uploader, known, undefined, l.size);
+          content = await readAndEncrypt(this.abs(scan.diskPaths.get(a.path) ?? a.path), keys.subkeys, uploader, known, onRead, l.size);
         } catch (err) {
           if (isTransient(err)) throw err;
           this.localFailure(a.path, err);
@@ -732,8 +740,7 @@ export class SyncEngine extends EventEmitter {
         fileId, parent: a.parent, path: a.path, kind: l.kind, size: content.size, mtimeMs: Math.trunc(l.mtimeMs), chunks: content.chunks, hash: content.hash, deleted: false,
       }, a.deleteBase !== undefined ? 'move' : 'upload', { local: l, ...(a.deleteBase !== undefined ? { deleteBase: a.deleteBase } : {}) }));
       filesDone++;
-      bytesDone += l.size;
-      this.emit('progress', { phase: 'uploading', filesDone, filesTotal: uploads.length, bytesDone, bytesTotal: total } satisfies Progress);
+      emitProgress();
       await maybeCommit();
     });
     await committing;
