@@ -46,7 +46,7 @@ export function errorMiddleware(log: Logger, audit?: AuditLog) {
         message = err.message;
         const ids = (err as { ids?: unknown }).ids;
         if (Array.isArray(ids)) extra = { missing: ids.slice(0, 10_000) };
-      } else if ((err as { code?: unknown }).code === 'ERR_BLOB_UNAVAILABLE') {
+      } else if (storeUnavailable(err)) {
         // The object store is down or overloaded: a retryable 503, not a bug.
         log.warn({ err, method: ctx.method, path: ctx.path }, 'blob store unavailable');
         status = 503;
@@ -86,4 +86,15 @@ export function errorMiddleware(log: Logger, audit?: AuditLog) {
       }
     }
   };
+}
+
+/** Connection failures and S3 "busy" answers: the object store is away or overloaded (retryable), not a bug. */
+const UNAVAILABLE = new Set(['ERR_BLOB_UNAVAILABLE', 'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', 'SlowDown', 'ServiceUnavailable', 'RequestTimeout']);
+function storeUnavailable(err: unknown): boolean {
+  let e = err as { code?: unknown; cause?: unknown } | undefined;
+  for (let depth = 0; e && depth < 4; depth++) {
+    if (typeof e.code === 'string' && UNAVAILABLE.has(e.code)) return true;
+    e = e.cause as typeof e;
+  }
+  return false;
 }

@@ -143,6 +143,9 @@ test.serial('S3 gateway killed during an upload, started again: the run waits an
   const ru = await up.done;
   t.log(`the upload finished ${((Date.now() - t0) / 1000).toFixed(1)} s after S3 was back; stderr: ${ru.stderr.trim().split('\n').slice(0, 3).join(' | ')}`);
   t.is(ru.code, 0, `upload exit 0 after the S3 outage; stderr: ${ru.stderr}`);
+  // the server says what is wrong (503 storage unavailable), not "internal error"
+  t.regex(ru.stderr, /storage is unavailable/);
+  t.notRegex(ru.stderr, /internal error/);
   okJson(ru, 'upload across the S3 outage');
   const remote = await remoteState(a);
   t.is([...remote.byPath.values()].flat().filter((f) => f.kind === 'file').length, 623, 'every file is on the server');
