@@ -272,21 +272,9 @@ export function keysOf(home: string): k.AccountKeys {
 // ---------------------------------------------------------------------------------------------------------------
 // Sync runs
 
-export interface SyncReport {
-  folder: string;
-  spaceId: string;
-  seq: number;
-  uploaded: number;
-  downloaded: number;
-  deletedLocal: number;
-  deletedRemote: number;
-  moved: number;
-  conflicts: string[];
-  refused: { path: string; reason: string }[];
-  skipped: { path: string; reason: string }[];
-  bytesUploaded: number;
-  bytesDownloaded: number;
-}
+// The engine's own report type: the harness is checked against what `--once --json` really prints.
+import type { SyncReport } from '../../desktop/dist/sync/engine.js';
+export type { SyncReport };
 
 /** Args of `kluis --json sync DIR --space ID --once`. */
 export function onceArgs(c: SyncClient, extra: string[] = []): string[] {
