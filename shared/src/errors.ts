@@ -20,6 +20,14 @@ export const ErrorCode = {
   BadRequest: 'bad_request',
   ValidationFailed: 'validation_failed',
   PayloadTooLarge: 'payload_too_large',
+  /** 415: a Content-Type or Content-Encoding the endpoint does not take. */
+  UnsupportedMediaType: 'unsupported_media_type',
+  /** 405: the path exists but not with this method (the answer's Allow header lists the methods). */
+  MethodNotAllowed: 'method_not_allowed',
+  /** 501: a method the server implements on no path. */
+  NotImplemented: 'not_implemented',
+  /** Never sent (the client is gone): the audit trail's and the metrics' word for an upload the client cut off. */
+  ClientAborted: 'client_aborted',
   Unauthenticated: 'unauthenticated',
   Forbidden: 'forbidden',
   NotFound: 'not_found',

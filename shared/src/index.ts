@@ -5,4 +5,5 @@ export * from './paths.js';
 export * from './crypto/index.js';
 export * from './chunking/index.js';
 export * from './api/schemas.js';
+export * from './api/names.js';
 export * from './api/frames.js';

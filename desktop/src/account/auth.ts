@@ -2,7 +2,7 @@
 // Keys are made and opened here; the server sees the authKey (never the masterKey), public keys and sealed bundles.
 import { hostname } from 'node:os';
 import {
-  CryptoError, Email, ErrorCode, KDF_INTERACTIVE, KDF_MIN, KDF_MODERATE, KluisError, assertKdfParams, authKeyVerifier, derivePasswordKeys, fingerprint,
+  CryptoError, Email, ErrorCode, KDF_INTERACTIVE, KDF_MIN, KDF_MODERATE, KluisError, assertKdfParams, authKeyVerifier, derivePasswordKeys, fingerprint, nameProblem,
   formatRecoveryKey, generateAccountKeys, generateRecoveryKey, initCrypto, newSalt, openKeyBundle, openKeyBundleWithRecovery, parseRecoveryKey,
   publicIdentity, sealKeyBundle, signIdentity, signRecoveryReset, toBase64Url, verifyIdentity, wipeBytes,
   type AccountKeys, type KdfParams, type SessionResponse,
@@ -89,6 +89,14 @@ export function defaultDeviceName(): string {
   return `${hostname() || 'computer'} (kluis CLI)`.slice(0, 200);
 }
 
+/** --device-name or the default, checked with the server's name rules before any key is derived. */
+function deviceNameOf(o: { deviceName?: string }): string {
+  if (o.deviceName === undefined) return defaultDeviceName();
+  const problem = nameProblem(o.deviceName);
+  if (problem) throw new UsageError(`device name: ${problem}`);
+  return o.deviceName.trim();
+}
+
 function refuseIfLoggedIn(home: string): void {
   if (!hasState(home)) return;
   const s = loadSession(home);
@@ -155,6 +163,7 @@ export async function signup(o: SignupOptions): Promise<AccountResult & { recove
   const server = normaliseServerUrl(o.server, env);
   const email = normaliseEmail(o.email);
   if (!/^[A-Za-z0-9_-]{43}$/.test(o.invite.trim())) throw new UsageError('the invite token has 43 characters (as printed by kluis-admin or sent by your administrator)');
+  const deviceName = deviceNameOf(o);
   checkNewPassword(o.password);
   acceptedKdfFloor(env);
   refuseIfLoggedIn(home);
@@ -170,7 +179,7 @@ export async function signup(o: SignupOptions): Promise<AccountResult & { recove
     const keyBundle = sealKeyBundle(keys, masterKey, recovery);
     const res = await api.signup(c, {
       inviteToken: o.invite.trim(), email, kdf: { salt, ...kdf }, authKey: toBase64Url(authKey), ...publicIdentity(keys),
-      identitySig: signIdentity(keys, email), keyBundle, deviceName: o.deviceName ?? defaultDeviceName(),
+      identitySig: signIdentity(keys, email), keyBundle, deviceName,
     });
     const session = sessionFrom(server, email, res);
     saveAccount(session, keys, home);
@@ -196,6 +205,7 @@ export async function login(o: LoginOptions): Promise<AccountResult> {
   const server = normaliseServerUrl(o.server, env);
   const email = normaliseEmail(o.email);
   if (o.password.length === 0) throw new UsageError('empty password');
+  const deviceName = deviceNameOf(o);
   const floor = acceptedKdfFloor(env);
   refuseIfLoggedIn(home);
   await initCrypto();
@@ -210,7 +220,7 @@ export async function login(o: LoginOptions): Promise<AccountResult> {
   const { masterKey, authKey } = derivePasswordKeys(o.password, kdf.salt, limits, floor);
   let keys: AccountKeys | undefined;
   try {
-    const res = await api.login(c, { email, authKey: toBase64Url(authKey), deviceName: o.deviceName ?? defaultDeviceName() });
+    const res = await api.login(c, { email, authKey: toBase64Url(authKey), deviceName });
     c.token = res.token;
     try {
       keys = openKeyBundle(res.keyBundle, masterKey);
@@ -286,6 +296,7 @@ export async function recover(o: RecoverOptions): Promise<AccountResult> {
   // A typo is reported here, before anything goes to the server.
   const recovery = parseRecoveryKey(o.recoveryKey);
   checkNewPassword(o.newPassword);
+  const deviceName = deviceNameOf(o);
   acceptedKdfFloor(env);
   refuseIfLoggedIn(home);
   const c = clientFor(server);
@@ -308,7 +319,7 @@ export async function recover(o: RecoverOptions): Promise<AccountResult> {
     const authVerifier = authKeyVerifier(authKey);
     const kdfFields = { salt, ...kdf };
     const signature = signRecoveryReset({ email, challenge: start.challenge, kdf: kdfFields, authVerifier, keyBundle }, keys);
-    const res = await api.recoveryFinish(c, { email, challenge: start.challenge, kdf: kdfFields, authKey: toBase64Url(authKey), keyBundle, signature, deviceName: o.deviceName ?? defaultDeviceName() });
+    const res = await api.recoveryFinish(c, { email, challenge: start.challenge, kdf: kdfFields, authKey: toBase64Url(authKey), keyBundle, signature, deviceName });
     c.token = res.token;
     try {
       await verifySelfInDirectory(c, res.userId, email, keys);

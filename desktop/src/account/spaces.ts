@@ -2,7 +2,7 @@
 // the directory and is accepted only with a valid identity signature for the expected e-mail address; every space
 // key we open must be wrapped to us by a manager of the space (or its creator).
 import {
-  CryptoError, ErrorCode, KluisError, fingerprint, generateSpaceKeyPair, newId, openSpaceKeyWrap, publicIdentity, toBase64Url, verifyIdentity, wipeBytes, wrapSpaceKey,
+  CryptoError, ErrorCode, KluisError, fingerprint, generateSpaceKeyPair, nameProblem, newId, openSpaceKeyWrap, publicIdentity, toBase64Url, verifyIdentity, wipeBytes, wrapSpaceKey,
   type Classification, type DirectoryEntry, type SpaceKeyPair, type SpaceRole,
 } from '@kluis/shared';
 import type { ApiClient } from '../api/client.js';
@@ -52,6 +52,9 @@ export async function resolveSpace(c: ApiClient, ref: string): Promise<SpaceSumm
 }
 
 export async function createSpace(account: Account, name: string, classification: Classification): Promise<Omit<SpaceSummary, 'retentionDays'>> {
+  // The server's rule (shared/src/api/names.ts), checked before any key is made.
+  const problem = nameProblem(name);
+  if (problem) throw new UsageError(`space name: ${problem}`);
   const c = accountClient(account);
   // An id starting with '-' would read as an option on the command line (`kluis space add-member -x…`): draw again.
   let spaceId = newId();
@@ -152,7 +155,7 @@ async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T) => Promis
 }
 
 /**
- * Removes a member and rotates the space key (DESIGN §2): a new keypair at keyEpoch + 1, wrapped to every remaining
+ * Removes a member and rotates the space key (docs/architecture.md §2): a new keypair at keyEpoch + 1, wrapped to every remaining
  * member's encPublicKey as the directory lists it with a verified identity signature. Any member whose keys
  * cannot be verified stops the removal: nothing is sent.
  */

@@ -1,6 +1,7 @@
 // Wire types of the HTTP API (docs/api.md) with their runtime schemas. The server parses every request with
 // these at the boundary; the client parses responses with them. Binary values are base64url, ids 16 bytes.
 import { z } from 'zod';
+import { nameSchema } from './names.js';
 
 const B64U = /^[A-Za-z0-9_-]*$/;
 /** base64url text of exactly `bytes` bytes (no padding). */
@@ -13,7 +14,9 @@ export const Key32 = b64u(32);
 export const Sig = b64u(64);
 export const ChunkId = z.string().regex(/^[0-9a-f]{64}$/, 'a chunk id is 64 lower-case hex digits');
 export const Email = z.string().trim().toLowerCase().max(320).email();
-export const DeviceName = z.string().trim().min(1).max(200);
+export const DeviceName = nameSchema();
+/** A space's name (shown to every member): the rules of ./names.ts. */
+export const SpaceName = nameSchema();
 export const OrgRole = z.enum(['main_admin', 'backup_admin', 'domain_admin', 'auditor', 'member']);
 export type OrgRole = z.infer<typeof OrgRole>;
 export const SpaceRole = z.enum(['viewer', 'editor', 'manager']);
@@ -87,7 +90,7 @@ export type DirectoryEntry = z.infer<typeof DirectoryEntry>;
 
 export const CreateSpaceRequest = z.object({
   id: Id,
-  name: z.string().trim().min(1).max(200),
+  name: SpaceName,
   classification: Classification.default('internal'),
   publicKey: Key32,
   wrap: SpaceKeyWrapSchema,
@@ -121,4 +124,6 @@ export type CommitVersion = z.infer<typeof CommitVersion>;
 
 export const CommitRequest = z.object({ versions: z.array(CommitVersion).min(1).max(MAX_COMMIT_VERSIONS) }).strict();
 
-export const ChunkIdsRequest = z.object({ ids: z.array(ChunkId).min(1).max(10_000) }).strict();
+/** Most ids in one chunks/missing or chunks/download request (their JSON body may be up to 1 MiB). */
+export const MAX_CHUNK_IDS = 10_000;
+export const ChunkIdsRequest = z.object({ ids: z.array(ChunkId).min(1).max(MAX_CHUNK_IDS, `at most ${MAX_CHUNK_IDS} ids per request`) }).strict();
