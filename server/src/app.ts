@@ -2,9 +2,9 @@
 import Koa from 'koa';
 import Router from '@koa/router';
 import helmet from 'koa-helmet';
-import { bodyParser } from '@koa/bodyparser';
 import { ErrorCode } from '@kluis/shared';
 import { errorMiddleware } from './errors.js';
+import { jsonBodies } from './body.js';
 import type { KluisState, Services } from './context.js';
 import { createMetrics } from './metrics.js';
 import { authRoutes, kdfFloor } from './routes/auth.js';
@@ -14,6 +14,7 @@ import { spaceRoutes } from './routes/spaces.js';
 import { commitRoutes } from './routes/commits.js';
 import { auditRoutes } from './routes/audit.js';
 import { chunkRoutes } from './routes/chunks.js';
+import { clientAddressResolver } from './client-address.js';
 
 export interface AppOptions {
   /** 32-byte secret for prelogin's fake salts (kept in the data directory). */
@@ -23,9 +24,7 @@ export interface AppOptions {
   mount?: ((router: Router, services: Services) => void)[];
 }
 
-/** JSON bodies: small everywhere, larger for batch commits (hundreds of versions with their manifests). */
-export const JSON_LIMIT = '256kb';
-export const COMMIT_JSON_LIMIT = '32mb';
+export { JSON_LIMIT, COMMIT_JSON_LIMIT, CHUNK_IDS_JSON_LIMIT } from './body.js';
 
 /** The server's HTTP application. */
 export function createApp(services: Services, options: AppOptions): Koa {
@@ -33,6 +32,7 @@ export function createApp(services: Services, options: AppOptions): Koa {
   const app = new Koa({ proxy: false });
   const router = new Router();
   const metrics = createMetrics();
+  const clientAddress = clientAddressResolver(config.trustedProxies ?? []);
 
   router.get('/healthz', (ctx) => {
     ctx.body = { status: 'ok' };
@@ -76,9 +76,6 @@ export function createApp(services: Services, options: AppOptions): Koa {
   chunkRoutes(router, services, services.chunks);
   for (const mount of options.mount ?? []) mount(router, services);
 
-  const smallJson = bodyParser({ enableTypes: ['json'], jsonLimit: JSON_LIMIT, encoding: 'utf-8', parsedMethods: ['POST', 'PUT', 'PATCH', 'DELETE'] });
-  const bigJson = bodyParser({ enableTypes: ['json'], jsonLimit: COMMIT_JSON_LIMIT, encoding: 'utf-8' });
-
   app.use(metrics.middleware);
   app.use(errorMiddleware(log, services.audit));
   app.use(
@@ -96,14 +93,24 @@ export function createApp(services: Services, options: AppOptions): Koa {
     const client = ctx.get('x-kluis-client');
     const ua = ctx.get('user-agent');
     (ctx.state as KluisState).meta = {
-      ip: ctx.ip,
+      // Koa's ctx.ip (proxy off) is the TCP peer; behind trusted proxies the forwarded client (client-address.ts).
+      ip: clientAddress(ctx.req),
       userAgent: ua ? ua.slice(0, 300) : null,
       client: client && /^[\x20-\x7e]{1,100}$/.test(client) ? client : null,
     };
     await next();
   });
-  app.use((ctx, next) => (ctx.path.endsWith('/commits') ? bigJson(ctx, next) : smallJson(ctx, next)));
+  app.use(jsonBodies());
   app.use(router.routes());
   app.use(router.allowedMethods({ throw: false }));
+  // Koa reports here what fails after errorMiddleware is done: the connection or a streamed answer (a download whose
+  // store read fails midway). Its default prints to stderr; a client that hung up mid-request (the HTTP parser's
+  // "Parse Error", Node's "aborted", a write to a closed socket) is routine, the rest is worth an error line.
+  app.on('error', (err: { code?: unknown; message?: unknown }) => {
+    const code = String(err.code);
+    const clientGone = err.message === 'Parse Error' || code.startsWith('HPE_') || (code === 'ECONNRESET' && err.message === 'aborted') || code === 'EPIPE' || code === 'ERR_STREAM_PREMATURE_CLOSE';
+    if (clientGone) log.debug({ err }, 'connection closed by the client');
+    else log.error({ err }, 'response failed');
+  });
   return app;
 }

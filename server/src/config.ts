@@ -1,6 +1,8 @@
-// Server configuration from KLUIS_* environment variables (DESIGN §10), validated once at start.
+// Server configuration from KLUIS_* environment variables (docs/architecture.md §10), validated once at start.
 // A wrong value stops the server with one clear line naming the variable.
+import { isIP } from 'node:net';
 import path from 'node:path';
+import proxyaddr from 'proxy-addr';
 import { z } from 'zod';
 
 const Env = z.enum(['development', 'test', 'acceptance', 'production']);
@@ -18,6 +20,7 @@ const schema = z.object({
   KLUIS_PUBLIC_URL: z.string().url().optional(),
   KLUIS_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   KLUIS_ALLOW_EMBEDDED_STORE: z.enum(['0', '1']).default('0'),
+  KLUIS_TRUSTED_PROXIES: z.string().default(''),
 });
 
 export interface Config {
@@ -29,6 +32,11 @@ export interface Config {
   s3?: { endpoint: string; accessKey: string; secretKey: string; region: string };
   publicUrl: string;
   logLevel: z.infer<typeof schema>['KLUIS_LOG_LEVEL'];
+  /**
+   * Addresses or CIDR ranges of reverse proxies whose X-Forwarded-For is believed (empty: none, the TCP peer is the
+   * client). Checked here; compiled with proxy-addr in client-address.ts.
+   */
+  trustedProxies: string[];
 }
 
 /** Thrown with a one-line message when the environment does not describe a valid configuration. */
@@ -37,6 +45,31 @@ export class ConfigError extends Error {
 }
 
 const LOOPBACK = /^(127\.\d+\.\d+\.\d+|localhost|::1)$/;
+
+/** proxy-addr's names for the loopback, link-local and private ranges. */
+const PROXY_RANGE_NAMES = new Set(['loopback', 'linklocal', 'uniquelocal']);
+
+/** KLUIS_TRUSTED_PROXIES: comma-separated IP addresses, CIDR ranges (`10.0.0.0/8`, `fd00::/8`) or range names. */
+function parseTrustedProxies(value: string): string[] {
+  const items = value.split(',').map((s) => s.trim()).filter((s) => s !== '');
+  for (const item of items) {
+    if (PROXY_RANGE_NAMES.has(item)) continue;
+    // Strict form first (node:net): proxy-addr alone would also take shorthands such as `127.1` or octal parts.
+    const slash = item.indexOf('/');
+    const address = slash === -1 ? item : item.slice(0, slash);
+    const bits = slash === -1 ? null : item.slice(slash + 1);
+    const max = isIP(address) === 4 ? 32 : isIP(address) === 6 ? 128 : 0;
+    if (!max || (bits !== null && (!/^\d{1,3}$/.test(bits) || Number(bits) < 1 || Number(bits) > max))) {
+      throw new ConfigError(`KLUIS_TRUSTED_PROXIES: "${item}" is not an IP address or a CIDR range such as 10.0.0.0/8 (got ${JSON.stringify(value)})`);
+    }
+  }
+  try {
+    proxyaddr.compile(items);
+  } catch (err) {
+    throw new ConfigError(`KLUIS_TRUSTED_PROXIES: ${(err as Error).message} (got ${JSON.stringify(value)})`);
+  }
+  return items;
+}
 
 /** Reads and checks the configuration; throws ConfigError naming the first bad variable. */
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
@@ -47,6 +80,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     throw new ConfigError(`${name}: ${issue.message} (got ${JSON.stringify(env[name] ?? null)})`);
   }
   const e = parsed.data;
+  const trustedProxies = parseTrustedProxies(e.KLUIS_TRUSTED_PROXIES);
   const publicUrl = e.KLUIS_PUBLIC_URL ?? `http://${e.KLUIS_HOST.includes(':') ? `[${e.KLUIS_HOST}]` : e.KLUIS_HOST}:${e.KLUIS_PORT}`;
   let s3: Config['s3'];
   if (e.KLUIS_STORAGE === 'minio') {
@@ -56,7 +90,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     s3 = { endpoint: e.KLUIS_S3_ENDPOINT!, accessKey: e.KLUIS_S3_ACCESS_KEY!, secretKey: e.KLUIS_S3_SECRET_KEY!, region: e.KLUIS_S3_REGION };
   }
   if (e.KLUIS_ENV === 'production') {
-    // Production refuses development shortcuts (DESIGN §6).
+    // Production refuses development shortcuts (docs/architecture.md §6).
     if (!publicUrl.startsWith('https://') && !LOOPBACK.test(new URL(publicUrl).hostname.replace(/^\[|\]$/g, ''))) {
       throw new ConfigError('KLUIS_PUBLIC_URL: production needs https:// outside loopback');
     }
@@ -73,5 +107,6 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     ...(s3 ? { s3 } : {}),
     publicUrl: publicUrl.replace(/\/$/, ''),
     logLevel: e.KLUIS_LOG_LEVEL,
+    trustedProxies,
   };
 }

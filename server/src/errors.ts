@@ -1,11 +1,14 @@
 // ApiError flows through one middleware into `{ error: { code, message } }` with its HTTP status. Failures and
 // denials of audited routes are written to the audit trail here, in a transaction of their own (the request's own
-// transaction, if any, has rolled back), group-committed with concurrent requests (audit.appendStandalone).
+// transaction, if any, has rolled back), group-committed with concurrent requests (audit.appendStandalone); those
+// of requests without a session are aggregated (audit.appendAnonymous).
 import type { Context, Next } from 'koa';
 import type { Logger } from 'pino';
 import { ErrorCode, KluisError } from '@kluis/shared';
-import type { AuditLog } from './audit/types.js';
+import type { AuditEntryInput, AuditLog } from './audit/types.js';
+import { auditSafeTargetId } from './audit/log.js';
 import type { KluisState } from './context.js';
+import { CLIENT_CLOSED_REQUEST, clientAborted, watchClientAbort } from './client-abort.js';
 
 export class ApiError extends Error {
   override name = 'ApiError';
@@ -26,8 +29,12 @@ export class ApiError extends Error {
 export function errorMiddleware(log: Logger, audit?: AuditLog) {
   return async (ctx: Context, next: Next): Promise<void> => {
     try {
+      watchClientAbort(ctx.req);
       await next();
       if (ctx.status === 404 && ctx.body === undefined) throw new ApiError(404, ErrorCode.NotFound, 'no such endpoint');
+      // The router's bare 405 and 501 (router.allowedMethods): the JSON shape too; its Allow header stays.
+      if (ctx.status === 405 && ctx.body === undefined) throw new ApiError(405, ErrorCode.MethodNotAllowed, `method not allowed here; allowed: ${ctx.response.get('Allow') || 'none'}`);
+      if (ctx.status === 501 && ctx.body === undefined) throw new ApiError(501, ErrorCode.NotImplemented, 'this method is not implemented');
     } catch (err) {
       const e = err as { status?: number; expose?: boolean; message?: string; type?: string };
       let status = 500;
@@ -35,7 +42,14 @@ export function errorMiddleware(log: Logger, audit?: AuditLog) {
       let message = 'internal error';
       let extra: Record<string, unknown> | undefined;
       let outcome: 'denied' | 'failed' | undefined;
-      if (err instanceof ApiError) {
+      if (clientAborted(ctx.req, err)) {
+        // The client closed the connection mid-body: nothing can be answered, and it is neither the store's fault nor
+        // a bug, whatever error the route's read of the body ended with.
+        log.info({ method: ctx.method, path: ctx.path }, 'client aborted the upload');
+        status = CLIENT_CLOSED_REQUEST;
+        code = ErrorCode.ClientAborted;
+        message = 'the client closed the connection before the request body was complete';
+      } else if (err instanceof ApiError) {
         ({ status, code, message } = err);
         extra = err.extra;
         outcome = err.auditOutcome;
@@ -64,22 +78,30 @@ export function errorMiddleware(log: Logger, audit?: AuditLog) {
       ctx.status = status;
       ctx.body = { error: { code, message }, ...extra };
       const state = ctx.state as KluisState;
-      if (audit && state.action) {
+      if (audit) {
         const caller = state.caller;
+        // A request refused before a route took it (no such endpoint or method, an unreadable body) is audited too,
+        // under `request.refused` with its path as the target.
+        const target = state.action ? state.target : { type: 'path', id: ctx.path };
+        // Ids in paths and queries are the client's: a NUL or an over-long id is stored cleaned or shortened (and
+        // said so in details) rather than losing the entry to the audit's limits.
+        const safe = auditSafeTargetId(target?.id);
+        const entry: AuditEntryInput = {
+          orgId: caller?.orgId ?? state.orgId ?? null,
+          actorUserId: caller?.userId ?? null,
+          actorDeviceId: caller?.deviceId ?? null,
+          action: state.action ?? 'request.refused',
+          targetType: target?.type ?? null,
+          targetId: safe.id,
+          outcome: outcome ?? (status === 401 || status === 403 || status === 404 || status === 429 ? 'denied' : 'failed'),
+          ip: state.meta?.ip ?? ctx.ip,
+          userAgent: state.meta?.userAgent ?? null,
+          client: state.meta?.client ?? null,
+          details: { status, code, ...safe.details },
+        };
         try {
-          await audit.appendStandalone({
-            orgId: caller?.orgId ?? state.orgId ?? null,
-            actorUserId: caller?.userId ?? null,
-            actorDeviceId: caller?.deviceId ?? null,
-            action: state.action,
-            targetType: state.target?.type ?? null,
-            targetId: state.target?.id ?? null,
-            outcome: outcome ?? (status === 401 || status === 403 || status === 404 ? 'denied' : 'failed'),
-            ip: state.meta?.ip ?? null,
-            userAgent: state.meta?.userAgent ?? null,
-            client: state.meta?.client ?? null,
-            details: { status, code },
-          });
+          // Without a session anyone can send these as fast as they like: counted per window (audit/anonymous.ts).
+          await (caller ? audit.appendStandalone(entry) : audit.appendAnonymous(entry));
         } catch (auditErr) {
           log.error({ err: auditErr }, 'could not write the audit entry of a failed request');
         }

@@ -1,5 +1,6 @@
 // In-process fan-out of change notifications ({spaceId, seq}) to connected devices (SSE). With several API nodes
-// on PostgreSQL this becomes LISTEN/NOTIFY (DESIGN §8); the interface stays the same.
+// on PostgreSQL this becomes LISTEN/NOTIFY (docs/architecture.md §8); the interface stays the same, and `endSessions` and
+// `membershipChanged` then travel the same way, since the stream to end may be held by another node.
 import { EventEmitter } from 'node:events';
 
 export interface ChangeEvent {
@@ -7,17 +8,72 @@ export interface ChangeEvent {
   seq: number;
 }
 
+/** Whose session an open event stream belongs to. */
+export interface StreamOwner {
+  userId: string;
+  deviceId: string;
+}
+
+/** What the bus may tell an open stream. */
+export interface StreamHandlers {
+  change(event: ChangeEvent): void;
+  /** The stream must end now (its session ended, its user's memberships changed, or the server is stopping). */
+  end(): void;
+}
+
+interface OpenStream extends StreamOwner, StreamHandlers {}
+
 export class EventBus {
   private readonly emitter = new EventEmitter();
+  private readonly streams = new Set<OpenStream>();
   constructor() {
     this.emitter.setMaxListeners(0);
   }
   publish(event: ChangeEvent): void {
     this.emitter.emit('change', event);
+    for (const s of this.streams) s.change(event);
   }
   subscribe(listener: (event: ChangeEvent) => void): () => void {
     this.emitter.on('change', listener);
     return () => this.emitter.off('change', listener);
+  }
+  /**
+   * Registers an event stream of a session, so that revoking the session or changing its user's memberships can end
+   * it. Register before reading the session's state and memberships: a change committed after that read is then
+   * sure to find the stream here. Returns the function that unregisters it.
+   */
+  openStream(owner: StreamOwner, handlers: StreamHandlers): () => void {
+    const stream: OpenStream = { userId: owner.userId, deviceId: owner.deviceId, change: handlers.change, end: handlers.end };
+    this.streams.add(stream);
+    return () => {
+      this.streams.delete(stream);
+    };
+  }
+  /**
+   * Ends at once the streams of a device (its session was revoked: device revocation, logout) or of every device of a
+   * user (password reset). Call it after the revocation committed. With neither, nothing ends.
+   */
+  endSessions(which: { userId?: string; deviceId?: string }): number {
+    if (which.userId === undefined && which.deviceId === undefined) return 0;
+    return this.endWhere((s) => (which.userId === undefined || s.userId === which.userId) && (which.deviceId === undefined || s.deviceId === which.deviceId));
+  }
+  /**
+   * A user lost (or changed) their membership of a space: their streams end, and the client's reconnect reads the
+   * memberships afresh, so no later event of that space reaches them. Call it after the change committed.
+   */
+  membershipChanged(spaceId: string, userId: string): number {
+    void spaceId; // every stream of the user ends: simpler than filtering and cannot race with a membership reload
+    return this.endWhere((s) => s.userId === userId);
+  }
+  private endWhere(match: (s: OpenStream) => boolean): number {
+    let n = 0;
+    for (const s of [...this.streams]) {
+      if (!match(s)) continue;
+      this.streams.delete(s);
+      s.end();
+      n++;
+    }
+    return n;
   }
   /** Called on shutdown: event streams end so that the server can close. */
   onClose(listener: () => void): () => void {
@@ -26,8 +82,10 @@ export class EventBus {
   }
   close(): void {
     this.emitter.emit('close');
+    this.endWhere(() => true);
   }
+  /** Open event streams and plain subscribers (for the SSE client gauge and tests). */
   listenerCount(): number {
-    return this.emitter.listenerCount('change');
+    return this.emitter.listenerCount('change') + this.streams.size;
   }
 }

@@ -7,6 +7,9 @@ import { ConfigError, loadConfig, type Config } from './config.js';
 import { openServices } from './services.js';
 import { runMaintenance } from './services/maintenance.js';
 
+// Everything the server creates (database, keys, blobs) is for its own user only: see data-dir.ts.
+process.umask(0o077);
+
 let config: Config;
 try {
   config = loadConfig();

@@ -11,6 +11,7 @@ import { openDatabase, type Db } from '../../server/dist/db/db.js';
 import { AuditInputError, SigningKeyFileError, SqlAuditLog, loadOrCreateServerSigningKey, type SqlAuditLogOptions } from '../../server/dist/audit/log.js';
 import { AUDIT_CSV_COLUMNS, checkAuditExport, exportAudit } from '../../server/dist/audit/export.js';
 import type { AuditEntry, AuditEntryInput, AuditFilter } from '../../server/dist/audit/types.js';
+import { dropTriggers, type AuditDbRow as Row } from '../helpers/audit-db.js';
 
 // ------------------------------------------------------------------------------------------ harness
 
@@ -45,30 +46,6 @@ async function fill(h: Harness, n: number, make: (i: number) => AuditEntryInput 
       for (let i = start; i < Math.min(n, start + batch); i++) await h.log.append(trx, make(i));
     });
   }
-}
-
-/** What an attacker with the database file does first. */
-async function dropTriggers(db: Db): Promise<void> {
-  const triggers = (await db('sqlite_master').select('name').where('type', 'trigger').whereIn('tbl_name', ['audit_log', 'audit_checkpoints'])) as { name: string }[];
-  for (const { name } of triggers) await db.raw(`DROP TRIGGER "${name}"`);
-}
-
-interface Row {
-  seq: number;
-  ts: number;
-  org_id: string | null;
-  actor_user_id: string | null;
-  actor_device_id: string | null;
-  action: string;
-  target_type: string | null;
-  target_id: string | null;
-  outcome: string;
-  ip: string | null;
-  user_agent: string | null;
-  client: string | null;
-  details: string | null;
-  prev_hash: string;
-  hash: string;
 }
 
 const rowOf = async (db: Db, seq: number): Promise<Row> => (await db('audit_log').where({ seq }).first()) as Row;

@@ -91,7 +91,8 @@ for (const store of ['fs', 'minio'] as const) {
       t.is(typeof r.body.error.code, 'string', what);
     }
     const wrongType = await call(srv.url, 'POST', `/api/v1/spaces/${spaceId}/chunks/upload`, { token: a.token, raw: body, contentType: 'application/json' });
-    t.is(wrongType.status, 400);
+    t.is(wrongType.status, 415);
+    t.is(wrongType.body.error.code, 'unsupported_media_type');
     const missing = await call(srv.url, 'POST', `/api/v1/spaces/${spaceId}/chunks/missing`, { token: a.token, json: { ids } });
     t.deepEqual(missing.body.missing, ids, 'no refused batch stored anything');
     const unknown = await call(srv.url, 'POST', `/api/v1/spaces/${spaceId}/chunks/download`, { token: a.token, json: { ids: [ids[0]] } });

@@ -2,6 +2,7 @@
 // kluis-admin: the operator's command line (DESIGN §10). Reads KLUIS_DATA_DIR (and the rest of the KLUIS_*
 // configuration) like the server; works on the same database, so run it on the server's machine.
 import { createWriteStream } from 'node:fs';
+import path from 'node:path';
 import { Command, Option } from 'commander';
 import { pino } from 'pino';
 import { OrgRole } from '@kluis/shared';
@@ -10,6 +11,8 @@ import { openServices, type OpenedServices } from '../services.js';
 import { createOrg, insertInvite } from '../services/orgs.js';
 import { ApiError } from '../errors.js';
 import { exportAudit } from '../audit/export.js';
+import { AUDIT_STATE_FILE, AuditStateError, verifyWithState } from '../audit/anchor.js';
+import type { AuditVerifyResult } from '../audit/types.js';
 import { runMaintenance } from '../services/maintenance.js';
 
 const program = new Command();
@@ -22,13 +25,17 @@ function print(human: string, value: unknown): void {
   console.log(json ? JSON.stringify(value) : human);
 }
 
-async function withServices<T>(fn: (s: OpenedServices) => Promise<T>): Promise<T> {
+/** Runs `fn` on the server's services; on close the newest entries are signed unless `seal(result)` says no. */
+async function withServices<T>(fn: (s: OpenedServices) => Promise<T>, seal: (result: T) => boolean = () => true): Promise<T> {
   const config = loadConfig();
   const services = await openServices(config, pino({ level: 'silent' }));
+  let checkpoint = true;
   try {
-    return await fn(services);
+    const result = await fn(services);
+    checkpoint = seal(result);
+    return result;
   } finally {
-    await services.close();
+    await services.close({ checkpoint });
   }
 }
 
@@ -43,7 +50,8 @@ async function findOrg(s: OpenedServices, ref: string): Promise<{ id: string; na
 function parseTime(text: string | undefined, name: string): number | undefined {
   if (text === undefined) return undefined;
   const ms = /^\d+$/.test(text) ? Number(text) : Date.parse(text);
-  if (!Number.isFinite(ms)) throw new ApiError(400, 'validation_failed', `${name}: not a time (use ISO 8601, e.g. 2026-11-01T00:00:00Z)`);
+  // Safe integers only: a larger number of ms is no time, and the audit query refuses it.
+  if (!Number.isSafeInteger(ms)) throw new ApiError(400, 'validation_failed', `${name}: not a time (use ISO 8601, e.g. 2026-11-01T00:00:00Z)`);
   return ms;
 }
 
@@ -97,25 +105,55 @@ program.command('maintenance').description('apply version retention, compact pac
   });
 
 const audit = program.command('audit').description('the audit trail');
-audit.command('verify').description('recompute the hash chain and check every signed checkpoint').option('--json', 'machine-readable output').action(async (o) => {
-  json ||= Boolean(o.json);
-  const r = await withServices((s) => s.audit.verify());
-  print(r.ok ? `audit trail intact: ${r.entries} entries, ${r.checkpoints} signed checkpoints` : `AUDIT TRAIL BROKEN at entry ${r.firstBroken!.seq}: ${r.firstBroken!.reason}`, r);
-  if (!r.ok) process.exitCode = 1;
-});
-audit.command('export').description('export an organisation\'s audit entries')
-  .requiredOption('--org <org>', 'organisation id or enterprise number')
+audit.command('verify').description('recompute the hash chain, demand the signed checkpoints the log must have, and refuse a log shorter than or different from the one verified before (docs/crypto.md §12)')
+  .option('--state <file>', `the verifier's state file (default: $KLUIS_DATA_DIR/${AUDIT_STATE_FILE}); keep it off the server's disk`)
+  .option('--no-state', 'read and write no state file (only the rules that need no memory)')
+  .option('--require-state', 'fail if the state file does not exist (so that deleting it cannot reset the verifier)')
+  .option('--json', 'machine-readable output')
+  .action(async (o) => {
+    json ||= Boolean(o.json);
+    const r = await withServices(async (s) => {
+      const file = o.state === false ? null : typeof o.state === 'string' ? path.resolve(o.state) : path.join(s.config.dataDir, AUDIT_STATE_FILE);
+      // Verifying reads the whole trail: it is audited like any access (system-wide). A verification that passed
+      // appends its entry to the chain it has just verified and records that entry in the state file (anchor.ts).
+      const record = (r: AuditVerifyResult) => s.db.transaction(async (trx) => {
+        const details: Record<string, number> = r.ok ? { entries: r.entries, checkpoints: r.checkpoints } : { entries: r.entries, brokenAt: r.firstBroken!.seq };
+        const seq = await s.audit.append(trx, { orgId: null, ...who, action: 'audit.verify', outcome: r.ok ? 'success' : 'failed', details });
+        const row = (await trx('audit_log').where({ seq }).first('hash')) as { hash: string };
+        return { seq, hash: row.hash };
+      });
+      let v: Awaited<ReturnType<typeof verifyWithState>>;
+      try {
+        v = await verifyWithState(s.audit, { file, require: Boolean(o.requireState), onVerified: record });
+      } catch (err) {
+        if (err instanceof AuditStateError) throw new ApiError(400, 'validation_failed', err.message);
+        throw err;
+      }
+      if (!v.ok || !v.state) await record(v);
+      return v;
+    }, (v) => v.ok); // never sign a checkpoint over a trail that did not verify
+    const since = r.state?.previous ? `; earlier verified up to entry ${r.state.previous.seq} at ${new Date(r.state.previous.verifiedAt).toISOString()}` : r.state ? `; no earlier verification in ${r.state.file}` : '; no state file used';
+    const human = r.ok
+      ? `audit trail intact: ${r.entries} entries, ${r.checkpoints} signed checkpoints (newest at entry ${r.lastCheckpointSeq})${since}${r.state?.saved ? `; recorded entry ${r.state.saved.seq} in ${r.state.file}` : ''}`
+      : `AUDIT TRAIL BROKEN at entry ${r.firstBroken!.seq}: ${r.firstBroken!.reason}`;
+    print(human, r);
+    if (!r.ok) process.exitCode = 1;
+  });
+audit.command('export').description('export an organisation\'s (or the system-wide) audit entries')
+  .option('--org <org>', 'organisation id or enterprise number')
+  .option('--system', 'the entries of no organisation instead (unknown addresses, requests without a session)')
   .addOption(new Option('--format <format>', 'output format').choices(['csv', 'json']).default('json'))
   .option('--since <time>', 'from this time (ISO 8601 or ms)')
   .option('--until <time>', 'up to this time (ISO 8601 or ms)')
   .option('--out <file>', 'write to a file instead of standard output')
   .action(async (o) => {
+    if (Boolean(o.org) === Boolean(o.system)) throw new ApiError(400, 'validation_failed', 'give either --org or --system');
     await withServices(async (s) => {
-      const found = await findOrg(s, o.org);
-      const filter = { orgId: found.id, since: parseTime(o.since, '--since'), until: parseTime(o.until, '--until') };
+      const orgId = o.system ? null : (await findOrg(s, o.org)).id;
+      const filter = { orgId, since: parseTime(o.since, '--since'), until: parseTime(o.until, '--until') };
       const out = o.out ? createWriteStream(o.out, { mode: 0o600 }) : process.stdout;
       await exportAudit(s.audit, filter, o.format, out);
-      await s.db.transaction((trx) => s.audit.append(trx, { orgId: found.id, ...who, action: 'audit.export', targetType: 'org', targetId: found.id, outcome: 'success', details: { format: o.format } }));
+      await s.db.transaction((trx) => s.audit.append(trx, { orgId, ...who, action: 'audit.export', targetType: orgId ? 'org' : null, targetId: orgId, outcome: 'success', details: { format: o.format } }));
       if (o.out) await new Promise<void>((resolve, reject) => (out as ReturnType<typeof createWriteStream>).end((err?: Error | null) => (err ? reject(err) : resolve())));
     });
   });

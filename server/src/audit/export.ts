@@ -15,7 +15,7 @@ import type { Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
 import { AUDIT_GENESIS, auditChainHash, canonicalJson, verifyAuditCheckpoint } from '@kluis/shared';
 import type { AuditCheckpointRecord, AuditEntry, AuditFilter, AuditLog } from './types.js';
-import { auditChainEntry } from './log.js';
+import { auditChainEntry } from './rows.js';
 
 export type AuditExportFormat = 'csv' | 'json';
 

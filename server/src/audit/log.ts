@@ -18,23 +18,24 @@
 // a timer that checkpoints the newest entry if it is not yet covered. `checkpoint()` does that on demand (call
 // it at shutdown).
 //
-// Verifying streams the table in pages by seq and keeps O(page) memory.
-import { randomBytes } from 'node:crypto';
-import { closeSync, constants as fsc, fstatSync, fsyncSync, linkSync, lstatSync, mkdirSync, openSync, readSync, unlinkSync, writeSync, fchmodSync } from 'node:fs';
-import path from 'node:path';
+// Verifying (rules V1–V5 of docs/crypto.md §12) lives in verify.ts; requests without a session are audited through
+// the aggregating gate of anonymous.ts.
 import {
   AUDIT_GENESIS,
   auditChainHash,
   canonicalJson,
-  initCrypto,
-  serverSigningKeyFromSeed,
   signAuditCheckpoint,
-  verifyAuditCheckpoint,
   type CanonicalValue,
   type ServerSigningKey,
 } from '@kluis/shared';
 import type { Db, Tx } from '../db/db.js';
-import type { AuditCheckpointRecord, AuditEntry, AuditEntryInput, AuditFilter, AuditLog, AuditOutcome, AuditVerifyResult } from './types.js';
+import type { AuditCheckpointRecord, AuditEntry, AuditEntryInput, AuditFilter, AuditLog, AuditOutcome, AuditVerifyOptions, AuditVerifyResult } from './types.js';
+import { auditChainEntry, type AuditChainEntry, type AuditRow, type CheckpointRow } from './rows.js';
+import { verifyAuditTrail } from './verify.js';
+import { AnonymousAuditGate, type AnonymousAuditOptions } from './anonymous.js';
+
+export { auditChainEntry, type AuditChainEntry } from './rows.js';
+export { SIGNING_KEY_FILE, SigningKeyFileError, loadOrCreateServerSigningKey } from './signing-key.js';
 
 /** Thrown for an entry or filter the audit log refuses (a programming error of the caller: answer 500). */
 export class AuditInputError extends Error {
@@ -46,6 +47,13 @@ export interface SqlAuditLogOptions {
   checkpointEvery?: number;
   /** Interval of the checkpoint timer run by start() (default 60 000 ms). */
   checkpointIntervalMs?: number;
+  /**
+   * verify() demands a checkpoint over every entry older than checkpointIntervalMs + this grace (default 30 000 ms:
+   * a tick may run late under load). docs/crypto.md §12, rule V4.
+   */
+  checkpointGraceMs?: number;
+  /** Windows and bounds of the aggregation of requests without a session (anonymous.ts). */
+  anonymous?: AnonymousAuditOptions;
   /** Earlier server public keys whose checkpoints verify() still accepts (after a key rotation). */
   trustedPublicKeys?: readonly string[];
   /** Clock in ms since 1970 UTC (default Date.now; tests fix it). */
@@ -90,7 +98,6 @@ export const AUDIT_DETAILS_MAX = 8192;
 
 const ACTION_RE = /^[a-z][a-z0-9_.-]{1,63}$/;
 const OUTCOMES: ReadonlySet<string> = new Set<AuditOutcome>(['success', 'denied', 'failed']);
-const HASH_RE = /^[0-9a-f]{64}$/;
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 const LONE_SURROGATES = new RegExp(LONE_SURROGATE.source, 'g');
 
@@ -98,68 +105,6 @@ const LONE_SURROGATES = new RegExp(LONE_SURROGATE.source, 'g');
 const ID_LIMITS = { orgId: 32, actorUserId: 32, actorDeviceId: 32, targetType: 32, targetId: 128 } as const;
 /** Request facts supplied by the client: cleaned and truncated, so that an odd header never loses an entry. */
 const TEXT_LIMITS = { ip: 64, userAgent: 300, client: 100 } as const;
-
-interface AuditRow {
-  seq: number | string;
-  ts: number | string;
-  org_id: string | null;
-  actor_user_id: string | null;
-  actor_device_id: string | null;
-  action: string;
-  target_type: string | null;
-  target_id: string | null;
-  outcome: string;
-  ip: string | null;
-  user_agent: string | null;
-  client: string | null;
-  details: string | null;
-  prev_hash: string;
-  hash: string;
-}
-
-interface CheckpointRow {
-  seq: number | string;
-  hash: string;
-  ts: number | string;
-  signer: string;
-  signature: string;
-}
-
-/** The object that is hashed into the chain (docs/crypto.md §12): exactly these keys, absent values null. */
-export interface AuditChainEntry {
-  seq: number;
-  ts: number;
-  orgId: string | null;
-  actorUserId: string | null;
-  actorDeviceId: string | null;
-  action: string;
-  targetType: string | null;
-  targetId: string | null;
-  outcome: string;
-  ip: string | null;
-  userAgent: string | null;
-  client: string | null;
-  details: { [key: string]: CanonicalValue } | null;
-}
-
-/** The chained fields of a stored or exported entry. */
-export function auditChainEntry(e: AuditChainEntry): AuditChainEntry {
-  return {
-    seq: e.seq,
-    ts: e.ts,
-    orgId: e.orgId,
-    actorUserId: e.actorUserId,
-    actorDeviceId: e.actorDeviceId,
-    action: e.action,
-    targetType: e.targetType,
-    targetId: e.targetId,
-    outcome: e.outcome,
-    ip: e.ip,
-    userAgent: e.userAgent,
-    client: e.client,
-    details: e.details,
-  };
-}
 
 function toInt(value: number | string, what: string): number {
   const n = typeof value === 'number' ? value : Number(value);
@@ -188,6 +133,30 @@ function cleanText(value: string | null | undefined, max: number, name: string):
     if (points.length > max) s = points.slice(0, max).join('');
   }
   return s;
+}
+
+/**
+ * A target id taken from the request (a path parameter, a query) made storable, for the audit of a refused request
+ * (the id itself is client-chosen, so the refusal must not be lost to the id limits above): NUL and lone surrogates
+ * become U+FFFD, and an id over 128 characters keeps its first 127 followed by "…". `details` says what was done
+ * (targetIdCleaned: true; targetIdLength: the original length), or is null when the id is stored unchanged.
+ */
+export function auditSafeTargetId(value: string | null | undefined): { id: string | null; details: { [key: string]: CanonicalValue } | null } {
+  if (value === undefined || value === null) return { id: null, details: null };
+  const max = ID_LIMITS.targetId;
+  let s = String(value);
+  const details: { [key: string]: CanonicalValue } = {};
+  if (LONE_SURROGATE.test(s) || s.includes('\u0000')) {
+    s = s.replace(LONE_SURROGATES, '\uFFFD').replaceAll('\u0000', '\uFFFD');
+    details.targetIdCleaned = true;
+  }
+  if (s.length > max) {
+    let cut = max - 1;
+    if (/[\uD800-\uDBFF]/.test(s[cut - 1]!)) cut--; // never split a surrogate pair
+    s = `${s.slice(0, cut)}\u2026`;
+    details.targetIdLength = value.length;
+  }
+  return { id: s, details: Object.keys(details).length ? details : null };
 }
 
 function checkDetails(details: AuditEntryInput['details']): { value: { [key: string]: CanonicalValue } | null; text: string | null } {
@@ -265,6 +234,7 @@ export class SqlAuditLog implements AuditLog {
   readonly publicKey: string;
   private readonly checkpointEvery: number;
   private readonly checkpointIntervalMs: number;
+  private readonly checkpointGraceMs: number;
   private readonly trusted: ReadonlySet<string>;
   private readonly now: () => number;
   private readonly onError: (err: unknown) => void;
@@ -278,6 +248,7 @@ export class SqlAuditLog implements AuditLog {
   private readonly transact: <T>(fn: (trx: Tx) => Promise<T>) => Promise<T>;
   private timer: NodeJS.Timeout | undefined;
   private ticking: Promise<unknown> | undefined;
+  private readonly anonymous: AnonymousAuditGate;
 
   constructor(
     private readonly db: Db,
@@ -289,6 +260,8 @@ export class SqlAuditLog implements AuditLog {
     if (!Number.isSafeInteger(this.checkpointEvery) || this.checkpointEvery < 0) throw new RangeError('checkpointEvery: a non-negative integer');
     this.checkpointIntervalMs = options.checkpointIntervalMs ?? 60_000;
     if (!(this.checkpointIntervalMs > 0)) throw new RangeError('checkpointIntervalMs: a positive number');
+    this.checkpointGraceMs = options.checkpointGraceMs ?? 30_000;
+    if (!(this.checkpointGraceMs >= 0)) throw new RangeError('checkpointGraceMs: a non-negative number');
     this.trusted = new Set([key.publicKey, ...(options.trustedPublicKeys ?? [])]);
     this.now = options.now ?? Date.now;
     this.onError = options.onError ?? ((err) => console.error('audit checkpoint failed:', err));
@@ -296,6 +269,12 @@ export class SqlAuditLog implements AuditLog {
     this.verifyPageSize = options.verifyPageSize ?? 5000;
     this.guessHead = options.guessHead ?? String((db.client as { dialect?: unknown }).dialect).startsWith('sqlite');
     this.transact = options.transact ?? ((fn) => db.transaction(fn));
+    // Summaries go through a plain transaction: they are also written at shutdown, after the group committer closed.
+    this.anonymous = new AnonymousAuditGate(
+      (entry) => this.appendStandalone(entry),
+      (entries) => db.transaction((trx) => this.appendMany(trx, entries)),
+      { now: this.now, onError: this.onError, ...options.anonymous },
+    );
   }
 
   // ------------------------------------------------------------------------------------------ appending
@@ -315,6 +294,15 @@ export class SqlAuditLog implements AuditLog {
 
   appendStandalone(entry: AuditEntryInput): Promise<number> {
     return this.transact((trx) => this.append(trx, entry));
+  }
+
+  appendAnonymous(entry: AuditEntryInput): Promise<void> {
+    try {
+      normaliseAuditInput(entry); // a malformed entry is refused now, not when its window's summary is written
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.anonymous.record(entry);
   }
 
   /**
@@ -431,25 +419,34 @@ export class SqlAuditLog implements AuditLog {
     });
   }
 
-  /** Starts the checkpoint timer (idempotent). */
+  /**
+   * Starts the checkpoint timer (idempotent), with a first checkpoint at once: after a crash the entries written since
+   * the last checkpoint are signed now rather than an interval later (verify() demands it: rule V4).
+   */
   start(): void {
     if (this.timer) return;
-    this.timer = setInterval(() => {
+    const tick = (): void => {
       if (this.ticking) return; // the previous one is still running
       this.ticking = this.checkpoint()
         .catch((err: unknown) => this.onError(err))
         .finally(() => {
           this.ticking = undefined;
         });
-    }, this.checkpointIntervalMs);
+    };
+    this.timer = setInterval(tick, this.checkpointIntervalMs);
     this.timer.unref();
+    tick();
   }
 
-  /** Stops the timer and waits for a running checkpoint. Call checkpoint() afterwards to seal the tail at shutdown. */
+  /**
+   * Stops the timer, waits for a running checkpoint and writes the counts of requests without a session not yet
+   * summarised. Call checkpoint() afterwards to seal the tail at shutdown.
+   */
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
     await this.ticking;
+    await this.anonymous.stop();
   }
 
   async listCheckpoints(range: { fromSeq: number; toSeq: number; limit?: number }): Promise<AuditCheckpointRecord[]> {
@@ -465,153 +462,15 @@ export class SqlAuditLog implements AuditLog {
 
   // ------------------------------------------------------------------------------------------ verifying
 
-  async verify(): Promise<AuditVerifyResult> {
-    // Bounds first, checkpoints before entries: every checkpoint up to cpEnd names an entry committed before
-    // endSeq was read, so entries appended while we verify are simply not looked at.
-    const cpHead = (await this.db('audit_checkpoints').select('seq').orderBy('seq', 'desc').first()) as Pick<CheckpointRow, 'seq'> | undefined;
-    const cpEnd = cpHead ? toInt(cpHead.seq, 'checkpoint seq') : 0;
-    const head = (await this.db('audit_log').select('seq').orderBy('seq', 'desc').first()) as Pick<AuditRow, 'seq'> | undefined;
-    const endSeq = head ? toInt(head.seq, 'seq') : 0;
-
-    let entries = 0;
-    let checkpoints = 0;
-    let expected = 1;
-    let prevHash = AUDIT_GENESIS;
-    const result = (firstBroken?: { seq: number; reason: string }): AuditVerifyResult => ({
-      ok: !firstBroken,
-      entries,
-      checkpoints,
-      ...(firstBroken ? { firstBroken } : {}),
-      lastSeq: expected - 1,
-      lastHash: prevHash,
+  verify(options: AuditVerifyOptions = {}): Promise<AuditVerifyResult> {
+    return verifyAuditTrail(this.db, {
+      trusted: this.trusted,
+      checkpointEvery: this.checkpointEvery,
+      maxUncoveredAgeMs: this.checkpointIntervalMs + this.checkpointGraceMs,
+      now: options.now ?? this.now(),
+      pageSize: this.verifyPageSize,
+      anchor: options.anchor ?? null,
     });
-
-    // Checkpoints, streamed alongside the entries.
-    let cpPage: CheckpointRow[] = [];
-    let cpIndex = 0;
-    let cpAfter = 0;
-    let cpDone = cpEnd === 0;
-    const nextCheckpoint = async (): Promise<AuditCheckpointRecord | null> => {
-      if (cpIndex >= cpPage.length) {
-        if (cpDone) return null;
-        cpPage = (await this.db('audit_checkpoints')
-          .select('seq', 'hash', 'ts', 'signer', 'signature')
-          .where('seq', '>', cpAfter)
-          .andWhere('seq', '<=', cpEnd)
-          .orderBy('seq', 'asc')
-          .limit(1000)) as CheckpointRow[];
-        cpIndex = 0;
-        if (cpPage.length < 1000) cpDone = true;
-        if (cpPage.length === 0) return null;
-        cpAfter = Number(cpPage[cpPage.length - 1]!.seq);
-        if (!Number.isSafeInteger(cpAfter)) cpDone = true; // reported when that row is reached
-      }
-      const row = cpPage[cpIndex++]!;
-      // Leniently: a malformed row is reported by checkCheckpoint, not thrown.
-      return { seq: Number(row.seq), hash: row.hash, ts: Number(row.ts), signer: row.signer, signature: row.signature };
-    };
-    const checkCheckpoint = (cp: AuditCheckpointRecord): string | null => {
-      if (!Number.isSafeInteger(cp.ts)) return `checkpoint at ${cp.seq}: ts is not an integer`;
-      if (!this.trusted.has(cp.signer)) return `checkpoint at ${cp.seq}: signed by an untrusted key ${cp.signer}`;
-      if (!HASH_RE.test(cp.hash)) return `checkpoint at ${cp.seq}: malformed hash`;
-      try {
-        verifyAuditCheckpoint({ seq: cp.seq, hash: cp.hash, ts: cp.ts }, cp.signature, cp.signer);
-      } catch {
-        return `checkpoint at ${cp.seq}: signature invalid`;
-      }
-      if (cp.hash !== prevHash) return `checkpoint at ${cp.seq}: hash does not match entry ${cp.seq}`;
-      return null;
-    };
-
-    let cp = await nextCheckpoint();
-    if (cp && !(cp.seq >= 1)) return result({ seq: cp.seq, reason: `checkpoint at ${cp.seq}: refers to no entry` });
-
-    // Pages by seq; the next page is read while this one is hashed.
-    const fetchPage = (after: number): Promise<AuditRow[]> => {
-      const page = this.db('audit_log')
-        .select('*')
-        .where('seq', '>', after)
-        .andWhere('seq', '<=', endSeq)
-        .orderBy('seq', 'asc')
-        .limit(this.verifyPageSize)
-        .then((rows) => rows as AuditRow[]);
-      page.catch(() => undefined); // awaited below unless verification stops early
-      return page;
-    };
-    let next: Promise<AuditRow[]> | null = endSeq > 0 ? fetchPage(0) : null;
-    while (next) {
-      const rows = await next;
-      if (rows.length === 0) break;
-      const pageEnd = Number(rows[rows.length - 1]!.seq);
-      next = rows.length === this.verifyPageSize && pageEnd < endSeq ? fetchPage(pageEnd) : null;
-      for (const row of rows) {
-        const seq = Number(row.seq);
-        if (!Number.isSafeInteger(seq)) return result({ seq: expected, reason: `entry ${expected}: seq is not an integer` });
-        if (seq !== expected) {
-          const reason = expected === 1 ? `entry 1 missing (the log starts at ${seq})` : `entry ${expected} missing (gap after ${expected - 1})`;
-          return result({ seq: expected, reason });
-        }
-        const broken = this.checkEntry(row, seq, prevHash);
-        if (broken) return result({ seq, reason: broken });
-        prevHash = row.hash;
-        expected = seq + 1;
-        entries++;
-        while (cp && cp.seq <= seq) {
-          if (cp.seq !== seq) return result({ seq: cp.seq, reason: `checkpoint at ${cp.seq}: refers to no entry` });
-          const bad = checkCheckpoint(cp);
-          if (bad) return result({ seq: cp.seq, reason: bad });
-          checkpoints++;
-          cp = await nextCheckpoint();
-        }
-      }
-    }
-    if (cp) {
-      return result({ seq: cp.seq, reason: `checkpoint at ${cp.seq}: entry ${cp.seq} is missing (the log ends at ${expected - 1})` });
-    }
-    return result();
-  }
-
-  /** Why a row does not verify as entry `seq` after `prevHash`, or null. */
-  private checkEntry(row: AuditRow, seq: number, prevHash: string): string | null {
-    if (row.prev_hash !== prevHash) {
-      return seq === 1 ? 'entry 1: prev_hash is not the genesis hash' : `entry ${seq}: prev_hash does not match the hash of entry ${seq - 1}`;
-    }
-    const ts = Number(row.ts);
-    if (!Number.isSafeInteger(ts)) return `entry ${seq}: ts is not an integer`;
-    let details: { [key: string]: CanonicalValue } | null = null;
-    if (row.details !== null) {
-      try {
-        details = JSON.parse(row.details) as { [key: string]: CanonicalValue };
-        if (canonicalJson(details) !== row.details) return `entry ${seq}: details are not canonical JSON`;
-      } catch {
-        return `entry ${seq}: details are not canonical JSON`;
-      }
-    }
-    let hash: string;
-    try {
-      hash = auditChainHash(
-        prevHash,
-        auditChainEntry({
-          seq,
-          ts,
-          orgId: row.org_id,
-          actorUserId: row.actor_user_id,
-          actorDeviceId: row.actor_device_id,
-          action: row.action,
-          targetType: row.target_type,
-          targetId: row.target_id,
-          outcome: row.outcome,
-          ip: row.ip,
-          userAgent: row.user_agent,
-          client: row.client,
-          details,
-        }),
-      );
-    } catch {
-      return `entry ${seq}: content cannot be hashed`;
-    }
-    if (hash !== row.hash) return `entry ${seq}: hash does not match its content`;
-    return null;
   }
 
   // ------------------------------------------------------------------------------------------ querying
@@ -643,95 +502,5 @@ export class SqlAuditLog implements AuditLog {
     if (beforeSeq !== undefined) q.where('seq', '<', beforeSeq);
     const rows = (await q.orderBy('seq', order).limit(limit)) as AuditRow[];
     return rows.map(rowToEntry);
-  }
-}
-
-// ------------------------------------------------------------------------------------------ signing key
-
-export const SIGNING_KEY_FILE = 'audit-signing.key';
-
-/** Thrown when the signing key file cannot be trusted; the server must not start. */
-export class SigningKeyFileError extends Error {
-  override name = 'SigningKeyFileError';
-}
-
-function readSeed(file: string): Uint8Array {
-  const fd = openSync(file, fsc.O_RDONLY | fsc.O_NOFOLLOW);
-  try {
-    const st = fstatSync(fd);
-    if (!st.isFile()) throw new SigningKeyFileError(`${file}: not a regular file`);
-    if ((st.mode & 0o077) !== 0) {
-      throw new SigningKeyFileError(`${file}: readable or writable by group or others (mode ${(st.mode & 0o777).toString(8).padStart(4, '0')}); run chmod 600 on it`);
-    }
-    if (st.size !== 32) throw new SigningKeyFileError(`${file}: ${st.size} bytes, a signing seed is exactly 32 bytes`);
-    const seed = new Uint8Array(32);
-    let got = 0;
-    while (got < 32) {
-      const n = readSync(fd, seed, got, 32 - got, got);
-      if (n === 0) throw new SigningKeyFileError(`${file}: shorter than 32 bytes`);
-      got += n;
-    }
-    return seed;
-  } finally {
-    closeSync(fd);
-  }
-}
-
-function writeSeedAtomically(dir: string, file: string): void {
-  const tmp = path.join(dir, `.${SIGNING_KEY_FILE}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
-  const seed = randomBytes(32);
-  const fd = openSync(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o600);
-  try {
-    fchmodSync(fd, 0o600); // whatever the umask
-    let put = 0;
-    while (put < 32) put += writeSync(fd, seed, put, 32 - put);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-    seed.fill(0);
-  }
-  try {
-    // link() never replaces: if another process created the key meanwhile, keep theirs.
-    linkSync(tmp, file);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-  } finally {
-    unlinkSync(tmp);
-  }
-  try {
-    const dfd = openSync(dir, fsc.O_RDONLY);
-    try {
-      fsyncSync(dfd);
-    } finally {
-      closeSync(dfd);
-    }
-  } catch {
-    // directories cannot be fsynced everywhere; the key file itself is durable
-  }
-}
-
-/**
- * The server's checkpoint-signing key from `<dataDir>/audit-signing.key` (a raw 32-byte Ed25519 seed, mode
- * 0600), created atomically on first start. Throws SigningKeyFileError if the file is a symlink, not a regular
- * file, readable or writable by group or others, or not exactly 32 bytes.
- */
-export async function loadOrCreateServerSigningKey(dataDir: string): Promise<ServerSigningKey> {
-  await initCrypto();
-  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  const file = path.join(dataDir, SIGNING_KEY_FILE);
-  let exists = true;
-  try {
-    const st = lstatSync(file);
-    if (st.isSymbolicLink()) throw new SigningKeyFileError(`${file}: is a symbolic link; the key must be a regular file`);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-    exists = false;
-  }
-  if (!exists) writeSeedAtomically(dataDir, file);
-  const seed = readSeed(file);
-  try {
-    return serverSigningKeyFromSeed(seed);
-  } finally {
-    seed.fill(0);
   }
 }

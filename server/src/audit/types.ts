@@ -89,6 +89,24 @@ export interface AuditVerifyResult {
   /** seq and hash of the last entry verified (0 and the genesis hash when none): anchor these elsewhere */
   lastSeq?: number;
   lastHash?: string;
+  /** seq of the newest checkpoint verified (0 when none) */
+  lastCheckpointSeq?: number;
+}
+
+/** The highest entry a verifier has seen intact, kept outside the database (docs/crypto.md §12, rule V5). */
+export interface AuditAnchor {
+  seq: number;
+  /** hash of entry `seq` (64 hex digits) */
+  hash: string;
+  /** when it was verified (ms since 1970 UTC), for messages */
+  verifiedAt?: number;
+}
+
+export interface AuditVerifyOptions {
+  /** The log must reach `anchor.seq`, and entry `anchor.seq` must have `anchor.hash` (rule V5). */
+  anchor?: AuditAnchor | null;
+  /** Verification time (default: the log's clock). */
+  now?: number;
 }
 
 export interface AuditLog {
@@ -98,8 +116,16 @@ export interface AuditLog {
   appendStandalone(entry: AuditEntryInput): Promise<number>;
   /** Writes a signed checkpoint over the newest entry (no-op if none since the last). */
   checkpoint(): Promise<void>;
-  /** Recomputes the chain and checks every checkpoint signature. */
-  verify(): Promise<AuditVerifyResult>;
+  /**
+   * Recomputes the chain, checks every checkpoint signature, demands the checkpoints the server must have written
+   * and, given an anchor, a log that reaches it unchanged (docs/crypto.md §12, rules V1–V5).
+   */
+  verify(options?: AuditVerifyOptions): Promise<AuditVerifyResult>;
+  /**
+   * Audits a request that has no authenticated caller (no or a bad session, prelogin, failed login), aggregated so
+   * that a flood does not write one row per request: see anonymous.ts. Resolves once the entry is written or counted.
+   */
+  appendAnonymous(entry: AuditEntryInput): Promise<void>;
   query(filter: AuditFilter): Promise<AuditEntry[]>;
   /** Checkpoints with fromSeq <= seq <= toSeq, oldest first, at most `limit` (for exports). */
   listCheckpoints?(range: { fromSeq: number; toSeq: number; limit?: number }): Promise<AuditCheckpointRecord[]>;

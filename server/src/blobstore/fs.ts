@@ -1,4 +1,4 @@
-// Filesystem blob store: the embedded default (DESIGN §8). Rules of the interface: ./index.ts.
+// Filesystem blob store: the embedded default (docs/architecture.md §8). Rules of the interface: ./index.ts.
 //
 // Layout under the root directory:
 //   <root>/<orgStorageName(orgId)>/<key segments as directories...>/<last segment>@
@@ -46,7 +46,8 @@ export interface FsBlobStoreOptions {
 /** Opens (creating if needed) a filesystem blob store rooted at `options.root`. */
 export async function openFsBlobStore(options: FsBlobStoreOptions): Promise<FsBlobStore> {
   const root = path.resolve(options.root);
-  await mkdir(root, { recursive: true });
+  // Chunks are ciphertext, but who stores how much, when and in which space is nobody else's business: 0700/0600.
+  await mkdir(root, { recursive: true, mode: 0o700 });
   return new FsBlobStore(root);
 }
 
@@ -139,7 +140,7 @@ class FsOrgBlobStore implements OrgBlobStore {
   /** Creates `dir` (and parents) and a fresh temp file in it; retries when a concurrent delete prunes `dir`. */
   private async openTemp(dir: string): Promise<{ fh: FileHandle; tmp: string; created: string[] }> {
     for (let attempt = 0; ; attempt++) {
-      const first = await mkdir(dir, { recursive: true });
+      const first = await mkdir(dir, { recursive: true, mode: 0o700 });
       const created: string[] = [];
       if (first !== undefined) {
         for (let d = dir; ; d = path.dirname(d)) {

@@ -1,4 +1,4 @@
-// Blob stores (DESIGN §8): where encrypted chunk and pack objects live. One small, driver-like interface with
+// Blob stores (docs/architecture.md §8): where encrypted chunk and pack objects live. One small, driver-like interface with
 // two implementations: `fs` (embedded default, ./fs.ts) and `minio` (any S3 server via the `minio` client,
 // ./minio.ts). Everything above this layer talks to `BlobStore` / `OrgBlobStore` only.
 //

@@ -1,10 +1,10 @@
-// S3 blob store through the `minio` client (v8): MinIO, Ceph RGW, AWS S3 (DESIGN §8). Rules: ./index.ts.
+// S3 blob store through the `minio` client (v8): MinIO, Ceph RGW, AWS S3 (docs/architecture.md §8). Rules: ./index.ts.
 //
 // - One bucket per organisation: `<bucketPrefix><orgStorageName(orgId)>` (e.g. `kluis-o-<uuid>`), created on
 //   the first put to that organisation (reads of a never-written organisation see an empty store and do not
 //   create anything). Path-style requests, so bucket names need no DNS.
 // - Puts up to `partSize` bytes (default 16 MiB) go up as ONE PutObject from a buffer; larger objects as a
-//   multipart upload of `partSize` parts. 16 MiB because: packs are 8–16 MiB (DESIGN §3.1) and chunks at most
+//   multipart upload of `partSize` parts. 16 MiB because: packs are 8–16 MiB (docs/architecture.md §3.1) and chunks at most
 //   2 MiB, so every pack and chunk is a single request (multipart costs 2 extra round trips and a manifest);
 //   a part is held in memory while it uploads (and the next is read meanwhile), so 16 MiB bounds memory to
 //   ~32 MiB per large put, not the client's default 64 MiB; S3 wants parts >= 5 MiB, and 10,000 parts of

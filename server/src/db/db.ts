@@ -1,10 +1,10 @@
-// The metadata database. All SQL goes through Knex so that the same code runs on PostgreSQL (DESIGN §8);
+// The metadata database. All SQL goes through Knex so that the same code runs on PostgreSQL (docs/architecture.md §8);
 // sqlite-specific settings live here and in dialect branches of the migrations, never in services.
-import { mkdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import knexFactory, { type Knex } from 'knex';
 import { migrations } from './migrations.js';
+import { DB_FILE, createDbFile } from '../data-dir.js';
 
 // Knex opens sqlite transactions with a deferred BEGIN: a transaction that reads and then writes fails with
 // SQLITE_BUSY (no wait) when another process (kluis-admin beside the server) committed in between. BEGIN IMMEDIATE
@@ -41,7 +41,7 @@ type RawConnection = { run(sql: string, cb: (err: Error | null) => void): void }
 function sqliteKnex(dataDir: string, connections: number, pragmas: readonly string[]): Db {
   return knexFactory({
     client: KluisSqlite3Client as unknown as typeof Knex.Client,
-    connection: { filename: path.join(dataDir, 'kluis.sqlite3') },
+    connection: { filename: path.join(dataDir, DB_FILE) },
     useNullAsDefault: true,
     pool: {
       min: 1,
@@ -59,7 +59,8 @@ function sqliteKnex(dataDir: string, connections: number, pragmas: readonly stri
 
 /** Opens (creating if needed) the sqlite3 database with WAL, foreign keys and full fsync, then migrates. */
 export async function openDatabase(options: DbOptions): Promise<Db> {
-  mkdirSync(options.dataDir, { recursive: true });
+  // Created 0600 (in a 0700 directory) before sqlite opens it: it holds the password-sealed key bundles.
+  createDbFile(options.dataDir);
   // One connection: sqlite has one writer anyway, and a single connection makes every transaction
   // serialisable without SQLITE_BUSY retries. Never await blob-store I/O inside a transaction.
   const db = sqliteKnex(options.dataDir, 1, ['PRAGMA journal_mode = WAL', 'PRAGMA foreign_keys = ON', 'PRAGMA synchronous = FULL', 'PRAGMA busy_timeout = 5000']);

@@ -14,7 +14,8 @@ const READERS: OrgRole[] = ['main_admin', 'backup_admin', 'auditor'];
 
 const time = z.string().transform((s, c) => {
   const ms = /^\d+$/.test(s) ? Number(s) : Date.parse(s);
-  if (!Number.isFinite(ms)) {
+  // Safe integers only: 2^53 ms and beyond are no time, and the audit query refuses them (that was a 500).
+  if (!Number.isSafeInteger(ms)) {
     c.addIssue({ code: 'custom', message: 'a time: ISO 8601 or ms since 1970' });
     return z.NEVER;
   }
@@ -72,6 +73,15 @@ export function auditRoutes(router: Router, services: Services): void {
     ctx.type = format === 'csv' ? 'text/csv; charset=utf-8' : 'application/json; charset=utf-8';
     ctx.attachment(`kluis-audit-${orgId}.${format}`);
     ctx.body = body;
-    exportAudit(audit, { ...filterFor(orgId, q), limit: undefined }, format, body).catch((err) => body.destroy(err as Error));
+    // The answer has begun (200) when the export fails: the trail says so in a second entry, since the first one
+    // only records that the export started.
+    exportAudit(audit, { ...filterFor(orgId, q), limit: undefined }, format, body).catch((err: unknown) => {
+      const aborted = body.destroyed; // Koa destroys the body when the client goes away
+      if (!aborted) services.log.error({ err }, 'audit export failed');
+      body.destroy(err as Error);
+      const code = aborted ? ErrorCode.ClientAborted : ErrorCode.Internal;
+      audit.appendStandalone({ ...actor(ctx, caller), action: 'audit.export', targetType: 'org', targetId: orgId, outcome: 'failed', details: { format, code } })
+        .catch((auditErr: unknown) => services.log.error({ err: auditErr }, 'could not write the audit entry of a failed export'));
+    });
   });
 }

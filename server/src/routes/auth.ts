@@ -7,13 +7,23 @@ import {
 } from '@kluis/shared';
 import { ApiError } from '../errors.js';
 import type { Services } from '../context.js';
-import { body, meta, parse, publicRoute, route, target } from '../http.js';
+import { actor, body, meta, parse, publicRoute, route, target } from '../http.js';
 import { createSession } from '../auth/sessions.js';
-import { clearFailures, EMAIL_POLICY, IP_POLICY, lockedFor, recordFailure } from '../auth/throttle.js';
+import { EMAIL_POLICY, IP_POLICY, reserveAttempt } from '../auth/throttle.js';
 
-/** The weakest KDF parameters an account may have in this environment (DESIGN §2, §6). */
+/** The weakest KDF parameters an account may have in this environment (docs/architecture.md §2, §6). */
 export function kdfFloor(services: Services): KdfParams {
   return services.config.env === 'production' || services.config.env === 'acceptance' ? KDF_MODERATE : KDF_MIN;
+}
+
+/**
+ * The KDF limits a new account gets from a client left at its defaults: component-wise max(this server's floor,
+ * MODERATE) (docs/crypto.md §2; desktop chooseKdf). Prelogin answers these for unknown addresses in every environment,
+ * so that they look like such an account (the floor alone would single them out where it is below MODERATE).
+ */
+export function kdfDefaults(services: Services): KdfParams {
+  const floor = kdfFloor(services);
+  return { opsLimit: Math.max(floor.opsLimit, KDF_MODERATE.opsLimit), memLimit: Math.max(floor.memLimit, KDF_MODERATE.memLimit) };
 }
 
 export function authRoutes(router: Router, services: Services, serverSecret: Uint8Array): void {
@@ -23,10 +33,13 @@ export function authRoutes(router: Router, services: Services, serverSecret: Uin
     const { email } = parse(PreloginRequest, body(ctx));
     const user = await db('users').where({ email }).first('kdf_salt', 'kdf_ops', 'kdf_mem');
     // Unknown e-mails get stable, plausible parameters: the answer does not reveal whether the account exists.
-    const floor = kdfFloor(services);
+    const fake = kdfDefaults(services);
+    // A request without a session: counted per window (audit/anonymous.ts), with no organisation and no target, so
+    // neither the rows nor the time they take tell known addresses from unknown ones.
+    await audit.appendAnonymous({ orgId: null, action: 'auth.prelogin', outcome: 'success', ...meta(ctx) });
     ctx.body = user
       ? { kdf: { salt: user.kdf_salt, opsLimit: Number(user.kdf_ops), memLimit: Number(user.kdf_mem) } }
-      : { kdf: { salt: fakeSalt(serverSecret, email), opsLimit: floor.opsLimit, memLimit: floor.memLimit } };
+      : { kdf: { salt: fakeSalt(serverSecret, email), opsLimit: fake.opsLimit, memLimit: fake.memLimit } };
   });
 
   publicRoute(router, 'post', '/api/v1/auth/signup', 'auth.signup', async (ctx) => {
@@ -71,28 +84,34 @@ export function authRoutes(router: Router, services: Services, serverSecret: Uin
     const req = parse(LoginRequest, body(ctx));
     const emailKey = `login:email:${req.email}`;
     const ipKey = `login:ip:${ctx.state.meta.ip}`;
-    const wait = Math.max(await lockedFor(db, emailKey), await lockedFor(db, ipKey));
     const user = await db('users').where({ email: req.email }).first();
     if (user) {
       ctx.state.orgId = user.org_id;
       target(ctx, 'user', user.id);
     }
-    if (wait > 0) {
-      ctx.set('Retry-After', String(Math.ceil(wait / 1000)));
-      throw new ApiError(429, ErrorCode.RateLimited, `too many failed logins: try again in ${Math.ceil(wait / 60000)} minute(s)`);
+    // Counted before the check (auth/throttle.ts), so that a burst of parallel guesses gets at most the limit checked.
+    const reserved = await reserveAttempt(services.tx, [{ key: emailKey, policy: EMAIL_POLICY }, { key: ipKey, policy: IP_POLICY }]);
+    if ('waitMs' in reserved) {
+      ctx.set('Retry-After', String(Math.ceil(reserved.waitMs / 1000)));
+      throw new ApiError(429, ErrorCode.RateLimited, `too many failed logins: try again in ${Math.ceil(reserved.waitMs / 60000)} minute(s)`);
     }
+    const { attempt } = reserved;
     if (!user || user.disabled_at !== null || !checkAuthKey(fromBase64Url(req.authKey), user.auth_verifier)) {
-      await recordFailure(db, emailKey, EMAIL_POLICY);
-      await recordFailure(db, ipKey, IP_POLICY);
+      await attempt.fail();
       throw Object.assign(new ApiError(401, ErrorCode.Unauthenticated, 'wrong e-mail address or password'), { auditOutcome: 'failed' as const });
     }
-    const result = await db.transaction(async (trx) => {
-      const session = await createSession(trx, user.id, req.deviceName, ctx.state.meta.client);
-      await audit.append(trx, { orgId: user.org_id, actorUserId: user.id, actorDeviceId: session.deviceId, action: 'auth.login', targetType: 'user', targetId: user.id, outcome: 'success', ...meta(ctx), details: { deviceName: req.deviceName } });
-      await audit.append(trx, { orgId: user.org_id, actorUserId: user.id, actorDeviceId: session.deviceId, action: 'keys.bundle.read', targetType: 'user', targetId: user.id, outcome: 'success', ...meta(ctx) });
-      return { userId: user.id, orgId: user.org_id, role: user.role, ...session, keyBundle: JSON.parse(user.key_bundle) };
-    });
-    await clearFailures(db, emailKey);
+    let result;
+    try {
+      result = await db.transaction(async (trx) => {
+        const session = await createSession(trx, user.id, req.deviceName, ctx.state.meta.client);
+        await audit.append(trx, { orgId: user.org_id, actorUserId: user.id, actorDeviceId: session.deviceId, action: 'auth.login', targetType: 'user', targetId: user.id, outcome: 'success', ...meta(ctx), details: { deviceName: req.deviceName } });
+        await audit.append(trx, { orgId: user.org_id, actorUserId: user.id, actorDeviceId: session.deviceId, action: 'keys.bundle.read', targetType: 'user', targetId: user.id, outcome: 'success', ...meta(ctx) });
+        return { userId: user.id, orgId: user.org_id, role: user.role, ...session, keyBundle: JSON.parse(user.key_bundle) };
+      });
+    } finally {
+      // The password was right: the address's failures are forgotten, the IP's count of this attempt given back.
+      await attempt.succeed([emailKey]);
+    }
     ctx.body = result;
   });
 
@@ -101,6 +120,8 @@ export function authRoutes(router: Router, services: Services, serverSecret: Uin
       await trx('sessions').where({ id: caller.deviceId }).update({ revoked_at: Date.now() });
       await audit.append(trx, { orgId: caller.orgId, actorUserId: caller.userId, actorDeviceId: caller.deviceId, action: 'auth.logout', targetType: 'device', targetId: caller.deviceId, outcome: 'success', ...meta(ctx) });
     });
+    // The device's open event streams end with its token (after the commit: see EventBus.openStream).
+    services.events.endSessions({ deviceId: caller.deviceId });
     ctx.status = 204;
   });
 
@@ -117,6 +138,7 @@ export function authRoutes(router: Router, services: Services, serverSecret: Uin
   route(router, services, 'get', '/api/v1/devices', { action: 'device.list' }, async (ctx, caller) => {
     const rows = await db('sessions').where({ user_id: caller.userId }).orderBy('created_at', 'asc')
       .select('id', 'device_name', 'created_at', 'last_seen_at', 'expires_at', 'revoked_at', 'client');
+    await services.tx((trx) => audit.append(trx, { ...actor(ctx, caller), action: 'device.list', targetType: 'user', targetId: caller.userId, outcome: 'success', details: { count: rows.length } }));
     ctx.body = {
       devices: rows.map((r) => ({
         deviceId: r.id, name: r.device_name, client: r.client, createdAt: Number(r.created_at), lastSeenAt: Number(r.last_seen_at),
@@ -134,6 +156,7 @@ export function authRoutes(router: Router, services: Services, serverSecret: Uin
       if (n === 0) throw new ApiError(404, ErrorCode.NotFound, 'no such active device');
       await audit.append(trx, { orgId: caller.orgId, actorUserId: caller.userId, actorDeviceId: caller.deviceId, action: 'device.revoke', targetType: 'device', targetId: deviceId, outcome: 'success', ...meta(ctx) });
     });
+    services.events.endSessions({ userId: caller.userId, deviceId });
     ctx.status = 204;
   });
 }

@@ -1,4 +1,4 @@
-// Chunk transfer (DESIGN §3.1): which chunks are missing, framed batch upload and download of many small chunks,
+// Chunk transfer (docs/architecture.md §3.1): which chunks are missing, framed batch upload and download of many small chunks,
 // and single-chunk streaming PUT/GET for large ones. Storage (packs, ranged reads) lives in storage/chunks.ts.
 import type Router from '@koa/router';
 import { Readable } from 'node:stream';
@@ -27,6 +27,18 @@ function declaredLength(ctx: KCtx, max: number): number | null {
   return n;
 }
 
+/**
+ * Chunk bodies are ciphertext, read by the route as they arrive (the JSON parser leaves them alone): sent as
+ * application/octet-stream or without a type, and not content-encoded (ciphertext does not compress, and the store
+ * must keep exactly the bytes whose id was announced). Anything else is 415, before a byte is read.
+ */
+function binaryBody(ctx: KCtx, what: string): void {
+  const type = ctx.request.type;
+  if (type && type !== 'application/octet-stream') throw new ApiError(415, ErrorCode.UnsupportedMediaType, `send ${what} as application/octet-stream`);
+  const encoding = ctx.get('content-encoding').trim().toLowerCase();
+  if (encoding && encoding !== 'identity') throw new ApiError(415, ErrorCode.UnsupportedMediaType, `${what}: no Content-Encoding is supported`);
+}
+
 export function chunkRoutes(router: Router, services: Services, chunks: ChunkStore): void {
   const { read, audit } = services;
 
@@ -35,14 +47,16 @@ export function chunkRoutes(router: Router, services: Services, chunks: ChunkSto
     target(ctx, 'space', spaceId);
     await spaceAccess(read, caller, spaceId, 'editor');
     const { ids } = parse(ChunkIdsRequest, body(ctx));
-    ctx.body = { missing: await chunks.missing(caller.orgId, spaceId, ids) };
+    const missing = await chunks.missing(caller.orgId, spaceId, ids);
+    await services.tx((trx) => audit.append(trx, { ...actor(ctx, caller), action: 'chunks.missing', targetType: 'space', targetId: spaceId, outcome: 'success', details: { asked: ids.length, missing: missing.length } }));
+    ctx.body = { missing };
   });
 
   route(router, services, 'post', '/api/v1/spaces/:spaceId/chunks/upload', { action: 'chunks.upload' }, async (ctx, caller) => {
     const spaceId = String(ctx.params.spaceId);
     target(ctx, 'space', spaceId);
     await spaceAccess(read, caller, spaceId, 'editor');
-    if (!ctx.is('application/octet-stream')) throw new ApiError(400, ErrorCode.BadRequest, 'send the chunk frames as application/octet-stream');
+    binaryBody(ctx, 'the chunk frames');
     declaredLength(ctx, MAX_UPLOAD_BYTES);
     // Frames are parsed while they arrive; a truncated or lying body fails before its pack is committed.
     const r = await chunks.putBatch(caller.orgId, spaceId, parseFrames(ctx.req, DEFAULT_CHUNK_BATCH_LIMITS));
@@ -68,6 +82,7 @@ export function chunkRoutes(router: Router, services: Services, chunks: ChunkSto
     target(ctx, 'space', spaceId);
     await spaceAccess(read, caller, spaceId, 'editor');
     const id = chunkParam(ctx);
+    binaryBody(ctx, 'the chunk');
     const size = declaredLength(ctx, DEFAULT_CHUNK_BATCH_LIMITS.maxFrameBytes);
     if (size === null) throw new ApiError(411, ErrorCode.BadRequest, 'Content-Length is required');
     const r = await chunks.putOne(caller.orgId, spaceId, id, ctx.req, size);

@@ -4,6 +4,7 @@ import { PassThrough } from 'node:stream';
 import { CommitRequest, ErrorCode, fromBase64Url, verifyWrapSignature, type CommitVersion, type FileKeyWrap } from '@kluis/shared';
 import { ApiError } from '../errors.js';
 import type { Services } from '../context.js';
+import type { ChangeEvent } from '../events.js';
 import { actor, body, parse, route, target, type KCtx } from '../http.js';
 import { spaceAccess } from '../services/access.js';
 import type { Tx } from '../db/db.js';
@@ -29,7 +30,7 @@ function intQuery(ctx: KCtx, name: string, fallback: number, min: number, max: n
 interface Conflict {
   fileId: string;
   versionId: string;
-  reason: 'parent_not_head' | 'already_committed' | 'file_in_other_space';
+  reason: 'parent_not_head' | 'already_committed' | 'file_in_other_space' | 'version_in_other_space';
   head: string | null;
   seq?: number;
 }
@@ -53,9 +54,14 @@ async function commitBatch(trx: Tx, services: Services, ctx: KCtx, spaceId: stri
       .groupBy('f.id', 'f.space_id', 'f.head_version_id').select('f.id', 'f.space_id', 'f.head_version_id').max({ wrapEpoch: 'w.key_epoch' }) as { id: string; space_id: string; head_version_id: string | null; wrapEpoch: number | null }[];
     for (const r of rows) files.set(r.id, { space_id: r.space_id, head_version_id: r.head_version_id, wrapEpoch: Number(r.wrapEpoch ?? 0) });
   }
+  // Versions with these ids in this space (replays: their seq is the caller's to know), and ids taken elsewhere.
   const existing = new Map<string, number>();
+  const elsewhere = new Set<string>();
   for (const part of chunked(versionIds)) {
-    for (const r of await trx('versions').whereIn('id', part).select('id', 'seq')) existing.set(r.id, Number(r.seq));
+    for (const r of await trx('versions').whereIn('id', part).select('id', 'seq', 'space_id')) {
+      if (r.space_id === spaceId) existing.set(r.id, Number(r.seq));
+      else elsewhere.add(r.id);
+    }
   }
 
   const conflicts: Conflict[] = [];
@@ -66,6 +72,12 @@ async function commitBatch(trx: Tx, services: Services, ctx: KCtx, spaceId: stri
     const known = files.get(v.fileId);
     if (known && known.space_id !== spaceId) {
       conflicts.push({ fileId: v.fileId, versionId: v.versionId, reason: 'file_in_other_space', head: null });
+      continue;
+    }
+    // An id taken in another space, of this organisation or another, gets one answer that says nothing of that
+    // space (no seq, no head): ids are global, so the refusal itself cannot be avoided, but it is the same for all.
+    if (elsewhere.has(v.versionId)) {
+      conflicts.push({ fileId: v.fileId, versionId: v.versionId, reason: 'version_in_other_space', head: null });
       continue;
     }
     if (existing.has(v.versionId)) {
@@ -213,27 +225,30 @@ export function commitRoutes(router: Router, services: Services): void {
     await spaceAccess(read, caller, spaceId, 'viewer');
     const rows = await read('files as f').join('versions as v', 'v.id', 'f.head_version_id').where('f.space_id', spaceId).andWhere('v.deleted', true).whereNull('v.expired_at')
       .orderBy('v.seq', 'desc').select('v.*');
+    await services.tx((trx) => audit.append(trx, { ...actor(ctx, caller), action: 'trash.read', targetType: 'space', targetId: spaceId, outcome: 'success', details: { count: rows.length } }));
     ctx.body = { spaceId, deleted: rows.map(versionView) };
   });
 
-  // Server-sent events: `change` events {spaceId, seq} for every space the caller is a member of.
+  // Server-sent events: `change` events {spaceId, seq} for every space the caller is a member of. The stream is
+  // registered with the bus under its session, so that revoking the session (device revocation, logout, password
+  // reset) or removing the user from a space ends it at once.
   route(router, services, 'get', '/api/v1/events', { action: 'events.subscribe' }, async (ctx, caller) => {
     const loadSpaces = async () => new Set((await read('space_members').where({ user_id: caller.userId }).select('space_id')).map((r) => r.space_id as string));
-    let spaces = await loadSpaces();
-    const heads = await read('spaces').whereIn('id', [...spaces]).select('id', 'seq');
     const stream = new PassThrough();
-    ctx.req.socket.setTimeout(0);
-    ctx.req.socket.setNoDelay(true);
-    ctx.set('Content-Type', 'text/event-stream; charset=utf-8');
-    ctx.set('Cache-Control', 'no-store');
-    ctx.set('X-Accel-Buffering', 'no');
-    ctx.status = 200;
-    ctx.body = stream;
-    stream.write(`retry: 2000\nevent: hello\ndata: ${JSON.stringify({ spaces: heads.map((h) => ({ spaceId: h.id, seq: Number(h.seq) })) })}\n\n`);
+    // null until the hello is written: events arriving before then wait in `early`, so none falls between the heads
+    // the hello reports and the first `change`.
+    let spaces: Set<string> | null = null;
+    const early: ChangeEvent[] = [];
+    let ended = false;
     let refreshing: Promise<void> | null = null;
-    const unsubscribe = events.subscribe((e) => {
+    const onChange = (e: ChangeEvent) => {
+      if (ended) return;
+      if (!spaces) {
+        early.push(e);
+        return;
+      }
       const send = () => {
-        if (spaces.has(e.spaceId)) stream.write(`event: change\ndata: ${JSON.stringify(e)}\n\n`);
+        if (!ended && spaces!.has(e.spaceId)) stream.write(`event: change\ndata: ${JSON.stringify(e)}\n\n`);
       };
       if (spaces.has(e.spaceId)) return send();
       // Maybe the caller was just added to this space.
@@ -242,13 +257,45 @@ export function commitRoutes(router: Router, services: Services): void {
         refreshing = null;
       }, () => { refreshing = null; });
       void refreshing.then(send);
+    };
+    // Registered before the session and the memberships are read (see EventBus.openStream): a revocation or removal
+    // committed after these reads finds the stream on the bus, one committed before is seen by them.
+    const unregister = events.openStream({ userId: caller.userId, deviceId: caller.deviceId }, {
+      change: onChange,
+      end: () => {
+        ended = true;
+        stream.end();
+      },
     });
+    let heads: { id: string; seq: number | string }[];
+    let loaded: Set<string>;
+    try {
+      const session = await read('sessions').where({ id: caller.deviceId }).first('revoked_at');
+      if (!session || session.revoked_at !== null) throw new ApiError(401, ErrorCode.Unauthenticated, 'this device was signed out');
+      loaded = await loadSpaces();
+      heads = await read('spaces').whereIn('id', [...loaded]).select('id', 'seq');
+      await services.tx((trx) => audit.append(trx, { ...actor(ctx, caller), action: 'events.subscribe', targetType: 'device', targetId: caller.deviceId, outcome: 'success', details: { spaces: loaded.size } }));
+    } catch (err) {
+      unregister();
+      throw err;
+    }
+    ctx.req.socket.setTimeout(0);
+    ctx.req.socket.setNoDelay(true);
+    ctx.set('Content-Type', 'text/event-stream; charset=utf-8');
+    ctx.set('Cache-Control', 'no-store');
+    ctx.set('X-Accel-Buffering', 'no');
+    ctx.status = 200;
+    ctx.body = stream;
+    // Ended while the memberships were read (a membership change): an empty stream, and the client's reconnect
+    // reads them afresh.
+    if (ended) return;
+    stream.write(`retry: 2000\nevent: hello\ndata: ${JSON.stringify({ spaces: heads.map((h) => ({ spaceId: h.id, seq: Number(h.seq) })) })}\n\n`);
+    spaces = loaded;
+    for (const e of early.splice(0)) onChange(e);
     const heartbeat = setInterval(() => stream.write(': keep-alive\n\n'), 25_000);
-    const offClose = events.onClose(() => stream.end());
     const close = () => {
       clearInterval(heartbeat);
-      unsubscribe();
-      offClose();
+      unregister();
     };
     ctx.req.on('close', close);
     stream.on('close', close);

@@ -1,6 +1,7 @@
 // Organisation administration (CSAM-style roles) and the public-key directory, scoped to the caller's organisation.
 import type Router from '@koa/router';
-import { ErrorCode, InviteRequest, RoleChangeRequest, type OrgRole } from '@kluis/shared';
+import { z } from 'zod';
+import { Email, ErrorCode, InviteRequest, RoleChangeRequest, type OrgRole } from '@kluis/shared';
 import { ApiError } from '../errors.js';
 import type { Caller, Services } from '../context.js';
 import { actor, body, parse, route, target, type KCtx } from '../http.js';
@@ -20,12 +21,16 @@ function requireRole(caller: Caller, roles: OrgRole[]): void {
   if (!roles.includes(caller.role)) throw new ApiError(403, ErrorCode.Forbidden, `this needs one of the roles: ${roles.join(', ')}`);
 }
 
+/** The address of a directory look-up, normalised as at sign-up (docs/crypto.md §0). */
+const DirectoryQuery = z.object({ email: Email });
+
 export function orgRoutes(router: Router, services: Services): void {
   const { db, audit } = services;
 
   route(router, services, 'get', '/api/v1/orgs/:orgId', { action: 'org.read' }, async (ctx, caller) => {
     const orgId = ownOrg(ctx, caller);
     const org = await db('orgs').where({ id: orgId }).first('id', 'name', 'enterprise_number', 'created_at');
+    await services.tx((trx) => audit.append(trx, { ...actor(ctx, caller), action: 'org.read', targetType: 'org', targetId: orgId, outcome: 'success' }));
     ctx.body = { orgId: org.id, name: org.name, enterpriseNumber: org.enterprise_number, createdAt: Number(org.created_at) };
   });
 
@@ -35,7 +40,7 @@ export function orgRoutes(router: Router, services: Services): void {
     const req = parse(InviteRequest, body(ctx));
     if (req.role === 'main_admin') throw new ApiError(403, ErrorCode.Forbidden, 'an organisation has one main access admin');
     if (req.role === 'backup_admin' && caller.role !== 'main_admin') throw new ApiError(403, ErrorCode.Forbidden, 'only the main access admin appoints backup admins');
-    const invite = await db.transaction((trx) => insertInvite(trx, audit, { orgId, email: req.email, role: req.role, createdBy: caller.userId }, actor(ctx, caller)));
+    const invite = await db.transaction((trx) => insertInvite(trx, audit, { orgId, email: req.email, role: req.role, createdBy: caller.userId, accountsVisible: 'org' }, actor(ctx, caller)));
     ctx.status = 201;
     ctx.body = invite;
   });
@@ -44,6 +49,7 @@ export function orgRoutes(router: Router, services: Services): void {
     const orgId = ownOrg(ctx, caller);
     requireRole(caller, [...ADMINS, 'domain_admin', 'auditor']);
     const users = await db('users').where({ org_id: orgId }).orderBy('email').select('id', 'email', 'role', 'created_at', 'disabled_at');
+    await services.tx((trx) => audit.append(trx, { ...actor(ctx, caller), action: 'org.users.list', targetType: 'org', targetId: orgId, outcome: 'success', details: { count: users.length } }));
     ctx.body = { users: users.map((u) => ({ userId: u.id, email: u.email, role: u.role, createdAt: Number(u.created_at), disabled: u.disabled_at !== null })) };
   });
 
@@ -66,7 +72,7 @@ export function orgRoutes(router: Router, services: Services): void {
   });
 
   route(router, services, 'get', '/api/v1/directory', { action: 'directory.read' }, async (ctx, caller) => {
-    const email = typeof ctx.query.email === 'string' ? ctx.query.email.trim().toLowerCase() : null;
+    const email = typeof ctx.query.email === 'string' ? parse(DirectoryQuery, { email: ctx.query.email }).email : null;
     const userId = typeof ctx.query.userId === 'string' ? ctx.query.userId : null;
     if (!email && !userId) throw new ApiError(400, ErrorCode.ValidationFailed, 'query: email or userId is required');
     target(ctx, 'user', userId ?? null);
@@ -74,6 +80,7 @@ export function orgRoutes(router: Router, services: Services): void {
     const row = await (email ? q.where({ email }) : q.where({ id: userId })).first('id', 'email', 'enc_public_key', 'sign_public_key', 'identity_sig');
     // Users of other organisations are not in this directory: same answer as an unknown user.
     if (!row) throw new ApiError(404, ErrorCode.NotFound, 'no such colleague in your organisation');
+    await services.tx((trx) => audit.append(trx, { ...actor(ctx, caller), action: 'directory.read', targetType: 'user', targetId: row.id, outcome: 'success', details: { by: email ? 'email' : 'userId' } }));
     ctx.body = { userId: row.id, email: row.email, encPublicKey: row.enc_public_key, signPublicKey: row.sign_public_key, identitySig: row.identity_sig };
   });
 }

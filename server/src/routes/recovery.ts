@@ -12,7 +12,7 @@ import { ApiError } from '../errors.js';
 import type { Services } from '../context.js';
 import { body, meta, parse, publicRoute, target, type KCtx } from '../http.js';
 import { createSession } from '../auth/sessions.js';
-import { clearFailures, IP_POLICY, lockedFor, recordFailure, type ThrottlePolicy } from '../auth/throttle.js';
+import { clearFailures, IP_POLICY, reserveAttempt, type Attempt, type ThrottleKey, type ThrottlePolicy } from '../auth/throttle.js';
 import { kdfFloor } from './auth.js';
 
 /** A challenge is good for one `finish` within this time. */
@@ -36,16 +36,24 @@ export const RecoveryFinishRequest = z.object({
   deviceName: DeviceName,
 }).strict();
 
+/**
+ * The one answer to every refused `finish` before the signature is known good: unknown or disabled address, wrong,
+ * used or expired challenge, and a signature that does not verify. Separate answers would tell which addresses have
+ * an account (an unknown address's challenge is never stored, so it could only ever get the first).
+ */
+export const RECOVERY_REFUSED = 'the recovery challenge is unknown, used or expired, or the reset is not signed by the account\'s key: start again';
+
 export function recoveryRoutes(router: Router, services: Services, serverSecret: Uint8Array): void {
   const { db, audit } = services;
 
-  async function throttle(ctx: KCtx, keys: string[]): Promise<void> {
-    let wait = 0;
-    for (const key of keys) wait = Math.max(wait, await lockedFor(db, key));
-    if (wait > 0) {
-      ctx.set('Retry-After', String(Math.ceil(wait / 1000)));
-      throw new ApiError(429, ErrorCode.RateLimited, `too many password-reset attempts: try again in ${Math.ceil(wait / 60000)} minute(s)`);
+  /** Counts the attempt on every key before any check (auth/throttle.ts), or answers 429. */
+  async function reserve(ctx: KCtx, keys: ThrottleKey[]): Promise<Attempt> {
+    const reserved = await reserveAttempt(services.tx, keys);
+    if ('waitMs' in reserved) {
+      ctx.set('Retry-After', String(Math.ceil(reserved.waitMs / 1000)));
+      throw new ApiError(429, ErrorCode.RateLimited, `too many password-reset attempts: try again in ${Math.ceil(reserved.waitMs / 60000)} minute(s)`);
     }
+    return reserved.attempt;
   }
 
   publicRoute(router, 'post', '/api/v1/auth/recovery/start', 'auth.recovery.start', async (ctx) => {
@@ -58,10 +66,8 @@ export function recoveryRoutes(router: Router, services: Services, serverSecret:
       ctx.state.orgId = known.org_id;
       target(ctx, 'user', known.id);
     }
-    await throttle(ctx, [emailKey, ipKey]);
-    // Counted for known and unknown addresses alike, so throttling does not tell them apart either.
-    await recordFailure(db, emailKey, RECOVERY_START_POLICY);
-    await recordFailure(db, ipKey, IP_POLICY);
+    // Every start counts, for known and unknown addresses alike, so throttling does not tell them apart either.
+    await (await reserve(ctx, [{ key: emailKey, policy: RECOVERY_START_POLICY }, { key: ipKey, policy: IP_POLICY }])).fail();
     const challenge = newRecoveryChallenge();
     const now = Date.now();
     if (!known) {
@@ -93,53 +99,66 @@ export function recoveryRoutes(router: Router, services: Services, serverSecret:
       ctx.state.orgId = user.org_id;
       target(ctx, 'user', user.id);
     }
-    await throttle(ctx, [emailKey, ipKey]);
-    /** Counts a failed attempt; the caller throws the returned error (audited as failed by the error middleware). */
+    const known = user && user.disabled_at === null ? user : null;
+    const attempt = await reserve(ctx, [{ key: emailKey, policy: RECOVERY_FINISH_POLICY }, { key: ipKey, policy: IP_POLICY }]);
+    /** Keeps the attempt counted; the caller throws the returned error (audited as failed by the error middleware). */
     const failed = async (error: ApiError): Promise<ApiError> => {
-      await recordFailure(db, emailKey, RECOVERY_FINISH_POLICY);
-      await recordFailure(db, ipKey, IP_POLICY);
+      await attempt.fail();
       error.auditOutcome = 'failed';
       return error;
     };
     const now = Date.now();
+    // An unknown (or disabled) address goes through the same steps as an account, with the fake public key `start`
+    // handed out for it, so that neither the answer nor the work done tells them apart (docs/crypto.md §13).
+    const fake = fakeRecoveryMaterial(serverSecret, req.email);
+    const signPublicKey: string = known ? known.sign_public_key : fake.signPublicKey;
     // The challenge is spent by this attempt whatever follows (one conditional UPDATE, so two concurrent replays
-    // cannot both pass). Unknown address, wrong, used and expired challenge: one answer.
-    const spent = user && user.disabled_at === null
-      ? await db('recovery_challenges').where({ user_id: user.id, challenge_hash: tokenHash(req.challenge) }).whereNull('used_at').andWhere('expires_at', '>', now).update({ used_at: now })
-      : 0;
-    if (!user || spent !== 1) throw await failed(new ApiError(401, ErrorCode.Unauthenticated, 'the recovery challenge is unknown, used or expired: start again'));
+    // cannot both pass). For an unknown address the same UPDATE runs and matches nothing (no user id is empty).
+    const spent = await db('recovery_challenges').where({ user_id: known ? known.id : '', challenge_hash: tokenHash(req.challenge) }).whereNull('used_at').andWhere('expires_at', '>', now)
+      .update({ used_at: now });
     const authVerifier = authKeyVerifier(fromBase64Url(req.authKey));
+    let signed = true;
     try {
-      verifyRecoveryReset({ email: req.email, challenge: req.challenge, kdf: req.kdf, authVerifier, keyBundle: req.keyBundle }, req.signature, user.sign_public_key);
+      verifyRecoveryReset({ email: req.email, challenge: req.challenge, kdf: req.kdf, authVerifier, keyBundle: req.keyBundle }, req.signature, signPublicKey);
     } catch {
-      throw await failed(new ApiError(400, ErrorCode.BadSignature, 'the reset is not signed by this account\'s key'));
+      signed = false;
     }
+    if (!known || spent !== 1 || !signed) throw await failed(new ApiError(401, ErrorCode.Unauthenticated, RECOVERY_REFUSED));
+    // Past this point the account's own key signed the request: the answers below can no longer tell anything to
+    // someone who does not hold it.
     // The identity never changes in a reset: same public keys, only the password half is sealed anew.
-    if (req.keyBundle.encPublicKey !== user.enc_public_key || req.keyBundle.signPublicKey !== user.sign_public_key) {
+    if (req.keyBundle.encPublicKey !== known.enc_public_key || req.keyBundle.signPublicKey !== known.sign_public_key) {
       throw await failed(new ApiError(400, ErrorCode.ValidationFailed, 'keyBundle: the new key bundle belongs to other public keys'));
     }
     const floor = kdfFloor(services);
     if (req.kdf.opsLimit < floor.opsLimit || req.kdf.memLimit < floor.memLimit) {
       throw await failed(new ApiError(400, ErrorCode.WeakKdfParams, `KDF parameters below this server's floor (ops ${floor.opsLimit}, mem ${floor.memLimit})`));
     }
-    const result = await db.transaction(async (trx) => {
-      await trx('users').where({ id: user.id }).update({
-        kdf_salt: req.kdf.salt, kdf_ops: req.kdf.opsLimit, kdf_mem: req.kdf.memLimit, auth_verifier: authVerifier, key_bundle: JSON.stringify(req.keyBundle),
+    let result;
+    try {
+      result = await db.transaction(async (trx) => {
+        await trx('users').where({ id: user.id }).update({
+          kdf_salt: req.kdf.salt, kdf_ops: req.kdf.opsLimit, kdf_mem: req.kdf.memLimit, auth_verifier: authVerifier, key_bundle: JSON.stringify(req.keyBundle),
+        });
+        // Whoever knew the old password may hold a session: every device signs in again.
+        const revoked = await trx('sessions').where({ user_id: user.id }).whereNull('revoked_at').update({ revoked_at: now });
+        await trx('recovery_challenges').where({ user_id: user.id }).whereNull('used_at').update({ used_at: now });
+        const session = await createSession(trx, user.id, req.deviceName, ctx.state.meta.client, now);
+        await audit.append(trx, {
+          orgId: user.org_id, actorUserId: user.id, actorDeviceId: session.deviceId, action: 'auth.recovery', targetType: 'user', targetId: user.id, outcome: 'success', ...meta(ctx),
+          details: { revokedSessions: revoked, deviceName: req.deviceName },
+        });
+        return { userId: user.id as string, orgId: user.org_id as string, role: user.role as string, ...session, keyBundle: req.keyBundle };
       });
-      // Whoever knew the old password may hold a session: every device signs in again.
-      const revoked = await trx('sessions').where({ user_id: user.id }).whereNull('revoked_at').update({ revoked_at: now });
-      await trx('recovery_challenges').where({ user_id: user.id }).whereNull('used_at').update({ used_at: now });
-      const session = await createSession(trx, user.id, req.deviceName, ctx.state.meta.client, now);
-      await audit.append(trx, {
-        orgId: user.org_id, actorUserId: user.id, actorDeviceId: session.deviceId, action: 'auth.recovery', targetType: 'user', targetId: user.id, outcome: 'success', ...meta(ctx),
-        details: { revokedSessions: revoked, deviceName: req.deviceName },
-      });
-      return { userId: user.id as string, orgId: user.org_id as string, role: user.role as string, ...session, keyBundle: req.keyBundle };
-    });
-    await clearFailures(db, emailKey);
-    await clearFailures(db, `recovery:start:${req.email}`);
+    } finally {
+      // The account's key signed it: not a guess, whatever happened to the transaction.
+      await attempt.succeed([emailKey]);
+    }
+    // The revoked sessions' open event streams end now too (after the commit: see EventBus.openStream).
+    services.events.endSessions({ userId: user.id });
+    await clearFailures(services.tx, `recovery:start:${req.email}`);
     // The password changed: earlier wrong guesses of the old one no longer matter.
-    await clearFailures(db, `login:email:${req.email}`);
+    await clearFailures(services.tx, `login:email:${req.email}`);
     ctx.body = result;
   });
 }

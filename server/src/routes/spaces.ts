@@ -68,6 +68,7 @@ export function spaceRoutes(router: Router, services: Services): void {
     const rows = await db('spaces as s').join('space_members as m', 'm.space_id', 's.id')
       .where('m.user_id', caller.userId).andWhere('s.org_id', caller.orgId).orderBy('s.name')
       .select('s.id', 's.name', 's.classification', 's.key_epoch', 's.seq', 's.retention_days', 'm.role');
+    await services.tx((trx) => audit.append(trx, { ...actor(ctx, caller), action: 'space.list', targetType: 'user', targetId: caller.userId, outcome: 'success', details: { count: rows.length } }));
     ctx.body = { spaces: rows.map((r) => ({ spaceId: r.id, name: r.name, classification: r.classification, keyEpoch: Number(r.key_epoch), seq: Number(r.seq), retentionDays: Number(r.retention_days), role: r.role })) };
   });
 
@@ -126,7 +127,7 @@ export function spaceRoutes(router: Router, services: Services): void {
     ctx.body = { spaceId, userId, role: role as SpaceRole };
   });
 
-  // Removing a member rotates the space key in the same transaction (DESIGN §2): the caller sends the new epoch's
+  // Removing a member rotates the space key in the same transaction (docs/architecture.md §2): the caller sends the new epoch's
   // public key and a wrap for every remaining member.
   route(router, services, 'delete', '/api/v1/spaces/:spaceId/members/:userId', { action: 'space.member.remove' }, async (ctx, caller) => {
     const spaceId = String(ctx.params.spaceId);
@@ -156,6 +157,8 @@ export function spaceRoutes(router: Router, services: Services): void {
       await trx('spaces').where({ id: spaceId }).update({ key_epoch: req.newEpoch.keyEpoch });
       await audit.append(trx, { ...actor(ctx, caller), action: 'space.member.remove', targetType: 'space', targetId: spaceId, outcome: 'success', details: { userId, newKeyEpoch: req.newEpoch.keyEpoch } });
     });
+    // The removed member's event streams end now: their reconnect no longer lists this space (after the commit).
+    services.events.membershipChanged(spaceId, userId);
     ctx.status = 204;
   });
 }

@@ -1,5 +1,5 @@
 // Organisations and invites. An organisation is identified by its Belgian enterprise number (KBO/BCE).
-import { ErrorCode, newId, newSecretToken, tokenHash, type OrgRole } from '@kluis/shared';
+import { Email, ErrorCode, nameProblem, newId, newSecretToken, tokenHash, type OrgRole } from '@kluis/shared';
 import { ApiError } from '../errors.js';
 import type { Db, Tx } from '../db/db.js';
 import type { AuditLog } from '../audit/types.js';
@@ -36,8 +36,9 @@ interface AuditContext {
 
 /** Creates an organisation and a one-time invite for its main access admin. */
 export async function createOrg(db: Db, audit: AuditLog, input: { name: string; enterpriseNumber: string; adminEmail: string }, who: AuditContext): Promise<{ orgId: string; invite: InviteResult }> {
+  const problem = nameProblem(input.name);
+  if (problem) throw new ApiError(400, ErrorCode.ValidationFailed, `name: ${problem}`);
   const name = input.name.trim();
-  if (!name || name.length > 200) throw new ApiError(400, ErrorCode.ValidationFailed, 'name: 1 to 200 characters');
   if (!validEnterpriseNumber(input.enterpriseNumber)) {
     throw new ApiError(400, ErrorCode.ValidationFailed, 'enterprise number: 10 digits with a valid mod-97 check (e.g. 0123.456.749)');
   }
@@ -54,11 +55,20 @@ export async function createOrg(db: Db, audit: AuditLog, input: { name: string; 
   });
 }
 
-/** Creates a one-time invite (the token is returned once; only its hash is stored). */
-export async function insertInvite(trx: Tx, audit: AuditLog, input: { orgId: string; email: string; role: OrgRole; createdBy: string | null }, who: AuditContext): Promise<InviteResult> {
-  const email = input.email.trim().toLowerCase();
-  if (!/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(email) || email.length > 320) throw new ApiError(400, ErrorCode.ValidationFailed, 'email: not an e-mail address');
-  if (await trx('users').where({ email }).first('id')) throw new ApiError(409, ErrorCode.Conflict, 'an account with this e-mail address exists');
+/**
+ * Creates a one-time invite (the token is returned once; only its hash is stored). An address that already has an
+ * account is refused with 409 when that account is visible to the inviter: `accountsVisible` 'all' for the operator
+ * (kluis-admin), 'org' for an organisation's admin, who must not learn which addresses other organisations have. For
+ * them an address with an account elsewhere is invited exactly like an unknown one; its sign-up is refused later,
+ * to the address's owner only.
+ */
+export async function insertInvite(trx: Tx, audit: AuditLog, input: { orgId: string; email: string; role: OrgRole; createdBy: string | null; accountsVisible?: 'org' | 'all' }, who: AuditContext): Promise<InviteResult> {
+  // The same rule as sign-up (docs/crypto.md §0): an invite to an address that could never sign up is refused here.
+  const parsed = Email.safeParse(input.email);
+  if (!parsed.success) throw new ApiError(400, ErrorCode.ValidationFailed, 'email: not an e-mail address');
+  const email = parsed.data;
+  const holder = await trx('users').where({ email }).first('org_id');
+  if (holder && ((input.accountsVisible ?? 'all') === 'all' || holder.org_id === input.orgId)) throw new ApiError(409, ErrorCode.Conflict, 'an account with this e-mail address exists');
   const token = newSecretToken();
   const inviteId = newId();
   const now = Date.now();

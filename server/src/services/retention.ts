@@ -1,4 +1,4 @@
-// Version retention (DESIGN §3): history older than a space's retention is expired; chunks that no retained
+// Version retention (docs/architecture.md §3): history older than a space's retention is expired; chunks that no retained
 // version names any more are marked dead, which is what compaction later reclaims. A version becomes history when
 // a newer version of its file replaces it, and its age counts from then (not from when it was written): a file
 // overwritten or deleted yesterday can be restored for the whole retention, however old its content is. The

@@ -1,4 +1,4 @@
-// The packed chunk store (DESIGN §3.1): encrypted chunks of a space, small ones packed into large objects.
+// The packed chunk store (docs/architecture.md §3.1): encrypted chunks of a space, small ones packed into large objects.
 //
 // Objects (in the organisation's bucket, see ../blobstore/index.ts):
 //   spaces/<spaceId>/packs/<packId>    many chunk ciphertexts back to back (target PACK_TARGET_BYTES)
@@ -54,7 +54,7 @@ const FRAME_HEADER_BYTES = 36;
  */
 export const PACK_THRESHOLD_BYTES = 512 * KiB;
 /**
- * A pack is sealed and written once it holds this many bytes (DESIGN: 8–16 MiB). 8 MiB with two pack uploads in
+ * A pack is sealed and written once it holds this many bytes (docs/architecture.md §3.1: 8–16 MiB). 8 MiB with two pack uploads in
  * flight wrote as fast as 16 MiB packs did in the benchmark, with a smaller memory bound (3 x 8 MiB per batch) and
  * finer-grained compaction.
  */
