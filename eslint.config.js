@@ -1,4 +1,4 @@
-// Lint rules that keep the architecture honest (DESIGN §1):
+// Lint rules that keep the architecture honest (docs/architecture.md §1):
 //  - shared/ runs in Node, Electron and the browser: no node:* builtins, no electron, no DOM.
 //  - data flows desktop -> shared <- server: shared imports neither; server and desktop never import each other.
 //  - libsodium is touched only inside shared/src/crypto/.
@@ -8,7 +8,7 @@ import globals from 'globals';
 import { builtinModules } from 'node:module';
 
 const nodeBuiltins = [...builtinModules, ...builtinModules.map((m) => `node:${m}`)];
-const sodium = { group: ['libsodium-wrappers', 'libsodium-wrappers-sumo'], message: 'Only shared/src/crypto/ may use libsodium (DESIGN §1).' };
+const sodium = { group: ['libsodium-wrappers', 'libsodium-wrappers-sumo'], message: 'Only shared/src/crypto/ may use libsodium (docs/architecture.md §1).' };
 const domGlobals = ['window', 'document', 'navigator', 'localStorage', 'sessionStorage', 'location', 'fetch', 'XMLHttpRequest', 'process', 'Buffer', 'require', '__dirname', '__filename', 'global', 'setImmediate'];
 
 export default tseslint.config(
@@ -58,7 +58,7 @@ export default tseslint.config(
     rules: {
       'no-restricted-imports': ['error', {
         patterns: [
-          { group: ['@kluis/desktop', '@kluis/desktop/*', '**/desktop/**'], message: 'server/ never imports desktop/ (DESIGN §1).' },
+          { group: ['@kluis/desktop', '@kluis/desktop/*', '**/desktop/**'], message: 'server/ never imports desktop/ (docs/architecture.md §1).' },
           { group: ['electron', 'electron/*'], message: 'server/ never imports electron.' },
           { group: ['**/shared/src/**', '**/shared/dist/**'], message: 'Import @kluis/shared, not its files.' },
           sodium,
@@ -71,7 +71,7 @@ export default tseslint.config(
     rules: {
       'no-restricted-imports': ['error', {
         patterns: [
-          { group: ['@kluis/server', '@kluis/server/*', '**/server/**'], message: 'desktop/ never imports server/ (DESIGN §1).' },
+          { group: ['@kluis/server', '@kluis/server/*', '**/server/**'], message: 'desktop/ never imports server/ (docs/architecture.md §1).' },
           { group: ['**/shared/src/**', '**/shared/dist/**'], message: 'Import @kluis/shared, not its files.' },
           sodium,
         ],
@@ -85,7 +85,7 @@ export default tseslint.config(
     rules: {
       'no-restricted-imports': ['error', {
         patterns: [
-          { group: ['@kluis/server', '@kluis/server/*', '**/server/**'], message: 'desktop/ never imports server/ (DESIGN §1).' },
+          { group: ['@kluis/server', '@kluis/server/*', '**/server/**'], message: 'desktop/ never imports server/ (docs/architecture.md §1).' },
           { group: ['**/shared/src/**', '**/shared/dist/**'], message: 'Import @kluis/shared, not its files.' },
           { group: ['electron', 'electron/*'], message: 'Only desktop/src/electron/ imports electron; the engine and CLI are plain Node.' },
           sodium,

@@ -1,4 +1,4 @@
-// Scan + index benchmark (DESIGN §4, §9): what a restart over a large, unchanged folder costs, and how fast fresh
+// Scan + index benchmark (docs/architecture.md §4, §9): what a restart over a large, unchanged folder costs, and how fast fresh
 // small files are hashed.
 //   (a) N small files (default 100,000) in a temp folder, created once: first scan (everything hashed), index
 //       written, then a "restart": open the index, load base + remote, full scan against the base (nothing may be

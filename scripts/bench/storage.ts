@@ -1,4 +1,4 @@
-// Chunk storage benchmark (DESIGN §3.1, §9): the packed ChunkStore against the raw `minio` client on the same local
+// Chunk storage benchmark (docs/architecture.md §3.1, §9): the packed ChunkStore against the raw `minio` client on the same local
 // S3 in one run. Starts its own Ceph RGW (test/helpers/s3.ts: scripts/s3/start-local-s3.sh, warmed up) and stops it.
 //   (a) 10,000 chunks of 4 KiB: raw putObject of 10,000 objects (16 in flight) vs ChunkStore.putBatch in batches of
 //       1,000 (through the frame parser, as the upload route does); raw getObject (16 in flight) vs getBatch.

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Starts a throwaway S3 endpoint on 127.0.0.1 for tests and benchmarks: Ceph's RADOS Gateway (radosgw)
 # on a one-monitor, one-OSD cluster whose OSD keeps its data in memory (memstore). See
-# /work/shared/notes/local-s3.md and DESIGN §8.
+# docs/architecture.md §8 and docs/operations.md.
 #
 #   scripts/s3/start-local-s3.sh DIR [ACCESS_KEY [SECRET_KEY]]
 #

@@ -1,4 +1,4 @@
-// Crash safety of the chunk store with real SIGKILLs (DESIGN §3.1: "a crash at any step leaves every live chunk
+// Crash safety of the chunk store with real SIGKILLs (docs/architecture.md §3.1: "a crash at any step leaves every live chunk
 // readable"). A child process (test/helpers/chunkstore-child.ts) uploads 2,400 deterministic chunks in six
 // batches, or marks chunks dead and compacts, over a real sqlite database and filesystem blob store in one temp
 // dir; the parent kills it with SIGKILL, either exactly at a progress point (the child pauses there) or at a

@@ -1,4 +1,4 @@
-// Version retention per space (DESIGN §3 "Old versions stay for the space's retention", §3.1 compaction), run
+// Version retention per space (docs/architecture.md §3 "Old versions stay for the space's retention", §3.1 compaction), run
 // the way an operator runs it: `kluis-admin maintenance` beside a real server (services/maintenance.ts ->
 // services/retention.ts applyRetention, then compaction and the orphan sweep).
 //

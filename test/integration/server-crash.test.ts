@@ -1,4 +1,4 @@
-// SIGKILL of the real processes (DESIGN §3.1 "a crash at any step leaves every live chunk readable"; §9 "real
+// SIGKILL of the real processes (docs/architecture.md §3.1 "a crash at any step leaves every live chunk readable"; §9 "real
 // processes that get killed"), one level above chunkstore-crash.test.ts: the HTTP server itself, and
 // `kluis-admin maintenance` compacting beside it.
 //

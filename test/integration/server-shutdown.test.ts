@@ -1,4 +1,4 @@
-// Graceful shutdown (DESIGN §8 "graceful shutdown finishes in-flight uploads"; docs/operations.md: on SIGTERM the
+// Graceful shutdown (docs/architecture.md §8 "graceful shutdown finishes in-flight uploads"; docs/operations.md: on SIGTERM the
 // server stops accepting connections, ends event streams, lets in-flight requests finish, writes a last signed audit
 // checkpoint, closes the database and exits 0).
 //

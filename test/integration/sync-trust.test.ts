@@ -1,4 +1,4 @@
-// The sync client trusts the server to store, not to be honest (DESIGN §2, docs/crypto.md §8): a version whose
+// The sync client trusts the server to store, not to be honest (docs/architecture.md §2, docs/crypto.md §8): a version whose
 // manifest is signed by someone who may not write in the space, or whose stored bytes were altered, is refused and
 // reported by `kluis sync`, and nothing of it reaches the folder. Legitimate versions beside them still sync.
 import test from 'ava';

@@ -1,4 +1,4 @@
-// FastCDC chunking (DESIGN §3, docs/crypto.md §10): frozen vectors, invariants, streaming, locality, memory.
+// FastCDC chunking (docs/architecture.md §3, docs/crypto.md §10): frozen vectors, invariants, streaming, locality, memory.
 import test, { type ExecutionContext } from 'ava';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';

@@ -1,4 +1,4 @@
-// Conflict copies and three-way reconciliation (DESIGN §4): table tests for every rule of desktop/src/sync/conflict.ts,
+// Conflict copies and three-way reconciliation (docs/architecture.md §4): table tests for every rule of desktop/src/sync/conflict.ts,
 // plus generated states checking the invariants (in sync -> nothing to do; never lose a byte).
 import test from 'ava';
 import { conflictName, conflictStamp, reconcile, sanitizeDeviceName, uploadTarget, type ReconcileOptions } from '../../desktop/dist/sync/conflict.js';

@@ -1,4 +1,4 @@
-// Local path rules (DESIGN §4: unsafe paths are refused, never written): a table for checkLocalPath and the
+// Local path rules (docs/architecture.md §4: unsafe paths are refused, never written): a table for checkLocalPath and the
 // portable-mode warnings, and temp-dir tests for resolveInside (no escape through `..` or symlinks).
 import test from 'ava';
 import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// `kluis`: the headless client (DESIGN §10; docs/cli.md). Account and space commands live here; sync, status,
+// `kluis`: the headless client (docs/architecture.md §10; docs/cli.md). Account and space commands live here; sync, status,
 // versions and restore are registered by ./sync-commands.ts. Names of commands and options are a contract.
 import { realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
@@ -220,7 +220,7 @@ export function buildProgram(registerExtra?: (program: Command) => void): Comman
     });
 
   registerExtra?.(program);
-  // `kluis -V` / `--version` is the program's; `restore PATH --version V` is the subcommand's (DESIGN §10). With
+  // `kluis -V` / `--version` is the program's; `restore PATH --version V` is the subcommand's (docs/architecture.md §10). With
   // positional options the program reads its own options only before the command name, so every command takes
   // --json itself too (it still works before or after the command name).
   program.enablePositionalOptions();

@@ -1,4 +1,4 @@
-// `kluis sync`, `status`, `versions` and `restore` (DESIGN §10; docs/cli.md "Sync"), registered on the program built
+// `kluis sync`, `status`, `versions` and `restore` (docs/architecture.md §10; docs/cli.md "Sync"), registered on the program built
 // by ./main.ts. The engine is desktop/src/sync/engine.ts; these commands only bind folders, drive it and print.
 import { mkdirSync, realpathSync, statSync } from 'node:fs';
 import { hostname } from 'node:os';

@@ -1,4 +1,4 @@
-// Chunk batch frames (DESIGN §3.1; the wire contract is docs/api.md "Chunk batch frames"): the body of
+// Chunk batch frames (docs/architecture.md §3.1; the wire contract is docs/api.md "Chunk batch frames"): the body of
 // `POST /api/v1/spaces/:id/chunks/upload` and the answer of `POST /api/v1/spaces/:id/chunks/download`.
 //
 //   body  = frame*                                   (zero or more frames, back to back, nothing else)

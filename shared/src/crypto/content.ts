@@ -1,4 +1,4 @@
-// Chunks, whole-file hashes and manifests (docs/crypto.md §7–§8).
+// Chunks, whole-file hashes and manifests (docs/crypto.md §6–§8).
 import { CryptoError, ErrorCode } from '../errors.js';
 import { concatBytes, fromHex, fromUtf8, toHex, utf8 } from '../encoding.js';
 import { canonicalBytes } from '../canonical.js';

@@ -1,4 +1,4 @@
-// The versioned envelope for every symmetric ciphertext (docs/crypto.md §3):
+// The versioned envelope for every symmetric ciphertext (docs/crypto.md §1):
 //   0x01 || nonce(24) || XChaCha20-Poly1305-IETF(msg, ad, key)   (ciphertext || 16-byte tag)
 // Two interchangeable backends produce the same bytes: libsodium (everywhere) and, in Node, node:crypto's
 // IETF ChaCha20-Poly1305 keyed with HChaCha20(key, nonce[0..16]) and nonce 0x00000000 || nonce[16..24].

@@ -1,4 +1,4 @@
-// The crypto facade (DESIGN §2): every cryptographic operation of Kluis, and the only code that uses libsodium.
+// The crypto facade (docs/architecture.md §2): every cryptographic operation of Kluis, and the only code that uses libsodium.
 // Callers get operations (seal a file key, encrypt a chunk, open a manifest), never raw primitives,
 // except through `hazmat`, which exists for test vectors and benchmarks.
 export { initCrypto } from './sodium.js';

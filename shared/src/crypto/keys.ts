@@ -17,7 +17,7 @@ export interface KdfParams {
   memLimit: number;
 }
 
-/** libsodium's named limits. MODERATE is the production floor (DESIGN §2). */
+/** libsodium's named limits. MODERATE is the production floor (docs/architecture.md §2). */
 export const KDF_MODERATE: KdfParams = { opsLimit: 3, memLimit: 268_435_456 };
 export const KDF_INTERACTIVE: KdfParams = { opsLimit: 2, memLimit: 67_108_864 };
 /** For tests and development only: the server refuses it in production. */
