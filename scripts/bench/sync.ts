@@ -10,7 +10,9 @@
 // Workloads (scripts/bench/lib/sync-workloads.ts; deterministic, generated once, streamed to disk):
 //   W1 one 1 GiB file; W2 10,000 files of 4 KiB in 100 folders (then the same command again, nothing changed);
 //   W3 = W1 with 1 MiB overwritten in the middle, uploaded after W1 is in (bytes sent); W4 2,000 files of an office
-//   mix totalling 1 GiB. Each tool works on its own copy of W1 (W3 edits it in place).
+//   mix totalling 1 GiB. Each tool works on its own copy of W1 (W3 edits it in place). Kluis only: a second member's
+//   client syncs the W1 space after W1 and after W3 (untimed); its bytes downloaded after W3 are a figure (delta
+//   download: it should fetch little more than the edited MiB).
 // Kluis only: "edit on A visible on B" with two watching clients (two members, one space; a small file edited on
 // A, B's copy polled every 5 ms until the content matches; --samples, p50/p95), the restart time of `--once` on an
 // already-synced folder of 100,000 tiny files (--100k, on by default, not with --quick), and the peak RSS of
@@ -79,6 +81,8 @@ interface StepResult {
   peakRss: number;
   /** bytes sent for this step (W3 figure), when the tool tells or the bucket shows it */
   bytesUploaded: number | null;
+  /** Kluis, W1 space: bytes the other member's client downloaded after this step (W3: the delta download) */
+  otherDownloaded?: number;
   detail?: unknown;
 }
 const results: Record<string, Partial<Record<Step, StepResult[]>>> = {};
@@ -301,17 +305,33 @@ async function kluisSpace(env: SyncEnv, name: string, dir: string, members = [en
 const kluisTool = async (run: number): Promise<ToolRun> => {
   const env = kluisEnv!;
   const clients = new Map<string, SyncClient>();
+  /** the second member's client of the W1 space */
+  let other: SyncClient | null = null;
   return {
     rerun: true,
     readsInPlace: false,
     async upload(dir, slot) {
       let c = clients.get(slot);
-      if (!c) clients.set(slot, (c = await kluisSpace(env, `bench ${slot} r${run} ${randomBytes(2).toString('hex')}`, dir)));
+      if (!c) {
+        const name = `bench ${slot} r${run} ${randomBytes(2).toString('hex')}`;
+        if (slot === 'w1') {
+          const space = await env.newSpace(env.accounts.slice(0, 2), name);
+          c = { ...space.clients[0]!, dir };
+          other = space.clients[1]!;
+        } else c = await kluisSpace(env, name, dir);
+        clients.set(slot, c);
+      }
       const { report, seconds, peakRss } = await kluisOnce(c);
-      return { seconds, peakRss, bytesUploaded: report.bytesUploaded, detail: { uploaded: report.uploaded, downloaded: report.downloaded, seq: report.seq, bytesUploaded: report.bytesUploaded } };
+      // Untimed: the other client follows (W1: the whole file; W3: only what it lacks).
+      const otherDownloaded = slot === 'w1' && other ? (await kluisOnce(other)).report.bytesDownloaded : undefined;
+      return {
+        seconds, peakRss, bytesUploaded: report.bytesUploaded, ...(otherDownloaded !== undefined ? { otherDownloaded } : {}),
+        detail: { uploaded: report.uploaded, downloaded: report.downloaded, seq: report.seq, bytesUploaded: report.bytesUploaded, otherDownloaded },
+      };
     },
     async cleanup() {
       // the spaces stay on the server (no space deletion here); only the local copies go
+      if (other) rmSync(other.dir, { recursive: true, force: true });
     },
   };
 };
@@ -330,7 +350,7 @@ async function step(tool: ToolName, name: Step, run: number, fn: () => Promise<S
   try {
     const r = await fn();
     ((results[tool] ??= {})[name] ??= []).push(r);
-    log(`  ${tool.padEnd(6)} ${name.padEnd(8)} ${r.seconds.toFixed(2).padStart(8)} s  rss ${(r.peakRss / MB).toFixed(0).padStart(5)} MB${r.bytesUploaded !== null ? `  sent ${mib(r.bytesUploaded).toFixed(2)} MiB` : ''}`);
+    log(`  ${tool.padEnd(6)} ${name.padEnd(8)} ${r.seconds.toFixed(2).padStart(8)} s  rss ${(r.peakRss / MB).toFixed(0).padStart(5)} MB${r.bytesUploaded !== null ? `  sent ${mib(r.bytesUploaded).toFixed(2)} MiB` : ''}${r.otherDownloaded !== undefined ? `  other client downloaded ${mib(r.otherDownloaded).toFixed(2)} MiB` : ''}`);
     return r;
   } catch (err) {
     fail(tool, name, err, run);
@@ -489,6 +509,7 @@ const fig = {
   w2FilesPerSecond: (t: ToolName) => SIZES.w2 / med(t, 'w2', (r) => r.seconds),
   w2Again: (t: ToolName) => med(t, 'w2again', (r) => r.seconds),
   w3Sent: (t: ToolName) => med(t, 'w3', (r) => r.bytesUploaded),
+  w3OtherDownloaded: (t: ToolName) => med(t, 'w3', (r) => r.otherDownloaded ?? null),
   w4MiBs: (t: ToolName) => mib(W4.bytes) / med(t, 'w4', (r) => r.seconds),
   rss: (t: ToolName) => Math.max(...(['w1', 'w3', 'w2', 'w2again', 'w4'] as Step[]).map((s) => med(t, s, (r) => r.peakRss)).filter(Number.isFinite)),
 };
@@ -507,6 +528,7 @@ const figures: Figure[] = [
   { figure: `W2 ${SIZES.w2} x 4 KiB: files/s`, values: Object.fromEntries(TOOLS.map((t) => [t, fig.w2FilesPerSecond(t)])), digits: 0, goal: '>= 4,500, > restic', met: k(fig.w2FilesPerSecond) >= 4500 && !(k(fig.w2FilesPerSecond) <= v('restic', fig.w2FilesPerSecond)) },
   { figure: 'W2 unchanged re-run: s', values: Object.fromEntries(TOOLS.filter((t) => t !== 'raw').map((t) => [t, fig.w2Again(t)])), digits: 2, goal: '< 0.8 s', met: k(fig.w2Again) < 0.8 },
   { figure: 'W3 1 MiB edited in W1: MiB sent', values: Object.fromEntries(TOOLS.map((t) => [t, mib(fig.w3Sent(t))])), digits: 2, goal: '<= 2.5 MiB', met: mib(k(fig.w3Sent)) <= 2.5 },
+  ...(has('kluis') ? [{ figure: 'the other client after W3: MiB downloaded', values: { kluis: mib(fig.w3OtherDownloaded('kluis')) }, digits: 2, goal: '<= 2.5 MiB', met: mib(fig.w3OtherDownloaded('kluis')) <= 2.5 }] : []),
   { figure: `W4 ${SIZES.w4Files} office files, ${mib(W4.bytes)} MiB: MiB/s`, values: Object.fromEntries(TOOLS.map((t) => [t, fig.w4MiBs(t)])), digits: 1, goal: '' },
   { figure: 'client peak RSS W1-W4: MB', values: Object.fromEntries(TOOLS.map((t) => [t, fig.rss(t) / MB])), digits: 0, goal: '' },
 ];

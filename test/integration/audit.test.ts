@@ -1,4 +1,4 @@
-// The audit trail (DESIGN §7, docs/crypto.md §12) against a real sqlite file in a temp dir: appends inside
+// The audit trail (docs/architecture.md §7, docs/crypto.md §12) against a real sqlite file in a temp dir: appends inside
 // transactions (rollback, savepoints, concurrency), the append-only triggers, tampering by someone with the
 // database file (who drops the triggers first), the signing key file, queries, and exports.
 import test, { type ExecutionContext } from 'ava';

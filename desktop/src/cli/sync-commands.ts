@@ -78,7 +78,7 @@ function human(bytes: number): string {
 }
 
 function summary(r: SyncReport): string {
-  const lines = [`${r.folder}: in step at change ${r.seq}. Uploaded ${r.uploaded} (${human(r.bytesUploaded)} sent), downloaded ${r.downloaded}, deleted ${r.deletedLocal} here and ${r.deletedRemote} on the server, moved ${r.moved}.`];
+  const lines = [`${r.folder}: in step at change ${r.seq}. Uploaded ${r.uploaded} (${human(r.bytesUploaded)} sent), downloaded ${r.downloaded} (${human(r.bytesDownloaded)} received${r.bytesReused ? `, ${human(r.bytesReused)} reused from local copies` : ''}), deleted ${r.deletedLocal} here and ${r.deletedRemote} on the server, moved ${r.moved}.`];
   for (const c of r.conflicts) lines.push(`conflict: kept your version as ${safeText(c)}`);
   for (const x of r.refused) lines.push(`refused: ${safeText(x.path)}: ${safeText(x.reason)}`);
   for (const x of r.skipped) lines.push(`skipped: ${safeText(x.path)}: ${safeText(x.reason)}`);

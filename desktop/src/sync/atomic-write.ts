@@ -1,4 +1,4 @@
-// Local writes that cannot half-happen (DESIGN §3: "downloads are written to a temp file beside the target, verified
+// Local writes that cannot half-happen (docs/architecture.md §3: "downloads are written to a temp file beside the target, verified
 // against `hash`, fsynced, then renamed"). A crash at any point leaves either the old file or the new one, plus at
 // most a `.kluis-tmp-*` file that the scan ignores and cleanTemp removes at start.
 //

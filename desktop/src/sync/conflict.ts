@@ -1,4 +1,4 @@
-// Conflict detection and the winner rule (DESIGN §4, STYLE "Sync engine"): pure functions, no I/O, table-tested.
+// Conflict detection and the winner rule (docs/architecture.md §4): pure functions, no I/O, table-tested.
 //
 // reconcile(base, local, remote) compares three states: what was last synced (base, by path), what the scan found
 // (local, by path) and the newest server version of each file (remote, by fileId, each with its current path).
@@ -88,7 +88,7 @@ export function conflictStamp(date: Date): string {
 }
 
 /**
- * The conflict copy's path for `relPath` (DESIGN §4): `name (conflict <device> <YYYY-MM-DD HHmm>).ext`, in the same
+ * The conflict copy's path for `relPath` (docs/architecture.md §4): `name (conflict <device> <YYYY-MM-DD HHmm>).ext`, in the same
  * folder. The extension is the last `.xxx` of the name (none for `.bashrc` or `Makefile`); the time is UTC; if
  * `exists` says the name is taken, ` 2`, ` 3`... is added inside the parentheses. The stem is shortened when the
  * name would exceed 255 bytes.

@@ -1,8 +1,8 @@
-// The sync engine (DESIGN §4): one synced folder bound to one space. A cycle pulls the change log into the index,
+// The sync engine (docs/architecture.md §4): one synced folder bound to one space. A cycle pulls the change log into the index,
 // scans the folder (trusting size + mtime + inode, hashing only what changed), reconciles base/local/remote three
 // ways (conflict.ts) and carries out the actions: local moves and deletions guarded by content checks, downloads
-// through verified temp files, uploads through a batched, bounded pipeline (read -> FastCDC -> encrypt -> framed
-// batch upload -> batched commit).
+// through verified temp files (download.ts; a new version of a large file reuses the chunks its local copy holds),
+// uploads through a batched, bounded pipeline (read -> FastCDC -> encrypt -> framed batch upload -> batched commit).
 //
 // Crash safety. Every step is either idempotent when replayed from the disk and the server, or journalled:
 // - local writes are atomic (temp file, verify, fsync, rename); a kill leaves the old file or the new one, plus a
@@ -28,11 +28,12 @@ import { ApiRequestError, type ApiClient } from '../api/client.js';
 import type { Account } from '../account/state.js';
 import { reconcile, uploadTarget } from './conflict.js';
 import { EMPTY_HASH, hashFile, scanFolder, unknownPaths, type ScanResult } from './scan.js';
-import { cleanTemp, mkdirInside, moveLocal, removeLocal, writeFileAtomic, type LocalFacts } from './atomic-write.js';
+import { cleanTemp, moveLocal, removeLocal, type LocalFacts } from './atomic-write.js';
+import { baseOf, downloadAll, keepChunks, type DownloadItem } from './download.js';
 import { LocalFsError } from './local-paths.js';
 import type { FolderRecord, IndexChanges, IndexDb } from './index-db.js';
 import { SpaceCrypto, fileHistory, isTransient, pullChanges, type FileKeys } from './remote.js';
-import { ChunkUploader, RateLimiter, fetchChunks, fileContent, readAndEncrypt } from './transfer.js';
+import { ChunkUploader, RateLimiter, each, readAndEncrypt } from './transfer.js';
 import type { BaseEntry, EngineState, LocalEntry, RemoteEntry, SyncAction } from './types.js';
 
 export interface SyncReport {
@@ -48,8 +49,12 @@ export interface SyncReport {
   refused: { path: string; reason: string }[];
   skipped: { path: string; reason: string }[];
   errors: { path: string; reason: string }[];
+  /** chunk ciphertext bytes sent to the server */
   bytesUploaded: number;
+  /** chunk ciphertext bytes received from the server */
   bytesDownloaded: number;
+  /** plaintext bytes of new versions taken from the local copy of the previous version instead (delta download) */
+  bytesReused: number;
 }
 
 export interface EngineOptions {
@@ -75,13 +80,8 @@ export interface Progress {
   bytesTotal: number;
 }
 
-/** Files up to this size download together in shared batches; larger ones stream in windows. */
-const SMALL_DOWNLOAD = 4 * 1024 * 1024;
-const GROUP_BYTES = 16 * 1024 * 1024;
-const GROUP_FILES = 2000;
 const COMMIT_BATCH = 500;
 const READ_CONCURRENCY = 4;
-const WRITE_CONCURRENCY = 4;
 const MAX_CYCLES_ONCE = 30;
 
 interface PendingCommit {
@@ -126,15 +126,6 @@ function errText(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
-/** Runs `fn` over items with at most `n` at once. */
-async function each<T>(items: readonly T[], n: number, fn: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) await fn(items[next++]!);
-  };
-  await Promise.all(Array.from({ length: Math.min(n, items.length) }, worker));
-}
-
 export class SyncEngine extends EventEmitter {
   readonly db: IndexDb;
   readonly folder: FolderRecord;
@@ -173,7 +164,7 @@ export class SyncEngine extends EventEmitter {
   private emptyReport(): SyncReport {
     return {
       folder: this.folder.root, spaceId: this.folder.spaceId, seq: this.folder.lastSeq, uploaded: 0, downloaded: 0, deletedLocal: 0, deletedRemote: 0, moved: 0,
-      conflicts: [], refused: [], skipped: [], errors: [], bytesUploaded: 0, bytesDownloaded: 0,
+      conflicts: [], refused: [], skipped: [], errors: [], bytesUploaded: 0, bytesDownloaded: 0, bytesReused: 0,
     };
   }
 
@@ -413,7 +404,7 @@ export class SyncEngine extends EventEmitter {
     };
     const commits: PendingCommit[] = [];
     const uploads: UploadItem[] = [];
-    const downloads: { remote: RemoteEntry; current: LocalFacts | null; path: string }[] = [];
+    const downloads: DownloadItem[] = [];
     const localDeletes: Extract<SyncAction, { type: 'delete-local' }>[] = [];
     let busy = false;
 
@@ -427,7 +418,10 @@ export class SyncEngine extends EventEmitter {
     // Journal the local writes and moves first: a kill between writing a file and recording it must not make the
     // next start take our own download for a local edit (a conflict copy, or an upload of a duplicate).
     const steps: JournalLocal['steps'] = [];
-    const target = (r: RemoteEntry): JournalLocal['steps'][number]['base'] => ({ path: r.path, kind: r.kind, fileId: r.fileId, versionId: r.versionId, hash: r.hash, size: r.size, mtimeMs: r.mtimeMs });
+    const target = (r: RemoteEntry): JournalLocal['steps'][number]['base'] => {
+      const chunks = keepChunks(r); // so a recovered step also records the chunk list (the next delta's source)
+      return { path: r.path, kind: r.kind, fileId: r.fileId, versionId: r.versionId, hash: r.hash, size: r.size, mtimeMs: r.mtimeMs, ...(chunks ? { chunks } : {}) };
+    };
     for (const a of actions) {
       if (a.type === 'download' || a.type === 'conflict') steps.push({ path: a.path, disk: disk(a.path), base: target(a.remote) });
       else if (a.type === 'move-local') steps.push({ path: a.to, disk: a.to, from: a.from, base: target(a.remote) });
@@ -492,7 +486,7 @@ export class SyncEngine extends EventEmitter {
           break;
         case 'download':
           busy = true;
-          downloads.push({ remote: a.remote, path: a.path, current: currentFacts(scan.entries.get(a.path)) });
+          downloads.push({ remote: a.remote, path: a.path, current: currentFacts(scan.entries.get(a.path)), base: a.base });
           break;
         case 'conflict':
           busy = true;
@@ -500,7 +494,7 @@ export class SyncEngine extends EventEmitter {
             await moveLocal(this.folder.root, disk(a.path), a.conflictPath, a.local.hash);
             this.report.conflicts.push(a.conflictPath);
             this.emit('warning', `${a.path}: changed here and on the server; your version is kept as "${a.conflictPath}"`);
-            downloads.push({ remote: a.remote, path: a.path, current: null });
+            downloads.push({ remote: a.remote, path: a.path, current: null, base: null });
           } catch (err) {
             this.localFailure(a.path, err);
           }
@@ -531,7 +525,13 @@ export class SyncEngine extends EventEmitter {
 
     if (downloads.length) {
       this.setState('downloading');
-      await this.download(downloads, scan, index, signal);
+      await downloadAll({
+        client: this.client, db: this.db, folder: this.folder, spaceId: sc.spaceId, limiter: this.limiter, report: this.report, signal,
+        keys: (r, p) => this.keysOrReport(r, p),
+        localFailure: (p, err) => this.localFailure(p, err),
+        progress: (p) => this.emit('progress', p),
+        diskPath: disk,
+      }, downloads, index.putBase);
       await flushIndex();
     }
     if (localJournal !== null) await this.db.apply(this.folder.id, { journalDone: [localJournal] });
@@ -597,81 +597,6 @@ export class SyncEngine extends EventEmitter {
     };
     if (!m.deleted && after.local) pc.putBase = baseOf(remote, after.local);
     return pc;
-  }
-
-  // ------------------------------------------------------------------------------------------- downloading
-
-  private async download(list: { remote: RemoteEntry; current: LocalFacts | null; path: string }[], scan: ScanResult, index: { putBase: BaseEntry[] }, signal?: AbortSignal): Promise<void> {
-    const sc = await this.crypto();
-    const total = list.reduce((n, d) => n + d.remote.size, 0);
-    let filesDone = 0;
-    let bytesDone = 0;
-    const progress = (bytes: number): void => {
-      filesDone++;
-      bytesDone += bytes;
-      this.emit('progress', { phase: 'downloading', filesDone, filesTotal: list.length, bytesDone, bytesTotal: total } satisfies Progress);
-    };
-    const target = (d: { path: string }): string => scan.diskPaths.get(d.path) ?? d.path;
-
-    const writeOne = async (d: { remote: RemoteEntry; current: LocalFacts | null; path: string }, source: AsyncIterable<Uint8Array>): Promise<void> => {
-      try {
-        const facts = await writeFileAtomic(this.folder.root, target(d), source, { size: d.remote.size, hash: d.remote.hash, mtimeMs: d.remote.mtimeMs }, { current: d.current });
-        index.putBase.push(baseOf(d.remote, facts));
-        this.report.downloaded++;
-        this.report.bytesDownloaded += d.remote.size;
-      } catch (err) {
-        if (err instanceof LocalFsError && (err.code === 'hash_mismatch' || err.code === 'size_mismatch')) {
-          this.report.errors.push({ path: d.path, reason: 'the content from the server does not match its signed manifest: not written (report this to your security officer)' });
-        } else this.localFailure(d.path, err);
-      }
-      progress(d.remote.size);
-    };
-
-    const small: typeof list = [];
-    for (const d of list) {
-      if (signal?.aborted) return;
-      if (d.remote.kind === 'dir') {
-        try {
-          const abs = await mkdirInside(this.folder.root, target(d));
-          const st = await lstat(abs);
-          index.putBase.push(baseOf(d.remote, { size: 0, mtimeMs: st.mtimeMs, ino: st.ino }));
-          this.report.downloaded++;
-        } catch (err) {
-          this.localFailure(d.path, err);
-        }
-        progress(0);
-        continue;
-      }
-      const keys = this.keysOrReport(d.remote, d.path);
-      if (!keys) continue;
-      if (d.remote.size > SMALL_DOWNLOAD) {
-        await writeOne(d, fileContent(this.client, sc.spaceId, d.remote.chunks, keys.subkeys, this.limiter));
-      } else small.push(d);
-    }
-    // Small files: one framed request per group of files, then written WRITE_CONCURRENCY at a time.
-    let group: typeof list = [];
-    let groupBytes = 0;
-    const runGroup = async (): Promise<void> => {
-      const g = group;
-      group = [];
-      groupBytes = 0;
-      const wanted = new Map<string, { id: string; keys: FileKeys['subkeys'] }>();
-      for (const d of g) for (const [id] of d.remote.chunks) wanted.set(id, { id, keys: this.readKeys(d.remote).subkeys });
-      const plain = await fetchChunks(this.client, sc.spaceId, [...wanted.values()], this.limiter);
-      await each(g, WRITE_CONCURRENCY, async (d) => {
-        const chunks = d.remote.chunks.map(([id]) => plain.get(id)!);
-        await writeOne(d, (async function* () {
-          yield* chunks;
-        })());
-      });
-    };
-    for (const d of small) {
-      if (signal?.aborted) return;
-      group.push(d);
-      groupBytes += d.remote.size;
-      if (groupBytes >= GROUP_BYTES || group.length >= GROUP_FILES) await runGroup();
-    }
-    if (group.length) await runGroup();
   }
 
   // ------------------------------------------------------------------------------------------- uploading
@@ -923,13 +848,6 @@ export class SyncEngine extends EventEmitter {
       backoff = Math.min(backoff * 2, 30_000);
     }
   }
-}
-
-function baseOf(r: RemoteEntry, local: LocalFacts | LocalEntry): BaseEntry {
-  return {
-    path: r.path, kind: r.kind, fileId: r.fileId, versionId: r.versionId, hash: r.hash, size: r.size, mtimeMs: r.mtimeMs,
-    localSize: local.size, localMtimeMs: local.mtimeMs, localIno: local.ino,
-  };
 }
 
 function currentFacts(l: LocalEntry | undefined): LocalFacts | null {

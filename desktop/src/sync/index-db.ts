@@ -1,9 +1,11 @@
-// The client's local index (DESIGN §4): one sqlite3 file `<KLUIS_HOME>/index.sqlite3` through Knex, like the
+// The client's local index (docs/architecture.md §4): one sqlite3 file `<KLUIS_HOME>/index.sqlite3` through Knex, like the
 // server's metadata database (numbered in-code migrations, WAL, one pooled connection, BEGIN IMMEDIATE).
 //   folders  one row per synced folder: which space, where on disk, how far the change log has been applied
 //   base     per path, the last synced version and the local size/mtime/inode it had then (3-way merge base)
 //   remote   per file, the newest server version known from the change log (opened manifest)
 //   journal  the operation journal: a step is written 'pending' before it touches disk or server, 'done' after
+//   base_chunks  per path, the chunk list of the synced version of a large file: a delta download of the next
+//            version reuses the chunks it names (download.ts); a row is used only while its version_id is the base's
 // Every write is batched (≤ 500 rows per statement: sqlite's compound-select limit and well under its variable
 // limit) inside one transaction, so 100,000 paths cost a few hundred statements, not 100,000.
 // synchronous = NORMAL (not FULL as on the server): in WAL mode a power cut may lose the last transactions but
@@ -36,6 +38,8 @@ class IndexSqlite3Client extends ClientSqlite3 {
 
 /** Rows per multi-row statement. */
 export const BATCH_ROWS = 500;
+/** base_chunks rows per statement: a row of a 1 GiB file holds about 150 KB of JSON. */
+const CHUNK_LIST_ROWS = 20;
 export const INDEX_FILENAME = 'index.sqlite3';
 
 interface Migration {
@@ -131,7 +135,25 @@ const m002: Migration = {
   },
 };
 
-const all: Migration[] = [m001, m002];
+// The chunk list of each large synced file (download.ts keepChunks), apart from `base` so that loading the base rows
+// every pass stays small. Keyed by path like `base`; a row whose version_id is not the base row's is stale and ignored.
+const m003: Migration = {
+  name: '003_base_chunks',
+  async up(knex) {
+    await knex.schema.createTable('base_chunks', (t) => {
+      t.integer('folder_id').notNullable().references('folders.id').onDelete('CASCADE');
+      t.text('path').notNullable();
+      t.string('version_id', 32).notNullable();
+      t.text('chunks').notNullable(); // JSON [[chunkId, size], ...]
+      t.primary(['folder_id', 'path']);
+    });
+  },
+  async down(knex) {
+    await knex.schema.dropTable('base_chunks');
+  },
+};
+
+const all: Migration[] = [m001, m002, m003];
 
 const migrations: Knex.MigrationSource<Migration> = {
   getMigrations: async () => all,
@@ -162,8 +184,9 @@ export interface JournalEntry {
 
 /** Index changes applied together in one transaction (e.g. a finished download: base row + journal step done). */
 export interface IndexChanges {
-  /** applied first, so a move is `deleteBase: [from], putBase: [to]` */
+  /** applied first, so a move is `deleteBase: [from], putBase: [to]` (their base_chunks rows go too) */
   deleteBase?: readonly string[];
+  /** an entry with `chunks` also stores them in base_chunks; one without leaves that row alone */
   putBase?: readonly BaseEntry[];
   putRemote?: readonly RemoteEntry[];
   deleteRemote?: readonly string[];
@@ -334,6 +357,16 @@ export class IndexDb {
     return out;
   }
 
+  /**
+   * The chunk list of version `versionId` as synced at `relPath` (kept for large files only), or null when the index
+   * has none for that version (a small file, an index from before base_chunks, or a stale row).
+   */
+  async baseChunks(folderId: number, relPath: string, versionId: string): Promise<[string, number][] | null> {
+    const row = (await this.knex('base_chunks').where({ folder_id: folderId, path: relPath }).first('version_id', 'chunks')) as { version_id: string; chunks: string } | undefined;
+    if (!row || row.version_id !== versionId) return null;
+    return JSON.parse(row.chunks) as [string, number][];
+  }
+
   async putBase(folderId: number, entries: readonly BaseEntry[]): Promise<void> {
     await this.apply(folderId, { putBase: entries });
   }
@@ -360,6 +393,7 @@ export class IndexDb {
     await this.knex.transaction(async (trx) => {
       for (const paths of chunked(changes.deleteBase ?? [])) {
         await trx('base').where({ folder_id: folderId }).whereIn('path', paths).delete();
+        await trx('base_chunks').where({ folder_id: folderId }).whereIn('path', paths).delete();
       }
       for (const batch of chunked(changes.putBase ?? [])) {
         const rows: BaseRow[] = batch.map((e) => ({
@@ -376,6 +410,11 @@ export class IndexDb {
           local_ino: e.localIno,
         }));
         await trx('base').insert(rows).onConflict(['folder_id', 'path']).merge();
+      }
+      const lists = (changes.putBase ?? []).filter((e) => e.chunks !== undefined);
+      for (const batch of chunked(lists, CHUNK_LIST_ROWS)) {
+        const rows = batch.map((e) => ({ folder_id: folderId, path: e.path, version_id: e.versionId, chunks: JSON.stringify(e.chunks) }));
+        await trx('base_chunks').insert(rows).onConflict(['folder_id', 'path']).merge();
       }
       for (const batch of chunked(changes.putRemote ?? [])) {
         const rows: RemoteRow[] = batch.map((e) => ({

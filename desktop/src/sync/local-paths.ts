@@ -1,4 +1,4 @@
-// What the local file system may hold (DESIGN §4: "paths that are unsafe on the local OS are refused with a clear
+// What the local file system may hold (docs/architecture.md §4: "paths that are unsafe on the local OS are refused with a clear
 // message, never written"). Space paths are already checked by the protocol (`assertSpacePath` in @kluis/shared);
 // this module adds the rules of the machine we write to, and the one function that turns a space path into an
 // absolute path without leaving the synced folder.

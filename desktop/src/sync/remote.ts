@@ -1,4 +1,4 @@
-// The server side of one synced folder as the engine sees it (DESIGN §3-4; docs/crypto.md §4-§8): the space's keys,
+// The server side of one synced folder as the engine sees it (docs/architecture.md §3–§4; docs/crypto.md §4-§8): the space's keys,
 // the file keys, and the change log turned into RemoteEntry rows of the index.
 //
 // Trust: a space key is accepted only from a manager's (or the epoch creator's) signed wrap (account/spaces.ts); a

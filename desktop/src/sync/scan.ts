@@ -1,4 +1,4 @@
-// The scan (DESIGN §4, STYLE "Sync engine"): the truth about the local folder. Watcher events only schedule scans;
+// The scan (docs/architecture.md §4): the truth about the local folder. Watcher events only schedule scans;
 // a scan walks the whole tree, compares each file's size + mtime + inode with the index and hashes only what
 // changed. Nothing here writes to the folder.
 //

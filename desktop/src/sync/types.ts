@@ -1,4 +1,4 @@
-// Shared vocabulary of the sync engine (DESIGN §4). Paths are NFC-normalised POSIX paths relative to the folder
+// Shared vocabulary of the sync engine (docs/architecture.md §4). Paths are NFC-normalised POSIX paths relative to the folder
 // root (the same form as a manifest's `path`); hashes are hex BLAKE2b-256 of the plaintext (docs/crypto.md §6).
 
 export type EntryKind = 'file' | 'dir';
@@ -17,6 +17,11 @@ export interface BaseEntry {
   localSize: number;
   localMtimeMs: number;
   localIno: number;
+  /**
+   * The synced version's chunk list, set only on rows written for a large file (download.ts keepChunks): stored
+   * apart (index-db.ts base_chunks) and never loaded by baseAll; the next version's download reuses these chunks.
+   */
+  chunks?: [string, number][];
 }
 
 /** A path as found on disk by a scan. */

@@ -1,4 +1,4 @@
-// File-system watching for the engine (DESIGN §4): chokidar events only schedule a rescan; the scan is the truth
+// File-system watching for the engine (docs/architecture.md §4): chokidar events only schedule a rescan; the scan is the truth
 // (it re-checks size + mtime + inode and waits for files still being written). The engine's own temp files are
 // ignored so a download does not wake the watcher twice.
 import path from 'node:path';

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// kluis-admin: the operator's command line (DESIGN §10). Reads KLUIS_DATA_DIR (and the rest of the KLUIS_*
+// kluis-admin: the operator's command line (docs/architecture.md §10). Reads KLUIS_DATA_DIR (and the rest of the KLUIS_*
 // configuration) like the server; works on the same database, so run it on the server's machine.
 import { createWriteStream } from 'node:fs';
 import path from 'node:path';

@@ -1,4 +1,4 @@
-// Audit export (DESIGN §7): CSV for spreadsheets, JSON for machines and for checking the chain.
+// Audit export (docs/architecture.md §7): CSV for spreadsheets, JSON for machines and for checking the chain.
 // Both stream: entries are read page by page through AuditLog.query and written with backpressure, so an
 // export of millions of entries needs the memory of one page.
 //

@@ -1,4 +1,4 @@
-// The audit trail (DESIGN §7) over the `audit_log` and `audit_checkpoints` tables, with the hash chain and
+// The audit trail (docs/architecture.md §7) over the `audit_log` and `audit_checkpoints` tables, with the hash chain and
 // signed checkpoints of docs/crypto.md §12.
 //
 // Appending. Entries are numbered by `seq` from 1 and the chain hashes `seq`, so the seq is chosen before the

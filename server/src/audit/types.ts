@@ -1,4 +1,4 @@
-// The audit trail's contract (DESIGN §7). Every state change, and every read of a key bundle, manifest or chunk
+// The audit trail's contract (docs/architecture.md §7). Every state change, and every read of a key bundle, manifest or chunk
 // batch, appends an entry in the same transaction as the change; denied and failed attempts are appended too.
 import type { CanonicalValue } from '@kluis/shared';
 import type { Tx } from '../db/db.js';
