@@ -16,6 +16,10 @@ export const ErrorCode = {
   WeakKdfParams: 'weak_kdf_params',
   UnsafePath: 'unsafe_path',
   BadCanonicalJson: 'bad_canonical_json',
+  /** A membership log entry breaks a rule of docs/crypto.md §4.1 (order, chain, role, epoch, shape). */
+  BadMembership: 'bad_membership',
+  /** The server's membership log is shorter than, or differs from, one this client verified before. */
+  MembershipRollback: 'membership_rollback',
   // HTTP API
   BadRequest: 'bad_request',
   ValidationFailed: 'validation_failed',

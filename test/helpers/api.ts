@@ -110,7 +110,50 @@ export async function newColleague(base: string, inviter: User, role = 'member')
 export async function newSpace(base: string, owner: User, name = 'Dossiers', classification = 'internal'): Promise<{ spaceId: string; pair: k.SpaceKeyPair; res: Res }> {
   const spaceId = k.newId();
   const pair = k.generateSpaceKeyPair();
-  const wrap = k.wrapSpaceKey(pair, { spaceId, keyEpoch: 1, recipient: owner.identity.encPublicKey }, owner.keys);
-  const res = await call(base, 'POST', '/api/v1/spaces', { token: owner.token, json: { id: spaceId, name, classification, publicKey: k.toBase64Url(pair.publicKey), wrap } });
+  const res = await call(base, 'POST', '/api/v1/spaces', { token: owner.token, json: spaceBody(owner, spaceId, pair, { name, classification }) });
   return { spaceId, pair, res };
+}
+
+/** The body of POST /api/v1/spaces as a client makes it: the owner's wrap and the log's signed `create` entry. */
+export function spaceBody(owner: User, spaceId: string, pair: k.SpaceKeyPair, fields: { name: string; classification?: string; retentionDays?: number }) {
+  const wrap = k.wrapSpaceKey(pair, { spaceId, keyEpoch: 1, recipient: owner.identity.encPublicKey }, owner.keys);
+  const publicKey = k.toBase64Url(pair.publicKey);
+  const entry = k.signMembershipEntry({ spaceId, seq: 1, prev: k.MEMBERSHIP_GENESIS, op: 'create', ts: Date.now(), user: memberIdentity(owner), role: 'manager', keyEpoch: 1, spacePublicKey: publicKey }, owner.keys);
+  return { id: spaceId, publicKey, wrap, entry, ...fields };
+}
+
+/** A user as the membership log names members (docs/crypto.md §4.1). */
+export function memberIdentity(user: User): k.MemberIdentity {
+  return { userId: user.userId, email: user.email, ...user.identity, identitySig: k.signIdentity(user.keys, user.email) };
+}
+
+/** The space's membership log as `viewer` gets it, verified. */
+export async function spaceLog(base: string, viewer: User, spaceId: string): Promise<k.MembershipState> {
+  const res = await call(base, 'GET', `/api/v1/spaces/${spaceId}`, { token: viewer.token });
+  if (res.status !== 200) throw new Error(`space read failed: ${JSON.stringify(res.body)}`);
+  return k.verifyMembershipLog(res.body.log, spaceId);
+}
+
+/** The body of POST …/members as a client makes it: the wrap and the signed log entry. */
+export async function addMemberBody(base: string, manager: User, spaceId: string, pair: k.SpaceKeyPair, member: User, role: string): Promise<{ userId: string; role: string; wrap: k.SpaceKeyWrap; entry: k.MembershipEntry }> {
+  const state = await spaceLog(base, manager, spaceId);
+  const wrap = k.wrapSpaceKey(pair, { spaceId, keyEpoch: state.keyEpoch, recipient: member.identity.encPublicKey }, manager.keys);
+  const entry = k.signMembershipEntry(k.nextMembershipFields(state, 'add', { user: memberIdentity(member), role: role as k.MemberRole }), manager.keys);
+  return { userId: member.userId, role, wrap, entry };
+}
+
+/** The body of PATCH …/members/:userId. */
+export async function roleBody(base: string, manager: User, spaceId: string, member: User, role: string): Promise<{ role: string; entry: k.MembershipEntry }> {
+  const state = await spaceLog(base, manager, spaceId);
+  return { role, entry: k.signMembershipEntry(k.nextMembershipFields(state, 'role', { user: memberIdentity(member), role: role as k.MemberRole }), manager.keys) };
+}
+
+/** The body of DELETE …/members/:userId: a new epoch wrapped to `remaining`, chained to `current`, and the entry. */
+export async function removeBody(base: string, manager: User, spaceId: string, current: k.SpaceKeyPair, leaving: User, remaining: User[], next = k.generateSpaceKeyPair()) {
+  const state = await spaceLog(base, manager, spaceId);
+  const keyEpoch = state.keyEpoch + 1;
+  const publicKey = k.toBase64Url(next.publicKey);
+  const wraps = remaining.map((m) => ({ userId: m.userId, wrap: k.wrapSpaceKey(next, { spaceId, keyEpoch, recipient: m.identity.encPublicKey }, manager.keys) }));
+  const entry = k.signMembershipEntry(k.nextMembershipFields(state, 'remove', { user: memberIdentity(leaving), spacePublicKey: publicKey }), manager.keys);
+  return { next, body: { newEpoch: { keyEpoch, publicKey, prevSealed: k.sealPreviousEpoch(current, next), wraps }, entry } };
 }

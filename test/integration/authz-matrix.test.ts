@@ -6,7 +6,7 @@ import path from 'node:path';
 import knexFactory from 'knex';
 import * as k from '@kluis/shared';
 import { startServer, type RunningServer } from '../helpers/server.js';
-import { call, login, newColleague, newOrg, newSpace, type User } from '../helpers/api.js';
+import { addMemberBody, call, login, newColleague, newOrg, newSpace, removeBody, roleBody, type User } from '../helpers/api.js';
 import { newFile, version } from '../helpers/files.js';
 
 let srv: RunningServer;
@@ -18,6 +18,7 @@ let revokedToken: string;
 let spaceId: string;
 let pair: k.SpaceKeyPair;
 let fileId: string;
+let memberBodies: { add: unknown; role: unknown; remove: unknown };
 
 interface Endpoint {
   name: string;
@@ -50,9 +51,10 @@ const endpoints: Endpoint[] = [
   { name: 'chunks download', method: 'POST', url: () => `/api/v1/spaces/${spaceId}/chunks/download`, json: () => ({ ids: ['ab'.repeat(32)] }), needs: 'space-viewer' },
   { name: 'chunk put', method: 'PUT', url: () => `/api/v1/spaces/${spaceId}/chunks/${'ab'.repeat(32)}`, json: () => ({}), needs: 'space-editor' },
   { name: 'chunk get', method: 'GET', url: () => `/api/v1/spaces/${spaceId}/chunks/${'ab'.repeat(32)}`, needs: 'space-viewer' },
-  { name: 'member add', method: 'POST', url: () => `/api/v1/spaces/${spaceId}/members`, json: () => ({ userId: outsider.userId, role: 'viewer', wrap: k.wrapSpaceKey(pair, { spaceId, keyEpoch: 1, recipient: outsider.identity.encPublicKey }, owner.keys) }), needs: 'space-manager' },
-  { name: 'member role', method: 'PATCH', url: () => `/api/v1/spaces/${spaceId}/members/${viewer.userId}`, json: () => ({ role: 'editor' }), needs: 'space-manager' },
-  { name: 'member remove', method: 'DELETE', url: () => `/api/v1/spaces/${spaceId}/members/${viewer.userId}`, json: () => ({ newEpoch: { keyEpoch: 2, publicKey: k.toBase64Url(pair.publicKey), wraps: [] } }), needs: 'space-manager' },
+  // Bodies a manager's client would send (made in test.before): refusals must not depend on a malformed body.
+  { name: 'member add', method: 'POST', url: () => `/api/v1/spaces/${spaceId}/members`, json: () => memberBodies.add, needs: 'space-manager' },
+  { name: 'member role', method: 'PATCH', url: () => `/api/v1/spaces/${spaceId}/members/${viewer.userId}`, json: () => memberBodies.role, needs: 'space-manager' },
+  { name: 'member remove', method: 'DELETE', url: () => `/api/v1/spaces/${spaceId}/members/${viewer.userId}`, json: () => memberBodies.remove, needs: 'space-manager' },
 ];
 
 test.before(async () => {
@@ -63,8 +65,12 @@ test.before(async () => {
   viewer = await newColleague(srv.url, owner);
   outsider = await newColleague(srv.url, owner);
   ({ spaceId, pair } = await newSpace(srv.url, owner));
-  const wrap = k.wrapSpaceKey(pair, { spaceId, keyEpoch: 1, recipient: viewer.identity.encPublicKey }, owner.keys);
-  await call(srv.url, 'POST', `/api/v1/spaces/${spaceId}/members`, { token: owner.token, json: { userId: viewer.userId, role: 'viewer', wrap } });
+  await call(srv.url, 'POST', `/api/v1/spaces/${spaceId}/members`, { token: owner.token, json: await addMemberBody(srv.url, owner, spaceId, pair, viewer, 'viewer') });
+  memberBodies = {
+    add: await addMemberBody(srv.url, owner, spaceId, pair, outsider, 'viewer'),
+    role: await roleBody(srv.url, owner, spaceId, viewer, 'editor'),
+    remove: (await removeBody(srv.url, owner, spaceId, pair, viewer, [owner])).body,
+  };
   const f = newFile();
   fileId = f.fileId;
   await call(srv.url, 'POST', `/api/v1/spaces/${spaceId}/commits`, { token: owner.token, json: { versions: [version(owner, spaceId, pair, 1, f, { parent: null }).entry] } });

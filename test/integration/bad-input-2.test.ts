@@ -8,7 +8,7 @@ import path from 'node:path';
 import knexFactory from 'knex';
 import * as k from '@kluis/shared';
 import { startServer, type RunningServer } from '../helpers/server.js';
-import { call, newColleague, newOrg, newSpace, type User } from '../helpers/api.js';
+import { call, newColleague, newOrg, newSpace, spaceBody, type User } from '../helpers/api.js';
 import { newFile, version } from '../helpers/files.js';
 import { encryptAll } from '../helpers/chunks.js';
 import { startLocalS3, type LocalS3 } from '../helpers/s3.js';
@@ -68,9 +68,7 @@ test('another organisation\'s address, space, file and version ids are answered 
   // Ids are global, so an id taken anywhere is refused; the refusal is the same whether A or B holds it and says
   // nothing about the holder (no seq, no head, no name).
   const createWithId = (id: string) => {
-    const pair = k.generateSpaceKeyPair();
-    const wrap = k.wrapSpaceKey(pair, { spaceId: id, keyEpoch: 1, recipient: b.identity.encPublicKey }, b.keys);
-    return call(srv.url, 'POST', '/api/v1/spaces', { token: b.token, json: { id, name: 'Probe', publicKey: k.toBase64Url(pair.publicKey), wrap } });
+    return call(srv.url, 'POST', '/api/v1/spaces', { token: b.token, json: spaceBody(b, id, k.generateSpaceKeyPair(), { name: 'Probe' }) });
   };
   const foreignSpace = await createWithId(spaceA.spaceId);
   const ownHiddenSpace = await createWithId(hiddenB.spaceId);

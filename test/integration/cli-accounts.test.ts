@@ -242,6 +242,29 @@ test('spaces: create, list, add-member, remove-member rotates the key to epoch 2
   t.regex(oneLine(t, await kluis(a.home, ['space', 'remove-member', space.spaceId, c.email]), 2), /not a member/);
 });
 
+test('space set-role: a signed log entry changes the role; the same role, an unknown role and the last manager are refused', async (t) => {
+  const [a, b] = await Promise.all([user('roles'), user('promoted')]);
+  const space = json(await kluis(a.home, ['space', 'create', 'Rollen', '--json']));
+  t.is((await kluis(a.home, ['space', 'add-member', space.spaceId, b.email, '--role', 'viewer'])).code, 0);
+  const promoted = await kluis(a.home, ['space', 'set-role', space.spaceId, b.email, 'manager', '--json']);
+  t.is(promoted.code, 0, promoted.stderr);
+  t.like(json(promoted), { spaceId: space.spaceId, userId: b.userId, role: 'manager', previous: 'viewer' });
+  const human = await kluis(b.home, ['space', 'set-role', 'Rollen', a.email, 'editor']);
+  t.is(human.code, 0, human.stderr);
+  t.regex(human.stdout, /is now editor of "Rollen" \(was manager\)/, 'the promoted manager demotes the creator');
+  t.regex(oneLine(t, await kluis(b.home, ['space', 'set-role', 'Rollen', a.email, 'editor']), 2), /already editor/);
+  t.regex(oneLine(t, await kluis(b.home, ['space', 'set-role', 'Rollen', a.email, 'owner']), 2), /owner/);
+  t.regex(oneLine(t, await kluis(a.home, ['space', 'set-role', 'Rollen', b.email, 'viewer']), 2), /manager/, 'an editor changes no roles');
+  t.regex(oneLine(t, await kluis(b.home, ['space', 'set-role', 'Rollen', b.email, 'viewer']), 2), /at least one manager/);
+  // The server's log says the same, verified from its first entry.
+  const token = readJson(path.join(b.home, 'session.json')).token;
+  const log = (await call(srv.url, 'GET', `/api/v1/spaces/${space.spaceId}`, { token })).body.log;
+  const state = k.verifyMembershipLog(log, space.spaceId);
+  t.deepEqual(log.map((e: k.MembershipEntry) => e.op), ['create', 'add', 'role', 'role']);
+  t.is(state.members.get(a.userId)?.role, 'editor');
+  t.is(state.members.get(b.userId)?.role, 'manager');
+});
+
 test('fingerprint: own and a colleague\'s from the directory are equal on both sides', async (t) => {
   const [x, y] = await Promise.all([user('fpx'), user('fpy')]);
   const [xOwn, yOwn, xOfY, yOfX] = await Promise.all([

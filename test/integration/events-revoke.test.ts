@@ -3,7 +3,7 @@
 import test from 'ava';
 import * as k from '@kluis/shared';
 import { startServer, type RunningServer } from '../helpers/server.js';
-import { call, login, newColleague, newOrg, newSpace, type User } from '../helpers/api.js';
+import { addMemberBody, call, login, newColleague, newOrg, newSpace, removeBody, type User } from '../helpers/api.js';
 import { newFile, version } from '../helpers/files.js';
 import { openEvents, type EventStream } from '../helpers/sse.js';
 
@@ -94,14 +94,12 @@ test('a member removed from a space stops hearing of it at once; the remaining m
   const c = await newColleague(srv.url, a);
   const space = await newSpace(srv.url, a);
   for (const m of [b, c]) {
-    const wrap = k.wrapSpaceKey(space.pair, { spaceId: space.spaceId, keyEpoch: 1, recipient: m.identity.encPublicKey }, a.keys);
-    t.is((await call(srv.url, 'POST', `/api/v1/spaces/${space.spaceId}/members`, { token: a.token, json: { userId: m.userId, role: 'editor', wrap } })).status, 201);
+    t.is((await call(srv.url, 'POST', `/api/v1/spaces/${space.spaceId}/members`, { token: a.token, json: await addMemberBody(srv.url, a, space.spaceId, space.pair, m, 'editor') })).status, 201);
   }
   const [leaver, stays] = [await stream(t, c.token), await stream(t, b.token)];
   t.true(leaver.text().includes(space.spaceId), 'the member\'s hello lists the space');
-  const next = k.generateSpaceKeyPair();
-  const wraps = [a, b].map((m) => ({ userId: m.userId, wrap: k.wrapSpaceKey(next, { spaceId: space.spaceId, keyEpoch: 2, recipient: m.identity.encPublicKey }, a.keys) }));
-  const removed = await call(srv.url, 'DELETE', `/api/v1/spaces/${space.spaceId}/members/${c.userId}`, { token: a.token, json: { newEpoch: { keyEpoch: 2, publicKey: k.toBase64Url(next.publicKey), wraps } } });
+  const { next, body } = await removeBody(srv.url, a, space.spaceId, space.pair, c, [a, b]);
+  const removed = await call(srv.url, 'DELETE', `/api/v1/spaces/${space.spaceId}/members/${c.userId}`, { token: a.token, json: body });
   t.is(removed.status, 204);
   t.is((await commit(a, space.spaceId, next, 2)).status, 201);
   t.true(await stays.waitFor(new RegExp(`event: change\\ndata: \\{"spaceId":"${space.spaceId}","seq":1\\}`)), 'a remaining member hears the commit');

@@ -24,7 +24,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import * as k from '@kluis/shared';
 import { startServer, type RunningServer } from '../helpers/server.js';
-import { admin, call, newOrg, type User } from '../helpers/api.js';
+import { admin, call, newOrg, spaceBody, type User } from '../helpers/api.js';
 import { newFile, version, type FileHandle } from '../helpers/files.js';
 import { encryptAll, pseudoRandom, type EncryptedChunk } from '../helpers/chunks.js';
 import { downloadAll, inspectStore, openDataDb, uploadBatch } from '../helpers/crash-store.js';
@@ -48,8 +48,7 @@ test.after.always(async () => {
 async function spaceWithRetention(owner: User, name: string, retentionDays: number) {
   const spaceId = k.newId();
   const pair = k.generateSpaceKeyPair();
-  const wrap = k.wrapSpaceKey(pair, { spaceId, keyEpoch: 1, recipient: owner.identity.encPublicKey }, owner.keys);
-  const res = await call(srv.url, 'POST', '/api/v1/spaces', { token: owner.token, json: { id: spaceId, name, classification: 'internal', publicKey: k.toBase64Url(pair.publicKey), wrap, retentionDays } });
+  const res = await call(srv.url, 'POST', '/api/v1/spaces', { token: owner.token, json: spaceBody(owner, spaceId, pair, { name, classification: 'internal', retentionDays }) });
   if (res.status !== 201) throw new Error(`space: ${res.status} ${JSON.stringify(res.body)}`);
   return { spaceId, pair };
 }

@@ -26,7 +26,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import * as k from '@kluis/shared';
 import { startServer, type RunningServer } from '../helpers/server.js';
-import { admin, call, newOrg, newSpace, type User } from '../helpers/api.js';
+import { admin, call, newOrg, newSpace, spaceBody, type User } from '../helpers/api.js';
 import { newFile, version } from '../helpers/files.js';
 import { encryptAll, pseudoRandom, type EncryptedChunk } from '../helpers/chunks.js';
 import { startLocalS3, type LocalS3 } from '../helpers/s3.js';
@@ -395,8 +395,7 @@ test.serial('fs store: SIGKILL of kluis-admin maintenance (and the server) mid-c
   // Retention of one day: the rounds move their commits three days back.
   const spaceId = k.newId();
   const pair = k.generateSpaceKeyPair();
-  const wrap = k.wrapSpaceKey(pair, { spaceId, keyEpoch: 1, recipient: w.a.identity.encPublicKey }, w.a.keys);
-  t.is((await call(w.srv.url, 'POST', '/api/v1/spaces', { token: w.a.token, json: { id: spaceId, name: 'Compact', classification: 'internal', publicKey: k.toBase64Url(pair.publicKey), wrap, retentionDays: 1 } })).status, 201);
+  t.is((await call(w.srv.url, 'POST', '/api/v1/spaces', { token: w.a.token, json: spaceBody(w.a, spaceId, pair, { name: 'Compact', classification: 'internal', retentionDays: 1 }) })).status, 201);
 
   // How long a maintenance run with nothing to do takes (process start, retention, sweep): time kills land past it.
   const idleStart = performance.now();

@@ -2,7 +2,7 @@
 import test from 'ava';
 import * as k from '@kluis/shared';
 import { startServer, type RunningServer } from '../helpers/server.js';
-import { call, newColleague, newOrg, newSpace, type User } from '../helpers/api.js';
+import { addMemberBody, call, memberIdentity, newColleague, newOrg, newSpace, removeBody, roleBody, spaceLog, type User } from '../helpers/api.js';
 import { newFile, version } from '../helpers/files.js';
 
 let srv: RunningServer;
@@ -16,9 +16,8 @@ test.after.always(async () => {
 
 const commit = (u: User, spaceId: string, versions: unknown[]) => call(srv.url, 'POST', `/api/v1/spaces/${spaceId}/commits`, { token: u.token, json: { versions } });
 
-async function addMember(manager: User, spaceId: string, pair: k.SpaceKeyPair, epoch: number, member: User, role: string) {
-  const wrap = k.wrapSpaceKey(pair, { spaceId, keyEpoch: epoch, recipient: member.identity.encPublicKey }, manager.keys);
-  return call(srv.url, 'POST', `/api/v1/spaces/${spaceId}/members`, { token: manager.token, json: { userId: member.userId, role, wrap } });
+async function addMember(manager: User, spaceId: string, pair: k.SpaceKeyPair, member: User, role: string) {
+  return call(srv.url, 'POST', `/api/v1/spaces/${spaceId}/members`, { token: manager.token, json: await addMemberBody(srv.url, manager, spaceId, pair, member, role) });
 }
 
 test('space: the creator is manager, lists it, and opens their own signed wrap', async (t) => {
@@ -33,22 +32,67 @@ test('space: the creator is manager, lists it, and opens their own signed wrap',
   t.deepEqual(opened.secretKey, pair.secretKey);
 });
 
-test('space: creation refuses a wrap for another key, a forged wrap and a duplicate id', async (t) => {
+test('space: creation refuses a wrap for another key, a forged wrap, a forged or foreign log entry and a duplicate id', async (t) => {
   const { admin: a } = await newOrg(srv.url, srv.dataDir);
+  const b = await newColleague(srv.url, a);
   const spaceId = k.newId();
   const pair = k.generateSpaceKeyPair();
+  const publicKey = k.toBase64Url(pair.publicKey);
+  const entry = k.signMembershipEntry({ spaceId, seq: 1, prev: k.MEMBERSHIP_GENESIS, op: 'create', ts: Date.now(), user: memberIdentity(a), role: 'manager', keyEpoch: 1, spacePublicKey: publicKey }, a.keys);
   const other = k.generateAccountKeys();
   const toOther = k.wrapSpaceKey(pair, { spaceId, keyEpoch: 1, recipient: k.toBase64Url(other.encPublicKey) }, a.keys);
-  const r1 = await call(srv.url, 'POST', '/api/v1/spaces', { token: a.token, json: { id: spaceId, name: 'x', publicKey: k.toBase64Url(pair.publicKey), wrap: toOther } });
+  const create = (json: Record<string, unknown>) => call(srv.url, 'POST', '/api/v1/spaces', { token: a.token, json: { id: spaceId, name: 'x', publicKey, ...json } });
+  const r1 = await create({ wrap: toOther, entry });
   t.is(r1.status, 400);
   const good = k.wrapSpaceKey(pair, { spaceId, keyEpoch: 1, recipient: a.identity.encPublicKey }, a.keys);
   const forged = { ...good, keyEpoch: 1, sig: k.toBase64Url(new Uint8Array(64)) };
-  const r2 = await call(srv.url, 'POST', '/api/v1/spaces', { token: a.token, json: { id: spaceId, name: 'x', publicKey: k.toBase64Url(pair.publicKey), wrap: forged } });
+  const r2 = await create({ wrap: forged, entry });
   t.is(r2.status, 400);
   t.is(r2.body.error.code, 'bad_signature');
-  const ok = await call(srv.url, 'POST', '/api/v1/spaces', { token: a.token, json: { id: spaceId, name: 'x', publicKey: k.toBase64Url(pair.publicKey), wrap: good } });
+  t.is((await create({ wrap: good })).status, 400, 'the log entry is required');
+  const forgedEntry = { ...entry, sig: k.toBase64Url(new Uint8Array(64)) };
+  const r3 = await create({ wrap: good, entry: forgedEntry });
+  t.is(r3.body.error.code, 'bad_signature', JSON.stringify(r3.body));
+  // An entry that makes someone else the creator (signed by them) is not the caller's.
+  const byB = k.signMembershipEntry({ spaceId, seq: 1, prev: k.MEMBERSHIP_GENESIS, op: 'create', ts: Date.now(), user: memberIdentity(b), role: 'manager', keyEpoch: 1, spacePublicKey: publicKey }, b.keys);
+  const r4 = await create({ wrap: good, entry: byB });
+  t.is(r4.status, 400);
+  t.is(r4.body.error.code, 'bad_membership');
+  const otherKey = k.signMembershipEntry({ spaceId, seq: 1, prev: k.MEMBERSHIP_GENESIS, op: 'create', ts: Date.now(), user: memberIdentity(a), role: 'manager', keyEpoch: 1, spacePublicKey: k.toBase64Url(k.generateSpaceKeyPair().publicKey) }, a.keys);
+  t.is((await create({ wrap: good, entry: otherKey })).body.error.code, 'bad_membership', 'the entry must record the space key sent');
+  const ok = await create({ wrap: good, entry });
   t.is(ok.status, 201);
-  t.is((await call(srv.url, 'POST', '/api/v1/spaces', { token: a.token, json: { id: spaceId, name: 'x', publicKey: k.toBase64Url(pair.publicKey), wrap: good } })).status, 409);
+  t.is((await create({ wrap: good, entry })).status, 409);
+  const view = await call(srv.url, 'GET', `/api/v1/spaces/${spaceId}`, { token: a.token });
+  t.is(k.verifyMembershipLog(view.body.log, spaceId).members.get(a.userId)?.role, 'manager');
+});
+
+test('membership log on the server: entries must extend its head, name the directory\'s keys and match the request', async (t) => {
+  const { admin: a } = await newOrg(srv.url, srv.dataDir);
+  const [b, c] = [await newColleague(srv.url, a), await newColleague(srv.url, a)];
+  const { spaceId, pair } = await newSpace(srv.url, a);
+  const members = (json: unknown) => call(srv.url, 'POST', `/api/v1/spaces/${spaceId}/members`, { token: a.token, json });
+  const forB = await addMemberBody(srv.url, a, spaceId, pair, b, 'editor');
+  const forC = await addMemberBody(srv.url, a, spaceId, pair, c, 'viewer'); // made at the same head as forB
+  t.is((await members({ ...forB, role: 'manager' })).body.error.code, 'bad_membership', 'the entry records another role');
+  t.is((await members({ ...forB, userId: c.userId, wrap: forC.wrap })).body.error.code, 'bad_membership', 'the entry names another member');
+  const strangerKeys = k.generateAccountKeys();
+  const impostor = { ...memberIdentity(b), encPublicKey: k.toBase64Url(strangerKeys.encPublicKey), signPublicKey: k.toBase64Url(strangerKeys.signPublicKey), identitySig: k.signIdentity(strangerKeys, b.email) };
+  const state = await spaceLog(srv.url, a, spaceId);
+  const swapped = k.signMembershipEntry(k.nextMembershipFields(state, 'add', { user: impostor, role: 'editor' }), a.keys);
+  t.is((await members({ ...forB, entry: swapped })).body.error.code, 'bad_membership', 'keys other than the directory\'s');
+  t.is((await members(forB)).status, 201);
+  const stale = await members(forC);
+  t.is(stale.status, 409, 'another manager appended first');
+  t.is(stale.body.logHead, 2);
+  t.is((await members(await addMemberBody(srv.url, a, spaceId, pair, c, 'viewer'))).status, 201);
+  const log = await spaceLog(srv.url, a, spaceId);
+  t.is(log.seq, 3);
+  t.deepEqual([...log.members.values()].map((m) => m.role).sort(), ['editor', 'manager', 'viewer']);
+  // A role change must be one: setting the same role again is refused by the log's rules.
+  const same = await call(srv.url, 'PATCH', `/api/v1/spaces/${spaceId}/members/${b.userId}`, { token: a.token, json: await roleBody(srv.url, a, spaceId, b, 'editor') });
+  t.is(same.status, 400);
+  t.is(same.body.error.code, 'bad_membership');
 });
 
 test('members: a manager adds a colleague who opens the key; viewers cannot add; outsiders see nothing', async (t) => {
@@ -57,16 +101,16 @@ test('members: a manager adds a colleague who opens the key; viewers cannot add;
   const b = await newColleague(srv.url, a);
   const c = await newColleague(srv.url, a);
   const { spaceId, pair } = await newSpace(srv.url, a);
-  t.is((await addMember(a, spaceId, pair, 1, b, 'viewer')).status, 201);
+  t.is((await addMember(a, spaceId, pair, b, 'viewer')).status, 201);
   const seen = await call(srv.url, 'GET', `/api/v1/spaces/${spaceId}`, { token: b.token });
   t.is(seen.status, 200);
   const trusted = (signer: string) => signer === a.identity.signPublicKey;
   t.deepEqual(k.openSpaceKeyWrap(seen.body.myWraps[0], { spaceId, keyEpoch: 1 }, b.keys, trusted).secretKey, pair.secretKey);
-  t.is((await addMember(b, spaceId, pair, 1, c, 'viewer')).status, 403, 'a viewer cannot add members');
+  t.is((await addMember(b, spaceId, pair, c, 'viewer')).status, 403, 'a viewer cannot add members');
   t.is((await call(srv.url, 'GET', `/api/v1/spaces/${spaceId}`, { token: c.token })).status, 404, 'a non-member of the same organisation');
   t.is((await call(srv.url, 'GET', `/api/v1/spaces/${spaceId}`, { token: stranger.token })).status, 404, 'another organisation');
-  t.is((await addMember(a, spaceId, pair, 1, stranger, 'viewer')).status, 404, 'people of another organisation cannot be added');
-  t.is((await addMember(a, spaceId, pair, 1, b, 'editor')).status, 409, 'already a member');
+  t.is((await addMember(a, spaceId, pair, stranger, 'viewer')).status, 404, 'people of another organisation cannot be added');
+  t.is((await addMember(a, spaceId, pair, b, 'editor')).status, 409, 'already a member');
 });
 
 test('removing a member rotates the space key: the rest get epoch 2, the leaver loses access, old-epoch commits are refused', async (t) => {
@@ -74,13 +118,13 @@ test('removing a member rotates the space key: the rest get epoch 2, the leaver 
   const b = await newColleague(srv.url, a);
   const c = await newColleague(srv.url, a);
   const { spaceId, pair } = await newSpace(srv.url, a);
-  await addMember(a, spaceId, pair, 1, b, 'editor');
-  await addMember(a, spaceId, pair, 1, c, 'editor');
-  const next = k.generateSpaceKeyPair();
-  const wraps = [a, b].map((m) => ({ userId: m.userId, wrap: k.wrapSpaceKey(next, { spaceId, keyEpoch: 2, recipient: m.identity.encPublicKey }, a.keys) }));
-  const incomplete = await call(srv.url, 'DELETE', `/api/v1/spaces/${spaceId}/members/${c.userId}`, { token: a.token, json: { newEpoch: { keyEpoch: 2, publicKey: k.toBase64Url(next.publicKey), wraps: wraps.slice(0, 1) } } });
+  await addMember(a, spaceId, pair, b, 'editor');
+  await addMember(a, spaceId, pair, c, 'editor');
+  const { next, body: partial } = await removeBody(srv.url, a, spaceId, pair, c, [a]);
+  const incomplete = await call(srv.url, 'DELETE', `/api/v1/spaces/${spaceId}/members/${c.userId}`, { token: a.token, json: partial });
   t.is(incomplete.status, 400, 'every remaining member needs a wrap');
-  const removed = await call(srv.url, 'DELETE', `/api/v1/spaces/${spaceId}/members/${c.userId}`, { token: a.token, json: { newEpoch: { keyEpoch: 2, publicKey: k.toBase64Url(next.publicKey), wraps } } });
+  const { body: full } = await removeBody(srv.url, a, spaceId, pair, c, [a, b], next);
+  const removed = await call(srv.url, 'DELETE', `/api/v1/spaces/${spaceId}/members/${c.userId}`, { token: a.token, json: full });
   t.is(removed.status, 204);
   t.is((await call(srv.url, 'GET', `/api/v1/spaces/${spaceId}`, { token: c.token })).status, 404);
   const bView = await call(srv.url, 'GET', `/api/v1/spaces/${spaceId}`, { token: b.token });
@@ -147,7 +191,7 @@ test('commits: a missing file key wrap, an unknown chunk and a viewer are refuse
   const { admin: a } = await newOrg(srv.url, srv.dataDir);
   const viewer = await newColleague(srv.url, a);
   const { spaceId, pair } = await newSpace(srv.url, a);
-  await addMember(a, spaceId, pair, 1, viewer, 'viewer');
+  await addMember(a, spaceId, pair, viewer, 'viewer');
   const f = newFile();
   const noWrap = version(a, spaceId, pair, 1, f, { parent: null, withWrap: false });
   t.is((await commit(a, spaceId, [noWrap.entry])).status, 400);

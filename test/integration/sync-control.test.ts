@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import * as k from '@kluis/shared';
 import { startServer, type RunningServer } from '../helpers/server.js';
-import { call, newColleague, newOrg, newSpace, type User } from '../helpers/api.js';
+import { addMemberBody, call, newColleague, newOrg, newSpace, type User } from '../helpers/api.js';
 import { CLI, cliHome, kluis, startCli } from '../helpers/cli.js';
 
 let server: RunningServer;
@@ -113,10 +113,7 @@ test('a viewer\'s local changes are refused with a message and never reach the s
   const { admin: owner } = await newOrg(server.url, server.dataDir);
   const viewer = await newColleague(server.url, owner);
   const { spaceId, pair } = await newSpace(server.url, owner, 'Alleen lezen');
-  const add = await call(server.url, 'POST', `/api/v1/spaces/${spaceId}/members`, {
-    token: owner.token,
-    json: { userId: viewer.userId, role: 'viewer', wrap: k.wrapSpaceKey(pair, { spaceId, keyEpoch: 1, recipient: viewer.identity.encPublicKey }, owner.keys) },
-  });
+  const add = await call(server.url, 'POST', `/api/v1/spaces/${spaceId}/members`, { token: owner.token, json: await addMemberBody(server.url, owner, spaceId, pair, viewer, 'viewer') });
   t.is(add.status, 201);
   const ownerHome = await cliHome(server.url, owner);
   const viewerHome = await cliHome(server.url, viewer);

@@ -1,14 +1,33 @@
-// Spaces, members and colleagues' keys, client side (docs/crypto.md §3–§4). Every public key we seal to comes from
-// the directory and is accepted only with a valid identity signature for the expected e-mail address; every space
-// key we open must be wrapped to us by a manager of the space (or its creator).
+// Spaces, members and colleagues' keys, client side (docs/crypto.md §3–§4.1). Every public key we seal to comes
+// from the directory and is accepted only with a valid identity signature for the expected e-mail address; every
+// membership change is a signed entry of the space's log (account/membership.ts verifies it before any use).
 import {
-  CryptoError, ErrorCode, KluisError, fingerprint, generateSpaceKeyPair, nameProblem, newId, openSpaceKeyWrap, publicIdentity, toBase64Url, verifyIdentity, wipeBytes, wrapSpaceKey,
-  type Classification, type DirectoryEntry, type SpaceKeyPair, type SpaceRole,
+  CryptoError, ErrorCode, KluisError, fingerprint, generateSpaceKeyPair, nameProblem, newId, nextMembershipFields, publicIdentity, sealPreviousEpoch,
+  signIdentity, signMembershipEntry, toBase64Url, verifyIdentity, wipeBytes, wrapSpaceKey,
+  type Classification, type DirectoryEntry, type MemberIdentity, type SpaceRole,
 } from '@kluis/shared';
 import type { ApiClient } from '../api/client.js';
-import { api, type SpaceDetails, type SpaceSummary } from '../api/endpoints.js';
+import { api, type SpaceSummary } from '../api/endpoints.js';
 import { clientFor, normaliseEmail, UsageError } from './auth.js';
 import type { Account } from './state.js';
+import { openEpochKeys, verifiedMembership } from './membership.js';
+
+/** Our own identity as the membership log names members. */
+function ownIdentity(account: Account): MemberIdentity {
+  const pub = publicIdentity(account.keys);
+  return { userId: account.session.userId, email: account.session.email, ...pub, identitySig: signIdentity(account.keys, account.session.email) };
+}
+
+const identityOf = (e: DirectoryEntry): MemberIdentity => ({ userId: e.userId, email: e.email, encPublicKey: e.encPublicKey, signPublicKey: e.signPublicKey, identitySig: e.identitySig });
+
+/** The space's details with its verified membership and our key of the current epoch. */
+async function managedSpace(account: Account, c: ApiClient, spaceRef: string, verb: string) {
+  const space = await resolveSpace(c, spaceRef);
+  if (space.role !== 'manager') throw new KluisError(ErrorCode.Forbidden, `only a manager of "${space.name}" ${verb} (you are ${space.role})`);
+  const details = await api.space(c, space.spaceId);
+  const state = verifiedMembership(account, details);
+  return { space, details, state };
+}
 
 /** An authenticated client for the saved session. */
 export function accountClient(account: Account): ApiClient {
@@ -61,82 +80,27 @@ export async function createSpace(account: Account, name: string, classification
   while (spaceId.startsWith('-')) spaceId = newId();
   const pair = generateSpaceKeyPair();
   try {
+    const publicKey = toBase64Url(pair.publicKey);
     const wrap = wrapSpaceKey(pair, { spaceId, keyEpoch: 1, recipient: toBase64Url(account.keys.encPublicKey) }, account.keys);
-    return await api.createSpace(c, { id: spaceId, name, classification, publicKey: toBase64Url(pair.publicKey), wrap });
+    const entry = signMembershipEntry({ spaceId, seq: 1, prev: '0'.repeat(64), op: 'create', ts: Date.now(), user: ownIdentity(account), role: 'manager', keyEpoch: 1, spacePublicKey: publicKey }, account.keys);
+    return await api.createSpace(c, { id: spaceId, name, classification, publicKey, wrap, entry });
   } finally {
     wipeBytes(pair.secretKey);
   }
-}
-
-/**
- * Signers whose space-key wraps we accept (docs/crypto.md §4): current managers of the space and the creator of the
- * epoch, each taken from the membership view only when their identity signature verifies.
- */
-function trustedSigners(details: SpaceDetails, keyEpoch: number): Set<string> {
-  const trusted = new Set<string>();
-  const creator = details.epochs.find((e) => e.keyEpoch === keyEpoch)?.createdBy;
-  for (const m of details.members) {
-    if (m.role !== 'manager' && m.userId !== creator) continue;
-    try {
-      verifyIdentity(m, m.email, m.identitySig);
-      trusted.add(m.signPublicKey);
-    } catch {
-      // an unverifiable member grants nothing
-    }
-  }
-  return trusted;
-}
-
-/** Opens every key epoch of the space wrapped to us (older epochs open files written before a rotation). */
-export function openSpaceKeys(account: Account, details: SpaceDetails): Map<number, SpaceKeyPair> {
-  const out = new Map<number, SpaceKeyPair>();
-  for (const wrap of details.myWraps) {
-    const trusted = trustedSigners(details, wrap.keyEpoch);
-    out.set(wrap.keyEpoch, openSpaceKeyWrap(wrap, { spaceId: details.spaceId, keyEpoch: wrap.keyEpoch }, account.keys, (signer) => trusted.has(signer)));
-  }
-  if (!out.has(details.keyEpoch)) throw new CryptoError(ErrorCode.BadKey, `the server holds no key of epoch ${details.keyEpoch} of "${details.name}" for you`);
-  return out;
-}
-
-/**
- * Who may write in the space (docs/crypto.md §4, §8): the signing keys of its members with the editor or manager
- * role, each only when their identity signature verifies. Manifests and file-key wraps by anyone else are refused.
- */
-export function writerSigners(details: SpaceDetails): Map<string, string> {
-  const out = new Map<string, string>(); // signPublicKey -> e-mail
-  for (const m of details.members) {
-    if (m.role !== 'manager' && m.role !== 'editor') continue;
-    try {
-      verifyIdentity(m, m.email, m.identitySig);
-      out.set(m.signPublicKey, m.email);
-    } catch {
-      // an unverifiable member writes nothing we accept
-    }
-  }
-  return out;
-}
-
-/** Opens our wrap of the space's current key epoch. */
-export function openCurrentSpaceKey(account: Account, details: SpaceDetails): SpaceKeyPair {
-  const wrap = details.myWraps.find((w) => w.keyEpoch === details.keyEpoch);
-  if (!wrap) throw new CryptoError(ErrorCode.BadKey, `the server holds no key of epoch ${details.keyEpoch} of "${details.name}" for you`);
-  const trusted = trustedSigners(details, details.keyEpoch);
-  return openSpaceKeyWrap(wrap, { spaceId: details.spaceId, keyEpoch: details.keyEpoch }, account.keys, (signer) => trusted.has(signer));
 }
 
 export async function addMember(account: Account, spaceRef: string, email: string, role: SpaceRole): Promise<{ spaceId: string; name: string; userId: string; email: string; role: SpaceRole; keyEpoch: number }> {
   const c = accountClient(account);
-  const space = await resolveSpace(c, spaceRef);
-  if (space.role !== 'manager') throw new KluisError(ErrorCode.Forbidden, `only a manager of "${space.name}" adds members (you are ${space.role})`);
-  const details = await api.space(c, space.spaceId);
+  const { space, details, state } = await managedSpace(account, c, spaceRef, 'adds members');
   const colleague = await verifiedColleague(c, { email });
-  if (details.members.some((m) => m.userId === colleague.userId)) throw new KluisError(ErrorCode.Conflict, `${colleague.email} is already a member of "${space.name}"`);
-  const pair = openCurrentSpaceKey(account, details);
+  if (state.members.has(colleague.userId)) throw new KluisError(ErrorCode.Conflict, `${colleague.email} is already a member of "${space.name}"`);
+  const keys = openEpochKeys(account, details, state);
   try {
-    const wrap = wrapSpaceKey(pair, { spaceId: space.spaceId, keyEpoch: details.keyEpoch, recipient: colleague.encPublicKey }, account.keys);
-    await api.addMember(c, space.spaceId, { userId: colleague.userId, role, wrap });
+    const wrap = wrapSpaceKey(keys.get(state.keyEpoch)!, { spaceId: space.spaceId, keyEpoch: state.keyEpoch, recipient: colleague.encPublicKey }, account.keys);
+    const entry = signMembershipEntry(nextMembershipFields(state, 'add', { user: identityOf(colleague), role }), account.keys);
+    await api.addMember(c, space.spaceId, { userId: colleague.userId, role, wrap, entry });
   } finally {
-    wipeBytes(pair.secretKey);
+    for (const pair of keys.values()) wipeBytes(pair.secretKey);
   }
   return { spaceId: space.spaceId, name: space.name, userId: colleague.userId, email: colleague.email, role, keyEpoch: details.keyEpoch };
 }
@@ -161,13 +125,11 @@ async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T) => Promis
  */
 export async function removeMember(account: Account, spaceRef: string, email: string): Promise<{ spaceId: string; name: string; userId: string; email: string; keyEpoch: number; remaining: number }> {
   const c = accountClient(account);
-  const space = await resolveSpace(c, spaceRef);
-  if (space.role !== 'manager') throw new KluisError(ErrorCode.Forbidden, `only a manager of "${space.name}" removes members (you are ${space.role})`);
-  const details = await api.space(c, space.spaceId);
+  const { space, details, state } = await managedSpace(account, c, spaceRef, 'removes members');
   const target = normaliseEmail(email);
-  const leaving = details.members.find((m) => m.email === target);
+  const leaving = [...state.members.values()].map((m) => m.identity).find((m) => m.email === target);
   if (!leaving) throw new KluisError(ErrorCode.NotFound, `${target} is not a member of "${space.name}"`);
-  const remaining = details.members.filter((m) => m.userId !== leaving.userId);
+  const remaining = [...state.members.values()].map((m) => m.identity).filter((m) => m.userId !== leaving.userId);
   const verified = await mapLimit(remaining, 8, async (m) => {
     try {
       const entry = await verifiedColleague(c, { userId: m.userId, email: m.email });
@@ -178,13 +140,32 @@ export async function removeMember(account: Account, spaceRef: string, email: st
       throw new CryptoError(ErrorCode.BadKey, `cannot verify the keys of remaining member ${m.email} (${why}): the space key was not rotated and ${target} was not removed`);
     }
   });
-  const keyEpoch = details.keyEpoch + 1;
+  const keyEpoch = state.keyEpoch + 1;
+  const current = openEpochKeys(account, details, state);
   const pair = generateSpaceKeyPair();
   try {
+    const publicKey = toBase64Url(pair.publicKey);
     const wraps = verified.map((entry) => ({ userId: entry.userId, wrap: wrapSpaceKey(pair, { spaceId: space.spaceId, keyEpoch, recipient: entry.encPublicKey }, account.keys) }));
-    await api.removeMember(c, space.spaceId, leaving.userId, { keyEpoch, publicKey: toBase64Url(pair.publicKey), wraps });
+    // The new epoch also seals the one before it, so members (present and future) keep reading older versions.
+    const prevSealed = sealPreviousEpoch(current.get(state.keyEpoch)!, pair);
+    const entry = signMembershipEntry(nextMembershipFields(state, 'remove', { user: leaving, spacePublicKey: publicKey }), account.keys);
+    await api.removeMember(c, space.spaceId, leaving.userId, { newEpoch: { keyEpoch, publicKey, prevSealed, wraps }, entry });
   } finally {
     wipeBytes(pair.secretKey);
+    for (const p of current.values()) wipeBytes(p.secretKey);
   }
   return { spaceId: space.spaceId, name: space.name, userId: leaving.userId, email: leaving.email, keyEpoch, remaining: remaining.length };
+}
+
+/** Changes a member's role: one signed log entry; no key changes (a demoted writer keeps what they could read). */
+export async function setMemberRole(account: Account, spaceRef: string, email: string, role: SpaceRole): Promise<{ spaceId: string; name: string; userId: string; email: string; role: SpaceRole; previous: SpaceRole }> {
+  const c = accountClient(account);
+  const { space, state } = await managedSpace(account, c, spaceRef, 'changes roles');
+  const target = normaliseEmail(email);
+  const member = [...state.members.values()].find((m) => m.identity.email === target);
+  if (!member) throw new KluisError(ErrorCode.NotFound, `${target} is not a member of "${space.name}"`);
+  if (member.role === role) throw new KluisError(ErrorCode.Conflict, `${target} is already ${role} of "${space.name}"`);
+  const entry = signMembershipEntry(nextMembershipFields(state, 'role', { user: member.identity, role }), account.keys);
+  await api.setRole(c, space.spaceId, member.identity.userId, { role, entry });
+  return { spaceId: space.spaceId, name: space.name, userId: member.identity.userId, email: target, role, previous: member.role };
 }

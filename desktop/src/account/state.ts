@@ -237,3 +237,36 @@ export function hasState(home = kluisHome()): boolean {
   }
   return false;
 }
+
+// ---------------------------------------------------------------------------------------------------------
+// membership.json 0600: per space, the newest membership-log position this client verified (docs/crypto.md §4.1).
+// A later log must still contain it unchanged; otherwise the server rolled the log back or rewrote it.
+
+const MEMBERSHIP = 'membership.json';
+const AnchorSchema = z.object({ seq: z.number().int().min(1), hash: z.string().regex(/^[0-9a-f]{64}$/) }).strict();
+const MembershipFile = z.object({ v: z.literal(1), userId: Id, anchors: z.record(z.string(), AnchorSchema) }).strict();
+export type MembershipAnchorRecord = z.infer<typeof AnchorSchema>;
+
+function readAnchors(account: Account): Record<string, MembershipAnchorRecord> {
+  const file = path.join(account.home, MEMBERSHIP);
+  const text = readPrivate(file);
+  if (text === null) return {};
+  const parsed = parseFile(MembershipFile, file, text);
+  // Another account's positions say nothing about what this one saw.
+  return parsed.userId === account.session.userId ? parsed.anchors : {};
+}
+
+/** The newest verified position of a space's membership log, or null if this client never verified it. */
+export function loadMembershipAnchor(account: Account, spaceId: string): MembershipAnchorRecord | null {
+  return readAnchors(account)[spaceId] ?? null;
+}
+
+/** Records a newer verified position (never an older one: the anchor only moves forward). */
+export function saveMembershipAnchor(account: Account, spaceId: string, anchor: MembershipAnchorRecord): void {
+  const anchors = readAnchors(account);
+  const known = anchors[spaceId];
+  if (known && known.seq >= anchor.seq) return;
+  anchors[spaceId] = anchor;
+  ensureHome(account.home);
+  writeAtomic(path.join(account.home, MEMBERSHIP), `${JSON.stringify({ v: 1, userId: account.session.userId, anchors })}\n`);
+}

@@ -3,8 +3,8 @@
 // NOTE: desktop/ uses zod through @kluis/shared's dependency; it should be declared in desktop/package.json.
 import { z } from 'zod';
 import {
-  Classification, DirectoryEntry, ErrorCode, Id, Key32, KeyBundleSchema, KluisError, OrgRole, SessionResponse, Sig, SpaceKeyWrapSchema, SpaceRole, b64u,
-  type KeyBundle, type SpaceKeyWrap,
+  Classification, DirectoryEntry, ErrorCode, Id, Key32, KeyBundleSchema, KluisError, MembershipEntrySchema, OrgRole, SessionResponse, Sig, SpaceKeyWrapSchema, SpaceRole, b64u,
+  type KeyBundle, type MembershipEntry, type SpaceKeyWrap,
 } from '@kluis/shared';
 import type { ApiClient } from './client.js';
 
@@ -52,8 +52,10 @@ export type SpaceMember = z.infer<typeof SpaceMember>;
 
 export const SpaceDetails = SpaceSummary.extend({
   members: z.array(SpaceMember),
-  epochs: z.array(z.object({ keyEpoch: z.number().int().min(1), publicKey: Key32, createdBy: Id })),
+  epochs: z.array(z.object({ keyEpoch: z.number().int().min(1), publicKey: Key32, createdBy: Id, prevSealed: b64u(80).nullable() })),
   myWraps: z.array(SpaceKeyWrapSchema),
+  /** The membership log (docs/crypto.md §4.1), verified by the client before anything else of this answer is used. */
+  log: z.array(MembershipEntrySchema),
 });
 export type SpaceDetails = z.infer<typeof SpaceDetails>;
 
@@ -99,13 +101,16 @@ export const api = {
   directoryById: async (c: ApiClient, userId: string) => check(DirectoryEntry, await c.json('GET', `/api/v1/directory?userId=${encodeURIComponent(userId)}`), 'directory'),
   spaces: async (c: ApiClient) => check(z.object({ spaces: z.array(SpaceSummary) }), await c.json('GET', '/api/v1/spaces'), 'spaces').spaces,
   space: async (c: ApiClient, spaceId: string) => check(SpaceDetails, await c.json('GET', `/api/v1/spaces/${encodeURIComponent(spaceId)}`), 'space'),
-  createSpace: async (c: ApiClient, body: { id: string; name: string; classification: Classification; publicKey: string; wrap: SpaceKeyWrap }) =>
+  createSpace: async (c: ApiClient, body: { id: string; name: string; classification: Classification; publicKey: string; wrap: SpaceKeyWrap; entry: MembershipEntry }) =>
     check(SpaceSummary.omit({ retentionDays: true }), await c.json('POST', '/api/v1/spaces', body), 'space'),
-  addMember: async (c: ApiClient, spaceId: string, body: { userId: string; role: SpaceRole; wrap: SpaceKeyWrap }): Promise<void> => {
+  addMember: async (c: ApiClient, spaceId: string, body: { userId: string; role: SpaceRole; wrap: SpaceKeyWrap; entry: MembershipEntry }): Promise<void> => {
     await c.json('POST', `/api/v1/spaces/${encodeURIComponent(spaceId)}/members`, body);
   },
-  removeMember: async (c: ApiClient, spaceId: string, userId: string, newEpoch: { keyEpoch: number; publicKey: string; wraps: { userId: string; wrap: SpaceKeyWrap }[] }): Promise<void> => {
-    await c.json('DELETE', `/api/v1/spaces/${encodeURIComponent(spaceId)}/members/${encodeURIComponent(userId)}`, { newEpoch });
+  setRole: async (c: ApiClient, spaceId: string, userId: string, body: { role: SpaceRole; entry: MembershipEntry }): Promise<void> => {
+    await c.json('PATCH', `/api/v1/spaces/${encodeURIComponent(spaceId)}/members/${encodeURIComponent(userId)}`, body);
+  },
+  removeMember: async (c: ApiClient, spaceId: string, userId: string, body: { newEpoch: { keyEpoch: number; publicKey: string; prevSealed: string; wraps: { userId: string; wrap: SpaceKeyWrap }[] }; entry: MembershipEntry }): Promise<void> => {
+    await c.json('DELETE', `/api/v1/spaces/${encodeURIComponent(spaceId)}/members/${encodeURIComponent(userId)}`, body);
   },
   recoveryStart: async (c: ApiClient, email: string) => check(RecoveryStartResponse, await c.json('POST', '/api/v1/auth/recovery/start', { email }), 'recovery/start'),
   recoveryFinish: async (c: ApiClient, body: RecoveryFinishBody) => check(SessionResponse, await c.json('POST', '/api/v1/auth/recovery/finish', body), 'recovery/finish'),

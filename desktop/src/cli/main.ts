@@ -3,12 +3,12 @@
 // versions and restore are registered by ./sync-commands.ts. Names of commands and options are a contract.
 import { realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
-import { Command, Option } from 'commander';
+import { Argument, Command, Option } from 'commander';
 import { Classification, ErrorCode, KluisError, SpaceRole, fingerprint, initCrypto, publicIdentity, type SpaceRole as SpaceRoleT } from '@kluis/shared';
 import { api } from '../api/endpoints.js';
 import { login, logout, recover, signup } from '../account/auth.js';
 import { kluisHome, loadAccount } from '../account/state.js';
-import { accountClient, addMember, createSpace, fingerprintOf, removeMember } from '../account/spaces.js';
+import { accountClient, addMember, createSpace, fingerprintOf, removeMember, setMemberRole } from '../account/spaces.js';
 import { CliError, emit, readStdinLines, reportError, safeText, stdinFlagMissing, table } from './io.js';
 import { registerSyncCommands } from './sync-commands.js';
 
@@ -208,6 +208,16 @@ export function buildProgram(registerExtra?: (program: Command) => void): Comman
       const account = await loadOpenAccount();
       const r = await addMember(account, spaceRef, email, o.role as SpaceRoleT);
       emit(cmd, `Added ${safeText(r.email)} to "${safeText(r.name)}" as ${r.role}.`, r);
+    });
+  space.command('set-role')
+    .description('change a member\'s role (a signed entry of the space\'s membership log; keys do not change)')
+    .argument('<space>', 'space name or id')
+    .argument('<email>', 'the member\'s e-mail address')
+    .addArgument(new Argument('<role>', 'the new role').choices(SpaceRole.options))
+    .action(async (spaceRef: string, email: string, role: string, _o, cmd: Command) => {
+      const account = await loadOpenAccount();
+      const r = await setMemberRole(account, spaceRef, email, role as SpaceRoleT);
+      emit(cmd, `${safeText(r.email)} is now ${r.role} of "${safeText(r.name)}" (was ${r.previous}).`, r);
     });
   space.command('remove-member')
     .description('remove a member and rotate the space key (new key epoch for everyone who stays)')

@@ -299,7 +299,7 @@ export function registerSyncCommands(program: Command): void {
           await uploader.flush();
           if (content.hash !== chosen.manifest.hash) throw new KluisError(ErrorCode.BadManifest, 'the old version\'s content does not match its manifest');
         }
-        const manifest = { ...chosen.manifest, ...content, versionId, parent: head.versionId, path: rel, deleted: false };
+        const manifest = { ...chosen.manifest, ...content, v: 2 as const, memberSeq: sc.memberSeq, versionId, parent: head.versionId, path: rel, deleted: false };
         const wrap = keys.pendingWrap;
         await client.json('POST', `/api/v1/spaces/${encodeURIComponent(folder.spaceId)}/commits`, {
           versions: [{ fileId, versionId, parent: head.versionId, keyEpoch: sc.keyEpoch, manifest: toBase64Url(sealManifest(manifest, keys.subkeys, account.keys)), chunks: manifest.chunks.map(([id]) => id), deleted: false, ...(wrap ? { fileKeyWrap: wrap } : {}) }],
@@ -345,7 +345,7 @@ async function history(file: string) {
     const list = await fileHistory(client, sc, fileId);
     const versions = list.map((h, i) => ({
       versionId: h.version.versionId, seq: h.version.seq, createdAt: new Date(h.version.createdAt).toISOString(), size: h.manifest?.size ?? 0,
-      deleted: h.version.deleted, path: h.manifest?.path ?? null, author: h.signer ? (sc.writers.get(h.signer) ?? null) : null, device: h.version.authorDeviceId,
+      deleted: h.version.deleted, path: h.manifest?.path ?? null, author: h.signer ? (sc.authors.get(h.signer) ?? null) : null, device: h.version.authorDeviceId,
       current: i === 0, expired: h.version.expired, ...(h.refused ? { refused: h.refused } : {}),
     }));
     return { path: rel, fileId, versions };

@@ -582,7 +582,7 @@ export class SyncEngine extends EventEmitter {
   /** A signed, sealed version ready to commit. */
   private version(sc: SpaceCrypto, keys: FileKeys, m: Omit<Manifest, 'v' | 'versionId'>, kind: PendingCommit['kind'], after: { local?: LocalEntry | LocalFacts; deleteBase?: string }): PendingCommit {
     const versionId = newId();
-    const manifest: Manifest = { v: 1, ...m, versionId };
+    const manifest: Manifest = { v: 2, ...m, memberSeq: sc.memberSeq, versionId };
     const sealed = sealManifest(manifest, keys.subkeys, this.account.keys);
     const wrap = keys.pendingWrap;
     const remote: RemoteEntry = {

@@ -1,19 +1,21 @@
 // The server side of one synced folder as the engine sees it (docs/architecture.md §3–§4; docs/crypto.md §4-§8): the space's keys,
 // the file keys, and the change log turned into RemoteEntry rows of the index.
 //
-// Trust: a space key is accepted only from a manager's (or the epoch creator's) signed wrap (account/spaces.ts); a
-// file-key wrap and a manifest only when signed by a current member with the editor or manager role whose identity
-// signature verifies. Anything else is refused and reported, never written to disk. A refused version leaves the
-// file's previous remote state in place.
+// Trust comes from the space's membership log, verified from its first entry (account/membership.ts,
+// docs/crypto.md §4.1): a space key is accepted only from a wrap signed by a manager of that epoch (or sealed to a
+// later epoch we hold: the epoch chain); a file-key wrap only when signed by a writer while its epoch was current;
+// a manifest only when signed by a writer at the log position it names (v1 manifests, which name none: by anyone
+// who was a writer). A colleague who has left keeps the versions they wrote. Anything else is refused and reported,
+// never written to disk. A refused version leaves the file's previous remote state in place.
 import { z } from 'zod';
 import {
   CryptoError, ErrorCode, FileKeyWrapSchema, deriveFileSubkeys, fromBase64Url, generateFileKey, newId, openFileKeyWrap, openManifest, toBase64Url, wrapFileKey,
-  type FileKeyWrap, type FileSubkeys, type Manifest, type SpaceKeyPair,
+  type FileKeyWrap, type FileSubkeys, type Manifest, type MembershipState, type SpaceKeyPair,
 } from '@kluis/shared';
 import { ApiRequestError, type ApiClient } from '../api/client.js';
 import { api, type SpaceDetails } from '../api/endpoints.js';
 import { ProtocolError } from '../api/endpoints.js';
-import { openSpaceKeys, writerSigners } from '../account/spaces.js';
+import { fileKeyPolicy, manifestPolicy, openEpochKeys, verifiedMembership } from '../account/membership.js';
 import type { Account } from '../account/state.js';
 import type { RemoteEntry } from './types.js';
 
@@ -73,17 +75,41 @@ function parsed<T extends z.ZodTypeAny>(schema: T, value: unknown, what: string)
 export class SpaceCrypto {
   private readonly fileKeys = new Map<string, Map<number, FileKeys>>();
 
+  /** signPublicKey -> e-mail of everyone who was ever a member (to name the authors of versions) */
+  authors: Map<string, string>;
+
   private constructor(
     readonly account: Account,
-    readonly details: SpaceDetails,
-    private readonly spaceKeys: Map<number, SpaceKeyPair>,
-    /** signPublicKey -> e-mail of members who may write */
-    readonly writers: Map<string, string>,
-  ) {}
+    public details: SpaceDetails,
+    private spaceKeys: Map<number, SpaceKeyPair>,
+    /** the verified membership log */
+    public membership: MembershipState,
+  ) {
+    this.authors = membership.everMembers();
+  }
 
   static async load(c: ApiClient, account: Account, spaceId: string): Promise<SpaceCrypto> {
     const details = await api.space(c, spaceId);
-    return new SpaceCrypto(account, details, openSpaceKeys(account, details), writerSigners(details));
+    const membership = verifiedMembership(account, details);
+    return new SpaceCrypto(account, details, openEpochKeys(account, details, membership), membership);
+  }
+
+  /** Who may have signed a manifest: a writer at the log position it names (a position beyond ours: nobody yet). */
+  readonly trusted = (signer: string, memberSeq: number | null): boolean => manifestPolicy(this.membership)(signer, memberSeq);
+
+  /** Fetches and verifies the space again (a newer log, maybe a new key epoch); file keys already opened stay. */
+  async refresh(c: ApiClient): Promise<void> {
+    const details = await api.space(c, this.spaceId);
+    const membership = verifiedMembership(this.account, details);
+    this.spaceKeys = openEpochKeys(this.account, details, membership);
+    this.details = details;
+    this.membership = membership;
+    this.authors = membership.everMembers();
+  }
+
+  /** The log position new manifests name: the newest this client verified. */
+  get memberSeq(): number {
+    return this.membership.seq;
   }
 
   get spaceId(): string {
@@ -97,8 +123,6 @@ export class SpaceCrypto {
   get canWrite(): boolean {
     return this.details.role === 'editor' || this.details.role === 'manager';
   }
-
-  readonly trusted = (signer: string): boolean => this.writers.has(signer);
 
   private currentPublicKey(): string {
     return toBase64Url(this.spaceKeys.get(this.keyEpoch)!.publicKey);
@@ -129,7 +153,7 @@ export class SpaceCrypto {
       const pair = this.spaceKeys.get(wrap.keyEpoch);
       if (!pair) continue;
       try {
-        const fileKey = openFileKeyWrap(wrap, { spaceId: this.spaceId, keyEpoch: wrap.keyEpoch, fileId }, pair, this.trusted);
+        const fileKey = openFileKeyWrap(wrap, { spaceId: this.spaceId, keyEpoch: wrap.keyEpoch, fileId }, pair, fileKeyPolicy(this.membership, wrap.keyEpoch));
         if (!keys) this.fileKeys.set(fileId, (keys = new Map()));
         keys.set(wrap.keyEpoch, { fileKey, subkeys: deriveFileSubkeys(fileKey), epoch: wrap.keyEpoch });
       } catch (err) {
@@ -216,15 +240,31 @@ export async function* pullChanges(c: ApiClient, sc: SpaceCrypto, since: number,
     const newest = new Map<string, VersionView>();
     for (const v of page.changes) newest.set(v.fileId, v);
     const out: PulledPage = { entries: [], wraps: [], refused: [], next: page.next, head: page.head };
+    let refreshed = false;
     for (const v of newest.values()) {
       if (known(v.versionId)) continue; // our own commit: its remote row and wraps are in the index already
       const wraps = page.fileKeyWraps[v.fileId] ?? [];
       for (const w of wraps) out.wraps.push({ fileId: v.fileId, keyEpoch: w.keyEpoch, wrap: w });
-      try {
+      const judge = () => {
         sc.open(v.fileId, wraps);
-        const { manifest } = sc.openVersion(v);
-        out.entries.push(entryOf(v, manifest));
+        return sc.openVersion(v).manifest;
+      };
+      try {
+        out.entries.push(entryOf(v, judge()));
       } catch (err) {
+        // Perhaps written under a log position newer than ours (a member added since we looked, a new key epoch):
+        // look at the space again, once per page, and judge again. Only then is the version refused.
+        if (!refreshed) {
+          refreshed = true;
+          try {
+            await sc.refresh(c);
+            out.entries.push(entryOf(v, judge()));
+            continue;
+          } catch (again) {
+            out.refused.push({ fileId: v.fileId, versionId: v.versionId, reason: refusalReason(again) });
+            continue;
+          }
+        }
         out.refused.push({ fileId: v.fileId, versionId: v.versionId, reason: refusalReason(err) });
       }
     }

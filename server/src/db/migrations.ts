@@ -2,6 +2,7 @@
 // A migration, once released, is never edited: add the next number. Times are integer ms since 1970 UTC;
 // binary values are base64url text; ids are 16-byte base64url.
 import type { Knex } from 'knex';
+import { m003Membership } from './migration-003-membership.js';
 
 interface Migration {
   name: string;
@@ -272,7 +273,7 @@ const m002: Migration = {
   },
 };
 
-const all: Migration[] = [m001, m002];
+const all: Migration[] = [m001, m002, m003Membership];
 
 /** Knex migration source over the in-code list above. */
 export const migrations: Knex.MigrationSource<Migration> = {

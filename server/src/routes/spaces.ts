@@ -9,6 +9,7 @@ import { ApiError } from '../errors.js';
 import type { Caller, Services } from '../context.js';
 import { actor, body, parse, route, target } from '../http.js';
 import { spaceAccess } from '../services/access.js';
+import { appendEntry, logState, readLog } from '../services/membership.js';
 import type { Tx } from '../db/db.js';
 
 /** Default version retention of a space (days). */
@@ -27,15 +28,30 @@ function checkSpaceWrap(wrap: SpaceKeyWrap, expect: { spaceId: string; keyEpoch:
   }
 }
 
-async function callerKeys(services: Services, caller: Caller): Promise<{ enc: string; sign: string }> {
-  const row = await services.db('users').where({ id: caller.userId }).first('enc_public_key', 'sign_public_key');
-  return { enc: row.enc_public_key, sign: row.sign_public_key };
+async function callerKeys(services: Services, caller: Caller): Promise<{ enc: string; sign: string; email: string }> {
+  const row = await services.db('users').where({ id: caller.userId }).first('enc_public_key', 'sign_public_key', 'email');
+  return { enc: row.enc_public_key, sign: row.sign_public_key, email: row.email };
 }
 
-async function colleague(trx: Tx, caller: Caller, userId: string): Promise<{ id: string; enc_public_key: string }> {
-  const user = await trx('users').where({ id: userId, org_id: caller.orgId }).whereNull('disabled_at').first('id', 'enc_public_key');
+interface UserKeys {
+  id: string;
+  email: string;
+  enc_public_key: string;
+  sign_public_key: string;
+}
+
+/** A user's keys as the membership log must name them. */
+const named = (u: UserKeys) => ({ userId: u.id, email: u.email, encPublicKey: u.enc_public_key, signPublicKey: u.sign_public_key });
+
+async function colleague(trx: Tx, caller: Caller, userId: string): Promise<UserKeys> {
+  const user = await trx('users').where({ id: userId, org_id: caller.orgId }).whereNull('disabled_at').first('id', 'email', 'enc_public_key', 'sign_public_key');
   if (!user) throw new ApiError(404, ErrorCode.NotFound, 'no such colleague in your organisation');
   return user;
+}
+
+/** A member's keys (also of a member whose account has since been disabled: the log names them as added). */
+async function memberKeys(trx: Tx, userId: string): Promise<UserKeys> {
+  return trx('users').where({ id: userId }).first('id', 'email', 'enc_public_key', 'sign_public_key');
 }
 
 async function managers(trx: Tx, spaceId: string): Promise<number> {
@@ -58,6 +74,7 @@ export function spaceRoutes(router: Router, services: Services): void {
       await trx('space_epochs').insert({ space_id: req.id, key_epoch: 1, public_key: req.publicKey, created_by: caller.userId, created_at: now });
       await trx('space_members').insert({ space_id: req.id, user_id: caller.userId, role: 'manager', added_by: caller.userId, added_at: now });
       await trx('space_key_wraps').insert({ space_id: req.id, key_epoch: 1, user_id: caller.userId, wrap: JSON.stringify(req.wrap), created_at: now });
+      await appendEntry(trx, req.id, null, req.entry, { op: 'create', signer: keys.sign, user: { userId: caller.userId, email: keys.email, encPublicKey: keys.enc, signPublicKey: keys.sign }, role: 'manager', spacePublicKey: req.publicKey }, now);
       await audit.append(trx, { ...actor(ctx, caller), action: 'space.create', targetType: 'space', targetId: req.id, outcome: 'success', details: { classification: req.classification } });
     });
     ctx.status = 201;
@@ -76,18 +93,20 @@ export function spaceRoutes(router: Router, services: Services): void {
     const spaceId = String(ctx.params.spaceId);
     target(ctx, 'space', spaceId);
     const { space, role } = await spaceAccess(db, caller, spaceId, 'viewer');
-    const [members, epochs, wraps] = await Promise.all([
+    const [members, epochs, wraps, log] = await Promise.all([
       db('space_members as m').join('users as u', 'u.id', 'm.user_id').where('m.space_id', spaceId).orderBy('u.email')
         .select('u.id', 'u.email', 'm.role', 'u.enc_public_key', 'u.sign_public_key', 'u.identity_sig', 'm.added_by', 'm.added_at'),
-      db('space_epochs').where({ space_id: spaceId }).orderBy('key_epoch').select('key_epoch', 'public_key', 'created_by'),
+      db('space_epochs').where({ space_id: spaceId }).orderBy('key_epoch').select('key_epoch', 'public_key', 'created_by', 'prev_sealed'),
       db('space_key_wraps').where({ space_id: spaceId, user_id: caller.userId }).orderBy('key_epoch').select('key_epoch', 'wrap'),
+      readLog(db, spaceId),
     ]);
     await services.tx((trx) => audit.append(trx, { ...actor(ctx, caller), action: 'keys.space.read', targetType: 'space', targetId: spaceId, outcome: 'success', details: { epochs: wraps.length } }));
     ctx.body = {
       spaceId, name: space.name, classification: space.classification, keyEpoch: space.key_epoch, seq: space.seq, retentionDays: space.retention_days, role,
       members: members.map((m) => ({ userId: m.id, email: m.email, role: m.role, encPublicKey: m.enc_public_key, signPublicKey: m.sign_public_key, identitySig: m.identity_sig, addedBy: m.added_by, addedAt: Number(m.added_at) })),
-      epochs: epochs.map((e) => ({ keyEpoch: Number(e.key_epoch), publicKey: e.public_key, createdBy: e.created_by })),
+      epochs: epochs.map((e) => ({ keyEpoch: Number(e.key_epoch), publicKey: e.public_key, createdBy: e.created_by, prevSealed: e.prev_sealed ?? null })),
       myWraps: wraps.map((w) => JSON.parse(w.wrap)),
+      log,
     };
   });
 
@@ -103,6 +122,7 @@ export function spaceRoutes(router: Router, services: Services): void {
       checkSpaceWrap(req.wrap, { spaceId, keyEpoch: space.key_epoch, publicKey: epoch.public_key, recipient: user.enc_public_key, signer: keys.sign }, 'wrap');
       if (await trx('space_members').where({ space_id: spaceId, user_id: user.id }).first('role')) throw new ApiError(409, ErrorCode.Conflict, 'already a member');
       const now = Date.now();
+      await appendEntry(trx, spaceId, await logState(trx, spaceId), req.entry, { op: 'add', signer: keys.sign, user: named(user), role: req.role }, now);
       await trx('space_members').insert({ space_id: spaceId, user_id: user.id, role: req.role, added_by: caller.userId, added_at: now });
       await trx('space_key_wraps').insert({ space_id: spaceId, key_epoch: space.key_epoch, user_id: user.id, wrap: JSON.stringify(req.wrap), created_at: now });
       await audit.append(trx, { ...actor(ctx, caller), action: 'space.member.add', targetType: 'space', targetId: spaceId, outcome: 'success', details: { userId: user.id, role: req.role } });
@@ -116,11 +136,13 @@ export function spaceRoutes(router: Router, services: Services): void {
     const userId = String(ctx.params.userId);
     target(ctx, 'space', spaceId);
     await spaceAccess(db, caller, spaceId, 'manager');
-    const { role } = parse(ChangeMemberRequest, body(ctx));
+    const { role, entry } = parse(ChangeMemberRequest, body(ctx));
+    const keys = await callerKeys(services, caller);
     await db.transaction(async (trx) => {
       const member = await trx('space_members').where({ space_id: spaceId, user_id: userId }).first('role');
       if (!member) throw new ApiError(404, ErrorCode.NotFound, 'not a member');
       if (member.role === 'manager' && role !== 'manager' && (await managers(trx, spaceId)) <= 1) throw new ApiError(409, ErrorCode.Conflict, 'a space keeps at least one manager');
+      await appendEntry(trx, spaceId, await logState(trx, spaceId), entry, { op: 'role', signer: keys.sign, user: named(await memberKeys(trx, userId)), role }, Date.now());
       await trx('space_members').where({ space_id: spaceId, user_id: userId }).update({ role });
       await audit.append(trx, { ...actor(ctx, caller), action: 'space.member.role', targetType: 'space', targetId: spaceId, outcome: 'success', details: { userId, from: member.role, to: role } });
     });
@@ -147,11 +169,13 @@ export function spaceRoutes(router: Router, services: Services): void {
         throw new ApiError(400, ErrorCode.ValidationFailed, 'newEpoch.wraps: exactly one wrap for every remaining member is required');
       }
       const now = Date.now();
+      if (req.entry.keyEpoch !== req.newEpoch.keyEpoch) throw new ApiError(400, ErrorCode.BadMembership, 'entry: the entry records another key epoch');
+      await appendEntry(trx, spaceId, await logState(trx, spaceId), req.entry, { op: 'remove', signer: keys.sign, user: named(await memberKeys(trx, userId)), spacePublicKey: req.newEpoch.publicKey }, now);
       for (const m of remaining) {
         checkSpaceWrap(wrapsFor.get(m.id)!, { spaceId, keyEpoch: req.newEpoch.keyEpoch, publicKey: req.newEpoch.publicKey, recipient: m.enc_public_key, signer: keys.sign }, `wrap for ${m.id}`);
       }
       await trx('space_members').where({ space_id: spaceId, user_id: userId }).delete();
-      await trx('space_epochs').insert({ space_id: spaceId, key_epoch: req.newEpoch.keyEpoch, public_key: req.newEpoch.publicKey, created_by: caller.userId, created_at: now });
+      await trx('space_epochs').insert({ space_id: spaceId, key_epoch: req.newEpoch.keyEpoch, public_key: req.newEpoch.publicKey, created_by: caller.userId, created_at: now, prev_sealed: req.newEpoch.prevSealed });
       const rows = remaining.map((m) => ({ space_id: spaceId, key_epoch: req.newEpoch.keyEpoch, user_id: m.id, wrap: JSON.stringify(wrapsFor.get(m.id)), created_at: now }));
       for (let i = 0; i < rows.length; i += 200) await trx('space_key_wraps').insert(rows.slice(i, i + 200));
       await trx('spaces').where({ id: spaceId }).update({ key_epoch: req.newEpoch.keyEpoch });

@@ -88,20 +88,48 @@ export type DirectoryEntry = z.infer<typeof DirectoryEntry>;
 
 // ----- spaces
 
+/** One signed entry of a space's membership log (docs/crypto.md §4.1); every rule is checked by verifying it. */
+export const MembershipEntrySchema = z.object({
+  v: z.literal(1),
+  kind: z.literal('membership'),
+  spaceId: Id,
+  seq: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER),
+  prev: z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lower-case hex digits'),
+  op: z.enum(['create', 'add', 'remove', 'role', 'rotate']),
+  ts: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+  user: z.object({ userId: Id, email: z.string().max(320), encPublicKey: Key32, signPublicKey: Key32, identitySig: Sig }).strict().nullable(),
+  role: SpaceRole.nullable(),
+  keyEpoch: z.number().int().min(1).max(Number.MAX_SAFE_INTEGER),
+  spacePublicKey: Key32.nullable(),
+  signer: Key32,
+  sig: Sig,
+}).strict();
+
 export const CreateSpaceRequest = z.object({
   id: Id,
   name: SpaceName,
   classification: Classification.default('internal'),
   publicKey: Key32,
   wrap: SpaceKeyWrapSchema,
+  /** The log's first entry: op "create", signed by the creator. */
+  entry: MembershipEntrySchema,
   retentionDays: z.number().int().min(1).max(36500).optional(),
 }).strict();
 
-export const AddMemberRequest = z.object({ userId: Id, role: SpaceRole, wrap: SpaceKeyWrapSchema }).strict();
-export const ChangeMemberRequest = z.object({ role: SpaceRole }).strict();
-/** Removing a member rotates the space key: the new epoch's public key and a wrap for every remaining member. */
+export const AddMemberRequest = z.object({ userId: Id, role: SpaceRole, wrap: SpaceKeyWrapSchema, entry: MembershipEntrySchema }).strict();
+export const ChangeMemberRequest = z.object({ role: SpaceRole, entry: MembershipEntrySchema }).strict();
+/**
+ * Removing a member rotates the space key: the new epoch's public key, a wrap for every remaining member, the
+ * previous epoch's secret key sealed to the new public key (the epoch chain), and the log entry.
+ */
 export const RemoveMemberRequest = z.object({
-  newEpoch: z.object({ keyEpoch: z.number().int().min(2), publicKey: Key32, wraps: z.array(z.object({ userId: Id, wrap: SpaceKeyWrapSchema }).strict()).min(1).max(10_000) }).strict(),
+  newEpoch: z.object({
+    keyEpoch: z.number().int().min(2),
+    publicKey: Key32,
+    prevSealed: b64u(80),
+    wraps: z.array(z.object({ userId: Id, wrap: SpaceKeyWrapSchema }).strict()).min(1).max(10_000),
+  }).strict(),
+  entry: MembershipEntrySchema,
 }).strict();
 
 // ----- commits and changes

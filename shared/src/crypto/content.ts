@@ -60,9 +60,14 @@ export function contentHash(bytes: Uint8Array): string {
 
 export type ManifestKind = 'file' | 'dir';
 
-/** One version of one file or folder. File names exist only here, and only encrypted. */
+/**
+ * One version of one file or folder. File names exist only here, and only encrypted. Version 2 adds `memberSeq`, the
+ * position of the space's membership log the author wrote under (docs/crypto.md §4.1, §8); version 1 is still read.
+ */
 export interface Manifest {
-  v: 1;
+  v: 1 | 2;
+  /** v2 only: the membership log entry (seq) whose writers the version is judged by. */
+  memberSeq?: number;
   fileId: string;
   versionId: string;
   /** The versionId this version was made from, or null for the first version. */
@@ -88,9 +93,11 @@ export function assertManifest(m: unknown): asserts m is Manifest {
   };
   if (typeof m !== 'object' || m === null || Array.isArray(m)) bad('not an object');
   const o = m as Record<string, unknown>;
+  if (o.v !== 1 && o.v !== 2) throw new CryptoError(ErrorCode.UnsupportedVersion, `unknown manifest version ${String(o.v)}`);
   const keys = Object.keys(o).sort().join(',');
-  if (keys !== 'chunks,deleted,fileId,hash,kind,mtimeMs,parent,path,size,v,versionId') bad(`unexpected fields (${keys})`);
-  if (o.v !== 1) throw new CryptoError(ErrorCode.UnsupportedVersion, `unknown manifest version ${String(o.v)}`);
+  const expected = o.v === 1 ? 'chunks,deleted,fileId,hash,kind,mtimeMs,parent,path,size,v,versionId' : 'chunks,deleted,fileId,hash,kind,memberSeq,mtimeMs,parent,path,size,v,versionId';
+  if (keys !== expected) bad(`unexpected fields (${keys})`);
+  if (o.v === 2 && (!Number.isSafeInteger(o.memberSeq) || (o.memberSeq as number) < 1)) bad('memberSeq');
   if (typeof o.fileId !== 'string') bad('fileId');
   idBytes(o.fileId as string, 'fileId');
   if (typeof o.versionId !== 'string') bad('versionId');
@@ -132,8 +139,14 @@ export function sealManifest(manifest: Manifest, keys: FileSubkeys, author: Acco
   return sealEnvelope(keys.manifestKey, concatBytes(author.signPublicKey, signature, body), ad);
 }
 
+/**
+ * Who may have written a manifest: its signer's key and the membership position it names (null for a v1 manifest,
+ * which names none). A plain SignerPolicy ignores the position.
+ */
+export type ManifestSignerPolicy = (signPublicKey: string, memberSeq: number | null) => boolean;
+
 /** Decrypts and verifies a manifest sealed for (fileId, versionId); returns it with its author's key. */
-export function openManifest(sealed: Uint8Array, keys: FileSubkeys, expect: { fileId: string; versionId: string }, trusted: SignerPolicy): { manifest: Manifest; signer: string } {
+export function openManifest(sealed: Uint8Array, keys: FileSubkeys, expect: { fileId: string; versionId: string }, trusted: SignerPolicy | ManifestSignerPolicy): { manifest: Manifest; signer: string } {
   const ad = manifestAd(expect.fileId, expect.versionId);
   const plain = openEnvelope(keys.manifestKey, sealed, ad);
   if (plain.length < 96) throw new CryptoError(ErrorCode.BadManifest, 'manifest too short');
@@ -141,7 +154,6 @@ export function openManifest(sealed: Uint8Array, keys: FileSubkeys, expect: { fi
   const body = plain.subarray(96);
   verifyDetached(CTX_MANIFEST, concatBytes(ad.subarray(utf8(CTX_MANIFEST).length), body), plain.subarray(32, 96), signerPk);
   const signer = toBase64Url(signerPk);
-  if (!trusted(signer)) throw new CryptoError(ErrorCode.UntrustedSigner, 'the manifest was signed by someone who may not write here');
   let parsed: unknown;
   try {
     parsed = JSON.parse(fromUtf8(body));
@@ -152,5 +164,7 @@ export function openManifest(sealed: Uint8Array, keys: FileSubkeys, expect: { fi
   // Only the canonical form is accepted, so one manifest has exactly one signed byte string.
   if (!constantTimeEqual(canonicalBytes(parsed), body)) throw new CryptoError(ErrorCode.BadManifest, 'manifest is not in canonical form');
   if (parsed.fileId !== expect.fileId || parsed.versionId !== expect.versionId) throw new CryptoError(ErrorCode.BadManifest, 'manifest belongs to another version');
+  // Judged only now that the signed body is parsed: a v2 manifest is judged at the log position it names.
+  if (!trusted(signer, parsed.v === 2 ? parsed.memberSeq! : null)) throw new CryptoError(ErrorCode.UntrustedSigner, 'the manifest was signed by someone who may not write here');
   return { manifest: parsed, signer };
 }

@@ -9,6 +9,7 @@ export * from './content.js';
 export * from './link.js';
 export * from './server.js';
 export * from './recovery.js';
+export * from './membership.js';
 
 import { sealEnvelopeWithNonce, xchachaEncrypt, xchachaDecrypt } from './envelope.js';
 import { blake2b, randomBytes, signDetached, signingInput } from './primitives.js';
