@@ -37,6 +37,10 @@ export const ErrorCode = {
   NotFound: 'not_found',
   Conflict: 'conflict',
   MissingChunks: 'missing_chunks',
+  /** 410: a share link that expired, was revoked or has no downloads left (the body's `reason` says which). */
+  LinkGone: 'link_gone',
+  /** 401: the link's secret or password is wrong (counted; the link locks after too many). */
+  BadLinkAuth: 'bad_link_auth',
   RateLimited: 'rate_limited',
   Internal: 'internal',
   Unavailable: 'unavailable',

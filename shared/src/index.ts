@@ -7,3 +7,4 @@ export * from './chunking/index.js';
 export * from './api/schemas.js';
 export * from './api/names.js';
 export * from './api/frames.js';
+export * from './api/links.js';
