@@ -9,6 +9,8 @@ export const ErrorCode = {
   BadSignature: 'bad_signature',
   UntrustedSigner: 'untrusted_signer',
   WrongRecipient: 'wrong_recipient',
+  /** A colleague's keys differ from the ones this client pinned on first use (accept them after comparing). */
+  KeyChanged: 'key_changed',
   BadKey: 'bad_key',
   BadRecoveryKey: 'bad_recovery_key',
   BadManifest: 'bad_manifest',

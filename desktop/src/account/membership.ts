@@ -7,6 +7,7 @@ import {
 } from '@kluis/shared';
 import type { SpaceDetails } from '../api/endpoints.js';
 import { loadMembershipAnchor, saveMembershipAnchor, type Account } from './state.js';
+import { checkPins } from './pins.js';
 
 /**
  * Verifies the space's membership log and moves this client's anchor forward. Throws CryptoError when an entry
@@ -19,6 +20,8 @@ export function verifiedMembership(account: Account, details: SpaceDetails): Mem
   const anchor = loadMembershipAnchor(account, details.spaceId);
   const state = verifyMembershipLog(details.log, details.spaceId, anchor);
   if (state.keyEpoch !== details.keyEpoch) throw new CryptoError(ErrorCode.BadMembership, `the server says key epoch ${details.keyEpoch} of "${details.name}" is current, its membership log says ${state.keyEpoch}`);
+  // The members the log names now must be the colleagues this device pinned (first use pins them).
+  checkPins(account, [...state.members.values()].map((m) => m.identity), true);
   saveMembershipAnchor(account, details.spaceId, { seq: state.seq, hash: state.hash });
   return state;
 }

@@ -11,6 +11,7 @@ import { api, type SpaceSummary } from '../api/endpoints.js';
 import { clientFor, normaliseEmail, UsageError } from './auth.js';
 import type { Account } from './state.js';
 import { openEpochKeys, verifiedMembership } from './membership.js';
+import { acceptPin, checkPins, pinnedFingerprint } from './pins.js';
 
 /** Our own identity as the membership log names members. */
 function ownIdentity(account: Account): MemberIdentity {
@@ -34,8 +35,11 @@ export function accountClient(account: Account): ApiClient {
   return clientFor(account.session.server, account.session.token);
 }
 
-/** A directory entry whose identity signature verifies for the e-mail address it claims (and the one we asked for). */
-export async function verifiedColleague(c: ApiClient, lookup: { email: string } | { userId: string; email?: string }): Promise<DirectoryEntry> {
+/**
+ * A directory entry whose identity signature verifies for the e-mail address it claims (and the one we asked for),
+ * and, given the account, whose keys are the ones pinned on first use (account/pins.ts).
+ */
+export async function verifiedColleague(c: ApiClient, lookup: { email: string } | { userId: string; email?: string }, account?: Account): Promise<DirectoryEntry> {
   const entry = 'userId' in lookup ? await api.directoryById(c, lookup.userId) : await api.directoryByEmail(c, normaliseEmail(lookup.email));
   const expected = 'userId' in lookup ? (lookup.email ?? entry.email) : normaliseEmail(lookup.email);
   if ('userId' in lookup && entry.userId !== lookup.userId) throw new CryptoError(ErrorCode.BadKey, `the directory answered for another user than ${lookup.userId}`);
@@ -45,16 +49,27 @@ export async function verifiedColleague(c: ApiClient, lookup: { email: string } 
   } catch {
     throw new CryptoError(ErrorCode.BadSignature, `the keys the server lists for ${expected} are not signed by that account: refusing to use them (report this to your security officer)`);
   }
+  if (account) checkPins(account, [entry]);
   return entry;
 }
 
-/** Own or a colleague's fingerprint; a colleague's keys only with a verified identity signature. */
-export async function fingerprintOf(account: Account, email?: string): Promise<{ email: string; fingerprint: string; userId: string }> {
+/**
+ * Own or a colleague's fingerprint (a colleague's keys only with a verified identity signature), with the one
+ * pinned on this device. `accept` replaces the pin with the directory's keys: the user has compared them.
+ */
+export async function fingerprintOf(account: Account, email?: string, accept = false): Promise<{ email: string; fingerprint: string; userId: string; pinned: string | null; accepted?: { previous: string | null } }> {
   if (email === undefined || normaliseEmail(email) === account.session.email) {
-    return { email: account.session.email, userId: account.session.userId, fingerprint: fingerprint(publicIdentity(account.keys)) };
+    if (accept) throw new UsageError('--accept is for a colleague\'s keys: your own are checked at every login');
+    const own = fingerprint(publicIdentity(account.keys));
+    return { email: account.session.email, userId: account.session.userId, fingerprint: own, pinned: own };
   }
   const entry = await verifiedColleague(accountClient(account), { email });
-  return { email: entry.email, userId: entry.userId, fingerprint: fingerprint(entry) };
+  const current = fingerprint(entry);
+  if (accept) {
+    const { previous } = acceptPin(account, entry);
+    return { email: entry.email, userId: entry.userId, fingerprint: current, pinned: current, accepted: { previous } };
+  }
+  return { email: entry.email, userId: entry.userId, fingerprint: current, pinned: pinnedFingerprint(account, entry.email) };
 }
 
 /** SPACE as a name or an id. Ambiguous names are refused with the candidates' ids. */
@@ -92,7 +107,7 @@ export async function createSpace(account: Account, name: string, classification
 export async function addMember(account: Account, spaceRef: string, email: string, role: SpaceRole): Promise<{ spaceId: string; name: string; userId: string; email: string; role: SpaceRole; keyEpoch: number }> {
   const c = accountClient(account);
   const { space, details, state } = await managedSpace(account, c, spaceRef, 'adds members');
-  const colleague = await verifiedColleague(c, { email });
+  const colleague = await verifiedColleague(c, { email }, account);
   if (state.members.has(colleague.userId)) throw new KluisError(ErrorCode.Conflict, `${colleague.email} is already a member of "${space.name}"`);
   const keys = openEpochKeys(account, details, state);
   try {
@@ -132,7 +147,7 @@ export async function removeMember(account: Account, spaceRef: string, email: st
   const remaining = [...state.members.values()].map((m) => m.identity).filter((m) => m.userId !== leaving.userId);
   const verified = await mapLimit(remaining, 8, async (m) => {
     try {
-      const entry = await verifiedColleague(c, { userId: m.userId, email: m.email });
+      const entry = await verifiedColleague(c, { userId: m.userId, email: m.email }, account);
       if (entry.encPublicKey !== m.encPublicKey || entry.signPublicKey !== m.signPublicKey) throw new CryptoError(ErrorCode.BadKey, 'keys differ between the space and the directory');
       return entry;
     } catch (err) {

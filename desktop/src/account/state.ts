@@ -270,3 +270,30 @@ export function saveMembershipAnchor(account: Account, spaceId: string, anchor: 
   ensureHome(account.home);
   writeAtomic(path.join(account.home, MEMBERSHIP), `${JSON.stringify({ v: 1, userId: account.session.userId, anchors })}\n`);
 }
+
+// ---------------------------------------------------------------------------------------------------------
+// pins.json 0600: colleagues' public keys as first seen (trust on first use). A colleague whose keys differ later is
+// refused until the user compares the new fingerprint out of band and accepts it (kluis fingerprint --accept).
+
+const PINS = 'pins.json';
+const PinKeys = z.object({ userId: Id, signPublicKey: z.string(), encPublicKey: z.string() }).strict();
+/** The keys now trusted for an address, and the ones accepted before (history signed with them stays valid). */
+const PinSchema = PinKeys.extend({ pinnedAt: z.number().int(), earlier: z.array(PinKeys).max(100) }).strict();
+const PinsFile = z.object({ v: z.literal(1), userId: Id, pins: z.record(z.string(), PinSchema) }).strict();
+export type PinRecord = z.infer<typeof PinSchema>;
+
+/** Pinned keys by e-mail address (of this account; another account's pins are not ours). */
+export function loadPins(account: Account): Record<string, PinRecord> {
+  const file = path.join(account.home, PINS);
+  const text = readPrivate(file);
+  if (text === null) return {};
+  const parsed = parseFile(PinsFile, file, text);
+  return parsed.userId === account.session.userId ? parsed.pins : {};
+}
+
+/** Records (or, on acceptance, replaces) the pins of these addresses. */
+export function savePins(account: Account, pins: Record<string, PinRecord>): void {
+  const all = { ...loadPins(account), ...pins };
+  ensureHome(account.home);
+  writeAtomic(path.join(account.home, PINS), `${JSON.stringify({ v: 1, userId: account.session.userId, pins: all })}\n`);
+}

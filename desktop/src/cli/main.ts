@@ -151,10 +151,15 @@ export function buildProgram(registerExtra?: (program: Command) => void): Comman
   program.command('fingerprint')
     .description('your fingerprint, or a colleague\'s from the directory (identity signature verified); compare out of band')
     .argument('[email]', 'a colleague\'s e-mail address')
-    .action(async (email: string | undefined, _o, cmd: Command) => {
+    .option('--accept', 'after comparing it out of band: trust this colleague\'s current keys from now on (replaces the pinned ones)')
+    .action(async (email: string | undefined, o: { accept?: boolean }, cmd: Command) => {
       const account = await loadOpenAccount();
-      const r = await fingerprintOf(account, email);
-      emit(cmd, `${safeText(r.email)}  ${r.fingerprint}`, r);
+      const r = await fingerprintOf(account, email, o.accept === true);
+      const lines = [`${safeText(r.email)}  ${r.fingerprint}`];
+      if (r.accepted) lines.push(r.accepted.previous && r.accepted.previous !== r.fingerprint ? `Accepted: replaces the pinned ${r.accepted.previous}.` : 'Accepted: pinned on this device.');
+      else if (r.pinned === null) lines.push('Not pinned yet: it is pinned the first time you share with this colleague.');
+      else if (r.pinned !== r.fingerprint) lines.push(`CHANGED: this device pinned ${r.pinned}. Compare the new fingerprint in person or by phone before: kluis fingerprint --accept ${safeText(r.email)}`);
+      emit(cmd, lines.join('\n'), r);
     });
 
   const devices = program.command('devices')

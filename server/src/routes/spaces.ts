@@ -49,9 +49,16 @@ async function colleague(trx: Tx, caller: Caller, userId: string): Promise<UserK
   return user;
 }
 
-/** A member's keys (also of a member whose account has since been disabled: the log names them as added). */
-async function memberKeys(trx: Tx, userId: string): Promise<UserKeys> {
-  return trx('users').where({ id: userId }).first('id', 'email', 'enc_public_key', 'sign_public_key');
+/**
+ * The log's state with the member `userId` as the log names them: a role change or removal names the keys the
+ * member was added with (docs/crypto.md §4.1), whatever the directory lists now (a colleague may have new keys).
+ */
+async function logMember(trx: Tx, spaceId: string, userId: string) {
+  const state = await logState(trx, spaceId);
+  const m = state.members.get(userId);
+  if (!m) throw new ApiError(409, ErrorCode.Conflict, 'the membership log does not list this member');
+  const { email, encPublicKey, signPublicKey } = m.identity;
+  return { state, user: { userId, email, encPublicKey, signPublicKey } };
 }
 
 async function managers(trx: Tx, spaceId: string): Promise<number> {
@@ -142,7 +149,8 @@ export function spaceRoutes(router: Router, services: Services): void {
       const member = await trx('space_members').where({ space_id: spaceId, user_id: userId }).first('role');
       if (!member) throw new ApiError(404, ErrorCode.NotFound, 'not a member');
       if (member.role === 'manager' && role !== 'manager' && (await managers(trx, spaceId)) <= 1) throw new ApiError(409, ErrorCode.Conflict, 'a space keeps at least one manager');
-      await appendEntry(trx, spaceId, await logState(trx, spaceId), entry, { op: 'role', signer: keys.sign, user: named(await memberKeys(trx, userId)), role }, Date.now());
+      const { state, user } = await logMember(trx, spaceId, userId);
+      await appendEntry(trx, spaceId, state, entry, { op: 'role', signer: keys.sign, user, role }, Date.now());
       await trx('space_members').where({ space_id: spaceId, user_id: userId }).update({ role });
       await audit.append(trx, { ...actor(ctx, caller), action: 'space.member.role', targetType: 'space', targetId: spaceId, outcome: 'success', details: { userId, from: member.role, to: role } });
     });
@@ -170,7 +178,8 @@ export function spaceRoutes(router: Router, services: Services): void {
       }
       const now = Date.now();
       if (req.entry.keyEpoch !== req.newEpoch.keyEpoch) throw new ApiError(400, ErrorCode.BadMembership, 'entry: the entry records another key epoch');
-      await appendEntry(trx, spaceId, await logState(trx, spaceId), req.entry, { op: 'remove', signer: keys.sign, user: named(await memberKeys(trx, userId)), spacePublicKey: req.newEpoch.publicKey }, now);
+      const { state, user } = await logMember(trx, spaceId, userId);
+      await appendEntry(trx, spaceId, state, req.entry, { op: 'remove', signer: keys.sign, user, spacePublicKey: req.newEpoch.publicKey }, now);
       for (const m of remaining) {
         checkSpaceWrap(wrapsFor.get(m.id)!, { spaceId, keyEpoch: req.newEpoch.keyEpoch, publicKey: req.newEpoch.publicKey, recipient: m.enc_public_key, signer: keys.sign }, `wrap for ${m.id}`);
       }
