@@ -8,6 +8,11 @@ need=()
 command -v ceph-mon >/dev/null 2>&1 || need+=(ceph-mon)
 command -v ceph-osd >/dev/null 2>&1 || need+=(ceph-osd)
 { command -v radosgw >/dev/null 2>&1 && command -v radosgw-admin >/dev/null 2>&1; } || need+=(radosgw)
+# PostgreSQL for the pg-*.test.ts suites (test/helpers/postgres.ts runs initdb and postgres from Debian's bin dir, which
+# is not on PATH). Debian's package may also set up a cluster of its own; the tests never use it.
+{ compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null && compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null; } || need+=(postgresql)
+# Headless Chromium for the link page suite (test/integration/link-page.test.ts drives /usr/bin/chromium via playwright-core).
+command -v chromium >/dev/null 2>&1 || [[ -x /usr/bin/chromium ]] || need+=(chromium)
 if ((${#need[@]})); then
   echo "npm test: installing missing system packages: ${need[*]}"
   SUDO=""; [[ $(id -u) -ne 0 ]] && SUDO="sudo"

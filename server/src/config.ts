@@ -21,6 +21,8 @@ const schema = z.object({
   KLUIS_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   KLUIS_ALLOW_EMBEDDED_STORE: z.enum(['0', '1']).default('0'),
   KLUIS_TRUSTED_PROXIES: z.string().default(''),
+  // Checked by parseDatabaseUrl, never by zod: zod's message would quote the value, and it holds a password.
+  KLUIS_DATABASE_URL: z.string().optional(),
 });
 
 export interface Config {
@@ -37,6 +39,8 @@ export interface Config {
    * client). Checked here; compiled with proxy-addr in client-address.ts.
    */
   trustedProxies: string[];
+  /** PostgreSQL connection URL (KLUIS_DATABASE_URL); absent: the embedded sqlite file in dataDir. Never log it: use redactDatabaseUrl. */
+  databaseUrl?: string;
 }
 
 /** Thrown with a one-line message when the environment does not describe a valid configuration. */
@@ -71,6 +75,69 @@ function parseTrustedProxies(value: string): string[] {
   return items;
 }
 
+/** The URL with its password (and any password parameter) replaced by `***`: for messages and logs. */
+export function redactDatabaseUrl(value: string): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return '(not shown)'; // unparseable text may hold the password anywhere
+  }
+  if (url.password) url.password = '***';
+  for (const key of [...url.searchParams.keys()]) if (/pass|key|secret/i.test(key)) url.searchParams.set(key, '***');
+  return url.toString();
+}
+
+/**
+ * `message` with the database password cut out, however it is written (as in the URL, or decoded). The driver's
+ * messages never hold it, but a message that quotes a setting might: every message about the database passes here.
+ */
+export function withoutDatabasePassword(message: string, url: string | undefined): string {
+  let password = '';
+  try {
+    password = url ? new URL(url).password : '';
+  } catch {
+    return url ? message.replaceAll(url, '(not shown)') : message;
+  }
+  let decoded = password;
+  try {
+    decoded = decodeURIComponent(password);
+  } catch {
+    // not percent-encoded text: cut it out as written
+  }
+  for (const p of new Set([password, decoded])) if (p) message = message.replaceAll(p, '***');
+  return message;
+}
+
+/**
+ * KLUIS_DATABASE_URL: postgres://USER:PASSWORD@HOST:PORT/DATABASE (or postgresql://; `?host=/run/postgresql` for a
+ * socket directory; the `pg` driver's other parameters such as sslmode pass through). Messages never quote the value:
+ * they show it redacted.
+ */
+function parseDatabaseUrl(value: string | undefined): string | undefined {
+  if (value === undefined || value === '') return undefined; // empty: the embedded sqlite database
+  const form = 'expected postgres://USER:PASSWORD@HOST:PORT/DATABASE';
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new ConfigError(`KLUIS_DATABASE_URL: not a URL; ${form} (value not shown: it may hold a password)`);
+  }
+  const shown = redactDatabaseUrl(value);
+  if (url.protocol !== 'postgres:' && url.protocol !== 'postgresql:') {
+    throw new ConfigError(`KLUIS_DATABASE_URL: only PostgreSQL is supported; ${form} (got ${shown})`);
+  }
+  if (!url.hostname && !url.searchParams.get('host')) throw new ConfigError(`KLUIS_DATABASE_URL: no host; ${form} (got ${shown})`);
+  let database: string;
+  try {
+    database = decodeURIComponent(url.pathname.replace(/^\//, ''));
+  } catch {
+    throw new ConfigError(`KLUIS_DATABASE_URL: malformed database name; ${form} (got ${shown})`);
+  }
+  if (!database || database.includes('/')) throw new ConfigError(`KLUIS_DATABASE_URL: no database name; ${form} (got ${shown})`);
+  return value;
+}
+
 /** Reads and checks the configuration; throws ConfigError naming the first bad variable. */
 export function loadConfig(env: Record<string, string | undefined> = process.env): Config {
   const parsed = schema.safeParse(env);
@@ -81,6 +148,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   }
   const e = parsed.data;
   const trustedProxies = parseTrustedProxies(e.KLUIS_TRUSTED_PROXIES);
+  const databaseUrl = parseDatabaseUrl(e.KLUIS_DATABASE_URL);
   const publicUrl = e.KLUIS_PUBLIC_URL ?? `http://${e.KLUIS_HOST.includes(':') ? `[${e.KLUIS_HOST}]` : e.KLUIS_HOST}:${e.KLUIS_PORT}`;
   let s3: Config['s3'];
   if (e.KLUIS_STORAGE === 'minio') {
@@ -108,5 +176,6 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     publicUrl: publicUrl.replace(/\/$/, ''),
     logLevel: e.KLUIS_LOG_LEVEL,
     trustedProxies,
+    ...(databaseUrl ? { databaseUrl } : {}),
   };
 }

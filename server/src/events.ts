@@ -1,6 +1,6 @@
-// In-process fan-out of change notifications ({spaceId, seq}) to connected devices (SSE). With several API nodes
-// on PostgreSQL this becomes LISTEN/NOTIFY (docs/architecture.md §8); the interface stays the same, and `endSessions` and
-// `membershipChanged` then travel the same way, since the stream to end may be held by another node.
+// Fan-out of change notifications ({spaceId, seq}) to connected devices (SSE), in process. On PostgreSQL what a node
+// publishes also goes to the other nodes (events-pg.ts, LISTEN/NOTIFY), and `endSessions` and `membershipChanged`
+// travel the same way, since the stream to end may be held by another node; the interface stays the same.
 import { EventEmitter } from 'node:events';
 
 export interface ChangeEvent {
@@ -23,13 +23,34 @@ export interface StreamHandlers {
 
 interface OpenStream extends StreamOwner, StreamHandlers {}
 
+/** What one node tells the others (events-pg.ts): a change, sessions that ended, a membership that changed. */
+export type BusMessage =
+  | { t: 'change'; spaceId: string; seq: number }
+  | { t: 'end'; userId?: string; deviceId?: string }
+  | { t: 'member'; spaceId: string; userId: string };
+
 export class EventBus {
   private readonly emitter = new EventEmitter();
   private readonly streams = new Set<OpenStream>();
+  private relay: ((message: BusMessage) => void) | undefined;
   constructor() {
     this.emitter.setMaxListeners(0);
   }
+  /** Sends what this bus publishes or ends to the other nodes as well (events-pg.ts); undefined stops that. */
+  relayTo(send: ((message: BusMessage) => void) | undefined): void {
+    this.relay = send;
+  }
+  /** A message from another node: acted on here, not relayed again. */
+  receive(message: BusMessage): void {
+    if (message.t === 'change') this.changed({ spaceId: message.spaceId, seq: message.seq });
+    else if (message.t === 'end') this.endLocal(message);
+    else this.endWhere((s) => s.userId === message.userId);
+  }
   publish(event: ChangeEvent): void {
+    this.changed(event);
+    this.relay?.({ t: 'change', spaceId: event.spaceId, seq: event.seq });
+  }
+  private changed(event: ChangeEvent): void {
     this.emitter.emit('change', event);
     for (const s of this.streams) s.change(event);
   }
@@ -55,14 +76,27 @@ export class EventBus {
    */
   endSessions(which: { userId?: string; deviceId?: string }): number {
     if (which.userId === undefined && which.deviceId === undefined) return 0;
+    this.relay?.({ t: 'end', ...(which.userId !== undefined ? { userId: which.userId } : {}), ...(which.deviceId !== undefined ? { deviceId: which.deviceId } : {}) });
+    return this.endLocal(which);
+  }
+  private endLocal(which: { userId?: string; deviceId?: string }): number {
+    if (which.userId === undefined && which.deviceId === undefined) return 0;
     return this.endWhere((s) => (which.userId === undefined || s.userId === which.userId) && (which.deviceId === undefined || s.deviceId === which.deviceId));
+  }
+  /**
+   * Ends every open stream: the relay between nodes lost messages (events-pg.ts), so their clients reconnect and read
+   * their memberships and heads afresh.
+   */
+  endAll(): number {
+    return this.endWhere(() => true);
   }
   /**
    * A user lost (or changed) their membership of a space: their streams end, and the client's reconnect reads the
    * memberships afresh, so no later event of that space reaches them. Call it after the change committed.
    */
   membershipChanged(spaceId: string, userId: string): number {
-    void spaceId; // every stream of the user ends: simpler than filtering and cannot race with a membership reload
+    // Every stream of the user ends: simpler than filtering and cannot race with a membership reload.
+    this.relay?.({ t: 'member', spaceId, userId });
     return this.endWhere((s) => s.userId === userId);
   }
   private endWhere(match: (s: OpenStream) => boolean): number {

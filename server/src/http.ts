@@ -28,9 +28,26 @@ export function route(router: Router, services: Services, method: 'get' | 'post'
     const caller = await authenticate(services, k);
     k.state.caller = caller;
     k.state.orgId = caller.orgId;
-    await handler(k, caller);
+    await nulMeansNotFound(k, () => handler(k, caller));
     void next;
   });
+}
+
+/**
+ * A path or query value holding a NUL can match no stored id. sqlite looks it up and finds nothing (404); PostgreSQL
+ * refuses to compare it at all (text cannot hold NUL: SQLSTATE 22021), which would be a 500. So that refusal, for a
+ * request that carried a NUL, is the same "not found".
+ */
+async function nulMeansNotFound(ctx: KCtx, run: () => Promise<void> | void): Promise<void> {
+  try {
+    await run();
+  } catch (err) {
+    const values = [...Object.values(ctx.params ?? {}), ...Object.values(ctx.query).flat()];
+    if ((err as { code?: unknown }).code === '22021' && values.some((v) => typeof v === 'string' && v.includes('\u0000'))) {
+      throw new ApiError(404, ErrorCode.NotFound, 'not found');
+    }
+    throw err;
+  }
 }
 
 /** Registers a route that needs no session (login, prelogin, signup, link access). */
@@ -38,7 +55,7 @@ export function publicRoute(router: Router, method: 'get' | 'post', path: string
   router[method](path, async (ctx: Context) => {
     const k = ctx as KCtx;
     k.state.action = action;
-    await handler(k);
+    await nulMeansNotFound(k, () => handler(k));
   });
 }
 

@@ -4,7 +4,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pino } from 'pino';
 import { createApp } from './app.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
-import { openServices } from './services.js';
+import { DatabaseOpenError, openServices, type OpenedServices } from './services.js';
 import { runMaintenance } from './services/maintenance.js';
 
 // Everything the server creates (database, keys, blobs) is for its own user only: see data-dir.ts.
@@ -21,12 +21,21 @@ try {
   throw err;
 }
 
-const log = pino({ level: config.logLevel, base: { service: 'kluis-server' }, redact: ['req.headers.authorization', 'req.headers.cookie', '*.token', '*.authKey'] });
-const services = await openServices(config, log);
+const log = pino({ level: config.logLevel, base: { service: 'kluis-server' }, redact: ['req.headers.authorization', 'req.headers.cookie', '*.token', '*.authKey', '*.auth', '*.authHash', '*.wrapped'] });
+let services: OpenedServices;
+try {
+  services = await openServices(config, log);
+} catch (err) {
+  // One line, as for a bad configuration (the message holds no password: services.ts).
+  if (!(err instanceof DatabaseOpenError)) throw err;
+  console.error(`kluis-server: ${err.message}`);
+  process.exit(1);
+}
 services.audit.start();
 // One node owns this data directory: nothing can be in flight, so every orphan object (a crash mid-upload or
-// mid-compaction) can go now.
-await services.chunks.sweepOrphans({ graceMs: 0 });
+// mid-compaction) can go now. On PostgreSQL another node may share the object store and be mid-upload: only
+// objects older than the usual grace go.
+await services.chunks.sweepOrphans(config.databaseUrl ? {} : { graceMs: 0 });
 const MAINTENANCE_EVERY_MS = 3_600_000;
 let maintaining = false;
 const maintenance = setInterval(() => {
@@ -43,7 +52,7 @@ const app = createApp(services, { serverSecret: services.serverSecret });
 const server = app.listen(config.port, config.host, () => {
   const addr = server.address();
   const port = typeof addr === 'object' && addr ? addr.port : config.port;
-  log.info({ port, host: config.host, env: config.env, storage: config.storage }, 'listening');
+  log.info({ port, host: config.host, env: config.env, storage: config.storage, database: config.databaseUrl ? 'postgresql' : 'sqlite' }, 'listening');
   console.log(`Kluis server listening on http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port} (env ${config.env}, data in ${config.dataDir})`);
   if (firstStart) {
     console.log('No organisation yet. Create the first one (prints a one-time invite for its main access admin):');

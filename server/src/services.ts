@@ -2,16 +2,18 @@
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { initCrypto, serverSubkey } from '@kluis/shared';
-import type { Config } from './config.js';
+import { redactDatabaseUrl, withoutDatabasePassword, type Config } from './config.js';
 import type { Services } from './context.js';
-import { openDatabase, openReadDatabase } from './db/db.js';
-import { prepareDataDir } from './data-dir.js';
+import { openDatabase, openReadDatabase, type Tx } from './db/db.js';
+import { AUDIT_LOCK, LOCK_NAMESPACE } from './db/postgres.js';
+import { DB_FILE, prepareDataDir } from './data-dir.js';
 import { GroupCommitter } from './db/group-commit.js';
 import { openFsBlobStore } from './blobstore/fs.js';
 import { MinioBlobStore } from './blobstore/minio.js';
 import type { BlobStore } from './blobstore/index.js';
 import { SqlAuditLog, loadOrCreateServerSigningKey } from './audit/log.js';
 import { EventBus } from './events.js';
+import { startEventRelay } from './events-pg.js';
 import { ChunkStore } from './storage/chunks.js';
 
 export interface OpenedServices extends Services {
@@ -31,17 +33,35 @@ export async function openBlobStore(config: Config): Promise<BlobStore> {
   return openFsBlobStore({ root: path.join(config.dataDir, 'blobs') });
 }
 
+/** The database could not be opened or migrated; the message names it without its password. */
+export class DatabaseOpenError extends Error {
+  override name = 'DatabaseOpenError';
+}
+
 /** Opens the database (migrating it), the blob store and the audit log. */
 export async function openServices(config: Config, log: Logger): Promise<OpenedServices> {
   await initCrypto();
   prepareDataDir(config.dataDir, log);
-  const db = await openDatabase({ dataDir: config.dataDir });
-  const read = openReadDatabase({ dataDir: config.dataDir });
+  const url = config.databaseUrl;
+  const db = await openDatabase({ dataDir: config.dataDir, ...(url ? { url } : {}) }).catch((err: unknown) => {
+    const what = url ? redactDatabaseUrl(url) : path.join(config.dataDir, DB_FILE);
+    throw new DatabaseOpenError(`cannot open the database ${what}: ${withoutDatabasePassword(String((err as Error)?.message ?? err).split('\n')[0]!, url)}`);
+  });
+  const read = openReadDatabase({ dataDir: config.dataDir, ...(url ? { url } : {}) });
   const key = await loadOrCreateServerSigningKey(config.dataDir);
   const committer = new GroupCommitter(db);
-  const audit = new SqlAuditLog(db, key, { onError: (err) => log.error({ err }, 'audit checkpoint or summary failed'), transact: (fn) => committer.run(fn) });
+  const audit = new SqlAuditLog(db, key, {
+    onError: (err) => log.error({ err }, 'audit checkpoint or summary failed'),
+    transact: (fn) => committer.run(fn),
+    // PostgreSQL: concurrent transactions (other nodes, kluis-admin) would read the same head; the second would be
+    // refused by the chain trigger. This lock makes it wait for the first one's COMMIT instead. The writer lock every
+    // write transaction takes first (db/postgres.ts) already orders them; this one keeps the chain correct on its own.
+    ...(url ? { beforeAppend: async (trx: Tx) => void (await trx.raw('SELECT pg_advisory_xact_lock(?, ?)', [LOCK_NAMESPACE, AUDIT_LOCK])) } : {}),
+  });
   const blobs = await openBlobStore(config);
   const events = new EventBus();
+  // PostgreSQL: events reach the streams held by other nodes too (LISTEN/NOTIFY).
+  const relay = url ? await startEventRelay(url, db, events, log) : undefined;
   const chunks = new ChunkStore(db, blobs);
   return {
     config, log, db, read, tx: (fn) => committer.run(fn), blobs, audit, events, chunks, committer,
@@ -52,6 +72,7 @@ export async function openServices(config: Config, log: Logger): Promise<OpenedS
       await audit.stop();
       // The newest entries get a signed checkpoint before the database closes.
       if (options.checkpoint !== false) await audit.checkpoint();
+      await relay?.close();
       await blobs.close();
       await read.destroy();
       await db.destroy();

@@ -4,7 +4,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import path from 'node:path';
 import * as k from '@kluis/shared';
-import { repoRoot } from './server.js';
+import { databaseEnv, repoRoot } from './server.js';
 
 const run = promisify(execFile);
 
@@ -37,9 +37,9 @@ export async function call(base: string, method: string, url: string, options: {
   return { status: res.status, body: parsed, headers: res.headers };
 }
 
-/** Runs kluis-admin against a server's data directory; returns its parsed --json output. */
+/** Runs kluis-admin against a server's data directory (and its database); returns its parsed --json output. */
 export async function admin(dataDir: string, args: string[]): Promise<any> { // eslint-disable-line @typescript-eslint/no-explicit-any
-  const { stdout } = await run(process.execPath, [path.join(repoRoot, 'server/dist/admin/cli.js'), '--json', ...args], { env: { PATH: process.env.PATH ?? '', KLUIS_DATA_DIR: dataDir, KLUIS_ENV: 'test' } });
+  const { stdout } = await run(process.execPath, [path.join(repoRoot, 'server/dist/admin/cli.js'), '--json', ...args], { env: { PATH: process.env.PATH ?? '', KLUIS_DATA_DIR: dataDir, KLUIS_ENV: 'test', ...(await databaseEnv(dataDir)) } });
   return JSON.parse(stdout);
 }
 

@@ -8,11 +8,11 @@ import http from 'node:http';
 import { readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import * as k from '@kluis/shared';
-import { openDatabase, type Db } from '../../server/dist/db/db.js';
+import type { Db } from '../../server/dist/db/db.js';
 import { openFsBlobStore } from '../../server/dist/blobstore/fs.js';
 import { orgStorageName, type BlobStore } from '../../server/dist/blobstore/index.js';
 import { checkIndex } from './chunkstore-fixture.js';
-import { repoRoot } from './server.js';
+import { openServerDb, repoRoot } from './server.js';
 
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
@@ -163,7 +163,7 @@ process.on('exit', () => {
 
 /** Opens a data directory's database (no migration) read-write, for inspection and for moving times back. */
 export function openDataDb(dataDir: string): Promise<Db> {
-  return openDatabase({ dataDir, migrate: false });
+  return openServerDb(dataDir); // the sqlite file, or the server's PostgreSQL database (helpers/server.ts)
 }
 
 export interface StoreReport {

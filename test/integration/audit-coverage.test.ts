@@ -6,9 +6,9 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import knexFactory, { type Knex } from 'knex';
+import type { Knex } from 'knex';
 import * as k from '@kluis/shared';
-import { startServer, type RunningServer } from '../helpers/server.js';
+import { openServerDb, startServer, type RunningServer } from '../helpers/server.js';
 import { admin, call, newColleague, newOrg, newSpace, type User } from '../helpers/api.js';
 import { AnonymousAuditGate } from '../../server/dist/audit/anonymous.js';
 import type { AuditEntryInput } from '../../server/dist/audit/types.js';
@@ -19,8 +19,8 @@ let a: User;
 let colleague: User;
 let spaceId: string;
 
-function openDb(dataDir: string): Knex {
-  return knexFactory({ client: 'sqlite3', connection: { filename: path.join(dataDir, 'kluis.sqlite3') }, useNullAsDefault: true });
+function openDb(dataDir: string): Promise<Knex> {
+  return openServerDb(dataDir);
 }
 
 /** Runs `fn` and returns the audit rows appended meanwhile. */
@@ -42,7 +42,7 @@ test.after.always(async () => {
 });
 
 test.serial('each of the nine reads that wrote nothing writes its entry: who, what, when, how', async (t) => {
-  const db = openDb(srv.dataDir);
+  const db = await openDb(srv.dataDir);
   t.teardown(() => db.destroy());
   const reads: { action: string; target: [string, string] | null; run: () => Promise<number> }[] = [
     { action: 'device.list', target: ['user', a.userId], run: async () => (await call(srv.url, 'GET', '/api/v1/devices', { token: a.token })).status },
@@ -86,7 +86,7 @@ test.serial('each of the nine reads that wrote nothing writes its entry: who, wh
 });
 
 test.serial('a denial whose path holds a NUL or an id over 128 characters is audited, the id cleaned or shortened and marked', async (t) => {
-  const db = openDb(srv.dataDir);
+  const db = await openDb(srv.dataDir);
   t.teardown(() => db.destroy());
   const cases: { url: string; action: string; type: string; id: (s: string) => boolean; details: Record<string, unknown> }[] = [
     { url: '/api/v1/spaces/%00abc/trash', action: 'trash.read', type: 'space', id: (s) => s === '\uFFFDabc', details: { targetIdCleaned: true } },
@@ -118,7 +118,7 @@ test.serial('a denial whose path holds a NUL or an id over 128 characters is aud
 });
 
 test.serial('audit since/until of 2^53 or more answer 400 validation_failed, and the trail says the search or export failed', async (t) => {
-  const db = openDb(srv.dataDir);
+  const db = await openDb(srv.dataDir);
   t.teardown(() => db.destroy());
   for (const url of ['/audit', '/audit/export']) {
     for (const q of ['since=9007199254740992', 'until=9007199254740992', `since=${'9'.repeat(400)}`, 'until=1e400']) {
@@ -185,7 +185,7 @@ test('a flood of 500 requests with bad tokens (and 300 prelogins for random addr
   t.is(await server.stop(), 0);
   stopped = true;
 
-  const db = openDb(dataDir);
+  const db = await openDb(dataDir);
   t.teardown(() => db.destroy());
   const denied = (await db('audit_log').where({ action: 'keys.bundle.read' }).whereNull('actor_user_id').select('*')) as Row[];
   const d = tally(denied);

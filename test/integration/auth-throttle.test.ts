@@ -6,9 +6,8 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import knexFactory from 'knex';
 import * as k from '@kluis/shared';
-import { runServerExpectingExit, startServer, type RunningServer } from '../helpers/server.js';
+import { openServerDb, runServerExpectingExit, startServer, type RunningServer } from '../helpers/server.js';
 import { admin, call, login, newColleague, newOrg, type User } from '../helpers/api.js';
 import { kluis } from '../helpers/cli.js';
 
@@ -40,9 +39,8 @@ function count(statuses: number[]): Record<number, number> {
 
 /** Moves every throttle window and lock of `dataDir` `ms` into the past, as if that much time had gone by. */
 async function age(dataDir: string, ms: number): Promise<void> {
-  const db = knexFactory({ client: 'sqlite3', connection: { filename: path.join(dataDir, 'kluis.sqlite3') }, useNullAsDefault: true });
+  const db = await openServerDb(dataDir);
   try {
-    await db.raw('PRAGMA busy_timeout = 5000');
     await db('throttle').update({ window_start: db.raw('window_start - ?', [ms]), locked_until: db.raw('CASE WHEN locked_until > 0 THEN locked_until - ? ELSE 0 END', [ms]) });
   } finally {
     await db.destroy();

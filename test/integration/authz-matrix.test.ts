@@ -2,10 +2,8 @@
 // other organisation) is refused with 401/403/404, leaks nothing (the refusal equals that of a missing
 // resource), changes nothing, and is audited as denied.
 import test from 'ava';
-import path from 'node:path';
-import knexFactory from 'knex';
 import * as k from '@kluis/shared';
-import { startServer, type RunningServer } from '../helpers/server.js';
+import { openServerDb, startServer, type RunningServer } from '../helpers/server.js';
 import { addMemberBody, call, login, newColleague, newOrg, newSpace, removeBody, roleBody, type User } from '../helpers/api.js';
 import { newFile, version } from '../helpers/files.js';
 
@@ -128,7 +126,7 @@ test.serial('every space endpoint: a colleague outside the space gets 404; a low
 });
 
 test.serial('each denial is in the audit trail with its action, actor and outcome "denied"', async (t) => {
-  const db = knexFactory({ client: 'sqlite3', connection: { filename: path.join(srv.dataDir, 'kluis.sqlite3') }, useNullAsDefault: true });
+  const db = await openServerDb(srv.dataDir);
   try {
     const denied = await db('audit_log').where({ outcome: 'denied' }).select('action', 'actor_user_id', 'org_id', 'details');
     const byForeign = denied.filter((r) => r.actor_user_id === foreign.userId).map((r) => r.action);

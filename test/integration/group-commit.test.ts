@@ -1,4 +1,5 @@
-// The group committer (server/src/db/group-commit.ts) against a real sqlite file with the audit log: members of
+// The group committer (server/src/db/group-commit.ts) against a real database (sqlite; PostgreSQL in
+// pg-group-commit.test.ts) with the audit log: members of
 // one group commit together, a member that throws loses only its own writes and audit entry, the hash chain
 // stays valid through savepoint rollbacks, entries keep the order of the callers, and a group whose
 // transaction breaks has its other members retried alone.
@@ -8,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import * as k from '@kluis/shared';
 import { openDatabase, type Db, type Tx } from '../../server/dist/db/db.js';
+import { databaseEnv, testEngine } from '../helpers/server.js';
 import { CommitterClosedError, GroupCommitter } from '../../server/dist/db/group-commit.js';
 import { SqlAuditLog, loadOrCreateServerSigningKey } from '../../server/dist/audit/log.js';
 import type { AuditEntryInput } from '../../server/dist/audit/types.js';
@@ -21,7 +23,7 @@ interface Harness {
 async function fresh(t: ExecutionContext, options: { checkpointEvery?: number; guessHead?: boolean } = {}): Promise<Harness> {
   await k.initCrypto();
   const dir = mkdtempSync(path.join(os.tmpdir(), 'kluis-gc-'));
-  const db = await openDatabase({ dataDir: dir });
+  const db = await openDatabase({ dataDir: dir, ...(await databaseEnv(dir).then((e) => (e.KLUIS_DATABASE_URL ? { url: e.KLUIS_DATABASE_URL } : {}))) });
   t.teardown(async () => {
     await db.destroy();
     rmSync(dir, { recursive: true, force: true });
@@ -157,6 +159,9 @@ test('a member that breaks the group transaction: the others are run again alone
       evilRuns++;
       await trx('gc_items').insert({ id: 'evil', member: -1 });
       await trx.raw('ROLLBACK');
+      // PostgreSQL only warns about the COMMIT of its retry alone (no transaction is open any more), which would look
+      // committed: there it fails on its own too (its ROLLBACK TO SAVEPOINT in the group fails as RELEASE does).
+      if (testEngine() === 'postgres') throw new Error('evil member');
     }),
     good(3),
     good(4),
@@ -187,7 +192,7 @@ test('a group of one runs in a plain transaction; errors reach the caller unchan
   gate.release();
   const s = await Promise.allSettled(r);
   t.is(s[0]!.status, 'rejected');
-  t.regex(String((s[0] as PromiseRejectedResult).reason), /UNIQUE/);
+  t.regex(String((s[0] as PromiseRejectedResult).reason), /UNIQUE|duplicate key/);
   t.is(s[1]!.status, 'fulfilled');
   t.deepEqual(await h.db('gc_items').orderBy('member').pluck('id'), ['dup', 'ok']);
 });

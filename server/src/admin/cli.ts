@@ -6,7 +6,7 @@ import path from 'node:path';
 import { Command, Option } from 'commander';
 import { pino } from 'pino';
 import { OrgRole } from '@kluis/shared';
-import { loadConfig, ConfigError } from '../config.js';
+import { loadConfig, ConfigError, withoutDatabasePassword } from '../config.js';
 import { openServices, type OpenedServices } from '../services.js';
 import { createOrg, insertInvite } from '../services/orgs.js';
 import { ApiError } from '../errors.js';
@@ -161,7 +161,8 @@ audit.command('export').description('export an organisation\'s (or the system-wi
 try {
   await program.parseAsync(process.argv);
 } catch (err) {
-  const message = err instanceof ConfigError ? `configuration error: ${err.message}` : err instanceof ApiError ? err.message : (err as Error).message;
+  // Never the database password (config.ts), whatever the message quotes.
+  const message = withoutDatabasePassword(err instanceof ConfigError ? `configuration error: ${err.message}` : err instanceof ApiError ? err.message : (err as Error).message, process.env.KLUIS_DATABASE_URL);
   if (json) console.log(JSON.stringify({ error: { code: err instanceof ApiError ? err.code : 'internal', message } }));
   else console.error(`kluis-admin: ${message}`);
   process.exitCode = err instanceof ApiError && err.status < 500 ? 2 : 1;

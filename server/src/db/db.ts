@@ -1,10 +1,12 @@
-// The metadata database. All SQL goes through Knex so that the same code runs on PostgreSQL (docs/architecture.md §8);
-// sqlite-specific settings live here and in dialect branches of the migrations, never in services.
+// The metadata database: sqlite (embedded, the default) or PostgreSQL (KLUIS_DATABASE_URL, postgres.ts). All SQL goes
+// through Knex so that the same code runs on both (docs/architecture.md §8); engine-specific settings live here, in
+// postgres.ts and in dialect branches of the migrations, never in services.
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import knexFactory, { type Knex } from 'knex';
 import { migrations } from './migrations.js';
 import { DB_FILE, createDbFile } from '../data-dir.js';
+import { openPostgres, postgresKnex } from './postgres.js';
 
 // Knex opens sqlite transactions with a deferred BEGIN: a transaction that reads and then writes fails with
 // SQLITE_BUSY (no wait) when another process (kluis-admin beside the server) committed in between. BEGIN IMMEDIATE
@@ -31,6 +33,8 @@ export type Tx = Knex.Transaction;
 export interface DbOptions {
   /** Directory of the sqlite file (`kluis.sqlite3`). */
   dataDir: string;
+  /** A PostgreSQL URL (KLUIS_DATABASE_URL): use it instead of the sqlite file. */
+  url?: string;
   /** Apply pending migrations (default true). */
   migrate?: boolean;
 }
@@ -59,6 +63,7 @@ function sqliteKnex(dataDir: string, connections: number, pragmas: readonly stri
 
 /** Opens (creating if needed) the sqlite3 database with WAL, foreign keys and full fsync, then migrates. */
 export async function openDatabase(options: DbOptions): Promise<Db> {
+  if (options.url) return openPostgres(options.url, options.migrate !== false);
   // Created 0600 (in a 0700 directory) before sqlite opens it: it holds the password-sealed key bundles.
   createDbFile(options.dataDir);
   // One connection: sqlite has one writer anyway, and a single connection makes every transaction
@@ -75,9 +80,12 @@ export async function openDatabase(options: DbOptions): Promise<Db> {
  * routes: session, membership, pages of changes. In WAL mode readers do not wait for the writer and see the last
  * COMMIT, so a read that starts after a write's promise resolved sees that write, as it would on the writer's
  * connection, but it does not queue behind the writer's transactions and their fsync. Not for reads that belong
- * in a transaction (use its `trx`). Elsewhere (PostgreSQL) use the main pool for this: it is concurrent already.
+ * in a transaction (use its `trx`). On PostgreSQL (`url`), read-only pooled connections to the same database.
  */
-export function openReadDatabase(options: { dataDir: string; connections?: number }): Db {
+export function openReadDatabase(options: { dataDir: string; url?: string; connections?: number }): Db {
+  // PostgreSQL: a pool of its own, so that plain reads never wait for a connection held by a transaction that
+  // waits for the writer lock (postgres.ts); read-only, as sqlite's.
+  if (options.url) return postgresKnex(options.url, { connections: options.connections ?? 4, readOnly: true });
   return sqliteKnex(options.dataDir, options.connections ?? 2, ['PRAGMA query_only = ON', 'PRAGMA busy_timeout = 5000']);
 }
 

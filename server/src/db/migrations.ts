@@ -226,6 +226,9 @@ const m001: Migration = {
       await knex.raw(`CREATE FUNCTION kluis_append_only() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION '% is append-only', TG_TABLE_NAME; END $$ LANGUAGE plpgsql`);
       for (const table of ['audit_log', 'audit_checkpoints']) {
         await knex.raw(`CREATE TRIGGER ${table}_append_only BEFORE UPDATE OR DELETE ON ${table} FOR EACH ROW EXECUTE FUNCTION kluis_append_only()`);
+        // TRUNCATE fires no row trigger (sqlite has no TRUNCATE). Added to this branch before any PostgreSQL database
+        // existed (the server could not open one before issue 21), so no released database lacks it.
+        await knex.raw(`CREATE TRIGGER ${table}_no_truncate BEFORE TRUNCATE ON ${table} FOR EACH STATEMENT EXECUTE FUNCTION kluis_append_only()`);
       }
       await knex.raw(`CREATE FUNCTION kluis_audit_chain() RETURNS trigger AS $$
         DECLARE last_seq bigint; last_hash varchar(64);

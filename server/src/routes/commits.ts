@@ -8,6 +8,7 @@ import type { ChangeEvent } from '../events.js';
 import { actor, body, parse, route, target, type KCtx } from '../http.js';
 import { spaceAccess } from '../services/access.js';
 import type { Tx } from '../db/db.js';
+import { isPostgres } from '../db/postgres.js';
 
 const IN_BATCH = 500;
 
@@ -38,9 +39,14 @@ interface Conflict {
 /** Validates and stores one batch; returns the assigned seqs, or throws 409 with every conflict found. */
 async function commitBatch(trx: Tx, services: Services, ctx: KCtx, spaceId: string, signer: string, versions: CommitVersion[]) {
   // The space's epoch, its public key and its seq in one read (inside the transaction: the seq is ours to bump).
-  const space = await trx('spaces as s').join('space_epochs as e', function () {
+  const read = trx('spaces as s').join('space_epochs as e', function () {
     this.on('e.space_id', '=', 's.id').andOn('e.key_epoch', '=', 's.key_epoch');
-  }).where('s.id', spaceId).first('s.key_epoch', 's.seq', 'e.public_key');
+  }).where('s.id', spaceId);
+  // PostgreSQL: the space's row stays locked to COMMIT, so a commit racing in another transaction (another node) waits
+  // here and then reads the heads and the seq this one leaves: its parent check never passes on a stale head. The
+  // writer lock (db/postgres.ts) orders write transactions already; this keeps commits right without it. sqlite has
+  // one writer and no row locks (Knex would only warn).
+  const space = await (isPostgres(trx) ? read.forUpdate('s') : read).first('s.key_epoch', 's.seq', 'e.public_key');
   const keyEpoch = Number(space.key_epoch);
   const epochPublicKey = space.public_key as string;
   const now = Date.now();

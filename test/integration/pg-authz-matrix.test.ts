@@ -1,0 +1,5 @@
+// authz-matrix.test.ts on PostgreSQL (helpers/postgres.ts starts a throwaway cluster for this file).
+import { usePostgres } from '../helpers/postgres-suite.js';
+import './authz-matrix.test.js';
+
+usePostgres();

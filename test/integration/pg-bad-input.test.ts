@@ -1,0 +1,5 @@
+// bad-input.test.ts on PostgreSQL (helpers/postgres.ts starts a throwaway cluster for this file).
+import { usePostgres } from '../helpers/postgres-suite.js';
+import './bad-input.test.js';
+
+usePostgres();

@@ -1,0 +1,5 @@
+// events-revoke.test.ts on PostgreSQL (helpers/postgres.ts starts a throwaway cluster for this file).
+import { usePostgres } from '../helpers/postgres-suite.js';
+import './events-revoke.test.js';
+
+usePostgres();
