@@ -14,6 +14,8 @@ import { spaceRoutes } from './routes/spaces.js';
 import { commitRoutes } from './routes/commits.js';
 import { auditRoutes } from './routes/audit.js';
 import { chunkRoutes } from './routes/chunks.js';
+import { policyRoutes } from './routes/policy.js';
+import { linkRoutes } from './routes/links.js';
 import { clientAddressResolver } from './client-address.js';
 
 export interface AppOptions {
@@ -74,6 +76,8 @@ export function createApp(services: Services, options: AppOptions): Koa {
   commitRoutes(router, services);
   auditRoutes(router, services);
   chunkRoutes(router, services, services.chunks);
+  policyRoutes(router, services);
+  linkRoutes(router, services);
   for (const mount of options.mount ?? []) mount(router, services);
 
   app.use(metrics.middleware);

@@ -2,7 +2,7 @@
 // from the directory and is accepted only with a valid identity signature for the expected e-mail address; every
 // membership change is a signed entry of the space's log (account/membership.ts verifies it before any use).
 import {
-  CryptoError, ErrorCode, KluisError, fingerprint, generateSpaceKeyPair, nameProblem, newId, nextMembershipFields, publicIdentity, sealPreviousEpoch,
+  CryptoError, ErrorCode, KluisError, OrgPolicyAnswer, classAtLeast, fingerprint, generateSpaceKeyPair, nameProblem, newId, nextMembershipFields, publicIdentity, sealPreviousEpoch,
   signIdentity, signMembershipEntry, toBase64Url, verifyIdentity, wipeBytes, wrapSpaceKey,
   type Classification, type DirectoryEntry, type MemberIdentity, type SpaceRole,
 } from '@kluis/shared';
@@ -183,4 +183,23 @@ export async function setMemberRole(account: Account, spaceRef: string, email: s
   const entry = signMembershipEntry(nextMembershipFields(state, 'role', { user: member.identity, role }), account.keys);
   await api.setRole(c, space.spaceId, member.identity.userId, { role, entry });
   return { spaceId: space.spaceId, name: space.name, userId: member.identity.userId, email: target, role, previous: member.role };
+}
+
+/** Raises a space's class (manager only; a class is never lowered: the server refuses it too). */
+export async function setSpaceClass(account: Account, spaceRef: string, classification: Classification): Promise<{ spaceId: string; name: string; from: Classification; classification: Classification }> {
+  const c = accountClient(account);
+  const space = await resolveSpace(c, spaceRef);
+  if (space.role !== 'manager') throw new KluisError(ErrorCode.Forbidden, `only a manager of "${space.name}" changes its class (you are ${space.role})`);
+  if (space.classification === classification) throw new KluisError(ErrorCode.Conflict, `"${space.name}" is already ${classification}`);
+  if (!classAtLeast(classification, space.classification)) throw new KluisError(ErrorCode.Conflict, `a space's class is raised, never lowered ("${space.name}" is ${space.classification})`);
+  await c.json('PATCH', `/api/v1/spaces/${encodeURIComponent(space.spaceId)}`, { classification });
+  return { spaceId: space.spaceId, name: space.name, from: space.classification, classification };
+}
+
+/** The sharing policy of the account's organisation, per class. */
+export async function orgPolicy(account: Account): Promise<OrgPolicyAnswer> {
+  const c = accountClient(account);
+  const answer = OrgPolicyAnswer.safeParse(await c.json('GET', `/api/v1/orgs/${encodeURIComponent(account.session.orgId)}/policy`));
+  if (!answer.success) throw new KluisError(ErrorCode.BadRequest, 'unexpected answer from the server (policy)');
+  return answer.data;
 }

@@ -4,13 +4,14 @@
 import { realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';
 import { Argument, Command, Option } from 'commander';
-import { Classification, ErrorCode, KluisError, SpaceRole, fingerprint, initCrypto, publicIdentity, type SpaceRole as SpaceRoleT } from '@kluis/shared';
+import { Classification, ErrorCode, KluisError, SpaceRole, fingerprint, initCrypto, publicIdentity, type Classification as ClassificationT, type SpaceRole as SpaceRoleT } from '@kluis/shared';
 import { api } from '../api/endpoints.js';
 import { login, logout, recover, signup } from '../account/auth.js';
 import { kluisHome, loadAccount } from '../account/state.js';
-import { accountClient, addMember, createSpace, fingerprintOf, removeMember, setMemberRole } from '../account/spaces.js';
+import { accountClient, addMember, createSpace, fingerprintOf, orgPolicy, removeMember, setMemberRole, setSpaceClass } from '../account/spaces.js';
 import { CliError, emit, readStdinLines, reportError, safeText, stdinFlagMissing, table } from './io.js';
 import { registerSyncCommands } from './sync-commands.js';
+import { registerShareCommands } from './share-commands.js';
 
 export const VERSION = '0.1.0';
 
@@ -204,6 +205,24 @@ export function buildProgram(registerExtra?: (program: Command) => void): Comman
       emit(cmd, () => spaces.length === 0 ? 'No spaces yet (kluis space create NAME).' : table(['NAME', 'ID', 'CLASS', 'ROLE', 'EPOCH', 'SEQ'],
         spaces.map((s) => [safeText(s.name, 60), s.spaceId, s.classification, s.role, String(s.keyEpoch), String(s.seq)])), { spaces });
     });
+  space.command('set-class')
+    .description('raise a space\'s classification (never lowered); the class decides what sharing is allowed')
+    .argument('<space>', 'space name or id')
+    .addArgument(new Argument('<class>', 'the new class').choices(Classification.options))
+    .action(async (spaceRef: string, classification: string, _o, cmd: Command) => {
+      const account = await loadOpenAccount();
+      const r = await setSpaceClass(account, spaceRef, classification as ClassificationT);
+      emit(cmd, `"${safeText(r.name)}" is now ${r.classification} (was ${r.from}).`, r);
+    });
+  program.command('policy')
+    .description('what each space class allows in your organisation (links, their life, passwords, downloads)')
+    .action(async (_o, cmd: Command) => {
+      const account = await loadOpenAccount();
+      const p = await orgPolicy(account);
+      const yes = (b: boolean) => (b ? 'yes' : 'no');
+      emit(cmd, () => table(['CLASS', 'LINKS', 'MAX DAYS', 'PASSWORD', 'MAX DOWNLOADS', 'EXTERNAL', 'SOURCE'],
+        Object.entries(p.policies).map(([c, x]) => [c, yes(x.linksAllowed), x.linksAllowed ? String(x.maxLinkDays) : '-', yes(x.passwordRequired), x.maxDownloads === null ? 'any' : String(x.maxDownloads), yes(x.externalMembers), x.isDefault ? 'default' : 'organisation'])), p);
+    });
   space.command('add-member')
     .description('give a colleague access: the space key is sealed to their verified public key')
     .argument('<space>', 'space name or id')
@@ -281,5 +300,8 @@ const invokedDirectly = (() => {
 })();
 
 if (invokedDirectly) {
-  process.exitCode = await run(buildProgram(registerSyncCommands), process.argv.slice(2));
+  process.exitCode = await run(buildProgram((p) => {
+    registerSyncCommands(p);
+    registerShareCommands(p);
+  }), process.argv.slice(2));
 }

@@ -47,8 +47,8 @@ async function bindFolder(db: IndexDb, spaceId: string, dir: string): Promise<Fo
   return db.folder(spaceId, root);
 }
 
-/** The synced folder holding `file`, and the file's path inside it (NFC, POSIX). */
-async function locate(db: IndexDb, file: string): Promise<{ folder: FolderRecord; rel: string }> {
+/** The synced folder holding `file`, and the file's path inside it (NFC, POSIX). Also used by share-commands.ts. */
+export async function locate(db: IndexDb, file: string): Promise<{ folder: FolderRecord; rel: string }> {
   const abs = path.resolve(file);
   let real = abs;
   try {
@@ -324,7 +324,7 @@ export function registerSyncCommands(program: Command): void {
     });
 }
 
-async function fileIdOf(db: IndexDb, folder: FolderRecord, rel: string): Promise<string> {
+export async function fileIdOf(db: IndexDb, folder: FolderRecord, rel: string): Promise<string> {
   const base = await db.baseAll(folder.id);
   const b = base.get(rel);
   if (b) return b.fileId;

@@ -3,6 +3,8 @@
 // binary values are base64url text; ids are 16-byte base64url.
 import type { Knex } from 'knex';
 import { m003Membership } from './migration-003-membership.js';
+import { m004Links } from './migration-004-links.js';
+import { m005Policy } from './migration-005-policy.js';
 
 interface Migration {
   name: string;
@@ -276,7 +278,7 @@ const m002: Migration = {
   },
 };
 
-const all: Migration[] = [m001, m002, m003Membership];
+const all: Migration[] = [m001, m002, m003Membership, m004Links, m005Policy];
 
 /** Knex migration source over the in-code list above. */
 export const migrations: Knex.MigrationSource<Migration> = {

@@ -1,10 +1,10 @@
 // Share links (docs/crypto.md §9): https://<host>/s/<linkId>#<linkSecret>. The secret stays in the fragment.
 import { CryptoError, ErrorCode } from '../errors.js';
-import { concatBytes, toBase64Url, utf8 } from '../encoding.js';
+import { concatBytes, fromHex, toBase64Url, toHex, utf8 } from '../encoding.js';
 import { na } from './sodium.js';
 import { openEnvelope, sealEnvelope } from './envelope.js';
 import { assertKdfParams, KDF_MIN, SALT_BYTES, type KdfParams } from './keys.js';
-import { blake2b, decodeB64, idBytes, randomBytes } from './primitives.js';
+import { blake2b, constantTimeEqual, decodeB64, idBytes, randomBytes } from './primitives.js';
 
 export const LINK_SECRET_BYTES = 32;
 
@@ -56,4 +56,16 @@ export function openLinkFileKey(wrapped: Uint8Array, linkId: string, keys: LinkK
   const fileKey = openEnvelope(keys.linkKey, wrapped, linkAd(linkId));
   if (fileKey.length !== 32) throw new CryptoError(ErrorCode.BadKey, 'link wrap holds no file key');
   return fileKey;
+}
+
+/** What the server stores for a link (`authHash`): hex(BLAKE2b-256(linkAuth)). The client computes it at creation. */
+export function linkAuthHash(linkAuth: Uint8Array): string {
+  if (linkAuth.length !== 32) throw new CryptoError(ErrorCode.BadKey, 'linkAuth must be 32 bytes');
+  return toHex(blake2b(32, linkAuth));
+}
+
+/** Server side: constant-time check of a presented linkAuth against the stored hash; false for any malformed input. */
+export function checkLinkAuth(linkAuth: Uint8Array, authHashHex: string): boolean {
+  if (linkAuth.length !== 32 || !/^[0-9a-f]{64}$/.test(authHashHex)) return false;
+  return constantTimeEqual(blake2b(32, linkAuth), fromHex(authHashHex));
 }

@@ -1,0 +1,86 @@
+// Share links from the client side (docs/crypto.md §9, docs/api.md "Share links"): the link secret is made here and
+// goes only into the printed URL's fragment; the server gets the link's limits, the file key wrapped under linkKey and
+// hex(BLAKE2b-256(linkAuth)). With a password, linkKey and linkAuth also depend on Argon2id(password) with a fresh salt.
+import { z } from 'zod';
+import {
+  KDF_INTERACTIVE, LINK_MAX_DAYS, LINK_MAX_DOWNLOADS, LinkInfo, deriveLinkKeys, hashLinkPassword, linkAuthHash, newId, newLinkSecret, newSalt,
+  toBase64Url, wrapFileKeyForLink, type CreateLinkRequest, type KdfParams,
+} from '@kluis/shared';
+import type { ApiClient } from '../api/client.js';
+import { ProtocolError, api } from '../api/endpoints.js';
+import { UsageError } from './auth.js';
+
+const HOUR_MS = 3_600_000;
+const DAY_MS = 24 * HOUR_MS;
+
+/** "1h", "36h", "7d", "30d" → milliseconds; at most LINK_MAX_DAYS days. */
+export function parseExpiry(text: string): number {
+  const m = /^([1-9]\d{0,4})([hd])$/.exec(text.trim());
+  if (!m) throw new UsageError(`--expires: a number of hours or days, e.g. 1h, 7d, 30d (got "${text}")`);
+  const ms = Number(m[1]) * (m[2] === 'h' ? HOUR_MS : DAY_MS);
+  if (ms > LINK_MAX_DAYS * DAY_MS) throw new UsageError(`--expires: at most ${LINK_MAX_DAYS}d`);
+  return ms;
+}
+
+/** --max-downloads N → N (1 .. LINK_MAX_DOWNLOADS). */
+export function parseMaxDownloads(text: string): number {
+  const n = Number(text);
+  if (!/^\d+$/.test(text) || !Number.isSafeInteger(n) || n < 1 || n > LINK_MAX_DOWNLOADS) throw new UsageError(`--max-downloads: a whole number from 1 to ${LINK_MAX_DOWNLOADS}`);
+  return n;
+}
+
+/**
+ * Argon2id limits for a link password: the server's floor, and at least INTERACTIVE (the page runs Argon2id in the
+ * browser, possibly on a phone, so MODERATE's 256 MiB is not the default here).
+ */
+export function linkKdfParams(serverFloor: KdfParams): KdfParams {
+  return { opsLimit: Math.max(serverFloor.opsLimit, KDF_INTERACTIVE.opsLimit), memLimit: Math.max(serverFloor.memLimit, KDF_INTERACTIVE.memLimit) };
+}
+
+export interface NewLink {
+  spaceId: string;
+  fileId: string;
+  versionId: string;
+  /** the file key of the version's key epoch */
+  fileKey: Uint8Array;
+  expiresInMs: number;
+  maxDownloads: number | null;
+  password: string | null;
+  purpose: string;
+}
+
+function parsed<T extends z.ZodTypeAny>(schema: T, value: unknown, what: string): z.infer<T> {
+  const r = schema.safeParse(value);
+  if (!r.success) throw new ProtocolError(`unexpected answer from the server (${what}: ${r.error.issues[0]!.path.join('.')}: ${r.error.issues[0]!.message})`);
+  return r.data;
+}
+
+/** Creates the link; answers the server's LinkInfo and the full URL with the secret in its fragment. */
+export async function createLink(c: ApiClient, l: NewLink): Promise<LinkInfo & { link: string }> {
+  const linkId = newId();
+  const secret = newLinkSecret();
+  let kdf: CreateLinkRequest['kdf'] = null;
+  let pwHash: Uint8Array | null = null;
+  if (l.password !== null) {
+    const params = linkKdfParams((await api.info(c)).kdf);
+    kdf = { salt: newSalt(), ...params };
+    pwHash = hashLinkPassword(l.password, kdf.salt, params);
+  }
+  const keys = deriveLinkKeys(secret, pwHash);
+  const body: CreateLinkRequest = {
+    linkId, fileId: l.fileId, versionId: l.versionId, kdf, authHash: linkAuthHash(keys.linkAuth),
+    wrapped: toBase64Url(wrapFileKeyForLink(l.fileKey, linkId, keys)), expiresAt: Date.now() + l.expiresInMs, maxDownloads: l.maxDownloads, purpose: l.purpose,
+  };
+  const info = parsed(LinkInfo, await c.json('POST', `/api/v1/spaces/${encodeURIComponent(l.spaceId)}/links`, body), 'link');
+  if (info.linkId !== linkId) throw new ProtocolError('the server answered for another link');
+  return { ...info, link: `${info.url}#${secret}` };
+}
+
+export async function listLinks(c: ApiClient, spaceId?: string): Promise<LinkInfo[]> {
+  const q = spaceId ? `?spaceId=${encodeURIComponent(spaceId)}` : '';
+  return parsed(z.object({ links: z.array(LinkInfo) }), await c.json('GET', `/api/v1/links${q}`), 'links').links;
+}
+
+export async function revokeLink(c: ApiClient, linkId: string): Promise<void> {
+  await c.json('DELETE', `/api/v1/links/${encodeURIComponent(linkId)}`);
+}

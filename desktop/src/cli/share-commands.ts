@@ -1,0 +1,106 @@
+// `kluis share link`, `share list` and `share revoke` (docs/cli.md "Share links"), registered on the program built by
+// ./main.ts. A link shows the current version of one file of a synced folder; the secret exists only in the printed
+// URL's fragment (account/links.ts), so a lost link cannot be printed again: make a new one.
+import { Option, type Command } from 'commander';
+import { ErrorCode, KluisError, initCrypto } from '@kluis/shared';
+import { kluisHome, loadAccount, type Account } from '../account/state.js';
+import { accountClient } from '../account/spaces.js';
+import { createLink, listLinks, parseExpiry, parseMaxDownloads, revokeLink } from '../account/links.js';
+import { IndexDb } from '../sync/index-db.js';
+import { SpaceCrypto, fileHistory } from '../sync/remote.js';
+import { CliError, emit, readStdinLines, safeText, table } from './io.js';
+import { fileIdOf, locate } from './sync-commands.js';
+
+async function openAccount(): Promise<Account> {
+  await initCrypto();
+  return loadAccount(kluisHome());
+}
+
+const when = (ms: number | null) => (ms === null ? '-' : new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z'));
+
+/** fileId → path of the files this device syncs (to name the files of `share list`; the server knows no names). */
+async function knownPaths(): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  const db = await IndexDb.open(kluisHome());
+  try {
+    for (const folder of await db.folders()) for (const [rel, b] of await db.baseAll(folder.id)) out.set(b.fileId, rel);
+  } finally {
+    await db.close();
+  }
+  return out;
+}
+
+export function registerShareCommands(program: Command): void {
+  const share = program.command('share').description('share links: a file for anyone who has the link (the key is in the link, never on the server)');
+
+  share.command('link')
+    .description('make a link to the current version of a file in a synced folder; prints <url>#<secret>')
+    .argument('<path>', 'the file')
+    .requiredOption('--purpose <text>', 'why the file is shared (the finality): stored and shown in the audit entry of every access')
+    .option('--expires <duration>', 'life of the link: 1h, 7d, 30d … (at most 90d)', '7d')
+    .option('--max-downloads <n>', 'how many times the file may be downloaded through the link')
+    .option('--password-stdin', 'protect the link with a password read from the first line of standard input')
+    .addOption(new Option('--password <value>').hideHelp())
+    .action(async (file: string, o, cmd: Command) => {
+      if (o.password !== undefined) throw new CliError('secrets are never accepted on the command line (--password): pipe the password in with --password-stdin');
+      const expiresInMs = parseExpiry(String(o.expires));
+      const maxDownloads = o.maxDownloads === undefined ? null : parseMaxDownloads(String(o.maxDownloads));
+      let password: string | null = null;
+      if (o.passwordStdin) {
+        const [line] = await readStdinLines(1);
+        if (!line) throw new CliError('no password on standard input (expected it on the first line)');
+        password = line;
+      }
+      const account = await openAccount();
+      const client = accountClient(account);
+      const db = await IndexDb.open(kluisHome());
+      try {
+        const { folder, rel } = await locate(db, file);
+        const fileId = await fileIdOf(db, folder, rel);
+        const sc = await SpaceCrypto.load(client, account, folder.spaceId);
+        if (!sc.canWrite) throw new KluisError(ErrorCode.Forbidden, 'links are made by editors and managers of the space; you may only read it');
+        sc.open(fileId, (await db.wraps(folder.id, [fileId])).get(fileId) ?? []);
+        const head = (await fileHistory(client, sc, fileId))[0];
+        if (!head || head.version.deleted) throw new CliError(`${rel} is deleted on the server: nothing to link`);
+        if (!head.manifest) throw new KluisError(ErrorCode.BadSignature, `the current version of ${rel} was refused: ${head.refused ?? 'it does not open'}`);
+        if (head.manifest.kind !== 'file') throw new CliError(`${rel} is a folder: links to folders are not built yet`);
+        const keys = sc.keyFor(fileId, head.version.keyEpoch);
+        if (!keys) throw new KluisError(ErrorCode.BadKey, `no key of epoch ${head.version.keyEpoch} of ${rel} opens for you`);
+        const base = (await db.baseAll(folder.id)).get(rel);
+        if (base && base.versionId !== head.version.versionId) {
+          process.stderr.write(`kluis: note: the link shows the version on the server (${head.version.versionId}), not your unsynced local copy\n`);
+        }
+        const r = await createLink(client, { spaceId: folder.spaceId, fileId, versionId: head.version.versionId, fileKey: keys.fileKey, expiresInMs, maxDownloads, password, purpose: String(o.purpose) });
+        emit(cmd, r.link, r);
+        if (!cmd.optsWithGlobals().json) {
+          process.stderr.write(`Link ${r.linkId} to ${safeText(rel)}: until ${when(r.expiresAt)}, ${r.maxDownloads === null ? 'no download limit' : `${r.maxDownloads} download(s)`}${r.password ? ', password' : ''}. Anyone with the link can open the file: this is the only time it is shown.\n`);
+        }
+      } finally {
+        await db.close();
+      }
+    });
+
+  share.command('list')
+    .description('your links, and every link of the spaces you manage')
+    .option('--space <id>', 'only the links of this space (by id)')
+    .action(async (o, cmd: Command) => {
+      const account = await openAccount();
+      const links = await listLinks(accountClient(account), o.space);
+      const paths = await knownPaths().catch(() => new Map<string, string>());
+      const rows = links.map((l) => ({ ...l, path: paths.get(l.fileId) ?? null }));
+      emit(cmd, () => rows.length === 0 ? 'No links (kluis share link PATH --purpose TEXT makes one).' : table(['ID', 'STATE', 'EXPIRES', 'DOWNLOADS', 'PASSWORD', 'FILE', 'PURPOSE'], rows.map((l) => [
+        l.linkId, l.state, when(l.expiresAt), l.maxDownloads === null ? String(l.downloads) : `${l.downloads}/${l.maxDownloads}`, l.password ? 'yes' : 'no',
+        safeText(l.path ?? l.fileId, 60), safeText(l.purpose, 60),
+      ])), { links: rows });
+    });
+
+  share.command('revoke')
+    .description('revoke a link: it stops at once, also for downloads in progress')
+    .argument('<id>', 'the link id (kluis share list)')
+    .action(async (id: string, _o, cmd: Command) => {
+      if (!/^[A-Za-z0-9_-]{22}$/.test(id)) throw new CliError('the link id is 22 characters (kluis share list shows it)');
+      const account = await openAccount();
+      await revokeLink(accountClient(account), id);
+      emit(cmd, `Link ${id} revoked.`, { revoked: id });
+    });
+}

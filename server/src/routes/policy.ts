@@ -1,0 +1,60 @@
+// Sharing policy by class (docs/api.md "Policy"): every member of an organisation reads it (clients explain a refusal
+// before asking); its main and backup admins change it; a space's manager raises the space's class, never lowers it.
+import type Router from '@koa/router';
+import { ChangeClassRequest, ClassPolicy, CLASS_ORDER, classAtLeast, ErrorCode, type ClassName } from '@kluis/shared';
+import { z } from 'zod';
+import { ApiError } from '../errors.js';
+import type { Services } from '../context.js';
+import { actor, body, parse, route, target } from '../http.js';
+import { spaceAccess } from '../services/access.js';
+import { orgPolicies, setClassPolicy } from '../services/policy.js';
+
+const ClassParam = z.enum(CLASS_ORDER);
+/** PUT body: a whole policy, or `{ "default": true }` to go back to the documented default. */
+const PolicyBody = z.union([ClassPolicy, z.object({ default: z.literal(true) }).strict()]);
+
+export function policyRoutes(router: Router, services: Services): void {
+  const { db, audit } = services;
+
+  route(router, services, 'get', '/api/v1/orgs/:orgId/policy', { action: 'policy.read' }, async (ctx, caller) => {
+    const orgId = String(ctx.params.orgId);
+    target(ctx, 'org', orgId);
+    if (orgId !== caller.orgId) throw new ApiError(404, ErrorCode.NotFound, 'no such organisation');
+    const policies = await orgPolicies(db, orgId);
+    await services.tx((trx) => audit.append(trx, { ...actor(ctx, caller), action: 'policy.read', targetType: 'org', targetId: orgId, outcome: 'success' }));
+    ctx.body = { orgId, policies };
+  });
+
+  route(router, services, 'put', '/api/v1/orgs/:orgId/policy/:classification', { action: 'policy.change' }, async (ctx, caller) => {
+    const orgId = String(ctx.params.orgId);
+    target(ctx, 'org', orgId);
+    if (orgId !== caller.orgId) throw new ApiError(404, ErrorCode.NotFound, 'no such organisation');
+    if (caller.role !== 'main_admin' && caller.role !== 'backup_admin') throw new ApiError(403, ErrorCode.Forbidden, 'only the main or a backup access admin changes the sharing policy');
+    const classification = parse(ClassParam, String(ctx.params.classification)) as ClassName;
+    const req = parse(PolicyBody, body(ctx));
+    const policy = 'default' in req ? null : req;
+    await services.tx(async (trx) => {
+      await setClassPolicy(trx, orgId, classification, policy, caller.userId);
+      await audit.append(trx, { ...actor(ctx, caller), action: 'policy.change', targetType: 'org', targetId: orgId, outcome: 'success', details: { classification, policy: policy ?? 'default' } });
+    });
+    ctx.body = { orgId, classification, policy: (await orgPolicies(db, orgId))[classification] };
+  });
+
+  route(router, services, 'patch', '/api/v1/spaces/:spaceId', { action: 'space.class.change' }, async (ctx, caller) => {
+    const spaceId = String(ctx.params.spaceId);
+    target(ctx, 'space', spaceId);
+    const { space } = await spaceAccess(db, caller, spaceId, 'manager');
+    const { classification } = parse(ChangeClassRequest, body(ctx));
+    const from = space.classification as ClassName;
+    if (!classAtLeast(classification, from)) {
+      const err = new ApiError(409, ErrorCode.Conflict, `a space's class is raised, never lowered (it is ${from}): copy what may be less protected to a space of that class`);
+      err.auditOutcome = 'denied';
+      throw err;
+    }
+    await services.tx(async (trx) => {
+      await trx('spaces').where({ id: spaceId }).update({ classification });
+      await audit.append(trx, { ...actor(ctx, caller), action: 'space.class.change', targetType: 'space', targetId: spaceId, outcome: 'success', details: { from, to: classification } });
+    });
+    ctx.body = { spaceId, classification };
+  });
+}
