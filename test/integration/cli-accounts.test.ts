@@ -277,7 +277,7 @@ test('fingerprint: own and a colleague\'s from the directory are equal on both s
   t.not(json(xOwn).fingerprint, json(yOwn).fingerprint);
   t.is(json(xOwn).fingerprint, k.fingerprint(k.publicIdentity(loadKeys(x.home))));
   const human = await kluis(x.home, ['fingerprint', y.email]);
-  t.is(human.stdout, `${y.email}  ${json(yOwn).fingerprint}\n`);
+  t.is(human.stdout, `${y.email}  ${json(yOwn).fingerprint}\nNot pinned yet: it is pinned the first time you share with this colleague.\n`);
   t.regex(oneLine(t, await kluis(x.home, ['fingerprint', `nobody-${rand()}@example.be`]), 2), /no such colleague/);
 });
 
