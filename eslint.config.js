@@ -94,6 +94,24 @@ export default tseslint.config(
     },
   },
   {
+    // The link page runs in the browser: DOM globals, no Node. It uses the shared facade (@kluis/shared), never
+    // libsodium, server/ or desktop/.
+    files: ['web/**/*.ts'],
+    languageOptions: { globals: { ...globals.browser, ...globals.serviceworker } },
+    rules: {
+      'no-restricted-imports': ['error', {
+        paths: nodeBuiltins.map((name) => ({ name, message: 'web/ runs in the browser: no Node builtins.' })),
+        patterns: [
+          { group: ['node:*'], message: 'web/ runs in the browser: no Node builtins.' },
+          { group: ['@kluis/server', '@kluis/server/*', '**/server/**', '@kluis/desktop', '@kluis/desktop/*', '**/desktop/**'], message: 'web/ imports only @kluis/shared.' },
+          { group: ['**/shared/src/**', '**/shared/dist/**'], message: 'Import @kluis/shared, not its files.' },
+          sodium,
+        ],
+      }],
+      'no-restricted-globals': ['error', ...['process', 'Buffer', 'require', '__dirname', '__filename', 'global', 'setImmediate'].map((name) => ({ name, message: `web/ runs in the browser: no '${name}'.` }))],
+    },
+  },
+  {
     files: ['test/**/*.ts', 'scripts/**/*.ts', 'scripts/**/*.mjs'],
     rules: {
       'no-restricted-imports': ['error', { patterns: [sodium] }],

@@ -16,6 +16,7 @@ import { auditRoutes } from './routes/audit.js';
 import { chunkRoutes } from './routes/chunks.js';
 import { policyRoutes } from './routes/policy.js';
 import { linkRoutes } from './routes/links.js';
+import { webRoutes } from './routes/web.js';
 import { clientAddressResolver } from './client-address.js';
 
 export interface AppOptions {
@@ -78,6 +79,7 @@ export function createApp(services: Services, options: AppOptions): Koa {
   chunkRoutes(router, services, services.chunks);
   policyRoutes(router, services);
   linkRoutes(router, services);
+  webRoutes(router, services);
   for (const mount of options.mount ?? []) mount(router, services);
 
   app.use(metrics.middleware);
