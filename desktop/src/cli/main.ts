@@ -299,9 +299,14 @@ const invokedDirectly = (() => {
   }
 })();
 
-if (invokedDirectly) {
-  process.exitCode = await run(buildProgram((p) => {
+/** The whole `kluis` program, as the npm bin (desktop/bin/kluis.js) and a direct run both start it. */
+export function fullProgram(): Command {
+  return buildProgram((p) => {
     registerSyncCommands(p);
     registerShareCommands(p);
-  }), process.argv.slice(2));
+  });
+}
+
+if (invokedDirectly) {
+  process.exitCode = await run(fullProgram(), process.argv.slice(2));
 }
