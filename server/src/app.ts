@@ -16,6 +16,7 @@ import { auditRoutes } from './routes/audit.js';
 import { chunkRoutes } from './routes/chunks.js';
 import { policyRoutes } from './routes/policy.js';
 import { linkRoutes } from './routes/links.js';
+import { fileShareRoutes } from './routes/file-shares.js';
 import { webRoutes } from './routes/web.js';
 import { clientAddressResolver } from './client-address.js';
 
@@ -79,6 +80,7 @@ export function createApp(services: Services, options: AppOptions): Koa {
   chunkRoutes(router, services, services.chunks);
   policyRoutes(router, services);
   linkRoutes(router, services);
+  fileShareRoutes(router, services);
   webRoutes(router, services);
   for (const mount of options.mount ?? []) mount(router, services);
 

@@ -86,8 +86,14 @@ function sameOrigin(t: ExecutionContext, requests: string[]): void {
   t.true(requests.length > 0);
 }
 
+/**
+ * Screenshots for docs/screenshots/, refreshed only on request (KLUIS_SCREENSHOTS=1): they show dates, so writing
+ * them on every run would leave the work tree changed after each `npm test`. The page is rendered either way.
+ */
 async function shot(page: Page, name: string): Promise<void> {
-  await page.screenshot({ path: path.join(SHOTS, name), fullPage: true });
+  const image = await page.screenshot({ fullPage: true });
+  if (image.length === 0) throw new Error(`empty screenshot ${name}`);
+  if (process.env.KLUIS_SCREENSHOTS === '1') writeFileSync(path.join(SHOTS, name), image);
 }
 
 async function openAndDownload(t: ExecutionContext, link: Link, options: PageOptions = {}) {

@@ -10,6 +10,8 @@ import { IndexDb } from '../sync/index-db.js';
 import { SpaceCrypto, fileHistory } from '../sync/remote.js';
 import { CliError, emit, readStdinLines, safeText, table } from './io.js';
 import { fileIdOf, locate } from './sync-commands.js';
+import { registerFileShareCommands } from './file-share-commands.js';
+import { revokeFileShare } from '../account/file-shares.js';
 
 async function openAccount(): Promise<Account> {
   await initCrypto();
@@ -31,7 +33,8 @@ async function knownPaths(): Promise<Map<string, string>> {
 }
 
 export function registerShareCommands(program: Command): void {
-  const share = program.command('share').description('share links: a file for anyone who has the link (the key is in the link, never on the server)');
+  const share = program.command('share').description('share links (a file for anyone who has the link; the key is in the link, never on the server) and files shared with a colleague');
+  registerFileShareCommands(program, share);
 
   share.command('link')
     .description('make a link to the current version of a file in a synced folder; prints <url>#<secret>')
@@ -95,12 +98,15 @@ export function registerShareCommands(program: Command): void {
     });
 
   share.command('revoke')
-    .description('revoke a link: it stops at once, also for downloads in progress')
-    .argument('<id>', 'the link id (kluis share list)')
+    .description('revoke a link or a direct share (kluis share file): it stops at once, also for downloads in progress')
+    .argument('<id>', 'the link id (kluis share list) or the share id (printed by kluis share file)')
     .action(async (id: string, _o, cmd: Command) => {
-      if (!/^[A-Za-z0-9_-]{22}$/.test(id)) throw new CliError('the link id is 22 characters (kluis share list shows it)');
+      if (!/^[A-Za-z0-9_-]{22}$/.test(id)) throw new CliError('the link or share id is 22 characters (kluis share list shows links)');
       const account = await openAccount();
-      await revokeLink(accountClient(account), id);
-      emit(cmd, `Link ${id} revoked.`, { revoked: id });
+      const client = accountClient(account);
+      // Ids are 16 random bytes, global on the server: asking for a direct share first, then a link, finds the one.
+      if (await revokeFileShare(client, id)) return emit(cmd, `Share ${id} revoked: the colleague can no longer list or download the file (a copy already downloaded stays theirs).`, { revoked: id, kind: 'share' });
+      await revokeLink(client, id);
+      emit(cmd, `Link ${id} revoked.`, { revoked: id, kind: 'link' });
     });
 }

@@ -33,6 +33,7 @@ import { baseOf, downloadAll, keepChunks, type DownloadItem } from './download.j
 import { LocalFsError } from './local-paths.js';
 import type { FolderRecord, IndexChanges, IndexDb } from './index-db.js';
 import { SpaceCrypto, fileHistory, isTransient, pullChanges, type FileKeys } from './remote.js';
+import { shareFreshKeys } from './share-wraps.js';
 import { ChunkUploader, RateLimiter, each, readAndEncrypt } from './transfer.js';
 import type { BaseEntry, EngineState, LocalEntry, RemoteEntry, SyncAction } from './types.js';
 
@@ -729,6 +730,8 @@ export class SyncEngine extends EventEmitter {
       else this.report.moved++;
     }
     await this.db.apply(this.folder.id, { deleteBase, putBase, putRemote, putWraps, journalDone: [journalId] });
+    // A fresh key after a rotation: the colleagues a file is shared with get it too (sync/share-wraps.ts).
+    await shareFreshKeys(this, sc, putWraps);
   }
 
   // ------------------------------------------------------------------------------------------- driving

@@ -5,6 +5,7 @@ import type { Knex } from 'knex';
 import { m003Membership } from './migration-003-membership.js';
 import { m004Links } from './migration-004-links.js';
 import { m005Policy } from './migration-005-policy.js';
+import { m006FileShares } from './migration-006-file-shares.js';
 
 interface Migration {
   name: string;
@@ -278,7 +279,7 @@ const m002: Migration = {
   },
 };
 
-const all: Migration[] = [m001, m002, m003Membership, m004Links, m005Policy];
+const all: Migration[] = [m001, m002, m003Membership, m004Links, m005Policy, m006FileShares];
 
 /** Knex migration source over the in-code list above. */
 export const migrations: Knex.MigrationSource<Migration> = {

@@ -1,0 +1,91 @@
+// `kluis share file`, `kluis shared` and `kluis shared get` (docs/cli.md "Direct shares"): one file of a synced
+// folder shared with a colleague of the same organisation, and the colleague's side. Registered by
+// ./share-commands.ts; `share revoke` there revokes these shares as well as links.
+import { Option, type Command } from 'commander';
+import { ErrorCode, KluisError, initCrypto } from '@kluis/shared';
+import { kluisHome, loadAccount, type Account } from '../account/state.js';
+import { accountClient } from '../account/spaces.js';
+import { shareFileWith } from '../account/file-shares.js';
+import { downloadShared, listShared } from '../account/shared.js';
+import { IndexDb } from '../sync/index-db.js';
+import { SpaceCrypto, fileHistory } from '../sync/remote.js';
+import { CliError, emit, safeText, table } from './io.js';
+import { fileIdOf, locate } from './sync-commands.js';
+
+async function openAccount(): Promise<Account> {
+  await initCrypto();
+  return loadAccount(kluisHome());
+}
+
+const when = (ms: number | null) => (ms === null ? '-' : new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z'));
+
+function size(n: number | null): string {
+  if (n === null) return '-';
+  if (n < 1024) return `${n} B`;
+  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
+  let v = n / 1024;
+  let i = 0;
+  while (v >= 1024 && i < units.length - 1) {
+    v /= 1024;
+    i++;
+  }
+  return `${v.toFixed(1)} ${units[i]}`;
+}
+
+/** `share file` on the `share` command; `shared` and `shared get` on the program. */
+export function registerFileShareCommands(program: Command, share: Command): void {
+  share.command('file')
+    .description('share a file of a synced folder with a colleague of your organisation: its key is sealed to their public key (later versions too); run again to add a key the share lacks')
+    .argument('<path>', 'the file')
+    .argument('<email>', 'the colleague')
+    .addOption(new Option('--role <role>', 'what the colleague may do with it').choices(['viewer']).default('viewer'))
+    .action(async (file: string, email: string, _o, cmd: Command) => {
+      const account = await openAccount();
+      const client = accountClient(account);
+      const db = await IndexDb.open(kluisHome());
+      try {
+        const { folder, rel } = await locate(db, file);
+        const fileId = await fileIdOf(db, folder, rel);
+        const sc = await SpaceCrypto.load(client, account, folder.spaceId);
+        if (!sc.canWrite) throw new KluisError(ErrorCode.Forbidden, 'files are shared by editors and managers of the space; you may only read it');
+        const history = await fileHistory(client, sc, fileId);
+        const head = history[0];
+        if (!head || head.version.deleted) throw new CliError(`${rel} is deleted on the server: nothing to share`);
+        if (head.manifest && head.manifest.kind !== 'file') throw new CliError(`${rel} is a folder: only files can be shared with a colleague`);
+        // Every key epoch of the file this account holds, so the colleague reads each version we can read.
+        const keys = new Map<number, Uint8Array>();
+        for (const { version } of history) {
+          const k = sc.keyFor(fileId, version.keyEpoch);
+          if (k) keys.set(version.keyEpoch, k.fileKey);
+        }
+        if (!keys.has(head.version.keyEpoch)) throw new KluisError(ErrorCode.BadKey, `no key of epoch ${head.version.keyEpoch} of ${rel} opens for you`);
+        const r = await shareFileWith(client, account, { spaceId: folder.spaceId, fileId }, email, keys);
+        const what = r.created ? 'Shared' : r.added.length ? `Added key epoch(s) ${r.added.join(', ')} to the share of` : 'Already shared:';
+        emit(cmd, `${what} ${safeText(rel)} with ${safeText(r.recipientEmail)} (share ${r.shareId}, key epochs ${r.keyEpochs.join(', ')}).`, r);
+      } finally {
+        await db.close();
+      }
+    });
+
+  const shared = program.command('shared')
+    .description('files colleagues shared with you (kluis shared get ID downloads one)')
+    .action(async (_o, cmd: Command) => {
+      const account = await openAccount();
+      const items = await listShared(accountClient(account), account);
+      emit(cmd, () => items.length === 0 ? 'Nothing is shared with you.' : table(['ID', 'NAME', 'SIZE', 'SHARED BY', 'SHARED', 'NOTE'], items.map((s) => [
+        s.shareId, safeText(s.name ?? '?', 60), size(s.size), safeText(s.sharedBy, 60), when(s.sharedAt),
+        s.refused ? safeText(s.refused, 120) : s.deleted ? 'deleted' : s.newerNotShared ? 'a newer version is not shared with you yet' : '',
+      ])), { shared: items });
+    });
+
+  shared.command('get')
+    .description('download the newest shared version of a file into DIR (default: the current folder); an existing file is not overwritten')
+    .argument('<id>', 'the share id (kluis shared)')
+    .argument('[dir]', 'where to write it', '.')
+    .action(async (id: string, dir: string, _o, cmd: Command) => {
+      if (!/^[A-Za-z0-9_-]{22}$/.test(id)) throw new CliError('the share id is 22 characters (kluis shared shows it)');
+      const account = await openAccount();
+      const r = await downloadShared(accountClient(account), account, id, dir);
+      emit(cmd, `Wrote ${safeText(r.path)} (${size(r.size)}, shared by ${safeText(r.sharedBy)}).`, r);
+    });
+}

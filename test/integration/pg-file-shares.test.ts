@@ -1,0 +1,5 @@
+// file-shares.test.ts on PostgreSQL (helpers/postgres.ts starts a throwaway cluster for this file).
+import { usePostgres } from '../helpers/postgres-suite.js';
+import './file-shares.test.js';
+
+usePostgres();
