@@ -6,7 +6,7 @@ import path from 'node:path';
 import knexFactory from 'knex';
 import * as k from '@kluis/shared';
 import { startServer, type RunningServer } from '../helpers/server.js';
-import { addMemberBody, call, newColleague, newOrg, newSpace } from '../helpers/api.js';
+import { addMemberBody, admin, call, newColleague, newOrg, newSpace } from '../helpers/api.js';
 import { cliHome, kluis } from '../helpers/cli.js';
 import { newFile, version } from '../helpers/files.js';
 
@@ -145,4 +145,19 @@ test('links × classes: every class allows or refuses each kind of link as its d
   } });
   t.is(open.status, 403);
   t.is(open.body.error.message, 'links of internal spaces need a password');
+});
+
+test('kluis-admin policy show and set: the operator changes a class for an organisation; bad values are refused', async (t) => {
+  const { admin: a, orgId } = await newOrg(srv.url, srv.dataDir);
+  const shown = await admin(srv.dataDir, ['policy', 'show', '--org', orgId]);
+  t.is(shown.orgId, orgId);
+  t.true(shown.policies.confidential.isDefault);
+  const set = await admin(srv.dataDir, ['policy', 'set', '--org', orgId, '--class', 'confidential', '--max-days', '3', '--max-downloads', 'any', '--links', 'yes']);
+  t.like(set.policy, { linksAllowed: true, maxLinkDays: 3, maxDownloads: null, passwordRequired: true, isDefault: false });
+  const seen = await call(srv.url, 'GET', `/api/v1/orgs/${orgId}/policy`, { token: a.token });
+  t.deepEqual(seen.body.policies.confidential, set.policy, 'the API serves what the operator set');
+  const bad = await admin(srv.dataDir, ['policy', 'set', '--org', orgId, '--class', 'confidential', '--max-days', '365']).catch((e: { stdout?: string; stderr?: string }) => e);
+  t.regex(`${bad.stdout ?? ''}${bad.stderr ?? ''}`, /maxLinkDays/);
+  t.true((await admin(srv.dataDir, ['policy', 'set', '--org', orgId, '--class', 'confidential', '--default'])).policy.isDefault);
+  t.true((await auditRows('policy.change')).some((r) => r.actor_user_id === null && r.details?.includes('"maxLinkDays":3')), 'audited as the operator');
 });

@@ -5,7 +5,7 @@ import { createWriteStream } from 'node:fs';
 import path from 'node:path';
 import { Command, Option } from 'commander';
 import { pino } from 'pino';
-import { OrgRole } from '@kluis/shared';
+import { CLASS_ORDER, ClassPolicy, OrgRole, type ClassName } from '@kluis/shared';
 import { loadConfig, ConfigError, withoutDatabasePassword } from '../config.js';
 import { openServices, type OpenedServices } from '../services.js';
 import { createOrg, insertInvite } from '../services/orgs.js';
@@ -14,6 +14,8 @@ import { exportAudit } from '../audit/export.js';
 import { AUDIT_STATE_FILE, AuditStateError, verifyWithState } from '../audit/anchor.js';
 import type { AuditVerifyResult } from '../audit/types.js';
 import { runMaintenance } from '../services/maintenance.js';
+import { withMaintenanceLock } from '../db/maintenance-lock.js';
+import { orgPolicies, setClassPolicy } from '../services/policy.js';
 
 const program = new Command();
 program.name('kluis-admin').description('Administer a Kluis server: organisations, invites, audit trail.').showHelpAfterError();
@@ -100,8 +102,60 @@ program.command('maintenance').description('apply version retention, compact pac
   .option('--json', 'machine-readable output')
   .action(async (o) => {
     json ||= Boolean(o.json);
-    const r = await withServices((s) => runMaintenance(s));
+    // On PostgreSQL, not while a server node (or another kluis-admin) is running it (db/maintenance-lock.ts).
+    const turn = await withServices((s) => withMaintenanceLock(s.config.databaseUrl, () => runMaintenance(s)));
+    if (!turn.ran) return print('maintenance runs on another node: skipped (it does the same work)', { skipped: true, reason: 'maintenance runs on another node' });
+    const r = turn.result;
     print(`retention: ${r.retention.expiredVersions} version(s) expired, ${r.retention.deadChunks} chunk(s) freed; compaction: ${r.compaction.packsRewritten} pack(s) rewritten, ${r.compaction.bytesFreed + r.sweep.bytesFreed} bytes freed`, r);
+  });
+
+const policy = program.command('policy').description('sharing policy by space class (docs/api.md "Policy")');
+policy.command('show').description('what each class allows in an organisation, and whether it is the default')
+  .requiredOption('--org <org>', 'organisation id or enterprise number')
+  .option('--json', 'machine-readable output')
+  .action(async (o) => {
+    json ||= Boolean(o.json);
+    const r = await withServices(async (s) => {
+      const found = await findOrg(s, o.org);
+      return { orgId: found.id, policies: await orgPolicies(s.db, found.id) };
+    });
+    const yes = (b: boolean) => (b ? 'yes' : 'no');
+    print(Object.entries(r.policies).map(([c, x]) => `${c.padEnd(16)} links ${yes(x.linksAllowed)}, ${x.maxLinkDays} day(s), password ${x.passwordRequired ? 'required' : 'optional'}, downloads ${x.maxDownloads ?? 'any'}, other organisations ${yes(x.externalMembers)}${x.isDefault ? ' (default)' : ''}`).join('\n'), r);
+  });
+policy.command('set').description('change what one class allows in an organisation (options not given keep their current value)')
+  .requiredOption('--org <org>', 'organisation id or enterprise number')
+  .addOption(new Option('--class <class>', 'the space class').choices([...CLASS_ORDER]).makeOptionMandatory())
+  .addOption(new Option('--links <yes|no>', 'whether share links are allowed').choices(['yes', 'no']))
+  .option('--max-days <days>', 'longest life of a link (1-90)')
+  .addOption(new Option('--password <required|optional>', 'whether links need a password').choices(['required', 'optional']))
+  .option('--max-downloads <n|any>', 'most downloads a link may allow, or any')
+  .option('--default', 'go back to the documented default for this class')
+  .option('--json', 'machine-readable output')
+  .action(async (o) => {
+    json ||= Boolean(o.json);
+    const r = await withServices(async (s) => {
+      const found = await findOrg(s, o.org);
+      const cls = o.class as ClassName;
+      let next: ClassPolicy | null = null;
+      if (!o.default) {
+        const { isDefault: _ignored, ...current } = (await orgPolicies(s.db, found.id))[cls];
+        const parsed = ClassPolicy.safeParse({
+          ...current,
+          ...(o.links ? { linksAllowed: o.links === 'yes' } : {}),
+          ...(o.maxDays !== undefined ? { maxLinkDays: Number(o.maxDays) } : {}),
+          ...(o.password ? { passwordRequired: o.password === 'required' } : {}),
+          ...(o.maxDownloads !== undefined ? { maxDownloads: o.maxDownloads === 'any' ? null : Number(o.maxDownloads) } : {}),
+        });
+        if (!parsed.success) throw new ApiError(400, 'validation_failed', `${parsed.error.issues[0]!.path.join('.')}: ${parsed.error.issues[0]!.message}`);
+        next = parsed.data;
+      }
+      await s.db.transaction(async (trx) => {
+        await setClassPolicy(trx, found.id, cls, next, null);
+        await s.audit.append(trx, { ...who, orgId: found.id, action: 'policy.change', targetType: 'org', targetId: found.id, outcome: 'success', details: { classification: cls, policy: next ?? 'default' } });
+      });
+      return { orgId: found.id, classification: cls, policy: (await orgPolicies(s.db, found.id))[cls] };
+    });
+    print(`${r.classification} in ${r.orgId}: ${JSON.stringify(r.policy)}`, r);
   });
 
 const audit = program.command('audit').description('the audit trail');
