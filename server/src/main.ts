@@ -6,6 +6,7 @@ import { createApp } from './app.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { DatabaseOpenError, openServices, type OpenedServices } from './services.js';
 import { runMaintenance } from './services/maintenance.js';
+import { withMaintenanceLock } from './db/maintenance-lock.js';
 
 // Everything the server creates (database, keys, blobs) is for its own user only: see data-dir.ts.
 process.umask(0o077);
@@ -34,15 +35,20 @@ try {
 services.audit.start();
 // One node owns this data directory: nothing can be in flight, so every orphan object (a crash mid-upload or
 // mid-compaction) can go now. On PostgreSQL another node may share the object store and be mid-upload: only
-// objects older than the usual grace go.
-await services.chunks.sweepOrphans(config.databaseUrl ? {} : { graceMs: 0 });
+// objects older than the usual grace go, and only if no other node is running maintenance (db/maintenance-lock.ts).
+await withMaintenanceLock(config.databaseUrl, () => services.chunks.sweepOrphans(config.databaseUrl ? {} : { graceMs: 0 }));
 const MAINTENANCE_EVERY_MS = 3_600_000;
 let maintaining = false;
 const maintenance = setInterval(() => {
   if (maintaining) return;
   maintaining = true;
-  runMaintenance(services).then(
-    (r) => log.info({ retention: r.retention, compaction: r.compaction, sweep: r.sweep }, 'maintenance done'),
+  // On PostgreSQL, on one node at a time: the others skip this round (db/maintenance-lock.ts).
+  withMaintenanceLock(config.databaseUrl, () => runMaintenance(services)).then(
+    (turn) => {
+      if (!turn.ran) return log.info('maintenance runs on another node: skipped this round');
+      const r = turn.result;
+      log.info({ retention: r.retention, compaction: r.compaction, sweep: r.sweep }, 'maintenance done');
+    },
     (err) => log.error({ err }, 'maintenance failed'),
   ).finally(() => { maintaining = false; });
 }, MAINTENANCE_EVERY_MS);

@@ -28,6 +28,8 @@ export const LOCK_NAMESPACE = 0x4b4c5553; // "KLUS"
 export const WRITER_LOCK = 1;
 export const AUDIT_LOCK = 2;
 const MIGRATION_LOCK = 3;
+/** Session lock held for a whole maintenance run, so that it runs on one node at a time (maintenance-lock.ts). */
+export const MAINTENANCE_LOCK = 4;
 
 class WriterTransaction extends TransactionPg {
   begin(conn: unknown) {
