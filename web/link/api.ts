@@ -64,29 +64,54 @@ export async function access(linkId: string, auth: string): Promise<LinkAccess> 
   return parsed.data;
 }
 
+/** One chunk request whose answer's headers arrived; its body is read only through `frames()`. */
+export interface ChunkAnswer {
+  /**
+   * The frames in the order they arrive, parsed as the body streams in: each is yielded as soon as it is complete,
+   * so the caller can decrypt it while the network brings the next (what is not read yet waits in the browser's
+   * network buffers and, beyond those, at the server: TCP flow control, not this page's memory). Anything missing,
+   * unasked or repeated is tampering. Leaving the loop early cancels the body.
+   */
+  frames(): AsyncGenerator<ChunkFrame, void, undefined>;
+}
+
 /**
- * Fetches one batch of chunks and returns their ciphertexts by id, parsing frames as the body streams in. The
- * server sends one frame per distinct id; anything missing, unasked or malformed is tampering (the server is the
- * only party between the page and the sender's ciphertext).
+ * Asks for one batch of chunks; resolves once the answer's status and headers are in, without reading its body.
+ * The server sends one frame per distinct id; anything missing, unasked or malformed is tampering (the server is
+ * the only party between the page and the sender's ciphertext). `signal` abandons the request (and its body).
  */
-export async function fetchChunks(linkId: string, token: string, ids: string[], onBytes: (n: number) => void): Promise<Map<string, Uint8Array>> {
+export async function requestChunks(linkId: string, token: string, ids: string[], signal?: AbortSignal): Promise<ChunkAnswer> {
   const res = await request(`${BASE}${linkId}/chunks`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` },
     body: JSON.stringify({ ids }),
+    ...(signal ? { signal } : {}),
   });
   if (!res.ok) throw await failure(res);
-  if (!res.body) throw new PageError('browser', 'no streaming body');
-  const wanted = new Set(ids);
-  const out = new Map<string, Uint8Array>();
+  const body = res.body;
+  if (!body) throw new PageError('browser', 'no streaming body');
+  return { frames: () => readFrames(body, new Set(ids)) };
+}
+
+async function* readFrames(body: ReadableStream<Uint8Array>, wanted: Set<string>): AsyncGenerator<ChunkFrame, void, undefined> {
+  const seen = new Set<string>();
   const parser = new FrameParser();
-  const take = (frames: ChunkFrame[]) => {
-    for (const f of frames) {
-      if (!wanted.has(f.id) || out.has(f.id)) throw new PageError('tampered', `unexpected chunk ${f.id}`);
-      out.set(f.id, f.ciphertext);
+  const reader = body.getReader();
+  let finished = false;
+  const parse = (piece: Uint8Array | null): ChunkFrame[] => {
+    let frames: ChunkFrame[] = [];
+    try {
+      if (piece) frames = parser.push(piece);
+      else parser.end();
+    } catch (err) {
+      throw new PageError('tampered', `bad frames: ${(err as Error).message}`);
     }
+    for (const f of frames) {
+      if (!wanted.has(f.id) || seen.has(f.id)) throw new PageError('tampered', `unexpected chunk ${f.id}`);
+      seen.add(f.id);
+    }
+    return frames;
   };
-  const reader = res.body.getReader();
   try {
     for (;;) {
       let step: ReadableStreamReadResult<Uint8Array>;
@@ -96,18 +121,13 @@ export async function fetchChunks(linkId: string, token: string, ids: string[], 
         throw new PageError('network', 'body cut');
       }
       if (step.done) break;
-      onBytes(step.value.length);
-      try {
-        take(parser.push(step.value));
-      } catch (err) {
-        throw err instanceof PageError ? err : new PageError('tampered', `bad frames: ${(err as Error).message}`);
-      }
+      yield* parse(step.value);
     }
-    parser.end();
-  } catch (err) {
-    reader.cancel().catch(() => undefined);
-    throw err instanceof PageError ? err : new PageError('tampered', `bad frames: ${(err as Error).message}`);
+    parse(null);
+    finished = true;
+  } finally {
+    // An error here or in the caller's loop (a chunk that does not verify): drop the rest of the body.
+    if (!finished) reader.cancel().catch(() => undefined);
   }
-  if (out.size !== wanted.size) throw new PageError('tampered', 'chunks missing from the answer');
-  return out;
+  if (seen.size !== wanted.size) throw new PageError('tampered', 'chunks missing from the answer');
 }

@@ -5,10 +5,13 @@ import {
   ContentHasher, decryptChunk, deriveFileSubkeys, deriveLinkKeys, fromBase64Url, hashLinkPassword, openLinkFileKey,
   openManifest, toBase64Url, type LinkAccess, type LinkKdf, type Manifest,
 } from '@kluis/shared';
-import { access, fetchChunks, PageError } from './api.js';
+import { access, PageError, requestChunks, type ChunkAnswer } from './api.js';
 import type { Sink } from './save.js';
 
-/** Plaintext bytes per chunk request: bounded memory (one batch in flight) and few round trips. */
+/**
+ * Plaintext bytes per chunk request: few round trips. Memory does not follow it: a batch is decrypted frame by frame
+ * as its body streams in, and the next batch's request is only started (its body unread) meanwhile.
+ */
 export const BATCH_BYTES = 16 * 1024 * 1024;
 /** Chunks per request (the API allows 1000; small files have small chunks). */
 export const BATCH_IDS = 64;
@@ -73,36 +76,79 @@ export function newDownload(): DownloadState {
   return { next: 0, written: 0, hasher: new ContentHasher() };
 }
 
+/** The next batch from chunk `from`: chunks in file order up to BATCH_BYTES / BATCH_IDS distinct ids (a repeated chunk is asked once). */
+function planBatch(chunks: Manifest['chunks'], from: number): { from: number; entries: [string, number][]; ids: string[] } {
+  const entries: [string, number][] = [];
+  const ids = new Set<string>();
+  let bytes = 0;
+  for (let i = from; i < chunks.length; i++) {
+    const [id, size] = chunks[i]!;
+    if (!ids.has(id) && (ids.size >= BATCH_IDS || (bytes > 0 && bytes + size > BATCH_BYTES))) break;
+    ids.add(id);
+    entries.push([id, size]);
+    bytes += size;
+  }
+  return { from, entries, ids: [...ids] };
+}
+
 export async function download(linkId: string, opened: Opened, sink: Sink, state: DownloadState, onProgress: (p: Progress) => void): Promise<void> {
   const { manifest, sub } = opened;
   const chunks = manifest.chunks;
-  while (state.next < chunks.length) {
-    // The next batch: chunks in file order up to BATCH_BYTES / BATCH_IDS distinct ids (a repeated chunk is asked once).
-    const batch: [string, number][] = [];
-    const ids = new Set<string>();
-    let bytes = 0;
-    for (let i = state.next; i < chunks.length; i++) {
-      const [id, size] = chunks[i]!;
-      if (!ids.has(id) && (ids.size >= BATCH_IDS || (bytes > 0 && bytes + size > BATCH_BYTES))) break;
-      ids.add(id);
-      batch.push([id, size]);
-      bytes += size;
-    }
-    const got = await fetchChunks(linkId, opened.access.token, [...ids], () => undefined);
-    for (const [id, size] of batch) {
-      let plain: Uint8Array;
-      try {
-        plain = decryptChunk(sub, id, got.get(id)!);
-      } catch {
-        throw new PageError('tampered', `chunk ${id} does not verify`);
+  const token = opened.access.token;
+  // Cancels the request started ahead of time when this call ends early (an error: the caller may resume later).
+  const ahead = new AbortController();
+  let pending: { from: number; answer: Promise<ChunkAnswer> } | null = null;
+  try {
+    while (state.next < chunks.length) {
+      const batch = planBatch(chunks, state.next);
+      const answer = await (pending?.from === batch.from ? pending.answer : requestChunks(linkId, token, batch.ids, ahead.signal));
+      pending = null;
+      // Overlap: ask for the next batch now, so the server prepares it (token check, audit entry, its first reads)
+      // while this one is decrypted; its body is read only after this one's, so that meanwhile at most the browser's
+      // network buffers hold it, never a second batch in the page's memory.
+      const after = batch.from + batch.entries.length;
+      if (after < chunks.length) {
+        const nextBatch = planBatch(chunks, after);
+        pending = { from: after, answer: requestChunks(linkId, token, nextBatch.ids, ahead.signal) };
+        pending.answer.catch(() => undefined); // judged when awaited; abandoned when this call fails
       }
-      if (plain.length !== size) throw new PageError('tampered', `chunk ${id} has the wrong size`);
-      state.hasher.update(plain);
-      await sink.write(plain);
-      state.next++;
-      state.written += size;
-      onProgress({ done: state.written, total: manifest.size });
+      // Each chunk is decrypted as soon as its frame is in: ciphertexts wait here only when they arrive ahead of
+      // their turn or serve again later in this batch (a repeated chunk).
+      const uses = new Map<string, number>();
+      for (const [id] of batch.entries) uses.set(id, (uses.get(id) ?? 0) + 1);
+      const arrived = new Map<string, Uint8Array>();
+      let at = 0;
+      for await (const frame of answer.frames()) {
+        arrived.set(frame.id, frame.ciphertext);
+        while (at < batch.entries.length && arrived.has(batch.entries[at]![0])) {
+          const [id, size] = batch.entries[at]!;
+          await writeChunk(sub, id, size, arrived.get(id)!, sink, state);
+          const left = uses.get(id)! - 1;
+          uses.set(id, left);
+          if (left === 0) arrived.delete(id);
+          at++;
+          onProgress({ done: state.written, total: manifest.size });
+        }
+      }
+      if (at < batch.entries.length) throw new PageError('tampered', 'chunks missing from the answer');
     }
+  } finally {
+    if (pending) ahead.abort();
   }
   if (state.hasher.digest() !== manifest.hash) throw new PageError('tampered', 'whole-file hash differs');
+}
+
+/** Verifies and decrypts one chunk, hashes it and hands it to the sink; then counts it as done in `state`. */
+async function writeChunk(sub: Opened['sub'], id: string, size: number, ciphertext: Uint8Array, sink: Sink, state: DownloadState): Promise<void> {
+  let plain: Uint8Array;
+  try {
+    plain = decryptChunk(sub, id, ciphertext);
+  } catch {
+    throw new PageError('tampered', `chunk ${id} does not verify`);
+  }
+  if (plain.length !== size) throw new PageError('tampered', `chunk ${id} has the wrong size`);
+  state.hasher.update(plain);
+  await sink.write(plain);
+  state.next++;
+  state.written += size;
 }

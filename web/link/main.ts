@@ -194,25 +194,55 @@ async function save(info: PublicLinkInfo, opened: Opened): Promise<void> {
   await run(info, opened, sink, newDownload());
 }
 
+/** The progress bar is redrawn at most this often (each redraw rebuilds the card), and on 100 %. */
+const REDRAW_MS = 100;
+/** The polite live region says the progress (in tens of percent) at most this often, not to flood a screen reader. */
+const ANNOUNCE_MS = 1000;
+
 /** Runs (or resumes) a download; a network loss offers a retry that continues with the same sink and state. */
 async function run(info: PublicLinkInfo, opened: Opened, sink: Sink, state: DownloadState): Promise<void> {
+  const total = opened.manifest.size;
   let announced = -1;
-  const progress = (done: number, total: number) => {
+  let lastAnnounce = -Infinity;
+  let lastDraw = -Infinity;
+  let latest = state.written;
+  let trailing: ReturnType<typeof setTimeout> | undefined;
+  const draw = () => {
+    trailing = undefined;
+    lastDraw = performance.now();
+    const done = latest;
     show({ v: 'downloading', info, opened, done, total }, false);
     const decile = Math.floor((done / Math.max(1, total)) * 10);
-    if (decile !== announced) {
+    if (decile !== announced && lastDraw - lastAnnounce >= ANNOUNCE_MS) {
       announced = decile;
+      lastAnnounce = lastDraw;
       setStatus(t('download.progress', { pct: decile * 10, done: formatBytes(done), total: formatBytes(total) }));
     }
   };
-  progress(state.written, opened.manifest.size);
+  const progress = (done: number) => {
+    latest = done;
+    if (done >= total || performance.now() - lastDraw >= REDRAW_MS) {
+      clearTimeout(trailing);
+      draw();
+    } else {
+      // A skipped update still shows once the interval is over, should the next one be slow to come.
+      trailing ??= setTimeout(draw, REDRAW_MS - (performance.now() - lastDraw));
+    }
+  };
+  const stopProgress = () => {
+    clearTimeout(trailing);
+    trailing = undefined;
+  };
+  progress(state.written);
   try {
-    await download(linkId, opened, sink, state, (p) => progress(p.done, p.total));
-    show({ v: 'downloading', info, opened, done: state.written, total: opened.manifest.size, verifying: true }, false);
+    await download(linkId, opened, sink, state, (p) => progress(p.done));
+    stopProgress();
+    show({ v: 'downloading', info, opened, done: state.written, total, verifying: true }, false);
     await sink.close();
     setStatus('');
     show({ v: 'done', info, opened });
   } catch (err) {
+    stopProgress();
     const e = asPageError(err);
     setStatus('');
     if (e.kind === 'network') return show({ v: 'error', kind: 'network', retry: () => void run(info, opened, sink, state) });
