@@ -15,6 +15,7 @@ import {
 import type { ApiClient } from '../api/client.js';
 import { ProtocolError } from '../api/endpoints.js';
 import { writeFileAtomic } from '../sync/atomic-write.js';
+import { chunkWindows } from '../sync/transfer.js';
 import { LocalFsError } from '../sync/local-paths.js';
 import type { Account } from './state.js';
 import { checkPins } from './pins.js';
@@ -115,20 +116,7 @@ export async function listShared(c: ApiClient, account: Account): Promise<Shared
 
 /** The plaintext of the shared version, in file order, fetched in windows of at most ~16 MiB or 1,000 chunks. */
 async function* content(c: ApiClient, shareId: string, chunks: readonly [string, number][], subkeys: FileSubkeys): AsyncGenerator<Uint8Array> {
-  const windows: [string, number][][] = [];
-  let cur: [string, number][] = [];
-  let bytes = 0;
-  for (const ch of chunks) {
-    cur.push(ch);
-    bytes += ch[1];
-    if (bytes >= 16 * 1024 * 1024 || cur.length >= 1000) {
-      windows.push(cur);
-      cur = [];
-      bytes = 0;
-    }
-  }
-  if (cur.length) windows.push(cur);
-  for (const w of windows) {
+  for (const w of chunkWindows(chunks, 16 * 1024 * 1024, 1000)) {
     const ids = [...new Set(w.map(([id]) => id))];
     const res = await c.raw('POST', `/api/v1/shared/${encodeURIComponent(shareId)}/chunks/download`, { json: { ids } });
     const got = new Map<string, Uint8Array>();

@@ -2,35 +2,16 @@
 // folder shared with a colleague of the same organisation, and the colleague's side. Registered by
 // ./share-commands.ts; `share revoke` there revokes these shares as well as links.
 import { Option, type Command } from 'commander';
-import { ErrorCode, KluisError, initCrypto } from '@kluis/shared';
-import { kluisHome, loadAccount, type Account } from '../account/state.js';
+import { ErrorCode, KluisError } from '@kluis/shared';
 import { accountClient } from '../account/spaces.js';
 import { shareFileWith } from '../account/file-shares.js';
 import { downloadShared, listShared } from '../account/shared.js';
-import { IndexDb } from '../sync/index-db.js';
-import { SpaceCrypto, fileHistory } from '../sync/remote.js';
+import { fileHistory } from '../sync/remote.js';
 import { CliError, emit, safeText, table } from './io.js';
-import { fileIdOf, locate } from './sync-commands.js';
+import { human } from './sync-commands.js';
+import { openAccount, when, withSyncedFile } from './synced-file.js';
 
-async function openAccount(): Promise<Account> {
-  await initCrypto();
-  return loadAccount(kluisHome());
-}
-
-const when = (ms: number | null) => (ms === null ? '-' : new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z'));
-
-function size(n: number | null): string {
-  if (n === null) return '-';
-  if (n < 1024) return `${n} B`;
-  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
-  let v = n / 1024;
-  let i = 0;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${v.toFixed(1)} ${units[i]}`;
-}
+const size = (n: number | null): string => (n === null ? '-' : human(n));
 
 /** `share file` on the `share` command; `shared` and `shared get` on the program. */
 export function registerFileShareCommands(program: Command, share: Command): void {
@@ -40,14 +21,7 @@ export function registerFileShareCommands(program: Command, share: Command): voi
     .argument('<email>', 'the colleague')
     .addOption(new Option('--role <role>', 'what the colleague may do with it').choices(['viewer']).default('viewer'))
     .action(async (file: string, email: string, _o, cmd: Command) => {
-      const account = await openAccount();
-      const client = accountClient(account);
-      const db = await IndexDb.open(kluisHome());
-      try {
-        const { folder, rel } = await locate(db, file);
-        const fileId = await fileIdOf(db, folder, rel);
-        const sc = await SpaceCrypto.load(client, account, folder.spaceId);
-        if (!sc.canWrite) throw new KluisError(ErrorCode.Forbidden, 'files are shared by editors and managers of the space; you may only read it');
+      await withSyncedFile(file, 'files are shared by editors and managers of the space; you may only read it', async ({ account, client, folder, rel, fileId, sc }) => {
         const history = await fileHistory(client, sc, fileId);
         const head = history[0];
         if (!head || head.version.deleted) throw new CliError(`${rel} is deleted on the server: nothing to share`);
@@ -62,9 +36,7 @@ export function registerFileShareCommands(program: Command, share: Command): voi
         const r = await shareFileWith(client, account, { spaceId: folder.spaceId, fileId }, email, keys);
         const what = r.created ? 'Shared' : r.added.length ? `Added key epoch(s) ${r.added.join(', ')} to the share of` : 'Already shared:';
         emit(cmd, `${what} ${safeText(rel)} with ${safeText(r.recipientEmail)} (share ${r.shareId}, key epochs ${r.keyEpochs.join(', ')}).`, r);
-      } finally {
-        await db.close();
-      }
+      });
     });
 
   const shared = program.command('shared')

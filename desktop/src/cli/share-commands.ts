@@ -2,23 +2,17 @@
 // ./main.ts. A link shows the current version of one file of a synced folder; the secret exists only in the printed
 // URL's fragment (account/links.ts), so a lost link cannot be printed again: make a new one.
 import { Option, type Command } from 'commander';
-import { ErrorCode, KluisError, initCrypto } from '@kluis/shared';
-import { kluisHome, loadAccount, type Account } from '../account/state.js';
+import { ErrorCode, KluisError } from '@kluis/shared';
+import { kluisHome } from '../account/state.js';
 import { accountClient } from '../account/spaces.js';
 import { createLink, listLinks, parseExpiry, parseMaxDownloads, revokeLink } from '../account/links.js';
 import { IndexDb } from '../sync/index-db.js';
-import { SpaceCrypto, fileHistory } from '../sync/remote.js';
+import { fileHistory } from '../sync/remote.js';
 import { CliError, emit, readStdinLines, safeText, table } from './io.js';
-import { fileIdOf, locate } from './sync-commands.js';
+import { openAccount, when, withSyncedFile } from './synced-file.js';
 import { registerFileShareCommands } from './file-share-commands.js';
 import { revokeFileShare } from '../account/file-shares.js';
 
-async function openAccount(): Promise<Account> {
-  await initCrypto();
-  return loadAccount(kluisHome());
-}
-
-const when = (ms: number | null) => (ms === null ? '-' : new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z'));
 
 /** fileId → path of the files this device syncs (to name the files of `share list`; the server knows no names). */
 async function knownPaths(): Promise<Map<string, string>> {
@@ -54,14 +48,7 @@ export function registerShareCommands(program: Command): void {
         if (!line) throw new CliError('no password on standard input (expected it on the first line)');
         password = line;
       }
-      const account = await openAccount();
-      const client = accountClient(account);
-      const db = await IndexDb.open(kluisHome());
-      try {
-        const { folder, rel } = await locate(db, file);
-        const fileId = await fileIdOf(db, folder, rel);
-        const sc = await SpaceCrypto.load(client, account, folder.spaceId);
-        if (!sc.canWrite) throw new KluisError(ErrorCode.Forbidden, 'links are made by editors and managers of the space; you may only read it');
+      await withSyncedFile(file, 'links are made by editors and managers of the space; you may only read it', async ({ client, db, folder, rel, fileId, sc }) => {
         sc.open(fileId, (await db.wraps(folder.id, [fileId])).get(fileId) ?? []);
         const head = (await fileHistory(client, sc, fileId))[0];
         if (!head || head.version.deleted) throw new CliError(`${rel} is deleted on the server: nothing to link`);
@@ -78,9 +65,7 @@ export function registerShareCommands(program: Command): void {
         if (!cmd.optsWithGlobals().json) {
           process.stderr.write(`Link ${r.linkId} to ${safeText(rel)}: until ${when(r.expiresAt)}, ${r.maxDownloads === null ? 'no download limit' : `${r.maxDownloads} download(s)`}${r.password ? ', password' : ''}. Anyone with the link can open the file: this is the only time it is shown.\n`);
         }
-      } finally {
-        await db.close();
-      }
+      });
     });
 
   share.command('list')

@@ -66,7 +66,8 @@ export async function locate(db: IndexDb, file: string): Promise<{ folder: Folde
   throw new CliError(`${file} is not inside a synced folder (kluis status lists them)`);
 }
 
-function human(bytes: number): string {
+/** Bytes for people: B, KiB, MiB … with one decimal above 1 KiB. */
+export function human(bytes: number): string {
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
   let v = bytes;
   let u = 0;

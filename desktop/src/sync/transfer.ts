@@ -334,6 +334,24 @@ async function readVerified(handle: FileHandle, at: { offset: number; size: numb
   }
 }
 
+/** Splits a chunk list, in order, into download windows of about `maxBytes` of plaintext and at most `maxIds` chunks. */
+export function chunkWindows(chunks: readonly [string, number][], maxBytes: number, maxIds = Number.POSITIVE_INFINITY): [string, number][][] {
+  const windows: [string, number][][] = [];
+  let cur: [string, number][] = [];
+  let bytes = 0;
+  for (const ch of chunks) {
+    cur.push(ch);
+    bytes += ch[1];
+    if (bytes >= maxBytes || cur.length >= maxIds) {
+      windows.push(cur);
+      cur = [];
+      bytes = 0;
+    }
+  }
+  if (cur.length) windows.push(cur);
+  return windows;
+}
+
 /**
  * The plaintext of a file, chunk by chunk in order, in windows of about `windowBytes` with the next window prepared
  * while the current one is written. With `local`, a chunk found there is read from disk and used only if its keyed
@@ -344,19 +362,7 @@ export async function* fileContent(
   c: ApiClient, spaceId: string, chunks: readonly [string, number][], keys: FileSubkeys, limiter?: RateLimiter, windowBytes = 16 * 1024 * 1024,
   options: { local?: LocalChunks; counts?: DownloadCounts } = {},
 ): AsyncGenerator<Uint8Array> {
-  const windows: [string, number][][] = [];
-  let cur: [string, number][] = [];
-  let bytes = 0;
-  for (const ch of chunks) {
-    cur.push(ch);
-    bytes += ch[1];
-    if (bytes >= windowBytes) {
-      windows.push(cur);
-      cur = [];
-      bytes = 0;
-    }
-  }
-  if (cur.length) windows.push(cur);
+  const windows = chunkWindows(chunks, windowBytes);
   const { local, counts } = options;
   let handle: FileHandle | null = null;
   if (local && local.at.size > 0) {

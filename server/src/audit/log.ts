@@ -30,7 +30,7 @@ import {
 } from '@kluis/shared';
 import type { Db, Tx } from '../db/db.js';
 import type { AuditCheckpointRecord, AuditEntry, AuditEntryInput, AuditFilter, AuditLog, AuditOutcome, AuditVerifyOptions, AuditVerifyResult } from './types.js';
-import { auditChainEntry, type AuditChainEntry, type AuditRow, type CheckpointRow } from './rows.js';
+import { auditChainEntry, rowChainFields, type AuditChainEntry, type AuditRow, type CheckpointRow } from './rows.js';
 import { verifyAuditTrail } from './verify.js';
 import { AnonymousAuditGate, type AnonymousAuditOptions } from './anonymous.js';
 
@@ -204,16 +204,8 @@ function rowToEntry(row: AuditRow): AuditEntry {
   return {
     seq: toInt(row.seq, 'seq'),
     ts: toInt(row.ts, 'ts'),
-    orgId: row.org_id,
-    actorUserId: row.actor_user_id,
-    actorDeviceId: row.actor_device_id,
-    action: row.action,
-    targetType: row.target_type,
-    targetId: row.target_id,
+    ...rowChainFields(row),
     outcome: row.outcome as AuditOutcome,
-    ip: row.ip,
-    userAgent: row.user_agent,
-    client: row.client,
     details: row.details === null ? null : (JSON.parse(row.details) as { [key: string]: CanonicalValue }),
     prevHash: row.prev_hash,
     hash: row.hash,

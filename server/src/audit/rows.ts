@@ -65,3 +65,19 @@ export function auditChainEntry(e: AuditChainEntry): AuditChainEntry {
 }
 
 export const HASH_RE = /^[0-9a-f]{64}$/;
+
+/** The chained fields of a stored row other than seq, ts and details (which callers check or parse their own way). */
+export function rowChainFields(row: AuditRow): Omit<AuditChainEntry, 'seq' | 'ts' | 'details'> {
+  return {
+    orgId: row.org_id,
+    actorUserId: row.actor_user_id,
+    actorDeviceId: row.actor_device_id,
+    action: row.action,
+    targetType: row.target_type,
+    targetId: row.target_id,
+    outcome: row.outcome,
+    ip: row.ip,
+    userAgent: row.user_agent,
+    client: row.client,
+  };
+}

@@ -18,7 +18,7 @@
 // and keeps O(page) memory.
 import { AUDIT_GENESIS, auditChainHash, canonicalJson, verifyAuditCheckpoint, type CanonicalValue } from '@kluis/shared';
 import type { Db } from '../db/db.js';
-import { auditChainEntry, HASH_RE, type AuditRow, type CheckpointRow } from './rows.js';
+import { auditChainEntry, HASH_RE, rowChainFields, type AuditRow, type CheckpointRow } from './rows.js';
 import type { AuditAnchor, AuditCheckpointRecord, AuditVerifyResult } from './types.js';
 
 export interface AuditVerifyParams {
@@ -81,21 +81,7 @@ export function checkAuditRow(row: AuditRow, seq: number, prevHash: string): str
   try {
     hash = auditChainHash(
       prevHash,
-      auditChainEntry({
-        seq,
-        ts,
-        orgId: row.org_id,
-        actorUserId: row.actor_user_id,
-        actorDeviceId: row.actor_device_id,
-        action: row.action,
-        targetType: row.target_type,
-        targetId: row.target_id,
-        outcome: row.outcome,
-        ip: row.ip,
-        userAgent: row.user_agent,
-        client: row.client,
-        details,
-      }),
+      auditChainEntry({ seq, ts, ...rowChainFields(row), details }),
     );
   } catch {
     return `entry ${seq}: content cannot be hashed`;

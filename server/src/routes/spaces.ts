@@ -2,13 +2,14 @@
 // key wraps so that a buggy or hostile client cannot store garbage for others; clients verify them again.
 import type Router from '@koa/router';
 import {
-  AddMemberRequest, ChangeMemberRequest, CreateSpaceRequest, ErrorCode, RemoveMemberRequest, verifyWrapSignature,
+  AddMemberRequest, ChangeMemberRequest, CreateSpaceRequest, ErrorCode, RemoveMemberRequest,
   type SpaceKeyWrap, type SpaceRole,
 } from '@kluis/shared';
 import { ApiError } from '../errors.js';
 import type { Caller, Services } from '../context.js';
 import { actor, body, parse, route, target } from '../http.js';
 import { spaceAccess } from '../services/access.js';
+import { checkWrapAuthor } from '../services/wraps.js';
 import { appendEntry, logState, readLog } from '../services/membership.js';
 import type { Tx } from '../db/db.js';
 
@@ -19,13 +20,7 @@ function checkSpaceWrap(wrap: SpaceKeyWrap, expect: { spaceId: string; keyEpoch:
   if (wrap.spaceId !== expect.spaceId || wrap.keyEpoch !== expect.keyEpoch || wrap.spacePublicKey !== expect.publicKey) {
     throw new ApiError(400, ErrorCode.ValidationFailed, `${who}: the wrap is for another space, epoch or key`);
   }
-  if (wrap.recipient !== expect.recipient) throw new ApiError(400, ErrorCode.ValidationFailed, `${who}: the wrap is sealed to another key than the member's`);
-  if (wrap.signer !== expect.signer) throw new ApiError(400, ErrorCode.ValidationFailed, `${who}: the wrap must be signed by you`);
-  try {
-    verifyWrapSignature(wrap);
-  } catch {
-    throw new ApiError(400, ErrorCode.BadSignature, `${who}: the wrap signature does not verify`);
-  }
+  checkWrapAuthor(wrap, { recipient: expect.recipient, signer: expect.signer, recipientIs: 'member' }, who);
 }
 
 async function callerKeys(services: Services, caller: Caller): Promise<{ enc: string; sign: string; email: string }> {

@@ -4,13 +4,14 @@
 // and calls. Every change writes its audit entry in the same transaction; refusals are audited by the error
 // middleware under the route's action with the share (or file) as target.
 import {
-  ErrorCode, newId, verifyWrapSignature,
+  ErrorCode, newId,
   type CreateFileShareRequest, type CreateFileShareResponse, type DirectoryEntry, type FileKeyWrap, type FileShareInfo, type SharedItem,
 } from '@kluis/shared';
 import { ApiError } from '../errors.js';
 import type { Caller, Services } from '../context.js';
 import type { Db, Tx } from '../db/db.js';
 import { spaceAccess } from './access.js';
+import { checkWrapAuthor } from './wraps.js';
 import type { Who } from './links.js';
 
 const IN_BATCH = 500;
@@ -53,13 +54,7 @@ function checkWrap(wrap: FileKeyWrap, i: number, expect: { spaceId: string; file
   const where = `wraps.${i}`;
   if (wrap.spaceId !== expect.spaceId || wrap.fileId !== expect.fileId) throw new ApiError(400, ErrorCode.ValidationFailed, `${where}: the wrap is for another space or file`);
   if (!expect.epochs.has(wrap.keyEpoch)) throw new ApiError(400, ErrorCode.ValidationFailed, `${where}: the file has no key of epoch ${wrap.keyEpoch}`);
-  if (wrap.recipient !== expect.recipient) throw new ApiError(400, ErrorCode.ValidationFailed, `${where}: the wrap is sealed to another key than the colleague's`);
-  if (wrap.signer !== expect.signer) throw new ApiError(400, ErrorCode.ValidationFailed, `${where}: the wrap must be signed by you`);
-  try {
-    verifyWrapSignature(wrap);
-  } catch {
-    throw new ApiError(400, ErrorCode.BadSignature, `${where}: the wrap signature does not verify`);
-  }
+  checkWrapAuthor(wrap, { recipient: expect.recipient, signer: expect.signer, recipientIs: 'colleague' }, where);
 }
 
 /**
