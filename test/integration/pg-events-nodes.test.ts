@@ -10,8 +10,6 @@ import { newFile, version } from '../helpers/files.js';
 import { openEvents, type EventStream } from '../helpers/sse.js';
 import { usePostgres } from '../helpers/postgres-suite.js';
 
-usePostgres();
-
 let nodeA: RunningServer;
 let nodeB: RunningServer;
 const open: EventStream[] = [];
@@ -26,6 +24,7 @@ test.after.always(async () => {
   await nodeB?.stop();
   await nodeA?.stop();
 });
+usePostgres(); // after the hook above: the nodes stop before the cluster does
 
 async function stream(t: ExecutionContext, node: RunningServer, token: string): Promise<EventStream> {
   const s = await openEvents(node.url, token);
