@@ -11,6 +11,8 @@ command -v ceph-osd >/dev/null 2>&1 || need+=(ceph-osd)
 # PostgreSQL for the pg-*.test.ts suites (test/helpers/postgres.ts runs initdb and postgres from Debian's bin dir, which
 # is not on PATH). Debian's package may also set up a cluster of its own; the tests never use it.
 { compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null && compgen -G '/usr/lib/postgresql/*/bin/postgres' >/dev/null; } || need+=(postgresql)
+# HAProxy for the two-node suite (test/integration/pg-haproxy.test.ts runs the configuration of docs/operations.md).
+command -v haproxy >/dev/null 2>&1 || [[ -x /usr/sbin/haproxy ]] || need+=(haproxy)
 # Headless Chromium for the link page suite (test/integration/link-page.test.ts drives /usr/bin/chromium via playwright-core).
 command -v chromium >/dev/null 2>&1 || [[ -x /usr/bin/chromium ]] || need+=(chromium)
 if ((${#need[@]})); then

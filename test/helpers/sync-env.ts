@@ -10,14 +10,18 @@
 //
 // Every CLI process is killed (SIGKILL) when the test process exits; `--once` runs have a hard timeout so a hung
 // engine fails a test instead of the whole run.
+//
+// With `{ haproxy: true }` (PostgreSQL only) there are two server nodes on one database and one object store behind
+// HAProxy (./haproxy.ts, the configuration of docs/operations.md), and the clients talk only to HAProxy, over TLS.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { lstatSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import * as k from '@kluis/shared';
-import { repoRoot, startServer, type RunningServer } from './server.js';
+import { repoRoot, startSecondNode, startServer, type RunningServer } from './server.js';
 import { startLocalS3, type LocalS3 } from './s3.js';
+import { freePort, startHaproxy, type Haproxy } from './haproxy.js';
 import { admin, call, enterpriseNumber, type User } from './api.js';
 import { detBytes } from './det-bytes.js';
 import { newFile, version } from './files.js';
@@ -44,6 +48,9 @@ export interface RunOptions {
   timeoutMs?: number;
 }
 
+/** Environment every CLI process of this test process gets (e.g. NODE_EXTRA_CA_CERTS behind HAProxy). */
+export const clientEnv: Record<string, string> = {};
+
 const live = new Set<ChildProcess>();
 process.on('exit', () => {
   for (const p of live) {
@@ -62,7 +69,7 @@ export function spawnKluis(home: string, args: string[], options: RunOptions = {
   const t0 = performance.now();
   const proc = spawn(process.execPath, [CLI, ...args], {
     cwd: options.cwd ?? repoRoot,
-    env: { PATH: process.env.PATH ?? '', HOME: home, KLUIS_HOME: home, KLUIS_KDF: 'min', ...options.env },
+    env: { PATH: process.env.PATH ?? '', HOME: home, KLUIS_HOME: home, KLUIS_KDF: 'min', ...clientEnv, ...options.env },
     stdio: ['pipe', 'pipe', 'pipe'],
   });
   live.add(proc);
@@ -140,6 +147,9 @@ export interface SyncEnv {
   storage: 'minio' | 'fs';
   s3: LocalS3 | null;
   srv: RunningServer;
+  /** With `haproxy`: the second node and HAProxy in front of both (`url` is HAProxy's). */
+  nodeB: RunningServer | null;
+  lb: Haproxy | null;
   url: string;
   port: number;
   dataDir: string;
@@ -160,6 +170,8 @@ export interface SyncEnvOptions {
   /** account labels (also the device names); the first one is the organisation admin */
   accounts?: string[];
   storage?: 'minio' | 'fs';
+  /** Two nodes behind HAProxy (see the header); needs PostgreSQL (usePostgres()). */
+  haproxy?: boolean;
 }
 
 const rand = () => randomBytes(5).toString('hex');
@@ -177,9 +189,14 @@ export async function startSyncEnv(options: SyncEnvOptions = {}): Promise<SyncEn
   // KLUIS_SYNC_SERVER_LOG=info (or debug) makes the server log more, for a post-mortem (default: warn).
   if (process.env.KLUIS_SYNC_SERVER_LOG) serverEnv.KLUIS_LOG_LEVEL = process.env.KLUIS_SYNC_SERVER_LOG;
   if (s3) Object.assign(serverEnv, { KLUIS_STORAGE: 'minio', KLUIS_S3_ENDPOINT: s3.endpoint, KLUIS_S3_ACCESS_KEY: s3.accessKey, KLUIS_S3_SECRET_KEY: s3.secretKey });
+  const lbPort = options.haproxy ? await freePort() : 0;
+  if (options.haproxy) Object.assign(serverEnv, { KLUIS_PUBLIC_URL: `https://127.0.0.1:${lbPort}`, KLUIS_TRUSTED_PROXIES: 'loopback' });
   let srv = await startServer(serverEnv);
-  const url = srv.url;
-  const port = Number(new URL(url).port);
+  const port = Number(new URL(srv.url).port);
+  const nodeB = options.haproxy ? await startSecondNode(srv, serverEnv) : null;
+  const lb = nodeB ? await startHaproxy(lbPort, [srv.url, nodeB.url]) : null;
+  if (lb) clientEnv.NODE_EXTRA_CA_CERTS = lb.caFile;
+  const url = lb?.url ?? srv.url;
 
   const adminEmail = `a-${rand()}@example.be`;
   const created = await admin(dataDir, ['org', 'create', '--name', 'OCMW Sync', '--enterprise-number', enterpriseNumber(), '--admin-email', adminEmail]);
@@ -197,7 +214,7 @@ export async function startSyncEnv(options: SyncEnvOptions = {}): Promise<SyncEn
   const adminToken = sessionOf(first.home).token;
   const others = await Promise.all(labels.slice(1).map(async (label) => {
     const email = `${label.toLowerCase()}-${rand()}@example.be`;
-    const inv = await call(url, 'POST', `/api/v1/orgs/${orgId}/invites`, { token: adminToken, json: { email } });
+    const inv = await call(srv.url, 'POST', `/api/v1/orgs/${orgId}/invites`, { token: adminToken, json: { email } });
     if (inv.status !== 201) throw new Error(`invite ${label}: ${JSON.stringify(inv.body)}`);
     return signup(label, email, inv.body.token);
   }));
@@ -210,6 +227,8 @@ export async function startSyncEnv(options: SyncEnvOptions = {}): Promise<SyncEn
     get srv() {
       return srv;
     },
+    nodeB,
+    lb,
     url,
     port,
     dataDir,
@@ -250,6 +269,8 @@ export async function startSyncEnv(options: SyncEnvOptions = {}): Promise<SyncEn
     },
     async close() {
       for (const p of live) p.kill('SIGKILL');
+      await lb?.stop();
+      await nodeB?.stop().catch(() => undefined);
       await srv.stop().catch(() => undefined);
       await s3?.stop();
       // KLUIS_SYNC_KEEP=1 keeps homes, folders and the server's data dir for a post-mortem.
