@@ -2,8 +2,10 @@
 // the configuration block of that document, with TLS, in front of two server processes that share one PostgreSQL
 // database and one S3 store (Ceph RGW). Real `kluis` clients talk only to HAProxy: they sign up, sync both ways,
 // hear each other's commits through the event stream, and go on through the remaining node when one stops.
+import { randomBytes } from 'node:crypto';
 import test from 'ava';
-import { converge, startSyncEnv, syncOnce, tree, watch, write, type SyncEnv } from '../helpers/sync-env.js';
+import * as k from '@kluis/shared';
+import { converge, kluis, startSyncEnv, syncOnce, tree, watch, write, type SyncEnv } from '../helpers/sync-env.js';
 import { usePostgres } from '../helpers/postgres-suite.js';
 
 let env: SyncEnv;
@@ -64,6 +66,35 @@ test.serial('a device watching through HAProxy hears the other device\'s commits
     const end = await w.stop('SIGTERM');
     t.is(end.code, 0, w.stderr());
   }
+});
+
+/** Two nodes, taken in turn: what a load balancer does to a client's requests. */
+const nodes = () => [env.srv.url, env.nodeB!.url];
+
+test.serial('limits hold across nodes: wrong logins spread over both nodes lock the account after 5; a 3-download link opens 3 times', async (t) => {
+  const [a] = env.accounts;
+  const guesses = await Promise.all(Array.from({ length: 40 }, (_, i) => fetch(`${nodes()[i % 2]}/api/v1/auth/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ email: a!.email, authKey: k.toBase64Url(randomBytes(32)), deviceName: 'guess' }),
+  })));
+  const statuses = guesses.map((r) => r.status);
+  t.true(statuses.filter((s) => s === 401).length <= 5, `at most 5 checked: ${statuses.join(',')}`);
+  t.is(statuses.filter((s) => s === 429).length + statuses.filter((s) => s === 401).length, 40);
+
+  const { clients: [owner] } = await env.newSpace([a!]);
+  write(owner!.dir, 'advies.pdf', 'advies aan de rechtbank');
+  await syncOnce(owner!);
+  const made = await kluis(owner!.home, ['share', 'link', `${owner!.dir}/advies.pdf`, '--purpose', 'Dossier 2024/117', '--max-downloads', '3']);
+  t.is(made.code, 0, made.stderr);
+  const m = /\/s\/([A-Za-z0-9_-]{22})#([A-Za-z0-9_-]{43})$/.exec(made.stdout.trim());
+  t.truthy(m, made.stdout);
+  t.true(made.stdout.startsWith(env.url), 'the link names the address users type (HAProxy\'s), not a node');
+  const auth = k.toBase64Url(k.deriveLinkKeys(m![2]!, null).linkAuth);
+  const opened = await Promise.all(Array.from({ length: 8 }, (_, i) => fetch(`${nodes()[i % 2]}/api/v1/public/links/${m![1]}/access`, {
+    method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ auth }),
+  })));
+  t.deepEqual(opened.map((r) => r.status).sort(), [200, 200, 200, 410, 410, 410, 410, 410]);
 });
 
 test.serial('when one node stops, HAProxy takes it out and the devices go on through the other; nothing is lost', async (t) => {
