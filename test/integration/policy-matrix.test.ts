@@ -262,6 +262,17 @@ test('cross-organisation acts: each organisation\'s auditors see their own side,
   const [commitA] = await trail(a.admin, 'commit.create');
   t.like(commitB, { orgId: b.orgId, actorUserId: ext.userId });
   t.like(commitA, { orgId: a.orgId, actorUserId: ext.userId, details: { side: 'space', mirrorOf: commitB!.seq, actorOrgId: b.orgId } });
+  // A link made by B's person follows A's policy and belongs to A: A's managers list it, A's trail has a copy.
+  const linkId = k.newId();
+  const made = await call(srv.url, 'POST', `/api/v1/spaces/${spaceId}/links`, { token: ext.token, json: {
+    linkId, fileId: f.fileId, versionId: v.versionId, kdf: null, authHash: 'cd'.repeat(32), wrapped: k.toBase64Url(k.hazmat.randomBytes(73)),
+    expiresAt: Date.now() + DAY, maxDownloads: null, purpose: 'Samenwerking',
+  } });
+  t.is(made.status, 201, JSON.stringify(made.body));
+  t.true((await call(srv.url, 'GET', '/api/v1/links', { token: a.admin.token })).body.links.some((l: { linkId: string }) => l.linkId === linkId));
+  const linkTrail = (await call(srv.url, 'GET', `/api/v1/orgs/${a.orgId}/audit?action=link.create&target=${linkId}`, { token: a.admin.token })).body.entries;
+  t.like(linkTrail[0], { orgId: a.orgId, actorUserId: ext.userId, details: { side: 'space', actorOrgId: b.orgId } });
+
   // A's owner's own downloads stay A's: B's auditors do not see them.
   t.is((await trail(a.admin, 'chunks.download')).length, 1);
   t.is((await trail(b.admin, 'chunks.download')).length, 0);
