@@ -16,6 +16,8 @@ export class ApiError extends Error {
   extra?: Record<string, unknown>;
   /** How the audit trail records this refusal, when the status alone does not say (a wrong password: failed). */
   auditOutcome?: 'denied' | 'failed';
+  /** Small, non-secret facts the audit entry of this refusal adds to `{status, code}` (a policy refusal names the class). */
+  auditDetails?: Record<string, string | number | boolean | null>;
   constructor(
     readonly status: number,
     readonly code: ErrorCode,
@@ -42,6 +44,7 @@ export function errorMiddleware(log: Logger, audit?: AuditLog) {
       let message = 'internal error';
       let extra: Record<string, unknown> | undefined;
       let outcome: 'denied' | 'failed' | undefined;
+      let auditDetails: Record<string, string | number | boolean | null> | undefined;
       if (clientAborted(ctx.req, err)) {
         // The client closed the connection mid-body: nothing can be answered, and it is neither the store's fault nor
         // a bug, whatever error the route's read of the body ended with.
@@ -53,6 +56,7 @@ export function errorMiddleware(log: Logger, audit?: AuditLog) {
         ({ status, code, message } = err);
         extra = err.extra;
         outcome = err.auditOutcome;
+        auditDetails = err.auditDetails;
       } else if (err instanceof KluisError && typeof (err as { httpStatus?: unknown }).httpStatus === 'number') {
         // Typed errors of the storage layer and the frame parser carry their own status (bad frame 400, ...).
         status = (err as unknown as { httpStatus: number }).httpStatus;
@@ -97,7 +101,7 @@ export function errorMiddleware(log: Logger, audit?: AuditLog) {
           ip: state.meta?.ip ?? ctx.ip,
           userAgent: state.meta?.userAgent ?? null,
           client: state.meta?.client ?? null,
-          details: { status, code, ...safe.details },
+          details: { ...auditDetails, status, code, ...safe.details },
         };
         try {
           // Without a session anyone can send these as fast as they like: counted per window (audit/anonymous.ts).

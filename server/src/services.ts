@@ -11,7 +11,8 @@ import { GroupCommitter } from './db/group-commit.js';
 import { openFsBlobStore } from './blobstore/fs.js';
 import { MinioBlobStore } from './blobstore/minio.js';
 import type { BlobStore } from './blobstore/index.js';
-import { SqlAuditLog, loadOrCreateServerSigningKey } from './audit/log.js';
+import { loadOrCreateServerSigningKey, type SqlAuditLog } from './audit/log.js';
+import { OrgSidedAuditLog } from './audit/org-sides.js';
 import { EventBus } from './events.js';
 import { startEventRelay } from './events-pg.js';
 import { ChunkStore } from './storage/chunks.js';
@@ -50,7 +51,8 @@ export async function openServices(config: Config, log: Logger): Promise<OpenedS
   const read = openReadDatabase({ dataDir: config.dataDir, ...(url ? { url } : {}) });
   const key = await loadOrCreateServerSigningKey(config.dataDir);
   const committer = new GroupCommitter(db);
-  const audit = new SqlAuditLog(db, key, {
+  // Entries about another organisation's space are copied to that organisation's trail (audit/org-sides.ts).
+  const audit = new OrgSidedAuditLog(db, key, {
     onError: (err) => log.error({ err }, 'audit checkpoint or summary failed'),
     transact: (fn) => committer.run(fn),
     // PostgreSQL: concurrent transactions (other nodes, kluis-admin) would read the same head; the second would be

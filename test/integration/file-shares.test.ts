@@ -2,7 +2,7 @@
 // colleague; the colleague lists it, opens the wrap and the manifest with their own keys and downloads the file byte
 // for byte through the share, a later version of the same epoch too; after a key rotation the share covers the new
 // version only once a writer adds the new epoch's wrap (the request is idempotent); revocation stops listing and
-// chunks at once. Refused: viewers sharing, recipients outside the organisation, wraps sealed to another key or
+// chunks at once. Refused: viewers sharing, recipients outside the organisation (in an internal space: policy), wraps sealed to another key or
 // signed by another account, chunks of other files. Every step is in the audit trail with the share id.
 import test from 'ava';
 import * as k from '@kluis/shared';
@@ -135,14 +135,14 @@ test.serial('a shared file opens for the colleague byte for byte; a later versio
   t.is((await call(srv.url, 'GET', `/api/v1/spaces/${w.spaceId}/shares`, { token: w.recipient.token })).status, 404, 'the recipient is not a member');
 });
 
-test.serial('refusals: a viewer (403), another organisation\'s user or an unknown one (404), wraps sealed to another key or signed by someone else (400)', async (t) => {
+test.serial('refusals: a viewer (403), another organisation\'s user (403 policy_refused in an internal space), an unknown one (404), wraps sealed to another key or signed by someone else (400)', async (t) => {
   const w = await world();
   const viewerTry = await share(w, w.viewer, { recipientUserId: w.recipient.userId, wraps: [wrapFor(w, w.recipient, w.viewer)] });
   t.is(viewerTry.status, 403);
   t.is((await share(w, w.outsider, { recipientUserId: w.recipient.userId, wraps: [wrapFor(w, w.recipient, w.outsider)] })).status, 404, 'not a member: no such space');
   const abroad = await share(w, w.owner, { recipientUserId: w.outsider.userId, wraps: [wrapFor(w, w.outsider, w.owner)] });
-  t.is(abroad.status, 404);
-  t.is(abroad.body.error.code, 'not_found');
+  t.is(abroad.status, 403, 'people of another organisation are not allowed for internal spaces (docs/api.md "Policy")');
+  t.is(abroad.body.error.code, 'policy_refused');
   t.is((await share(w, w.owner, { recipientUserId: k.newId(), wraps: [wrapFor(w, w.recipient, w.owner)] })).status, 404);
 
   const toOther = await share(w, w.owner, { recipientUserId: w.recipient.userId, wraps: [wrapFor(w, w.editor, w.owner)] });

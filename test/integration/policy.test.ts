@@ -152,8 +152,8 @@ test('kluis-admin policy show and set: the operator changes a class for an organ
   const shown = await admin(srv.dataDir, ['policy', 'show', '--org', orgId]);
   t.is(shown.orgId, orgId);
   t.true(shown.policies.confidential.isDefault);
-  const set = await admin(srv.dataDir, ['policy', 'set', '--org', orgId, '--class', 'confidential', '--max-days', '3', '--max-downloads', 'any', '--links', 'yes']);
-  t.like(set.policy, { linksAllowed: true, maxLinkDays: 3, maxDownloads: null, passwordRequired: true, isDefault: false });
+  const set = await admin(srv.dataDir, ['policy', 'set', '--org', orgId, '--class', 'confidential', '--max-days', '3', '--max-downloads', 'any', '--links', 'yes', '--external', 'yes']);
+  t.like(set.policy, { linksAllowed: true, maxLinkDays: 3, maxDownloads: null, passwordRequired: true, externalMembers: true, isDefault: false });
   const seen = await call(srv.url, 'GET', `/api/v1/orgs/${orgId}/policy`, { token: a.token });
   t.deepEqual(seen.body.policies.confidential, set.policy, 'the API serves what the operator set');
   const bad = await admin(srv.dataDir, ['policy', 'set', '--org', orgId, '--class', 'confidential', '--max-days', '365']).catch((e: { stdout?: string; stderr?: string }) => e);

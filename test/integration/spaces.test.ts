@@ -109,7 +109,9 @@ test('members: a manager adds a colleague who opens the key; viewers cannot add;
   t.is((await addMember(b, spaceId, pair, c, 'viewer')).status, 403, 'a viewer cannot add members');
   t.is((await call(srv.url, 'GET', `/api/v1/spaces/${spaceId}`, { token: c.token })).status, 404, 'a non-member of the same organisation');
   t.is((await call(srv.url, 'GET', `/api/v1/spaces/${spaceId}`, { token: stranger.token })).status, 404, 'another organisation');
-  t.is((await addMember(a, spaceId, pair, stranger, 'viewer')).status, 404, 'people of another organisation cannot be added');
+  const external = await addMember(a, spaceId, pair, stranger, 'viewer');
+  t.is(external.status, 403, 'people of another organisation are not allowed in internal spaces (docs/api.md "Policy")');
+  t.is(external.body.error.code, 'policy_refused');
   t.is((await addMember(a, spaceId, pair, b, 'editor')).status, 409, 'already a member');
 });
 

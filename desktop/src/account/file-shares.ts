@@ -39,11 +39,11 @@ async function postShare(c: ApiClient, spaceId: string, fileId: string, recipien
  * Shares a file with the colleague at `email`: every key epoch in `keys`. Idempotent: an existing share gets the
  * epochs it lacks (`added`), and nothing else changes.
  */
-export async function shareFileWith(c: ApiClient, account: Account, file: { spaceId: string; fileId: string }, email: string, keys: EpochKeys): Promise<CreateFileShareResponse & { fingerprintEmail: string }> {
-  const colleague = await verifiedColleague(c, { email }, account);
+export async function shareFileWith(c: ApiClient, account: Account, file: { spaceId: string; fileId: string }, email: string, keys: EpochKeys): Promise<CreateFileShareResponse & { fingerprintEmail: string; org: { orgId: string; name: string } | null }> {
+  const colleague = await verifiedColleague(c, { email, spaceId: file.spaceId }, account);
   if (colleague.userId === account.session.userId) throw new KluisError(ErrorCode.ValidationFailed, 'you cannot share a file with yourself');
   const wraps = shareWraps(account, { ...file, recipient: colleague.encPublicKey }, keys);
-  return { ...(await postShare(c, file.spaceId, file.fileId, colleague.userId, wraps)), fingerprintEmail: colleague.email };
+  return { ...(await postShare(c, file.spaceId, file.fileId, colleague.userId, wraps)), fingerprintEmail: colleague.email, org: colleague.org ?? null };
 }
 
 /** A recipient as the server lists it, accepted only with a valid identity signature and the pinned keys. */

@@ -2,11 +2,11 @@
 // from the directory and is accepted only with a valid identity signature for the expected e-mail address; every
 // membership change is a signed entry of the space's log (account/membership.ts verifies it before any use).
 import {
-  CryptoError, ErrorCode, KluisError, OrgPolicyAnswer, classAtLeast, fingerprint, generateSpaceKeyPair, nameProblem, newId, nextMembershipFields, publicIdentity, sealPreviousEpoch,
+  CryptoError, ErrorCode, KluisError, OrgPolicyAnswer, RaiseBlocker, classAtLeast, fingerprint, generateSpaceKeyPair, nameProblem, newId, nextMembershipFields, publicIdentity, sealPreviousEpoch,
   signIdentity, signMembershipEntry, toBase64Url, verifyIdentity, wipeBytes, wrapSpaceKey,
   type Classification, type DirectoryEntry, type MemberIdentity, type SpaceRole,
 } from '@kluis/shared';
-import type { ApiClient } from '../api/client.js';
+import { ApiRequestError, type ApiClient } from '../api/client.js';
 import { api, type SpaceSummary } from '../api/endpoints.js';
 import { clientFor, normaliseEmail, UsageError } from './auth.js';
 import type { Account } from './state.js';
@@ -37,10 +37,12 @@ export function accountClient(account: Account): ApiClient {
 
 /**
  * A directory entry whose identity signature verifies for the e-mail address it claims (and the one we asked for),
- * and, given the account, whose keys are the ones pinned on first use (account/pins.ts).
+ * and, given the account, whose keys are the ones pinned on first use (account/pins.ts). `spaceId` asks in the context
+ * of a space, where a person of another organisation is found by their exact address if the space's class allows
+ * it (docs/api.md "External people"); their keys are pinned exactly like a colleague's.
  */
-export async function verifiedColleague(c: ApiClient, lookup: { email: string } | { userId: string; email?: string }, account?: Account): Promise<DirectoryEntry> {
-  const entry = 'userId' in lookup ? await api.directoryById(c, lookup.userId) : await api.directoryByEmail(c, normaliseEmail(lookup.email));
+export async function verifiedColleague(c: ApiClient, lookup: { email: string; spaceId?: string } | { userId: string; email?: string }, account?: Account): Promise<DirectoryEntry> {
+  const entry = 'userId' in lookup ? await api.directoryById(c, lookup.userId) : await api.directoryByEmail(c, normaliseEmail(lookup.email), lookup.spaceId);
   const expected = 'userId' in lookup ? (lookup.email ?? entry.email) : normaliseEmail(lookup.email);
   if ('userId' in lookup && entry.userId !== lookup.userId) throw new CryptoError(ErrorCode.BadKey, `the directory answered for another user than ${lookup.userId}`);
   if (entry.email !== expected) throw new CryptoError(ErrorCode.BadKey, `the directory answered for ${entry.email} instead of ${expected}`);
@@ -104,10 +106,10 @@ export async function createSpace(account: Account, name: string, classification
   }
 }
 
-export async function addMember(account: Account, spaceRef: string, email: string, role: SpaceRole): Promise<{ spaceId: string; name: string; userId: string; email: string; role: SpaceRole; keyEpoch: number }> {
+export async function addMember(account: Account, spaceRef: string, email: string, role: SpaceRole): Promise<{ spaceId: string; name: string; userId: string; email: string; role: SpaceRole; keyEpoch: number; org: { orgId: string; name: string } | null }> {
   const c = accountClient(account);
   const { space, details, state } = await managedSpace(account, c, spaceRef, 'adds members');
-  const colleague = await verifiedColleague(c, { email }, account);
+  const colleague = await verifiedColleague(c, { email, spaceId: space.spaceId }, account);
   if (state.members.has(colleague.userId)) throw new KluisError(ErrorCode.Conflict, `${colleague.email} is already a member of "${space.name}"`);
   const keys = openEpochKeys(account, details, state);
   try {
@@ -117,7 +119,7 @@ export async function addMember(account: Account, spaceRef: string, email: strin
   } finally {
     for (const pair of keys.values()) wipeBytes(pair.secretKey);
   }
-  return { spaceId: space.spaceId, name: space.name, userId: colleague.userId, email: colleague.email, role, keyEpoch: details.keyEpoch };
+  return { spaceId: space.spaceId, name: space.name, userId: colleague.userId, email: colleague.email, role, keyEpoch: details.keyEpoch, org: colleague.org ?? null };
 }
 
 /** Parallel map with a small bound (directory look-ups for big spaces). */
@@ -192,8 +194,31 @@ export async function setSpaceClass(account: Account, spaceRef: string, classifi
   if (space.role !== 'manager') throw new KluisError(ErrorCode.Forbidden, `only a manager of "${space.name}" changes its class (you are ${space.role})`);
   if (space.classification === classification) throw new KluisError(ErrorCode.Conflict, `"${space.name}" is already ${classification}`);
   if (!classAtLeast(classification, space.classification)) throw new KluisError(ErrorCode.Conflict, `a space's class is raised, never lowered ("${space.name}" is ${space.classification})`);
-  await c.json('PATCH', `/api/v1/spaces/${encodeURIComponent(space.spaceId)}`, { classification });
+  try {
+    await c.json('PATCH', `/api/v1/spaces/${encodeURIComponent(space.spaceId)}`, { classification });
+  } catch (err) {
+    throw raiseRefusal(err, space.name, classification);
+  }
   return { spaceId: space.spaceId, name: space.name, from: space.classification, classification };
+}
+
+const RAISE_LINE = 300;
+
+/**
+ * A refused raise names what blocks it (docs/api.md "Raising a class"): said in one line, each with the command
+ * that ends it, so the manager decides about each person and link.
+ */
+function raiseRefusal(err: unknown, name: string, classification: Classification): unknown {
+  const blocking = err instanceof ApiRequestError && err.code === ErrorCode.PolicyRefused ? RaiseBlocker.array().safeParse(err.body.blocking) : null;
+  if (!blocking?.success) return err;
+  const what = (b: RaiseBlocker) => (b.kind === 'member' ? `member ${b.email}` : `${b.kind} ${b.id}${b.email ? ` to ${b.email}` : ''}`);
+  // One line of at most RAISE_LINE characters (the CLI's limit for a reason): as many as fit, then how many more.
+  let line = `"${name}" cannot become ${classification} until these end (kluis space remove-member SPACE EMAIL, kluis share revoke ID): `;
+  const items = blocking.data.map(what);
+  let shown = 0;
+  while (shown < items.length && line.length + items[shown]!.length + 24 <= RAISE_LINE) line += `${shown ? '; ' : ''}${items[shown++]}`;
+  if (shown < items.length) line += `${shown ? '; ' : ''}and ${items.length - shown} more`;
+  return new KluisError(ErrorCode.PolicyRefused, line);
 }
 
 /** The sharing policy of the account's organisation, per class. */

@@ -97,7 +97,8 @@ export const api = {
   revokeDevice: async (c: ApiClient, deviceId: string): Promise<void> => {
     await c.json('DELETE', `/api/v1/devices/${encodeURIComponent(deviceId)}`);
   },
-  directoryByEmail: async (c: ApiClient, email: string) => check(DirectoryEntry, await c.json('GET', `/api/v1/directory?email=${encodeURIComponent(email)}`), 'directory'),
+  /** With `spaceId`, a person of another organisation is found too, where the space's class allows external people. */
+  directoryByEmail: async (c: ApiClient, email: string, spaceId?: string) => check(DirectoryEntry, await c.json('GET', `/api/v1/directory?email=${encodeURIComponent(email)}${spaceId === undefined ? '' : `&space=${encodeURIComponent(spaceId)}`}`), 'directory'),
   directoryById: async (c: ApiClient, userId: string) => check(DirectoryEntry, await c.json('GET', `/api/v1/directory?userId=${encodeURIComponent(userId)}`), 'directory'),
   spaces: async (c: ApiClient) => check(z.object({ spaces: z.array(SpaceSummary) }), await c.json('GET', '/api/v1/spaces'), 'spaces').spaces,
   space: async (c: ApiClient, spaceId: string) => check(SpaceDetails, await c.json('GET', `/api/v1/spaces/${encodeURIComponent(spaceId)}`), 'space'),

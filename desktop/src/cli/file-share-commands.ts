@@ -16,7 +16,7 @@ const size = (n: number | null): string => (n === null ? '-' : human(n));
 /** `share file` on the `share` command; `shared` and `shared get` on the program. */
 export function registerFileShareCommands(program: Command, share: Command): void {
   share.command('file')
-    .description('share a file of a synced folder with a colleague of your organisation: its key is sealed to their public key (later versions too); run again to add a key the share lacks')
+    .description('share a file of a synced folder with a colleague (or a person of another organisation, where the space\'s class allows it): its key is sealed to their public key (later versions too); run again to add a key the share lacks')
     .argument('<path>', 'the file')
     .argument('<email>', 'the colleague')
     .addOption(new Option('--role <role>', 'what the colleague may do with it').choices(['viewer']).default('viewer'))
@@ -35,7 +35,7 @@ export function registerFileShareCommands(program: Command, share: Command): voi
         if (!keys.has(head.version.keyEpoch)) throw new KluisError(ErrorCode.BadKey, `no key of epoch ${head.version.keyEpoch} of ${rel} opens for you`);
         const r = await shareFileWith(client, account, { spaceId: folder.spaceId, fileId }, email, keys);
         const what = r.created ? 'Shared' : r.added.length ? `Added key epoch(s) ${r.added.join(', ')} to the share of` : 'Already shared:';
-        emit(cmd, `${what} ${safeText(rel)} with ${safeText(r.recipientEmail)} (share ${r.shareId}, key epochs ${r.keyEpochs.join(', ')}).`, r);
+        emit(cmd, `${what} ${safeText(rel)} with ${safeText(r.recipientEmail)}${r.org ? ` of ${safeText(r.org.name)} (another organisation)` : ''} (share ${r.shareId}, key epochs ${r.keyEpochs.join(', ')}).`, r);
       });
     });
 

@@ -231,7 +231,7 @@ export function buildProgram(registerExtra?: (program: Command) => void): Comman
     .action(async (spaceRef: string, email: string, o, cmd: Command) => {
       const account = await loadOpenAccount();
       const r = await addMember(account, spaceRef, email, o.role as SpaceRoleT);
-      emit(cmd, `Added ${safeText(r.email)} to "${safeText(r.name)}" as ${r.role}.`, r);
+      emit(cmd, `Added ${safeText(r.email)}${r.org ? ` of ${safeText(r.org.name)} (another organisation)` : ''} to "${safeText(r.name)}" as ${r.role}.`, r);
     });
   space.command('set-role')
     .description('change a member\'s role (a signed entry of the space\'s membership log; keys do not change)')

@@ -129,6 +129,7 @@ policy.command('set').description('change what one class allows in an organisati
   .option('--max-days <days>', 'longest life of a link (1-90)')
   .addOption(new Option('--password <required|optional>', 'whether links need a password').choices(['required', 'optional']))
   .option('--max-downloads <n|any>', 'most downloads a link may allow, or any')
+  .addOption(new Option('--external <yes|no>', 'whether people of other organisations on this server may be members of such spaces or receive their files').choices(['yes', 'no']))
   .option('--default', 'go back to the documented default for this class')
   .option('--json', 'machine-readable output')
   .action(async (o) => {
@@ -145,6 +146,7 @@ policy.command('set').description('change what one class allows in an organisati
           ...(o.maxDays !== undefined ? { maxLinkDays: Number(o.maxDays) } : {}),
           ...(o.password ? { passwordRequired: o.password === 'required' } : {}),
           ...(o.maxDownloads !== undefined ? { maxDownloads: o.maxDownloads === 'any' ? null : Number(o.maxDownloads) } : {}),
+          ...(o.external ? { externalMembers: o.external === 'yes' } : {}),
         });
         if (!parsed.success) throw new ApiError(400, 'validation_failed', `${parsed.error.issues[0]!.path.join('.')}: ${parsed.error.issues[0]!.message}`);
         next = parsed.data;

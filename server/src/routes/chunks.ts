@@ -45,9 +45,9 @@ export function chunkRoutes(router: Router, services: Services, chunks: ChunkSto
   route(router, services, 'post', '/api/v1/spaces/:spaceId/chunks/missing', { action: 'chunks.missing' }, async (ctx, caller) => {
     const spaceId = String(ctx.params.spaceId);
     target(ctx, 'space', spaceId);
-    await spaceAccess(read, caller, spaceId, 'editor');
+    const { space } = await spaceAccess(read, caller, spaceId, 'editor');
     const { ids } = parse(ChunkIdsRequest, body(ctx));
-    const missing = await chunks.missing(caller.orgId, spaceId, ids);
+    const missing = await chunks.missing(space.org_id, spaceId, ids);
     await services.tx((trx) => audit.append(trx, { ...actor(ctx, caller), action: 'chunks.missing', targetType: 'space', targetId: spaceId, outcome: 'success', details: { asked: ids.length, missing: missing.length } }));
     ctx.body = { missing };
   });
@@ -55,11 +55,11 @@ export function chunkRoutes(router: Router, services: Services, chunks: ChunkSto
   route(router, services, 'post', '/api/v1/spaces/:spaceId/chunks/upload', { action: 'chunks.upload' }, async (ctx, caller) => {
     const spaceId = String(ctx.params.spaceId);
     target(ctx, 'space', spaceId);
-    await spaceAccess(read, caller, spaceId, 'editor');
+    const { space } = await spaceAccess(read, caller, spaceId, 'editor');
     binaryBody(ctx, 'the chunk frames');
     declaredLength(ctx, MAX_UPLOAD_BYTES);
     // Frames are parsed while they arrive; a truncated or lying body fails before its pack is committed.
-    const r = await chunks.putBatch(caller.orgId, spaceId, parseFrames(ctx.req, DEFAULT_CHUNK_BATCH_LIMITS));
+    const r = await chunks.putBatch(space.org_id, spaceId, parseFrames(ctx.req, DEFAULT_CHUNK_BATCH_LIMITS));
     await services.tx((trx) => audit.append(trx, { ...actor(ctx, caller), action: 'chunks.upload', targetType: 'space', targetId: spaceId, outcome: 'success', details: { stored: r.stored, duplicate: r.duplicate, bytes: r.bytes } }));
     ctx.status = 201;
     ctx.body = { stored: r.stored, duplicate: r.duplicate, bytes: r.bytes };
@@ -68,9 +68,9 @@ export function chunkRoutes(router: Router, services: Services, chunks: ChunkSto
   route(router, services, 'post', '/api/v1/spaces/:spaceId/chunks/download', { action: 'chunks.download' }, async (ctx, caller) => {
     const spaceId = String(ctx.params.spaceId);
     target(ctx, 'space', spaceId);
-    await spaceAccess(read, caller, spaceId, 'viewer');
+    const { space } = await spaceAccess(read, caller, spaceId, 'viewer');
     const { ids } = parse(ChunkIdsRequest, body(ctx));
-    const batch = await chunks.getBatch(caller.orgId, spaceId, ids);
+    const batch = await chunks.getBatch(space.org_id, spaceId, ids);
     await services.tx((trx) => audit.append(trx, { ...actor(ctx, caller), action: 'chunks.download', targetType: 'space', targetId: spaceId, outcome: 'success', details: { count: batch.count, bytes: batch.bytes } }));
     ctx.type = 'application/octet-stream';
     ctx.length = batch.framedBytes;
@@ -80,12 +80,12 @@ export function chunkRoutes(router: Router, services: Services, chunks: ChunkSto
   route(router, services, 'put', '/api/v1/spaces/:spaceId/chunks/:chunkId', { action: 'chunks.upload' }, async (ctx, caller) => {
     const spaceId = String(ctx.params.spaceId);
     target(ctx, 'space', spaceId);
-    await spaceAccess(read, caller, spaceId, 'editor');
+    const { space } = await spaceAccess(read, caller, spaceId, 'editor');
     const id = chunkParam(ctx);
     binaryBody(ctx, 'the chunk');
     const size = declaredLength(ctx, DEFAULT_CHUNK_BATCH_LIMITS.maxFrameBytes);
     if (size === null) throw new ApiError(411, ErrorCode.BadRequest, 'Content-Length is required');
-    const r = await chunks.putOne(caller.orgId, spaceId, id, ctx.req, size);
+    const r = await chunks.putOne(space.org_id, spaceId, id, ctx.req, size);
     await services.tx((trx) => audit.append(trx, { ...actor(ctx, caller), action: 'chunks.upload', targetType: 'space', targetId: spaceId, outcome: 'success', details: { stored: r.stored ? 1 : 0, duplicate: r.stored ? 0 : 1, bytes: r.stored ? size : 0 } }));
     ctx.status = r.stored ? 201 : 200;
     ctx.body = { stored: r.stored };
@@ -94,9 +94,9 @@ export function chunkRoutes(router: Router, services: Services, chunks: ChunkSto
   route(router, services, 'get', '/api/v1/spaces/:spaceId/chunks/:chunkId', { action: 'chunks.download' }, async (ctx, caller) => {
     const spaceId = String(ctx.params.spaceId);
     target(ctx, 'space', spaceId);
-    await spaceAccess(read, caller, spaceId, 'viewer');
+    const { space } = await spaceAccess(read, caller, spaceId, 'viewer');
     const id = chunkParam(ctx);
-    const r = await chunks.getOne(caller.orgId, spaceId, id);
+    const r = await chunks.getOne(space.org_id, spaceId, id);
     await services.tx((trx) => audit.append(trx, { ...actor(ctx, caller), action: 'chunks.download', targetType: 'space', targetId: spaceId, outcome: 'success', details: { count: 1, bytes: r.size } }));
     ctx.type = 'application/octet-stream';
     ctx.length = r.size;

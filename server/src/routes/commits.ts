@@ -46,7 +46,7 @@ async function commitBatch(trx: Tx, services: Services, ctx: KCtx, spaceId: stri
   // here and then reads the heads and the seq this one leaves: its parent check never passes on a stale head. The
   // writer lock (db/postgres.ts) orders write transactions already; this keeps commits right without it. sqlite has
   // one writer and no row locks (Knex would only warn).
-  const space = await (isPostgres(trx) ? read.forUpdate('s') : read).first('s.key_epoch', 's.seq', 'e.public_key');
+  const space = await (isPostgres(trx) ? read.forUpdate('s') : read).first('s.key_epoch', 's.seq', 's.org_id', 'e.public_key');
   const keyEpoch = Number(space.key_epoch);
   const epochPublicKey = space.public_key as string;
   const now = Date.now();
@@ -143,7 +143,7 @@ async function commitBatch(trx: Tx, services: Services, ctx: KCtx, spaceId: stri
   for (const part of chunked(wrapRows, 200)) await trx('file_key_wraps').insert(part);
   for (const [fileId, head] of heads) if (files.has(fileId)) await trx('files').where({ id: fileId }).update({ head_version_id: head });
   // Chunks named again by a new version are live again (they may have been counted dead by retention).
-  if (wanted.length) await services.chunks.markLive(caller.orgId, spaceId, wanted, trx);
+  if (wanted.length) await services.chunks.markLive(space.org_id as string, spaceId, wanted, trx);
   await trx('spaces').where({ id: spaceId }).update({ seq });
   return { firstSeq: assigned[0]!.seq, lastSeq: seq, versions: assigned };
 }

@@ -1,4 +1,5 @@
-// Organisation administration (CSAM-style roles) and the public-key directory, scoped to the caller's organisation.
+// Organisation administration (CSAM-style roles) and the public-key directory, scoped to the caller's organisation
+// (people of other organisations only as services/directory.ts allows).
 import type Router from '@koa/router';
 import { z } from 'zod';
 import { Email, ErrorCode, InviteRequest, RoleChangeRequest, type OrgRole } from '@kluis/shared';
@@ -6,6 +7,7 @@ import { ApiError } from '../errors.js';
 import type { Caller, Services } from '../context.js';
 import { actor, body, parse, route, target, type KCtx } from '../http.js';
 import { insertInvite } from '../services/orgs.js';
+import { lookupPerson } from '../services/directory.js';
 
 const ADMINS: OrgRole[] = ['main_admin', 'backup_admin'];
 
@@ -74,13 +76,13 @@ export function orgRoutes(router: Router, services: Services): void {
   route(router, services, 'get', '/api/v1/directory', { action: 'directory.read' }, async (ctx, caller) => {
     const email = typeof ctx.query.email === 'string' ? parse(DirectoryQuery, { email: ctx.query.email }).email : null;
     const userId = typeof ctx.query.userId === 'string' ? ctx.query.userId : null;
+    const spaceId = typeof ctx.query.space === 'string' ? ctx.query.space : null;
     if (!email && !userId) throw new ApiError(400, ErrorCode.ValidationFailed, 'query: email or userId is required');
+    if (spaceId !== null && !email) throw new ApiError(400, ErrorCode.ValidationFailed, 'query: space goes with email (people of other organisations are found by their exact address)');
     target(ctx, 'user', userId ?? null);
-    const q = db('users').where({ org_id: caller.orgId }).whereNull('disabled_at');
-    const row = await (email ? q.where({ email }) : q.where({ id: userId })).first('id', 'email', 'enc_public_key', 'sign_public_key', 'identity_sig');
-    // Users of other organisations are not in this directory: same answer as an unknown user.
-    if (!row) throw new ApiError(404, ErrorCode.NotFound, 'no such colleague in your organisation');
-    await services.tx((trx) => audit.append(trx, { ...actor(ctx, caller), action: 'directory.read', targetType: 'user', targetId: row.id, outcome: 'success', details: { by: email ? 'email' : 'userId' } }));
-    ctx.body = { userId: row.id, email: row.email, encPublicKey: row.enc_public_key, signPublicKey: row.sign_public_key, identitySig: row.identity_sig };
+    const entry = await lookupPerson(db, caller, { email, userId, spaceId });
+    const details = { by: email ? 'email' : 'userId', ...(entry.org ? { personOrgId: entry.org.orgId } : {}), ...(spaceId ? { spaceId } : {}) };
+    await services.tx((trx) => audit.append(trx, { ...actor(ctx, caller), action: 'directory.read', targetType: 'user', targetId: entry.userId, outcome: 'success', details }));
+    ctx.body = entry;
   });
 }

@@ -1,13 +1,15 @@
 // Sharing policy by class (docs/api.md "Policy"): every member of an organisation reads it (clients explain a refusal
-// before asking); its main and backup admins change it; a space's manager raises the space's class, never lowers it.
+// before asking); its main and backup admins change it; a space's manager raises the space's class, never lowers it,
+// and not while the space shares what the new class forbids (services/class-change.ts).
 import type Router from '@koa/router';
-import { ChangeClassRequest, ClassPolicy, CLASS_ORDER, classAtLeast, ErrorCode, type ClassName } from '@kluis/shared';
+import { ChangeClassRequest, ClassPolicy, CLASS_ORDER, ErrorCode, type ClassName } from '@kluis/shared';
 import { z } from 'zod';
 import { ApiError } from '../errors.js';
 import type { Services } from '../context.js';
 import { actor, body, parse, route, target } from '../http.js';
 import { spaceAccess } from '../services/access.js';
 import { orgPolicies, setClassPolicy } from '../services/policy.js';
+import { raiseClass } from '../services/class-change.js';
 
 const ClassParam = z.enum(CLASS_ORDER);
 /** PUT body: a whole policy, or `{ "default": true }` to go back to the documented default. */
@@ -45,14 +47,9 @@ export function policyRoutes(router: Router, services: Services): void {
     target(ctx, 'space', spaceId);
     const { space } = await spaceAccess(db, caller, spaceId, 'manager');
     const { classification } = parse(ChangeClassRequest, body(ctx));
-    const from = space.classification as ClassName;
-    if (!classAtLeast(classification, from)) {
-      const err = new ApiError(409, ErrorCode.Conflict, `a space's class is raised, never lowered (it is ${from}): copy what may be less protected to a space of that class`);
-      err.auditOutcome = 'denied';
-      throw err;
-    }
+    // Refusals (lowering; what the space shares that the new class forbids) are audited as denied by the middleware.
     await services.tx(async (trx) => {
-      await trx('spaces').where({ id: spaceId }).update({ classification });
+      const { from } = await raiseClass(trx, space, classification);
       await audit.append(trx, { ...actor(ctx, caller), action: 'space.class.change', targetType: 'space', targetId: spaceId, outcome: 'success', details: { from, to: classification } });
     });
     ctx.body = { spaceId, classification };

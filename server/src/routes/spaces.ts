@@ -8,7 +8,9 @@ import {
 import { ApiError } from '../errors.js';
 import type { Caller, Services } from '../context.js';
 import { actor, body, parse, route, target } from '../http.js';
-import { spaceAccess } from '../services/access.js';
+import { spaceAccess, type SpaceRow } from '../services/access.js';
+import { checkExternalPerson } from '../services/policy.js';
+import { mirrorEntry } from '../audit/org-sides.js';
 import { checkWrapAuthor } from '../services/wraps.js';
 import { appendEntry, logState, readLog } from '../services/membership.js';
 import type { Tx } from '../db/db.js';
@@ -38,9 +40,14 @@ interface UserKeys {
 /** A user's keys as the membership log must name them. */
 const named = (u: UserKeys) => ({ userId: u.id, email: u.email, encPublicKey: u.enc_public_key, signPublicKey: u.sign_public_key });
 
-async function colleague(trx: Tx, caller: Caller, userId: string): Promise<UserKeys> {
-  const user = await trx('users').where({ id: userId, org_id: caller.orgId }).whereNull('disabled_at').first('id', 'email', 'enc_public_key', 'sign_public_key');
+/**
+ * The person a manager adds: a colleague of the space's organisation, or a person of another organisation where the
+ * space's class allows external members there (403 `policy_refused` otherwise, services/policy.ts).
+ */
+async function newMember(trx: Tx, space: SpaceRow, userId: string): Promise<UserKeys & { org_id: string }> {
+  const user = await trx('users').where({ id: userId }).whereNull('disabled_at').first('id', 'email', 'enc_public_key', 'sign_public_key', 'org_id');
   if (!user) throw new ApiError(404, ErrorCode.NotFound, 'no such colleague in your organisation');
+  await checkExternalPerson(trx, space, user.org_id, 'external-member');
   return user;
 }
 
@@ -85,7 +92,7 @@ export function spaceRoutes(router: Router, services: Services): void {
 
   route(router, services, 'get', '/api/v1/spaces', { action: 'space.list' }, async (ctx, caller) => {
     const rows = await db('spaces as s').join('space_members as m', 'm.space_id', 's.id')
-      .where('m.user_id', caller.userId).andWhere('s.org_id', caller.orgId).orderBy('s.name')
+      .where('m.user_id', caller.userId).orderBy('s.name')
       .select('s.id', 's.name', 's.classification', 's.key_epoch', 's.seq', 's.retention_days', 'm.role');
     await services.tx((trx) => audit.append(trx, { ...actor(ctx, caller), action: 'space.list', targetType: 'user', targetId: caller.userId, outcome: 'success', details: { count: rows.length } }));
     ctx.body = { spaces: rows.map((r) => ({ spaceId: r.id, name: r.name, classification: r.classification, keyEpoch: Number(r.key_epoch), seq: Number(r.seq), retentionDays: Number(r.retention_days), role: r.role })) };
@@ -119,7 +126,7 @@ export function spaceRoutes(router: Router, services: Services): void {
     const req = parse(AddMemberRequest, body(ctx));
     const keys = await callerKeys(services, caller);
     await db.transaction(async (trx) => {
-      const user = await colleague(trx, caller, req.userId);
+      const user = await newMember(trx, space, req.userId);
       const epoch = await trx('space_epochs').where({ space_id: spaceId, key_epoch: space.key_epoch }).first('public_key');
       checkSpaceWrap(req.wrap, { spaceId, keyEpoch: space.key_epoch, publicKey: epoch.public_key, recipient: user.enc_public_key, signer: keys.sign }, 'wrap');
       if (await trx('space_members').where({ space_id: spaceId, user_id: user.id }).first('role')) throw new ApiError(409, ErrorCode.Conflict, 'already a member');
@@ -127,7 +134,11 @@ export function spaceRoutes(router: Router, services: Services): void {
       await appendEntry(trx, spaceId, await logState(trx, spaceId), req.entry, { op: 'add', signer: keys.sign, user: named(user), role: req.role }, now);
       await trx('space_members').insert({ space_id: spaceId, user_id: user.id, role: req.role, added_by: caller.userId, added_at: now });
       await trx('space_key_wraps').insert({ space_id: spaceId, key_epoch: space.key_epoch, user_id: user.id, wrap: JSON.stringify(req.wrap), created_at: now });
-      await audit.append(trx, { ...actor(ctx, caller), action: 'space.member.add', targetType: 'space', targetId: spaceId, outcome: 'success', details: { userId: user.id, role: req.role } });
+      const external = user.org_id !== space.org_id;
+      const entry = { ...actor(ctx, caller), action: 'space.member.add', targetType: 'space', targetId: spaceId, outcome: 'success' as const, details: { userId: user.id, role: req.role, ...(external ? { memberOrgId: user.org_id, classification: space.classification } : {}) } };
+      const seq = await audit.append(trx, entry);
+      // The new member's organisation sees that its person joined another organisation's space (audit/org-sides.ts).
+      if (external && user.org_id !== caller.orgId) await audit.append(trx, mirrorEntry(entry, seq, user.org_id, 'member'));
     });
     ctx.status = 201;
     ctx.body = { spaceId, userId: req.userId, role: req.role };
@@ -183,7 +194,10 @@ export function spaceRoutes(router: Router, services: Services): void {
       const rows = remaining.map((m) => ({ space_id: spaceId, key_epoch: req.newEpoch.keyEpoch, user_id: m.id, wrap: JSON.stringify(wrapsFor.get(m.id)), created_at: now }));
       for (let i = 0; i < rows.length; i += 200) await trx('space_key_wraps').insert(rows.slice(i, i + 200));
       await trx('spaces').where({ id: spaceId }).update({ key_epoch: req.newEpoch.keyEpoch });
-      await audit.append(trx, { ...actor(ctx, caller), action: 'space.member.remove', targetType: 'space', targetId: spaceId, outcome: 'success', details: { userId, newKeyEpoch: req.newEpoch.keyEpoch } });
+      const entry = { ...actor(ctx, caller), action: 'space.member.remove', targetType: 'space', targetId: spaceId, outcome: 'success' as const, details: { userId, newKeyEpoch: req.newEpoch.keyEpoch } };
+      const seq = await audit.append(trx, entry);
+      const memberOrg = (await trx('users').where({ id: userId }).first('org_id'))?.org_id as string | undefined;
+      if (memberOrg !== undefined && memberOrg !== space.org_id && memberOrg !== caller.orgId) await audit.append(trx, mirrorEntry(entry, seq, memberOrg, 'member'));
     });
     // The removed member's event streams end now: their reconnect no longer lists this space (after the commit).
     services.events.membershipChanged(spaceId, userId);

@@ -1,5 +1,7 @@
-// Space access: the caller must be a member with at least the needed role. Non-members (including everyone of
-// another organisation) get 404, so a space's existence is not revealed; members below the role get 403.
+// Space access: the caller must be a member with at least the needed role. Non-members get 404, so a space's existence
+// is not revealed; members below the role get 403. Membership alone decides: a person of another organisation whom a
+// manager added (where the space's class allows external members, docs/api.md "Policy") reaches the space like a
+// colleague, and the space's own organisation (`space.org_id`) owns its storage, policy and audit trail.
 import { ErrorCode, type SpaceRole } from '@kluis/shared';
 import { ApiError } from '../errors.js';
 import type { Caller } from '../context.js';
@@ -31,7 +33,6 @@ export async function spaceAccess(db: Db, caller: Caller, spaceId: string, neede
       this.on('m.space_id', '=', 's.id').andOn('m.user_id', '=', db.raw('?', [caller.userId]));
     })
     .where('s.id', spaceId)
-    .andWhere('s.org_id', caller.orgId)
     .first('s.*', 'm.role as member_role');
   if (!row) throw new ApiError(404, ErrorCode.NotFound, 'no such space');
   const role = row.member_role as SpaceRole;

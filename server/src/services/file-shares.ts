@@ -1,5 +1,5 @@
 // Direct shares (docs/api.md "Direct shares", docs/crypto.md §5 "Direct shares"): a writer of a space seals one file's
-// key to a colleague of the same organisation; the colleague lists what was shared with them and reads the chunks
+// key to a colleague (of the space's organisation, or of another where the space's class allows external people); the colleague lists what was shared with them and reads the chunks
 // of that file's versions they hold a key for, nothing else of the space. No Koa here: routes/file-shares.ts parses
 // and calls. Every change writes its audit entry in the same transaction; refusals are audited by the error
 // middleware under the route's action with the share (or file) as target.
@@ -12,6 +12,8 @@ import type { Caller, Services } from '../context.js';
 import type { Db, Tx } from '../db/db.js';
 import { spaceAccess } from './access.js';
 import { checkWrapAuthor } from './wraps.js';
+import { checkExternalPerson } from './policy.js';
+import { mirrorEntry } from '../audit/org-sides.js';
 import type { Who } from './links.js';
 
 const IN_BATCH = 500;
@@ -59,20 +61,22 @@ function checkWrap(wrap: FileKeyWrap, i: number, expect: { spaceId: string; file
 
 /**
  * Shares a file with a colleague, or adds the key epochs an active share lacks (idempotent per file and recipient).
- * The caller must be an editor or manager of the space; the colleague a user of the caller's organisation (anyone
- * else is answered like an unknown colleague). After the request the share must hold the key of the file's newest
+ * The caller must be an editor or manager of the space; the recipient an active user of the space's organisation, or
+ * of another where the space's class allows external people (403 `policy_refused` otherwise). After the request the share must hold the key of the file's newest
  * version, so a share never starts out unreadable.
  */
 export async function shareFile(services: Services, caller: Caller, who: Who, spaceId: string, fileId: string, req: CreateFileShareRequest, now = Date.now()): Promise<CreateFileShareResponse> {
-  await spaceAccess(services.db, caller, spaceId, 'editor');
+  const { space } = await spaceAccess(services.db, caller, spaceId, 'editor');
   if (req.recipientUserId === caller.userId) throw new ApiError(400, ErrorCode.ValidationFailed, 'recipientUserId: you cannot share a file with yourself');
   return services.db.transaction(async (trx) => {
     const file = await trx('files as f').leftJoin('versions as v', 'v.id', 'f.head_version_id').where({ 'f.id': fileId, 'f.space_id': spaceId })
       .first('f.id', 'v.key_epoch', 'v.deleted');
     if (!file) throw new ApiError(404, ErrorCode.NotFound, 'no such file in this space');
     if (file.deleted) throw new ApiError(400, ErrorCode.ValidationFailed, 'the file is deleted: nothing to share');
-    const recipient = await trx('users').where({ id: req.recipientUserId, org_id: caller.orgId }).whereNull('disabled_at').first('id', 'email', 'enc_public_key');
+    const recipient = await trx('users').where({ id: req.recipientUserId }).whereNull('disabled_at').first('id', 'email', 'enc_public_key', 'org_id');
     if (!recipient) throw new ApiError(404, ErrorCode.NotFound, 'no such colleague in your organisation');
+    // A person of another organisation only where the space's class allows external people (services/policy.ts).
+    await checkExternalPerson(trx, space, recipient.org_id, 'external-share');
     const signer = (await trx('users').where({ id: caller.userId }).first('sign_public_key')).sign_public_key as string;
     const epochs = new Set((await trx('file_key_wraps').where({ file_id: fileId }).distinct('key_epoch')).map((r: { key_epoch: number | string }) => Number(r.key_epoch)));
     const seen = new Set<number>();
@@ -84,7 +88,7 @@ export async function shareFile(services: Services, caller: Caller, who: Who, sp
     const existing = await trx('file_shares').where({ file_id: fileId, recipient_user_id: recipient.id }).whereNull('revoked_at').first();
     const share: ShareRow = existing
       ? normalise(existing)
-      : { id: newId(), org_id: caller.orgId, space_id: spaceId, file_id: fileId, recipient_user_id: recipient.id, role: 'viewer', created_by: caller.userId, created_at: now, revoked_at: null };
+      : { id: newId(), org_id: space.org_id, space_id: spaceId, file_id: fileId, recipient_user_id: recipient.id, role: 'viewer', created_by: caller.userId, created_at: now, revoked_at: null };
     if (!existing) await trx('file_shares').insert(share);
     const held = new Set((await epochsOf(trx, [share.id])).get(share.id) ?? []);
     const added = req.wraps.filter((w) => !held.has(w.keyEpoch));
@@ -93,10 +97,14 @@ export async function shareFile(services: Services, caller: Caller, who: Who, sp
     const headEpoch = Number(file.key_epoch);
     if (!held.has(headEpoch)) throw new ApiError(400, ErrorCode.ValidationFailed, `wraps: must include epoch ${headEpoch}, the key of the file's newest version`);
     const keyEpochs = [...held].sort((a, b) => a - b);
-    await services.audit.append(trx, {
-      ...who, orgId: caller.orgId, action: 'share.create', targetType: 'share', targetId: share.id, outcome: 'success',
-      details: { spaceId, fileId, recipientUserId: recipient.id, created: !existing, added: added.map((w) => w.keyEpoch), keyEpochs },
-    });
+    const external = recipient.org_id !== space.org_id;
+    const entry = {
+      ...who, orgId: caller.orgId, action: 'share.create', targetType: 'share', targetId: share.id, outcome: 'success' as const,
+      details: { spaceId, fileId, recipientUserId: recipient.id, created: !existing, added: added.map((w) => w.keyEpoch), keyEpochs, ...(external ? { recipientOrgId: recipient.org_id, classification: space.classification } : {}) },
+    };
+    const seq = await services.audit.append(trx, entry);
+    // The recipient's organisation sees what its person received from another organisation (audit/org-sides.ts).
+    if (external && recipient.org_id !== caller.orgId) await services.audit.append(trx, mirrorEntry(entry, seq, recipient.org_id, 'recipient'));
     return { ...info(share, recipient.email, keyEpochs), created: !existing, added: added.map((w) => w.keyEpoch) };
   });
 }
@@ -104,7 +112,7 @@ export async function shareFile(services: Services, caller: Caller, who: Who, sp
 /** The active shares of a space (optionally of one file), for its writers: the sync engine adds wraps of new epochs. */
 export async function spaceShares(services: Services, caller: Caller, spaceId: string, fileId?: string): Promise<(FileShareInfo & { recipient: DirectoryEntry })[]> {
   await spaceAccess(services.read, caller, spaceId, 'editor');
-  const q = services.read('file_shares as s').join('users as u', 'u.id', 's.recipient_user_id').where({ 's.space_id': spaceId, 's.org_id': caller.orgId }).whereNull('s.revoked_at');
+  const q = services.read('file_shares as s').join('users as u', 'u.id', 's.recipient_user_id').where({ 's.space_id': spaceId }).whereNull('s.revoked_at');
   if (fileId !== undefined) q.andWhere('s.file_id', fileId);
   const rows = await q.orderBy('s.created_at').select('s.*', 'u.email', 'u.enc_public_key', 'u.sign_public_key', 'u.identity_sig');
   const epochs = await epochsOf(services.read, rows.map((r) => r.id as string));
@@ -116,7 +124,7 @@ export async function spaceShares(services: Services, caller: Caller, spaceId: s
 
 /** The caller's active share `shareId` (as its recipient); 404 otherwise, whatever the reason (revoked, not theirs). */
 export async function receivedShare(db: Db | Tx, caller: Caller, shareId: string): Promise<ShareRow> {
-  const row = await db('file_shares').where({ id: shareId, recipient_user_id: caller.userId, org_id: caller.orgId }).whereNull('revoked_at').first();
+  const row = await db('file_shares').where({ id: shareId, recipient_user_id: caller.userId }).whereNull('revoked_at').first();
   if (!row) throw notFound();
   return normalise(row);
 }
@@ -127,7 +135,7 @@ export async function receivedShare(db: Db | Tx, caller: Caller, shareId: string
  */
 export async function sharedWithMe(services: Services, caller: Caller): Promise<{ shares: SharedItem[]; people: DirectoryEntry[] }> {
   const { read } = services;
-  const rows = (await read('file_shares').where({ recipient_user_id: caller.userId, org_id: caller.orgId }).whereNull('revoked_at').orderBy('created_at').select('*')).map(normalise);
+  const rows = (await read('file_shares').where({ recipient_user_id: caller.userId }).whereNull('revoked_at').orderBy('created_at').select('*')).map(normalise);
   const people = new Set<string>();
   const shares: SharedItem[] = [];
   for (const s of rows) {
@@ -174,17 +182,20 @@ export async function authoriseSharedChunks(services: Services, share: ShareRow,
 /** Revokes a share (its creator or a manager of its space); anyone else, the recipient included, gets 404. */
 export async function revokeShare(services: Services, caller: Caller, who: Who, shareId: string, now = Date.now()): Promise<ShareRow> {
   return services.db.transaction(async (trx) => {
-    const row = await trx('file_shares').where({ id: shareId, org_id: caller.orgId }).first();
+    const row = await trx('file_shares').where({ id: shareId }).first();
     const share = row ? normalise(row) : null;
     let allowed = share !== null && share.created_by === caller.userId;
     if (share && !allowed) allowed = Boolean(await trx('space_members').where({ space_id: share.space_id, user_id: caller.userId, role: 'manager' }).first('role'));
     if (!share || !allowed) throw notFound();
     // Revoking twice keeps the first time: the trail says when the share stopped.
     if (share.revoked_at === null) await trx('file_shares').where({ id: shareId }).whereNull('revoked_at').update({ revoked_at: now });
-    await services.audit.append(trx, {
-      ...who, orgId: caller.orgId, action: 'share.revoke', targetType: 'share', targetId: shareId, outcome: 'success',
+    const entry = {
+      ...who, orgId: caller.orgId, action: 'share.revoke', targetType: 'share', targetId: shareId, outcome: 'success' as const,
       details: { spaceId: share.space_id, fileId: share.file_id, recipientUserId: share.recipient_user_id, already: share.revoked_at !== null },
-    });
+    };
+    const seq = await services.audit.append(trx, entry);
+    const recipientOrg = (await trx('users').where({ id: share.recipient_user_id }).first('org_id'))?.org_id as string | undefined;
+    if (recipientOrg !== undefined && recipientOrg !== share.org_id && recipientOrg !== caller.orgId) await services.audit.append(trx, mirrorEntry(entry, seq, recipientOrg, 'recipient'));
     return { ...share, revoked_at: share.revoked_at ?? now };
   });
 }

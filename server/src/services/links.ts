@@ -17,7 +17,7 @@ import type { AuditEntryInput } from '../audit/types.js';
 import type { Db, Tx } from '../db/db.js';
 import { IP_POLICY, reserveAttempt, type ThrottlePolicy } from '../auth/throttle.js';
 import { spaceAccess } from './access.js';
-import { classPolicy } from './policy.js';
+import { classPolicy, policyRefusal } from './policy.js';
 
 const DAY_MS = 86_400_000;
 /** Wrong proofs per link: LINK_MAX_FAILURES in a window of LINK_LOCK_MS, then locked for LINK_LOCK_MS. */
@@ -116,8 +116,9 @@ export async function createLink(services: Services, caller: Caller, who: Who, s
   }
   // What the space's class allows in this organisation (services/policy.ts): a refusal is a 403 the audit records.
   const className = space.classification as ClassName;
-  const problem = linkPolicyProblem(className, await classPolicy(services.db, caller.orgId, className), { expiresAt: req.expiresAt, password: req.kdf !== null, maxDownloads: req.maxDownloads }, now);
-  if (problem) throw new ApiError(403, ErrorCode.PolicyRefused, problem);
+  // The space's organisation sets the policy, also for a member of another organisation who makes the link.
+  const problem = linkPolicyProblem(className, await classPolicy(services.db, space.org_id, className), { expiresAt: req.expiresAt, password: req.kdf !== null, maxDownloads: req.maxDownloads }, now);
+  if (problem) throw policyRefusal(problem, className, 'link');
   return services.db.transaction(async (trx) => {
     const v = await trx('versions as v').join('files as f', 'f.id', 'v.file_id')
       .where({ 'v.id': req.versionId, 'v.file_id': req.fileId, 'v.space_id': spaceId })
@@ -127,7 +128,7 @@ export async function createLink(services: Services, caller: Caller, who: Who, s
     if (Boolean(v.deleted) || v.expired_at !== null) throw new ApiError(400, ErrorCode.ValidationFailed, 'versionId: the file is deleted');
     if (await trx('links').where({ id: req.linkId }).first('id')) throw new ApiError(409, ErrorCode.Conflict, 'a link with this id exists');
     const row = {
-      id: req.linkId, org_id: caller.orgId, space_id: spaceId, file_id: req.fileId, version_id: req.versionId, kdf: req.kdf ? JSON.stringify(req.kdf) : null,
+      id: req.linkId, org_id: space.org_id, space_id: spaceId, file_id: req.fileId, version_id: req.versionId, kdf: req.kdf ? JSON.stringify(req.kdf) : null,
       auth_hash: req.authHash, wrapped: req.wrapped, expires_at: req.expiresAt, max_downloads: req.maxDownloads, downloads: 0, purpose: req.purpose,
       created_by: caller.userId, created_at: now, revoked_at: null,
     };
@@ -140,11 +141,11 @@ export async function createLink(services: Services, caller: Caller, who: Who, s
   });
 }
 
-/** The caller's links and every link of the spaces the caller manages (of the caller's organisation). */
+/** The caller's links and every link of the spaces the caller manages (of any organisation: membership decides). */
 export async function listLinks(services: Services, caller: Caller, spaceId: string | undefined, now = Date.now()): Promise<LinkInfo[]> {
   const { read } = services;
   const managed = read('space_members').where({ user_id: caller.userId, role: 'manager' }).select('space_id');
-  const q = linkQuery(read).where('l.org_id', caller.orgId).andWhere((w) => w.where('l.created_by', caller.userId).orWhereIn('l.space_id', managed));
+  const q = linkQuery(read).where((w) => w.where('l.created_by', caller.userId).orWhereIn('l.space_id', managed));
   if (spaceId !== undefined) q.andWhere('l.space_id', spaceId);
   const rows = await q.orderBy('l.created_at', 'desc');
   return rows.map((r) => linkInfo(normalise(r), services.config.publicUrl, now));
@@ -153,7 +154,7 @@ export async function listLinks(services: Services, caller: Caller, spaceId: str
 /** Revokes a link (its creator or a manager of its space); anyone else gets the answer of a missing link. */
 export async function revokeLink(services: Services, caller: Caller, who: Who, linkId: string, now = Date.now()): Promise<void> {
   await services.db.transaction(async (trx) => {
-    const row = await trx('links').where({ id: linkId, org_id: caller.orgId }).first();
+    const row = await trx('links').where({ id: linkId }).first();
     const link = row ? normalise(row) : null;
     let allowed = link !== null && link.created_by === caller.userId;
     if (link && !allowed) allowed = Boolean(await trx('space_members').where({ space_id: link.space_id, user_id: caller.userId, role: 'manager' }).first('role'));

@@ -1,6 +1,7 @@
-// The sharing policy in effect for an organisation: its own rows over the documented defaults. Services of links and
-// memberships ask here; nothing of HTTP.
-import { ClassPolicy, CLASS_ORDER, DEFAULT_CLASS_POLICY, type ClassName } from '@kluis/shared';
+// The sharing policy in effect for an organisation: its own rows over the documented defaults, and the refusals it
+// makes. Services of links, shares and memberships ask here; the errors are domain errors the middleware answers.
+import { ClassPolicy, CLASS_ORDER, DEFAULT_CLASS_POLICY, ErrorCode, type ClassName } from '@kluis/shared';
+import { ApiError } from '../errors.js';
 import type { Db, Tx } from '../db/db.js';
 
 export interface PolicyInEffect extends ClassPolicy {
@@ -30,4 +31,30 @@ export async function classPolicy(db: Db | Tx, orgId: string, classification: Cl
 export async function setClassPolicy(trx: Tx, orgId: string, classification: ClassName, policy: ClassPolicy | null, userId: string | null, now = Date.now()): Promise<void> {
   await trx('org_class_policy').where({ org_id: orgId, classification }).delete();
   if (policy) await trx('org_class_policy').insert({ org_id: orgId, classification, policy: JSON.stringify(policy), updated_by: userId, updated_at: now });
+}
+
+/** The sharing act a refusal concerns, as its audit entry names it (`rule`). */
+export type PolicyRule = 'link' | 'external-member' | 'external-share' | 'raise';
+
+/** A policy refusal: 403 `policy_refused` (409 when the space's state blocks it), audited as denied naming the class. */
+export function policyRefusal(message: string, classification: ClassName, rule: PolicyRule, status = 403): ApiError {
+  const err = new ApiError(status, ErrorCode.PolicyRefused, message);
+  err.auditOutcome = 'denied';
+  err.auditDetails = { classification, rule };
+  return err;
+}
+
+const EXTERNAL_MESSAGE: Record<'external-member' | 'external-share', (c: ClassName) => string> = {
+  'external-member': (c) => `people of other organisations may not be members of ${c} spaces`,
+  'external-share': (c) => `files of ${c} spaces may not be shared with people of other organisations`,
+};
+
+/**
+ * Refuses a person of another organisation than the space's (a new member, a share's recipient) unless the space's
+ * class allows external members in the space's organisation. People of the space's own organisation always pass.
+ */
+export async function checkExternalPerson(db: Db | Tx, space: { org_id: string; classification: string }, personOrgId: string, rule: 'external-member' | 'external-share'): Promise<void> {
+  if (personOrgId === space.org_id) return;
+  const className = space.classification as ClassName;
+  if (!(await classPolicy(db, space.org_id, className)).externalMembers) throw policyRefusal(EXTERNAL_MESSAGE[rule](className), className, rule);
 }

@@ -16,7 +16,7 @@ export const ClassPolicy = z.object({
   passwordRequired: z.boolean(),
   /** Highest download count a link may allow; null: links may be unlimited. */
   maxDownloads: z.number().int().min(1).max(10_000).nullable(),
-  /** Whether people of another organisation may be members (not built yet: always refused today). */
+  /** Whether people of another organisation on this server may be members of such spaces or receive their files. */
   externalMembers: z.boolean(),
 }).strict();
 export type ClassPolicy = z.infer<typeof ClassPolicy>;
@@ -68,3 +68,14 @@ export type OrgPolicyAnswer = z.infer<typeof OrgPolicyAnswer>;
 
 /** PATCH /api/v1/spaces/:spaceId {classification}: raise a space's class. */
 export const ChangeClassRequest = z.object({ classification: z.enum(CLASS_ORDER) }).strict();
+
+/** Something a space shares that a higher class would refuse: the body of a refused raise lists them (`blocking`). */
+export const RaiseBlocker = z.object({
+  kind: z.enum(['member', 'share', 'link']),
+  /** The member's user id, the share's or the link's id. */
+  id: z.string(),
+  /** The member's or the recipient's address; null for a link. */
+  email: z.string().nullable(),
+  problem: z.string(),
+});
+export type RaiseBlocker = z.infer<typeof RaiseBlocker>;

@@ -83,7 +83,11 @@ export type SessionResponse = z.infer<typeof SessionResponse>;
 export const InviteRequest = z.object({ email: Email, role: OrgRole.default('member') }).strict();
 export const RoleChangeRequest = z.object({ role: OrgRole }).strict();
 
-export const DirectoryEntry = z.object({ userId: Id, email: z.string(), encPublicKey: Key32, signPublicKey: Key32, identitySig: Sig });
+export const DirectoryEntry = z.object({
+  userId: Id, email: z.string(), encPublicKey: Key32, signPublicKey: Key32, identitySig: Sig,
+  /** Only for a person of another organisation than the caller's (docs/api.md "External people"). */
+  org: z.object({ orgId: Id, name: z.string() }).optional(),
+});
 export type DirectoryEntry = z.infer<typeof DirectoryEntry>;
 
 // ----- spaces

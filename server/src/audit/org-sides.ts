@@ -1,0 +1,60 @@
+// Cross-organisation acts are audited on both sides (docs/api.md "Policy", "External people"). A space belongs to one
+// organisation, but since a manager may add a person of another organisation (where the space's class allows it),
+// acts on the space's data can be made by someone whose entries carry their own organisation. Each organisation's
+// auditors read only rows of their own org_id (routes/audit.ts), so an entry about a space of another organisation
+// than the entry's own is written twice: as given (the actor's side) and as a copy for the space's organisation, with
+// `actorOrgId` and `mirrorOf` (the seq of the original) added to its details. Both rows are ordinary links of the chain.
+//
+// "About a space" means: the target is a space, or the details name a `spaceId` (links, shares, shared chunks). A
+// refusal is copied only when the actor takes part in the space (see involved()).
+// Entries that already carry `mirrorOf` are copies and are never copied again (the explicit copies for a recipient's
+// or new member's organisation, see mirrorEntry, use it too).
+import type { CanonicalValue } from '@kluis/shared';
+import type { Tx } from '../db/db.js';
+import { SqlAuditLog } from './log.js';
+import type { AuditEntryInput } from './types.js';
+
+/** The copy of `entry` (appended as `seq`) for `orgId`'s auditors; `side` says what that organisation is to the act. */
+export function mirrorEntry(entry: AuditEntryInput, seq: number, orgId: string, side: 'space' | 'member' | 'recipient'): AuditEntryInput {
+  return { ...entry, orgId, details: { ...(entry.details ?? {}), actorOrgId: entry.orgId, mirrorOf: seq, side } };
+}
+
+function spaceOf(entry: AuditEntryInput): string | null {
+  if (entry.details && 'mirrorOf' in entry.details) return null;
+  if (entry.targetType === 'space' && typeof entry.targetId === 'string') return entry.targetId;
+  const named: CanonicalValue | undefined = entry.details?.spaceId;
+  return typeof named === 'string' ? named : null;
+}
+
+export class OrgSidedAuditLog extends SqlAuditLog {
+  override async append(trx: Tx, entry: AuditEntryInput): Promise<number> {
+    const seq = await super.append(trx, entry);
+    const spaceId = spaceOf(entry);
+    if (spaceId === null || entry.orgId === null) return seq;
+    const spaceOrg = await this.spaceOrg(trx, spaceId);
+    if (spaceOrg === null || spaceOrg === entry.orgId) return seq;
+    if (entry.outcome !== 'success' && !(await this.involved(trx, spaceId, entry.actorUserId ?? null))) return seq;
+    await super.append(trx, mirrorEntry(entry, seq, spaceOrg, 'space'));
+    return seq;
+  }
+
+  /**
+   * Whether the actor takes part in the space: a member, or the recipient of one of its shares (active or revoked).
+   * A stranger's refused probe of a space id stays in the stranger's own organisation's trail: another organisation
+   * learns nothing of its people unless they work together.
+   */
+  private async involved(trx: Tx, spaceId: string, userId: string | null): Promise<boolean> {
+    if (userId === null) return false;
+    if (await trx('space_members').where({ space_id: spaceId, user_id: userId }).first('user_id')) return true;
+    return Boolean(await trx('file_shares').where({ space_id: spaceId, recipient_user_id: userId }).first('id'));
+  }
+
+  /**
+   * Read in the appending transaction, never cached: a space made in a transaction that later rolls back must not
+   * leave its organisation behind for another organisation's space of the same id (ids are the clients').
+   */
+  private async spaceOrg(trx: Tx, spaceId: string): Promise<string | null> {
+    const row = await trx('spaces').where({ id: spaceId }).first('org_id');
+    return row ? (row.org_id as string) : null;
+  }
+}
