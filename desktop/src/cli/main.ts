@@ -9,7 +9,8 @@ import { api } from '../api/endpoints.js';
 import { login, logout, recover, signup } from '../account/auth.js';
 import { kluisHome, loadAccount } from '../account/state.js';
 import { accountClient, addMember, createSpace, fingerprintOf, orgPolicy, removeMember, setMemberRole, setSpaceClass } from '../account/spaces.js';
-import { CliError, emit, readStdinLines, reportError, safeText, stdinFlagMissing, table } from './io.js';
+import { CliError, emit, isJson, readStdinLines, reportError, safeText, stdinFlagMissing, table } from './io.js';
+import { wipeAfterUnauthenticated } from './wipe-output.js';
 import { registerSyncCommands } from './sync-commands.js';
 import { registerShareCommands } from './share-commands.js';
 
@@ -123,7 +124,7 @@ export function buildProgram(registerExtra?: (program: Command) => void): Comman
   program.command('logout')
     .description('sign this device out and delete its keys and session from $KLUIS_HOME')
     .action(async (_o, cmd: Command) => {
-      const r = await logout();
+      const r = await logout({ whenEnded: (err) => wipeAfterUnauthenticated(err, isJson(cmd)) });
       if (r.server === 'unreachable') {
         throw new CliError(`local keys and session deleted, but the server could not be told (${safeText(r.error?.message ?? 'unknown error')}): revoke this device from another one with kluis devices revoke`, 1, 'network');
       }
@@ -287,6 +288,12 @@ export async function run(program: Command, argv: string[]): Promise<number> {
     // --help and --version print and end with 0; help shown for a missing subcommand is a usage failure.
     if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version') return 0;
     if (e.code === 'commander.help') return reportError(new CliError(`missing subcommand (kluis ${commandName(argv)} --help lists them)`), json);
+    try {
+      // A session the server ended may carry an administrator's wipe order: this is the device's next contact.
+      await wipeAfterUnauthenticated(err, json);
+    } catch (wiped) {
+      return reportError(wiped, json);
+    }
     return reportError(err, json, commandName(argv).split(' ')[0]);
   }
 }

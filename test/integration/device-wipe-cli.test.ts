@@ -1,0 +1,139 @@
+// Remote wipe end to end (docs/admin.md "Devices"): real `kluis` clients sync a folder; an admin revokes one of the
+// devices with a wipe; the client's next contact wipes it — the folder's files, keys, index and session — and the
+// report, in its output and on the server, names an unsynced edit made before. A revoke without wipe keeps the files;
+// a device that is away when the order is given wipes when it comes back; a watching client stops and wipes at once.
+import test from 'ava';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import * as k from '@kluis/shared';
+import { call } from '../helpers/api.js';
+import {
+  kluis, keysOf, okJson, onceArgs, sessionOf, startSyncEnv, syncOnce, watch, write, type Account, type SyncClient, type SyncEnv,
+} from '../helpers/sync-env.js';
+
+const envs: SyncEnv[] = [];
+test.after.always(async () => {
+  for (const e of envs) await e.close();
+});
+
+async function setup(): Promise<{ env: SyncEnv; a: SyncClient; b: SyncClient; adminToken: string }> {
+  const env = await startSyncEnv({ storage: 'fs', accounts: ['A', 'B'] });
+  envs.push(env);
+  const space = await env.newSpace();
+  const b = space.clients[1]!;
+  write(b.dir, 'notes.txt', 'synced notes');
+  write(b.dir, 'reports/2026/q3.txt', 'quarter three');
+  write(b.dir, 'reports/summary.txt', 'summary');
+  const first = await syncOnce(b);
+  if (first.uploaded !== 5) throw new Error(`expected 3 files and 2 folders uploaded: ${JSON.stringify(first)}`);
+  return { env, a: space.clients[0]!, b, adminToken: sessionOf(env.accounts[0]!.home).token };
+}
+
+const revoke = (env: SyncEnv, token: string, deviceId: string, wipe: boolean) =>
+  call(env.url, 'POST', `/api/v1/orgs/${env.orgId}/devices/${deviceId}/revoke`, { token, json: { wipe } });
+
+const stateFiles = (home: string) => readdirSync(home).filter((f) => !f.startsWith('.'));
+
+/** Logs the owner in on a new device and opens the sealed unsynced paths of the wiped device's report. */
+async function ownerReadsReport(env: SyncEnv, owner: Account, deviceId: string): Promise<{ record: k.WipeReportRecord; paths: string[] }> {
+  const home = path.join(env.root, `home-${owner.label}-new`);
+  const r = await kluis(home, ['--json', 'login', '--server', env.url, '--email', owner.email, '--password-stdin', '--device-name', 'new laptop'], { stdin: `${owner.password}\n` });
+  okJson(r, 'login on a new device');
+  const res = await call(env.url, 'GET', `/api/v1/devices/${deviceId}/wipe-report`, { token: sessionOf(home).token });
+  if (res.status !== 200) throw new Error(`wipe-report: ${JSON.stringify(res.body)}`);
+  const record = k.WipeReportRecord.parse(res.body);
+  k.verifyWipeReport(record.report, record.signature, record.devicePublicKey);
+  return { record, paths: record.report.sealedUnsyncedPaths ? k.openWipePaths(record.report.sealedUnsyncedPaths, keysOf(home)) : [] };
+}
+
+test('an admin\'s revoke with wipe: the next kluis sync deletes the folder\'s files, keys, index and session and names the unsynced edits', async (t) => {
+  const { env, a, b, adminToken } = await setup();
+  const deviceId = sessionOf(b.home).deviceId;
+  t.true(existsSync(path.join(b.home, 'device.json')), 'the sync registered a device key');
+  // Unsynced edits: a changed synced file and a new one, never uploaded. And a file beside the folder, not in it.
+  write(b.dir, 'notes.txt', 'notes edited offline, not yet synced');
+  write(b.dir, 'reports/draft.txt', 'a new draft');
+  write(env.root, 'outside-the-folder.txt', 'not kluis\'s business');
+
+  const r = await revoke(env, adminToken, deviceId, true);
+  t.is(r.status, 200);
+  t.is(r.body.status, 'wipe-ordered');
+
+  const run = await kluis(b.home, ['sync', b.dir, '--space', b.spaceId, '--once'], { env: { KLUIS_SYNC_GIVE_UP_MS: '30000' } });
+  t.is(run.code, 3, run.stderr);
+  t.regex(run.stderr, /revoked by an administrator and wiped itself/);
+  t.regex(run.stdout, /removed 4 file\(s\)/);
+  t.true(run.stdout.includes(`unsynced: ${path.join(b.dir, 'notes.txt')}`), run.stdout);
+  t.true(run.stdout.includes(`unsynced: ${path.join(b.dir, 'reports', 'draft.txt')}`), run.stdout);
+  t.regex(run.stdout, /2 unsynced local edit\(s\) were deleted/);
+  t.regex(run.stdout, /signed wipe report was sent/);
+
+  t.false(existsSync(b.dir), 'the synced folder is gone (it held nothing else)');
+  t.deepEqual(stateFiles(b.home), [], 'keys, session, index, pins, device key: nothing left in KLUIS_HOME');
+  t.is(readFileSync(path.join(env.root, 'outside-the-folder.txt'), 'utf8'), 'not kluis\'s business', 'a file outside the folder is untouched');
+
+  // The server's record: the admin sees the counts; the owner, from a new device, reads the sealed paths.
+  const listed = await call(env.url, 'GET', `/api/v1/orgs/${env.orgId}/devices`, { token: adminToken });
+  t.like(listed.body.devices.find((d: k.OrgDevice) => d.deviceId === deviceId), { status: 'wiped', wipe: { filesRemoved: 4, unsynced: 2, folders: 1, failed: 0 } });
+  const { record, paths } = await ownerReadsReport(env, b.account, deviceId);
+  t.deepEqual(paths.sort(), [`${b.spaceId}/notes.txt`, `${b.spaceId}/reports/draft.txt`]);
+  for (const s of ['keys', 'session', 'index', 'device-key'] as const) t.true(record.report.state.includes(s), s);
+
+  // The other member's copy and the server's versions are untouched: A syncs the last synced state.
+  await syncOnce(a);
+  t.is(readFileSync(path.join(a.dir, 'notes.txt'), 'utf8'), 'synced notes');
+});
+
+test('a revoke without wipe signs the device out and keeps its files', async (t) => {
+  const { env, b, adminToken } = await setup();
+  const deviceId = sessionOf(b.home).deviceId;
+  t.is((await revoke(env, adminToken, deviceId, false)).status, 200);
+  const run = await kluis(b.home, onceArgs(b), { env: { KLUIS_SYNC_GIVE_UP_MS: '30000' } });
+  t.is(run.code, 2, run.stderr);
+  t.regex(run.stderr, /session is no longer valid/);
+  t.is(readFileSync(path.join(b.dir, 'notes.txt'), 'utf8'), 'synced notes');
+  t.true(existsSync(path.join(b.home, 'keys.json')), 'the state stays (kluis logout removes it)');
+  // A later logout of a device that was only signed out removes its state but never its files.
+  const out = await kluis(b.home, ['logout']);
+  t.is(out.code, 0, out.stderr);
+  t.true(existsSync(path.join(b.dir, 'reports', 'summary.txt')));
+});
+
+test('a device away when the wipe is ordered wipes when it comes back (--json report)', async (t) => {
+  const { env, b, adminToken } = await setup();
+  const deviceId = sessionOf(b.home).deviceId;
+  write(b.dir, 'unsent.txt', 'made while away');
+  t.is((await revoke(env, adminToken, deviceId, true)).status, 200);
+  // The server goes down and comes back (the order is in its database), and the first attempt cannot reach it.
+  await env.stopServer();
+  const away = await kluis(b.home, onceArgs(b), { env: { KLUIS_SYNC_GIVE_UP_MS: '1000' } });
+  t.not(away.code, 0);
+  t.true(existsSync(path.join(b.dir, 'unsent.txt')), 'nothing is deleted while the server is out of reach');
+  await env.startServerAgain();
+  const back = await kluis(b.home, onceArgs(b), { env: { KLUIS_SYNC_GIVE_UP_MS: '30000' } });
+  t.is(back.code, 3, back.stderr);
+  const doc = JSON.parse(back.stdout);
+  t.is(doc.error.code, 'device_wiped');
+  t.like(doc.wipe, { filesRemoved: 4, reported: true });
+  t.deepEqual(doc.wipe.unsynced, [path.join(b.dir, 'unsent.txt')]);
+  t.false(existsSync(b.dir));
+  const listed = await call(env.url, 'GET', `/api/v1/orgs/${env.orgId}/devices`, { token: adminToken });
+  t.is(listed.body.devices.find((d: k.OrgDevice) => d.deviceId === deviceId).status, 'wiped');
+});
+
+test('a watching kluis sync stops and wipes itself as soon as it is revoked with a wipe', async (t) => {
+  const { env, b, adminToken } = await setup();
+  const deviceId = sessionOf(b.home).deviceId;
+  const w = watch(b, ['--poll', '1']);
+  await w.waitFor((e) => e.event === 'state' && e.state === 'idle', { what: 'idle', timeoutMs: 60_000 });
+  t.is((await revoke(env, adminToken, deviceId, true)).status, 200);
+  const end = await w.done;
+  t.is(end.code, 3, w.stderr());
+  const last = w.events.at(-1);
+  t.is(last.error.code, 'device_wiped');
+  t.is(last.wipe.filesRemoved, 3);
+  t.false(existsSync(b.dir));
+  t.deepEqual(stateFiles(b.home), []);
+  const trail = await call(env.url, 'GET', `/api/v1/orgs/${env.orgId}/devices`, { token: adminToken });
+  t.is(trail.body.devices.find((d: k.OrgDevice) => d.deviceId === deviceId).status, 'wiped');
+});
