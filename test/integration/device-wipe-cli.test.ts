@@ -3,7 +3,9 @@
 // report, in its output and on the server, names an unsynced edit made before. A revoke without wipe keeps the files;
 // a device that is away when the order is given wipes when it comes back; a watching client stops and wipes at once.
 import test from 'ava';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import * as k from '@kluis/shared';
 import { call } from '../helpers/api.js';
@@ -12,9 +14,41 @@ import {
 } from '../helpers/sync-env.js';
 
 const envs: SyncEnv[] = [];
+const proxies: Server[] = [];
 test.after.always(async () => {
+  for (const p of proxies) p.close();
   for (const e of envs) await e.close();
 });
+
+/**
+ * A forwarding HTTP proxy in front of the server that answers the first `failReports` wipe reports with 503 (the
+ * network failing right after the wipe); everything else goes through unchanged.
+ */
+async function flakyProxy(target: string, failReports: number): Promise<{ url: string; refused: () => number }> {
+  let refused = 0;
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      if (req.url === '/api/v1/device-wipe/report' && refused < failReports) {
+        refused++;
+        res.writeHead(503, { 'content-type': 'application/json' }).end('{"error":{"code":"unavailable","message":"injected"}}');
+        return;
+      }
+      const headers = Object.fromEntries(Object.entries(req.headers).filter(([h]) => !['host', 'connection', 'content-length', 'transfer-encoding'].includes(h))) as Record<string, string>;
+      const body = chunks.length ? Buffer.concat(chunks) : undefined;
+      fetch(target + req.url, { method: req.method, headers, body })
+        .then(async (r) => {
+          res.writeHead(r.status, { 'content-type': r.headers.get('content-type') ?? 'application/octet-stream' });
+          res.end(Buffer.from(await r.arrayBuffer()));
+        })
+        .catch(() => res.writeHead(502).end());
+    });
+  });
+  proxies.push(server);
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, refused: () => refused };
+}
 
 async function setup(): Promise<{ env: SyncEnv; a: SyncClient; b: SyncClient; adminToken: string }> {
   const env = await startSyncEnv({ storage: 'fs', accounts: ['A', 'B'] });
@@ -136,4 +170,39 @@ test('a watching kluis sync stops and wipes itself as soon as it is revoked with
   t.deepEqual(stateFiles(b.home), []);
   const trail = await call(env.url, 'GET', `/api/v1/orgs/${env.orgId}/devices`, { token: adminToken });
   t.is(trail.body.devices.find((d: k.OrgDevice) => d.deviceId === deviceId).status, 'wiped');
+});
+
+test('kluis logout on a device ordered to wipe wipes it first', async (t) => {
+  const { env, b, adminToken } = await setup();
+  t.is((await revoke(env, adminToken, sessionOf(b.home).deviceId, true)).status, 200);
+  const out = await kluis(b.home, ['logout']);
+  t.is(out.code, 3, out.stderr);
+  t.regex(out.stdout, /has wiped itself/);
+  t.false(existsSync(b.dir), 'logging out does not escape the wipe');
+  t.deepEqual(stateFiles(b.home), []);
+});
+
+test('a report the server did not get is kept and sent at the next run', async (t) => {
+  const { env, b, adminToken } = await setup();
+  const deviceId = sessionOf(b.home).deviceId;
+  // The device talks to the server through a proxy that drops its first wipe report.
+  const proxy = await flakyProxy(env.url, 1);
+  const sessionFile = path.join(b.home, 'session.json');
+  writeFileSync(sessionFile, JSON.stringify({ ...JSON.parse(readFileSync(sessionFile, 'utf8')), server: proxy.url }), { mode: 0o600 });
+  t.is((await revoke(env, adminToken, deviceId, true)).status, 200);
+  const first = await kluis(b.home, onceArgs(b), { env: { KLUIS_SYNC_GIVE_UP_MS: '30000' } });
+  t.is(first.code, 3, first.stderr);
+  const doc = JSON.parse(first.stdout);
+  t.false(doc.wipe.reported);
+  t.is(proxy.refused(), 1);
+  t.false(existsSync(b.dir), 'the wipe itself does not wait for the report');
+  t.deepEqual(stateFiles(b.home).sort(), ['device.json', 'wipe-report.json'], 'only the signed report and its key wait');
+  const listed = async () => (await call(env.url, 'GET', `/api/v1/orgs/${env.orgId}/devices`, { token: adminToken })).body.devices.find((d: k.OrgDevice) => d.deviceId === deviceId);
+  t.is((await listed()).status, 'wipe-ordered');
+  // The next run (not logged in any more) sends it first.
+  const next = await kluis(b.home, onceArgs(b));
+  t.is(next.code, 2);
+  t.is(JSON.parse(next.stdout).error.code, 'not_logged_in');
+  t.deepEqual(stateFiles(b.home), []);
+  t.like(await listed(), { status: 'wiped', wipe: { filesRemoved: 3 } });
 });

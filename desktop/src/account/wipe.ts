@@ -17,6 +17,7 @@ import { ApiClient, ApiRequestError } from '../api/client.js';
 import { clearAccount, loadAccount, loadSession, parseFile, readPrivate, writeAtomic, type Account, type Session } from './state.js';
 import { IndexDb, INDEX_FILENAME } from '../sync/index-db.js';
 import { scanFolder } from '../sync/scan.js';
+import { MARKER_NAME } from '../sync/local-paths.js';
 
 const CLIENT = 'kluis-cli/0.1.0';
 const DEVICE = 'device.json';
@@ -136,6 +137,12 @@ async function wipeFolder(db: IndexDb, folder: { id: number; spaceId: string; ro
   }
   for (const r of scan.refused) out.leftInPlace.push(r.path);
   for (const t of scan.temps) remove(t, 0, path.join(realRoot, ...t.split('/')));
+  // The engine's reserved marker at the root (scan.ts), when it is a plain file.
+  try {
+    if (lstatSync(path.join(realRoot, MARKER_NAME)).isFile()) unlinkSync(path.join(realRoot, MARKER_NAME));
+  } catch {
+    // none
+  }
   // Deepest folders first; a folder still holding something left in place stays.
   dirs.sort((a, b) => b.split('/').length - a.split('/').length);
   for (const d of [...dirs, '']) {
