@@ -3,7 +3,7 @@
 // report, in its output and on the server, names an unsynced edit made before. A revoke without wipe keeps the files;
 // a device that is away when the order is given wipes when it comes back; a watching client stops and wipes at once.
 import test from 'ava';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
@@ -13,6 +13,7 @@ import {
   kluis, keysOf, okJson, onceArgs, sessionOf, startSyncEnv, syncOnce, watch, write, type Account, type SyncClient, type SyncEnv,
 } from '../helpers/sync-env.js';
 
+// Serial: each test runs its own server and several kluis processes; six at once overload a 2-core machine.
 const envs: SyncEnv[] = [];
 const proxies: Server[] = [];
 test.after.always(async () => {
@@ -80,7 +81,7 @@ async function ownerReadsReport(env: SyncEnv, owner: Account, deviceId: string):
   return { record, paths: record.report.sealedUnsyncedPaths ? k.openWipePaths(record.report.sealedUnsyncedPaths, keysOf(home)) : [] };
 }
 
-test('an admin\'s revoke with wipe: the next kluis sync deletes the folder\'s files, keys, index and session and names the unsynced edits', async (t) => {
+test.serial('an admin\'s revoke with wipe: the next kluis sync deletes the folder\'s files, keys, index and session and names the unsynced edits', async (t) => {
   const { env, a, b, adminToken } = await setup();
   const deviceId = sessionOf(b.home).deviceId;
   t.true(existsSync(path.join(b.home, 'device.json')), 'the sync registered a device key');
@@ -118,7 +119,7 @@ test('an admin\'s revoke with wipe: the next kluis sync deletes the folder\'s fi
   t.is(readFileSync(path.join(a.dir, 'notes.txt'), 'utf8'), 'synced notes');
 });
 
-test('a revoke without wipe signs the device out and keeps its files', async (t) => {
+test.serial('a revoke without wipe signs the device out and keeps its files', async (t) => {
   const { env, b, adminToken } = await setup();
   const deviceId = sessionOf(b.home).deviceId;
   t.is((await revoke(env, adminToken, deviceId, false)).status, 200);
@@ -133,10 +134,15 @@ test('a revoke without wipe signs the device out and keeps its files', async (t)
   t.true(existsSync(path.join(b.dir, 'reports', 'summary.txt')));
 });
 
-test('a device away when the wipe is ordered wipes when it comes back (--json report)', async (t) => {
+test.serial('a device away when the wipe is ordered wipes when it comes back (--json report)', async (t) => {
   const { env, b, adminToken } = await setup();
   const deviceId = sessionOf(b.home).deviceId;
   write(b.dir, 'unsent.txt', 'made while away');
+  // A symbolic link inside the folder to a folder outside it: not the engine's, never followed, never deleted.
+  const elsewhere = path.join(env.root, 'elsewhere');
+  mkdirSync(elsewhere);
+  write(elsewhere, 'keep.txt', 'outside the synced folder');
+  symlinkSync(elsewhere, path.join(b.dir, 'link-out'));
   t.is((await revoke(env, adminToken, deviceId, true)).status, 200);
   // The server goes down and comes back (the order is in its database), and the first attempt cannot reach it.
   await env.stopServer();
@@ -150,12 +156,14 @@ test('a device away when the wipe is ordered wipes when it comes back (--json re
   t.is(doc.error.code, 'device_wiped');
   t.like(doc.wipe, { filesRemoved: 4, reported: true });
   t.deepEqual(doc.wipe.unsynced, [path.join(b.dir, 'unsent.txt')]);
-  t.false(existsSync(b.dir));
+  t.deepEqual(doc.wipe.folders[0].leftInPlace, ['link-out']);
+  t.deepEqual(readdirSync(b.dir), ['link-out'], 'only the link stays in the folder');
+  t.is(readFileSync(path.join(elsewhere, 'keep.txt'), 'utf8'), 'outside the synced folder', 'what the link points to is untouched');
   const listed = await call(env.url, 'GET', `/api/v1/orgs/${env.orgId}/devices`, { token: adminToken });
   t.is(listed.body.devices.find((d: k.OrgDevice) => d.deviceId === deviceId).status, 'wiped');
 });
 
-test('a watching kluis sync stops and wipes itself as soon as it is revoked with a wipe', async (t) => {
+test.serial('a watching kluis sync stops and wipes itself as soon as it is revoked with a wipe', async (t) => {
   const { env, b, adminToken } = await setup();
   const deviceId = sessionOf(b.home).deviceId;
   const w = watch(b, ['--poll', '1']);
@@ -172,7 +180,7 @@ test('a watching kluis sync stops and wipes itself as soon as it is revoked with
   t.is(trail.body.devices.find((d: k.OrgDevice) => d.deviceId === deviceId).status, 'wiped');
 });
 
-test('kluis logout on a device ordered to wipe wipes it first', async (t) => {
+test.serial('kluis logout on a device ordered to wipe wipes it first', async (t) => {
   const { env, b, adminToken } = await setup();
   t.is((await revoke(env, adminToken, sessionOf(b.home).deviceId, true)).status, 200);
   const out = await kluis(b.home, ['logout']);
@@ -182,7 +190,7 @@ test('kluis logout on a device ordered to wipe wipes it first', async (t) => {
   t.deepEqual(stateFiles(b.home), []);
 });
 
-test('a report the server did not get is kept and sent at the next run', async (t) => {
+test.serial('a report the server did not get is kept and sent at the next run', async (t) => {
   const { env, b, adminToken } = await setup();
   const deviceId = sessionOf(b.home).deviceId;
   // The device talks to the server through a proxy that drops its first wipe report.

@@ -6,7 +6,7 @@
 // deleted too — the device is presumed lost — but named: in the local output, and sealed to the account's own key in
 // the report (the server sees counts, never a file name). A report that cannot be sent stays in wipe-report.json
 // (with the revoked token, good for nothing else) and goes out at the next run.
-import { lstatSync, readdirSync, realpathSync, rmdirSync, rmSync, unlinkSync } from 'node:fs';
+import { closeSync, lstatSync, openSync, readdirSync, readFileSync, realpathSync, rmdirSync, rmSync, unlinkSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { z } from 'zod';
 import {
@@ -18,10 +18,12 @@ import { clearAccount, loadAccount, loadSession, parseFile, readPrivate, writeAt
 import { IndexDb, INDEX_FILENAME } from '../sync/index-db.js';
 import { scanFolder } from '../sync/scan.js';
 import { MARKER_NAME } from '../sync/local-paths.js';
+import { alive } from '../sync/engine.js';
 
 const CLIENT = 'kluis-cli/0.1.0';
 const DEVICE = 'device.json';
 const PENDING = 'wipe-report.json';
+const LOCK = 'wipe.lock';
 
 const DeviceFile = z.object({ v: z.literal(1), deviceId: Id, seed: z.string().length(43), registered: z.boolean() }).strict();
 type DeviceFile = z.infer<typeof DeviceFile>;
@@ -224,6 +226,28 @@ export async function flushPendingWipeReport(home: string): Promise<void> {
 }
 
 /**
+ * One wipe at a time per home: two `kluis` processes refused at once (two synced folders) would otherwise both wipe,
+ * and the second, finding the index gone, report nothing. null when a live process holds the lock; a dead one's is taken.
+ */
+function takeWipeLock(home: string): (() => void) | null {
+  const file = path.join(home, LOCK);
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      const fd = openSync(file, 'wx', 0o600);
+      writeSync(fd, String(process.pid));
+      closeSync(fd);
+      return () => rmSync(file, { force: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const pid = Number(readFileSync(file, 'utf8').trim());
+      if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid)) return null;
+      rmSync(file, { force: true });
+    }
+  }
+  return null;
+}
+
+/**
  * Asks the server whether this device must wipe itself (after a 401: the session was ended) and, if so, wipes it and
  * reports. null when no wipe was ordered or this home holds no session.
  */
@@ -232,6 +256,16 @@ export async function wipeIfOrdered(home: string): Promise<WipeOutcome | null> {
   if (!session) return null;
   const answer = WipeCheckResponse.parse(await client(session).json('POST', '/api/v1/device-wipe/check'));
   if (!answer.wipe) return null;
+  const unlock = takeWipeLock(home);
+  if (!unlock) return null; // another process of this home is wiping it
+  try {
+    return await wipe(home, session, answer.orderId);
+  } finally {
+    unlock();
+  }
+}
+
+async function wipe(home: string, session: Session, orderId: string): Promise<WipeOutcome> {
   await initCrypto();
   // What the report needs is read before anything is deleted: the account's public key (to seal the paths to) and
   // the device key (to sign).
@@ -253,7 +287,7 @@ export async function wipeIfOrdered(home: string): Promise<WipeOutcome | null> {
   const state = clearHome(home);
   const sum = (pick: (f: WipeOutcome['folders'][number]) => number) => folders.reduce((n, f) => n + pick(f), 0);
   const unsynced = folders.flatMap((f) => f.unsynced.map((p) => `${f.root}${path.sep}${p.split('/').join(path.sep)}`));
-  const outcome: WipeOutcome = { orderId: answer.orderId, folders, filesRemoved: sum((f) => f.filesRemoved), bytesRemoved: sum((f) => f.bytesRemoved), unsynced, state, reported: false };
+  const outcome: WipeOutcome = { orderId: orderId, folders, filesRemoved: sum((f) => f.filesRemoved), bytesRemoved: sum((f) => f.bytesRemoved), unsynced, state, reported: false };
   if (!device || device.deviceId !== session.deviceId) {
     outcome.reportError = 'this device has no registered device key: the wipe cannot be reported (the server keeps the order as delivered)';
     rmSync(path.join(home, DEVICE), { force: true });
@@ -261,7 +295,7 @@ export async function wipeIfOrdered(home: string): Promise<WipeOutcome | null> {
   }
   const paths = sealablePaths(folders);
   const report: WipeReport = {
-    v: 1, orderId: answer.orderId, deviceId: session.deviceId, userId: session.userId, wipedAt: Date.now(),
+    v: 1, orderId: orderId, deviceId: session.deviceId, userId: session.userId, wipedAt: Date.now(),
     folders: folders.slice(0, MAX_WIPE_FOLDERS).map((f): WipeFolder => ({ spaceId: f.spaceId, filesRemoved: f.filesRemoved, bytesRemoved: f.bytesRemoved, unsynced: f.unsynced.length, leftInPlace: f.leftInPlace.length, failed: f.failed.length })),
     filesRemoved: outcome.filesRemoved, bytesRemoved: outcome.bytesRemoved, unsynced: sum((f) => f.unsynced.length), failed: sum((f) => f.failed.length),
     state: [...state, 'device-key'] as WipeReport['state'],
