@@ -145,6 +145,20 @@ test('a revoke without wipe signs the device out and orders nothing; a user\'s o
   t.true((await check(desktop.token)).body.wipe);
 });
 
+test('a device whose session expired while it was away still receives the order', async (t) => {
+  const { orgId, admin: a } = await newOrg(srv.url, srv.dataDir);
+  const u = await newColleague(srv.url, a);
+  const laptop = await device(u);
+  await db('sessions').where({ id: laptop.deviceId }).update({ expires_at: Date.now() - 1000 });
+  const listed = (await list(a)).body.devices.find((d: k.OrgDevice) => d.deviceId === laptop.deviceId);
+  t.is(listed.status, 'expired');
+  t.is((await revoke(a, orgId, laptop.deviceId, { wipe: true })).status, 200);
+  const order = await check(laptop.token);
+  t.true(order.body.wipe, 'the expired token still names its device');
+  const body = report(laptop, order.body.orderId);
+  t.is((await call(srv.url, 'POST', '/api/v1/device-wipe/report', { token: laptop.token, json: { report: body, signature: k.signWipeReport(body, laptop.device) } })).status, 200);
+});
+
 test('who may list and revoke: main and backup admins yes; members and auditors 403; another organisation 404', async (t) => {
   const { orgId, admin: a } = await newOrg(srv.url, srv.dataDir);
   const backup = await newColleague(srv.url, a, 'backup_admin');

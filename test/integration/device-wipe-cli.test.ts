@@ -10,7 +10,7 @@ import path from 'node:path';
 import * as k from '@kluis/shared';
 import { call } from '../helpers/api.js';
 import {
-  kluis, keysOf, okJson, onceArgs, sessionOf, startSyncEnv, syncOnce, watch, write, type Account, type SyncClient, type SyncEnv,
+  kluis, okJson, onceArgs, sessionOf, startSyncEnv, syncOnce, watch, write, type Account, type SyncClient, type SyncEnv,
 } from '../helpers/sync-env.js';
 
 // Serial: each test runs its own server and several kluis processes; six at once overload a 2-core machine.
@@ -69,16 +69,14 @@ const revoke = (env: SyncEnv, token: string, deviceId: string, wipe: boolean) =>
 
 const stateFiles = (home: string) => readdirSync(home).filter((f) => !f.startsWith('.'));
 
-/** Logs the owner in on a new device and opens the sealed unsynced paths of the wiped device's report. */
-async function ownerReadsReport(env: SyncEnv, owner: Account, deviceId: string): Promise<{ record: k.WipeReportRecord; paths: string[] }> {
+/** Logs the owner in on a new device, where `kluis devices wipe-report` opens the sealed unsynced paths. */
+async function ownerReadsReport(env: SyncEnv, owner: Account, deviceId: string): Promise<{ record: k.WipeReportRecord; paths: string[]; text: string }> {
   const home = path.join(env.root, `home-${owner.label}-new`);
   const r = await kluis(home, ['--json', 'login', '--server', env.url, '--email', owner.email, '--password-stdin', '--device-name', 'new laptop'], { stdin: `${owner.password}\n` });
   okJson(r, 'login on a new device');
-  const res = await call(env.url, 'GET', `/api/v1/devices/${deviceId}/wipe-report`, { token: sessionOf(home).token });
-  if (res.status !== 200) throw new Error(`wipe-report: ${JSON.stringify(res.body)}`);
-  const record = k.WipeReportRecord.parse(res.body);
-  k.verifyWipeReport(record.report, record.signature, record.devicePublicKey);
-  return { record, paths: record.report.sealedUnsyncedPaths ? k.openWipePaths(record.report.sealedUnsyncedPaths, keysOf(home)) : [] };
+  const out = okJson(await kluis(home, ['--json', 'devices', 'wipe-report', deviceId]), 'devices wipe-report');
+  const text = await kluis(home, ['devices', 'wipe-report', deviceId]);
+  return { record: k.WipeReportRecord.parse({ report: out.report, signature: out.signature, devicePublicKey: out.devicePublicKey, reportedAt: out.reportedAt }), paths: out.unsyncedPaths ?? [], text: text.stdout };
 }
 
 test.serial('an admin\'s revoke with wipe: the next kluis sync deletes the folder\'s files, keys, index and session and names the unsynced edits', async (t) => {
@@ -110,8 +108,10 @@ test.serial('an admin\'s revoke with wipe: the next kluis sync deletes the folde
   // The server's record: the admin sees the counts; the owner, from a new device, reads the sealed paths.
   const listed = await call(env.url, 'GET', `/api/v1/orgs/${env.orgId}/devices`, { token: adminToken });
   t.like(listed.body.devices.find((d: k.OrgDevice) => d.deviceId === deviceId), { status: 'wiped', wipe: { filesRemoved: 4, unsynced: 2, folders: 1, failed: 0 } });
-  const { record, paths } = await ownerReadsReport(env, b.account, deviceId);
+  const { record, paths, text } = await ownerReadsReport(env, b.account, deviceId);
   t.deepEqual(paths.sort(), [`${b.spaceId}/notes.txt`, `${b.spaceId}/reports/draft.txt`]);
+  t.true(text.includes(`unsynced: ${b.spaceId}/reports/draft.txt`), text);
+  t.notThrows(() => k.verifyWipeReport(record.report, record.signature, record.devicePublicKey));
   for (const s of ['keys', 'session', 'index', 'device-key'] as const) t.true(record.report.state.includes(s), s);
 
   // The other member's copy and the server's versions are untouched: A syncs the last synced state.

@@ -10,8 +10,8 @@ import { closeSync, lstatSync, openSync, readdirSync, readFileSync, realpathSync
 import path from 'node:path';
 import { z } from 'zod';
 import {
-  Id, MAX_WIPE_FOLDERS, MAX_WIPE_PATHS_BYTES, WipeCheckResponse, WipeReport, Sig, deviceKeysFromSeed, initCrypto, newDeviceSeed, sealWipePaths, signWipeReport, toBase64Url,
-  type WipeFolder,
+  ErrorCode, Id, MAX_WIPE_FOLDERS, MAX_WIPE_PATHS_BYTES, WipeCheckResponse, WipeReport, WipeReportRecord, Sig, deviceKeysFromSeed, initCrypto, newDeviceSeed, openWipePaths, sealWipePaths,
+  signWipeReport, toBase64Url, verifyWipeReport, type WipeFolder,
 } from '@kluis/shared';
 import { ApiClient, ApiRequestError } from '../api/client.js';
 import { clearAccount, loadAccount, loadSession, parseFile, readPrivate, writeAtomic, type Account, type Session } from './state.js';
@@ -313,4 +313,17 @@ async function wipe(home: string, session: Session, orderId: string): Promise<Wi
   outcome.reported = sent.sent;
   if (sent.error) outcome.reportError = sent.error;
   return outcome;
+}
+
+/**
+ * The recorded wipe report of one of the account's devices, its device signature checked, and the unsynced paths it
+ * sealed to this account opened ("<spaceId>/<path>"; null when it sealed none).
+ */
+export async function readWipeReport(account: Account, deviceId: string): Promise<WipeReportRecord & { unsyncedPaths: string[] | null }> {
+  await initCrypto();
+  const record = WipeReportRecord.parse(await client(account.session).json('GET', `/api/v1/devices/${encodeURIComponent(deviceId)}/wipe-report`));
+  if (record.report.deviceId !== deviceId) throw new ApiRequestError(502, ErrorCode.BadSignature, 'the server answered with another device\'s report');
+  verifyWipeReport(record.report, record.signature, record.devicePublicKey);
+  const sealed = record.report.sealedUnsyncedPaths;
+  return { ...record, unsyncedPaths: sealed ? openWipePaths(sealed, account.keys) : null };
 }

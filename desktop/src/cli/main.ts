@@ -11,6 +11,7 @@ import { kluisHome, loadAccount } from '../account/state.js';
 import { accountClient, addMember, createSpace, fingerprintOf, orgPolicy, removeMember, setMemberRole, setSpaceClass } from '../account/spaces.js';
 import { CliError, emit, isJson, readStdinLines, reportError, safeText, stdinFlagMissing, table } from './io.js';
 import { wipeAfterUnauthenticated } from './wipe-output.js';
+import { readWipeReport } from '../account/wipe.js';
 import { registerSyncCommands } from './sync-commands.js';
 import { registerShareCommands } from './share-commands.js';
 
@@ -184,6 +185,16 @@ export function buildProgram(registerExtra?: (program: Command) => void): Comman
       if (id === account.session.deviceId) throw new CliError('that is this device: use kluis logout');
       await api.revokeDevice(accountClient(account), id);
       emit(cmd, `Device ${id} signed out.`, { revoked: id });
+    });
+
+  devices.command('wipe-report')
+    .description('what a device of yours removed when an administrator had it wiped, the unsynced edits it lost among it')
+    .argument('<id>', 'device id from `kluis devices --all`')
+    .action(async (id: string, _o, cmd: Command) => {
+      const r = await readWipeReport(await loadOpenAccount(), id);
+      const lines = [`Device ${id} wiped itself at ${when(r.report.wipedAt)} (report signed by the device, verified): ${r.report.filesRemoved} file(s) removed in ${r.report.folders.length} folder(s); ${r.report.unsynced} unsynced edit(s) lost.`];
+      for (const p of r.unsyncedPaths ?? []) lines.push(`  unsynced: ${safeText(p)}`);
+      emit(cmd, lines.join('\n'), r);
     });
 
   // ----- spaces
