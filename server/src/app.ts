@@ -17,6 +17,7 @@ import { chunkRoutes } from './routes/chunks.js';
 import { policyRoutes } from './routes/policy.js';
 import { linkRoutes } from './routes/links.js';
 import { fileShareRoutes } from './routes/file-shares.js';
+import { deviceRoutes } from './routes/devices.js';
 import { webRoutes } from './routes/web.js';
 import { clientAddressResolver } from './client-address.js';
 
@@ -81,6 +82,7 @@ export function createApp(services: Services, options: AppOptions): Koa {
   policyRoutes(router, services);
   linkRoutes(router, services);
   fileShareRoutes(router, services);
+  deviceRoutes(router, services);
   webRoutes(router, services);
   for (const mount of options.mount ?? []) mount(router, services);
 

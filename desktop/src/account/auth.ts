@@ -241,7 +241,7 @@ export async function login(o: LoginOptions): Promise<AccountResult> {
 }
 
 /** Ends the server session (when it can) and deletes the local state, wiping keys.json. */
-export async function logout(o: { home?: string; env?: NodeJS.ProcessEnv } = {}): Promise<{ email: string | null; server: 'logged_out' | 'already_ended' | 'unreachable'; error?: Error }> {
+export async function logout(o: { home?: string; env?: NodeJS.ProcessEnv; whenEnded?: (err: ApiRequestError) => Promise<void> } = {}): Promise<{ email: string | null; server: 'logged_out' | 'already_ended' | 'unreachable'; error?: Error }> {
   const home = o.home ?? kluisHome(o.env ?? process.env);
   let session: Session | null = null;
   try {
@@ -261,8 +261,12 @@ export async function logout(o: { home?: string; env?: NodeJS.ProcessEnv } = {})
   try {
     await api.logout(clientFor(session.server, session.token));
   } catch (err) {
-    if (err instanceof ApiRequestError && err.status === 401) server = 'already_ended';
-    else {
+    if (err instanceof ApiRequestError && err.status === 401) {
+      server = 'already_ended';
+      // The server ended this session itself: an administrator may have ordered a wipe (account/wipe.ts), which
+      // must happen before the state that names the synced folders is gone.
+      await o.whenEnded?.(err);
+    } else {
       server = 'unreachable';
       error = err as Error;
     }

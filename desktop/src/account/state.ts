@@ -82,7 +82,7 @@ function ensureHome(home: string): void {
 }
 
 /** Writes `data` to `file` atomically: a 0600 temp file beside it, fsynced, renamed over, directory fsynced. */
-function writeAtomic(file: string, data: string): void {
+export function writeAtomic(file: string, data: string): void {
   const tmp = `${file}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`;
   const fd = openSync(tmp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | (constants.O_NOFOLLOW ?? 0), 0o600);
   try {
@@ -112,7 +112,7 @@ function writeAtomic(file: string, data: string): void {
  * Reads a state file, refusing symlinks, other owners and any group/world access. null when it does not exist.
  * `allowOpen` skips the permission check (logout reads an exposed session to end it on the server).
  */
-function readPrivate(file: string, allowOpen = false): string | null {
+export function readPrivate(file: string, allowOpen = false): string | null {
   let fd: number;
   try {
     fd = openSync(file, constants.O_RDONLY | (constants.O_NOFOLLOW ?? 0));
@@ -137,7 +137,7 @@ function readPrivate(file: string, allowOpen = false): string | null {
   }
 }
 
-function parseFile<T extends z.ZodTypeAny>(schema: T, file: string, text: string): z.infer<T> {
+export function parseFile<T extends z.ZodTypeAny>(schema: T, file: string, text: string): z.infer<T> {
   let json: unknown;
   try {
     json = JSON.parse(text);

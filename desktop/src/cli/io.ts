@@ -23,8 +23,10 @@ export class CliError extends Error {
   override name = 'CliError';
   constructor(
     message: string,
-    readonly exitCode: 1 | 2 = 2,
+    readonly exitCode: 1 | 2 | 3 = 2,
     readonly code: string = CliCode.Usage,
+    /** Extra top-level members of the --json error document (e.g. the wipe report). */
+    readonly extra?: Record<string, unknown>,
   ) {
     super(message);
   }
@@ -111,7 +113,7 @@ export function stdinFlagMissing(command: string, flag: string, what: string): C
 export interface DescribedError {
   code: string;
   message: string;
-  exitCode: 1 | 2;
+  exitCode: 1 | 2 | 3;
 }
 
 function apiMessage(err: ApiRequestError, command: string): string {
@@ -160,10 +162,10 @@ export function describeError(err: unknown, command = ''): DescribedError {
 }
 
 /** Reports a failure: the JSON error on stdout with --json, and always one line on stderr. */
-export function reportError(err: unknown, json: boolean, command = ''): 1 | 2 {
+export function reportError(err: unknown, json: boolean, command = ''): 1 | 2 | 3 {
   const d = describeError(err, command);
   const line = d.message.replace(/\s*\n\s*/g, ' ');
-  if (json) process.stdout.write(`${JSON.stringify({ error: { code: d.code, message: line } })}\n`);
+  if (json) process.stdout.write(`${JSON.stringify({ error: { code: d.code, message: line }, ...(err instanceof CliError ? err.extra : undefined) })}\n`);
   process.stderr.write(`kluis: ${line}\n`);
   return d.exitCode;
 }

@@ -9,7 +9,9 @@ import { api } from '../api/endpoints.js';
 import { login, logout, recover, signup } from '../account/auth.js';
 import { kluisHome, loadAccount } from '../account/state.js';
 import { accountClient, addMember, createSpace, fingerprintOf, orgPolicy, removeMember, setMemberRole, setSpaceClass } from '../account/spaces.js';
-import { CliError, emit, readStdinLines, reportError, safeText, stdinFlagMissing, table } from './io.js';
+import { CliError, emit, isJson, readStdinLines, reportError, safeText, stdinFlagMissing, table } from './io.js';
+import { wipeAfterUnauthenticated } from './wipe-output.js';
+import { readWipeReport } from '../account/wipe.js';
 import { registerSyncCommands } from './sync-commands.js';
 import { registerShareCommands } from './share-commands.js';
 
@@ -123,7 +125,7 @@ export function buildProgram(registerExtra?: (program: Command) => void): Comman
   program.command('logout')
     .description('sign this device out and delete its keys and session from $KLUIS_HOME')
     .action(async (_o, cmd: Command) => {
-      const r = await logout();
+      const r = await logout({ whenEnded: (err) => wipeAfterUnauthenticated(err, isJson(cmd)) });
       if (r.server === 'unreachable') {
         throw new CliError(`local keys and session deleted, but the server could not be told (${safeText(r.error?.message ?? 'unknown error')}): revoke this device from another one with kluis devices revoke`, 1, 'network');
       }
@@ -183,6 +185,16 @@ export function buildProgram(registerExtra?: (program: Command) => void): Comman
       if (id === account.session.deviceId) throw new CliError('that is this device: use kluis logout');
       await api.revokeDevice(accountClient(account), id);
       emit(cmd, `Device ${id} signed out.`, { revoked: id });
+    });
+
+  devices.command('wipe-report')
+    .description('what a device of yours removed when an administrator had it wiped, the unsynced edits it lost among it')
+    .argument('<id>', 'device id from `kluis devices --all`')
+    .action(async (id: string, _o, cmd: Command) => {
+      const r = await readWipeReport(await loadOpenAccount(), id);
+      const lines = [`Device ${id} wiped itself at ${when(r.report.wipedAt)} (report signed by the device, verified): ${r.report.filesRemoved} file(s) removed in ${r.report.folders.length} folder(s); ${r.report.unsynced} unsynced edit(s) lost.`];
+      for (const p of r.unsyncedPaths ?? []) lines.push(`  unsynced: ${safeText(p)}`);
+      emit(cmd, lines.join('\n'), r);
     });
 
   // ----- spaces
@@ -287,6 +299,12 @@ export async function run(program: Command, argv: string[]): Promise<number> {
     // --help and --version print and end with 0; help shown for a missing subcommand is a usage failure.
     if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version') return 0;
     if (e.code === 'commander.help') return reportError(new CliError(`missing subcommand (kluis ${commandName(argv)} --help lists them)`), json);
+    try {
+      // A session the server ended may carry an administrator's wipe order: this is the device's next contact.
+      await wipeAfterUnauthenticated(err, json);
+    } catch (wiped) {
+      return reportError(wiped, json);
+    }
     return reportError(err, json, commandName(argv).split(' ')[0]);
   }
 }

@@ -6,6 +6,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { ErrorCode, KluisError, initCrypto, newId, sealManifest, toBase64Url } from '@kluis/shared';
 import { api } from '../api/endpoints.js';
+import { ApiRequestError } from '../api/client.js';
 import { kluisHome, loadAccount, type Account } from '../account/state.js';
 import { accountClient, resolveSpace } from '../account/spaces.js';
 import { IndexDb, type FolderRecord } from '../sync/index-db.js';
@@ -14,6 +15,7 @@ import { SpaceCrypto, fileHistory, isTransient } from '../sync/remote.js';
 import { ChunkUploader, encryptStream, fileContent, parseRate } from '../sync/transfer.js';
 import { watchFolder } from '../sync/watcher.js';
 import { CliError, emit, isJson, safeText, table } from './io.js';
+import { ensureDeviceKey, flushPendingWipeReport } from '../account/wipe.js';
 
 async function openAccount(): Promise<Account> {
   await initCrypto();
@@ -156,7 +158,11 @@ export function registerSyncCommands(program: Command): void {
       if (!Number.isFinite(pollSeconds) || pollSeconds < 1) throw new CliError('--poll: a number of seconds, at least 1');
       const settleMs = o.settle === undefined ? (o.once ? 1000 : 250) : Number(o.settle);
       if (!Number.isInteger(settleMs) || settleMs < 0) throw new CliError('--settle: milliseconds, an integer');
+      // Remote wipe (account/wipe.ts): a report an earlier wipe could not send goes first; this session's device key
+      // is registered so that a wipe ordered later can be reported with it.
+      await flushPendingWipeReport(kluisHome()).catch(() => undefined);
       const account = await openAccount();
+      await ensureDeviceKey(account);
       const client = accountClient(account);
       const giveUp = process.env.KLUIS_SYNC_GIVE_UP_MS ? Number(process.env.KLUIS_SYNC_GIVE_UP_MS) : undefined;
       const space = await retrying(() => resolveSpace(client, o.space), giveUp);
@@ -206,8 +212,17 @@ export function registerSyncCommands(program: Command): void {
             });
             engine.on('synced', (r: SyncReport) => line({ event: 'synced', ...r }, summary(r)));
             engine.on('failure', (err: Error) => line({ event: 'failure', message: err.message }, `error: ${safeText(err.message)}`));
+            // The session was ended (revoked, perhaps with a wipe order): stop watching; the CLI's error path asks about a wipe.
+            let ended: Error | null = null;
+            engine.on('failure', (err: Error) => {
+              if (err instanceof ApiRequestError && err.status === 401) {
+                ended = err;
+                ac.abort();
+              }
+            });
             if (!json) process.stdout.write(`Watching ${folder.root} <-> "${safeText(space.name)}" (Ctrl-C stops; kill -USR1 ${process.pid} pauses, -USR2 resumes)\n`);
             await engine.watch(ac.signal, { pollMs: pollSeconds * 1000, watcher: watchFolder });
+            if (ended) throw ended;
           }
         } finally {
           process.off('SIGINT', stop);

@@ -891,7 +891,8 @@ export async function folderLockHolder(home: string, folderId: number): Promise<
   return Number.isInteger(pid) && pid > 0 && alive(pid) ? pid : null;
 }
 
-function alive(pid: number): boolean {
+/** Whether a process with this pid exists (EPERM: it does, as another user's). */
+export function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

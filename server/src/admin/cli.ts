@@ -16,6 +16,7 @@ import type { AuditVerifyResult } from '../audit/types.js';
 import { runMaintenance } from '../services/maintenance.js';
 import { withMaintenanceLock } from '../db/maintenance-lock.js';
 import { orgPolicies, setClassPolicy } from '../services/policy.js';
+import { registerDeviceCommands } from './device-commands.js';
 
 const program = new Command();
 program.name('kluis-admin').description('Administer a Kluis server: organisations, invites, audit trail.').showHelpAfterError();
@@ -213,6 +214,8 @@ audit.command('export').description('export an organisation\'s (or the system-wi
       if (o.out) await new Promise<void>((resolve, reject) => (out as ReturnType<typeof createWriteStream>).end((err?: Error | null) => (err ? reject(err) : resolve())));
     });
   });
+
+registerDeviceCommands(program, { withServices, findOrg, print, setJson: (on) => { json ||= on; }, who });
 
 try {
   await program.parseAsync(process.argv);

@@ -25,7 +25,7 @@ export async function createSession(trx: Tx, userId: string, deviceName: string,
   return { token, deviceId, expiresAt };
 }
 
-function bearer(ctx: KCtx): string | null {
+export function bearer(ctx: KCtx): string | null {
   const header = ctx.get('authorization');
   const m = /^Bearer ([A-Za-z0-9_-]{43})$/.exec(header);
   return m ? m[1]! : null;
