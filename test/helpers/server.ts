@@ -73,7 +73,11 @@ export async function startServer(env: Record<string, string> = {}): Promise<Run
     resolve(code);
   }));
   const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start:\n${out}`)), 15_000);
+    // Generous: on a loaded 2-core machine (several suites starting servers at once) a start took over 15 s.
+    const timer = setTimeout(() => {
+      proc.kill('SIGKILL');
+      reject(new Error(`server did not start within 60 s:\n${out}`));
+    }, 60_000);
     const onData = () => {
       const m = /listening on (http:\/\/\S+)/.exec(out);
       if (m) {
