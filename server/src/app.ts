@@ -18,6 +18,9 @@ import { policyRoutes } from './routes/policy.js';
 import { linkRoutes } from './routes/links.js';
 import { fileShareRoutes } from './routes/file-shares.js';
 import { webRoutes } from './routes/web.js';
+import { domainRoutes } from './routes/domains.js';
+import { peopleRoutes } from './routes/people.js';
+import { adminRoutes } from './routes/admins.js';
 import { clientAddressResolver } from './client-address.js';
 
 export interface AppOptions {
@@ -82,6 +85,9 @@ export function createApp(services: Services, options: AppOptions): Koa {
   linkRoutes(router, services);
   fileShareRoutes(router, services);
   webRoutes(router, services);
+  domainRoutes(router, services);
+  peopleRoutes(router, services);
+  adminRoutes(router, services);
   for (const mount of options.mount ?? []) mount(router, services);
 
   app.use(metrics.middleware);

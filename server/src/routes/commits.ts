@@ -254,7 +254,7 @@ export function commitRoutes(router: Router, services: Services): void {
         return;
       }
       const send = () => {
-        if (!ended && spaces!.has(e.spaceId)) stream.write(`event: change\ndata: ${JSON.stringify(e)}\n\n`);
+        if (!ended && spaces!.has(e.spaceId)) stream.write(e.removalPending ? `event: removal-pending\ndata: ${JSON.stringify({ spaceId: e.spaceId })}\n\n` : `event: change\ndata: ${JSON.stringify(e)}\n\n`);
       };
       if (spaces.has(e.spaceId)) return send();
       // Maybe the caller was just added to this space.

@@ -10,7 +10,7 @@ import { insertInvite } from '../services/orgs.js';
 const ADMINS: OrgRole[] = ['main_admin', 'backup_admin'];
 
 /** The organisation in the path must be the caller's; another organisation answers 404 (its existence is not revealed). */
-function ownOrg(ctx: KCtx, caller: Caller): string {
+export function ownOrg(ctx: KCtx, caller: Caller): string {
   const orgId = String(ctx.params.orgId);
   target(ctx, 'org', orgId);
   if (orgId !== caller.orgId) throw new ApiError(404, ErrorCode.NotFound, 'no such organisation');
@@ -66,6 +66,8 @@ export function orgRoutes(router: Router, services: Services): void {
       if (user.role === 'main_admin' || role === 'main_admin') throw new ApiError(403, ErrorCode.Forbidden, 'the main access admin role cannot be given or taken here');
       if ((role === 'backup_admin' || user.role === 'backup_admin') && caller.role !== 'main_admin') throw new ApiError(403, ErrorCode.Forbidden, 'only the main access admin appoints or removes backup admins');
       await trx('users').where({ id: userId }).update({ role });
+      // Only domain admins administer domains (services/admin-scope.ts).
+      if (role !== 'domain_admin') await trx('domain_admins').where({ user_id: userId }).delete();
       await audit.append(trx, { ...actor(ctx, caller), action: 'org.role.change', targetType: 'user', targetId: userId, outcome: 'success', details: { from: user.role, to: role } });
     });
     ctx.body = { userId, role };
@@ -76,7 +78,8 @@ export function orgRoutes(router: Router, services: Services): void {
     const userId = typeof ctx.query.userId === 'string' ? ctx.query.userId : null;
     if (!email && !userId) throw new ApiError(400, ErrorCode.ValidationFailed, 'query: email or userId is required');
     target(ctx, 'user', userId ?? null);
-    const q = db('users').where({ org_id: caller.orgId }).whereNull('disabled_at');
+    // A blocked colleague stays listed (a manager's key rotation must reach them too); an offboarded one does not.
+    const q = db('users').where({ org_id: caller.orgId }).whereNull('offboarded_at');
     const row = await (email ? q.where({ email }) : q.where({ id: userId })).first('id', 'email', 'enc_public_key', 'sign_public_key', 'identity_sig');
     // Users of other organisations are not in this directory: same answer as an unknown user.
     if (!row) throw new ApiError(404, ErrorCode.NotFound, 'no such colleague in your organisation');
