@@ -6,7 +6,7 @@ import test from 'ava';
 import type { Knex } from 'knex';
 import * as k from '@kluis/shared';
 import { openServerDb, startServer, type RunningServer } from '../helpers/server.js';
-import { addMemberBody, call, newColleague, newOrg, newSpace, type Res, type User } from '../helpers/api.js';
+import { addMemberBody, admin, call, newColleague, newOrg, newSpace, type Res, type User } from '../helpers/api.js';
 
 type Actor = 'main' | 'backup' | 'domainIn' | 'domainOut' | 'auditor' | 'member' | 'foreign';
 const ACTORS: Actor[] = ['main', 'backup', 'domainIn', 'domainOut', 'auditor', 'member', 'foreign'];
@@ -19,6 +19,7 @@ let spaceId: string;
 let domainD: string;
 let domainE: string;
 let spaceMember: User; // a plain member of the space in domain D
+let proposer: User; // a second backup admin who proposes successors for the confirm and cancel rows
 
 interface Act {
   name: string;
@@ -99,6 +100,27 @@ const acts: Act[] = [
       await must(as(who.main, 'DELETE', org(`/succession/${open.proposalId}`)), 204);
     },
   },
+  {
+    name: 'confirm a new main admin', action: 'admin.succession.confirm', allowed: ['main', 'backup'],
+    run: async (u) => {
+      const proposal = (await must(as(proposer, 'POST', org('/succession'), { successorUserId: (await fresh()).userId }), 201)).body;
+      const r = await as(u, 'POST', org(`/succession/${proposal.proposalId}/confirm`));
+      if (r.status !== 200) await must(as(who.main, 'DELETE', org(`/succession/${proposal.proposalId}`)), 204);
+      return r;
+    },
+    // The operator puts the main admin back (kluis-admin's emergency replacement), so the next actors find the same roles.
+    undo: async () => void (await admin(srv.dataDir, ['org', 'replace-main-admin', '--org', orgId, '--email', who.main.email])),
+  },
+  {
+    name: 'cancel a proposal', action: 'admin.succession.cancel', allowed: ['main', 'backup'],
+    run: async (u) => {
+      const proposal = (await must(as(proposer, 'POST', org('/succession'), { successorUserId: spaceMember.userId }), 201)).body;
+      const r = await as(u, 'DELETE', org(`/succession/${proposal.proposalId}`));
+      if (r.status !== 204) await must(as(who.main, 'DELETE', org(`/succession/${proposal.proposalId}`)), 204);
+      return r;
+    },
+  },
+  { name: 'list all users (org.users.list)', action: 'org.users.list', allowed: ['main', 'backup'], run: (u) => as(u, 'GET', org('/users')) },
   { name: 'read the succession', action: 'admin.succession.read', allowed: ['main', 'backup'], run: (u) => as(u, 'GET', org('/succession')) },
   { name: 'search the audit trail', action: 'audit.search', allowed: ['main', 'backup', 'auditor'], run: (u) => as(u, 'GET', org('/audit?limit=5')) },
 ];
@@ -112,6 +134,7 @@ test.before(async () => {
   who.main = a.admin;
   who.foreign = (await newOrg(srv.url, srv.dataDir, 'Andere gemeente')).admin;
   who.backup = await newColleague(srv.url, who.main, 'backup_admin');
+  proposer = await newColleague(srv.url, who.main, 'backup_admin');
   who.auditor = await newColleague(srv.url, who.main, 'auditor');
   who.member = await newColleague(srv.url, who.main);
   who.domainIn = await fresh();

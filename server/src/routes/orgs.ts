@@ -47,7 +47,8 @@ export function orgRoutes(router: Router, services: Services): void {
 
   route(router, services, 'get', '/api/v1/orgs/:orgId/users', { action: 'org.users.list' }, async (ctx, caller) => {
     const orgId = ownOrg(ctx, caller);
-    requireRole(caller, [...ADMINS, 'domain_admin', 'auditor']);
+    // Auditors read the audit trail and nothing else; domain admins see their domains' people (GET …/people).
+    requireRole(caller, ADMINS);
     const users = await db('users').where({ org_id: orgId }).orderBy('email').select('id', 'email', 'role', 'created_at', 'disabled_at');
     await services.tx((trx) => audit.append(trx, { ...actor(ctx, caller), action: 'org.users.list', targetType: 'org', targetId: orgId, outcome: 'success', details: { count: users.length } }));
     ctx.body = { users: users.map((u) => ({ userId: u.id, email: u.email, role: u.role, createdAt: Number(u.created_at), disabled: u.disabled_at !== null })) };
