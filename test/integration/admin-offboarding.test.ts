@@ -62,6 +62,7 @@ test('offboarding a member rotates the keys of each of their spaces, and their d
   const manager = await newColleague(server.url, admin);
   const leaver = await newColleague(server.url, admin);
   const stayer = await newColleague(server.url, admin);
+  const leaver2 = await newColleague(server.url, admin); // also leaves Finance: neither gets the other's next key
   const [mHome, lHome, sHome] = await Promise.all([cliHome(server.url, manager), cliHome(server.url, leaver), cliHome(server.url, stayer)]);
   temps.push(mHome, lHome, sHome);
   const finance = (await ok(mHome, ['space', 'create', 'Financien'])).spaceId as string;
@@ -70,6 +71,7 @@ test('offboarding a member rotates the keys of each of their spaces, and their d
     await ok(mHome, ['space', 'add-member', space, leaver.email, '--role', 'editor']);
     await ok(mHome, ['space', 'add-member', space, stayer.email, '--role', 'viewer']);
   }
+  await ok(mHome, ['space', 'add-member', finance, leaver2.email, '--role', 'viewer']);
   // The leaver's device syncs both spaces and holds their epoch-1 keys.
   const lDir = tmp('kluis-leaver-');
   const mFinance = tmp('kluis-mfin-');
@@ -95,6 +97,7 @@ test('offboarding a member rotates the keys of each of their spaces, and their d
   t.is(off.body.sessionsEnded, 3, 'the CLI session, the test signup session and the kept-keys session');
   t.deepEqual(off.body.spaces.map((s: { spaceId: string }) => s.spaceId).sort(), [finance, health].sort());
   t.true(off.body.spaces.every((s: { managers: number }) => s.managers === 1));
+  t.is((await call(server.url, 'POST', `/api/v1/orgs/${admin.orgId}/people/${leaver2.userId}/offboard`, { token: admin.token })).status, 200);
 
   // Refused at once: the saved session, a new login, and their kept token.
   const refused = await kluis(lHome, ['sync', lDir, '--space', finance, '--once']);
@@ -106,12 +109,15 @@ test('offboarding a member rotates the keys of each of their spaces, and their d
   await until('the health space rotated', async () => (await adminSpaces(admin)).get(health)!.keyEpoch === 2);
   t.deepEqual((await adminSpaces(admin)).get(health)!.pendingRemovals, []);
   // Finance: pending until the manager's client next contacts the server for that space.
-  t.like((await adminSpaces(admin)).get(finance), { keyEpoch: 1, pendingRemovals: [leaver.userId] });
+  const bothLeavers = [leaver.userId, leaver2.userId].sort();
+  t.like((await adminSpaces(admin)).get(finance), { keyEpoch: 1, pendingRemovals: bothLeavers });
   const spaceList = (await call(server.url, 'GET', '/api/v1/spaces', { token: manager.token })).body.spaces;
-  t.deepEqual(spaceList.find((s: { spaceId: string }) => s.spaceId === finance).pendingRemovals, [leaver.userId], 'managers see the pending removal');
+  t.deepEqual(spaceList.find((s: { spaceId: string }) => s.spaceId === finance).pendingRemovals, bothLeavers, 'managers see the pending removals');
   const report = await ok(mHome, ['sync', mFinance, '--space', finance, '--once']);
-  t.deepEqual(report.removedMembers, [{ email: leaver.email, keyEpoch: 2 }]);
-  t.is((await adminSpaces(admin)).get(finance)!.keyEpoch, 2);
+  t.deepEqual(report.removedMembers.map((r: { email: string }) => r.email).sort(), [leaver.email, leaver2.email].sort());
+  t.deepEqual(report.removedMembers.map((r: { keyEpoch: number }) => r.keyEpoch), [2, 3], 'one rotation per removal');
+  t.like((await adminSpaces(admin)).get(finance), { keyEpoch: 3, pendingRemovals: [] });
+  const epochs = new Map([[finance, 3], [health, 2]]);
   watcher.proc.kill('SIGINT');
   await watcher.done;
 
@@ -130,26 +136,29 @@ test('offboarding a member rotates the keys of each of their spaces, and their d
     for (const spaceId of [finance, health]) {
       // The log records the removal, signed by the manager; the leaver has no wrap of the new epoch.
       const log = k.verifyMembershipLog((await call(server.url, 'GET', `/api/v1/spaces/${spaceId}`, { token: manager.token })).body.log, spaceId);
+      const epoch = epochs.get(spaceId)!;
       t.false(log.members.has(leaver.userId));
-      t.is(log.keyEpoch, 2);
+      t.false(log.members.has(leaver2.userId));
+      t.is(log.keyEpoch, epoch);
       t.deepEqual(await db('space_key_wraps').where({ space_id: spaceId, user_id: leaver.userId }).pluck('key_epoch'), [1]);
+      t.deepEqual(await db('space_key_wraps').where({ space_id: spaceId, user_id: leaver2.userId }).pluck('key_epoch'), spaceId === finance ? [1] : []);
       // What the leaver kept opens no file key of a version written after the rotation.
       const changes = (await call(server.url, 'GET', `/api/v1/spaces/${spaceId}/changes?since=0`, { token: stayer.token })).body;
       const latest = changes.changes[changes.changes.length - 1];
-      t.is(latest.keyEpoch, 2);
-      const wraps = (changes.fileKeyWraps[latest.fileId] as k.FileKeyWrap[]).filter((w) => w.keyEpoch === 2);
+      t.is(latest.keyEpoch, epoch);
+      const wraps = (changes.fileKeyWraps[latest.fileId] as k.FileKeyWrap[]).filter((w) => w.keyEpoch === epoch);
       t.true(wraps.length > 0);
       for (const wrap of wraps) {
         for (const pair of oldKeys.get(spaceId)!) {
-          t.throws(() => k.openFileKeyWrap(wrap, { spaceId, keyEpoch: 2, fileId: latest.fileId }, pair, () => true), undefined, 'an epoch-1 key opens no epoch-2 file key');
+          t.throws(() => k.openFileKeyWrap(wrap, { spaceId, keyEpoch: epoch, fileId: latest.fileId }, pair, () => true), undefined, 'a key they kept opens no file key of the new epoch');
         }
-        t.throws(() => k.openFileKeyWrap(wrap, { spaceId, keyEpoch: 2, fileId: latest.fileId }, leaver.keys, () => true), undefined, 'nor does their account key');
+        t.throws(() => k.openFileKeyWrap(wrap, { spaceId, keyEpoch: epoch, fileId: latest.fileId }, leaver.keys, () => true), undefined, 'nor does their account key');
       }
     }
     // Every step is in the audit trail.
     const actions = await db('audit_log').where({ org_id: admin.orgId }).whereIn('action', ['person.offboard', 'space.member.remove']).select('action', 'actor_user_id', 'target_id', 'outcome');
     t.truthy(actions.find((a) => a.action === 'person.offboard' && a.actor_user_id === admin.userId && a.target_id === leaver.userId && a.outcome === 'success'));
-    t.is(actions.filter((a) => a.action === 'space.member.remove' && a.actor_user_id === manager.userId && a.outcome === 'success').length, 2);
+    t.is(actions.filter((a) => a.action === 'space.member.remove' && a.actor_user_id === manager.userId && a.outcome === 'success').length, 3);
   } finally {
     await db.destroy();
   }

@@ -6,7 +6,7 @@ import test from 'ava';
 import type { Knex } from 'knex';
 import * as k from '@kluis/shared';
 import { openServerDb, startServer, type RunningServer } from '../helpers/server.js';
-import { admin as kluisAdmin, call, login, newColleague, newOrg, type Res, type User } from '../helpers/api.js';
+import { addMemberBody, admin as kluisAdmin, call, login, newColleague, newOrg, newSpace, removeBody, type Res, type User } from '../helpers/api.js';
 import { openEvents, type EventStream } from '../helpers/sse.js';
 
 let srv: RunningServer;
@@ -174,4 +174,38 @@ test('bad input to the administration endpoints: 400 naming the field, 404 for u
   t.is((await as(backup, 'POST', org('/succession'), { successorUserId: admin.userId })).status, 409, 'already the main admin');
   const malformed = await call(srv.url, 'POST', org('/domains'), { token: admin.token, raw: '{"name":', contentType: 'application/json' });
   t.is(malformed.status, 400);
+});
+
+test('an admin asks for a member\'s removal: the member is refused the space at once; a manager completes it with a rotation', async (t) => {
+  const { admin } = await newOrg(srv.url, srv.dataDir);
+  const manager = await newColleague(srv.url, admin);
+  const leaving = await newColleague(srv.url, admin);
+  const blocked = await newColleague(srv.url, admin);
+  const { spaceId, pair } = await newSpace(srv.url, manager, 'Personeel');
+  for (const u of [leaving, blocked]) {
+    t.is((await as(manager, 'POST', `/api/v1/spaces/${spaceId}/members`, await addMemberBody(srv.url, manager, spaceId, pair, u, 'viewer'))).status, 201);
+  }
+  const theirs = await openEvents(srv.url, leaving.token);
+  open.push(theirs);
+  t.true(await theirs.waitFor(/event: hello/));
+  // A blocked member stays in the directory, so that the manager's rotation can still give them the new key.
+  t.is((await as(admin, 'POST', `/api/v1/orgs/${admin.orgId}/people/${blocked.userId}/block`)).status, 200);
+  t.is((await as(manager, 'GET', `/api/v1/directory?userId=${blocked.userId}`)).status, 200);
+
+  const asked = await as(admin, 'POST', `/api/v1/orgs/${admin.orgId}/spaces/${spaceId}/removals`, { userId: leaving.userId });
+  t.is(asked.status, 202);
+  t.deepEqual(asked.body, { spaceId, userId: leaving.userId, managers: 1 });
+  t.true(await theirs.waitEnd(), 'their event stream ended');
+  t.is((await as(leaving, 'GET', `/api/v1/spaces/${spaceId}`)).status, 404, 'refused at once');
+  t.false((await as(leaving, 'GET', '/api/v1/spaces')).body.spaces.some((s: { spaceId: string }) => s.spaceId === spaceId));
+  const members = (await as(admin, 'GET', `/api/v1/orgs/${admin.orgId}/spaces/${spaceId}/members`)).body.members;
+  t.like(members.find((m: { userId: string }) => m.userId === leaving.userId), { removalPending: true, status: 'active' });
+  t.like(members.find((m: { userId: string }) => m.userId === blocked.userId), { removalPending: false, status: 'blocked' });
+  t.deepEqual((await as(manager, 'GET', `/api/v1/spaces/${spaceId}`)).body.pendingRemovals, [leaving.userId]);
+
+  const { body } = await removeBody(srv.url, manager, spaceId, pair, leaving, [manager, blocked]);
+  t.is((await as(manager, 'DELETE', `/api/v1/spaces/${spaceId}/members/${leaving.userId}`, body)).status, 204);
+  t.deepEqual((await as(manager, 'GET', `/api/v1/spaces/${spaceId}`)).body.pendingRemovals, []);
+  t.deepEqual(await db('space_key_wraps').where({ space_id: spaceId, key_epoch: 2 }).orderBy('user_id').pluck('user_id'), [manager.userId, blocked.userId].sort());
+  t.true(await audited(admin, 'space.removal.request', 'success'));
 });

@@ -7,6 +7,14 @@ import type { Knex } from 'knex';
 export const m010Admin = {
   name: '010_admin',
   async up(knex: Knex): Promise<void> {
+    // Before this migration two main admin invites of one organisation (kluis-admin org create, then invite --role
+    // main_admin before the first was used) could both be used. The earliest such account stays main admin; the
+    // others become backup admins, which keeps every right they used except appointing backup admins.
+    const doubled = await knex('users').where({ role: 'main_admin' }).groupBy('org_id').havingRaw('COUNT(*) > 1').select('org_id');
+    for (const { org_id: orgId } of doubled) {
+      const [first] = await knex('users').where({ org_id: orgId, role: 'main_admin' }).orderBy([{ column: 'created_at' }, { column: 'id' }]).limit(1).select('id');
+      await knex('users').where({ org_id: orgId, role: 'main_admin' }).whereNot({ id: first.id }).update({ role: 'backup_admin' });
+    }
     // A partial unique index: the same statement on sqlite and PostgreSQL. A second main admin of an organisation
     // (whatever path writes it: API, kluis-admin, a bug) is refused by the database itself.
     await knex.raw("CREATE UNIQUE INDEX users_one_main_admin ON users (org_id) WHERE role = 'main_admin'");

@@ -128,6 +128,8 @@ export function domainRoutes(router: Router, services: Services): void {
     const { userId } = parse(RemovalRequest, body(ctx));
     if (userId === caller.userId) throw new ApiError(409, ErrorCode.Conflict, 'you leave a space through its managers, not as its admin');
     const { managers } = await requestRemoval(db, audit, who, spaceId, userId);
+    // Their streams end (the reconnect no longer hears of the space's changes: they are refused it), managers hear.
+    services.events.membershipChanged(spaceId, userId);
     services.events.removalPending(spaceId);
     ctx.status = 202;
     ctx.body = { spaceId, userId, managers };

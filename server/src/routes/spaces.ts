@@ -96,6 +96,7 @@ export function spaceRoutes(router: Router, services: Services): void {
   route(router, services, 'get', '/api/v1/spaces', { action: 'space.list' }, async (ctx, caller) => {
     const rows = await db('spaces as s').join('space_members as m', 'm.space_id', 's.id')
       .where('m.user_id', caller.userId).andWhere('s.org_id', caller.orgId).orderBy('s.name')
+      .whereNotIn('s.id', db('pending_removals').where({ user_id: caller.userId }).select('space_id'))
       .select('s.id', 's.name', 's.classification', 's.key_epoch', 's.seq', 's.retention_days', 'm.role');
     const pending = await pendingRemovals(db, rows.filter((r) => r.role === 'manager').map((r) => r.id as string));
     await services.tx((trx) => audit.append(trx, { ...actor(ctx, caller), action: 'space.list', targetType: 'user', targetId: caller.userId, outcome: 'success', details: { count: rows.length } }));

@@ -32,6 +32,8 @@ export async function spaceAccess(db: Db, caller: Caller, spaceId: string, neede
     })
     .where('s.id', spaceId)
     .andWhere('s.org_id', caller.orgId)
+    // A member whose removal an admin asked for is refused at once, before a manager's client signs it (docs/admin.md).
+    .whereNotExists(db('pending_removals as p').whereRaw('p.space_id = s.id').andWhere('p.user_id', caller.userId).select(db.raw('1')))
     .first('s.*', 'm.role as member_role');
   if (!row) throw new ApiError(404, ErrorCode.NotFound, 'no such space');
   const role = row.member_role as SpaceRole;
