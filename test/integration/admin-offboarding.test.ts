@@ -92,6 +92,7 @@ test('offboarding a member rotates the keys of each of their spaces, and their d
   const lines = () => watcher.output().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { event: string; state?: string; removedMembers?: unknown[] });
   await until('the watcher is idle', () => lines().some((e) => e.event === 'state' && e.state === 'idle'));
 
+  const offboardedAt = Date.now();
   const off = await call(server.url, 'POST', `/api/v1/orgs/${admin.orgId}/people/${leaver.userId}/offboard`, { token: admin.token });
   t.is(off.status, 200, JSON.stringify(off.body));
   t.is(off.body.sessionsEnded, 3, 'the CLI session, the test signup session and the kept-keys session');
@@ -107,6 +108,7 @@ test('offboarding a member rotates the keys of each of their spaces, and their d
 
   // Health: the watching client completes the removal on the server's hint.
   await until('the health space rotated', async () => (await adminSpaces(admin)).get(health)!.keyEpoch === 2);
+  t.log(`the watching manager's client rotated the health space ${Date.now() - offboardedAt} ms after the offboarding was sent`);
   t.deepEqual((await adminSpaces(admin)).get(health)!.pendingRemovals, []);
   // Finance: pending until the manager's client next contacts the server for that space.
   const bothLeavers = [leaver.userId, leaver2.userId].sort();

@@ -75,3 +75,8 @@ export async function personDomains(db: Db | Tx, userId: string): Promise<string
   const rows = await db('space_members as m').join('spaces as s', 's.id', 'm.space_id').where('m.user_id', userId).whereNotNull('s.domain_id').distinct('s.domain_id');
   return rows.map((r) => r.domain_id as string);
 }
+
+/** Who reads the organisation's audit trail (and its incident list): main and backup admins, auditors (routes/audit.ts). */
+export function canReadAudit(scope: Pick<AdminScope, 'role'>): boolean {
+  return scope.role === 'main_admin' || scope.role === 'backup_admin' || scope.role === 'auditor';
+}
