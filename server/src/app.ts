@@ -19,6 +19,9 @@ import { linkRoutes } from './routes/links.js';
 import { fileShareRoutes } from './routes/file-shares.js';
 import { deviceRoutes } from './routes/devices.js';
 import { webRoutes } from './routes/web.js';
+import { domainRoutes } from './routes/domains.js';
+import { peopleRoutes } from './routes/people.js';
+import { adminRoutes } from './routes/admins.js';
 import { clientAddressResolver } from './client-address.js';
 
 export interface AppOptions {
@@ -84,6 +87,9 @@ export function createApp(services: Services, options: AppOptions): Koa {
   fileShareRoutes(router, services);
   deviceRoutes(router, services);
   webRoutes(router, services);
+  domainRoutes(router, services);
+  peopleRoutes(router, services);
+  adminRoutes(router, services);
   for (const mount of options.mount ?? []) mount(router, services);
 
   app.use(metrics.middleware);

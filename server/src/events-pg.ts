@@ -28,6 +28,7 @@ function parse(payload: string | undefined): (BusMessage & { o: string }) | null
   if (!m || typeof m !== 'object' || typeof m.o !== 'string') return null;
   const id = (v: unknown) => typeof v === 'string' && ID.test(v);
   if (m.t === 'change' && id(m.spaceId) && Number.isSafeInteger(m.seq)) return { o: m.o, t: 'change', spaceId: m.spaceId as string, seq: m.seq as number };
+  if (m.t === 'removal' && id(m.spaceId)) return { o: m.o, t: 'removal', spaceId: m.spaceId as string };
   if (m.t === 'member' && id(m.spaceId) && id(m.userId)) return { o: m.o, t: 'member', spaceId: m.spaceId as string, userId: m.userId as string };
   if (m.t === 'end' && (m.userId === undefined || id(m.userId)) && (m.deviceId === undefined || id(m.deviceId)) && (m.userId !== undefined || m.deviceId !== undefined)) {
     return { o: m.o, t: 'end', ...(m.userId !== undefined ? { userId: m.userId as string } : {}), ...(m.deviceId !== undefined ? { deviceId: m.deviceId as string } : {}) };

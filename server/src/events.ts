@@ -6,6 +6,8 @@ import { EventEmitter } from 'node:events';
 export interface ChangeEvent {
   spaceId: string;
   seq: number;
+  /** Not a commit: an admin asked the space's managers' clients to complete a removal (docs/admin.md "Offboarding"). */
+  removalPending?: true;
 }
 
 /** Whose session an open event stream belongs to. */
@@ -27,7 +29,8 @@ interface OpenStream extends StreamOwner, StreamHandlers {}
 export type BusMessage =
   | { t: 'change'; spaceId: string; seq: number }
   | { t: 'end'; userId?: string; deviceId?: string }
-  | { t: 'member'; spaceId: string; userId: string };
+  | { t: 'member'; spaceId: string; userId: string }
+  | { t: 'removal'; spaceId: string };
 
 export class EventBus {
   private readonly emitter = new EventEmitter();
@@ -43,6 +46,7 @@ export class EventBus {
   /** A message from another node: acted on here, not relayed again. */
   receive(message: BusMessage): void {
     if (message.t === 'change') this.changed({ spaceId: message.spaceId, seq: message.seq });
+    else if (message.t === 'removal') this.changed({ spaceId: message.spaceId, seq: 0, removalPending: true });
     else if (message.t === 'end') this.endLocal(message);
     else this.endWhere((s) => s.userId === message.userId);
   }
@@ -53,6 +57,11 @@ export class EventBus {
   private changed(event: ChangeEvent): void {
     this.emitter.emit('change', event);
     for (const s of this.streams) s.change(event);
+  }
+  /** Tells the members' streams of a space that a removal waits for a manager's client (after the commit). */
+  removalPending(spaceId: string): void {
+    this.changed({ spaceId, seq: 0, removalPending: true });
+    this.relay?.({ t: 'removal', spaceId });
   }
   subscribe(listener: (event: ChangeEvent) => void): () => void {
     this.emitter.on('change', listener);

@@ -11,3 +11,4 @@ export * from './api/links.js';
 export * from './api/shares.js';
 export * from './api/policy.js';
 export * from './api/devices.js';
+export * from './api/admin.js';

@@ -5,7 +5,7 @@
 import test, { type ExecutionContext } from 'ava';
 import * as k from '@kluis/shared';
 import { openServerDb, startSecondNode, startServer, type RunningServer } from '../helpers/server.js';
-import { call, login, newOrg, newSpace, type User } from '../helpers/api.js';
+import { addMemberBody, call, login, newColleague, newOrg, newSpace, type User } from '../helpers/api.js';
 import { newFile, version } from '../helpers/files.js';
 import { openEvents, type EventStream } from '../helpers/sse.js';
 import { usePostgres } from '../helpers/postgres-suite.js';
@@ -104,4 +104,30 @@ test.serial('a node that loses its listening connection ends its streams, listen
     s.close();
   }
   t.true(heard);
+});
+
+// Admin acts (issue 18, docs/admin.md): blocking and offboarding through one node reach the streams on the other.
+test.serial('blocking through one node ends the person\'s streams on the other at once', async (t) => {
+  const { admin } = await newOrg(nodeA.url, nodeA.dataDir);
+  const person = await newColleague(nodeA.url, admin);
+  const theirs = await stream(t, nodeA, person.token);
+  const admins = await stream(t, nodeA, admin.token);
+  t.is((await call(nodeB.url, 'POST', `/api/v1/orgs/${admin.orgId}/people/${person.userId}/block`, { token: admin.token })).status, 200);
+  t.true(await theirs.waitEnd(1000), 'their stream on node A ended');
+  t.false(await admins.waitEnd(300), 'others stay connected');
+});
+
+test.serial('offboarding through one node sends removal-pending to the managers\' streams on the other', async (t) => {
+  const { admin } = await newOrg(nodeA.url, nodeA.dataDir);
+  const manager = await newColleague(nodeA.url, admin);
+  const leaver = await newColleague(nodeA.url, admin);
+  const { spaceId, pair } = await newSpace(nodeA.url, manager);
+  const added = await call(nodeA.url, 'POST', `/api/v1/spaces/${spaceId}/members`, { token: manager.token, json: await addMemberBody(nodeA.url, manager, spaceId, pair, leaver, 'editor') });
+  t.is(added.status, 201);
+  const managers = await stream(t, nodeA, manager.token);
+  const theirs = await stream(t, nodeA, leaver.token);
+  const off = await call(nodeB.url, 'POST', `/api/v1/orgs/${admin.orgId}/people/${leaver.userId}/offboard`, { token: admin.token });
+  t.is(off.status, 200);
+  t.true(await managers.waitFor(new RegExp(`event: removal-pending\\ndata: \\{"spaceId":"${spaceId}"\\}`), 1000), managers.text());
+  t.true(await theirs.waitEnd(1000), 'the offboarded person\'s stream ended');
 });

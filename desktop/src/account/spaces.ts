@@ -4,10 +4,10 @@
 import {
   CryptoError, ErrorCode, KluisError, OrgPolicyAnswer, RaiseBlocker, classAtLeast, fingerprint, generateSpaceKeyPair, nameProblem, newId, nextMembershipFields, publicIdentity, sealPreviousEpoch,
   signIdentity, signMembershipEntry, toBase64Url, verifyIdentity, wipeBytes, wrapSpaceKey,
-  type Classification, type DirectoryEntry, type MemberIdentity, type SpaceRole,
+  type Classification, type DirectoryEntry, type MemberIdentity, type MembershipState, type SpaceRole,
 } from '@kluis/shared';
 import { ApiRequestError, type ApiClient } from '../api/client.js';
-import { api, type SpaceSummary } from '../api/endpoints.js';
+import { api, type SpaceDetails, type SpaceSummary } from '../api/endpoints.js';
 import { clientFor, normaliseEmail, UsageError } from './auth.js';
 import type { Account } from './state.js';
 import { openEpochKeys, verifiedMembership } from './membership.js';
@@ -146,8 +146,16 @@ export async function removeMember(account: Account, spaceRef: string, email: st
   const target = normaliseEmail(email);
   const leaving = [...state.members.values()].map((m) => m.identity).find((m) => m.email === target);
   if (!leaving) throw new KluisError(ErrorCode.NotFound, `${target} is not a member of "${space.name}"`);
+  const skip = new Set(details.pendingRemovals ?? []);
+  return rotateOut(account, c, { spaceId: space.spaceId, name: space.name }, details, state, leaving, skip);
+}
+
+/** Signs `leaving`'s removal and the next key epoch, wrapped to every remaining member but those in `skip` (leaving too). */
+async function rotateOut(account: Account, c: ApiClient, space: { spaceId: string; name: string }, details: SpaceDetails, state: MembershipState, leaving: MemberIdentity, skip: ReadonlySet<string>) {
+  const target = leaving.email;
   const remaining = [...state.members.values()].map((m) => m.identity).filter((m) => m.userId !== leaving.userId);
-  const verified = await mapLimit(remaining, 8, async (m) => {
+  const receiving = remaining.filter((m) => !skip.has(m.userId));
+  const verified = await mapLimit(receiving, 8, async (m) => {
     try {
       const entry = await verifiedColleague(c, { userId: m.userId, email: m.email }, account);
       if (entry.encPublicKey !== m.encPublicKey || entry.signPublicKey !== m.signPublicKey) throw new CryptoError(ErrorCode.BadKey, 'keys differ between the space and the directory');
@@ -172,6 +180,25 @@ export async function removeMember(account: Account, spaceRef: string, email: st
     for (const p of current.values()) wipeBytes(p.secretKey);
   }
   return { spaceId: space.spaceId, name: space.name, userId: leaving.userId, email: leaving.email, keyEpoch, remaining: remaining.length };
+}
+
+/**
+ * Completes the removals an admin asked for in a space this account manages (docs/admin.md "Offboarding"): one signed
+ * removal and key rotation per pending member, none of them given the new keys. Returns the members removed.
+ */
+export async function completePendingRemovals(account: Account, spaceId: string): Promise<{ userId: string; email: string; keyEpoch: number }[]> {
+  const c = accountClient(account);
+  const done: { userId: string; email: string; keyEpoch: number }[] = [];
+  for (;;) {
+    const details = await api.space(c, spaceId);
+    if (details.role !== 'manager') return done;
+    const pending = new Set(details.pendingRemovals ?? []);
+    const state = verifiedMembership(account, details);
+    const next = [...pending].map((id) => state.members.get(id)?.identity).find((m) => m !== undefined && m.userId !== account.session.userId);
+    if (!next) return done;
+    const r = await rotateOut(account, c, { spaceId, name: details.name }, details, state, next, pending);
+    done.push({ userId: r.userId, email: r.email, keyEpoch: r.keyEpoch });
+  }
 }
 
 /** Changes a member's role: one signed log entry; no key changes (a demoted writer keeps what they could read). */

@@ -44,7 +44,11 @@ export const Device = z.object({
 });
 export type Device = z.infer<typeof Device>;
 
-export const SpaceSummary = z.object({ spaceId: Id, name: z.string(), classification: Classification, keyEpoch: z.number().int().min(1), seq: z.number().int(), retentionDays: z.number().int(), role: SpaceRole });
+export const SpaceSummary = z.object({
+  spaceId: Id, name: z.string(), classification: Classification, keyEpoch: z.number().int().min(1), seq: z.number().int(), retentionDays: z.number().int(), role: SpaceRole,
+  /** Managers only: members an admin asked to remove, whose signed removal this client may send (docs/admin.md). */
+  pendingRemovals: z.array(Id).optional(),
+});
 export type SpaceSummary = z.infer<typeof SpaceSummary>;
 
 export const SpaceMember = z.object({ userId: Id, email: z.string(), role: SpaceRole, encPublicKey: Key32, signPublicKey: Key32, identitySig: Sig, addedBy: Id, addedAt: z.number() });

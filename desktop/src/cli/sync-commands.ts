@@ -86,6 +86,7 @@ function summary(r: SyncReport): string {
   for (const x of r.refused) lines.push(`refused: ${safeText(x.path)}: ${safeText(x.reason)}`);
   for (const x of r.skipped) lines.push(`skipped: ${safeText(x.path)}: ${safeText(x.reason)}`);
   for (const x of r.errors) lines.push(`error: ${safeText(x.path)}: ${safeText(x.reason)}`);
+  for (const x of r.removedMembers ?? []) lines.push(`removed ${safeText(x.email)} as an admin asked; the space key rotated (epoch ${x.keyEpoch})`);
   return lines.join('\n');
 }
 

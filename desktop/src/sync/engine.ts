@@ -34,6 +34,7 @@ import { LocalFsError } from './local-paths.js';
 import type { FolderRecord, IndexChanges, IndexDb } from './index-db.js';
 import { SpaceCrypto, fileHistory, isTransient, pullChanges, type FileKeys } from './remote.js';
 import { shareFreshKeys } from './share-wraps.js';
+import { completePendingRemovals } from '../account/spaces.js';
 import { ChunkUploader, RateLimiter, each, readAndEncrypt } from './transfer.js';
 import type { BaseEntry, EngineState, LocalEntry, RemoteEntry, SyncAction } from './types.js';
 
@@ -56,6 +57,8 @@ export interface SyncReport {
   bytesDownloaded: number;
   /** plaintext bytes of new versions taken from the local copy of the previous version instead (delta download) */
   bytesReused: number;
+  /** members this client removed (signed removal + key rotation) because an admin asked for it (docs/admin.md) */
+  removedMembers: { email: string; keyEpoch: number }[];
 }
 
 export interface EngineOptions {
@@ -148,6 +151,8 @@ export class SyncEngine extends EventEmitter {
   private lastScan: ScanResult | null = null;
   /** Folders (relative, as on disk) the watcher saw change since the last scan. */
   private dirty = new Set<string>();
+  /** Whether to look for removals an admin asked for (at start, on a server hint, on each poll). */
+  private removalsDue = true;
 
   constructor(options: EngineOptions) {
     super();
@@ -165,7 +170,7 @@ export class SyncEngine extends EventEmitter {
   private emptyReport(): SyncReport {
     return {
       folder: this.folder.root, spaceId: this.folder.spaceId, seq: this.folder.lastSeq, uploaded: 0, downloaded: 0, deletedLocal: 0, deletedRemote: 0, moved: 0,
-      conflicts: [], refused: [], skipped: [], errors: [], bytesUploaded: 0, bytesDownloaded: 0, bytesReused: 0,
+      conflicts: [], refused: [], skipped: [], errors: [], bytesUploaded: 0, bytesDownloaded: 0, bytesReused: 0, removedMembers: [],
     };
   }
 
@@ -251,6 +256,28 @@ export class SyncEngine extends EventEmitter {
       }
     }
     return changed;
+  }
+
+  /**
+   * A manager's client signs the removals an admin asked for and rotates the space key (docs/admin.md "Offboarding"):
+   * the server cannot. A failure (a colleague's keys that do not verify, a race with another manager) is reported and
+   * tried again at the next hint or poll; it never stops the sync.
+   */
+  private async completeRemovals(): Promise<void> {
+    if (!this.removalsDue) return;
+    this.removalsDue = false;
+    try {
+      const done = await completePendingRemovals(this.account, this.folder.spaceId);
+      if (done.length === 0) return;
+      this.sc = null; // a new key epoch: load the space's keys again
+      for (const d of done) {
+        this.report.removedMembers.push({ email: d.email, keyEpoch: d.keyEpoch });
+        this.emit('warning', `removed ${d.email} from the space as an admin asked (key epoch ${d.keyEpoch})`);
+      }
+    } catch (err) {
+      if (isTransient(err)) this.removalsDue = true;
+      else this.emit('warning', `could not complete a removal an admin asked for: ${errText(err)}`);
+    }
   }
 
   /** Finishes commits a crash interrupted: a version the server holds gets its base rows (see the top). */
@@ -362,6 +389,7 @@ export class SyncEngine extends EventEmitter {
   async cycle(signal?: AbortSignal, options: { full?: boolean } = {}): Promise<{ busy: boolean; waiting: boolean }> {
     this.setState('scanning');
     if (options.full) this.lastScan = null;
+    await this.completeRemovals();
     await this.pull();
     let remote = await this.db.remoteAll(this.folder.id);
     await this.recoverJournal(remote);
@@ -793,6 +821,7 @@ export class SyncEngine extends EventEmitter {
     // The poll also rescans everything: a change the watcher missed (event overflow) is found within pollMs.
     const poll = setInterval(() => {
       this.noteChange();
+      this.removalsDue = true;
       schedule(0);
     }, pollMs);
     const events = this.listen(signal, () => schedule(0));
@@ -842,7 +871,15 @@ export class SyncEngine extends EventEmitter {
           if (e.event === 'change') {
             const d = e.data as { spaceId?: string; seq?: number };
             if (d.spaceId === this.folder.spaceId && (d.seq ?? 0) > this.folder.lastSeq) onChange();
-          } else if (e.event === 'hello') onChange();
+          } else if (e.event === 'removal-pending') {
+            if ((e.data as { spaceId?: string }).spaceId === this.folder.spaceId) {
+              this.removalsDue = true;
+              onChange();
+            }
+          } else if (e.event === 'hello') {
+            this.removalsDue = true;
+            onChange();
+          }
         }
       } catch {
         // the push connection broke: polling carries on; reconnect after a while

@@ -17,6 +17,7 @@ import { runMaintenance } from '../services/maintenance.js';
 import { withMaintenanceLock } from '../db/maintenance-lock.js';
 import { orgPolicies, setClassPolicy } from '../services/policy.js';
 import { registerDeviceCommands } from './device-commands.js';
+import { listAdmins, replaceMainAdmin } from '../services/succession.js';
 
 const program = new Command();
 program.name('kluis-admin').description('Administer a Kluis server: organisations, invites, audit trail.').showHelpAfterError();
@@ -81,6 +82,34 @@ org.command('list').description('list organisations').option('--json', 'machine-
   const list = rows.map((r) => ({ orgId: r.id, name: r.name, enterpriseNumber: r.enterprise_number, users: Number(r.users), createdAt: Number(r.created_at) }));
   print(list.length ? list.map((r) => `${r.orgId}  ${r.enterpriseNumber}  ${r.users} user(s)  ${r.name}`).join('\n') : 'no organisations', list);
 });
+
+org.command('admins').description("the organisation's main, backup and domain admins and its auditors")
+  .requiredOption('--org <org>', 'organisation id or enterprise number')
+  .option('--json', 'machine-readable output')
+  .action(async (o) => {
+    json ||= Boolean(o.json);
+    const r = await withServices(async (s) => {
+      const found = await findOrg(s, o.org);
+      const admins = await listAdmins(s.db, found.id);
+      await s.db.transaction((trx) => s.audit.append(trx, { ...who, orgId: found.id, action: 'admin.list', targetType: 'org', targetId: found.id, outcome: 'success', details: { count: admins.length } }));
+      return { orgId: found.id, admins };
+    });
+    print(r.admins.length ? r.admins.map((a) => `${a.role.padEnd(13)} ${a.email}${a.status === 'active' ? '' : ` (${a.status})`}`).join('\n') : 'no admins', r);
+  });
+org.command('replace-main-admin').description('emergency: make a person of the organisation its main access admin now (the former one becomes a backup admin; audited)')
+  .requiredOption('--org <org>', 'organisation id or enterprise number')
+  .requiredOption('--email <email>', 'e-mail address of the new main access admin')
+  .option('--json', 'machine-readable output')
+  .action(async (o) => {
+    json ||= Boolean(o.json);
+    const r = await withServices(async (s) => {
+      const found = await findOrg(s, o.org);
+      const user = await s.db('users').where({ org_id: found.id, email: String(o.email).trim().toLowerCase() }).first('id');
+      if (!user) throw new ApiError(404, 'not_found', `no person ${o.email} in this organisation`);
+      return { orgId: found.id, ...(await replaceMainAdmin(s.db, s.audit, { ...who, orgId: found.id }, user.id)) };
+    });
+    print(`${o.email} is now the main access admin${r.formerMainAdmin ? ` (the former one, ${r.formerMainAdmin}, is a backup admin)` : ''}`, r);
+  });
 
 program.command('invite').description('invite someone into an organisation')
   .requiredOption('--org <org>', 'organisation id or enterprise number')

@@ -6,6 +6,7 @@ import { m003Membership } from './migration-003-membership.js';
 import { m004Links } from './migration-004-links.js';
 import { m005Policy } from './migration-005-policy.js';
 import { m006FileShares } from './migration-006-file-shares.js';
+import { m010Admin } from './migration-010-admin.js';
 import { m011DeviceWipe } from './migration-011-device-wipe.js';
 
 interface Migration {
@@ -280,9 +281,8 @@ const m002: Migration = {
   },
 };
 
-const all: Migration[] = [m001, m002, m003Membership, m004Links, m005Policy, m006FileShares];
-// Added on a line of its own so that branches adding 007–010 to the list above merge without touching it.
-all.push(m011DeviceWipe);
+// In numeric order (a released migration keeps its place; a database records which ones it ran).
+const all: Migration[] = [m001, m002, m003Membership, m004Links, m005Policy, m006FileShares, m010Admin, m011DeviceWipe];
 
 /** Knex migration source over the in-code list above. */
 export const migrations: Knex.MigrationSource<Migration> = {

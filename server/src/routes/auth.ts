@@ -63,6 +63,8 @@ export function authRoutes(router: Router, services: Services, serverSecret: Uin
         throw new ApiError(403, ErrorCode.Forbidden, 'the invite is unknown, used, expired or for another e-mail address');
       }
       if (await trx('users').where({ email: req.email }).first('id')) throw new ApiError(409, ErrorCode.Conflict, 'an account with this e-mail address exists');
+      // One main access admin per organisation (migration 010 enforces it too): a second such invite is refused here.
+      if (invite.role === 'main_admin' && await trx('users').where({ org_id: invite.org_id, role: 'main_admin' }).first('id')) throw new ApiError(409, ErrorCode.Conflict, 'this organisation has a main access admin');
       const userId = newId();
       await trx('users').insert({
         id: userId, org_id: invite.org_id, email: req.email, role: invite.role, kdf_salt: req.kdf.salt, kdf_ops: req.kdf.opsLimit, kdf_mem: req.kdf.memLimit,

@@ -239,7 +239,9 @@ export function commitRoutes(router: Router, services: Services): void {
   // registered with the bus under its session, so that revoking the session (device revocation, logout, password
   // reset) or removing the user from a space ends it at once.
   route(router, services, 'get', '/api/v1/events', { action: 'events.subscribe' }, async (ctx, caller) => {
-    const loadSpaces = async () => new Set((await read('space_members').where({ user_id: caller.userId }).select('space_id')).map((r) => r.space_id as string));
+    // Not the spaces the caller's removal is pending in (docs/admin.md "Offboarding"): they are refused those already.
+    const loadSpaces = async () => new Set((await read('space_members').where({ user_id: caller.userId })
+      .whereNotIn('space_id', read('pending_removals').where({ user_id: caller.userId }).select('space_id')).select('space_id')).map((r) => r.space_id as string));
     const stream = new PassThrough();
     // null until the hello is written: events arriving before then wait in `early`, so none falls between the heads
     // the hello reports and the first `change`.
@@ -254,7 +256,7 @@ export function commitRoutes(router: Router, services: Services): void {
         return;
       }
       const send = () => {
-        if (!ended && spaces!.has(e.spaceId)) stream.write(`event: change\ndata: ${JSON.stringify(e)}\n\n`);
+        if (!ended && spaces!.has(e.spaceId)) stream.write(e.removalPending ? `event: removal-pending\ndata: ${JSON.stringify({ spaceId: e.spaceId })}\n\n` : `event: change\ndata: ${JSON.stringify(e)}\n\n`);
       };
       if (spaces.has(e.spaceId)) return send();
       // Maybe the caller was just added to this space.

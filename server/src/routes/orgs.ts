@@ -12,7 +12,7 @@ import { lookupPerson } from '../services/directory.js';
 const ADMINS: OrgRole[] = ['main_admin', 'backup_admin'];
 
 /** The organisation in the path must be the caller's; another organisation answers 404 (its existence is not revealed). */
-function ownOrg(ctx: KCtx, caller: Caller): string {
+export function ownOrg(ctx: KCtx, caller: Caller): string {
   const orgId = String(ctx.params.orgId);
   target(ctx, 'org', orgId);
   if (orgId !== caller.orgId) throw new ApiError(404, ErrorCode.NotFound, 'no such organisation');
@@ -49,7 +49,8 @@ export function orgRoutes(router: Router, services: Services): void {
 
   route(router, services, 'get', '/api/v1/orgs/:orgId/users', { action: 'org.users.list' }, async (ctx, caller) => {
     const orgId = ownOrg(ctx, caller);
-    requireRole(caller, [...ADMINS, 'domain_admin', 'auditor']);
+    // Auditors read the audit trail and nothing else; domain admins see their domains' people (GET …/people).
+    requireRole(caller, ADMINS);
     const users = await db('users').where({ org_id: orgId }).orderBy('email').select('id', 'email', 'role', 'created_at', 'disabled_at');
     await services.tx((trx) => audit.append(trx, { ...actor(ctx, caller), action: 'org.users.list', targetType: 'org', targetId: orgId, outcome: 'success', details: { count: users.length } }));
     ctx.body = { users: users.map((u) => ({ userId: u.id, email: u.email, role: u.role, createdAt: Number(u.created_at), disabled: u.disabled_at !== null })) };
@@ -68,6 +69,8 @@ export function orgRoutes(router: Router, services: Services): void {
       if (user.role === 'main_admin' || role === 'main_admin') throw new ApiError(403, ErrorCode.Forbidden, 'the main access admin role cannot be given or taken here');
       if ((role === 'backup_admin' || user.role === 'backup_admin') && caller.role !== 'main_admin') throw new ApiError(403, ErrorCode.Forbidden, 'only the main access admin appoints or removes backup admins');
       await trx('users').where({ id: userId }).update({ role });
+      // Only domain admins administer domains (services/admin-scope.ts).
+      if (role !== 'domain_admin') await trx('domain_admins').where({ user_id: userId }).delete();
       await audit.append(trx, { ...actor(ctx, caller), action: 'org.role.change', targetType: 'user', targetId: userId, outcome: 'success', details: { from: user.role, to: role } });
     });
     ctx.body = { userId, role };

@@ -68,6 +68,16 @@ async function managers(trx: Tx, spaceId: string): Promise<number> {
   return Number(row?.n ?? 0);
 }
 
+/** Members whose removal waits for a manager's signature, per space (docs/admin.md "Offboarding"). */
+async function pendingRemovals(db: Services['db'], spaceIds: string[]): Promise<Map<string, string[]>> {
+  const out = new Map<string, string[]>();
+  if (spaceIds.length === 0) return out;
+  for (const r of await db('pending_removals').whereIn('space_id', spaceIds).orderBy('user_id').select('space_id', 'user_id')) {
+    out.set(r.space_id, [...(out.get(r.space_id) ?? []), r.user_id]);
+  }
+  return out;
+}
+
 export function spaceRoutes(router: Router, services: Services): void {
   const { db, audit } = services;
 
@@ -93,9 +103,11 @@ export function spaceRoutes(router: Router, services: Services): void {
   route(router, services, 'get', '/api/v1/spaces', { action: 'space.list' }, async (ctx, caller) => {
     const rows = await db('spaces as s').join('space_members as m', 'm.space_id', 's.id')
       .where('m.user_id', caller.userId).orderBy('s.name')
+      .whereNotIn('s.id', db('pending_removals').where({ user_id: caller.userId }).select('space_id'))
       .select('s.id', 's.name', 's.classification', 's.key_epoch', 's.seq', 's.retention_days', 'm.role');
+    const pending = await pendingRemovals(db, rows.filter((r) => r.role === 'manager').map((r) => r.id as string));
     await services.tx((trx) => audit.append(trx, { ...actor(ctx, caller), action: 'space.list', targetType: 'user', targetId: caller.userId, outcome: 'success', details: { count: rows.length } }));
-    ctx.body = { spaces: rows.map((r) => ({ spaceId: r.id, name: r.name, classification: r.classification, keyEpoch: Number(r.key_epoch), seq: Number(r.seq), retentionDays: Number(r.retention_days), role: r.role })) };
+    ctx.body = { spaces: rows.map((r) => ({ spaceId: r.id, name: r.name, classification: r.classification, keyEpoch: Number(r.key_epoch), seq: Number(r.seq), retentionDays: Number(r.retention_days), role: r.role, ...(r.role === 'manager' ? { pendingRemovals: pending.get(r.id) ?? [] } : {}) })) };
   });
 
   route(router, services, 'get', '/api/v1/spaces/:spaceId', { action: 'keys.space.read' }, async (ctx, caller) => {
@@ -109,6 +121,7 @@ export function spaceRoutes(router: Router, services: Services): void {
       db('space_key_wraps').where({ space_id: spaceId, user_id: caller.userId }).orderBy('key_epoch').select('key_epoch', 'wrap'),
       readLog(db, spaceId),
     ]);
+    const pending = role === 'manager' ? (await pendingRemovals(db, [spaceId])).get(spaceId) ?? [] : undefined;
     await services.tx((trx) => audit.append(trx, { ...actor(ctx, caller), action: 'keys.space.read', targetType: 'space', targetId: spaceId, outcome: 'success', details: { epochs: wraps.length } }));
     ctx.body = {
       spaceId, name: space.name, classification: space.classification, keyEpoch: space.key_epoch, seq: space.seq, retentionDays: space.retention_days, role,
@@ -116,6 +129,7 @@ export function spaceRoutes(router: Router, services: Services): void {
       epochs: epochs.map((e) => ({ keyEpoch: Number(e.key_epoch), publicKey: e.public_key, createdBy: e.created_by, prevSealed: e.prev_sealed ?? null })),
       myWraps: wraps.map((w) => JSON.parse(w.wrap)),
       log,
+      ...(pending ? { pendingRemovals: pending } : {}),
     };
   });
 
@@ -179,19 +193,22 @@ export function spaceRoutes(router: Router, services: Services): void {
       if (req.newEpoch.keyEpoch !== space.key_epoch + 1) throw new ApiError(409, ErrorCode.Conflict, `the new key epoch must be ${space.key_epoch + 1}`);
       const remaining = await trx('space_members as m').join('users as u', 'u.id', 'm.user_id').where('m.space_id', spaceId).whereNot('m.user_id', userId).select('u.id', 'u.enc_public_key');
       const wrapsFor = new Map(req.newEpoch.wraps.map((w) => [w.userId, w.wrap]));
-      if (wrapsFor.size !== remaining.length || remaining.some((m) => !wrapsFor.has(m.id))) {
+      // Members whose removal an admin asked for (docs/admin.md "Offboarding") may go without the new key: they leave next.
+      const leavingToo = new Set((await trx('pending_removals').where({ space_id: spaceId }).select('user_id')).map((r) => r.user_id as string));
+      if (wrapsFor.size !== req.newEpoch.wraps.length || [...wrapsFor.keys()].some((id) => !remaining.some((m) => m.id === id)) || remaining.some((m) => !wrapsFor.has(m.id) && !leavingToo.has(m.id))) {
         throw new ApiError(400, ErrorCode.ValidationFailed, 'newEpoch.wraps: exactly one wrap for every remaining member is required');
       }
       const now = Date.now();
       if (req.entry.keyEpoch !== req.newEpoch.keyEpoch) throw new ApiError(400, ErrorCode.BadMembership, 'entry: the entry records another key epoch');
       const { state, user } = await logMember(trx, spaceId, userId);
       await appendEntry(trx, spaceId, state, req.entry, { op: 'remove', signer: keys.sign, user, spacePublicKey: req.newEpoch.publicKey }, now);
-      for (const m of remaining) {
+      for (const m of remaining.filter((r) => wrapsFor.has(r.id))) {
         checkSpaceWrap(wrapsFor.get(m.id)!, { spaceId, keyEpoch: req.newEpoch.keyEpoch, publicKey: req.newEpoch.publicKey, recipient: m.enc_public_key, signer: keys.sign }, `wrap for ${m.id}`);
       }
       await trx('space_members').where({ space_id: spaceId, user_id: userId }).delete();
       await trx('space_epochs').insert({ space_id: spaceId, key_epoch: req.newEpoch.keyEpoch, public_key: req.newEpoch.publicKey, created_by: caller.userId, created_at: now, prev_sealed: req.newEpoch.prevSealed });
-      const rows = remaining.map((m) => ({ space_id: spaceId, key_epoch: req.newEpoch.keyEpoch, user_id: m.id, wrap: JSON.stringify(wrapsFor.get(m.id)), created_at: now }));
+      await trx('pending_removals').where({ space_id: spaceId, user_id: userId }).delete();
+      const rows = remaining.filter((m) => wrapsFor.has(m.id)).map((m) => ({ space_id: spaceId, key_epoch: req.newEpoch.keyEpoch, user_id: m.id, wrap: JSON.stringify(wrapsFor.get(m.id)), created_at: now }));
       for (let i = 0; i < rows.length; i += 200) await trx('space_key_wraps').insert(rows.slice(i, i + 200));
       await trx('spaces').where({ id: spaceId }).update({ key_epoch: req.newEpoch.keyEpoch });
       const entry = { ...actor(ctx, caller), action: 'space.member.remove', targetType: 'space', targetId: spaceId, outcome: 'success' as const, details: { userId, newKeyEpoch: req.newEpoch.keyEpoch } };

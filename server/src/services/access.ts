@@ -33,6 +33,8 @@ export async function spaceAccess(db: Db, caller: Caller, spaceId: string, neede
       this.on('m.space_id', '=', 's.id').andOn('m.user_id', '=', db.raw('?', [caller.userId]));
     })
     .where('s.id', spaceId)
+    // A member whose removal an admin asked for is refused at once, before a manager's client signs it (docs/admin.md).
+    .whereNotExists(db('pending_removals as p').whereRaw('p.space_id = s.id').andWhere('p.user_id', caller.userId).select(db.raw('1')))
     .first('s.*', 'm.role as member_role');
   if (!row) throw new ApiError(404, ErrorCode.NotFound, 'no such space');
   const role = row.member_role as SpaceRole;

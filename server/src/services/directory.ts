@@ -42,7 +42,8 @@ async function related(db: Db, a: string, b: string): Promise<boolean> {
 
 /** One directory entry, or 404 / 403 `policy_refused` as the rules of the header say. */
 export async function lookupPerson(db: Db, caller: Caller, q: DirectoryLookup): Promise<DirectoryAnswer> {
-  const base = db('users').whereNull('disabled_at');
+  // A blocked person stays listed (a manager's key rotation must reach them too); an offboarded one does not.
+  const base = db('users').whereNull('offboarded_at');
   const row = (await (q.email ? base.where({ email: q.email }) : base.where({ id: q.userId })).first('id', 'email', 'org_id', 'enc_public_key', 'sign_public_key', 'identity_sig')) as UserRow | undefined;
   if (row?.org_id !== caller.orgId) {
     if (q.email && q.spaceId) {

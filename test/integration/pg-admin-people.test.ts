@@ -1,0 +1,5 @@
+// admin-people.test.ts on PostgreSQL (helpers/postgres.ts starts a throwaway cluster for this file).
+import { usePostgres } from '../helpers/postgres-suite.js';
+import './admin-people.test.js';
+
+usePostgres();
