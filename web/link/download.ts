@@ -2,8 +2,8 @@
 //   linkKeys -> access (linkAuth) -> fileKey -> subkeys -> manifest -> chunks in order, each verified -> sink,
 //   and the whole-file BLAKE2b hash compared with the manifest's before the save is completed.
 import {
-  ContentHasher, decryptChunk, deriveFileSubkeys, deriveLinkKeys, fromBase64Url, hashLinkPassword, openLinkFileKey,
-  openManifest, toBase64Url, type LinkAccess, type LinkKdf, type Manifest,
+  ContentHasher, decryptChunk, deriveFileSubkeys, deriveLinkKeys, fromBase64Url, hashLinkPassword, openFolderListing, openLinkFileKey,
+  openManifest, toBase64Url, type FolderListing, type LinkAccess, type LinkKdf, type LinkKeys, type Manifest,
 } from '@kluis/shared';
 import { access, PageError, requestChunks, type ChunkAnswer } from './api.js';
 import type { Sink } from './save.js';
@@ -20,6 +20,24 @@ export interface Opened {
   access: LinkAccess;
   manifest: Manifest;
   sub: ReturnType<typeof deriveFileSubkeys>;
+  /** a folder link's listing (docs/crypto.md §9.1); `manifest` is then the folder's own */
+  folder?: FolderListing;
+}
+
+/** What one download needs: the token, the content's chunk list, size and hash, and its subkeys. */
+export interface Source {
+  access: { token: string };
+  manifest: Pick<Manifest, 'chunks' | 'size' | 'hash'>;
+  sub: ReturnType<typeof deriveFileSubkeys>;
+}
+
+/** The listing of a folder link; a listing that does not open or does not parse is tampering. */
+function openListing(granted: LinkAccess, linkId: string, keys: LinkKeys): FolderListing {
+  try {
+    return openFolderListing(fromBase64Url(granted.listing ?? ''), linkId, keys);
+  } catch {
+    throw new PageError('tampered', 'listing does not open');
+  }
 }
 
 /** Proves the secret (and password) to the server, opens the file key and the manifest. */
@@ -30,11 +48,15 @@ export async function openLink(linkId: string, secret: string, kdf: LinkKdf | nu
   pwHash?.fill(0);
   const granted = await access(linkId, toBase64Url(keys.linkAuth));
   let fileKey: Uint8Array;
+  let folder: FolderListing | undefined;
   try {
-    fileKey = openLinkFileKey(fromBase64Url(granted.wrapped), linkId, keys);
-  } catch {
-    // linkAuth was accepted but linkKey does not open the wrap: a broken link or a server that swapped `wrapped`.
-    throw new PageError('damaged', 'wrap does not open');
+    try {
+      fileKey = openLinkFileKey(fromBase64Url(granted.wrapped), linkId, keys);
+    } catch {
+      // linkAuth was accepted but linkKey does not open the wrap: a broken link or a server that swapped `wrapped`.
+      throw new PageError('damaged', 'wrap does not open');
+    }
+    if (granted.kind === 'folder') folder = openListing(granted, linkId, keys);
   } finally {
     keys.linkKey.fill(0);
   }
@@ -48,8 +70,8 @@ export async function openLink(linkId: string, secret: string, kdf: LinkKdf | nu
   } catch {
     throw new PageError('tampered', 'manifest does not open');
   }
-  if (manifest.kind !== 'file' || manifest.deleted) throw new PageError('tampered', 'link names no file');
-  return { access: granted, manifest, sub };
+  if (manifest.kind !== (folder ? 'dir' : 'file') || manifest.deleted) throw new PageError('tampered', 'link names no file');
+  return { access: granted, manifest, sub, ...(folder ? { folder } : {}) };
 }
 
 /** The file name to save as: the last segment of the manifest's path. */
@@ -91,7 +113,7 @@ function planBatch(chunks: Manifest['chunks'], from: number): { from: number; en
   return { from, entries, ids: [...ids] };
 }
 
-export async function download(linkId: string, opened: Opened, sink: Sink, state: DownloadState, onProgress: (p: Progress) => void): Promise<void> {
+export async function download(linkId: string, opened: Source, sink: Sink, state: DownloadState, onProgress: (p: Progress) => void): Promise<void> {
   const { manifest, sub } = opened;
   const chunks = manifest.chunks;
   const token = opened.access.token;
@@ -139,7 +161,7 @@ export async function download(linkId: string, opened: Opened, sink: Sink, state
 }
 
 /** Verifies and decrypts one chunk, hashes it and hands it to the sink; then counts it as done in `state`. */
-async function writeChunk(sub: Opened['sub'], id: string, size: number, ciphertext: Uint8Array, sink: Sink, state: DownloadState): Promise<void> {
+async function writeChunk(sub: Source['sub'], id: string, size: number, ciphertext: Uint8Array, sink: Sink, state: DownloadState): Promise<void> {
   let plain: Uint8Array;
   try {
     plain = decryptChunk(sub, id, ciphertext);
