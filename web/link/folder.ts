@@ -57,7 +57,9 @@ export function zipJob(linkId: string, opened: Opened, listing: FolderListing): 
           await z.begin(entries[index]!);
           current = entryJob(linkId, opened, listing.files[index]!);
         }
-        await current!.run(z.data(), () => onProgress(z.written));
+        // The entry's data passes through the writer (CRC, count) to the same sink, which alone closes or aborts.
+        const data: Sink = { kind: sink.kind, write: (bytes) => z.data(bytes), close: async () => undefined, abort: () => sink.abort() };
+        await current!.run(data, () => onProgress(z.written));
         await z.end();
       }
       await z.finish();

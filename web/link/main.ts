@@ -34,7 +34,7 @@ function render(): void {
   const card = document.getElementById('card')!;
   const title = el('h1', { id: 'title', tabindex: '-1' });
   const body: HTMLElement[] = [];
-  document.getElementById('privacy')!.textContent = t('privacy');
+  document.getElementById('privacy')!.textContent = t('info' in view && view.info.kind === 'folder' ? 'folder.privacy' : 'privacy');
   switch (view.v) {
     case 'loading':
       title.textContent = t('loading');

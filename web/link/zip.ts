@@ -3,7 +3,11 @@
 // or an offset needs them). Nothing is compressed (the files are mostly PDFs, images and office files, already
 // compressed) and nothing is buffered: each decrypted chunk passes through to the sink. The whole size is known in
 // advance, so the service-worker download can announce it.
-import type { Sink } from './save.js';
+
+/** Where the ZIP's bytes go (the page's Sink has this method): each call's bytes are the writer's to keep. */
+export interface ByteWriter {
+  write(bytes: Uint8Array): Promise<void>;
+}
 
 export interface ZipEntry {
   /** name inside the ZIP, "/"-separated */
@@ -114,7 +118,7 @@ export class ZipWriter {
   private current: Written | null = null;
   private readonly stamp = dosTime(new Date());
 
-  constructor(private readonly sink: Sink) {}
+  constructor(private readonly out: ByteWriter) {}
 
   /** Whether `entry`'s header is written and its data is being written. */
   get open(): boolean {
@@ -131,18 +135,11 @@ export class ZipWriter {
     await this.put(b.buf);
   }
 
-  /** A sink for the entry's data: each write goes through, counted into the CRC. */
-  data(): Sink {
-    return {
-      kind: this.sink.kind,
-      write: async (bytes) => {
-        const cur = this.current!;
-        cur.crc = crc32(cur.crc, bytes);
-        await this.put(bytes);
-      },
-      close: async () => undefined,
-      abort: () => this.sink.abort(),
-    };
+  /** Writes part of the current entry's data, counted into its CRC. */
+  async data(bytes: Uint8Array): Promise<void> {
+    const cur = this.current!;
+    cur.crc = crc32(cur.crc, bytes);
+    await this.put(bytes);
   }
 
   async end(): Promise<void> {
@@ -161,7 +158,7 @@ export class ZipWriter {
     return this.offset;
   }
 
-  /** The central directory and end records (the caller closes the sink). */
+  /** The central directory and end records (the caller closes what it writes to). */
   async finish(): Promise<void> {
     const cdOffset = this.offset;
     for (const w of this.done) {
@@ -194,7 +191,9 @@ export class ZipWriter {
   }
 
   private async put(bytes: Uint8Array): Promise<void> {
-    await this.sink.write(bytes);
-    this.offset += bytes.length;
+    // Counted first: the writer takes the bytes over and may transfer (detach) them.
+    const length = bytes.length;
+    await this.out.write(bytes);
+    this.offset += length;
   }
 }
