@@ -176,3 +176,19 @@ test.serial('a listing changed on the server is refused as tampering; a revoked 
   t.is(await waitForState(tp2.page, 'error-revoked'), 'Deze link werd ingetrokken');
   await tp2.context.close();
 });
+
+test.serial('a connection lost in the middle of "download all" offers a retry that completes the same ZIP', async (t) => {
+  const link = await folderLink(t);
+  const tp = await openFolder(link.url, { locale: 'en-GB' });
+  // The second chunk request (the second file, its ZIP header already written) fails as if the network went away.
+  let requests = 0;
+  await tp.page.route('**/chunks', (route) => (++requests === 2 ? route.abort('internetdisconnected') : route.continue()));
+  await tp.page.click('#download-all');
+  t.is(await waitForState(tp.page, 'error-network'), 'The connection was lost');
+  await tp.page.getByRole('button', { name: 'Try again' }).click();
+  await tp.page.locator('#card[data-state="done"] p.ok', { hasText: 'Dossier 117.zip' }).waitFor({ timeout: 120_000 });
+  const saved = await savedFiles(tp.page);
+  t.is(saved.length, 1, 'the same save continued, no second file');
+  checkZip(t, await readSaved(tp.page, saved[0]!.file));
+  await tp.context.close();
+});
