@@ -27,6 +27,8 @@ const common = {
 };
 await build({ ...common, entryPoints: [path.join(src, 'main.ts')], format: 'esm', outfile: path.join(out, 'assets/main.js') });
 await build({ ...common, entryPoints: [path.join(src, 'sw.ts')], format: 'iife', outfile: path.join(out, 'assets/sw.js') });
+// The decryption worker (decrypt-pool.ts starts it): libsodium again, in its own bundle.
+await build({ ...common, entryPoints: [path.join(src, 'decrypt-worker.ts')], format: 'iife', outfile: path.join(out, 'assets/decrypt.js') });
 await build({ ...common, entryPoints: [path.join(src, 'style.css')], outfile: path.join(out, 'assets/style.css') });
 copyFileSync(path.join(src, 'index.html'), path.join(out, 'index.html'));
 

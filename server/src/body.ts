@@ -15,6 +15,8 @@ export const CHUNK_IDS_JSON_LIMIT = '1mb';
 
 // The router matches paths case-insensitively and with an optional trailing slash: so do these.
 const COMMITS = /^\/api\/v1\/spaces\/[^/]+\/commits\/?$/i;
+/** A folder link carries its sealed listing (up to FOLDER_LISTING_MAX_CHARS) and up to 10,000 version ids. */
+const FOLDER_LINKS = /^\/api\/v1\/spaces\/[^/]+\/folder-links\/?$/i;
 const CHUNK_IDS = /^\/api\/v1\/spaces\/[^/]+\/chunks\/(?:missing|download)\/?$/i;
 /** chunks/upload and PUT chunks/:chunkId: their bodies are binary and read by the route as they arrive. */
 const CHUNK_BYTES = /^\/api\/v1\/spaces\/[^/]+\/chunks\/[^/]+\/?$/i;
@@ -27,7 +29,7 @@ export function jsonBodies(): Middleware {
   const commits = bodyParser({ ...options, jsonLimit: COMMIT_JSON_LIMIT });
   return async (ctx: Context, next: Next) => {
     const path = ctx.path;
-    const parser = COMMITS.test(path) ? commits : CHUNK_IDS.test(path) ? chunkIds : CHUNK_BYTES.test(path) ? null : small;
+    const parser = COMMITS.test(path) || FOLDER_LINKS.test(path) ? commits : CHUNK_IDS.test(path) ? chunkIds : CHUNK_BYTES.test(path) ? null : small;
     if (!parser) return next();
     // The parser calls next() once the body is read: an error before that is the body's, after it the route's.
     let parsed = false;

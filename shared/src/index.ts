@@ -8,6 +8,7 @@ export * from './api/schemas.js';
 export * from './api/names.js';
 export * from './api/frames.js';
 export * from './api/links.js';
+export * from './api/folder-links.js';
 export * from './api/shares.js';
 export * from './api/policy.js';
 export * from './api/devices.js';

@@ -19,12 +19,14 @@ export function version(author: User, spaceId: string, space: k.SpaceKeyPair, ke
   parent: string | null; path?: string; chunks?: [string, number][]; deleted?: boolean; withWrap?: boolean; hash?: string;
   /** A v2 manifest naming this membership-log position (docs/crypto.md §4.1); without it a v1 manifest. */
   memberSeq?: number;
+  /** "dir": a folder entry (no content) */
+  kind?: k.ManifestKind;
 }) {
   const versionId = k.newId();
   const chunks = opts.chunks ?? [];
   const size = chunks.reduce((n, [, s]) => n + s, 0);
   const manifest: k.Manifest = {
-    ...(opts.memberSeq === undefined ? { v: 1 as const } : { v: 2 as const, memberSeq: opts.memberSeq }), fileId: file.fileId, versionId, parent: opts.parent, path: opts.path ?? 'Map/verslag.txt', kind: 'file', size, mtimeMs: 1_795_000_000_000,
+    ...(opts.memberSeq === undefined ? { v: 1 as const } : { v: 2 as const, memberSeq: opts.memberSeq }), fileId: file.fileId, versionId, parent: opts.parent, path: opts.path ?? 'Map/verslag.txt', kind: opts.kind ?? 'file', size, mtimeMs: 1_795_000_000_000,
     chunks, hash: opts.hash ?? k.contentHash(new Uint8Array()), deleted: opts.deleted ?? false,
   };
   const sealed = k.sealManifest(manifest, file.sub, author.keys);

@@ -112,7 +112,7 @@ test.serial('the page is served with its strict CSP and no-referrer; only built 
   const res = await fetch(`${srv.url}/s/${k.newId()}`);
   t.is(res.status, 200);
   t.regex(res.headers.get('content-type') ?? '', /^text\/html/);
-  t.is(res.headers.get('content-security-policy'), "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'");
+  t.is(res.headers.get('content-security-policy'), "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; worker-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'");
   t.is(res.headers.get('referrer-policy'), 'no-referrer');
   const js = await fetch(`${srv.url}/s/assets/main.js`);
   t.is(js.status, 200);
@@ -151,6 +151,9 @@ test.serial('a 20 MiB file streams to disk in order and verifies, byte for byte'
   t.is(bytes.length, 20 * MiB);
   t.true(Buffer.from(link.content).equals(bytes));
   t.log(`20 MiB: decrypted and saved in ${tp.ms} ms (${((20 * 1000) / tp.ms).toFixed(1)} MiB/s)`);
+  // Decrypted in the dedicated workers (web/link/decrypt-pool.ts), loaded from this origin under worker-src 'self'.
+  t.is(await tp.page.evaluate(() => (globalThis as any).document.body.dataset.decrypt), 'workers'); // eslint-disable-line @typescript-eslint/no-explicit-any
+  t.true(tp.requests.some((u) => u.endsWith('/s/assets/decrypt.js')));
   sameOrigin(t, tp.requests);
   await tp.context.close();
 });

@@ -60,6 +60,17 @@ const en = {
   'err.browser.text': 'Use a recent version of Firefox, Chrome, Edge or Safari.',
   'retry': 'Try again',
   'reload': 'Open the link again',
+  'folder.shared': 'A folder was shared with you',
+  'folder.privacy': 'The files are decrypted in your browser. The server never sees their content, their names or the key in the link.',
+  'folder.open': 'Show the files',
+  'folder.files.one': '1 file',
+  'folder.files.other': '{n} files',
+  'folder.total': 'Total size',
+  'folder.contents': 'Files in this folder',
+  'folder.all': 'Download all (ZIP)',
+  'folder.one': 'Download {name}',
+  'folder.allNote': 'The ZIP is put together on this device as the files are decrypted; nothing is compressed.',
+  'folder.doneAll': 'Saved: {name}. Every file was decrypted on this device and checked against what the sender shared.',
   'minutes.one': '1 minute',
   'minutes.other': '{n} minutes',
 };
@@ -121,6 +132,17 @@ const nl: Record<Key, string> = {
   'err.browser.text': 'Gebruik een recente versie van Firefox, Chrome, Edge of Safari.',
   'retry': 'Opnieuw proberen',
   'reload': 'Link opnieuw openen',
+  'folder.shared': 'Er werd een map met u gedeeld',
+  'folder.privacy': 'De bestanden worden in uw browser ontsleuteld. De server ziet nooit hun inhoud, hun namen of de sleutel in de link.',
+  'folder.open': 'Bestanden tonen',
+  'folder.files.one': '1 bestand',
+  'folder.files.other': '{n} bestanden',
+  'folder.total': 'Totale grootte',
+  'folder.contents': 'Bestanden in deze map',
+  'folder.all': 'Alles downloaden (ZIP)',
+  'folder.one': '{name} downloaden',
+  'folder.allNote': 'Het ZIP-bestand wordt op dit toestel samengesteld terwijl de bestanden ontsleuteld worden; er wordt niets gecomprimeerd.',
+  'folder.doneAll': 'Bewaard: {name}. Elk bestand werd op dit toestel ontsleuteld en gecontroleerd tegen wat de afzender deelde.',
   'minutes.one': '1 minuut',
   'minutes.other': '{n} minuten',
 };
@@ -180,6 +202,17 @@ const fr: Record<Key, string> = {
   'err.browser.text': 'Utilisez une version récente de Firefox, Chrome, Edge ou Safari.',
   'retry': 'Réessayer',
   'reload': 'Rouvrir le lien',
+  'folder.shared': 'Un dossier a été partagé avec vous',
+  'folder.privacy': 'Les fichiers sont déchiffrés dans votre navigateur. Le serveur ne voit jamais leur contenu, leurs noms ni la clé du lien.',
+  'folder.open': 'Afficher les fichiers',
+  'folder.files.one': '1 fichier',
+  'folder.files.other': '{n} fichiers',
+  'folder.total': 'Taille totale',
+  'folder.contents': 'Fichiers de ce dossier',
+  'folder.all': 'Tout télécharger (ZIP)',
+  'folder.one': 'Télécharger {name}',
+  'folder.allNote': 'Le ZIP est assemblé sur cet appareil pendant le déchiffrement des fichiers ; rien n’est compressé.',
+  'folder.doneAll': 'Enregistré : {name}. Chaque fichier a été déchiffré sur cet appareil et vérifié par rapport à ce que l’expéditeur a partagé.',
   'minutes.one': '1 minute',
   'minutes.other': '{n} minutes',
 };
@@ -227,7 +260,7 @@ export function t(key: Key, vars: Record<string, string | number> = {}): string 
 }
 
 /** A count with its noun ("1 download left", "3 downloads left"). */
-export function plural(base: 'downloads' | 'minutes', n: number): string {
+export function plural(base: 'downloads' | 'minutes' | 'folder.files', n: number): string {
   return t(n === 1 ? `${base}.one` : `${base}.other`, { n: formatNumber(n) });
 }
 

@@ -2,7 +2,8 @@
 // render function. Everything the visitor reads comes from i18n.ts; file names are set with textContent only.
 import { initCrypto, type LinkKdf, type PublicLinkInfo } from '@kluis/shared';
 import { fetchInfo, PageError, type ErrorKind } from './api.js';
-import { download, fileName, newDownload, openLink, type DownloadState, type Opened } from './download.js';
+import { fileName, openLink, type Opened } from './download.js';
+import { entryJob, fileJob, folderBody, zipJob, type Job } from './folder.js';
 import { formatBytes, formatDate, initialLang, lang, LANGS, plural, setLang, t, type Key, type Lang } from './i18n.js';
 import { BLOB_LIMIT, openSink, SaveCancelled, TooLargeForBrowser, type Sink } from './save.js';
 import { button, el, focusTitle, setStatus } from './ui.js';
@@ -13,7 +14,7 @@ type View =
   | { v: 'locked'; info: PublicLinkInfo; problem?: 'wrong' | 'empty'; busy?: boolean }
   | { v: 'ready'; info: PublicLinkInfo; opened: Opened; note?: 'cancelled' | 'too-large' }
   | { v: 'downloading'; info: PublicLinkInfo; opened: Opened; done: number; total: number; verifying?: boolean }
-  | { v: 'done'; info: PublicLinkInfo; opened: Opened };
+  | { v: 'done'; info: PublicLinkInfo; opened: Opened; saved: string; all?: boolean };
 
 const LINK_PATH = /^\/s\/([A-Za-z0-9_-]{22})\/?$/;
 const SECRET = /^[A-Za-z0-9_-]{43}$/;
@@ -33,7 +34,7 @@ function render(): void {
   const card = document.getElementById('card')!;
   const title = el('h1', { id: 'title', tabindex: '-1' });
   const body: HTMLElement[] = [];
-  document.getElementById('privacy')!.textContent = t('privacy');
+  document.getElementById('privacy')!.textContent = t('info' in view && view.info.kind === 'folder' ? 'folder.privacy' : 'privacy');
   switch (view.v) {
     case 'loading':
       title.textContent = t('loading');
@@ -51,7 +52,7 @@ function render(): void {
       break;
     }
     case 'locked':
-      title.textContent = t('shared.title');
+      title.textContent = t(view.info.kind === 'folder' ? 'folder.shared' : 'shared.title');
       body.push(...facts(view.info), view.info.kdf ? passwordForm(view) : openButton(view));
       break;
     case 'ready':
@@ -59,7 +60,7 @@ function render(): void {
     case 'done':
       title.textContent = fileName(view.opened.manifest);
       title.classList.add('filename');
-      body.push(...facts(view.info, view.opened), ...actions(view));
+      body.push(...facts(view.info, view.opened), ...(view.opened.folder && view.v !== 'downloading' ? folderActions(view) : actions(view)));
       break;
   }
   if (view.v !== 'error') card.dataset.state = view.v;
@@ -96,11 +97,11 @@ function switchLang(l: Lang): void {
 function facts(info: PublicLinkInfo, opened?: Opened): HTMLElement[] {
   const dl = el('dl', { class: 'facts' });
   const row = (k: string, v: string) => dl.append(el('dt', {}, k), el('dd', {}, v));
-  if (opened) row(t('file.size'), formatBytes(opened.manifest.size));
+  if (opened && !opened.folder) row(t('file.size'), formatBytes(opened.manifest.size));
   const left = opened ? opened.access.downloadsLeft : info.downloadsLeft;
   const expiresAt = opened ? opened.access.expiresAt : info.expiresAt;
   const items = [el('p', { class: 'meta' }, t('expires', { date: formatDate(expiresAt) })), el('p', { class: 'meta' }, left === null ? t('downloads.unlimited') : plural('downloads', left))];
-  return opened ? [dl, ...items] : items;
+  return opened && !opened.folder ? [dl, ...items] : items;
 }
 
 function passwordForm(v: Extract<View, { v: 'locked' }>): HTMLElement {
@@ -137,7 +138,7 @@ function passwordForm(v: Extract<View, { v: 'locked' }>): HTMLElement {
  * mail scanners and link previews that run scripts must not use up a link with a download limit.
  */
 function openButton(v: Extract<View, { v: 'locked' }>): HTMLElement {
-  const b = button(v.busy ? t('open.checking') : t('open.submit'), () => void unlock(v.info, null), 'primary', 'open');
+  const b = button(v.busy ? t('open.checking') : t(v.info.kind === 'folder' ? 'folder.open' : 'open.submit'), () => void unlock(v.info, null), 'primary', 'open');
   b.disabled = Boolean(v.busy);
   return b;
 }
@@ -150,14 +151,15 @@ function actions(v: Extract<View, { v: 'ready' | 'downloading' | 'done' }>): HTM
     return [bar, el('p', { class: 'meta', id: 'progress-text' }, text)];
   }
   const out: HTMLElement[] = [];
-  if (v.v === 'done') out.push(el('p', { class: 'ok', role: 'status' }, t('download.done', { name: fileName(v.opened.manifest) })));
+  if (v.v === 'done') out.push(doneNote(v));
   if (v.v === 'ready' && v.note === 'cancelled') out.push(el('p', { class: 'meta' }, t('download.cancelled')));
   if (v.v === 'ready' && v.note === 'too-large') {
     out.push(el('p', { class: 'problem', role: 'alert' }, t('download.blobOnly', { limit: formatBytes(BLOB_LIMIT), size: formatBytes(v.opened.manifest.size) })));
   }
   const left = v.opened.access.downloadsLeft;
   if (v.v === 'ready' || left === null || left > 0) {
-    out.push(button(t(v.v === 'done' ? 'download.again' : 'download.button'), () => void save(v.info, v.opened), v.v === 'done' ? 'secondary' : 'primary', 'download'));
+    const again = () => void save(v.info, v.opened, fileJob(linkId, v.opened, fileName(v.opened.manifest)));
+    out.push(button(t(v.v === 'done' ? 'download.again' : 'download.button'), again, v.v === 'done' ? 'secondary' : 'primary', 'download'));
   }
   return out;
 }
@@ -180,18 +182,33 @@ async function unlock(info: PublicLinkInfo, password: string | null): Promise<vo
   }
 }
 
-async function save(info: PublicLinkInfo, opened: Opened): Promise<void> {
-  const name = fileName(opened.manifest);
+function doneNote(v: Extract<View, { v: 'done' }>): HTMLElement {
+  return el('p', { class: 'ok', role: 'status' }, t(v.all ? 'folder.doneAll' : 'download.done', { name: v.saved }));
+}
+
+/** A folder link: the note of the last save, then the list with "download all" and a button per file. */
+function folderActions(v: Extract<View, { v: 'ready' | 'done' }>): HTMLElement[] {
+  const { opened, info } = v;
+  const listing = opened.folder!;
+  const out: HTMLElement[] = [];
+  if (v.v === 'done') out.push(doneNote(v));
+  if (v.v === 'ready' && v.note === 'cancelled') out.push(el('p', { class: 'meta' }, t('download.cancelled')));
+  if (v.v === 'ready' && v.note === 'too-large') out.push(el('p', { class: 'problem', role: 'alert' }, t('download.blobOnly', { limit: formatBytes(BLOB_LIMIT), size: formatBytes(listing.files.reduce((n, f) => n + f.size, 0)) })));
+  out.push(...folderBody(listing, (f) => void save(info, opened, entryJob(linkId, opened, f)), () => void save(info, opened, zipJob(linkId, opened, listing), true)));
+  return out;
+}
+
+async function save(info: PublicLinkInfo, opened: Opened, job: Job, all = false): Promise<void> {
   let sink: Sink;
   try {
-    sink = await openSink(name, opened.manifest.size);
+    sink = await openSink(job.name, job.total);
   } catch (err) {
     if (err instanceof SaveCancelled) return show({ v: 'ready', info, opened, note: 'cancelled' }, false);
     if (err instanceof TooLargeForBrowser) return show({ v: 'ready', info, opened, note: 'too-large' }, false);
     return show({ v: 'error', kind: 'browser' });
   }
   document.body.dataset.sink = sink.kind;
-  await run(info, opened, sink, newDownload());
+  await run(info, opened, sink, job, all);
 }
 
 /** The progress bar is redrawn at most this often (each redraw rebuilds the card), and on 100 %. */
@@ -200,12 +217,12 @@ const REDRAW_MS = 100;
 const ANNOUNCE_MS = 1000;
 
 /** Runs (or resumes) a download; a network loss offers a retry that continues with the same sink and state. */
-async function run(info: PublicLinkInfo, opened: Opened, sink: Sink, state: DownloadState): Promise<void> {
-  const total = opened.manifest.size;
+async function run(info: PublicLinkInfo, opened: Opened, sink: Sink, job: Job, all: boolean): Promise<void> {
+  const total = job.total;
   let announced = -1;
   let lastAnnounce = -Infinity;
   let lastDraw = -Infinity;
-  let latest = state.written;
+  let latest = job.written();
   let trailing: ReturnType<typeof setTimeout> | undefined;
   const draw = () => {
     trailing = undefined;
@@ -233,19 +250,19 @@ async function run(info: PublicLinkInfo, opened: Opened, sink: Sink, state: Down
     clearTimeout(trailing);
     trailing = undefined;
   };
-  progress(state.written);
+  progress(job.written());
   try {
-    await download(linkId, opened, sink, state, (p) => progress(p.done));
+    await job.run(sink, progress);
     stopProgress();
-    show({ v: 'downloading', info, opened, done: state.written, total, verifying: true }, false);
+    show({ v: 'downloading', info, opened, done: job.written(), total, verifying: true }, false);
     await sink.close();
     setStatus('');
-    show({ v: 'done', info, opened });
+    show({ v: 'done', info, opened, saved: job.name, all });
   } catch (err) {
     stopProgress();
     const e = asPageError(err);
     setStatus('');
-    if (e.kind === 'network') return show({ v: 'error', kind: 'network', retry: () => void run(info, opened, sink, state) });
+    if (e.kind === 'network') return show({ v: 'error', kind: 'network', retry: () => void run(info, opened, sink, job, all) });
     await sink.abort();
     if (err instanceof SaveCancelled) return show({ v: 'ready', info, opened, note: 'cancelled' }, false);
     show({ v: 'error', kind: e.kind });

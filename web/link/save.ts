@@ -10,6 +10,7 @@ export const BLOB_LIMIT = 200 * 1024 * 1024;
 
 export interface Sink {
   readonly kind: 'fs-access' | 'service-worker' | 'blob';
+  /** Takes the bytes over: the caller does not read or change them afterwards (they may be transferred). */
   write(bytes: Uint8Array): Promise<void>;
   close(): Promise<void>;
   /** Drops what was written, as far as the API allows. */
@@ -98,8 +99,9 @@ async function serviceWorkerSink(name: string, size: number): Promise<Sink | nul
       wanted = null;
       if (cancelled) throw new SaveCancelled();
       pulls--;
-      const copy = bytes.slice();
-      channel.port1.postMessage({ type: 'chunk', bytes: copy }, [copy.buffer]);
+      // The bytes are the sink's from here (Sink.write): a buffer of their own moves to the worker without a copy.
+      const own = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? bytes : bytes.slice();
+      channel.port1.postMessage({ type: 'chunk', bytes: own }, [own.buffer]);
     },
     async close() {
       channel.port1.postMessage({ type: 'close' });

@@ -4,7 +4,7 @@
 import { z } from 'zod';
 import {
   KDF_INTERACTIVE, LINK_MAX_DAYS, LINK_MAX_DOWNLOADS, LinkInfo, deriveLinkKeys, hashLinkPassword, linkAuthHash, newId, newLinkSecret, newSalt,
-  toBase64Url, wrapFileKeyForLink, type CreateLinkRequest, type KdfParams,
+  sealFolderListing, toBase64Url, wrapFileKeyForLink, type CreateFolderLinkRequest, type CreateLinkRequest, type FolderListingFile, type KdfParams, type LinkKeys,
 } from '@kluis/shared';
 import type { ApiClient } from '../api/client.js';
 import { ProtocolError, api } from '../api/endpoints.js';
@@ -55,25 +55,52 @@ function parsed<T extends z.ZodTypeAny>(schema: T, value: unknown, what: string)
   return r.data;
 }
 
-/** Creates the link; answers the server's LinkInfo and the full URL with the secret in its fragment. */
-export async function createLink(c: ApiClient, l: NewLink): Promise<LinkInfo & { link: string }> {
+/** A fresh link id and secret, and with a password its KDF parameters: the keys of a new link (file or folder). */
+async function newLinkKeys(c: ApiClient, password: string | null): Promise<{ linkId: string; secret: string; kdf: CreateLinkRequest['kdf']; keys: LinkKeys }> {
   const linkId = newId();
   const secret = newLinkSecret();
   let kdf: CreateLinkRequest['kdf'] = null;
   let pwHash: Uint8Array | null = null;
-  if (l.password !== null) {
+  if (password !== null) {
     const params = linkKdfParams((await api.info(c)).kdf);
     kdf = { salt: newSalt(), ...params };
-    pwHash = hashLinkPassword(l.password, kdf.salt, params);
+    pwHash = hashLinkPassword(password, kdf.salt, params);
   }
-  const keys = deriveLinkKeys(secret, pwHash);
+  return { linkId, secret, kdf, keys: deriveLinkKeys(secret, pwHash) };
+}
+
+async function postLink(c: ApiClient, path: string, body: CreateLinkRequest | CreateFolderLinkRequest, secret: string): Promise<LinkInfo & { link: string }> {
+  const info = parsed(LinkInfo, await c.json('POST', path, body), 'link');
+  if (info.linkId !== body.linkId) throw new ProtocolError('the server answered for another link');
+  return { ...info, link: `${info.url}#${secret}` };
+}
+
+/** Creates the link; answers the server's LinkInfo and the full URL with the secret in its fragment. */
+export async function createLink(c: ApiClient, l: NewLink): Promise<LinkInfo & { link: string }> {
+  const { linkId, secret, kdf, keys } = await newLinkKeys(c, l.password);
   const body: CreateLinkRequest = {
     linkId, fileId: l.fileId, versionId: l.versionId, kdf, authHash: linkAuthHash(keys.linkAuth),
     wrapped: toBase64Url(wrapFileKeyForLink(l.fileKey, linkId, keys)), expiresAt: Date.now() + l.expiresInMs, maxDownloads: l.maxDownloads, purpose: l.purpose,
   };
-  const info = parsed(LinkInfo, await c.json('POST', `/api/v1/spaces/${encodeURIComponent(l.spaceId)}/links`, body), 'link');
-  if (info.linkId !== linkId) throw new ProtocolError('the server answered for another link');
-  return { ...info, link: `${info.url}#${secret}` };
+  return postLink(c, `/api/v1/spaces/${encodeURIComponent(l.spaceId)}/links`, body, secret);
+}
+
+/** A folder link: `fileId`/`versionId`/`fileKey` are the folder's own entry; `files` the snapshot (docs/crypto.md §9.1). */
+export interface NewFolderLink extends NewLink {
+  name: string;
+  files: FolderListingFile[];
+}
+
+export async function createFolderLink(c: ApiClient, l: NewFolderLink): Promise<LinkInfo & { link: string }> {
+  const { linkId, secret, kdf, keys } = await newLinkKeys(c, l.password);
+  const files = [...l.files].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+  const body: CreateFolderLinkRequest = {
+    linkId, fileId: l.fileId, versionId: l.versionId, files: files.map((f) => ({ fileId: f.fileId, versionId: f.versionId })),
+    listing: toBase64Url(sealFolderListing({ v: 1, name: l.name, files }, linkId, keys)),
+    kdf, authHash: linkAuthHash(keys.linkAuth), wrapped: toBase64Url(wrapFileKeyForLink(l.fileKey, linkId, keys)),
+    expiresAt: Date.now() + l.expiresInMs, maxDownloads: l.maxDownloads, purpose: l.purpose,
+  };
+  return postLink(c, `/api/v1/spaces/${encodeURIComponent(l.spaceId)}/folder-links`, body, secret);
 }
 
 export async function listLinks(c: ApiClient, spaceId?: string): Promise<LinkInfo[]> {

@@ -12,6 +12,7 @@ import { CliError, emit, readStdinLines, safeText, table } from './io.js';
 import { openAccount, when, withSyncedFile } from './synced-file.js';
 import { registerFileShareCommands } from './file-share-commands.js';
 import { revokeFileShare } from '../account/file-shares.js';
+import { shareFolder } from './share-folder.js';
 
 
 /** fileId → path of the files this device syncs (to name the files of `share list`; the server knows no names). */
@@ -31,8 +32,8 @@ export function registerShareCommands(program: Command): void {
   registerFileShareCommands(program, share);
 
   share.command('link')
-    .description('make a link to the current version of a file in a synced folder; prints <url>#<secret>')
-    .argument('<path>', 'the file')
+    .description('make a link to the current version of a file, or to a folder as it is now (every file under it), in a synced folder; prints <url>#<secret>')
+    .argument('<path>', 'the file or folder')
     .requiredOption('--purpose <text>', 'why the file is shared (the finality): stored and shown in the audit entry of every access')
     .option('--expires <duration>', 'life of the link: 1h, 7d, 30d … (at most 90d)', '7d')
     .option('--max-downloads <n>', 'how many times the file may be downloaded through the link')
@@ -48,19 +49,26 @@ export function registerShareCommands(program: Command): void {
         if (!line) throw new CliError('no password on standard input (expected it on the first line)');
         password = line;
       }
-      await withSyncedFile(file, 'links are made by editors and managers of the space; you may only read it', async ({ client, db, folder, rel, fileId, sc }) => {
+      await withSyncedFile(file, 'links are made by editors and managers of the space; you may only read it', async (f) => {
+        const { client, db, folder, rel, fileId, sc } = f;
         sc.open(fileId, (await db.wraps(folder.id, [fileId])).get(fileId) ?? []);
         const head = (await fileHistory(client, sc, fileId))[0];
         if (!head || head.version.deleted) throw new CliError(`${rel} is deleted on the server: nothing to link`);
         if (!head.manifest) throw new KluisError(ErrorCode.BadSignature, `the current version of ${rel} was refused: ${head.refused ?? 'it does not open'}`);
-        if (head.manifest.kind !== 'file') throw new CliError(`${rel} is a folder: links to folders are not built yet`);
+        const limits = { expiresInMs, maxDownloads, password, purpose: String(o.purpose) };
+        if (head.manifest.kind === 'dir') {
+          const r = await shareFolder(f, { versionId: head.version.versionId, keyEpoch: head.version.keyEpoch, manifest: head.manifest }, limits);
+          emit(cmd, r.link, r);
+          if (!cmd.optsWithGlobals().json) process.stderr.write(`Link ${r.linkId} to the folder ${safeText(rel)} (${r.files} file(s) as they are now): until ${when(r.expiresAt)}, ${r.maxDownloads === null ? 'no download limit' : `${r.maxDownloads} opening(s)`}${r.password ? ', password' : ''}. Anyone with the link can open these files: this is the only time it is shown.\n`);
+          return;
+        }
         const keys = sc.keyFor(fileId, head.version.keyEpoch);
         if (!keys) throw new KluisError(ErrorCode.BadKey, `no key of epoch ${head.version.keyEpoch} of ${rel} opens for you`);
         const base = (await db.baseAll(folder.id)).get(rel);
         if (base && base.versionId !== head.version.versionId) {
           process.stderr.write(`kluis: note: the link shows the version on the server (${head.version.versionId}), not your unsynced local copy\n`);
         }
-        const r = await createLink(client, { spaceId: folder.spaceId, fileId, versionId: head.version.versionId, fileKey: keys.fileKey, expiresInMs, maxDownloads, password, purpose: String(o.purpose) });
+        const r = await createLink(client, { spaceId: folder.spaceId, fileId, versionId: head.version.versionId, fileKey: keys.fileKey, ...limits });
         emit(cmd, r.link, r);
         if (!cmd.optsWithGlobals().json) {
           process.stderr.write(`Link ${r.linkId} to ${safeText(rel)}: until ${when(r.expiresAt)}, ${r.maxDownloads === null ? 'no download limit' : `${r.maxDownloads} download(s)`}${r.password ? ', password' : ''}. Anyone with the link can open the file: this is the only time it is shown.\n`);
@@ -78,7 +86,7 @@ export function registerShareCommands(program: Command): void {
       const rows = links.map((l) => ({ ...l, path: paths.get(l.fileId) ?? null }));
       emit(cmd, () => rows.length === 0 ? 'No links (kluis share link PATH --purpose TEXT makes one).' : table(['ID', 'STATE', 'EXPIRES', 'DOWNLOADS', 'PASSWORD', 'FILE', 'PURPOSE'], rows.map((l) => [
         l.linkId, l.state, when(l.expiresAt), l.maxDownloads === null ? String(l.downloads) : `${l.downloads}/${l.maxDownloads}`, l.password ? 'yes' : 'no',
-        safeText(l.path ?? l.fileId, 60), safeText(l.purpose, 60),
+        safeText((l.path ?? l.fileId) + (l.kind === 'folder' ? '/' : ''), 60), safeText(l.purpose, 60),
       ])), { links: rows });
     });
 

@@ -4,7 +4,7 @@
 import type Router from '@koa/router';
 import { Readable } from 'node:stream';
 import { z } from 'zod';
-import { CreateLinkRequest, ErrorCode, LinkAccessRequest, LinkChunksRequest, frameStream } from '@kluis/shared';
+import { CreateFolderLinkRequest, CreateLinkRequest, ErrorCode, LinkAccessRequest, LinkChunksRequest, frameStream } from '@kluis/shared';
 import { ApiError } from '../errors.js';
 import type { Services } from '../context.js';
 import { actor, body, meta, parse, publicRoute, route, target, type KCtx } from '../http.js';
@@ -12,6 +12,7 @@ import { kdfFloor } from './auth.js';
 import {
   RetryLater, accessLink, auditAccessRefusal, authoriseChunks, chunksAuditEntry, createLink, findLink, listLinks, publicInfo, revokeLink,
 } from '../services/links.js';
+import { createFolderLink } from '../services/folder-links.js';
 
 const IdParam = z.string().regex(/^[A-Za-z0-9_-]{22}$/, 'must be a 16-byte base64url id');
 const ListQuery = z.object({ spaceId: IdParam.optional() });
@@ -38,6 +39,15 @@ export function linkRoutes(router: Router, services: Services): void {
     target(ctx, 'link', req.linkId);
     ctx.status = 201;
     ctx.body = await createLink(services, caller, actor(ctx, caller), spaceId, req, kdfFloor(services));
+  });
+
+  route(router, services, 'post', '/api/v1/spaces/:spaceId/folder-links', { action: 'link.create' }, async (ctx, caller) => {
+    const spaceId = String(ctx.params.spaceId);
+    target(ctx, 'space', spaceId);
+    const req = parse(CreateFolderLinkRequest, body(ctx));
+    target(ctx, 'link', req.linkId);
+    ctx.status = 201;
+    ctx.body = await createFolderLink(services, caller, actor(ctx, caller), spaceId, req, kdfFloor(services));
   });
 
   route(router, services, 'get', '/api/v1/links', { action: 'link.list' }, async (ctx, caller) => {

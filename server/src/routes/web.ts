@@ -10,12 +10,13 @@ import type { Services } from '../context.js';
 
 /**
  * The page's policy: its own scripts, styles and API only. 'wasm-unsafe-eval' lets libsodium instantiate its
- * WebAssembly from the bytes embedded in main.js (no 'unsafe-eval': the bundle contains no eval or new Function).
- * Workers (the download service worker) fall back to script-src 'self'.
+ * WebAssembly from the bytes embedded in main.js and decrypt.js (no 'unsafe-eval': the bundles contain no eval or
+ * new Function). worker-src 'self': the decryption worker and the download service worker, from this origin only.
  */
 export const LINK_PAGE_CSP = [
   "default-src 'none'",
   "script-src 'self' 'wasm-unsafe-eval'",
+  "worker-src 'self'",
   "style-src 'self'",
   "connect-src 'self'",
   "img-src 'self' data:",

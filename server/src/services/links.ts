@@ -49,6 +49,10 @@ export interface LinkRow {
   created_by: string;
   created_at: number;
   revoked_at: number | null;
+  /** 'file', or 'folder' (a snapshot: link_versions lists its files' versions; migration 007) */
+  kind: 'file' | 'folder';
+  /** folder links: the sealed listing (b64u) */
+  listing: string | null;
   /** versions.expired_at of the linked version (retention) */
   version_expired_at: number | null;
 }
@@ -70,7 +74,7 @@ function normalise(r: Record<string, unknown>): LinkRow {
   return {
     ...(r as unknown as LinkRow),
     expires_at: Number(r.expires_at), max_downloads: n(r.max_downloads), downloads: Number(r.downloads), created_at: Number(r.created_at),
-    revoked_at: n(r.revoked_at), version_expired_at: n(r.version_expired_at),
+    revoked_at: n(r.revoked_at), version_expired_at: n(r.version_expired_at), kind: r.kind === 'folder' ? 'folder' : 'file', listing: (r.listing as string | null | undefined) ?? null,
   };
 }
 
@@ -97,17 +101,18 @@ export function linkInfo(link: LinkRow, publicUrl: string, now: number): LinkInf
   return {
     linkId: link.id, spaceId: link.space_id, fileId: link.file_id, versionId: link.version_id, url: `${publicUrl}/s/${link.id}`,
     createdAt: link.created_at, createdBy: link.created_by, expiresAt: link.expires_at, maxDownloads: link.max_downloads, downloads: link.downloads,
-    password: link.kdf !== null, purpose: link.purpose, revokedAt: link.revoked_at, state: goneReason(link, now) ?? 'active',
+    password: link.kdf !== null, purpose: link.purpose, revokedAt: link.revoked_at, state: goneReason(link, now) ?? 'active', kind: link.kind,
   };
 }
 
 /** The facts every audit entry of a link carries (never the secret, linkAuth or a token). */
 function facts(link: LinkRow) {
-  return { purpose: link.purpose, spaceId: link.space_id, fileId: link.file_id, versionId: link.version_id };
+  return { purpose: link.purpose, spaceId: link.space_id, fileId: link.file_id, versionId: link.version_id, ...(link.kind === 'folder' ? { kind: 'folder' } : {}) };
 }
 
-/** Creates a link (an editor or manager of the space); the version must be the file's current, non-deleted one. */
-export async function createLink(services: Services, caller: Caller, who: Who, spaceId: string, req: CreateLinkRequest, floor: KdfParams, now = Date.now()): Promise<LinkInfo> {
+/** What a new link (file or folder) must satisfy before its versions are looked at: role, expiry, KDF floor, policy. */
+/** Answers the space's organisation, which owns the link (also when a member of another organisation makes it). */
+export async function checkNewLink(services: Services, caller: Caller, spaceId: string, req: Pick<CreateLinkRequest, 'expiresAt' | 'kdf' | 'maxDownloads'>, floor: KdfParams, now: number): Promise<string> {
   const { space } = await spaceAccess(services.db, caller, spaceId, 'editor');
   if (req.expiresAt <= now) throw new ApiError(400, ErrorCode.ValidationFailed, 'expiresAt: must be in the future');
   if (req.expiresAt > now + LINK_MAX_DAYS * DAY_MS) throw new ApiError(400, ErrorCode.ValidationFailed, `expiresAt: at most ${LINK_MAX_DAYS} days ahead`);
@@ -119,25 +124,43 @@ export async function createLink(services: Services, caller: Caller, who: Who, s
   // The space's organisation sets the policy, also for a member of another organisation who makes the link.
   const problem = linkPolicyProblem(className, await classPolicy(services.db, space.org_id, className), { expiresAt: req.expiresAt, password: req.kdf !== null, maxDownloads: req.maxDownloads }, now);
   if (problem) throw policyRefusal(problem, className, 'link');
+  return space.org_id;
+}
+
+/** Throws 400 unless `versionId` is the current, non-deleted version of `fileId` in the space. */
+export async function assertHeadVersion(trx: Tx, spaceId: string, fileId: string, versionId: string, what = 'versionId'): Promise<void> {
+  const v = await trx('versions as v').join('files as f', 'f.id', 'v.file_id')
+    .where({ 'v.id': versionId, 'v.file_id': fileId, 'v.space_id': spaceId })
+    .first('v.deleted', 'v.expired_at', 'f.head_version_id');
+  if (!v) throw new ApiError(400, ErrorCode.ValidationFailed, `${what}: no such version of this file in this space`);
+  if (v.head_version_id !== versionId) throw new ApiError(400, ErrorCode.ValidationFailed, `${what}: not the current version of the file`);
+  if (Boolean(v.deleted) || v.expired_at !== null) throw new ApiError(400, ErrorCode.ValidationFailed, `${what}: the file is deleted`);
+}
+
+type NewRow = Omit<LinkRow, 'version_expired_at' | 'downloads' | 'created_at' | 'revoked_at' | 'created_by' | 'kind' | 'listing'> & { kind?: 'folder'; listing?: string };
+
+/** Inserts a checked link and its creation audit entry in `trx`; answers its LinkInfo. */
+export async function insertLink(services: Services, trx: Tx, caller: Caller, who: Who, fields: NewRow, details: Record<string, unknown>, now: number): Promise<LinkInfo> {
+  if (await trx('links').where({ id: fields.id }).first('id')) throw new ApiError(409, ErrorCode.Conflict, 'a link with this id exists');
+  const row = { ...fields, downloads: 0, created_by: caller.userId, created_at: now, revoked_at: null };
+  await trx('links').insert(row);
+  const link: LinkRow = { kind: 'file', listing: null, ...row, version_expired_at: null };
+  await services.audit.append(trx, {
+    ...who, orgId: caller.orgId, action: 'link.create', targetType: 'link', targetId: fields.id, outcome: 'success',
+    details: { ...facts(link), expiresAt: row.expires_at, maxDownloads: row.max_downloads, password: row.kdf !== null, ...details },
+  });
+  return linkInfo(link, services.config.publicUrl, now);
+}
+
+/** Creates a file link (an editor or manager of the space); the version must be the file's current, non-deleted one. */
+export async function createLink(services: Services, caller: Caller, who: Who, spaceId: string, req: CreateLinkRequest, floor: KdfParams, now = Date.now()): Promise<LinkInfo> {
+  const orgId = await checkNewLink(services, caller, spaceId, req, floor, now);
   return services.db.transaction(async (trx) => {
-    const v = await trx('versions as v').join('files as f', 'f.id', 'v.file_id')
-      .where({ 'v.id': req.versionId, 'v.file_id': req.fileId, 'v.space_id': spaceId })
-      .first('v.deleted', 'v.expired_at', 'f.head_version_id');
-    if (!v) throw new ApiError(400, ErrorCode.ValidationFailed, 'versionId: no such version of this file in this space');
-    if (v.head_version_id !== req.versionId) throw new ApiError(400, ErrorCode.ValidationFailed, 'versionId: not the current version of the file');
-    if (Boolean(v.deleted) || v.expired_at !== null) throw new ApiError(400, ErrorCode.ValidationFailed, 'versionId: the file is deleted');
-    if (await trx('links').where({ id: req.linkId }).first('id')) throw new ApiError(409, ErrorCode.Conflict, 'a link with this id exists');
-    const row = {
-      id: req.linkId, org_id: space.org_id, space_id: spaceId, file_id: req.fileId, version_id: req.versionId, kdf: req.kdf ? JSON.stringify(req.kdf) : null,
-      auth_hash: req.authHash, wrapped: req.wrapped, expires_at: req.expiresAt, max_downloads: req.maxDownloads, downloads: 0, purpose: req.purpose,
-      created_by: caller.userId, created_at: now, revoked_at: null,
-    };
-    await trx('links').insert(row);
-    await services.audit.append(trx, {
-      ...who, orgId: caller.orgId, action: 'link.create', targetType: 'link', targetId: req.linkId, outcome: 'success',
-      details: { ...facts({ ...row, version_expired_at: null } as LinkRow), expiresAt: req.expiresAt, maxDownloads: req.maxDownloads, password: req.kdf !== null },
-    });
-    return linkInfo({ ...row, version_expired_at: null }, services.config.publicUrl, now);
+    await assertHeadVersion(trx, spaceId, req.fileId, req.versionId);
+    return insertLink(services, trx, caller, who, {
+      id: req.linkId, org_id: orgId, space_id: spaceId, file_id: req.fileId, version_id: req.versionId, kdf: req.kdf ? JSON.stringify(req.kdf) : null,
+      auth_hash: req.authHash, wrapped: req.wrapped, expires_at: req.expiresAt, max_downloads: req.maxDownloads, purpose: req.purpose,
+    }, {}, now);
   });
 }
 
@@ -169,7 +192,7 @@ export async function revokeLink(services: Services, caller: Caller, who: Who, l
 export function publicInfo(link: LinkRow, now = Date.now()): PublicLinkInfo {
   const reason = goneReason(link, now);
   if (reason) throw gone(reason);
-  return { linkId: link.id, kdf: link.kdf ? JSON.parse(link.kdf) : null, expiresAt: link.expires_at, downloadsLeft: downloadsLeft(link) };
+  return { linkId: link.id, kdf: link.kdf ? JSON.parse(link.kdf) : null, expiresAt: link.expires_at, downloadsLeft: downloadsLeft(link), ...(link.kind === 'folder' ? { kind: 'folder' as const } : {}) };
 }
 
 type Row = { downloads: number | string; max_downloads: number | string | null };
@@ -215,7 +238,10 @@ export async function accessLink(services: Services, link: LinkRow, auth: string
     return { manifest: Buffer.from(v.manifest as Uint8Array).toString('base64url'), downloadsLeft: left };
   });
   if (!result) throw gone(goneReason(await findLink(services.db, link.id), now) ?? 'exhausted');
-  return { token, tokenExpiresAt, wrapped: link.wrapped, fileId: link.file_id, versionId: link.version_id, manifest: result.manifest, expiresAt: link.expires_at, downloadsLeft: result.downloadsLeft };
+  return {
+    token, tokenExpiresAt, wrapped: link.wrapped, fileId: link.file_id, versionId: link.version_id, manifest: result.manifest, expiresAt: link.expires_at, downloadsLeft: result.downloadsLeft,
+    ...(link.kind === 'folder' ? { kind: 'folder' as const, listing: link.listing ?? '' } : {}),
+  };
 }
 
 /** Every refused access is written in full under the link's organisation (not aggregated): the finality rules. */
@@ -230,8 +256,9 @@ export async function auditAccessRefusal(services: Services, link: LinkRow, who:
 }
 
 /**
- * The chunks a download token may read: `ids` must all be in the linked version's chunk list. A revoked or expired
- * link stops its tokens at once (an exhausted one does not: the access that gave the token was counted).
+ * The chunks a download token may read: `ids` must all be chunks of the linked version (a file link) or of the
+ * snapshot's versions (a folder link, link_versions), none of them expired by retention. A revoked or expired link
+ * stops its tokens at once (an exhausted one does not: the access that gave the token was counted).
  */
 export async function authoriseChunks(services: Services, link: LinkRow, token: string | null, ids: string[], now = Date.now()): Promise<void> {
   const row = token ? await services.read('link_tokens').where({ token_hash: tokenHash(token) }).first('link_id', 'version_id', 'expires_at') : null;
@@ -242,11 +269,15 @@ export async function authoriseChunks(services: Services, link: LinkRow, token: 
   if (reason === 'revoked' || reason === 'expired') throw gone(reason);
   const wanted = [...new Set(ids)];
   const found = new Set<string>();
+  const { read } = services;
+  const versions = link.kind === 'folder' ? read('link_versions').where({ link_id: link.id }).select('version_id') : [row.version_id as string];
   for (let i = 0; i < wanted.length; i += 500) {
     const part = wanted.slice(i, i + 500);
-    for (const r of await services.read('version_chunks').where({ version_id: row.version_id }).whereIn('chunk_id', part).distinct('chunk_id')) found.add(r.chunk_id);
+    const rows = await read('version_chunks as c').join('versions as v', 'v.id', 'c.version_id')
+      .whereIn('c.version_id', versions).whereNull('v.expired_at').whereIn('c.chunk_id', part).distinct('c.chunk_id');
+    for (const r of rows) found.add(r.chunk_id);
   }
-  if (found.size !== wanted.length) throw new ApiError(403, ErrorCode.Forbidden, 'the token reads only the chunks of the linked version');
+  if (found.size !== wanted.length) throw new ApiError(403, ErrorCode.Forbidden, `the token reads only the chunks of the linked ${link.kind === 'folder' ? 'files' : 'version'}`);
 }
 
 /** The audit entry of a chunk download through a link (in full: it is an access to the content). */

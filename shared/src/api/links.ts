@@ -69,6 +69,8 @@ export const LinkInfo = z.object({
   revokedAt: z.number().int().nullable(),
   /** "active", or why it no longer opens */
   state: z.enum(['active', 'expired', 'revoked', 'exhausted']),
+  /** "folder": a folder link (./folder-links.ts); `fileId` and `versionId` are then the folder's own entry */
+  kind: z.enum(['file', 'folder']).optional(),
 });
 export type LinkInfo = z.infer<typeof LinkInfo>;
 
@@ -79,6 +81,8 @@ export const PublicLinkInfo = z.object({
   expiresAt: z.number().int(),
   /** null: no download limit */
   downloadsLeft: z.number().int().nullable(),
+  /** "folder" for a folder link (absent for a file), so the page says what it is about to open */
+  kind: z.literal('folder').optional(),
 });
 export type PublicLinkInfo = z.infer<typeof PublicLinkInfo>;
 
@@ -97,6 +101,9 @@ export const LinkAccess = z.object({
   manifest: z.string().regex(B64U),
   expiresAt: z.number().int(),
   downloadsLeft: z.number().int().nullable(),
+  /** "folder": `manifest` is the folder's own, and `listing` (b64u, docs/crypto.md §9.1) lists its files */
+  kind: z.enum(['file', 'folder']).optional(),
+  listing: z.string().regex(B64U).optional(),
 });
 export type LinkAccess = z.infer<typeof LinkAccess>;
 

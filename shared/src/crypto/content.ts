@@ -109,9 +109,15 @@ export function assertManifest(m: unknown): asserts m is Manifest {
   if (typeof o.path !== 'string') bad('path');
   assertSpacePath(o.path as string);
   if (o.kind !== 'file' && o.kind !== 'dir') bad('kind');
-  if (!Number.isSafeInteger(o.size) || (o.size as number) < 0) bad('size');
   if (!Number.isSafeInteger(o.mtimeMs) || (o.mtimeMs as number) < 0) bad('mtimeMs');
   if (typeof o.deleted !== 'boolean') bad('deleted');
+  assertContent(o, bad);
+  if (o.kind === 'dir' && (o.size !== 0)) bad('a folder has no content');
+}
+
+/** The content fields a manifest and a folder listing's entry share: `size`, `hash` and `chunks` adding up to `size`. */
+export function assertContent(o: Record<string, unknown>, bad: (why: string) => never): void {
+  if (!Number.isSafeInteger(o.size) || (o.size as number) < 0) bad('size');
   if (typeof o.hash !== 'string' || !HEX64.test(o.hash)) bad('hash');
   if (!Array.isArray(o.chunks)) bad('chunks');
   let total = 0;
@@ -120,7 +126,6 @@ export function assertManifest(m: unknown): asserts m is Manifest {
     total += (c as [string, number])[1];
   }
   if (total !== o.size) bad('chunk sizes do not add up to size');
-  if (o.kind === 'dir' && (o.size !== 0)) bad('a folder has no content');
 }
 
 function manifestAd(fileId: string, versionId: string): Uint8Array {

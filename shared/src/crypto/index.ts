@@ -7,6 +7,7 @@ export { newId, idBytes, constantTimeEqual } from './primitives.js';
 export * from './keys.js';
 export * from './content.js';
 export * from './link.js';
+export * from './link-folder.js';
 export * from './server.js';
 export * from './recovery.js';
 export * from './membership.js';
