@@ -18,6 +18,7 @@ import { policyRoutes } from './routes/policy.js';
 import { linkRoutes } from './routes/links.js';
 import { fileShareRoutes } from './routes/file-shares.js';
 import { webRoutes } from './routes/web.js';
+import { requestRoutes } from './routes/requests.js';
 import { clientAddressResolver } from './client-address.js';
 
 export interface AppOptions {
@@ -81,6 +82,7 @@ export function createApp(services: Services, options: AppOptions): Koa {
   policyRoutes(router, services);
   linkRoutes(router, services);
   fileShareRoutes(router, services);
+  requestRoutes(router, services);
   webRoutes(router, services);
   for (const mount of options.mount ?? []) mount(router, services);
 

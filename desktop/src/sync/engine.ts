@@ -217,7 +217,9 @@ export class SyncEngine extends EventEmitter {
       try {
         sc.open(id, wraps.get(id) ?? []);
       } catch {
-        // reported where the key is needed
+        // Maybe a file that came through a file request: its wrap is signed by the request key, trusted only
+        // under the grant its history names. Otherwise reported where the key is needed.
+        await sc.learnUploads(this.client, id).then(() => sc.open(id, wraps.get(id) ?? [])).catch(() => undefined);
       }
     }
   }

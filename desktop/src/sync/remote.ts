@@ -18,6 +18,7 @@ import { ProtocolError } from '../api/endpoints.js';
 import { fileKeyPolicy, manifestPolicy, openEpochKeys, verifiedMembership } from '../account/membership.js';
 import type { Account } from '../account/state.js';
 import type { RemoteEntry } from './types.js';
+import { RequestUploads } from './request-uploads.js';
 
 /**
  * One file key: a file has one per key epoch it was written in (docs/crypto.md §4: after a rotation the next
@@ -54,9 +55,11 @@ const ChangesPage = z.object({
   more: z.boolean(),
   changes: z.array(VersionView),
   fileKeyWraps: z.record(z.string(), z.array(FileKeyWrapSchema)),
+  /** files created through a file request: their grant and receipt (checked by RequestUploads) */
+  uploads: z.record(z.string(), z.unknown()).optional(),
 });
 
-const VersionsAnswer = z.object({ fileId: z.string(), versions: z.array(VersionView), fileKeyWraps: z.array(FileKeyWrapSchema) });
+const VersionsAnswer = z.object({ fileId: z.string(), versions: z.array(VersionView), fileKeyWraps: z.array(FileKeyWrapSchema), uploads: z.record(z.string(), z.unknown()).optional() });
 
 /** A version the engine will not use, and why (shown to the user; the reason names no file content). */
 export interface RefusedVersion {
@@ -74,6 +77,8 @@ function parsed<T extends z.ZodTypeAny>(schema: T, value: unknown, what: string)
 /** Keys of one space for this account: space key pairs by epoch, trusted writers, and a cache of file keys. */
 export class SpaceCrypto {
   private readonly fileKeys = new Map<string, Map<number, FileKeys>>();
+  /** files that came through a file request, with the grants they came under (docs/crypto.md §9.1) */
+  private readonly uploads = new RequestUploads();
 
   /** signPublicKey -> e-mail of everyone who was ever a member (to name the authors of versions) */
   authors: Map<string, string>;
@@ -153,7 +158,9 @@ export class SpaceCrypto {
       const pair = this.spaceKeys.get(wrap.keyEpoch);
       if (!pair) continue;
       try {
-        const fileKey = openFileKeyWrap(wrap, { spaceId: this.spaceId, keyEpoch: wrap.keyEpoch, fileId }, pair, fileKeyPolicy(this.membership, wrap.keyEpoch));
+        const writer = fileKeyPolicy(this.membership, wrap.keyEpoch);
+        const policy = (signer: string) => writer(signer) || this.uploads.wrapSigner(fileId, signer, wrap.keyEpoch);
+        const fileKey = openFileKeyWrap(wrap, { spaceId: this.spaceId, keyEpoch: wrap.keyEpoch, fileId }, pair, policy);
         if (!keys) this.fileKeys.set(fileId, (keys = new Map()));
         keys.set(wrap.keyEpoch, { fileKey, subkeys: deriveFileSubkeys(fileKey), epoch: wrap.keyEpoch });
       } catch (err) {
@@ -195,12 +202,25 @@ export class SpaceCrypto {
     if (k) delete k.pendingWrap;
   }
 
+  /** Notes the file-request grants and receipts a changes page or history names (checked by RequestUploads). */
+  noteUploads(uploads: Record<string, unknown> | undefined): void {
+    this.uploads.note(uploads, this.spaceId, this.membership, this.spaceKeys);
+  }
+
+  /** Learns from the server whether `fileId` came through a file request (its history names the grant). */
+  async learnUploads(c: ApiClient, fileId: string): Promise<void> {
+    const answer = parsed(VersionsAnswer, await c.json('GET', `/api/v1/spaces/${encodeURIComponent(this.spaceId)}/files/${encodeURIComponent(fileId)}/versions`), 'versions');
+    this.noteUploads(answer.uploads);
+  }
+
   /** Opens and checks one version's manifest. */
   openVersion(v: VersionView): { manifest: Manifest; signer: string } {
     const keys = this.keyFor(v.fileId, v.keyEpoch);
     if (!keys) throw new CryptoError(ErrorCode.BadKey, `no key of epoch ${v.keyEpoch} of this file opens for you`);
-    const opened = openManifest(fromBase64Url(v.manifest), keys.subkeys, { fileId: v.fileId, versionId: v.versionId }, this.trusted);
+    const trusted = (signer: string, memberSeq: number | null) => this.trusted(signer, memberSeq) || this.uploads.manifestSigner(v.fileId, v.versionId, signer);
+    const opened = openManifest(fromBase64Url(v.manifest), keys.subkeys, { fileId: v.fileId, versionId: v.versionId }, trusted);
     if (opened.manifest.deleted !== v.deleted) throw new CryptoError(ErrorCode.BadManifest, 'the server\'s deleted flag contradicts the signed manifest');
+    if (this.uploads.isUploader(v.fileId, opened.signer)) this.uploads.judge(opened.manifest, v.createdAt);
     return opened;
   }
 }
@@ -237,6 +257,7 @@ export async function* pullChanges(c: ApiClient, sc: SpaceCrypto, since: number,
   let at = since;
   for (;;) {
     const page = parsed(ChangesPage, await c.json('GET', `/api/v1/spaces/${encodeURIComponent(sc.spaceId)}/changes?since=${at}&limit=${limit}`), 'changes');
+    sc.noteUploads(page.uploads);
     const newest = new Map<string, VersionView>();
     for (const v of page.changes) newest.set(v.fileId, v);
     const out: PulledPage = { entries: [], wraps: [], refused: [], next: page.next, head: page.head };
@@ -258,6 +279,7 @@ export async function* pullChanges(c: ApiClient, sc: SpaceCrypto, since: number,
           refreshed = true;
           try {
             await sc.refresh(c);
+            sc.noteUploads(page.uploads);
             out.entries.push(entryOf(v, judge()));
             continue;
           } catch (again) {
@@ -277,6 +299,7 @@ export async function* pullChanges(c: ApiClient, sc: SpaceCrypto, since: number,
 /** One file's history, opened: newest first. Versions that do not open are listed with their reason. */
 export async function fileHistory(c: ApiClient, sc: SpaceCrypto, fileId: string): Promise<{ version: VersionView; manifest: Manifest | null; signer: string | null; refused?: string }[]> {
   const answer = parsed(VersionsAnswer, await c.json('GET', `/api/v1/spaces/${encodeURIComponent(sc.spaceId)}/files/${encodeURIComponent(fileId)}/versions`), 'versions');
+  sc.noteUploads(answer.uploads);
   sc.open(fileId, answer.fileKeyWraps);
   return answer.versions.map((version) => {
     try {

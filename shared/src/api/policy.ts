@@ -68,3 +68,14 @@ export type OrgPolicyAnswer = z.infer<typeof OrgPolicyAnswer>;
 
 /** PATCH /api/v1/spaces/:spaceId {classification}: raise a space's class. */
 export const ChangeClassRequest = z.object({ classification: z.enum(CLASS_ORDER) }).strict();
+
+/**
+ * Why `policy` refuses a file request (an upload-only link, docs/api.md "File requests"), or null: a request is allowed
+ * where links are, and expires within the class's longest link life. Password and download rules do not apply.
+ */
+export function requestPolicyProblem(className: ClassName, policy: ClassPolicy, expiresAt: number, now = Date.now()): string | null {
+  if (!policy.linksAllowed) return `file requests are not allowed for ${className} spaces (links are not allowed)`;
+  const days = (expiresAt - now) / 86_400_000;
+  if (days > policy.maxLinkDays + 1 / 1440) return `file requests of ${className} spaces expire within ${policy.maxLinkDays} day${policy.maxLinkDays === 1 ? '' : 's'}`;
+  return null;
+}

@@ -10,6 +10,7 @@ export * from './link.js';
 export * from './server.js';
 export * from './recovery.js';
 export * from './membership.js';
+export * from './request.js';
 
 import { sealEnvelopeWithNonce, xchachaEncrypt, xchachaDecrypt } from './envelope.js';
 import { blake2b, randomBytes, signDetached, signingInput } from './primitives.js';
