@@ -46,7 +46,7 @@ function render(): void {
       break;
     case 'ready':
       title.textContent = t('title');
-      body.push(el('p', { class: 'lead' }, t('intro')), facts(), dropZone(), fileList());
+      body.push(el('p', { class: 'lead' }, t('intro')), facts(), ...(info!.filesLeft > 0 ? [dropZone()] : []), fileList());
       card.dataset.state = rows.length > 0 && rows.every((r) => r.state === 'done') ? 'done' : 'ready';
       break;
   }
@@ -69,7 +69,7 @@ function renderLangs(): void {
 function facts(): HTMLElement {
   const left = info!.filesLeft;
   const box = el('div', { class: 'facts-line' });
-  box.append(el('p', { class: 'meta', id: 'expires' }, t('expires', { date: formatDate(info!.expiresAt) })), el('p', { class: 'meta', id: 'files-left' }, plural('files', left)));
+  box.append(el('p', { class: 'meta', id: 'expires' }, t('expires', { date: formatDate(info!.expiresAt) })), el('p', { class: 'meta', id: 'files-left' }, left > 0 ? plural('files', left) : t('files.none')));
   return box;
 }
 
@@ -106,7 +106,7 @@ function fileList(): HTMLElement {
   const sent = rows.filter((r) => r.state === 'done').length;
   const box = el('div');
   box.append(list);
-  if (sent > 0 && !busy) box.append(el('p', { class: 'ok', id: 'summary' }, plural('all.done', sent)));
+  if (sent > 0 && !busy) box.append(el('p', { class: 'ok', id: 'summary', role: 'status' }, plural('all.done', sent)));
   return box;
 }
 
@@ -127,10 +127,12 @@ function paintRow(r: Row): void {
   r.node.className = `file ${r.state}`;
   const name = el('span', { class: 'name' }, r.file.name);
   const size = el('span', { class: 'size' }, formatBytes(r.file.size));
-  const bar = el('progress', { max: String(Math.max(1, r.file.size)), value: String(r.state === 'done' ? Math.max(1, r.file.size) : r.done) });
-  const status = el('span', { class: 'state' }, statusText(r));
-  const parts: HTMLElement[] = [el('div', { class: 'line' }), bar, status];
-  parts[0]!.append(name, size);
+  const line = el('div', { class: 'line' });
+  line.append(name, size);
+  const parts: HTMLElement[] = [line];
+  // A bar only while there is progress to show: a sent file needs none.
+  if (r.state === 'waiting' || r.state === 'sending' || r.state === 'failed') parts.push(el('progress', { max: String(Math.max(1, r.file.size)), value: String(r.done) }));
+  parts.push(el('span', { class: 'state' }, statusText(r)));
   if (r.state === 'failed') {
     parts.push(button(t('retry'), () => {
       r.state = 'waiting';
@@ -196,7 +198,7 @@ async function pump(): Promise<void> {
     busy = false;
   }
   render();
-  setStatus(rows.some((r) => r.state === 'done') ? plural('all.done', rows.filter((r) => r.state === 'done').length) : '');
+  setStatus(''); // the card's summary says it (a status region of its own)
 }
 
 async function start(): Promise<void> {
@@ -206,8 +208,6 @@ async function start(): Promise<void> {
   const secret = location.hash.slice(1);
   if (!m) return show({ v: 'error', kind: 'unknown' });
   if (!SECRET.test(secret)) return show({ v: 'error', kind: 'missing' });
-  // The fragment is not needed in the address bar any more: keep it out of screenshots and shoulder-surfing.
-  history.replaceState(null, '', location.pathname);
   try {
     await initCrypto();
   } catch {

@@ -18,7 +18,7 @@ import { ProtocolError } from '../api/endpoints.js';
 import { fileKeyPolicy, manifestPolicy, openEpochKeys, verifiedMembership } from '../account/membership.js';
 import type { Account } from '../account/state.js';
 import type { RemoteEntry } from './types.js';
-import { RequestUploads } from './request-uploads.js';
+import { REQUEST_REFUSAL, RequestUploads } from './request-uploads.js';
 
 /**
  * One file key: a file has one per key epoch it was written in (docs/crypto.md §4: after a rotation the next
@@ -207,6 +207,11 @@ export class SpaceCrypto {
     this.uploads.note(uploads, this.spaceId, this.membership, this.spaceKeys);
   }
 
+  /** Whether `signer` is the file request key this file came through (the version is an upload, not a member's). */
+  isUpload(fileId: string, signer: string): boolean {
+    return this.uploads.isUploader(fileId, signer);
+  }
+
   /** Learns from the server whether `fileId` came through a file request (its history names the grant). */
   async learnUploads(c: ApiClient, fileId: string): Promise<void> {
     const answer = parsed(VersionsAnswer, await c.json('GET', `/api/v1/spaces/${encodeURIComponent(this.spaceId)}/files/${encodeURIComponent(fileId)}/versions`), 'versions');
@@ -234,6 +239,8 @@ export function entryOf(v: VersionView, m: Manifest): RemoteEntry {
 
 export interface PulledPage {
   entries: RemoteEntry[];
+  /** versionId -> the server's commit time, of the entries written through a file request (never over a file: see the engine) */
+  uploads: Map<string, number>;
   wraps: { fileId: string; keyEpoch: number; wrap: unknown }[];
   refused: RefusedVersion[];
   next: number;
@@ -242,6 +249,7 @@ export interface PulledPage {
 
 function refusalReason(err: unknown): string {
   if (err instanceof CryptoError) {
+    if (err.code === ErrorCode.UntrustedSigner && err.message.startsWith(REQUEST_REFUSAL)) return `${err.message}: refused`;
     if (err.code === ErrorCode.UntrustedSigner) return 'signed by someone who is not a writer of this space: refused (report this to your security officer)';
     if (err.code === ErrorCode.BadSignature) return 'its signature does not verify: refused (report this to your security officer)';
     return `it does not open (${err.code}): refused`;
@@ -260,7 +268,7 @@ export async function* pullChanges(c: ApiClient, sc: SpaceCrypto, since: number,
     sc.noteUploads(page.uploads);
     const newest = new Map<string, VersionView>();
     for (const v of page.changes) newest.set(v.fileId, v);
-    const out: PulledPage = { entries: [], wraps: [], refused: [], next: page.next, head: page.head };
+    const out: PulledPage = { entries: [], uploads: new Map(), wraps: [], refused: [], next: page.next, head: page.head };
     let refreshed = false;
     for (const v of newest.values()) {
       if (known(v.versionId)) continue; // our own commit: its remote row and wraps are in the index already
@@ -268,7 +276,9 @@ export async function* pullChanges(c: ApiClient, sc: SpaceCrypto, since: number,
       for (const w of wraps) out.wraps.push({ fileId: v.fileId, keyEpoch: w.keyEpoch, wrap: w });
       const judge = () => {
         sc.open(v.fileId, wraps);
-        return sc.openVersion(v).manifest;
+        const opened = sc.openVersion(v);
+        if (sc.isUpload(v.fileId, opened.signer)) out.uploads.set(v.versionId, v.createdAt);
+        return opened.manifest;
       };
       try {
         out.entries.push(entryOf(v, judge()));

@@ -8,6 +8,9 @@ import {
   type Manifest, type MembershipState, type SpaceKeyPair, type UploadGrant, type UploadReceipt,
 } from '@kluis/shared';
 
+/** How a refused upload's reason begins (sync/remote.ts reports it as it is). */
+export const REQUEST_REFUSAL = 'a file request upload refused';
+
 interface Accepted {
   grant: UploadGrant;
   folder: string;
@@ -64,7 +67,7 @@ export class RequestUploads {
   judge(manifest: Manifest, committedAt: number): void {
     const a = this.byFile.get(manifest.fileId)!;
     const problem = requestUploadProblem(a.grant, a.folder, a.receipt, manifest, committedAt);
-    if (problem) throw new CryptoError(ErrorCode.UntrustedSigner, `a file request upload refused: ${problem}`);
+    if (problem) throw new CryptoError(ErrorCode.UntrustedSigner, `${REQUEST_REFUSAL}: ${problem}`);
   }
 
   /** Whether the request key of this file is `signer` (the version was written by the uploader). */
