@@ -102,8 +102,8 @@ test.serial('an upload through a request reaches the space; a member opens it by
 
   const entries = await auditOf(f.owner, r.requestId);
   const actions = entries.map((e) => `${e.action}:${e.outcome}`);
-  for (const a of ['request.create:success', 'request.info:success', 'request.chunks:success', 'request.upload:success']) t.true(actions.includes(a), a);
-  const access = entries.find((e) => e.action === 'request.info')!;
+  for (const a of ['filerequest.create:success', 'filerequest.info:success', 'filerequest.chunks:success', 'filerequest.upload:success']) t.true(actions.includes(a), a);
+  const access = entries.find((e) => e.action === 'filerequest.info')!;
   t.is(access.userAgent, UA);
   t.truthy(access.ip);
   t.is(access.details.purpose, 'Aanvraag leefloon 2026/88: bewijsstukken');
@@ -150,7 +150,7 @@ test.serial('expiry, revocation and key rotation end a request (410 with the rea
   t.is(((await after.json()) as { reason: string }).reason, 'revoked');
   t.is((await commitUpload(srv.url, r, (await prepareUpload(srv.url, soon, 'x', new Uint8Array(0))).commit)).status, 410);
   const denied = (await auditOf(f.owner, r.requestId)).filter((e) => e.outcome === 'denied');
-  t.true(denied.some((e) => e.action === 'request.info' && e.details.reason === 'revoked' && e.userAgent === UA));
+  t.true(denied.some((e) => e.action === 'filerequest.info' && e.details.reason === 'revoked' && e.userAgent === UA));
 
   // A member leaves: the space key rotates, and a request sealing to the old key takes nothing more.
   const bob = await newColleague(srv.url, f.owner);
@@ -191,7 +191,7 @@ test.serial('forged proofs: wrong requestAuth (401, counted), a receipt or wrap 
   t.is(over.status, 409);
   const still = await info(r.requestId);
   t.is(((await still.json()) as { filesLeft: number }).filesLeft, 4, 'the refused overwrite used no slot');
-  const denied = (await auditOf(f.owner, r.requestId)).filter((e) => e.action === 'request.upload' && e.outcome !== 'success');
+  const denied = (await auditOf(f.owner, r.requestId)).filter((e) => e.action === 'filerequest.upload' && e.outcome !== 'success');
   t.true(denied.length >= 5, 'every refused upload is audited');
 });
 
@@ -227,7 +227,7 @@ test.serial('creation: only writers, with their own valid grant for this space, 
   const r4 = await createRequest(srv.url, med.owner, med.spaceId, await requestBody(srv.url, med.owner, med.spaceId, med.pair, { expiresAt: Date.now() + 3_600_000 }));
   t.is(r4.status, 403);
   t.regex(r4.body.error.message, /not allowed for medical/);
-  const audit = await call(srv.url, 'GET', `/api/v1/orgs/${med.owner.orgId}/audit?action=request.create&limit=100`, { token: med.owner.token });
+  const audit = await call(srv.url, 'GET', `/api/v1/orgs/${med.owner.orgId}/audit?action=filerequest.create&limit=100`, { token: med.owner.token });
   t.true(audit.body.entries.some((e: { outcome: string }) => e.outcome === 'denied' || e.outcome === 'failed'), 'the refusal is audited');
   t.is((await createRequest(srv.url, f.owner, f.spaceId, m)).status, 201);
   t.is((await createRequest(srv.url, f.owner, f.spaceId, m)).status, 409, 'the same id twice');

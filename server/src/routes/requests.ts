@@ -21,7 +21,7 @@ const ListQuery = z.object({ spaceId: IdParam.optional() });
 /** A request id from the path; one that cannot exist is answered like a missing request. */
 function requestParam(ctx: KCtx): string {
   const id = String(ctx.params.requestId);
-  target(ctx, 'request', id.slice(0, 64));
+  target(ctx, 'filerequest', id.slice(0, 64));
   if (!IdParam.safeParse(id).success) throw new ApiError(404, ErrorCode.NotFound, 'no such request');
   return id;
 }
@@ -50,35 +50,35 @@ function publicRequestRoute(router: Router, services: Services, method: 'get' | 
 }
 
 export function requestRoutes(router: Router, services: Services): void {
-  route(router, services, 'post', '/api/v1/spaces/:spaceId/requests', { action: 'request.create' }, async (ctx, caller) => {
+  route(router, services, 'post', '/api/v1/spaces/:spaceId/requests', { action: 'filerequest.create' }, async (ctx, caller) => {
     const spaceId = String(ctx.params.spaceId);
     target(ctx, 'space', spaceId);
     const req = parse(CreateFileRequest, body(ctx));
-    target(ctx, 'request', req.requestId);
+    target(ctx, 'filerequest', req.requestId);
     ctx.status = 201;
     ctx.body = await createRequest(services, caller, actor(ctx, caller), spaceId, req);
   });
 
-  route(router, services, 'get', '/api/v1/requests', { action: 'request.list' }, async (ctx, caller) => {
+  route(router, services, 'get', '/api/v1/requests', { action: 'filerequest.list' }, async (ctx, caller) => {
     const { spaceId } = parse(ListQuery, ctx.query);
     target(ctx, spaceId ? 'space' : 'user', spaceId ?? caller.userId);
     const requests = await listRequests(services, caller, spaceId);
-    await services.tx((trx) => services.audit.append(trx, { ...actor(ctx, caller), action: 'request.list', targetType: spaceId ? 'space' : 'user', targetId: spaceId ?? caller.userId, outcome: 'success', details: { count: requests.length } }));
+    await services.tx((trx) => services.audit.append(trx, { ...actor(ctx, caller), action: 'filerequest.list', targetType: spaceId ? 'space' : 'user', targetId: spaceId ?? caller.userId, outcome: 'success', details: { count: requests.length } }));
     ctx.body = { requests };
   });
 
-  route(router, services, 'delete', '/api/v1/requests/:requestId', { action: 'request.revoke' }, async (ctx, caller) => {
+  route(router, services, 'delete', '/api/v1/requests/:requestId', { action: 'filerequest.revoke' }, async (ctx, caller) => {
     await revokeRequest(services, caller, actor(ctx, caller), requestParam(ctx));
     ctx.status = 204;
   });
 
-  publicRequestRoute(router, services, 'get', '/api/v1/public/requests/:requestId', 'request.info', async (ctx, r) => {
+  publicRequestRoute(router, services, 'get', '/api/v1/public/requests/:requestId', 'filerequest.info', async (ctx, r) => {
     const info = publicInfo(r);
     await services.audit.appendStandalone(infoAuditEntry(r, meta(ctx)));
     ctx.body = info;
   });
 
-  publicRequestRoute(router, services, 'post', '/api/v1/public/requests/:requestId/chunks', 'request.chunks', async (ctx, r) => {
+  publicRequestRoute(router, services, 'post', '/api/v1/public/requests/:requestId/chunks', 'filerequest.chunks', async (ctx, r) => {
     await authorise(services, r, meta(ctx), bearer(ctx));
     binaryBody(ctx, 'the chunk frames');
     const declared = declaredLength(ctx, REQUEST_MAX_UPLOAD_BYTES);
@@ -91,7 +91,7 @@ export function requestRoutes(router: Router, services: Services): void {
     ctx.body = { stored: stored.stored, duplicate: stored.duplicate, bytes: stored.bytes };
   });
 
-  publicRequestRoute(router, services, 'post', '/api/v1/public/requests/:requestId/commit', 'request.upload', async (ctx, r) => {
+  publicRequestRoute(router, services, 'post', '/api/v1/public/requests/:requestId/commit', 'filerequest.upload', async (ctx, r) => {
     await authorise(services, r, meta(ctx), bearer(ctx));
     const req = parse(RequestCommit, body(ctx));
     ctx.status = 201;

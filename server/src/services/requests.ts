@@ -111,7 +111,7 @@ export async function createRequest(services: Services, caller: Caller, who: Who
     };
     await trx('file_requests').insert(row);
     await services.audit.append(trx, {
-      ...who, orgId: caller.orgId, action: 'request.create', targetType: 'request', targetId: req.requestId, outcome: 'success',
+      ...who, orgId: caller.orgId, action: 'filerequest.create', targetType: 'filerequest', targetId: req.requestId, outcome: 'success',
       details: { ...facts(row), expiresAt: req.expiresAt, maxFiles: req.maxFiles },
     });
     return requestInfo({ ...row, space_epoch: g.keyEpoch }, services.config.publicUrl, now);
@@ -136,7 +136,7 @@ export async function revokeRequest(services: Services, caller: Caller, who: Who
     if (!row || !allowed) throw new ApiError(404, ErrorCode.NotFound, 'no such request');
     const already = row.revoked_at !== null;
     if (!already) await trx('file_requests').where({ id: requestId }).whereNull('revoked_at').update({ revoked_at: now });
-    await services.audit.append(trx, { ...who, orgId: caller.orgId, action: 'request.revoke', targetType: 'request', targetId: requestId, outcome: 'success', details: { ...facts(row), already } });
+    await services.audit.append(trx, { ...who, orgId: caller.orgId, action: 'filerequest.revoke', targetType: 'filerequest', targetId: requestId, outcome: 'success', details: { ...facts(row), already } });
   });
 }
 
@@ -179,7 +179,7 @@ export async function authorise(services: Services, r: RequestRow, who: Who, aut
 export async function countBytes(services: Services, r: RequestRow, who: Who, stored: { stored: number; duplicate: number; bytes: number }): Promise<void> {
   await services.tx(async (trx) => {
     await trx('file_requests').where({ id: r.id }).increment('bytes', stored.bytes);
-    await services.audit.append(trx, { ...who, orgId: r.org_id, action: 'request.chunks', targetType: 'request', targetId: r.id, outcome: 'success', details: { ...facts(r), ...stored } });
+    await services.audit.append(trx, { ...who, orgId: r.org_id, action: 'filerequest.chunks', targetType: 'filerequest', targetId: r.id, outcome: 'success', details: { ...facts(r), ...stored } });
   });
 }
 
@@ -211,7 +211,7 @@ export async function commitUpload(services: Services, r: RequestRow, who: Who, 
       fileId: req.fileId, versionId: req.versionId, parent: null, keyEpoch: r.key_epoch, manifest: req.manifest, chunks: req.chunks, deleted: false, fileKeyWrap: req.fileKeyWrap,
     }]);
     await trx('request_uploads').insert({ version_id: req.versionId, request_id: r.id, file_id: req.fileId, slot: rc.slot, receipt: JSON.stringify(rc), created_at: now });
-    await services.audit.append(trx, { ...who, orgId: r.org_id, action: 'request.upload', targetType: 'request', targetId: r.id, outcome: 'success', details: { ...facts(r), fileId: req.fileId, versionId: req.versionId, slot: rc.slot, seq: c.lastSeq } });
+    await services.audit.append(trx, { ...who, orgId: r.org_id, action: 'filerequest.upload', targetType: 'filerequest', targetId: r.id, outcome: 'success', details: { ...facts(r), fileId: req.fileId, versionId: req.versionId, slot: rc.slot, seq: c.lastSeq } });
     return { seq: c.lastSeq, slot: rc.slot, filesLeft: r.max_files - Number(updated[0]!.files) };
   });
   if (result) {
@@ -228,7 +228,7 @@ export async function commitUpload(services: Services, r: RequestRow, who: Who, 
 export async function auditRefusal(services: Services, r: RequestRow, action: string, who: Who, err: ApiError): Promise<void> {
   const reason = (err.extra as { reason?: string } | undefined)?.reason;
   const entry: AuditEntryInput = {
-    ...who, orgId: r.org_id, action, targetType: 'request', targetId: r.id,
+    ...who, orgId: r.org_id, action, targetType: 'filerequest', targetId: r.id,
     outcome: err.auditOutcome ?? (err.status === 401 || err.status === 403 || err.status === 404 || err.status === 410 || err.status === 429 ? 'denied' : 'failed'),
     details: { ...facts(r), status: err.status, code: err.code, ...(reason ? { reason } : {}) },
   };
@@ -237,7 +237,7 @@ export async function auditRefusal(services: Services, r: RequestRow, action: st
 
 /** The audit entry of a successful info read. */
 export function infoAuditEntry(r: RequestRow, who: Who): AuditEntryInput {
-  return { ...who, orgId: r.org_id, action: 'request.info', targetType: 'request', targetId: r.id, outcome: 'success', details: facts(r) };
+  return { ...who, orgId: r.org_id, action: 'filerequest.info', targetType: 'filerequest', targetId: r.id, outcome: 'success', details: facts(r) };
 }
 
 /** For change pages and histories: the grant and receipt of each of `fileIds` created through a request. */
