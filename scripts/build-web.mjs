@@ -32,5 +32,15 @@ await build({ ...common, entryPoints: [path.join(src, 'decrypt-worker.ts')], for
 await build({ ...common, entryPoints: [path.join(src, 'style.css')], outfile: path.join(out, 'assets/style.css') });
 copyFileSync(path.join(src, 'index.html'), path.join(out, 'index.html'));
 
-const sizes = readdirSync(path.join(out, 'assets')).map((f) => `${f} ${Math.round(statSync(path.join(out, 'assets', f)).size / 1024)} KiB`);
-console.log(`build-web: server/dist/web/link (${sizes.join(', ')}) in ${Date.now() - started} ms`);
+
+// The file request page (web/request/) into server/dist/web/request/, served at /r/:requestId and /r/assets/<name>.
+const reqSrc = path.join(root, 'web/request');
+const reqOut = path.join(root, 'server/dist/web/request');
+rmSync(reqOut, { recursive: true, force: true });
+mkdirSync(path.join(reqOut, 'assets'), { recursive: true });
+await build({ ...common, entryPoints: [path.join(reqSrc, 'main.ts')], format: 'esm', outfile: path.join(reqOut, 'assets/main.js') });
+await build({ ...common, entryPoints: [path.join(reqSrc, 'style.css')], outfile: path.join(reqOut, 'assets/style.css') });
+copyFileSync(path.join(reqSrc, 'index.html'), path.join(reqOut, 'index.html'));
+
+const sizes = (dir) => readdirSync(path.join(dir, 'assets')).map((f) => `${f} ${Math.round(statSync(path.join(dir, 'assets', f)).size / 1024)} KiB`).join(', ');
+console.log(`build-web: server/dist/web/link (${sizes(out)}), server/dist/web/request (${sizes(reqOut)}) in ${Date.now() - started} ms`);

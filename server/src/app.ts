@@ -22,6 +22,7 @@ import { webRoutes } from './routes/web.js';
 import { domainRoutes } from './routes/domains.js';
 import { peopleRoutes } from './routes/people.js';
 import { adminRoutes } from './routes/admins.js';
+import { requestRoutes } from './routes/requests.js';
 import { clientAddressResolver } from './client-address.js';
 
 export interface AppOptions {
@@ -86,6 +87,7 @@ export function createApp(services: Services, options: AppOptions): Koa {
   linkRoutes(router, services);
   fileShareRoutes(router, services);
   deviceRoutes(router, services);
+  requestRoutes(router, services);
   webRoutes(router, services);
   domainRoutes(router, services);
   peopleRoutes(router, services);

@@ -43,6 +43,8 @@ export const ErrorCode = {
   LinkGone: 'link_gone',
   /** 401: the link's secret or password is wrong (counted; the link locks after too many). */
   BadLinkAuth: 'bad_link_auth',
+  /** 410: a file request that expired, was revoked or received all its files (the body's `reason` says which). */
+  RequestGone: 'request_gone',
   /** 403: the sharing policy of the space's class does not allow this (docs/api.md "Policy"); the message says why. */
   PolicyRefused: 'policy_refused',
   RateLimited: 'rate_limited',

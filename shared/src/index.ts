@@ -13,3 +13,4 @@ export * from './api/shares.js';
 export * from './api/policy.js';
 export * from './api/devices.js';
 export * from './api/admin.js';
+export * from './api/requests.js';

@@ -49,7 +49,8 @@ export interface NewLink {
   purpose: string;
 }
 
-function parsed<T extends z.ZodTypeAny>(schema: T, value: unknown, what: string): z.infer<T> {
+/** An answer parsed with `schema`, or a ProtocolError naming the first bad field (also used by ./requests.ts). */
+export function parsed<T extends z.ZodTypeAny>(schema: T, value: unknown, what: string): z.infer<T> {
   const r = schema.safeParse(value);
   if (!r.success) throw new ProtocolError(`unexpected answer from the server (${what}: ${r.error.issues[0]!.path.join('.')}: ${r.error.issues[0]!.message})`);
   return r.data;

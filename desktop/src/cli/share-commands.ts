@@ -13,6 +13,8 @@ import { openAccount, when, withSyncedFile } from './synced-file.js';
 import { registerFileShareCommands } from './file-share-commands.js';
 import { revokeFileShare } from '../account/file-shares.js';
 import { shareFolder } from './share-folder.js';
+import { revokeRequest } from '../account/requests.js';
+import { registerRequestCommands, requestRows, requestTable } from './request-commands.js';
 
 
 /** fileId → path of the files this device syncs (to name the files of `share list`; the server knows no names). */
@@ -30,6 +32,7 @@ async function knownPaths(): Promise<Map<string, string>> {
 export function registerShareCommands(program: Command): void {
   const share = program.command('share').description('share links (a file for anyone who has the link; the key is in the link, never on the server) and files shared with a colleague');
   registerFileShareCommands(program, share);
+  registerRequestCommands(share);
 
   share.command('link')
     .description('make a link to the current version of a file, or to a folder as it is now (every file under it), in a synced folder; prints <url>#<secret>')
@@ -77,21 +80,23 @@ export function registerShareCommands(program: Command): void {
     });
 
   share.command('list')
-    .description('your links, and every link of the spaces you manage')
+    .description('your links and file requests, and every one of the spaces you manage')
     .option('--space <id>', 'only the links of this space (by id)')
     .action(async (o, cmd: Command) => {
       const account = await openAccount();
       const links = await listLinks(accountClient(account), o.space);
       const paths = await knownPaths().catch(() => new Map<string, string>());
       const rows = links.map((l) => ({ ...l, path: paths.get(l.fileId) ?? null }));
-      emit(cmd, () => rows.length === 0 ? 'No links (kluis share link PATH --purpose TEXT makes one).' : table(['ID', 'STATE', 'EXPIRES', 'DOWNLOADS', 'PASSWORD', 'FILE', 'PURPOSE'], rows.map((l) => [
+      const requests = await requestRows(o.space);
+      const linkText = () => rows.length === 0 ? 'No links (kluis share link PATH --purpose TEXT makes one).' : table(['ID', 'STATE', 'EXPIRES', 'DOWNLOADS', 'PASSWORD', 'FILE', 'PURPOSE'], rows.map((l) => [
         l.linkId, l.state, when(l.expiresAt), l.maxDownloads === null ? String(l.downloads) : `${l.downloads}/${l.maxDownloads}`, l.password ? 'yes' : 'no',
         safeText((l.path ?? l.fileId) + (l.kind === 'folder' ? '/' : ''), 60), safeText(l.purpose, 60),
-      ])), { links: rows });
+      ]));
+      emit(cmd, () => requests.length === 0 ? linkText() : `${linkText()}\n\nFile requests (upload-only links):\n${requestTable(requests)}`, { links: rows, requests });
     });
 
   share.command('revoke')
-    .description('revoke a link or a direct share (kluis share file): it stops at once, also for downloads in progress')
+    .description('revoke a link, a file request or a direct share (kluis share file): it stops at once, also for downloads in progress')
     .argument('<id>', 'the link id (kluis share list) or the share id (printed by kluis share file)')
     .action(async (id: string, _o, cmd: Command) => {
       if (!/^[A-Za-z0-9_-]{22}$/.test(id)) throw new CliError('the link or share id is 22 characters (kluis share list shows links)');
@@ -99,6 +104,7 @@ export function registerShareCommands(program: Command): void {
       const client = accountClient(account);
       // Ids are 16 random bytes, global on the server: asking for a direct share first, then a link, finds the one.
       if (await revokeFileShare(client, id)) return emit(cmd, `Share ${id} revoked: the colleague can no longer list or download the file (a copy already downloaded stays theirs).`, { revoked: id, kind: 'share' });
+      if (await revokeRequest(client, id)) return emit(cmd, `Request ${id} revoked: nobody can upload through it any more (files already uploaded stay).`, { revoked: id, kind: 'request' });
       await revokeLink(client, id);
       emit(cmd, `Link ${id} revoked.`, { revoked: id, kind: 'link' });
     });

@@ -94,6 +94,14 @@ export function conflictStamp(date: Date): string {
  * name would exceed 255 bytes.
  */
 export function conflictName(relPath: string, device: string, date: Date, exists: (path: string) => boolean = () => false): string {
+  return taggedName(relPath, `conflict ${sanitizeDeviceName(device)} ${conflictStamp(date)}`, exists);
+}
+
+/**
+ * `name (<tag>).ext` beside `relPath`, with ` 2`, ` 3`... inside the parentheses while `exists` says the name is taken;
+ * conflict copies and renamed file-request uploads (`name (upload <YYYY-MM-DD HHmm>).ext`, sync/engine.ts).
+ */
+export function taggedName(relPath: string, tag: string, exists: (path: string) => boolean = () => false): string {
   const slash = relPath.lastIndexOf('/');
   const dir = relPath.slice(0, slash + 1);
   const name = relPath.slice(slash + 1);
@@ -101,7 +109,6 @@ export function conflictName(relPath: string, device: string, date: Date, exists
   const hasExt = dot > 0 && dot < name.length - 1;
   const stem = hasExt ? name.slice(0, dot) : name;
   const ext = hasExt ? name.slice(dot) : '';
-  const tag = `conflict ${sanitizeDeviceName(device)} ${conflictStamp(date)}`;
   for (let n = 1; ; n++) {
     const marker = ` (${tag}${n === 1 ? '' : ` ${n}`})`;
     let s = [...stem];

@@ -19,6 +19,7 @@
 // States: idle / scanning / uploading / downloading / paused / error (with a reason) / stopped. Transient errors
 // (server or object store away, network) are retried with backoff 1 s .. 30 s; others stop the cycle with a reason.
 import { EventEmitter } from 'node:events';
+import { existsSync } from 'node:fs';
 import { lstat, open, readFile, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import {
@@ -26,7 +27,7 @@ import {
 } from '@kluis/shared';
 import { ApiRequestError, type ApiClient } from '../api/client.js';
 import type { Account } from '../account/state.js';
-import { reconcile, uploadTarget } from './conflict.js';
+import { conflictStamp, reconcile, taggedName, uploadTarget } from './conflict.js';
 import { EMPTY_HASH, hashFile, scanFolder, unknownPaths, type ScanResult } from './scan.js';
 import { cleanTemp, moveLocal, removeLocal, type LocalFacts } from './atomic-write.js';
 import { baseOf, downloadAll, keepChunks, type DownloadItem } from './download.js';
@@ -222,7 +223,9 @@ export class SyncEngine extends EventEmitter {
       try {
         sc.open(id, wraps.get(id) ?? []);
       } catch {
-        // reported where the key is needed
+        // Maybe a file that came through a file request: its wrap is signed by the request key, trusted only
+        // under the grant its history names. Otherwise reported where the key is needed.
+        await sc.learnUploads(this.client, id).then(() => sc.open(id, wraps.get(id) ?? [])).catch(() => undefined);
       }
     }
   }
@@ -245,6 +248,7 @@ export class SyncEngine extends EventEmitter {
     const sc = await this.crypto();
     let changed = 0;
     for await (const page of pullChanges(this.client, sc, this.folder.lastSeq, 1000, (versionId) => this.ownCommits.has(versionId))) {
+      if (page.uploads.size > 0) await this.placeUploads(page.entries, page.uploads);
       await this.db.apply(this.folder.id, { putRemote: page.entries, putWraps: page.wraps, lastSeq: page.next });
       this.folder.lastSeq = page.next;
       changed += page.entries.length;
@@ -277,6 +281,32 @@ export class SyncEngine extends EventEmitter {
     } catch (err) {
       if (isTransient(err)) this.removalsDue = true;
       else this.emit('warning', `could not complete a removal an admin asked for: ${errText(err)}`);
+    }
+  }
+
+  /**
+   * A file that came through a file request never takes the place of another (docs/crypto.md §9.2): the uploader
+   * cannot see the folder's names. If its path is held by another file (on the server, in the index, or on disk),
+   * it is kept as `name (upload <YYYY-MM-DD HHmm>).ext`, stamped with the server's commit time (UTC), so every
+   * device picks the same name. The index keeps that path as the file's remote path; a member's next edit or move
+   * commits it.
+   */
+  private async placeUploads(entries: RemoteEntry[], uploads: Map<string, number>): Promise<void> {
+    const remote = await this.db.remoteAll(this.folder.id);
+    const base = await this.db.baseAll(this.folder.id);
+    const held = new Map<string, string>();
+    for (const r of remote.values()) if (!r.deleted) held.set(r.path, r.fileId);
+    for (const [p, b] of base) held.set(p, b.fileId);
+    for (const e of entries) if (!e.deleted && !uploads.has(e.versionId)) held.set(e.path, e.fileId);
+    for (const e of entries) {
+      const at = uploads.get(e.versionId);
+      if (at === undefined) continue;
+      const taken = (p: string) => {
+        const owner = held.get(p);
+        return owner === undefined ? existsSync(this.abs(p)) : owner !== e.fileId;
+      };
+      if (taken(e.path)) e.path = taggedName(e.path, `upload ${conflictStamp(new Date(at))}`, taken);
+      held.set(e.path, e.fileId);
     }
   }
 

@@ -18,6 +18,7 @@ import { ProtocolError } from '../api/endpoints.js';
 import { fileKeyPolicy, manifestPolicy, openEpochKeys, verifiedMembership } from '../account/membership.js';
 import type { Account } from '../account/state.js';
 import type { RemoteEntry } from './types.js';
+import { REQUEST_REFUSAL, RequestUploads } from './request-uploads.js';
 
 /**
  * One file key: a file has one per key epoch it was written in (docs/crypto.md §4: after a rotation the next
@@ -54,9 +55,11 @@ const ChangesPage = z.object({
   more: z.boolean(),
   changes: z.array(VersionView),
   fileKeyWraps: z.record(z.string(), z.array(FileKeyWrapSchema)),
+  /** files created through a file request: their grant and receipt (checked by RequestUploads) */
+  uploads: z.record(z.string(), z.unknown()).optional(),
 });
 
-const VersionsAnswer = z.object({ fileId: z.string(), versions: z.array(VersionView), fileKeyWraps: z.array(FileKeyWrapSchema) });
+const VersionsAnswer = z.object({ fileId: z.string(), versions: z.array(VersionView), fileKeyWraps: z.array(FileKeyWrapSchema), uploads: z.record(z.string(), z.unknown()).optional() });
 
 /** A version the engine will not use, and why (shown to the user; the reason names no file content). */
 export interface RefusedVersion {
@@ -74,6 +77,8 @@ function parsed<T extends z.ZodTypeAny>(schema: T, value: unknown, what: string)
 /** Keys of one space for this account: space key pairs by epoch, trusted writers, and a cache of file keys. */
 export class SpaceCrypto {
   private readonly fileKeys = new Map<string, Map<number, FileKeys>>();
+  /** files that came through a file request, with the grants they came under (docs/crypto.md §9.2) */
+  private readonly uploads = new RequestUploads();
 
   /** signPublicKey -> e-mail of everyone who was ever a member (to name the authors of versions) */
   authors: Map<string, string>;
@@ -153,7 +158,9 @@ export class SpaceCrypto {
       const pair = this.spaceKeys.get(wrap.keyEpoch);
       if (!pair) continue;
       try {
-        const fileKey = openFileKeyWrap(wrap, { spaceId: this.spaceId, keyEpoch: wrap.keyEpoch, fileId }, pair, fileKeyPolicy(this.membership, wrap.keyEpoch));
+        const writer = fileKeyPolicy(this.membership, wrap.keyEpoch);
+        const policy = (signer: string) => writer(signer) || this.uploads.wrapSigner(fileId, signer, wrap.keyEpoch);
+        const fileKey = openFileKeyWrap(wrap, { spaceId: this.spaceId, keyEpoch: wrap.keyEpoch, fileId }, pair, policy);
         if (!keys) this.fileKeys.set(fileId, (keys = new Map()));
         keys.set(wrap.keyEpoch, { fileKey, subkeys: deriveFileSubkeys(fileKey), epoch: wrap.keyEpoch });
       } catch (err) {
@@ -195,12 +202,30 @@ export class SpaceCrypto {
     if (k) delete k.pendingWrap;
   }
 
+  /** Notes the file-request grants and receipts a changes page or history names (checked by RequestUploads). */
+  noteUploads(uploads: Record<string, unknown> | undefined): void {
+    this.uploads.note(uploads, this.spaceId, this.membership, this.spaceKeys);
+  }
+
+  /** Whether `signer` is the file request key this file came through (the version is an upload, not a member's). */
+  isUpload(fileId: string, signer: string): boolean {
+    return this.uploads.isUploader(fileId, signer);
+  }
+
+  /** Learns from the server whether `fileId` came through a file request (its history names the grant). */
+  async learnUploads(c: ApiClient, fileId: string): Promise<void> {
+    const answer = parsed(VersionsAnswer, await c.json('GET', `/api/v1/spaces/${encodeURIComponent(this.spaceId)}/files/${encodeURIComponent(fileId)}/versions`), 'versions');
+    this.noteUploads(answer.uploads);
+  }
+
   /** Opens and checks one version's manifest. */
   openVersion(v: VersionView): { manifest: Manifest; signer: string } {
     const keys = this.keyFor(v.fileId, v.keyEpoch);
     if (!keys) throw new CryptoError(ErrorCode.BadKey, `no key of epoch ${v.keyEpoch} of this file opens for you`);
-    const opened = openManifest(fromBase64Url(v.manifest), keys.subkeys, { fileId: v.fileId, versionId: v.versionId }, this.trusted);
+    const trusted = (signer: string, memberSeq: number | null) => this.trusted(signer, memberSeq) || this.uploads.manifestSigner(v.fileId, v.versionId, signer);
+    const opened = openManifest(fromBase64Url(v.manifest), keys.subkeys, { fileId: v.fileId, versionId: v.versionId }, trusted);
     if (opened.manifest.deleted !== v.deleted) throw new CryptoError(ErrorCode.BadManifest, 'the server\'s deleted flag contradicts the signed manifest');
+    if (this.uploads.isUploader(v.fileId, opened.signer)) this.uploads.judge(opened.manifest, v.createdAt);
     return opened;
   }
 }
@@ -214,6 +239,8 @@ export function entryOf(v: VersionView, m: Manifest): RemoteEntry {
 
 export interface PulledPage {
   entries: RemoteEntry[];
+  /** versionId -> the server's commit time, of the entries written through a file request (never over a file: see the engine) */
+  uploads: Map<string, number>;
   wraps: { fileId: string; keyEpoch: number; wrap: unknown }[];
   refused: RefusedVersion[];
   next: number;
@@ -222,6 +249,7 @@ export interface PulledPage {
 
 function refusalReason(err: unknown): string {
   if (err instanceof CryptoError) {
+    if (err.code === ErrorCode.UntrustedSigner && err.message.startsWith(REQUEST_REFUSAL)) return `${err.message}: refused`;
     if (err.code === ErrorCode.UntrustedSigner) return 'signed by someone who is not a writer of this space: refused (report this to your security officer)';
     if (err.code === ErrorCode.BadSignature) return 'its signature does not verify: refused (report this to your security officer)';
     return `it does not open (${err.code}): refused`;
@@ -237,9 +265,10 @@ export async function* pullChanges(c: ApiClient, sc: SpaceCrypto, since: number,
   let at = since;
   for (;;) {
     const page = parsed(ChangesPage, await c.json('GET', `/api/v1/spaces/${encodeURIComponent(sc.spaceId)}/changes?since=${at}&limit=${limit}`), 'changes');
+    sc.noteUploads(page.uploads);
     const newest = new Map<string, VersionView>();
     for (const v of page.changes) newest.set(v.fileId, v);
-    const out: PulledPage = { entries: [], wraps: [], refused: [], next: page.next, head: page.head };
+    const out: PulledPage = { entries: [], uploads: new Map(), wraps: [], refused: [], next: page.next, head: page.head };
     let refreshed = false;
     for (const v of newest.values()) {
       if (known(v.versionId)) continue; // our own commit: its remote row and wraps are in the index already
@@ -247,7 +276,9 @@ export async function* pullChanges(c: ApiClient, sc: SpaceCrypto, since: number,
       for (const w of wraps) out.wraps.push({ fileId: v.fileId, keyEpoch: w.keyEpoch, wrap: w });
       const judge = () => {
         sc.open(v.fileId, wraps);
-        return sc.openVersion(v).manifest;
+        const opened = sc.openVersion(v);
+        if (sc.isUpload(v.fileId, opened.signer)) out.uploads.set(v.versionId, v.createdAt);
+        return opened.manifest;
       };
       try {
         out.entries.push(entryOf(v, judge()));
@@ -258,6 +289,7 @@ export async function* pullChanges(c: ApiClient, sc: SpaceCrypto, since: number,
           refreshed = true;
           try {
             await sc.refresh(c);
+            sc.noteUploads(page.uploads);
             out.entries.push(entryOf(v, judge()));
             continue;
           } catch (again) {
@@ -277,6 +309,7 @@ export async function* pullChanges(c: ApiClient, sc: SpaceCrypto, since: number,
 /** One file's history, opened: newest first. Versions that do not open are listed with their reason. */
 export async function fileHistory(c: ApiClient, sc: SpaceCrypto, fileId: string): Promise<{ version: VersionView; manifest: Manifest | null; signer: string | null; refused?: string }[]> {
   const answer = parsed(VersionsAnswer, await c.json('GET', `/api/v1/spaces/${encodeURIComponent(sc.spaceId)}/files/${encodeURIComponent(fileId)}/versions`), 'versions');
+  sc.noteUploads(answer.uploads);
   sc.open(fileId, answer.fileKeyWraps);
   return answer.versions.map((version) => {
     try {

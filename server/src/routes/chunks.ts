@@ -18,7 +18,7 @@ function chunkParam(ctx: KCtx): string {
   return id;
 }
 
-function declaredLength(ctx: KCtx, max: number): number | null {
+export function declaredLength(ctx: KCtx, max: number): number | null {
   const raw = ctx.get('content-length');
   if (!raw) return null;
   const n = Number(raw);
@@ -32,7 +32,7 @@ function declaredLength(ctx: KCtx, max: number): number | null {
  * application/octet-stream or without a type, and not content-encoded (ciphertext does not compress, and the store
  * must keep exactly the bytes whose id was announced). Anything else is 415, before a byte is read.
  */
-function binaryBody(ctx: KCtx, what: string): void {
+export function binaryBody(ctx: KCtx, what: string): void {
   const type = ctx.request.type;
   if (type && type !== 'application/octet-stream') throw new ApiError(415, ErrorCode.UnsupportedMediaType, `send ${what} as application/octet-stream`);
   const encoding = ctx.get('content-encoding').trim().toLowerCase();

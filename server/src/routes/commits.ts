@@ -9,6 +9,7 @@ import { actor, body, parse, route, target, type KCtx } from '../http.js';
 import { spaceAccess } from '../services/access.js';
 import type { Tx } from '../db/db.js';
 import { isPostgres } from '../db/postgres.js';
+import { requestUploads } from '../services/requests.js';
 
 const IN_BATCH = 500;
 
@@ -36,8 +37,15 @@ interface Conflict {
   seq?: number;
 }
 
+/** Who a batch is recorded under: the caller, or for a file request its creator and the request's id (services/requests.ts). */
+export interface CommitAuthor {
+  orgId: string;
+  userId: string;
+  deviceId: string;
+}
+
 /** Validates and stores one batch; returns the assigned seqs, or throws 409 with every conflict found. */
-async function commitBatch(trx: Tx, services: Services, ctx: KCtx, spaceId: string, signer: string, versions: CommitVersion[]) {
+export async function commitBatch(trx: Tx, services: Services, author: CommitAuthor, spaceId: string, signer: string, versions: CommitVersion[]) {
   // The space's epoch, its public key and its seq in one read (inside the transaction: the seq is ours to bump).
   const read = trx('spaces as s').join('space_epochs as e', function () {
     this.on('e.space_id', '=', 's.id').andOn('e.key_epoch', '=', 's.key_epoch');
@@ -121,7 +129,7 @@ async function commitBatch(trx: Tx, services: Services, ctx: KCtx, spaceId: stri
   }
 
   let seq = Number(space.seq);
-  const caller = ctx.state.caller!;
+  const caller = author;
   const versionRows = [];
   const chunkRows: { version_id: string; ord: number; chunk_id: string }[] = [];
   const assigned: { fileId: string; versionId: string; seq: number }[] = [];
@@ -191,7 +199,7 @@ export function commitRoutes(router: Router, services: Services): void {
     const signer = (await read('users').where({ id: caller.userId }).first('sign_public_key')).sign_public_key as string;
     // Group commit: concurrent commits (and audit entries of reads) share one COMMIT; each in its own savepoint.
     const result = await services.tx(async (trx) => {
-      const r = await commitBatch(trx, services, ctx, spaceId, signer, req.versions);
+      const r = await commitBatch(trx, services, caller, spaceId, signer, req.versions);
       await audit.append(trx, { ...actor(ctx, caller), action: 'commit.create', targetType: 'space', targetId: spaceId, outcome: 'success', details: { versions: r.versions.length, firstSeq: r.firstSeq, lastSeq: r.lastSeq, deletions: req.versions.filter((v) => v.deleted).length } });
       return r;
     });
@@ -211,7 +219,8 @@ export function commitRoutes(router: Router, services: Services): void {
     const wraps = await fileWraps(services, [...new Set(changes.map((c) => c.fileId as string))]);
     const last = changes.length ? changes[changes.length - 1]!.seq : since;
     await services.tx((trx) => audit.append(trx, { ...actor(ctx, caller), action: 'changes.read', targetType: 'space', targetId: spaceId, outcome: 'success', details: { since, count: changes.length } }));
-    ctx.body = { spaceId, head: space.seq, next: last, more: last < space.seq, changes, fileKeyWraps: wraps };
+    const fileIds = [...new Set(changes.map((c) => c.fileId as string))];
+    ctx.body = { spaceId, head: space.seq, next: last, more: last < space.seq, changes, fileKeyWraps: wraps, uploads: await requestUploads(read, fileIds) };
   });
 
   route(router, services, 'get', '/api/v1/spaces/:spaceId/files/:fileId/versions', { action: 'versions.read' }, async (ctx, caller) => {
@@ -222,7 +231,7 @@ export function commitRoutes(router: Router, services: Services): void {
     const rows = await read('versions').where({ space_id: spaceId, file_id: fileId }).orderBy('seq', 'desc').select('*');
     if (!rows.length) throw new ApiError(404, ErrorCode.NotFound, 'no such file');
     await services.tx((trx) => audit.append(trx, { ...actor(ctx, caller), action: 'versions.read', targetType: 'file', targetId: fileId, outcome: 'success', details: { spaceId, count: rows.length } }));
-    ctx.body = { fileId, versions: rows.map(versionView), fileKeyWraps: (await fileWraps(services, [fileId]))[fileId] ?? [] };
+    ctx.body = { fileId, versions: rows.map(versionView), fileKeyWraps: (await fileWraps(services, [fileId]))[fileId] ?? [], uploads: await requestUploads(read, [fileId]) };
   });
 
   route(router, services, 'get', '/api/v1/spaces/:spaceId/trash', { action: 'trash.read' }, async (ctx, caller) => {

@@ -14,7 +14,7 @@ import {
 } from '../services/links.js';
 import { createFolderLink } from '../services/folder-links.js';
 
-const IdParam = z.string().regex(/^[A-Za-z0-9_-]{22}$/, 'must be a 16-byte base64url id');
+export const IdParam = z.string().regex(/^[A-Za-z0-9_-]{22}$/, 'must be a 16-byte base64url id');
 const ListQuery = z.object({ spaceId: IdParam.optional() });
 
 /** A link id from the path; one that cannot exist is answered like a missing link. */
@@ -25,8 +25,8 @@ function linkParam(ctx: KCtx): string {
   return id;
 }
 
-/** `Authorization: Bearer <token>`, or null. */
-function bearer(ctx: KCtx): string | null {
+/** `Authorization: Bearer <token>`, or null (also the bearer proof of file requests, routes/requests.ts). */
+export function bearer(ctx: KCtx): string | null {
   const m = /^Bearer ([A-Za-z0-9_-]{43})$/.exec(ctx.get('authorization'));
   return m ? m[1]! : null;
 }

@@ -55,8 +55,15 @@ function loadPage(dir: string): { index: Buffer | null; assets: Map<string, Asse
 }
 
 export function webRoutes(router: Router, services: Services, dir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../web/link')): void {
+  pageRoutes(router, services, dir, 's');
+  // The file request page (docs/api.md "Request page"): the same headers, at /r/:requestId and /r/assets/:name.
+  pageRoutes(router, services, path.join(dir, '../request'), 'r');
+}
+
+/** One page built into `dir`, at /<prefix>/:id and its assets at /<prefix>/assets/:name. */
+function pageRoutes(router: Router, services: Services, dir: string, prefix: string): void {
   const page = loadPage(dir);
-  if (!page.index) services.log.warn({ dir }, 'link page not built (npm run build runs scripts/build-web.mjs): /s/ answers 404');
+  if (!page.index) services.log.warn({ dir }, `page not built (npm run build runs scripts/build-web.mjs): /${prefix}/ answers 404`);
 
   const pageHeaders = (ctx: { set(field: string, value: string): void }) => {
     ctx.set('Content-Security-Policy', LINK_PAGE_CSP);
@@ -66,7 +73,7 @@ export function webRoutes(router: Router, services: Services, dir = path.resolve
     ctx.set('Permissions-Policy', 'camera=(), microphone=(), geolocation=(), interest-cohort=()');
   };
 
-  router.get('/s/assets/:name', (ctx) => {
+  router.get(`/${prefix}/assets/:name`, (ctx) => {
     const asset = page.assets.get(ctx.params.name ?? '');
     if (!asset) return; // 404 from Koa
     pageHeaders(ctx);
@@ -76,8 +83,8 @@ export function webRoutes(router: Router, services: Services, dir = path.resolve
     ctx.body = asset.body;
   });
 
-  router.get('/s/:linkId', (ctx) => {
-    if (!page.index || !LINK_ID.test(ctx.params.linkId ?? '')) return;
+  router.get(`/${prefix}/:id`, (ctx) => {
+    if (!page.index || !LINK_ID.test(ctx.params.id ?? '')) return;
     pageHeaders(ctx);
     ctx.type = TYPES['.html']!;
     ctx.body = page.index;

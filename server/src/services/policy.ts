@@ -34,7 +34,7 @@ export async function setClassPolicy(trx: Tx, orgId: string, classification: Cla
 }
 
 /** The sharing act a refusal concerns, as its audit entry names it (`rule`). */
-export type PolicyRule = 'link' | 'external-member' | 'external-share' | 'raise';
+export type PolicyRule = 'link' | 'request' | 'external-member' | 'external-share' | 'raise';
 
 /** A policy refusal: 403 `policy_refused` (409 when the space's state blocks it), audited as denied naming the class. */
 export function policyRefusal(message: string, classification: ClassName, rule: PolicyRule, status = 403): ApiError {

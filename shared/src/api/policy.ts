@@ -79,3 +79,13 @@ export const RaiseBlocker = z.object({
   problem: z.string(),
 });
 export type RaiseBlocker = z.infer<typeof RaiseBlocker>;
+/**
+ * Why `policy` refuses a file request (an upload-only link, docs/api.md "File requests"), or null: a request is allowed
+ * where links are, and expires within the class's longest link life. Password and download rules do not apply.
+ */
+export function requestPolicyProblem(className: ClassName, policy: ClassPolicy, expiresAt: number, now = Date.now()): string | null {
+  if (!policy.linksAllowed) return `file requests are not allowed for ${className} spaces (links are not allowed)`;
+  const days = (expiresAt - now) / 86_400_000;
+  if (days > policy.maxLinkDays + 1 / 1440) return `file requests of ${className} spaces expire within ${policy.maxLinkDays} day${policy.maxLinkDays === 1 ? '' : 's'}`;
+  return null;
+}

@@ -5,7 +5,7 @@ import { canonicalBytes } from '../canonical.js';
 import { assertSpacePath } from '../paths.js';
 import { na } from './sodium.js';
 import { openEnvelope, sealEnvelope } from './envelope.js';
-import type { FileSubkeys, AccountKeys, SignerPolicy } from './keys.js';
+import type { FileSubkeys, Signer, SignerPolicy } from './keys.js';
 import { blake2b, constantTimeEqual, idBytes, signDetached, verifyDetached } from './primitives.js';
 import { toBase64Url } from '../encoding.js';
 
@@ -136,7 +136,7 @@ function manifestAd(fileId: string, versionId: string): Uint8Array {
  * Signs and encrypts a manifest. Plaintext of the envelope: signPublicKey(32) || signature(64) || canonical JSON;
  * the signature covers "kluis/manifest/v1" || 0x00 || fileId || versionId || canonical JSON.
  */
-export function sealManifest(manifest: Manifest, keys: FileSubkeys, author: AccountKeys): Uint8Array {
+export function sealManifest(manifest: Manifest, keys: FileSubkeys, author: Signer): Uint8Array {
   assertManifest(manifest);
   const body = canonicalBytes(manifest);
   const ad = manifestAd(manifest.fileId, manifest.versionId);

@@ -12,6 +12,7 @@ export * from './server.js';
 export * from './recovery.js';
 export * from './membership.js';
 export * from './device.js';
+export * from './request.js';
 
 import { sealEnvelopeWithNonce, xchachaEncrypt, xchachaDecrypt } from './envelope.js';
 import { blake2b, randomBytes, signDetached, signingInput } from './primitives.js';

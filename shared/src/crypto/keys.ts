@@ -287,7 +287,10 @@ export interface FileKeyWrap extends WrapCommon {
 
 const CTX_WRAP = 'kluis/wrap/v1';
 
-function signWrap<T extends KeyWrap>(fields: Omit<T, 'sig'>, author: AccountKeys): T {
+/** Whoever signs a wrap or manifest: an account, or a file request's key (docs/crypto.md §9.2). */
+export type Signer = Pick<AccountKeys, 'signPublicKey' | 'signSecretKey'>;
+
+function signWrap<T extends KeyWrap>(fields: Omit<T, 'sig'>, author: Signer): T {
   const sig = signDetached(CTX_WRAP, canonicalBytes(fields), author.signSecretKey);
   return { ...fields, sig: toBase64Url(sig) } as T;
 }
@@ -309,7 +312,7 @@ export function wrapSpaceKey(space: SpaceKeyPair, target: { spaceId: string; key
 }
 
 /** Seals a file key to a space public key (or a colleague's encPublicKey for a direct share), signed. */
-export function wrapFileKey(fileKey: Uint8Array, target: { spaceId: string; keyEpoch: number; fileId: string; recipient: string }, author: AccountKeys): FileKeyWrap {
+export function wrapFileKey(fileKey: Uint8Array, target: { spaceId: string; keyEpoch: number; fileId: string; recipient: string }, author: Signer): FileKeyWrap {
   if (fileKey.length !== 32) throw new CryptoError(ErrorCode.BadKey, 'fileKey must be 32 bytes');
   const recipientPk = decodeB64(target.recipient, 'recipient', 32);
   idBytes(target.spaceId, 'spaceId');

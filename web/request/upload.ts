@@ -1,0 +1,123 @@
+// One file's way from the visitor's disk to the space (docs/crypto.md §9.2), in bounded memory: the file is read as a
+// stream, cut with FastCDC, each chunk encrypted under a fresh file key and sent in batches of frames of about
+// BATCH_BYTES; only the chunk list (ids and sizes) grows with the file. Then the file key is sealed to the space's
+// public key, the manifest (with the name) sealed under the file key, both signed with the request key, and the
+// version committed with a receipt for the next slot.
+import {
+  ContentHasher, assertSpacePath, chunkStream, deriveFileSubkeys, encodeFrames, encryptChunk, generateFileKey, newId, requestAuthor, sealManifest,
+  signUploadReceipt, toBase64Url, wrapFileKey, type ChunkFrame, type Manifest, type RequestKeys, type UploadGrant,
+} from '@kluis/shared';
+import { RequestError, commit, uploadFrames } from './api.js';
+
+/** Ciphertext per chunk request: large enough to keep the line busy, small enough for a phone's memory. */
+const BATCH_BYTES = 4 * 1024 * 1024;
+/** Tries of one batch when the connection drops (with a growing pause), before the visitor is asked. */
+const TRIES = 4;
+
+export interface Target {
+  requestId: string;
+  /** requestAuth, base64url */
+  auth: string;
+  keys: RequestKeys;
+  grant: UploadGrant;
+  folder: string;
+}
+
+/** The name as it will stand in the folder: NFC, without separators or control characters; refused if still unsafe. */
+export function spacePath(folder: string, name: string): string {
+  // eslint-disable-next-line no-control-regex
+  const clean = name.normalize('NFC').replace(/[\u0000-\u001f\u007f/\\]/g, '_').trim();
+  const p = folder === '' ? clean : `${folder}/${clean}`;
+  try {
+    return assertSpacePath(p);
+  } catch {
+    throw new RequestError('bad-name');
+  }
+}
+
+async function* pieces(file: Blob): AsyncGenerator<Uint8Array> {
+  const reader = file.stream().getReader();
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) return;
+      yield value;
+    }
+  } catch (err) {
+    if (err instanceof RequestError) throw err;
+    throw new RequestError('browser', 'the file could not be read');
+  } finally {
+    reader.releaseLock();
+  }
+}
+
+async function withRetry<T>(fn: () => Promise<T>): Promise<T> {
+  for (let i = 1; ; i++) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (!(err instanceof RequestError) || err.kind !== 'network' || i >= TRIES) throw err;
+      await new Promise((r) => setTimeout(r, 500 * 2 ** i));
+    }
+  }
+}
+
+/** Uploads `file` into the request's folder; `progress(done)` gets the plaintext bytes sent so far. */
+export async function uploadFile(t: Target, file: File, nextSlot: () => number, progress: (done: number) => void): Promise<{ slot: number; filesLeft: number }> {
+  const path = spacePath(t.folder, file.name);
+  const fileId = newId();
+  const versionId = newId();
+  const fileKey = generateFileKey();
+  const subkeys = deriveFileSubkeys(fileKey);
+  const hasher = new ContentHasher();
+  const chunks: [string, number][] = [];
+  const sent = new Set<string>();
+  let batch: ChunkFrame[] = [];
+  let batchBytes = 0;
+  let done = 0;
+  let doneInBatch = 0;
+  const flush = async () => {
+    if (batch.length === 0) return;
+    const body = encodeFrames(batch);
+    batch = [];
+    batchBytes = 0;
+    await withRetry(() => uploadFrames(t.requestId, t.auth, body));
+    done += doneInBatch;
+    doneInBatch = 0;
+    progress(done);
+  };
+  for await (const plain of chunkStream(pieces(file))) {
+    hasher.update(plain);
+    const { id, ciphertext } = encryptChunk(subkeys, plain);
+    chunks.push([id, plain.length]);
+    doneInBatch += plain.length;
+    if (sent.has(id)) continue; // the same content twice in one file: stored once
+    sent.add(id);
+    batch.push({ id, ciphertext });
+    batchBytes += ciphertext.length;
+    if (batchBytes >= BATCH_BYTES) await flush();
+  }
+  await flush();
+  const size = chunks.reduce((n, c) => n + c[1], 0);
+  const manifest: Manifest = {
+    v: 2, memberSeq: t.grant.memberSeq, fileId, versionId, parent: null, path, kind: 'file', size, mtimeMs: Math.max(0, Math.trunc(file.lastModified || Date.now())),
+    chunks, hash: hasher.digest(), deleted: false,
+  };
+  const author = requestAuthor(t.keys);
+  const sealed = toBase64Url(sealManifest(manifest, subkeys, author));
+  const fileKeyWrap = wrapFileKey(fileKey, { spaceId: t.grant.spaceId, keyEpoch: t.grant.keyEpoch, fileId, recipient: t.grant.spacePublicKey }, author);
+  let slot = nextSlot();
+  for (let i = 0; ; i++) {
+    const receipt = signUploadReceipt({ requestId: t.requestId, spaceId: t.grant.spaceId, fileId, versionId, slot }, t.keys);
+    try {
+      return await withRetry(() => commit(t.requestId, t.auth, { fileId, versionId, manifest: sealed, chunks: chunks.map((c) => c[0]), fileKeyWrap, receipt }));
+    } catch (err) {
+      // Someone else's upload took the slot: sign the receipt again for the next one.
+      if (err instanceof RequestError && err.nextSlot > 0 && i < 5) {
+        slot = err.nextSlot;
+        continue;
+      }
+      throw err;
+    }
+  }
+}
