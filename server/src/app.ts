@@ -18,11 +18,15 @@ import { policyRoutes } from './routes/policy.js';
 import { linkRoutes } from './routes/links.js';
 import { fileShareRoutes } from './routes/file-shares.js';
 import { webRoutes } from './routes/web.js';
+import { totpRoutes } from './routes/totp.js';
+import { adminRoutes } from './routes/admin.js';
 import { clientAddressResolver } from './client-address.js';
 
 export interface AppOptions {
   /** 32-byte secret for prelogin's fake salts (kept in the data directory). */
   serverSecret: Uint8Array;
+  /** 32-byte key that seals TOTP secrets (server subkey 2; docs/crypto.md §12). */
+  totpKey: Uint8Array;
   version?: string;
   /** Extra route registrations (chunk storage is mounted here by main.ts). */
   mount?: ((router: Router, services: Services) => void)[];
@@ -82,6 +86,8 @@ export function createApp(services: Services, options: AppOptions): Koa {
   linkRoutes(router, services);
   fileShareRoutes(router, services);
   webRoutes(router, services);
+  totpRoutes(router, services, options.totpKey);
+  adminRoutes(router, services);
   for (const mount of options.mount ?? []) mount(router, services);
 
   app.use(metrics.middleware);

@@ -10,3 +10,4 @@ export * from './api/frames.js';
 export * from './api/links.js';
 export * from './api/shares.js';
 export * from './api/policy.js';
+export * from './api/admin.js';
