@@ -1,5 +1,7 @@
 // Builds the link page (web/link/) into server/dist/web/link/, which server/src/routes/web.ts serves at /s/:linkId
-// and /s/assets/<name>. Runs after tsc in `npm run build` (the page imports @kluis/shared from shared/dist).
+// and /s/assets/<name>, and the admin console (web/admin/) into server/dist/web/admin/, served at /admin/ and
+// /admin/assets/<name>. Both import web/common/ (languages, DOM helpers, base.css), bundled into each.
+// Runs after tsc in `npm run build` (the pages import @kluis/shared from shared/dist).
 // esbuild: bundles TypeScript, zod and libsodium (its WASM is embedded in the JS as bytes) with no configuration.
 import { build } from 'esbuild';
 import { copyFileSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
@@ -7,12 +9,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const src = path.join(root, 'web/link');
-const out = path.join(root, 'server/dist/web/link');
 const started = Date.now();
-
-rmSync(out, { recursive: true, force: true });
-mkdirSync(path.join(out, 'assets'), { recursive: true });
 
 const common = {
   bundle: true,
@@ -25,10 +22,18 @@ const common = {
   // libsodium's Emscripten glue mentions require('crypto') for Node; the browser path uses crypto.getRandomValues.
   external: ['crypto'],
 };
-await build({ ...common, entryPoints: [path.join(src, 'main.ts')], format: 'esm', outfile: path.join(out, 'assets/main.js') });
-await build({ ...common, entryPoints: [path.join(src, 'sw.ts')], format: 'iife', outfile: path.join(out, 'assets/sw.js') });
-await build({ ...common, entryPoints: [path.join(src, 'style.css')], outfile: path.join(out, 'assets/style.css') });
-copyFileSync(path.join(src, 'index.html'), path.join(out, 'index.html'));
 
-const sizes = readdirSync(path.join(out, 'assets')).map((f) => `${f} ${Math.round(statSync(path.join(out, 'assets', f)).size / 1024)} KiB`);
-console.log(`build-web: server/dist/web/link (${sizes.join(', ')}) in ${Date.now() - started} ms`);
+const report = [];
+for (const page of ['link', 'admin']) {
+  const src = path.join(root, 'web', page);
+  const out = path.join(root, 'server/dist/web', page);
+  rmSync(out, { recursive: true, force: true });
+  mkdirSync(path.join(out, 'assets'), { recursive: true });
+  await build({ ...common, entryPoints: [path.join(src, 'main.ts')], format: 'esm', outfile: path.join(out, 'assets/main.js') });
+  if (page === 'link') await build({ ...common, entryPoints: [path.join(src, 'sw.ts')], format: 'iife', outfile: path.join(out, 'assets/sw.js') });
+  await build({ ...common, entryPoints: [path.join(src, 'style.css')], outfile: path.join(out, 'assets/style.css') });
+  copyFileSync(path.join(src, 'index.html'), path.join(out, 'index.html'));
+  const sizes = readdirSync(path.join(out, 'assets')).map((f) => `${f} ${Math.round(statSync(path.join(out, 'assets', f)).size / 1024)} KiB`);
+  report.push(`server/dist/web/${page} (${sizes.join(', ')})`);
+}
+console.log(`build-web: ${report.join('; ')} in ${Date.now() - started} ms`);

@@ -1,7 +1,8 @@
-// The link page (docs/api.md "Link page", docs/architecture.md §5): static files built by scripts/build-web.mjs into
-// dist/web/link/. GET /s/:linkId answers index.html; GET /s/assets/:name answers one of the files the build produced,
-// looked up by exact name in a table read once at start (no path is ever joined from the request, so no traversal).
-// The secret is in the URL fragment, which browsers never send: this route never sees it.
+// The link page (docs/api.md "Link page", docs/architecture.md §5) and the admin console (docs/admin.md "The admin
+// console"): static files built by scripts/build-web.mjs into dist/web/link/ and dist/web/admin/. GET /s/:linkId and
+// GET /admin/ answer their index.html; GET /s/assets/:name and /admin/assets/:name answer one of the files the build
+// produced, looked up by exact name in a table read once at start (no path is ever joined from the request, so no
+// traversal). The link secret is in the URL fragment, which browsers never send: these routes never see it.
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -9,7 +10,7 @@ import type Router from '@koa/router';
 import type { Services } from '../context.js';
 
 /**
- * The page's policy: its own scripts, styles and API only. 'wasm-unsafe-eval' lets libsodium instantiate its
+ * The pages' policy: their own scripts, styles and API only. 'wasm-unsafe-eval' lets libsodium instantiate its
  * WebAssembly from the bytes embedded in main.js (no 'unsafe-eval': the bundle contains no eval or new Function).
  * Workers (the download service worker) fall back to script-src 'self'.
  */
@@ -53,9 +54,13 @@ function loadPage(dir: string): { index: Buffer | null; assets: Map<string, Asse
   return { index, assets };
 }
 
-export function webRoutes(router: Router, services: Services, dir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../web/link')): void {
+const BUILT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../web');
+
+export function webRoutes(router: Router, services: Services, dir = path.join(BUILT, 'link'), adminDir = path.join(BUILT, 'admin')): void {
   const page = loadPage(dir);
   if (!page.index) services.log.warn({ dir }, 'link page not built (npm run build runs scripts/build-web.mjs): /s/ answers 404');
+  const adminPage = loadPage(adminDir);
+  if (!adminPage.index) services.log.warn({ dir: adminDir }, 'admin console not built (npm run build runs scripts/build-web.mjs): /admin/ answers 404');
 
   const pageHeaders = (ctx: { set(field: string, value: string): void }) => {
     ctx.set('Content-Security-Policy', LINK_PAGE_CSP);
@@ -65,14 +70,25 @@ export function webRoutes(router: Router, services: Services, dir = path.resolve
     ctx.set('Permissions-Policy', 'camera=(), microphone=(), geolocation=(), interest-cohort=()');
   };
 
-  router.get('/s/assets/:name', (ctx) => {
-    const asset = page.assets.get(ctx.params.name ?? '');
-    if (!asset) return; // 404 from Koa
+  for (const [prefix, built] of [['/s', page], ['/admin', adminPage]] as const) {
+    router.get(`${prefix}/assets/:name`, (ctx) => {
+      const asset = built.assets.get(ctx.params.name ?? '');
+      if (!asset) return; // 404 from Koa
+      pageHeaders(ctx);
+      // Not content-hashed names: let the browser revalidate instead of keeping an old bundle.
+      ctx.set('Cache-Control', 'no-cache');
+      ctx.type = asset.type;
+      ctx.body = asset.body;
+    });
+  }
+
+  // The router is not strict about a trailing slash: this one route answers both, /admin by a redirect to /admin/.
+  router.get('/admin', (ctx) => {
+    if (!adminPage.index) return;
+    if (ctx.path === '/admin') return ctx.redirect('/admin/');
     pageHeaders(ctx);
-    // Not content-hashed names: let the browser revalidate instead of keeping an old bundle.
-    ctx.set('Cache-Control', 'no-cache');
-    ctx.type = asset.type;
-    ctx.body = asset.body;
+    ctx.type = TYPES['.html']!;
+    ctx.body = adminPage.index;
   });
 
   router.get('/s/:linkId', (ctx) => {
