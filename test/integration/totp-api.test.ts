@@ -5,7 +5,7 @@
 import test from 'ava';
 import * as k from '@kluis/shared';
 import { openServerDb, startServer, type RunningServer } from '../helpers/server.js';
-import { addMemberBody, call, enrolTotp, login, newColleague, newOrg, newSpace, signup, totpCode, type User } from '../helpers/api.js';
+import { addMemberBody, admin as kluisAdmin, call, enrolTotp, login, newColleague, newOrg, newSpace, signup, totpCode, type User } from '../helpers/api.js';
 import { quickLink } from '../helpers/links.js';
 
 let srv: RunningServer;
@@ -252,4 +252,18 @@ test('admin views: spaces with members, every link with its maker, an admin revo
   const other = (await newOrg(srv.url, srv.dataDir)).admin;
   t.is((await get(other, `${base}/admin/links`)).status, 404);
   t.is((await get(other, `${base}/audit/status`)).status, 404);
+});
+
+test('the operator resets the authenticator of an organisation\'s only admin with kluis-admin (audited)', async (t) => {
+  const { admin } = await newOrg(srv.url, srv.dataDir);
+  const r = await kluisAdmin(srv.dataDir, ['totp', 'reset', '--email', admin.email.toUpperCase()]);
+  t.deepEqual(r, { userId: admin.userId, email: admin.email, hadAuthenticator: true });
+  const refused = await get(admin, `/api/v1/orgs/${admin.orgId}/users`);
+  t.is(refused.status, 403);
+  t.is(refused.body.reason, 'enrol');
+  await enrolTotp(srv.url, admin);
+  const trail = await get(admin, `/api/v1/orgs/${admin.orgId}/audit?action=totp.reset`);
+  t.is(trail.body.entries.length, 1);
+  t.is(trail.body.entries[0].client, 'kluis-admin/0.1.0');
+  await t.throwsAsync(kluisAdmin(srv.dataDir, ['totp', 'reset', '--email', 'nobody@example.be']));
 });

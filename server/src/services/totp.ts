@@ -126,9 +126,14 @@ export async function resetTotp(services: Services, caller: Caller, who: Who, us
   await services.db.transaction(async (trx) => {
     const user = await trx('users').where({ id: userId, org_id: caller.orgId }).first('id', 'role');
     if (!user) throw new ApiError(404, ErrorCode.NotFound, 'no such user');
-    const had = await trx('totp_secrets').where({ user_id: userId }).delete();
-    const sessions = trx('sessions').where({ user_id: userId }).select('id');
-    await trx('totp_sessions').whereIn('session_id', sessions).delete();
-    await services.audit.append(trx, { ...who, orgId: caller.orgId, action: 'totp.reset', targetType: 'user', targetId: userId, outcome: 'success', details: { hadAuthenticator: had > 0 } });
+    const had = await clearAuthenticator(trx, userId);
+    await services.audit.append(trx, { ...who, orgId: caller.orgId, action: 'totp.reset', targetType: 'user', targetId: userId, outcome: 'success', details: { hadAuthenticator: had } });
   });
+}
+
+/** Removes a user's authenticator and the verification of their sessions; true if they had one (also kluis-admin). */
+export async function clearAuthenticator(trx: Tx, userId: string): Promise<boolean> {
+  const had = await trx('totp_secrets').where({ user_id: userId }).delete();
+  await trx('totp_sessions').whereIn('session_id', trx('sessions').where({ user_id: userId }).select('id')).delete();
+  return had > 0;
 }
