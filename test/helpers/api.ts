@@ -106,8 +106,11 @@ export function totpCode(secret: string, timestamp = Date.now()): string {
   return new TOTP({ secret: Secret.fromBase32(secret), algorithm: 'SHA1', digits: 6, period: 30 }).generate({ timestamp });
 }
 
-/** Enrols an authenticator for `user` and confirms it with a code, which also verifies `user`'s session. */
-export async function enrolTotp(base: string, user: User): Promise<string> {
+/**
+ * Enrols an authenticator for the session's account and confirms it with a code, which also verifies that session
+ * (an admin's, so it may act under the default 2-step policy). Remembers the secret on `user`.
+ */
+export async function enrolTotp(base: string, user: { token: string; totpSecret?: string }): Promise<string> {
   const started = await call(base, 'POST', '/api/v1/auth/totp/enrol', { token: user.token, json: {} });
   if (started.status !== 201) throw new Error(`TOTP enrolment failed: ${JSON.stringify(started.body)}`);
   const confirmed = await call(base, 'POST', '/api/v1/auth/totp/confirm', { token: user.token, json: { code: totpCode(started.body.secret) } });
