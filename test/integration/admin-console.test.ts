@@ -228,6 +228,8 @@ test.serial('an auditor sees the audit trail and nothing else', async (t) => {
   t.regex(await page.locator('#chain').textContent() ?? '', /Keten intact|De auditketen/);
   await page.click('button[lang="fr"]');
   t.is(await page.locator('#nav button').textContent(), 'Journal d’audit');
+  await page.locator('#audit caption', { hasText: 'Journal d’audit' }).waitFor();
+  await page.locator('#chain[data-ok="true"]').waitFor();
   await shot(page, 'admin-auditor-fr.png');
   await context.close();
 });
