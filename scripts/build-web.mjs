@@ -1,5 +1,7 @@
 // Builds the link page (web/link/) into server/dist/web/link/, which server/src/routes/web.ts serves at /s/:linkId
-// and /s/assets/<name>. Runs after tsc in `npm run build` (the page imports @kluis/shared from shared/dist).
+// and /s/assets/<name>, and the admin console (web/admin/) into server/dist/web/admin/, served at /admin/ and
+// /admin/assets/<name>, and the file request page (web/request/) into server/dist/web/request/, served at /r/. They import web/common/ (languages, DOM helpers, base.css), bundled into each.
+// Runs after tsc in `npm run build` (the pages import @kluis/shared from shared/dist).
 // esbuild: bundles TypeScript, zod and libsodium (its WASM is embedded in the JS as bytes) with no configuration.
 import { build } from 'esbuild';
 import { copyFileSync, mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
@@ -7,12 +9,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const src = path.join(root, 'web/link');
-const out = path.join(root, 'server/dist/web/link');
 const started = Date.now();
-
-rmSync(out, { recursive: true, force: true });
-mkdirSync(path.join(out, 'assets'), { recursive: true });
 
 const common = {
   bundle: true,
@@ -25,22 +22,27 @@ const common = {
   // libsodium's Emscripten glue mentions require('crypto') for Node; the browser path uses crypto.getRandomValues.
   external: ['crypto'],
 };
-await build({ ...common, entryPoints: [path.join(src, 'main.ts')], format: 'esm', outfile: path.join(out, 'assets/main.js') });
-await build({ ...common, entryPoints: [path.join(src, 'sw.ts')], format: 'iife', outfile: path.join(out, 'assets/sw.js') });
-// The decryption worker (decrypt-pool.ts starts it): libsodium again, in its own bundle.
-await build({ ...common, entryPoints: [path.join(src, 'decrypt-worker.ts')], format: 'iife', outfile: path.join(out, 'assets/decrypt.js') });
-await build({ ...common, entryPoints: [path.join(src, 'style.css')], outfile: path.join(out, 'assets/style.css') });
-copyFileSync(path.join(src, 'index.html'), path.join(out, 'index.html'));
-
-
-// The file request page (web/request/) into server/dist/web/request/, served at /r/:requestId and /r/assets/<name>.
-const reqSrc = path.join(root, 'web/request');
-const reqOut = path.join(root, 'server/dist/web/request');
-rmSync(reqOut, { recursive: true, force: true });
-mkdirSync(path.join(reqOut, 'assets'), { recursive: true });
-await build({ ...common, entryPoints: [path.join(reqSrc, 'main.ts')], format: 'esm', outfile: path.join(reqOut, 'assets/main.js') });
-await build({ ...common, entryPoints: [path.join(reqSrc, 'style.css')], outfile: path.join(reqOut, 'assets/style.css') });
-copyFileSync(path.join(reqSrc, 'index.html'), path.join(reqOut, 'index.html'));
-
-const sizes = (dir) => readdirSync(path.join(dir, 'assets')).map((f) => `${f} ${Math.round(statSync(path.join(dir, 'assets', f)).size / 1024)} KiB`).join(', ');
-console.log(`build-web: server/dist/web/link (${sizes(out)}), server/dist/web/request (${sizes(reqOut)}) in ${Date.now() - started} ms`);
+// Each page: main.ts, style.css and index.html into server/dist/web/<page>/. The link page also has its download
+// service worker and the decryption worker (decrypt-pool.ts starts it: libsodium again, in its own bundle); the file
+// request page (web/request/) is served at /r/:requestId and /r/assets/<name>.
+const extra = {
+  link: [['sw.ts', 'sw.js'], ['decrypt-worker.ts', 'decrypt.js']],
+  request: [],
+  admin: [],
+};
+const report = [];
+for (const page of Object.keys(extra)) {
+  const src = path.join(root, 'web', page);
+  const out = path.join(root, 'server/dist/web', page);
+  rmSync(out, { recursive: true, force: true });
+  mkdirSync(path.join(out, 'assets'), { recursive: true });
+  await build({ ...common, entryPoints: [path.join(src, 'main.ts')], format: 'esm', outfile: path.join(out, 'assets/main.js') });
+  for (const [entry, name] of extra[page]) {
+    await build({ ...common, entryPoints: [path.join(src, entry)], format: 'iife', outfile: path.join(out, 'assets', name) });
+  }
+  await build({ ...common, entryPoints: [path.join(src, 'style.css')], outfile: path.join(out, 'assets/style.css') });
+  copyFileSync(path.join(src, 'index.html'), path.join(out, 'index.html'));
+  const sizes = readdirSync(path.join(out, 'assets')).map((f) => `${f} ${Math.round(statSync(path.join(out, 'assets', f)).size / 1024)} KiB`);
+  report.push(`server/dist/web/${page} (${sizes.join(', ')})`);
+}
+console.log(`build-web: ${report.join('; ')} in ${Date.now() - started} ms`);

@@ -23,11 +23,15 @@ import { domainRoutes } from './routes/domains.js';
 import { peopleRoutes } from './routes/people.js';
 import { adminRoutes } from './routes/admins.js';
 import { requestRoutes } from './routes/requests.js';
+import { totpRoutes } from './routes/totp.js';
+import { adminViewRoutes } from './routes/admin-views.js';
 import { clientAddressResolver } from './client-address.js';
 
 export interface AppOptions {
   /** 32-byte secret for prelogin's fake salts (kept in the data directory). */
   serverSecret: Uint8Array;
+  /** 32-byte key that seals TOTP secrets (server subkey 2; docs/crypto.md §12). */
+  totpKey: Uint8Array;
   version?: string;
   /** Extra route registrations (chunk storage is mounted here by main.ts). */
   mount?: ((router: Router, services: Services) => void)[];
@@ -91,7 +95,9 @@ export function createApp(services: Services, options: AppOptions): Koa {
   webRoutes(router, services);
   domainRoutes(router, services);
   peopleRoutes(router, services);
+  totpRoutes(router, services, options.totpKey);
   adminRoutes(router, services);
+  adminViewRoutes(router, services);
   for (const mount of options.mount ?? []) mount(router, services);
 
   app.use(metrics.middleware);

@@ -54,7 +54,7 @@ const maintenance = setInterval(() => {
 }, MAINTENANCE_EVERY_MS);
 maintenance.unref();
 const firstStart = (await services.db('orgs').count({ n: '*' }).first())?.n === 0;
-const app = createApp(services, { serverSecret: services.serverSecret });
+const app = createApp(services, { serverSecret: services.serverSecret, totpKey: services.totpKey });
 const server = app.listen(config.port, config.host, () => {
   const addr = server.address();
   const port = typeof addr === 'object' && addr ? addr.port : config.port;

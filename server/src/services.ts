@@ -22,6 +22,8 @@ export interface OpenedServices extends Services {
   committer: GroupCommitter;
   /** 32-byte secret for prelogin's fake salts. */
   serverSecret: Uint8Array;
+  /** 32-byte key sealing TOTP secrets (services/totp.ts). */
+  totpKey: Uint8Array;
   /** `checkpoint: false` closes without signing the newest entries (kluis-admin after a failed verification). */
   close(options?: { checkpoint?: boolean }): Promise<void>;
 }
@@ -68,6 +70,7 @@ export async function openServices(config: Config, log: Logger): Promise<OpenedS
   return {
     config, log, db, read, tx: (fn) => committer.run(fn), blobs, audit, events, chunks, committer,
     serverSecret: serverSubkey(key, 1),
+    totpKey: serverSubkey(key, 2),
     async close(options: { checkpoint?: boolean } = {}) {
       // Queued group commits (audit entries of the last requests) finish before the database closes.
       await committer.close();

@@ -48,6 +48,8 @@ export const ErrorCode = {
   /** 403: the sharing policy of the space's class does not allow this (docs/api.md "Policy"); the message says why. */
   PolicyRefused: 'policy_refused',
   RateLimited: 'rate_limited',
+  /** 403: this act needs a session that passed 2-step verification (TOTP); `reason` says enrol or verify (docs/admin.md). */
+  TotpRequired: 'totp_required',
   Internal: 'internal',
   Unavailable: 'unavailable',
 } as const;

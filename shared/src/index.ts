@@ -14,3 +14,4 @@ export * from './api/policy.js';
 export * from './api/devices.js';
 export * from './api/admin.js';
 export * from './api/requests.js';
+export * from './api/admin-console.js';

@@ -4,6 +4,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import path from 'node:path';
 import * as k from '@kluis/shared';
+import { Secret, TOTP } from 'otpauth';
 import { databaseEnv, repoRoot } from './server.js';
 
 const run = promisify(execFile);
@@ -58,6 +59,8 @@ export interface User {
   token: string;
   keys: k.AccountKeys;
   identity: k.PublicIdentity;
+  /** base32 TOTP secret, for users whose role needs 2-step verification (enrolTotp) */
+  totpSecret?: string;
 }
 
 /** Signs up with an invite the way the desktop client does. */
@@ -93,7 +96,27 @@ export async function newOrg(base: string, dataDir: string, name = 'OCMW Test'):
   const created = await admin(dataDir, ['org', 'create', '--name', name, '--enterprise-number', enterpriseNumber(), '--admin-email', email]);
   const user = await signup(base, created.inviteToken, email);
   if (user.res.status !== 201) throw new Error(`signup failed: ${JSON.stringify(user.res.body)}`);
+  // The organisation's policy asks admins for 2-step verification (on by default): the session passes it here.
+  await enrolTotp(base, user);
   return { orgId: created.orgId, admin: user };
+}
+
+/** The current RFC 6238 code for a base32 secret, computed with the library the server uses. */
+export function totpCode(secret: string, timestamp = Date.now()): string {
+  return new TOTP({ secret: Secret.fromBase32(secret), algorithm: 'SHA1', digits: 6, period: 30 }).generate({ timestamp });
+}
+
+/**
+ * Enrols an authenticator for the session's account and confirms it with a code, which also verifies that session
+ * (an admin's, so it may act under the default 2-step policy). Remembers the secret on `user`.
+ */
+export async function enrolTotp(base: string, user: { token: string; totpSecret?: string }): Promise<string> {
+  const started = await call(base, 'POST', '/api/v1/auth/totp/enrol', { token: user.token, json: {} });
+  if (started.status !== 201) throw new Error(`TOTP enrolment failed: ${JSON.stringify(started.body)}`);
+  const confirmed = await call(base, 'POST', '/api/v1/auth/totp/confirm', { token: user.token, json: { code: totpCode(started.body.secret) } });
+  if (confirmed.status !== 200) throw new Error(`TOTP confirmation failed: ${JSON.stringify(confirmed.body)}`);
+  user.totpSecret = started.body.secret;
+  return started.body.secret;
 }
 
 /** Invites (as an org admin, over the API) and signs up a colleague. */
@@ -103,6 +126,7 @@ export async function newColleague(base: string, inviter: User, role = 'member')
   if (inv.status !== 201) throw new Error(`invite failed: ${JSON.stringify(inv.body)}`);
   const user = await signup(base, inv.body.token, email);
   if (user.res.status !== 201) throw new Error(`signup failed: ${JSON.stringify(user.res.body)}`);
+  if ((k.TOTP_ROLES as string[]).includes(role)) await enrolTotp(base, user);
   return user;
 }
 

@@ -1,7 +1,10 @@
 // Headless Chromium (Debian's /usr/bin/chromium) through playwright-core, for the link page tests. Each launch has
 // a fresh profile (playwright makes a temporary user-data-dir and deletes it on close); each test closes exactly
 // the browser it launched.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { repoRoot } from './server.js';
 
 export const CHROMIUM = process.env.KLUIS_CHROMIUM ?? '/usr/bin/chromium';
 
@@ -108,4 +111,26 @@ export async function sinkKind(page: Page): Promise<string | undefined> {
 export async function waitForState(page: Page, state: string, timeout = 60_000): Promise<string> {
   await page.locator(`#card[data-state="${state}"]`).waitFor({ timeout });
   return (await page.locator('#title').textContent()) ?? '';
+}
+
+/** Where pages' screenshots go (docs/screenshots/). */
+export const SCREENSHOTS = path.join(repoRoot, 'docs/screenshots');
+
+/**
+ * Renders a screenshot, and writes it to docs/screenshots/ only on request (KLUIS_SCREENSHOTS=1): they show dates,
+ * so writing them on every run would leave the work tree changed after each `npm test`.
+ */
+export async function screenshot(page: Page, name: string, fullPage = true): Promise<void> {
+  const image = await page.screenshot({ fullPage });
+  if (image.length === 0) throw new Error(`empty screenshot ${name}`);
+  if (process.env.KLUIS_SCREENSHOTS === '1') {
+    mkdirSync(SCREENSHOTS, { recursive: true });
+    writeFileSync(path.join(SCREENSHOTS, name), image);
+  }
+}
+
+/** The requests that left the server's origin (data: and blob: URLs never hit the network). */
+export function foreignRequests(serverUrl: string, requests: string[]): string[] {
+  const origin = new URL(serverUrl).origin;
+  return requests.filter((u) => !u.startsWith('data:') && !u.startsWith('blob:') && new URL(u).origin !== origin);
 }

@@ -22,7 +22,7 @@ import * as k from '@kluis/shared';
 import { repoRoot, startSecondNode, startServer, type RunningServer } from './server.js';
 import { startLocalS3, type LocalS3 } from './s3.js';
 import { freePort, startHaproxy, type Haproxy } from './haproxy.js';
-import { admin, call, enterpriseNumber, type User } from './api.js';
+import { admin, call, enrolTotp, enterpriseNumber, type User } from './api.js';
 import { detBytes } from './det-bytes.js';
 import { newFile, version } from './files.js';
 
@@ -212,6 +212,8 @@ export async function startSyncEnv(options: SyncEnvOptions = {}): Promise<SyncEn
   };
   const first = await signup(labels[0]!, adminEmail, created.inviteToken);
   const adminToken = sessionOf(first.home).token;
+  // The admin's own CLI session invites the others: an admin act, so it passes 2-step verification first.
+  await enrolTotp(url, { token: adminToken });
   const others = await Promise.all(labels.slice(1).map(async (label) => {
     const email = `${label.toLowerCase()}-${rand()}@example.be`;
     const inv = await call(srv.url, 'POST', `/api/v1/orgs/${orgId}/invites`, { token: adminToken, json: { email } });

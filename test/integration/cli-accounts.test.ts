@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import * as k from '@kluis/shared';
 import { repoRoot, startServer, type RunningServer } from '../helpers/server.js';
-import { admin, call, enterpriseNumber } from '../helpers/api.js';
+import { admin, call, enrolTotp, enterpriseNumber } from '../helpers/api.js';
 
 const CLI = path.join(repoRoot, 'desktop/dist/cli/main.js');
 const RECOVERY_KEY = /\b(?:[A-Z2-7]{4}-){13}[A-Z2-7]{4}\b/g;
@@ -97,6 +97,7 @@ test.before(async () => {
   const r = await kluis(home, ['signup', '--server', srv.url, '--email', adminEmail, '--invite', created.inviteToken, '--password-stdin'], 'admin password 1\n');
   if (r.code !== 0) throw new Error(`admin signup: ${r.stderr}`);
   adminToken = readJson(path.join(home, 'session.json')).token;
+  await enrolTotp(srv.url, { token: adminToken }); // invites are admin acts: 2-step verification first
 });
 
 test.after.always(async () => {

@@ -3,17 +3,16 @@
 // and the saved bytes are compared with the original. Also: password, every refusal's message, tampered
 // ciphertext on the server's disk, no request to another origin, the fragment never reaching the server.
 import test, { type ExecutionContext } from 'ava';
-import { mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import * as k from '@kluis/shared';
 import type { Browser, Page } from 'playwright-core';
-import { openServerDb, repoRoot, startServer, type RunningServer } from '../helpers/server.js';
+import { openServerDb, startServer, type RunningServer } from '../helpers/server.js';
 import { call, newOrg, newSpace, type User } from '../helpers/api.js';
 import { newFile, version } from '../helpers/files.js';
 import { pseudoRandom } from '../helpers/chunks.js';
-import { launchChromium, openPage, readSaved, savedFiles, sinkKind, waitForState, type PageOptions } from '../helpers/browser.js';
+import { foreignRequests, launchChromium, openPage, readSaved, savedFiles, screenshot, sinkKind, waitForState, type PageOptions } from '../helpers/browser.js';
 
-const SHOTS = path.join(repoRoot, 'docs/screenshots');
 const MiB = 1024 * 1024;
 let srv: RunningServer;
 let browser: Browser;
@@ -29,7 +28,6 @@ test.before(async () => {
   const s = await newSpace(srv.url, owner, 'Dossiers');
   space = { spaceId: s.spaceId, pair: s.pair };
   browser = await launchChromium();
-  mkdirSync(SHOTS, { recursive: true });
 });
 test.afterEach.always((t) => {
   if (!t.passed) t.log(`server log:\n${srv.output().slice(-3000)}`);
@@ -80,21 +78,11 @@ async function makeLink(t: ExecutionContext, opts: { size: number; name?: string
 
 /** Every request the page made went to the server's own origin (data: URLs never hit the network). */
 function sameOrigin(t: ExecutionContext, requests: string[]): void {
-  const origin = new URL(srv.url).origin;
-  const foreign = requests.filter((u) => !u.startsWith('data:') && !u.startsWith('blob:') && new URL(u).origin !== origin);
-  t.deepEqual(foreign, [], 'no request leaves the server origin');
+  t.deepEqual(foreignRequests(srv.url, requests), [], 'no request leaves the server origin');
   t.true(requests.length > 0);
 }
 
-/**
- * Screenshots for docs/screenshots/, refreshed only on request (KLUIS_SCREENSHOTS=1): they show dates, so writing
- * them on every run would leave the work tree changed after each `npm test`. The page is rendered either way.
- */
-async function shot(page: Page, name: string): Promise<void> {
-  const image = await page.screenshot({ fullPage: true });
-  if (image.length === 0) throw new Error(`empty screenshot ${name}`);
-  if (process.env.KLUIS_SCREENSHOTS === '1') writeFileSync(path.join(SHOTS, name), image);
-}
+const shot = (page: Page, name: string) => screenshot(page, name);
 
 async function openAndDownload(t: ExecutionContext, link: Link, options: PageOptions = {}) {
   const tp = await openPage(browser, options);

@@ -200,7 +200,8 @@ test.serial('the page says so when a request has expired, was revoked or is full
 test.serial('the request page is served with the link page\'s strict CSP and no-referrer', async (t) => {
   const res = await fetch(`${env.url}/r/${k.newId()}`);
   t.is(res.status, 200);
-  t.is(res.headers.get('content-security-policy'), "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'");
+  t.is(res.headers.get('content-security-policy'), "default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; worker-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'");
+  t.is(res.headers.get('content-security-policy'), (await fetch(`${env.url}/s/${k.newId()}`)).headers.get('content-security-policy'), 'the link page\'s own');
   t.is(res.headers.get('referrer-policy'), 'no-referrer');
   t.is((await fetch(`${env.url}/r/assets/main.js`)).status, 200);
   t.is((await fetch(`${env.url}/r/assets/..%2Fmain.js`)).status, 404);

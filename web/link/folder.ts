@@ -5,7 +5,7 @@ import { deriveFileSubkeys, fromBase64Url, type FolderListing, type FolderListin
 import { download, newDownload, type Opened, type Source } from './download.js';
 import { formatBytes, plural, t } from './i18n.js';
 import type { Sink } from './save.js';
-import { el } from './ui.js';
+import { el } from '../common/ui.js';
 import { ZipWriter, zipSize } from './zip.js';
 
 /** One save: a file, or a folder's ZIP. `run` continues where it stopped when called again after an error. */

@@ -1,12 +1,10 @@
-// Every string of the link page, in Dutch, French and English (issue 17 item 4). The language comes from the
-// browser (navigator.languages) unless the visitor picks one with the switch; the choice is kept in localStorage.
-// Placeholders are {name}; plurals are chosen by the caller (one/other keys), which is enough for these three.
+// Every string of the link page, in Dutch, French and English (issue 17 item 4). The language machinery (browser
+// language, switch, formats) is shared with the admin console: ../common/i18n.ts.
+import { formatNumber, translator, type Lang } from '../common/i18n.js';
 
-export type Lang = 'nl' | 'fr' | 'en';
-export const LANGS: readonly Lang[] = ['nl', 'fr', 'en'];
+export { LANGS, formatBytes, formatDate, formatNumber, initialLang, lang, setLang, type Lang } from '../common/i18n.js';
 
 const en = {
-  'lang.name': 'English',
   'lang.switch': 'Language',
   'brand.tagline': 'End-to-end encrypted file sharing',
   'loading': 'Opening the link…',
@@ -78,7 +76,6 @@ const en = {
 export type Key = keyof typeof en;
 
 const nl: Record<Key, string> = {
-  'lang.name': 'Nederlands',
   'lang.switch': 'Taal',
   'brand.tagline': 'Bestanden delen, end-to-end versleuteld',
   'loading': 'De link wordt geopend…',
@@ -148,7 +145,6 @@ const nl: Record<Key, string> = {
 };
 
 const fr: Record<Key, string> = {
-  'lang.name': 'Français',
   'lang.switch': 'Langue',
   'brand.tagline': 'Partage de fichiers chiffré de bout en bout',
   'loading': 'Ouverture du lien…',
@@ -218,69 +214,11 @@ const fr: Record<Key, string> = {
 };
 
 const TABLES: Record<Lang, Record<Key, string>> = { en, nl, fr };
-const LOCALES: Record<Lang, string> = { nl: 'nl-BE', fr: 'fr-BE', en: 'en-GB' };
-const STORE_KEY = 'kluis.lang';
-
-let current: Lang = 'en';
-
-/** The language to start in: a stored choice, else the first of the browser's languages we speak, else Dutch. */
-export function initialLang(): Lang {
-  try {
-    const stored = localStorage.getItem(STORE_KEY);
-    if (stored && (LANGS as string[]).includes(stored)) return stored as Lang;
-  } catch {
-    // storage blocked (private mode, policies): fall back to the browser's languages
-  }
-  for (const tag of navigator.languages ?? [navigator.language]) {
-    const base = tag.toLowerCase().split('-')[0];
-    if (base && (LANGS as string[]).includes(base)) return base as Lang;
-  }
-  return 'nl';
-}
-
-export function setLang(lang: Lang, remember = false): void {
-  current = lang;
-  document.documentElement.lang = lang;
-  if (remember) {
-    try {
-      localStorage.setItem(STORE_KEY, lang);
-    } catch {
-      // not remembered; the switch still works for this visit
-    }
-  }
-}
-
-export function lang(): Lang {
-  return current;
-}
 
 /** The string for `key` in the current language, with {placeholders} filled in. */
-export function t(key: Key, vars: Record<string, string | number> = {}): string {
-  return TABLES[current][key].replace(/\{(\w+)\}/g, (m, name: string) => (name in vars ? String(vars[name]) : m));
-}
+export const t = translator<Key>(TABLES);
 
 /** A count with its noun ("1 download left", "3 downloads left"). */
 export function plural(base: 'downloads' | 'minutes' | 'folder.files', n: number): string {
   return t(n === 1 ? `${base}.one` : `${base}.other`, { n: formatNumber(n) });
-}
-
-export function formatNumber(n: number): string {
-  return new Intl.NumberFormat(LOCALES[current]).format(n);
-}
-
-export function formatDate(ms: number): string {
-  return new Intl.DateTimeFormat(LOCALES[current], { dateStyle: 'long', timeStyle: 'short' }).format(new Date(ms));
-}
-
-/** Bytes in binary units with the locale's decimal separator (1.5 MiB, 1,5 MiB). */
-export function formatBytes(n: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let v = n;
-  let u = 0;
-  while (v >= 1024 && u < units.length - 1) {
-    v /= 1024;
-    u++;
-  }
-  const digits = u === 0 || v >= 100 ? 0 : 1;
-  return `${new Intl.NumberFormat(LOCALES[current], { maximumFractionDigits: digits }).format(v)} ${units[u]}`;
 }

@@ -4,9 +4,9 @@ import { initCrypto, type LinkKdf, type PublicLinkInfo } from '@kluis/shared';
 import { fetchInfo, PageError, type ErrorKind } from './api.js';
 import { fileName, openLink, type Opened } from './download.js';
 import { entryJob, fileJob, folderBody, zipJob, type Job } from './folder.js';
-import { formatBytes, formatDate, initialLang, lang, LANGS, plural, setLang, t, type Key, type Lang } from './i18n.js';
+import { formatBytes, formatDate, initialLang, plural, setLang, t, type Key, type Lang } from './i18n.js';
 import { BLOB_LIMIT, openSink, SaveCancelled, TooLargeForBrowser, type Sink } from './save.js';
-import { button, el, focusTitle, setStatus } from './ui.js';
+import { button, el, focusTitle, langButtons, setStatus } from '../common/ui.js';
 
 type View =
   | { v: 'loading' }
@@ -68,24 +68,7 @@ function render(): void {
 }
 
 function renderLangs(): void {
-  const nav = document.getElementById('langs')!;
-  nav.replaceChildren(
-    ...LANGS.map((l) => {
-      const b = button(l.toUpperCase(), () => switchLang(l), 'lang');
-      b.setAttribute('lang', l);
-      b.setAttribute('aria-pressed', String(l === lang()));
-      b.setAttribute('aria-label', langName(l));
-      return b;
-    }),
-  );
-}
-
-function langName(l: Lang): string {
-  const keep = lang();
-  setLang(l);
-  const name = t('lang.name');
-  setLang(keep);
-  return name;
+  document.getElementById('langs')!.replaceChildren(...langButtons(switchLang));
 }
 
 function switchLang(l: Lang): void {

@@ -1,6 +1,6 @@
 // Every string of the request page in Dutch, French and English. The language machinery (browser language, the
 // switch, the remembered choice, number, date and size formats) is the link page's (web/link/i18n.ts): one module.
-import { lang, formatNumber } from '../link/i18n.js';
+import { lang, formatNumber } from '../common/i18n.js';
 
 const en = {
   'loading': 'Opening the request…',

@@ -2,8 +2,8 @@
 // files into a member's folder. Files go one after the other through upload.ts; each has a row with its own progress.
 // Everything the visitor reads comes from ./i18n.ts; file names are set with textContent only.
 import { CryptoError, deriveRequestKeys, initCrypto, openGrantForUploader, toBase64Url, type PublicRequestInfo } from '@kluis/shared';
-import { formatBytes, formatDate, initialLang, lang, LANGS, setLang, type Lang } from '../link/i18n.js';
-import { button, el, focusTitle, setStatus } from '../link/ui.js';
+import { formatBytes, formatDate, initialLang, lang, LANGS, setLang, type Lang } from '../common/i18n.js';
+import { button, el, focusTitle, setStatus } from '../common/ui.js';
 import { RequestError, fetchInfo, type RequestErrorKind } from './api.js';
 import { plural, t, type Key } from './i18n.js';
 import { uploadFile, type Target } from './upload.js';

@@ -5,7 +5,7 @@ import { createWriteStream } from 'node:fs';
 import path from 'node:path';
 import { Command, Option } from 'commander';
 import { pino } from 'pino';
-import { CLASS_ORDER, ClassPolicy, OrgRole, type ClassName } from '@kluis/shared';
+import { CLASS_ORDER, ClassPolicy, Email, OrgRole, type ClassName } from '@kluis/shared';
 import { loadConfig, ConfigError, withoutDatabasePassword } from '../config.js';
 import { openServices, type OpenedServices } from '../services.js';
 import { createOrg, insertInvite } from '../services/orgs.js';
@@ -18,6 +18,7 @@ import { withMaintenanceLock } from '../db/maintenance-lock.js';
 import { orgPolicies, setClassPolicy } from '../services/policy.js';
 import { registerDeviceCommands } from './device-commands.js';
 import { listAdmins, replaceMainAdmin } from '../services/succession.js';
+import { clearAuthenticator } from '../services/totp.js';
 
 const program = new Command();
 program.name('kluis-admin').description('Administer a Kluis server: organisations, invites, audit trail.').showHelpAfterError();
@@ -188,6 +189,27 @@ policy.command('set').description('change what one class allows in an organisati
       return { orgId: found.id, classification: cls, policy: (await orgPolicies(s.db, found.id))[cls] };
     });
     print(`${r.classification} in ${r.orgId}: ${JSON.stringify(r.policy)}`, r);
+  });
+
+const totp = program.command('totp').description('2-step verification (docs/admin.md "The admin console")');
+totp.command('reset').description("remove a person's authenticator (lost, and no other admin to reset it): they set up a new one at their next sign-in")
+  .requiredOption('--email <email>', 'the account')
+  .option('--json', 'machine-readable output')
+  .action(async (o) => {
+    json ||= Boolean(o.json);
+    const r = await withServices(async (s) => {
+      const email = Email.safeParse(o.email);
+      if (!email.success) throw new ApiError(400, 'validation_failed', '--email: not an e-mail address');
+      const user = await s.db('users').where({ email: email.data }).first('id', 'org_id');
+      if (!user) throw new ApiError(404, 'not_found', `no account "${email.data}"`);
+      const had = await s.db.transaction(async (trx) => {
+        const removed = await clearAuthenticator(trx, user.id);
+        await s.audit.append(trx, { ...who, orgId: user.org_id, action: 'totp.reset', targetType: 'user', targetId: user.id, outcome: 'success', details: { hadAuthenticator: removed } });
+        return removed;
+      });
+      return { userId: user.id, email: email.data, hadAuthenticator: had };
+    });
+    print(r.hadAuthenticator ? `${r.email}: authenticator removed; a new one is set up at the next sign-in` : `${r.email} had no authenticator`, r);
   });
 
 const audit = program.command('audit').description('the audit trail');

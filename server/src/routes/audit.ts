@@ -9,6 +9,7 @@ import type { Services } from '../context.js';
 import { actor, parse, route, target } from '../http.js';
 import { exportAudit } from '../audit/export.js';
 import type { AuditFilter } from '../audit/types.js';
+import { requireStepUp } from '../services/totp.js';
 
 const READERS: OrgRole[] = ['main_admin', 'backup_admin', 'auditor'];
 
@@ -56,6 +57,7 @@ export function auditRoutes(router: Router, services: Services): void {
     const orgId = String(ctx.params.orgId);
     target(ctx, 'org', orgId);
     guard(orgId, caller.orgId, caller.role);
+    await requireStepUp(services, caller);
     const q = parse(AuditQuery, ctx.query);
     const entries = await audit.query(filterFor(orgId, q));
     await services.tx((trx) => audit.append(trx, { ...actor(ctx, caller), action: 'audit.search', targetType: 'org', targetId: orgId, outcome: 'success', details: { results: entries.length } }));
@@ -66,6 +68,7 @@ export function auditRoutes(router: Router, services: Services): void {
     const orgId = String(ctx.params.orgId);
     target(ctx, 'org', orgId);
     guard(orgId, caller.orgId, caller.role);
+    await requireStepUp(services, caller);
     const q = parse(AuditQuery, ctx.query);
     const format = q.format ?? 'json';
     await services.tx((trx) => audit.append(trx, { ...actor(ctx, caller), action: 'audit.export', targetType: 'org', targetId: orgId, outcome: 'success', details: { format } }));

@@ -8,6 +8,7 @@ import type { Caller, Services } from '../context.js';
 import { actor, body, meta, parse, publicRoute, route, target, type KCtx } from '../http.js';
 import { bearer } from '../auth/sessions.js';
 import { checkWipe, listOrgDevices, recordWipeReport, registerDeviceKey, requireDeviceAdmin, revokeDevice, wipeReportOf } from '../services/devices.js';
+import { requireStepUp } from '../services/totp.js';
 
 /** The organisation in the path must be the caller's; another answers 404 (as routes/orgs.ts does). */
 function ownOrg(ctx: KCtx, caller: Caller): string {
@@ -23,6 +24,7 @@ export function deviceRoutes(router: Router, services: Services): void {
   route(router, services, 'get', '/api/v1/orgs/:orgId/devices', { action: 'device.admin.list' }, async (ctx, caller) => {
     const orgId = ownOrg(ctx, caller);
     requireDeviceAdmin(caller);
+    await requireStepUp(services, caller);
     const devices = await listOrgDevices(db, orgId, caller);
     await services.tx((trx) => audit.append(trx, { ...actor(ctx, caller), action: 'device.admin.list', targetType: 'org', targetId: orgId, outcome: 'success', details: { count: devices.length } }));
     ctx.body = { devices };
@@ -33,6 +35,7 @@ export function deviceRoutes(router: Router, services: Services): void {
     const deviceId = String(ctx.params.deviceId);
     target(ctx, 'device', deviceId);
     requireDeviceAdmin(caller);
+    await requireStepUp(services, caller);
     const { wipe } = parse(DeviceRevokeRequest, body(ctx));
     const device = await db.transaction((trx) => revokeDevice(trx, audit, { orgId, deviceId, wipe, admin: caller }, actor(ctx, caller)));
     // After the commit, as logout does: the device's open event streams end now (on every node).

@@ -7,14 +7,20 @@ import type { Caller, Services } from '../context.js';
 import { actor, body, parse, route, target, type KCtx } from '../http.js';
 import { ownOrg } from './orgs.js';
 import { adminScope, requireAdminister, type AdminScope } from '../services/admin-scope.js';
+import { requireStepUp } from '../services/totp.js';
 import {
   adminMembers, adminSpaces, appointDomainAdmin, assignSpace, createDomain, deleteDomain, findDomain, findSpace, listDomains, removeDomainAdmin,
   renameDomain, requestRemoval, type Who,
 } from '../services/domains.js';
 
-/** The organisation in the path (own only) and the caller's reach in it. */
+/**
+ * The organisation in the path (own only) and the caller's reach in it. An admin whose session has not passed 2-step
+ * verification (where the organisation's policy asks it) is refused here, before any act (docs/api.md "Two-step
+ * verification"); members, whom the policy does not ask, go on to the role checks.
+ */
 export async function adminContext(services: Services, ctx: KCtx, caller: Caller): Promise<{ orgId: string; scope: AdminScope; who: Who }> {
   const orgId = ownOrg(ctx, caller);
+  await requireStepUp(services, caller);
   return { orgId, scope: await adminScope(services.db, caller), who: actor(ctx, caller) };
 }
 

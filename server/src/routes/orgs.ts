@@ -8,6 +8,7 @@ import type { Caller, Services } from '../context.js';
 import { actor, body, parse, route, target, type KCtx } from '../http.js';
 import { insertInvite } from '../services/orgs.js';
 import { lookupPerson } from '../services/directory.js';
+import { requireStepUp } from '../services/totp.js';
 
 const ADMINS: OrgRole[] = ['main_admin', 'backup_admin'];
 
@@ -39,6 +40,7 @@ export function orgRoutes(router: Router, services: Services): void {
   route(router, services, 'post', '/api/v1/orgs/:orgId/invites', { action: 'invite.create' }, async (ctx, caller) => {
     const orgId = ownOrg(ctx, caller);
     requireRole(caller, ADMINS);
+    await requireStepUp(services, caller);
     const req = parse(InviteRequest, body(ctx));
     if (req.role === 'main_admin') throw new ApiError(403, ErrorCode.Forbidden, 'an organisation has one main access admin');
     if (req.role === 'backup_admin' && caller.role !== 'main_admin') throw new ApiError(403, ErrorCode.Forbidden, 'only the main access admin appoints backup admins');
@@ -51,6 +53,7 @@ export function orgRoutes(router: Router, services: Services): void {
     const orgId = ownOrg(ctx, caller);
     // Auditors read the audit trail and nothing else; domain admins see their domains' people (GET …/people).
     requireRole(caller, ADMINS);
+    await requireStepUp(services, caller);
     const users = await db('users').where({ org_id: orgId }).orderBy('email').select('id', 'email', 'role', 'created_at', 'disabled_at');
     await services.tx((trx) => audit.append(trx, { ...actor(ctx, caller), action: 'org.users.list', targetType: 'org', targetId: orgId, outcome: 'success', details: { count: users.length } }));
     ctx.body = { users: users.map((u) => ({ userId: u.id, email: u.email, role: u.role, createdAt: Number(u.created_at), disabled: u.disabled_at !== null })) };
@@ -59,6 +62,7 @@ export function orgRoutes(router: Router, services: Services): void {
   route(router, services, 'put', '/api/v1/orgs/:orgId/users/:userId/role', { action: 'org.role.change' }, async (ctx, caller) => {
     const orgId = ownOrg(ctx, caller);
     requireRole(caller, ADMINS);
+    await requireStepUp(services, caller);
     const userId = String(ctx.params.userId);
     target(ctx, 'user', userId);
     const { role } = parse(RoleChangeRequest, body(ctx));

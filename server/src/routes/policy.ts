@@ -10,6 +10,7 @@ import { actor, body, parse, route, target } from '../http.js';
 import { spaceAccess } from '../services/access.js';
 import { orgPolicies, setClassPolicy } from '../services/policy.js';
 import { raiseClass } from '../services/class-change.js';
+import { requireStepUp } from '../services/totp.js';
 
 const ClassParam = z.enum(CLASS_ORDER);
 /** PUT body: a whole policy, or `{ "default": true }` to go back to the documented default. */
@@ -32,6 +33,7 @@ export function policyRoutes(router: Router, services: Services): void {
     target(ctx, 'org', orgId);
     if (orgId !== caller.orgId) throw new ApiError(404, ErrorCode.NotFound, 'no such organisation');
     if (caller.role !== 'main_admin' && caller.role !== 'backup_admin') throw new ApiError(403, ErrorCode.Forbidden, 'only the main or a backup access admin changes the sharing policy');
+    await requireStepUp(services, caller);
     const classification = parse(ClassParam, String(ctx.params.classification)) as ClassName;
     const req = parse(PolicyBody, body(ctx));
     const policy = 'default' in req ? null : req;

@@ -1,7 +1,9 @@
-// The link page (docs/api.md "Link page", docs/architecture.md §5): static files built by scripts/build-web.mjs into
-// dist/web/link/. GET /s/:linkId answers index.html; GET /s/assets/:name answers one of the files the build produced,
-// looked up by exact name in a table read once at start (no path is ever joined from the request, so no traversal).
-// The secret is in the URL fragment, which browsers never send: this route never sees it.
+// The link page (docs/api.md "Link page", docs/architecture.md §5), the file request page (docs/api.md "Request page")
+// and the admin console (docs/admin.md "The admin console"): static files built by scripts/build-web.mjs into
+// dist/web/link/, request/ and admin/. GET /s/:linkId, /r/:requestId and /admin/ answer their index.html;
+// GET /s/assets/:name, /r/assets/:name and /admin/assets/:name answer one of the files the build
+// produced, looked up by exact name in a table read once at start (no path is ever joined from the request, so no
+// traversal). The link secret is in the URL fragment, which browsers never send: these routes never see it.
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -9,7 +11,7 @@ import type Router from '@koa/router';
 import type { Services } from '../context.js';
 
 /**
- * The page's policy: its own scripts, styles and API only. 'wasm-unsafe-eval' lets libsodium instantiate its
+ * The pages' policy: their own scripts, styles and API only. 'wasm-unsafe-eval' lets libsodium instantiate its
  * WebAssembly from the bytes embedded in main.js and decrypt.js (no 'unsafe-eval': the bundles contain no eval or
  * new Function). worker-src 'self': the decryption worker and the download service worker, from this origin only.
  */
@@ -54,25 +56,37 @@ function loadPage(dir: string): { index: Buffer | null; assets: Map<string, Asse
   return { index, assets };
 }
 
-export function webRoutes(router: Router, services: Services, dir = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../web/link')): void {
-  pageRoutes(router, services, dir, 's');
-  // The file request page (docs/api.md "Request page"): the same headers, at /r/:requestId and /r/assets/:name.
-  pageRoutes(router, services, path.join(dir, '../request'), 'r');
+const BUILT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../web');
+
+type Ctx = { set(field: string, value: string): void };
+
+function pageHeaders(ctx: Ctx): void {
+  ctx.set('Content-Security-Policy', LINK_PAGE_CSP);
+  ctx.set('Referrer-Policy', 'no-referrer');
+  ctx.set('X-Content-Type-Options', 'nosniff');
+  ctx.set('Cross-Origin-Opener-Policy', 'same-origin');
+  ctx.set('Permissions-Policy', 'camera=(), microphone=(), geolocation=(), interest-cohort=()');
 }
 
-/** One page built into `dir`, at /<prefix>/:id and its assets at /<prefix>/assets/:name. */
-function pageRoutes(router: Router, services: Services, dir: string, prefix: string): void {
+export function webRoutes(router: Router, services: Services, dir = path.join(BUILT, 'link'), adminDir = path.join(BUILT, 'admin')): void {
+  pageRoutes(router, services, dir, 's');
+  // The file request page: the same headers, at /r/:requestId and /r/assets/:name.
+  pageRoutes(router, services, path.join(dir, '../request'), 'r');
+  const adminPage = assetRoutes(router, services, adminDir, 'admin');
+  // The router is not strict about a trailing slash: this one route answers both, /admin by a redirect to /admin/.
+  router.get('/admin', (ctx) => {
+    if (!adminPage.index) return;
+    if (ctx.path === '/admin') return ctx.redirect('/admin/');
+    pageHeaders(ctx);
+    ctx.type = TYPES['.html']!;
+    ctx.body = adminPage.index;
+  });
+}
+
+/** A page built into `dir`: its assets at /<prefix>/assets/:name; answers the loaded page. */
+function assetRoutes(router: Router, services: Services, dir: string, prefix: string): ReturnType<typeof loadPage> {
   const page = loadPage(dir);
   if (!page.index) services.log.warn({ dir }, `page not built (npm run build runs scripts/build-web.mjs): /${prefix}/ answers 404`);
-
-  const pageHeaders = (ctx: { set(field: string, value: string): void }) => {
-    ctx.set('Content-Security-Policy', LINK_PAGE_CSP);
-    ctx.set('Referrer-Policy', 'no-referrer');
-    ctx.set('X-Content-Type-Options', 'nosniff');
-    ctx.set('Cross-Origin-Opener-Policy', 'same-origin');
-    ctx.set('Permissions-Policy', 'camera=(), microphone=(), geolocation=(), interest-cohort=()');
-  };
-
   router.get(`/${prefix}/assets/:name`, (ctx) => {
     const asset = page.assets.get(ctx.params.name ?? '');
     if (!asset) return; // 404 from Koa
@@ -82,7 +96,12 @@ function pageRoutes(router: Router, services: Services, dir: string, prefix: str
     ctx.type = asset.type;
     ctx.body = asset.body;
   });
+  return page;
+}
 
+/** One page at /<prefix>/:id (a link or request id) and its assets. */
+function pageRoutes(router: Router, services: Services, dir: string, prefix: string): void {
+  const page = assetRoutes(router, services, dir, prefix);
   router.get(`/${prefix}/:id`, (ctx) => {
     if (!page.index || !LINK_ID.test(ctx.params.id ?? '')) return;
     pageHeaders(ctx);

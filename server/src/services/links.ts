@@ -9,7 +9,7 @@
 // space keeps history) the link answers 410 `expired`, like a link past its expiry; links do not keep chunks alive.
 import {
   ErrorCode, LINK_LOCK_MS, LINK_MAX_DAYS, LINK_MAX_FAILURES, LINK_TOKEN_MS, checkLinkAuth, fromBase64Url, linkPolicyProblem,
-  newSecretToken, tokenHash, type ClassName, type CreateLinkRequest, type KdfParams, type LinkAccess, type LinkGoneReason, type LinkInfo, type PublicLinkInfo,
+  newSecretToken, tokenHash, type ClassName, type AdminLink, type CreateLinkRequest, type KdfParams, type LinkAccess, type LinkGoneReason, type LinkInfo, type PublicLinkInfo,
 } from '@kluis/shared';
 import { ApiError } from '../errors.js';
 import type { Caller, Services } from '../context.js';
@@ -174,17 +174,27 @@ export async function listLinks(services: Services, caller: Caller, spaceId: str
   return rows.map((r) => linkInfo(normalise(r), services.config.publicUrl, now));
 }
 
-/** Revokes a link (its creator or a manager of its space); anyone else gets the answer of a missing link. */
-export async function revokeLink(services: Services, caller: Caller, who: Who, linkId: string, now = Date.now()): Promise<void> {
+/** Every link of an organisation, newest first, with its maker's address and its space's name (the admin console). */
+export async function listOrgLinks(services: Services, orgId: string, now = Date.now()): Promise<AdminLink[]> {
+  const rows = await linkQuery(services.read).join('users as u', 'u.id', 'l.created_by').join('spaces as s', 's.id', 'l.space_id')
+    .select('u.email as creator_email', 's.name as space_name').where('l.org_id', orgId).orderBy('l.created_at', 'desc');
+  return rows.map((r) => ({ ...linkInfo(normalise(r), services.config.publicUrl, now), createdByEmail: r.creator_email, spaceName: r.space_name }));
+}
+
+/**
+ * Revokes a link (its creator or a manager of its space; with `asAdmin`, any link of the caller's organisation: the
+ * route checked the role); anyone else gets the answer of a missing link.
+ */
+export async function revokeLink(services: Services, caller: Caller, who: Who, linkId: string, now = Date.now(), asAdmin = false): Promise<void> {
   await services.db.transaction(async (trx) => {
     const row = await trx('links').where({ id: linkId }).first();
     const link = row ? normalise(row) : null;
-    let allowed = link !== null && link.created_by === caller.userId;
+    let allowed = link !== null && (asAdmin || link.created_by === caller.userId);
     if (link && !allowed) allowed = Boolean(await trx('space_members').where({ space_id: link.space_id, user_id: caller.userId, role: 'manager' }).first('role'));
     if (!link || !allowed) throw new ApiError(404, ErrorCode.NotFound, 'no such link');
     // Revoking twice keeps the first time: the trail says when the link stopped.
     if (link.revoked_at === null) await trx('links').where({ id: linkId }).whereNull('revoked_at').update({ revoked_at: now });
-    await services.audit.append(trx, { ...who, orgId: caller.orgId, action: 'link.revoke', targetType: 'link', targetId: linkId, outcome: 'success', details: { ...facts(link), already: link.revoked_at !== null } });
+    await services.audit.append(trx, { ...who, orgId: caller.orgId, action: 'link.revoke', targetType: 'link', targetId: linkId, outcome: 'success', details: { ...facts(link), already: link.revoked_at !== null, ...(asAdmin ? { asAdmin: true } : {}) } });
   });
 }
 

@@ -3,7 +3,8 @@ import { CryptoError, ErrorCode } from '../errors.js';
 import { concatBytes, fromHex, toBase64Url, toHex, utf8 } from '../encoding.js';
 import { canonicalBytes } from '../canonical.js';
 import { na } from './sodium.js';
-import { blake2b, constantTimeEqual, decodeB64, randomBytes, signDetached, verifyDetached } from './primitives.js';
+import { blake2b, constantTimeEqual, decodeB64, idBytes, randomBytes, signDetached, verifyDetached } from './primitives.js';
+import { openEnvelope, sealEnvelope } from './envelope.js';
 
 /** A fresh bearer secret (session token, invite token): 32 random bytes, base64url. */
 export function newSecretToken(): string {
@@ -80,4 +81,19 @@ export function fakeSalt(serverSecret: Uint8Array, email: string): string {
 /** Purpose-bound 32-byte secrets derived from the server's key seed: KDF(id, "kluissrv", seed). Id 1: fake salts. */
 export function serverSubkey(key: ServerSigningKey, id: number): Uint8Array {
   return na().crypto_kdf_derive_from_key(32, id, 'kluissrv', key.secretKey.subarray(0, 32));
+}
+
+/**
+ * A user's TOTP secret as the server stores it (docs/crypto.md §12, "Server subkeys"): Env(KDF(2, "kluissrv", seed),
+ * secret, UTF8("kluis/totp/v1") || userId (16 raw bytes)). The seed lives in the data directory, not the database,
+ * so a database dump alone does not reveal the secret; the ad ties the ciphertext to its user.
+ */
+export function sealTotpSecret(totpKey: Uint8Array, userId: string, secret: Uint8Array): string {
+  if (totpKey.length !== 32) throw new CryptoError(ErrorCode.BadKey, 'TOTP key must be 32 bytes');
+  return toBase64Url(sealEnvelope(totpKey, secret, concatBytes(utf8('kluis/totp/v1'), idBytes(userId))));
+}
+
+/** Opens what sealTotpSecret made; throws CryptoError(decrypt_failed) for another user's or a changed row. */
+export function openTotpSecret(totpKey: Uint8Array, userId: string, sealed: string): Uint8Array {
+  return openEnvelope(totpKey, decodeB64(sealed, 'totp secret'), concatBytes(utf8('kluis/totp/v1'), idBytes(userId)));
 }

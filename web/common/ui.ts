@@ -1,4 +1,5 @@
-// Small DOM helpers for the link page. No innerHTML anywhere: text goes in as text nodes.
+// Small DOM helpers for Kluis's pages (link page, admin console). No innerHTML anywhere: text goes in as text nodes.
+import { LANG_NAMES, LANGS, lang, type Lang } from './i18n.js';
 
 export function el(tag: string, attrs: Record<string, string> = {}, text?: string): HTMLElement {
   const node = document.createElement(tag);
@@ -7,7 +8,7 @@ export function el(tag: string, attrs: Record<string, string> = {}, text?: strin
   return node;
 }
 
-export function button(label: string, onClick: () => void, kind: 'primary' | 'secondary' | 'lang', id?: string): HTMLButtonElement {
+export function button(label: string, onClick: () => void, kind: 'primary' | 'secondary' | 'lang' | 'small' | 'danger', id?: string): HTMLButtonElement {
   const b = el('button', { type: 'button', class: kind, ...(id ? { id } : {}) }, label) as HTMLButtonElement;
   b.addEventListener('click', onClick);
   return b;
@@ -22,4 +23,15 @@ export function focusTitle(): void {
 export function setStatus(text: string): void {
   const s = document.getElementById('status');
   if (s && s.textContent !== text) s.textContent = text;
+}
+
+/** The language switch's buttons (NL FR EN), the current one pressed; each named in its own language. */
+export function langButtons(onSwitch: (l: Lang) => void): HTMLButtonElement[] {
+  return LANGS.map((l) => {
+    const b = button(l.toUpperCase(), () => onSwitch(l), 'lang');
+    b.setAttribute('lang', l);
+    b.setAttribute('aria-pressed', String(l === lang()));
+    b.setAttribute('aria-label', LANG_NAMES[l]);
+    return b;
+  });
 }
