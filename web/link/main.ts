@@ -4,6 +4,7 @@ import { initCrypto, type LinkKdf, type PublicLinkInfo } from '@kluis/shared';
 import { fetchInfo, PageError, type ErrorKind } from './api.js';
 import { download, fileName, newDownload, openLink, type DownloadState, type Opened } from './download.js';
 import { formatBytes, formatDate, initialLang, lang, LANGS, plural, setLang, t, type Key, type Lang } from './i18n.js';
+import { renderEnvBanner } from '../common/env-banner.js';
 import { BLOB_LIMIT, openSink, SaveCancelled, TooLargeForBrowser, type Sink } from './save.js';
 import { button, el, focusTitle, setStatus } from './ui.js';
 
@@ -29,6 +30,7 @@ function show(next: View, focus = true): void {
 }
 
 function render(): void {
+  renderEnvBanner(lang());
   renderLangs();
   const card = document.getElementById('card')!;
   const title = el('h1', { id: 'title', tabindex: '-1' });

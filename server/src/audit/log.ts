@@ -35,7 +35,7 @@ import { verifyAuditTrail } from './verify.js';
 import { AnonymousAuditGate, type AnonymousAuditOptions } from './anonymous.js';
 
 export { auditChainEntry, type AuditChainEntry } from './rows.js';
-export { SIGNING_KEY_FILE, SigningKeyFileError, loadOrCreateServerSigningKey } from './signing-key.js';
+export { SIGNING_KEY_FILE, SigningKeyFileError, loadOrCreateServerSigningKey, loadServerSigningKeyFile } from './signing-key.js';
 
 /** Thrown for an entry or filter the audit log refuses (a programming error of the caller: answer 500). */
 export class AuditInputError extends Error {
