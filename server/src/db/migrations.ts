@@ -6,6 +6,7 @@ import { m003Membership } from './migration-003-membership.js';
 import { m004Links } from './migration-004-links.js';
 import { m005Policy } from './migration-005-policy.js';
 import { m006FileShares } from './migration-006-file-shares.js';
+import { m013AuditIndexes } from './migration-013-audit-indexes.js';
 
 interface Migration {
   name: string;
@@ -279,7 +280,7 @@ const m002: Migration = {
   },
 };
 
-const all: Migration[] = [m001, m002, m003Membership, m004Links, m005Policy, m006FileShares];
+const all: Migration[] = [m001, m002, m003Membership, m004Links, m005Policy, m006FileShares, m013AuditIndexes];
 
 /** Knex migration source over the in-code list above. */
 export const migrations: Knex.MigrationSource<Migration> = {
