@@ -1,6 +1,7 @@
 // Audit log benchmark: appends per second (single-entry transactions, several appends per transaction,
 // appendMany) and verify/export rates, on a real sqlite file (WAL, synchronous FULL) in a temp dir.
-// Prints a table and writes bench-results/audit.json. Not a test: figures go into notes.
+// Prints a table and writes bench-results/audit.json. Not a test: figures go into notes. Queries, export and verify
+// over 10 million entries through the real API and kluis-admin: scripts/bench/audit-queries.ts.
 //   npx tsc -b && node --import=tsx scripts/bench/audit.ts [-- --single 10000 --verify 100000]
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';

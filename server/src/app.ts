@@ -3,10 +3,10 @@ import Koa from 'koa';
 import Router from '@koa/router';
 import helmet from 'koa-helmet';
 import { ErrorCode } from '@kluis/shared';
-import { errorMiddleware } from './errors.js';
+import { ApiError, errorMiddleware } from './errors.js';
 import { jsonBodies } from './body.js';
 import type { KluisState, Services } from './context.js';
-import { createMetrics } from './metrics.js';
+import { createMetrics, metricsAuthorised } from './metrics.js';
 import { authRoutes, kdfFloor } from './routes/auth.js';
 import { recoveryRoutes } from './routes/recovery.js';
 import { orgRoutes } from './routes/orgs.js';
@@ -71,6 +71,11 @@ export function createApp(services: Services, options: AppOptions): Koa {
   });
 
   router.get('/metrics', async (ctx) => {
+    // With KLUIS_METRICS_TOKEN (required in production), only a scraper holding it reads the figures.
+    if (config.metricsToken !== undefined && !metricsAuthorised(ctx.get('authorization'), config.metricsToken)) {
+      ctx.set('WWW-Authenticate', 'Bearer realm="kluis-metrics"');
+      throw new ApiError(401, ErrorCode.Unauthenticated, '/metrics needs its bearer token (KLUIS_METRICS_TOKEN)');
+    }
     ctx.type = metrics.registry.contentType;
     ctx.body = await metrics.registry.metrics();
   });

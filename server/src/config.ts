@@ -1,9 +1,12 @@
 // Server configuration from KLUIS_* environment variables (docs/architecture.md §10), validated once at start.
 // A wrong value stops the server with one clear line naming the variable.
+import { accessSync, constants as fsc } from 'node:fs';
 import { isIP } from 'node:net';
 import path from 'node:path';
 import proxyaddr from 'proxy-addr';
 import { z } from 'zod';
+import { KDF_MAX, KDF_MIN, KDF_MODERATE, type KdfParams } from '@kluis/shared';
+import { productionProblems } from './config-production.js';
 
 const Env = z.enum(['development', 'test', 'acceptance', 'production']);
 
@@ -21,6 +24,14 @@ const schema = z.object({
   KLUIS_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   KLUIS_ALLOW_EMBEDDED_STORE: z.enum(['0', '1']).default('0'),
   KLUIS_TRUSTED_PROXIES: z.string().default(''),
+  // The KDF floor new accounts must meet (prescribed in /api/v1/info, enforced at sign-up); defaults per environment.
+  KLUIS_KDF_OPS_LIMIT: z.coerce.number().int().min(KDF_MIN.opsLimit).max(KDF_MAX.opsLimit).optional(),
+  KLUIS_KDF_MEM_LIMIT: z.coerce.number().int().min(KDF_MIN.memLimit).max(KDF_MAX.memLimit).optional(),
+  KLUIS_TLS_CERT: z.string().min(1).optional(),
+  KLUIS_TLS_KEY: z.string().min(1).optional(),
+  // Secrets: checked by hand below, never by zod (its messages quote the value).
+  KLUIS_SERVER_KEY_FILE: z.string().optional(),
+  KLUIS_METRICS_TOKEN: z.string().optional(),
   // Checked by parseDatabaseUrl, never by zod: zod's message would quote the value, and it holds a password.
   KLUIS_DATABASE_URL: z.string().optional(),
 });
@@ -41,14 +52,44 @@ export interface Config {
   trustedProxies: string[];
   /** PostgreSQL connection URL (KLUIS_DATABASE_URL); absent: the embedded sqlite file in dataDir. Never log it: use redactDatabaseUrl. */
   databaseUrl?: string;
+  /** The weakest KDF limits a new account may have (absent: kdfFloor's default for the environment). */
+  kdf?: KdfParams;
+  /** PEM certificate chain and private key files: the server speaks HTTPS itself. */
+  tls?: { certFile: string; keyFile: string };
+  /** The server's key seed (32 bytes) as a configured secret; absent: generated in dataDir (not in production). */
+  serverKeyFile?: string;
+  /** Bearer token /metrics demands; absent: /metrics is open (not in production). Never log it. */
+  metricsToken?: string;
 }
 
-/** Thrown with a one-line message when the environment does not describe a valid configuration. */
+/**
+ * Thrown when the environment does not describe a valid configuration: one line per problem in `problems` (the
+ * message joins them with newlines).
+ */
 export class ConfigError extends Error {
   override name = 'ConfigError';
+  readonly problems: string[];
+  constructor(problems: string | string[]) {
+    const list = typeof problems === 'string' ? [problems] : problems;
+    super(list.join('\n'));
+    this.problems = list;
+  }
 }
 
-const LOOPBACK = /^(127\.\d+\.\d+\.\d+|localhost|::1)$/;
+/** The KDF floor of an environment when KLUIS_KDF_* do not set it: MODERATE where real accounts live. */
+export function defaultKdfFloor(env: z.infer<typeof Env>): KdfParams {
+  return env === 'production' || env === 'acceptance' ? KDF_MODERATE : KDF_MIN;
+}
+
+function readable(name: string, file: string | undefined): string | undefined {
+  if (file === undefined) return undefined;
+  try {
+    accessSync(file, fsc.R_OK);
+  } catch {
+    throw new ConfigError(`${name}: cannot read ${file}`);
+  }
+  return path.resolve(file);
+}
 
 /** proxy-addr's names for the loopback, link-local and private ranges. */
 const PROXY_RANGE_NAMES = new Set(['loopback', 'linklocal', 'uniquelocal']);
@@ -157,19 +198,31 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     }
     s3 = { endpoint: e.KLUIS_S3_ENDPOINT!, accessKey: e.KLUIS_S3_ACCESS_KEY!, secretKey: e.KLUIS_S3_SECRET_KEY!, region: e.KLUIS_S3_REGION };
   }
+  const floor = defaultKdfFloor(e.KLUIS_ENV);
+  const kdf = { opsLimit: e.KLUIS_KDF_OPS_LIMIT ?? floor.opsLimit, memLimit: e.KLUIS_KDF_MEM_LIMIT ?? floor.memLimit };
+  if ((e.KLUIS_TLS_CERT === undefined) !== (e.KLUIS_TLS_KEY === undefined)) {
+    throw new ConfigError(`${e.KLUIS_TLS_CERT === undefined ? 'KLUIS_TLS_CERT' : 'KLUIS_TLS_KEY'}: KLUIS_TLS_CERT and KLUIS_TLS_KEY go together`);
+  }
+  const certFile = readable('KLUIS_TLS_CERT', e.KLUIS_TLS_CERT);
+  const keyFile = readable('KLUIS_TLS_KEY', e.KLUIS_TLS_KEY);
+  const serverKeyFile = e.KLUIS_SERVER_KEY_FILE ? path.resolve(e.KLUIS_SERVER_KEY_FILE) : undefined;
+  const metricsToken = e.KLUIS_METRICS_TOKEN || undefined;
+  if (metricsToken !== undefined && !/^[\x21-\x7e]+$/.test(metricsToken)) {
+    throw new ConfigError('KLUIS_METRICS_TOKEN: printable ASCII without spaces only (value not shown)');
+  }
+  const dataDir = path.resolve(e.KLUIS_DATA_DIR);
   if (e.KLUIS_ENV === 'production') {
-    // Production refuses development shortcuts (docs/architecture.md §6).
-    if (!publicUrl.startsWith('https://') && !LOOPBACK.test(new URL(publicUrl).hostname.replace(/^\[|\]$/g, ''))) {
-      throw new ConfigError('KLUIS_PUBLIC_URL: production needs https:// outside loopback');
-    }
-    if (e.KLUIS_STORAGE === 'fs' && e.KLUIS_ALLOW_EMBEDDED_STORE !== '1') {
-      throw new ConfigError('KLUIS_STORAGE: production refuses the embedded fs store unless KLUIS_ALLOW_EMBEDDED_STORE=1');
-    }
+    // Production refuses development shortcuts (docs/architecture.md §6), all listed at once.
+    const problems = productionProblems({
+      host: e.KLUIS_HOST, publicUrl, dataDir, kdf, tls: certFile !== undefined, trustedProxies, serverKeyFile, storage: e.KLUIS_STORAGE,
+      allowEmbeddedStore: e.KLUIS_ALLOW_EMBEDDED_STORE === '1', s3, metricsToken,
+    });
+    if (problems.length > 0) throw new ConfigError(problems);
   }
   return {
     port: e.KLUIS_PORT,
     host: e.KLUIS_HOST,
-    dataDir: path.resolve(e.KLUIS_DATA_DIR),
+    dataDir,
     env: e.KLUIS_ENV,
     storage: e.KLUIS_STORAGE,
     ...(s3 ? { s3 } : {}),
@@ -177,5 +230,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     logLevel: e.KLUIS_LOG_LEVEL,
     trustedProxies,
     ...(databaseUrl ? { databaseUrl } : {}),
+    kdf,
+    ...(certFile && keyFile ? { tls: { certFile, keyFile } } : {}),
+    ...(serverKeyFile ? { serverKeyFile } : {}),
+    ...(metricsToken ? { metricsToken } : {}),
   };
 }

@@ -1,12 +1,15 @@
 // Starts the Kluis server: reads the configuration, opens its services, listens, and shuts down gracefully
 // (stops accepting, lets in-flight requests such as uploads finish, then closes the database).
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { readFileSync } from 'node:fs';
+import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import { pino } from 'pino';
 import { createApp } from './app.js';
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { DatabaseOpenError, openServices, type OpenedServices } from './services.js';
 import { runMaintenance } from './services/maintenance.js';
 import { withMaintenanceLock } from './db/maintenance-lock.js';
+import { SigningKeyFileError } from './audit/log.js';
 
 // Everything the server creates (database, keys, blobs) is for its own user only: see data-dir.ts.
 process.umask(0o077);
@@ -16,7 +19,8 @@ try {
   config = loadConfig();
 } catch (err) {
   if (err instanceof ConfigError) {
-    console.error(`kluis-server: configuration error: ${err.message}`);
+    // One line per problem: production lists everything it refuses at once (config-production.ts).
+    for (const problem of err.problems) console.error(`kluis-server: configuration error: ${problem}`);
     process.exit(2);
   }
   throw err;
@@ -28,7 +32,7 @@ try {
   services = await openServices(config, log);
 } catch (err) {
   // One line, as for a bad configuration (the message holds no password: services.ts).
-  if (!(err instanceof DatabaseOpenError)) throw err;
+  if (!(err instanceof DatabaseOpenError || err instanceof SigningKeyFileError)) throw err;
   console.error(`kluis-server: ${err.message}`);
   process.exit(1);
 }
@@ -55,11 +59,22 @@ const maintenance = setInterval(() => {
 maintenance.unref();
 const firstStart = (await services.db('orgs').count({ n: '*' }).first())?.n === 0;
 const app = createApp(services, { serverSecret: services.serverSecret, totpKey: services.totpKey });
-const server = app.listen(config.port, config.host, () => {
+// HTTPS when KLUIS_TLS_CERT and KLUIS_TLS_KEY are set (files read once, at start), plain HTTP otherwise.
+function createServer(): ReturnType<typeof createHttpServer> | ReturnType<typeof createHttpsServer> {
+  if (!config.tls) return createHttpServer(app.callback());
+  try {
+    return createHttpsServer({ cert: readFileSync(config.tls.certFile), key: readFileSync(config.tls.keyFile) }, app.callback());
+  } catch (err) {
+    console.error(`kluis-server: configuration error: KLUIS_TLS_CERT, KLUIS_TLS_KEY: not a usable certificate and key (${(err as Error).message})`);
+    process.exit(2);
+  }
+}
+const server = createServer();
+server.listen(config.port, config.host, () => {
   const addr = server.address();
   const port = typeof addr === 'object' && addr ? addr.port : config.port;
-  log.info({ port, host: config.host, env: config.env, storage: config.storage, database: config.databaseUrl ? 'postgresql' : 'sqlite' }, 'listening');
-  console.log(`Kluis server listening on http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port} (env ${config.env}, data in ${config.dataDir})`);
+  log.info({ port, host: config.host, env: config.env, tls: Boolean(config.tls), storage: config.storage, database: config.databaseUrl ? 'postgresql' : 'sqlite' }, 'listening');
+  console.log(`Kluis server listening on ${config.tls ? 'https' : 'http'}://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port} (env ${config.env}, data in ${config.dataDir})`);
   if (firstStart) {
     console.log('No organisation yet. Create the first one (prints a one-time invite for its main access admin):');
     console.log('  npx kluis-admin org create --name "OCMW Gent" --enterprise-number 0212345668 --admin-email admin@example.be');

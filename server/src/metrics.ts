@@ -1,4 +1,5 @@
 // Prometheus metrics (prom-client), one registry per app so tests can run several apps in one process.
+import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Context, Next } from 'koa';
 import { Counter, Histogram, Registry, collectDefaultMetrics, Gauge } from 'prom-client';
 
@@ -37,4 +38,12 @@ export function createMetrics(): Metrics {
       }
     },
   };
+}
+
+/** Whether an Authorization header carries `Bearer <token>` (compared in constant time, over digests of equal length). */
+export function metricsAuthorised(header: string, token: string): boolean {
+  const m = /^Bearer ([\x21-\x7e]+)$/.exec(header);
+  if (!m) return false;
+  const digest = (s: string) => createHash('sha256').update(s).digest();
+  return timingSafeEqual(digest(m[1]!), digest(token));
 }

@@ -11,7 +11,7 @@ import { GroupCommitter } from './db/group-commit.js';
 import { openFsBlobStore } from './blobstore/fs.js';
 import { MinioBlobStore } from './blobstore/minio.js';
 import type { BlobStore } from './blobstore/index.js';
-import { loadOrCreateServerSigningKey, type SqlAuditLog } from './audit/log.js';
+import { loadOrCreateServerSigningKey, loadServerSigningKeyFile, type SqlAuditLog } from './audit/log.js';
 import { OrgSidedAuditLog } from './audit/org-sides.js';
 import { EventBus } from './events.js';
 import { startEventRelay } from './events-pg.js';
@@ -51,7 +51,8 @@ export async function openServices(config: Config, log: Logger): Promise<OpenedS
     throw new DatabaseOpenError(`cannot open the database ${what}: ${withoutDatabasePassword(String((err as Error)?.message ?? err).split('\n')[0]!, url)}`);
   });
   const read = openReadDatabase({ dataDir: config.dataDir, ...(url ? { url } : {}) });
-  const key = await loadOrCreateServerSigningKey(config.dataDir);
+  // A configured secret (production) or, in other environments, a seed generated in the data directory.
+  const key = config.serverKeyFile ? await loadServerSigningKeyFile(config.serverKeyFile) : await loadOrCreateServerSigningKey(config.dataDir);
   const committer = new GroupCommitter(db);
   // Entries about another organisation's space are copied to that organisation's trail (audit/org-sides.ts).
   const audit = new OrgSidedAuditLog(db, key, {

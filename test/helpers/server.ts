@@ -79,7 +79,7 @@ export async function startServer(env: Record<string, string> = {}): Promise<Run
       reject(new Error(`server did not start within 60 s:\n${out}`));
     }, 60_000);
     const onData = () => {
-      const m = /listening on (http:\/\/\S+)/.exec(out);
+      const m = /listening on (https?:\/\/\S+)/.exec(out);
       if (m) {
         clearTimeout(timer);
         resolve(m[1]!);

@@ -583,6 +583,29 @@ test('query: each filter and their combinations return exactly the expected rows
   await t.throwsAsync(h.log.query({ since: 1.5 }), { instanceOf: AuditInputError });
 });
 
+test('query: a time range within one organisation returns exactly its entries, also when the clock stepped back', async (t) => {
+  // The range is first turned into the seqs it spans (log.ts): entries whose ts is out of seq order must not be lost.
+  let now = 1_800_000_000_000;
+  const h = await fresh(t, { now: () => now });
+  const made: { seq: number; ts: number; orgId: string }[] = [];
+  const steps = [0, 10, 20, 30, 5, 40, 50, 15, 60, 70, 25, 80]; // seconds; 5, 15 and 25 come after a step back
+  await h.db.transaction(async (trx) => {
+    for (const [i, step] of steps.entries()) {
+      now = 1_800_000_000_000 + step * 1000;
+      const orgId = i % 4 === 3 ? 'orgB' : 'orgA';
+      made.push({ seq: await h.log.append(trx, { ...base, orgId, details: { i } }), ts: now, orgId });
+    }
+  });
+  const T = (s: number) => 1_800_000_000_000 + s * 1000;
+  for (const [since, until] of [[T(4), T(26)], [T(0), T(1)], [T(15), T(16)], [T(81), T(90)], [undefined, T(20)], [T(45), undefined]] as const) {
+    const want = made.filter((m) => m.orgId === 'orgA' && (since === undefined || m.ts >= since) && (until === undefined || m.ts < until)).map((m) => m.seq);
+    const range = { orgId: 'orgA', ...(since !== undefined ? { since } : {}), ...(until !== undefined ? { until } : {}) };
+    t.deepEqual((await h.log.query(range)).map((e) => e.seq), want, JSON.stringify(range));
+    t.deepEqual((await h.log.query({ ...range, order: 'desc' })).map((e) => e.seq), [...want].reverse());
+    t.deepEqual((await h.log.query({ ...range, order: 'desc', limit: 2, beforeSeq: want.at(-1) ?? 1 })).map((e) => e.seq), want.slice(0, -1).reverse().slice(0, 2));
+  }
+});
+
 test('query: paging by seq (both directions) returns every row once, and org A never sees org B', async (t) => {
   const { h, made } = await queryFixture(t);
   const all: AuditEntry[] = [];

@@ -5,6 +5,8 @@ import { z } from 'zod';
 import { OrgRole, TOTP_ROLES, TotpEnrolment, TotpStatus } from '@kluis/shared';
 import { ApiProblem, api, signIn, signOut, signedIn } from './api.js';
 import { initialLang, setLang, t, type Key, type Lang } from './i18n.js';
+import { renderEnvBanner } from '../common/env-banner.js';
+import { lang } from '../common/i18n.js';
 import { button, el, langButtons } from '../common/ui.js';
 import { renderView, viewsFor, type Me, type ViewName } from './views.js';
 
@@ -26,6 +28,7 @@ function show(next: Stage): void {
 }
 
 function render(): void {
+  renderEnvBanner(lang());
   renderHeader();
   const main = document.getElementById('main')!;
   main.dataset.state = stage.s === 'app' ? `view-${stage.view}` : stage.s;

@@ -4,7 +4,8 @@ import { initCrypto, type LinkKdf, type PublicLinkInfo } from '@kluis/shared';
 import { fetchInfo, PageError, type ErrorKind } from './api.js';
 import { fileName, openLink, type Opened } from './download.js';
 import { entryJob, fileJob, folderBody, zipJob, type Job } from './folder.js';
-import { formatBytes, formatDate, initialLang, plural, setLang, t, type Key, type Lang } from './i18n.js';
+import { formatBytes, formatDate, initialLang, lang, plural, setLang, t, type Key, type Lang } from './i18n.js';
+import { renderEnvBanner } from '../common/env-banner.js';
 import { BLOB_LIMIT, openSink, SaveCancelled, TooLargeForBrowser, type Sink } from './save.js';
 import { button, el, focusTitle, langButtons, setStatus } from '../common/ui.js';
 
@@ -30,6 +31,7 @@ function show(next: View, focus = true): void {
 }
 
 function render(): void {
+  renderEnvBanner(lang());
   renderLangs();
   const card = document.getElementById('card')!;
   const title = el('h1', { id: 'title', tabindex: '-1' });

@@ -3,6 +3,7 @@
 // Everything the visitor reads comes from ./i18n.ts; file names are set with textContent only.
 import { CryptoError, deriveRequestKeys, initCrypto, openGrantForUploader, toBase64Url, type PublicRequestInfo } from '@kluis/shared';
 import { formatBytes, formatDate, initialLang, lang, LANGS, setLang, type Lang } from '../common/i18n.js';
+import { renderEnvBanner } from '../common/env-banner.js';
 import { button, el, focusTitle, setStatus } from '../common/ui.js';
 import { RequestError, fetchInfo, type RequestErrorKind } from './api.js';
 import { plural, t, type Key } from './i18n.js';
@@ -27,6 +28,7 @@ function show(next: View): void {
 }
 
 function render(): void {
+  renderEnvBanner(lang());
   renderLangs();
   document.getElementById('privacy')!.textContent = t('privacy');
   const card = document.getElementById('card')!;

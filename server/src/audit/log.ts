@@ -35,7 +35,7 @@ import { verifyAuditTrail } from './verify.js';
 import { AnonymousAuditGate, type AnonymousAuditOptions } from './anonymous.js';
 
 export { auditChainEntry, type AuditChainEntry } from './rows.js';
-export { SIGNING_KEY_FILE, SigningKeyFileError, loadOrCreateServerSigningKey } from './signing-key.js';
+export { SIGNING_KEY_FILE, SigningKeyFileError, loadOrCreateServerSigningKey, loadServerSigningKeyFile } from './signing-key.js';
 
 /** Thrown for an entry or filter the audit log refuses (a programming error of the caller: answer 500). */
 export class AuditInputError extends Error {
@@ -492,6 +492,18 @@ export class SqlAuditLog implements AuditLog {
     if (until !== undefined) q.where('ts', '<', until);
     if (afterSeq !== undefined) q.where('seq', '>', afterSeq);
     if (beforeSeq !== undefined) q.where('seq', '<', beforeSeq);
+    if ((since !== undefined || until !== undefined) && typeof filter.orgId === 'string') {
+      // A time range is first turned into the seqs it spans (read from the (org_id, ts) index alone), so that the page
+      // is read in seq order: otherwise the engine reads the range through (org_id, ts) and sorts all of it by seq for
+      // one page (a month of a large organisation: 1.2-3 s over 10 million entries; with the bounds about 50 ms,
+      // scripts/bench/audit-queries.ts). Exact: every entry in the range has its seq within [lo, hi].
+      const b = this.db('audit_log').where('org_id', filter.orgId);
+      if (since !== undefined) b.where('ts', '>=', since);
+      if (until !== undefined) b.where('ts', '<', until);
+      const bounds = (await b.min({ lo: 'seq' }).max({ hi: 'seq' }).first()) as { lo: number | string | null; hi: number | string | null } | undefined;
+      if (!bounds || bounds.lo === null || bounds.hi === null) return [];
+      q.where('seq', '>=', toInt(bounds.lo, 'seq')).andWhere('seq', '<=', toInt(bounds.hi, 'seq'));
+    }
     const rows = (await q.orderBy('seq', order).limit(limit)) as AuditRow[];
     return rows.map(rowToEntry);
   }

@@ -13,8 +13,8 @@ export class SigningKeyFileError extends Error {
   override name = 'SigningKeyFileError';
 }
 
-function readSeed(file: string): Uint8Array {
-  const fd = openSync(file, fsc.O_RDONLY | fsc.O_NOFOLLOW);
+function readSeed(file: string, followLinks = false): Uint8Array {
+  const fd = openSync(file, fsc.O_RDONLY | (followLinks ? 0 : fsc.O_NOFOLLOW));
   try {
     const st = fstatSync(fd);
     if (!st.isFile()) throw new SigningKeyFileError(`${file}: not a regular file`);
@@ -78,6 +78,26 @@ export async function loadOrCreateServerSigningKey(dataDir: string): Promise<Ser
   }
   if (!exists) writeSeedAtomically(dataDir, file);
   const seed = readSeed(file);
+  try {
+    return serverSigningKeyFromSeed(seed);
+  } finally {
+    seed.fill(0);
+  }
+}
+
+/**
+ * The key seed given as a configured secret (KLUIS_SERVER_KEY_FILE; required in production): never created here. The
+ * path may be a symbolic link (secret stores mount them so); the file it names must pass the same checks as above.
+ */
+export async function loadServerSigningKeyFile(file: string): Promise<ServerSigningKey> {
+  await initCrypto();
+  let seed: Uint8Array;
+  try {
+    seed = readSeed(file, true);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new SigningKeyFileError(`${file}: does not exist (KLUIS_SERVER_KEY_FILE)`);
+    throw err;
+  }
   try {
     return serverSigningKeyFromSeed(seed);
   } finally {

@@ -2,18 +2,19 @@
 // authKey proof, logout, the caller's profile and key bundle, and device (session) management.
 import type Router from '@koa/router';
 import {
-  ErrorCode, KDF_MIN, KDF_MODERATE, authKeyVerifier, checkAuthKey, fakeSalt, fromBase64Url, newId, tokenHash, verifyIdentity,
+  ErrorCode, KDF_MODERATE, authKeyVerifier, checkAuthKey, fakeSalt, fromBase64Url, newId, tokenHash, verifyIdentity,
   PreloginRequest, SignupRequest, LoginRequest, type KdfParams,
 } from '@kluis/shared';
 import { ApiError } from '../errors.js';
+import { defaultKdfFloor } from '../config.js';
 import type { Services } from '../context.js';
 import { actor, body, meta, parse, publicRoute, route, target } from '../http.js';
 import { createSession } from '../auth/sessions.js';
 import { EMAIL_POLICY, IP_POLICY, reserveAttempt } from '../auth/throttle.js';
 
-/** The weakest KDF parameters an account may have in this environment (docs/architecture.md §2, §6). */
+/** The weakest KDF parameters an account may have here: KLUIS_KDF_*, or the environment's default (docs/architecture.md §2, §6). */
 export function kdfFloor(services: Services): KdfParams {
-  return services.config.env === 'production' || services.config.env === 'acceptance' ? KDF_MODERATE : KDF_MIN;
+  return services.config.kdf ?? defaultKdfFloor(services.config.env);
 }
 
 /**

@@ -56,6 +56,19 @@ function loadPage(dir: string): { index: Buffer | null; assets: Map<string, Asse
   return { index, assets };
 }
 
+/**
+ * The page with the server's environment on its root element (`<html data-kluis-env="acceptance">`) outside
+ * production, where web/common/env-banner.ts shows a banner naming it: in the page itself, so no extra request. Every
+ * page the server serves passes through here.
+ */
+export function markEnvironment(html: Buffer, env: Services['config']['env']): Buffer {
+  if (env === 'production') return html;
+  const text = html.toString('utf8');
+  const marked = text.replace(/<html(\s|>)/i, `<html data-kluis-env="${env}"$1`);
+  if (marked === text) throw new Error('page without an <html> element: cannot mark its environment');
+  return Buffer.from(marked, 'utf8');
+}
+
 const BUILT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../web');
 
 type Ctx = { set(field: string, value: string): void };
@@ -86,6 +99,7 @@ export function webRoutes(router: Router, services: Services, dir = path.join(BU
 /** A page built into `dir`: its assets at /<prefix>/assets/:name; answers the loaded page. */
 function assetRoutes(router: Router, services: Services, dir: string, prefix: string): ReturnType<typeof loadPage> {
   const page = loadPage(dir);
+  if (page.index) page.index = markEnvironment(page.index, services.config.env);
   if (!page.index) services.log.warn({ dir }, `page not built (npm run build runs scripts/build-web.mjs): /${prefix}/ answers 404`);
   router.get(`/${prefix}/assets/:name`, (ctx) => {
     const asset = page.assets.get(ctx.params.name ?? '');
