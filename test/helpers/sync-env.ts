@@ -213,7 +213,7 @@ export async function startSyncEnv(options: SyncEnvOptions = {}): Promise<SyncEn
   const first = await signup(labels[0]!, adminEmail, created.inviteToken);
   const adminToken = sessionOf(first.home).token;
   // The admin's own CLI session invites the others: an admin act, so it passes 2-step verification first.
-  await enrolTotp(url, { token: adminToken });
+  await enrolTotp(srv.url, { token: adminToken }); // a node directly: the test process does not trust HAProxy's certificate
   const others = await Promise.all(labels.slice(1).map(async (label) => {
     const email = `${label.toLowerCase()}-${rand()}@example.be`;
     const inv = await call(srv.url, 'POST', `/api/v1/orgs/${orgId}/invites`, { token: adminToken, json: { email } });

@@ -6,7 +6,7 @@ import test from 'ava';
 import type { Knex } from 'knex';
 import * as k from '@kluis/shared';
 import { openServerDb, startServer, type RunningServer } from '../helpers/server.js';
-import { addMemberBody, admin, call, newColleague, newOrg, newSpace, type Res, type User } from '../helpers/api.js';
+import { addMemberBody, admin, call, enrolTotp, newColleague, newOrg, newSpace, type Res, type User } from '../helpers/api.js';
 
 type Actor = 'main' | 'backup' | 'domainIn' | 'domainOut' | 'auditor' | 'member' | 'foreign';
 const ACTORS: Actor[] = ['main', 'backup', 'domainIn', 'domainOut', 'auditor', 'member', 'foreign'];
@@ -120,7 +120,7 @@ const acts: Act[] = [
       return r;
     },
   },
-  { name: 'list all users (org.users.list)', action: 'org.users.list', allowed: ['main', 'backup'], run: (u) => as(u, 'GET', org('/users')) },
+  { name: 'list all users (org.users.list)', action: 'org.users.list', allowed: ['main', 'backup', 'auditor'], run: (u) => as(u, 'GET', org('/users')) },
   { name: 'read the succession', action: 'admin.succession.read', allowed: ['main', 'backup'], run: (u) => as(u, 'GET', org('/succession')) },
   { name: 'search the audit trail', action: 'audit.search', allowed: ['main', 'backup', 'auditor'], run: (u) => as(u, 'GET', org('/audit?limit=5')) },
 ];
@@ -144,6 +144,9 @@ test.before(async () => {
   domainE = (await must(as(who.main, 'POST', org('/domains'), { name: 'Zorg' }), 201)).body.domainId;
   await must(as(who.main, 'POST', org(`/domains/${domainD}/admins`), { userId: who.domainIn.userId }), 201);
   await must(as(who.main, 'POST', org(`/domains/${domainE}/admins`), { userId: who.domainOut.userId }), 201);
+  // Domain admins, like every admin role, act only from a session that passed 2-step verification.
+  await enrolTotp(srv.url, who.domainIn);
+  await enrolTotp(srv.url, who.domainOut);
   const space = await newSpace(srv.url, who.member, 'Begroting');
   spaceId = space.spaceId;
   await must(call(srv.url, 'POST', `/api/v1/spaces/${spaceId}/members`, { token: who.member.token, json: await addMemberBody(srv.url, who.member, spaceId, space.pair, spaceMember, 'viewer') }), 201);

@@ -6,7 +6,7 @@ import test from 'ava';
 import type { Knex } from 'knex';
 import * as k from '@kluis/shared';
 import { openServerDb, startServer, type RunningServer } from '../helpers/server.js';
-import { addMemberBody, admin as kluisAdmin, call, login, newColleague, newOrg, newSpace, removeBody, type Res, type User } from '../helpers/api.js';
+import { addMemberBody, admin as kluisAdmin, call, login, newColleague, newOrg, newSpace, removeBody, type Res, type User, enrolTotp } from '../helpers/api.js';
 import { openEvents, type EventStream } from '../helpers/sse.js';
 
 let srv: RunningServer;
@@ -97,6 +97,9 @@ test('replacing the main admin: a backup proposes, a second admin confirms, the 
   t.true(await audited(backup2, 'admin.succession.confirm', 'success'));
   t.true(await audited(backup1, 'admin.succession.confirm', 'denied'));
 
+  // The new main admin acts as an admin only once their session passed 2-step verification (enrolled here).
+  t.is((await as(successor, 'GET', `${base}`)).body.error?.code, 'totp_required');
+  await enrolTotp(srv.url, successor);
   // A proposal expires: confirming it after its time is refused.
   const late = await as(backup1, 'POST', base, { successorUserId: backup2.userId });
   t.is(late.status, 201);

@@ -51,8 +51,9 @@ export function orgRoutes(router: Router, services: Services): void {
 
   route(router, services, 'get', '/api/v1/orgs/:orgId/users', { action: 'org.users.list' }, async (ctx, caller) => {
     const orgId = ownOrg(ctx, caller);
-    // Auditors read the audit trail and nothing else; domain admins see their domains' people (GET …/people).
-    requireRole(caller, ADMINS);
+    // Who is who: admins, and auditors, who read the trail by name (the console's audit view). Domain admins see
+    // their domains' people (GET …/people).
+    requireRole(caller, [...ADMINS, 'auditor']);
     await requireStepUp(services, caller);
     const users = await db('users').where({ org_id: orgId }).orderBy('email').select('id', 'email', 'role', 'created_at', 'disabled_at');
     await services.tx((trx) => audit.append(trx, { ...actor(ctx, caller), action: 'org.users.list', targetType: 'org', targetId: orgId, outcome: 'success', details: { count: users.length } }));
