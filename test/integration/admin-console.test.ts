@@ -140,7 +140,10 @@ test.serial('an admin signs in with a TOTP code: a wrong code and a replayed one
 
   await page.click('#nav-devices');
   await state(page, 'view-devices');
-  t.truthy(await page.locator('#soon').textContent());
+  await page.locator('#devices').waitFor();
+  const devices = await page.locator('#devices tbody tr').allTextContents();
+  t.true(devices.some((r) => r.includes(member.email) && r.includes('active')));
+  t.false(devices.join(' ').includes(member.deviceId));
   sameOrigin(t, requests);
   await context.close();
 });

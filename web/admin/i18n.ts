@@ -1,8 +1,9 @@
 // Every string of the admin console, in Dutch, French and English. The machinery (browser language, switch, formats)
 // is the link page's: ../common/i18n.ts.
 import { translator, type Lang } from '../common/i18n.js';
+import { MANAGE } from './i18n-manage.js';
 
-export { LANGS, formatDate, formatDateTime, formatNumber, initialLang, lang, setLang, type Lang } from '../common/i18n.js';
+export { LANGS, formatBytes, formatDate, formatDateTime, formatNumber, initialLang, lang, setLang, type Lang } from '../common/i18n.js';
 
 const en = {
   'brand': 'Kluis administration',
@@ -40,7 +41,6 @@ const en = {
   'view.audit': 'Audit trail',
   'view.devices': 'Devices',
   'view.domains': 'Domains',
-  'soon': 'This part is not available on this server yet.',
   'loading': 'Loading…',
   'empty': 'Nothing to show.',
   'error.load': 'This could not be loaded: {message}',
@@ -129,6 +129,7 @@ const en = {
   'spaceRole.editor': 'editor',
   'spaceRole.manager': 'manager',
   'unlimited': 'no limit',
+  ...MANAGE.en,
 };
 
 export type Key = keyof typeof en;
@@ -169,7 +170,6 @@ const nl: Record<Key, string> = {
   'view.audit': 'Audittrail',
   'view.devices': 'Toestellen',
   'view.domains': 'Domeinen',
-  'soon': 'Dit onderdeel is op deze server nog niet beschikbaar.',
   'loading': 'Bezig met laden…',
   'empty': 'Niets te tonen.',
   'error.load': 'Dit kon niet geladen worden: {message}',
@@ -258,6 +258,7 @@ const nl: Record<Key, string> = {
   'spaceRole.editor': 'bewerker',
   'spaceRole.manager': 'beheerder',
   'unlimited': 'geen limiet',
+  ...MANAGE.nl,
 };
 
 const fr: Record<Key, string> = {
@@ -296,7 +297,6 @@ const fr: Record<Key, string> = {
   'view.audit': 'Journal d’audit',
   'view.devices': 'Appareils',
   'view.domains': 'Domaines',
-  'soon': 'Cette rubrique n’est pas encore disponible sur ce serveur.',
   'loading': 'Chargement…',
   'empty': 'Rien à afficher.',
   'error.load': 'Le chargement a échoué : {message}',
@@ -385,6 +385,7 @@ const fr: Record<Key, string> = {
   'spaceRole.editor': 'éditeur',
   'spaceRole.manager': 'gestionnaire',
   'unlimited': 'sans limite',
+  ...MANAGE.fr,
 };
 
 const TABLES: Record<Lang, Record<Key, string>> = { en, nl, fr };

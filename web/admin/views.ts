@@ -1,12 +1,16 @@
-// The console's views over the API (docs/admin.md "The admin console"): people and roles, spaces with class and
-// members, links (revoke), the audit trail (audit-view.ts), and the places kept for Devices and Domains. Each view
-// loads what it shows when opened; names and e-mail addresses are shown, not ids.
+// The console's views over the API (docs/admin.md "The admin console"): spaces with class and members and links
+// (revoke) here; people (people-view.ts), devices and remote wipe (devices-view.ts), domains (domains-view.ts) and the
+// audit trail (audit-view.ts) in their own modules, routed from renderView. Each view loads what it shows when opened;
+// names and e-mail addresses are shown, not ids.
 import { z } from 'zod';
-import { AdminLink, AdminSpace, OrgUser, TOTP_ROLES, type OrgRole } from '@kluis/shared';
+import { AdminLink, AdminSpace, OrgUser, type OrgRole } from '@kluis/shared';
 import { ApiProblem, api } from './api.js';
 import { formatDate, formatNumber, t, type Key } from './i18n.js';
 import { button, el } from '../common/ui.js';
 import { renderAudit } from './audit-view.js';
+import { devices } from './devices-view.js';
+import { domains } from './domains-view.js';
+import { people } from './people-view.js';
 
 export interface Me {
   userId: string;
@@ -16,20 +20,17 @@ export interface Me {
   orgName: string;
 }
 
-// PLACEHOLDER (issue 18 items 1 and 2, built on other branches): 'devices' (GET /api/v1/orgs/:orgId/devices, revoke
-// with wipe) and 'domains' are listed so the navigation has their place; renderView shows "not available yet" until
-// the lead wires them after the merge.
 export type ViewName = 'people' | 'spaces' | 'links' | 'audit' | 'devices' | 'domains';
 
 /** The views a role may open, the first one opened after sign-in. Auditors read the audit trail and nothing else. */
 export function viewsFor(role: OrgRole): ViewName[] {
   if (role === 'main_admin' || role === 'backup_admin') return ['people', 'spaces', 'links', 'audit', 'devices', 'domains'];
   if (role === 'auditor') return ['audit'];
+  if (role === 'domain_admin') return ['people', 'devices'];
   return ['people'];
 }
 
 const Users = z.object({ users: z.array(OrgUser) });
-const Security = z.object({ totpRequiredForAdmins: z.boolean(), authenticators: z.array(z.object({ userId: z.string(), since: z.number() })) });
 const Spaces = z.object({ spaces: z.array(AdminSpace) });
 const Links = z.object({ links: z.array(AdminLink) });
 
@@ -67,12 +68,29 @@ export function table(id: string, caption: string, headers: Key[], rows: (string
   return wrap;
 }
 
+/** An e-mail address kept on one line where there is room (a table cell). */
+export function email(address: string): HTMLElement {
+  return el('span', { class: 'email' }, address);
+}
+
 /** The polite status line of the view (results of acts, announced to screen readers). */
 export function note(text: string): void {
   document.getElementById('status')!.textContent = text;
 }
 
+/** Runs an act; a refusal or failure is said in the status line (with the server's message). True when it worked. */
+export async function attempt(p: Promise<unknown>): Promise<boolean> {
+  try {
+    await p;
+    return true;
+  } catch (err) {
+    note(t('error.act', { message: err instanceof Error ? err.message : String(err) }));
+    return false;
+  }
+}
+
 export function renderView(section: HTMLElement, view: ViewName, me: Me, sessionEnded: () => void): void {
+  note('');
   section.replaceChildren(el('h1', { id: 'title', tabindex: '-1' }, t(`view.${view}` as Key)), el('p', { class: 'meta', id: 'loading' }, t('loading')));
   const fail = (err: unknown) => {
     if (err instanceof ApiProblem && err.status === 401) return sessionEnded();
@@ -94,33 +112,11 @@ export function renderView(section: HTMLElement, view: ViewName, me: Me, session
       return void run(links(me, again));
     case 'audit':
       return void run(renderAudit(me));
-    default:
-      return done(el('p', { class: 'lead', id: 'soon' }, t('soon')));
+    case 'devices':
+      return void run(devices(me, again));
+    case 'domains':
+      return void run(domains(me, again));
   }
-}
-
-async function people(me: Me, again: () => void): Promise<HTMLElement[]> {
-  const isAdmin = me.role === 'main_admin' || me.role === 'backup_admin';
-  const [users, security] = await Promise.all([loadPeople(me), api('GET', `/api/v1/orgs/${me.orgId}/security`, undefined, Security)]);
-  const enrolled = new Set(security.authenticators.map((a) => a.userId));
-  const rows = users.map((u) => {
-    const actions = el('span');
-    if (isAdmin && enrolled.has(u.userId) && u.userId !== me.userId) {
-      actions.append(button(t('people.reset'), () => void resetTotp(me, u.userId, u.email, again), 'small', `reset-${u.userId}`));
-    }
-    return [u.email, t(`role.${u.role}` as Key), enrolled.has(u.userId) ? t('people.totp.on') : TOTP_ROLES.includes(u.role) ? t('people.totp.off') : '—', formatDate(u.createdAt), t(u.disabled ? 'people.disabled' : 'people.active'), actions];
-  });
-  return [
-    el('p', { class: 'lead' }, t(security.totpRequiredForAdmins ? 'people.policy.on' : 'people.policy.off')),
-    table('people', t('people.caption', { org: me.orgName }), ['col.email', 'col.role', 'col.totp', 'col.since', 'col.account', 'col.actions'], rows),
-  ];
-}
-
-async function resetTotp(me: Me, userId: string, email: string, again: () => void): Promise<void> {
-  if (!confirm(t('people.reset.confirm', { email }))) return;
-  await api('DELETE', `/api/v1/orgs/${me.orgId}/users/${userId}/totp`);
-  again();
-  note(t('people.reset.done', { email }));
 }
 
 async function spaces(me: Me): Promise<HTMLElement[]> {

@@ -1,0 +1,5 @@
+// admin-console-manage.test.ts on PostgreSQL (helpers/postgres.ts starts a throwaway cluster for this file).
+import { usePostgres } from '../helpers/postgres-suite.js';
+import './admin-console-manage.test.js';
+
+usePostgres();
