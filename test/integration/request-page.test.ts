@@ -236,9 +236,10 @@ test.serial('a large file is sent in bounded memory: the renderer grows no more 
   t.log(`renderer RSS growth: 64 MiB file +${grew(small)} MiB (${(64 / small.seconds).toFixed(1)} MiB/s), 192 MiB file +${grew(large)} MiB (${(192 / large.seconds).toFixed(1)} MiB/s)`);
   t.true(small.before > 0 && large.before > 0, 'the renderer is found');
   // What the renderer holds is a few chunks in flight, two batches, the FastCDC window and the ArrayBuffers the three
-  // isolates (page, two workers) have not collected yet: it levels off (measured +160 to +240 MiB for 64 and 256 MiB)
-  // instead of following the file. Before the pipeline and the Blob bodies: +190 MiB for 64 MiB, +340 MiB for 256 MiB.
-  t.true(grew(large) - grew(small) < 64, `the renderer grew by ${grew(small)} MiB for 64 MiB and by ${grew(large)} MiB for 192 MiB`);
+  // isolates (page, two workers) have not collected yet: it levels off at about +180 to +210 MiB (measured for 192 and
+  // 256 MiB; a 64 MiB file stays at +130 to +180 MiB, not always reaching it) instead of following the file. Before the
+  // pipeline and the Blob bodies: +190 MiB for 64 MiB, +340 MiB for 256 MiB.
+  t.true(grew(large) - grew(small) < 80, `the renderer grew by ${grew(small)} MiB for 64 MiB and by ${grew(large)} MiB for 192 MiB`);
   t.true(grew(large) < 320, `the renderer grew by ${grew(large)} MiB for a 192 MiB file`);
 });
 
