@@ -24,10 +24,11 @@ const common = {
 };
 // Each page: main.ts, style.css and index.html into server/dist/web/<page>/. The link page also has its download
 // service worker and the decryption worker (decrypt-pool.ts starts it: libsodium again, in its own bundle); the file
-// request page (web/request/) is served at /r/:requestId and /r/assets/<name>.
+// request page (web/request/) is served at /r/:requestId and /r/assets/<name>, with its encryption worker
+// (encrypt-pool.ts starts it).
 const extra = {
   link: [['sw.ts', 'sw.js'], ['decrypt-worker.ts', 'decrypt.js']],
-  request: [],
+  request: [['encrypt-worker.ts', 'encrypt.js']],
   admin: [],
 };
 const report = [];

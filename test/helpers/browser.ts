@@ -1,7 +1,7 @@
 // Headless Chromium (Debian's /usr/bin/chromium) through playwright-core, for the link page tests. Each launch has
 // a fresh profile (playwright makes a temporary user-data-dir and deletes it on close); each test closes exactly
 // the browser it launched.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { repoRoot } from './server.js';
@@ -133,4 +133,35 @@ export async function screenshot(page: Page, name: string, fullPage = true): Pro
 export function foreignRequests(serverUrl: string, requests: string[]): string[] {
   const origin = new URL(serverUrl).origin;
   return requests.filter((u) => !u.startsWith('data:') && !u.startsWith('blob:') && new URL(u).origin !== origin);
+}
+
+/**
+ * The RSS (VmRSS, bytes) of the largest Chromium renderer process descended from this process (Linux /proc): the
+ * page's renderer, where its JS heap, WASM memory and ArrayBuffers live. 0 when none is found.
+ */
+export function rendererRss(): number {
+  const parent = new Map<number, number>();
+  const renderers: number[] = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      parent.set(Number(d), Number(/^PPid:\s+(\d+)/m.exec(readFileSync(`/proc/${d}/status`, 'utf8'))?.[1] ?? 0));
+      if (readFileSync(`/proc/${d}/cmdline`, 'utf8').includes('--type=renderer')) renderers.push(Number(d));
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const mine = (pid: number): boolean => {
+    for (let p = pid, i = 0; p > 1 && i < 50; p = parent.get(p) ?? 0, i++) if (p === process.pid) return true;
+    return false;
+  };
+  let most = 0;
+  for (const pid of renderers.filter(mine)) {
+    try {
+      most = Math.max(most, Number(/VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) * 1024);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return most;
 }

@@ -7,6 +7,7 @@ import { renderEnvBanner } from '../common/env-banner.js';
 import { button, el, focusTitle, setStatus } from '../common/ui.js';
 import { RequestError, fetchInfo, type RequestErrorKind } from './api.js';
 import { plural, t, type Key } from './i18n.js';
+import { encryptor } from './encrypt-pool.js';
 import { uploadFile, type Target } from './upload.js';
 
 type Row = { file: File; state: 'waiting' | 'sending' | 'done' | 'failed' | 'skipped' | 'too-large'; done: number; reason?: string; node?: HTMLElement };
@@ -215,6 +216,7 @@ async function start(): Promise<void> {
   } catch {
     return show({ v: 'error', kind: 'browser' });
   }
+  void encryptor(); // the encryption workers load while the visitor reads the page
   const requestId = m[1]!;
   const keys = deriveRequestKeys(secret);
   const load = async () => {
