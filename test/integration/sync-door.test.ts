@@ -10,7 +10,7 @@ import { KluisError, initCrypto } from '@kluis/shared';
 import { loadAccount, type Account } from '../../desktop/dist/account/state.js';
 import { IndexDb, type IndexChanges } from '../../desktop/dist/sync/index-db.js';
 import { openFolder, folderStatuses, type SyncFolder, type EngineState } from '../../desktop/dist/index.js';
-import { converge, kluis, okJson, read, startSyncEnv, syncOnce, write, type SyncClient, type SyncEnv } from '../helpers/sync-env.js';
+import { converge, kluis, okJson, read, sleep, spawnKluis, startSyncEnv, syncOnce, write, type SyncClient, type SyncEnv } from '../helpers/sync-env.js';
 
 let env: SyncEnv;
 
@@ -153,4 +153,28 @@ test.serial('a crash between the server\'s answer to a restore and the index upd
   await syncOnce(b);
   t.is(read(b.dir, 'brief.txt').toString(), 'versie een\n');
   t.true(existsSync(path.join(b.dir, 'brief.txt')));
+});
+
+test.serial('kill -9 of kluis restore at several moments: the next sync finishes it or drops it, never two restores', async (t) => {
+  const [a, b] = await twoVersions();
+  const file = path.join(a.dir, 'brief.txt');
+  const versions = async () => okJson(await kluis(a.home, ['--json', 'versions', file]), 'versions').versions as { versionId: string; size: number }[];
+  const first = (await versions())[1]!.versionId;
+  for (const delayMs of [500, 750, 900, 1050, 1200, 1400]) {
+    const before = (await versions()).length;
+    const { proc, done } = spawnKluis(a.home, ['restore', file, '--version', first]);
+    await sleep(delayMs);
+    proc.kill('SIGKILL');
+    const run = await done;
+    await syncOnce(a);
+    const after = await versions();
+    t.true(after.length === before || after.length === before + 1, `${delayMs} ms (exit ${run.code ?? run.signal}): ${before} -> ${after.length} versions`);
+    const head = after[0]!.size === 'versie een\n'.length ? 'versie een\n' : 'versie twee, langer\n';
+    t.is(read(a.dir, 'brief.txt').toString(), head, `${delayMs} ms: the disk holds the current version`);
+    t.is(okJson(await kluis(a.home, ['--json', 'status']), 'status').folders.find((f: { folder: string }) => f.folder === a.dir).pendingJournal, 0);
+    t.log(`kill at ${delayMs} ms: ${run.signal ?? `exit ${run.code}`}, ${before} -> ${after.length} versions`);
+    write(a.dir, 'brief.txt', 'versie twee, langer\n');
+    await syncOnce(a);
+  }
+  await converge([a, b]);
 });
