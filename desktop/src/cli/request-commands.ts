@@ -13,7 +13,7 @@ import { IndexDb } from '../sync/index-db.js';
 import { SpaceCrypto } from '../sync/remote.js';
 import { CliError, emit, safeText, table } from './io.js';
 import { openAccount, when } from './synced-file.js';
-import { locate } from './sync-commands.js';
+import { locateFile as locate } from '../sync/door.js';
 import type { FileRequestInfo } from '@kluis/shared';
 
 export function registerRequestCommands(share: Command): void {

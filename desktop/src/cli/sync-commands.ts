@@ -1,71 +1,18 @@
 // `kluis sync`, `status`, `versions` and `restore` (docs/architecture.md §10; docs/cli.md "Sync"), registered on the program built
-// by ./main.ts. The engine is desktop/src/sync/engine.ts; these commands only bind folders, drive it and print.
-import { mkdirSync, realpathSync, statSync } from 'node:fs';
-import { hostname } from 'node:os';
-import path from 'node:path';
+// by ./main.ts. They are a shell over the engine's front door (desktop/src/sync/door.ts): parse, drive it and print.
 import type { Command } from 'commander';
-import { ErrorCode, KluisError, initCrypto, newId, sealManifest, toBase64Url } from '@kluis/shared';
+import { initCrypto } from '@kluis/shared';
 import { api } from '../api/endpoints.js';
 import { ApiRequestError } from '../api/client.js';
 import { kluisHome, loadAccount, type Account } from '../account/state.js';
 import { accountClient, resolveSpace } from '../account/spaces.js';
-import { IndexDb, type FolderRecord } from '../sync/index-db.js';
-import { SyncEngine, folderLockHolder, lockFolder, type Progress, type SyncReport } from '../sync/engine.js';
-import { SpaceCrypto, fileHistory, isTransient } from '../sync/remote.js';
-import { ChunkUploader, encryptStream, fileContent, parseRate } from '../sync/transfer.js';
-import { watchFolder } from '../sync/watcher.js';
+import { fileHistoryAt, folderStatuses, isTransient, openFolder, parseRate, restoreAt, type Progress, type SyncReport } from '../sync/door.js';
 import { CliError, emit, isJson, safeText, table } from './io.js';
 import { ensureDeviceKey, flushPendingWipeReport } from '../account/wipe.js';
 
 async function openAccount(): Promise<Account> {
   await initCrypto();
   return loadAccount(kluisHome());
-}
-
-/** This device's name as the server knows it (for conflict copies); the host name if the server is away. */
-async function deviceName(account: Account): Promise<string> {
-  try {
-    const devices = await api.devices(accountClient(account));
-    return devices.find((d) => d.current)?.name ?? hostname();
-  } catch {
-    return hostname();
-  }
-}
-
-function absDir(dir: string): string {
-  const abs = path.resolve(dir);
-  try {
-    return realpathSync(abs);
-  } catch {
-    return abs;
-  }
-}
-
-/** The folder record binding DIR to SPACE; one folder is bound to one space, for good. */
-async function bindFolder(db: IndexDb, spaceId: string, dir: string): Promise<FolderRecord> {
-  const root = absDir(dir);
-  const other = (await db.folders()).find((f) => f.root === root && f.spaceId !== spaceId);
-  if (other) throw new CliError(`${root} is already synced with another space (${other.spaceId}); choose another folder`);
-  return db.folder(spaceId, root);
-}
-
-/** The synced folder holding `file`, and the file's path inside it (NFC, POSIX). Also used by share-commands.ts. */
-export async function locate(db: IndexDb, file: string): Promise<{ folder: FolderRecord; rel: string }> {
-  const abs = path.resolve(file);
-  let real = abs;
-  try {
-    real = path.join(realpathSync(path.dirname(abs)), path.basename(abs));
-  } catch {
-    // a deleted file's folder may be gone too: use the path as given
-  }
-  for (const folder of await db.folders()) {
-    for (const candidate of [real, abs]) {
-      if (candidate.startsWith(folder.root + path.sep)) {
-        return { folder, rel: candidate.slice(folder.root.length + 1).split(path.sep).join('/').normalize('NFC') };
-      }
-    }
-  }
-  throw new CliError(`${file} is not inside a synced folder (kluis status lists them)`);
 }
 
 /** Bytes for people: B, KiB, MiB … with one decimal above 1 KiB. */
@@ -167,26 +114,18 @@ export function registerSyncCommands(program: Command): void {
       const client = accountClient(account);
       const giveUp = process.env.KLUIS_SYNC_GIVE_UP_MS ? Number(process.env.KLUIS_SYNC_GIVE_UP_MS) : undefined;
       const space = await retrying(() => resolveSpace(client, o.space), giveUp);
-      mkdirSync(path.resolve(dir), { recursive: true });
-      if (!statSync(path.resolve(dir)).isDirectory()) throw new CliError(`${dir} is not a folder`);
-      const home = kluisHome();
-      const db = await IndexDb.open(home);
-      let unlock: (() => Promise<void>) | null = null;
+      const folder = await openFolder(account, dir, { spaceId: space.spaceId, home: kluisHome(), settleMs, bwlimit, ...(giveUp ? { giveUpMs: giveUp } : {}) });
       try {
-        const folder = await bindFolder(db, space.spaceId, dir);
-        unlock = await lockFolder(home, folder.id);
-        await db.setStatus(folder.id, { pid: process.pid });
-        const engine = new SyncEngine({ db, folder, client, account, device: await deviceName(account), settleMs, bwlimit, ...(giveUp ? { giveUpMs: giveUp } : {}) });
         // Progress when a person watches (stdout is a terminal); drawn on stderr so it never mixes with results.
         const tty = Boolean(process.stdout.isTTY) && Boolean(process.stderr.isTTY) && !json && !o.quiet;
         const bar = progressLine();
-        if (tty) engine.on('progress', (p: Progress) => bar.update(p));
+        if (tty) folder.on('progress', (p) => bar.update(p));
         const ac = new AbortController();
         const stop = () => ac.abort();
         process.once('SIGINT', stop);
         process.once('SIGTERM', stop);
-        const onPause = () => engine.pause();
-        const onResume = () => engine.resume();
+        const onPause = () => folder.pause();
+        const onResume = () => folder.resume();
         process.on('SIGUSR1', onPause);
         process.on('SIGUSR2', onResume);
         const line = (value: Record<string, unknown>, text: string) => {
@@ -194,35 +133,36 @@ export function registerSyncCommands(program: Command): void {
           if (json) process.stdout.write(`${JSON.stringify(value)}\n`);
           else process.stdout.write(`${text}\n`);
         };
-        engine.on('warning', (msg: string) => {
+        folder.on('warning', (msg) => {
           if (!o.once) line({ event: 'warning', message: msg }, `warning: ${safeText(msg)}`);
         });
-        engine.on('retry', (r: { reason: string; inMs: number }) => {
+        folder.on('retry', (r) => {
           bar.clear();
           process.stderr.write(`kluis: ${safeText(r.reason)}; retrying in ${Math.round(r.inMs / 1000)} s\n`);
         });
         try {
           if (o.once) {
-            const report = await engine.runOnce(ac.signal);
+            const report = await folder.runOnce(ac.signal);
             bar.clear();
             emit(cmd, () => summary(report), report);
           } else {
-            engine.on('state', (state: string, reason?: string) => {
+            folder.on('state', (state, reason) => {
               // people see only what needs them (an error, a pause); scripts get every state change
               if (json || state === 'error' || state === 'paused') line({ event: 'state', state, ...(reason ? { reason } : {}) }, `${new Date().toISOString()} ${state}${reason ? `: ${safeText(reason)}` : ''}`);
             });
-            engine.on('synced', (r: SyncReport) => line({ event: 'synced', ...r }, summary(r)));
-            engine.on('failure', (err: Error) => line({ event: 'failure', message: err.message }, `error: ${safeText(err.message)}`));
+            folder.on('synced', (r) => line({ event: 'synced', ...r }, summary(r)));
+            folder.on('failure', (err) => line({ event: 'failure', message: err.message }, `error: ${safeText(err.message)}`));
             // The session was ended (revoked, perhaps with a wipe order): stop watching; the CLI's error path asks about a wipe.
             let ended: Error | null = null;
-            engine.on('failure', (err: Error) => {
+            folder.on('failure', (err) => {
               if (err instanceof ApiRequestError && err.status === 401) {
                 ended = err;
                 ac.abort();
               }
             });
-            if (!json) process.stdout.write(`Watching ${folder.root} <-> "${safeText(space.name)}" (Ctrl-C stops; kill -USR1 ${process.pid} pauses, -USR2 resumes)\n`);
-            await engine.watch(ac.signal, { pollMs: pollSeconds * 1000, watcher: watchFolder });
+            ac.signal.addEventListener('abort', () => void folder.stop());
+            if (!json) process.stdout.write(`Watching ${folder.folder.root} <-> "${safeText(space.name)}" (Ctrl-C stops; kill -USR1 ${process.pid} pauses, -USR2 resumes)\n`);
+            await folder.start({ pollMs: pollSeconds * 1000 });
             if (ended) throw ended;
           }
         } finally {
@@ -230,50 +170,33 @@ export function registerSyncCommands(program: Command): void {
           process.off('SIGTERM', stop);
           process.off('SIGUSR1', onPause);
           process.off('SIGUSR2', onResume);
-          await db.setStatus(folder.id, { pid: null, state: 'stopped' }).catch(() => undefined);
         }
       } finally {
-        await unlock?.();
-        await db.close();
+        await folder.close();
       }
     });
 
   program.command('status')
     .description('the synced folders of this account and their state')
     .action(async (_o, cmd: Command) => {
-      const home = kluisHome();
-      const db = await IndexDb.open(home);
+      let names = new Map<string, string>();
       try {
-        let names = new Map<string, string>();
-        try {
-          const account = await openAccount();
-          names = new Map((await api.spaces(accountClient(account))).map((s) => [s.spaceId, s.name]));
-        } catch {
-          // offline or logged out: show what the index knows
-        }
-        const folders: { folder: string; spaceId: string; spaceName: string | null; seq: number; state: string; running: boolean; pid: number | null; pendingJournal: number; lastSyncAt: string | null; lastError: string | null }[] = [];
-        for (const f of await db.folders()) {
-          const s = await db.status(f.id);
-          const holder = await folderLockHolder(home, f.id);
-          folders.push({
-            folder: f.root, spaceId: f.spaceId, spaceName: names.get(f.spaceId) ?? null, seq: f.lastSeq,
-            state: holder ? s.state : 'stopped', running: holder !== null, pid: holder, pendingJournal: s.pendingJournal,
-            lastSyncAt: s.lastSyncAt ? new Date(s.lastSyncAt).toISOString() : null, lastError: s.lastError,
-          });
-        }
-        emit(cmd, () => folders.length === 0 ? 'No synced folders yet (kluis sync DIR --space NAME).' : table(['FOLDER', 'SPACE', 'STATE', 'CHANGE', 'LAST SYNC', 'LAST ERROR'], folders.map((f) => [
-          f.folder, safeText(f.spaceName ?? f.spaceId), f.state, String(f.seq), f.lastSyncAt ?? '-', f.lastError ? safeText(f.lastError, 80) : '-',
-        ])), { folders });
-      } finally {
-        await db.close();
+        const account = await openAccount();
+        names = new Map((await api.spaces(accountClient(account))).map((s) => [s.spaceId, s.name]));
+      } catch {
+        // offline or logged out: show what the index knows
       }
+      const folders = (await folderStatuses(kluisHome())).map(({ folderId: _id, ...f }) => ({ ...f, spaceName: names.get(f.spaceId) ?? null }));
+      emit(cmd, () => folders.length === 0 ? 'No synced folders yet (kluis sync DIR --space NAME).' : table(['FOLDER', 'SPACE', 'STATE', 'CHANGE', 'LAST SYNC', 'LAST ERROR'], folders.map((f) => [
+        f.folder, safeText(f.spaceName ?? f.spaceId), f.state, String(f.seq), f.lastSyncAt ?? '-', f.lastError ? safeText(f.lastError, 80) : '-',
+      ])), { folders });
     });
 
   program.command('versions')
     .description('the versions of a file in a synced folder (also of a deleted file)')
     .argument('<path>', 'the file')
     .action(async (file: string, _o, cmd: Command) => {
-      const r = await history(file);
+      const r = await fileHistoryAt(await openAccount(), kluisHome(), file);
       emit(cmd, () => table(['VERSION', 'CHANGE', 'DATE', 'SIZE', 'BY', ''], r.versions.map((v) => [
         v.versionId, String(v.seq), v.createdAt, v.deleted ? 'deleted' : human(v.size), safeText(v.author ?? '?'), v.current ? 'current' : v.refused ? `refused: ${v.refused}` : '',
       ])), r);
@@ -284,89 +207,7 @@ export function registerSyncCommands(program: Command): void {
     .argument('<path>', 'the file')
     .requiredOption('--version <id>', 'the version (kluis versions PATH lists them; a unique prefix of 6+ characters is enough)')
     .action(async (file: string, o, cmd: Command) => {
-      const account = await openAccount();
-      const client = accountClient(account);
-      const home = kluisHome();
-      const db = await IndexDb.open(home);
-      try {
-        const { folder, rel } = await locate(db, file);
-        const sc = await SpaceCrypto.load(client, account, folder.spaceId);
-        if (!sc.canWrite) throw new KluisError(ErrorCode.Forbidden, 'you may only read this space');
-        const fileId = await fileIdOf(db, folder, rel);
-        sc.open(fileId, (await db.wraps(folder.id, [fileId])).get(fileId) ?? []);
-        const list = await fileHistory(client, sc, fileId);
-        const want = String(o.version);
-        if (want.length < 6) throw new CliError('--version: give at least 6 characters of the version id');
-        const matches = list.filter((h) => h.version.versionId.startsWith(want));
-        if (matches.length !== 1) throw new CliError(matches.length ? `--version ${want} matches ${matches.length} versions: give more characters` : `no version ${want} of ${rel} (kluis versions lists them)`);
-        const chosen = matches[0]!;
-        if (!chosen.manifest) throw new KluisError(ErrorCode.BadSignature, `version ${chosen.version.versionId} was refused: ${chosen.refused ?? 'does not open'}`);
-        if (chosen.manifest.deleted) throw new CliError(`version ${chosen.version.versionId} is a deletion: choose a version with content`);
-        if (chosen.version.expired) throw new CliError(`version ${chosen.version.versionId} has expired (the space's retention) and cannot be restored`);
-        const head = list[0]!.version;
-        const versionId = newId();
-        let content = { chunks: chosen.manifest.chunks, size: chosen.manifest.size, hash: chosen.manifest.hash };
-        const { keys, fresh } = sc.writeKeys(fileId);
-        if (chosen.version.keyEpoch !== keys.epoch || fresh) {
-          // Written under another key (the space key was rotated since): the content goes up again, re-encrypted.
-          const readKeys = sc.keyFor(fileId, chosen.version.keyEpoch);
-          if (!readKeys) throw new KluisError(ErrorCode.BadKey, `no key of epoch ${chosen.version.keyEpoch} of this file opens for you`);
-          const uploader = new ChunkUploader(client, folder.spaceId);
-          content = await encryptStream(fileContent(client, folder.spaceId, chosen.manifest.chunks, readKeys.subkeys), keys.subkeys, uploader, !fresh);
-          await uploader.flush();
-          if (content.hash !== chosen.manifest.hash) throw new KluisError(ErrorCode.BadManifest, 'the old version\'s content does not match its manifest');
-        }
-        const manifest = { ...chosen.manifest, ...content, v: 2 as const, memberSeq: sc.memberSeq, versionId, parent: head.versionId, path: rel, deleted: false };
-        const wrap = keys.pendingWrap;
-        await client.json('POST', `/api/v1/spaces/${encodeURIComponent(folder.spaceId)}/commits`, {
-          versions: [{ fileId, versionId, parent: head.versionId, keyEpoch: sc.keyEpoch, manifest: toBase64Url(sealManifest(manifest, keys.subkeys, account.keys)), chunks: manifest.chunks.map(([id]) => id), deleted: false, ...(wrap ? { fileKeyWrap: wrap } : {}) }],
-        });
-        if (wrap) await db.apply(folder.id, { putWraps: [{ fileId, keyEpoch: wrap.keyEpoch, wrap }] });
-        // Bring it down now unless a running `kluis sync` owns the folder (it gets the push and does it).
-        let written = false;
-        if ((await folderLockHolder(home, folder.id)) === null) {
-          const unlock = await lockFolder(home, folder.id);
-          try {
-            const engine = new SyncEngine({ db, folder, client, account, device: await deviceName(account), giveUpMs: 60_000 });
-            await engine.runOnce();
-            written = true;
-          } finally {
-            await unlock();
-          }
-        }
-        emit(cmd, `Restored ${safeText(rel)} to version ${chosen.version.versionId} (new version ${versionId})${written ? '' : '; the running sync will write it'}.`, { path: rel, versionId, restoredFrom: chosen.version.versionId, written });
-      } finally {
-        await db.close();
-      }
+      const r = await restoreAt(await openAccount(), kluisHome(), file, String(o.version));
+      emit(cmd, `Restored ${safeText(r.path)} to version ${r.restoredFrom} (new version ${r.versionId})${r.written ? '' : '; the running sync will write it'}.`, r);
     });
-}
-
-export async function fileIdOf(db: IndexDb, folder: FolderRecord, rel: string): Promise<string> {
-  const base = await db.baseAll(folder.id);
-  const b = base.get(rel);
-  if (b) return b.fileId;
-  const candidates = [...(await db.remoteAll(folder.id)).values()].filter((r) => r.path === rel).sort((x, y) => Number(x.deleted) - Number(y.deleted) || y.seq - x.seq);
-  if (!candidates.length) throw new CliError(`${rel} is not known in this space (never synced)`);
-  return candidates[0]!.fileId;
-}
-
-async function history(file: string) {
-  const account = await openAccount();
-  const client = accountClient(account);
-  const db = await IndexDb.open(kluisHome());
-  try {
-    const { folder, rel } = await locate(db, file);
-    const sc = await SpaceCrypto.load(client, account, folder.spaceId);
-    const fileId = await fileIdOf(db, folder, rel);
-    sc.open(fileId, (await db.wraps(folder.id, [fileId])).get(fileId) ?? []);
-    const list = await fileHistory(client, sc, fileId);
-    const versions = list.map((h, i) => ({
-      versionId: h.version.versionId, seq: h.version.seq, createdAt: new Date(h.version.createdAt).toISOString(), size: h.manifest?.size ?? 0,
-      deleted: h.version.deleted, path: h.manifest?.path ?? null, author: h.signer ? (sc.authors.get(h.signer) ?? null) : null, device: h.version.authorDeviceId,
-      current: i === 0, expired: h.version.expired, ...(h.refused ? { refused: h.refused } : {}),
-    }));
-    return { path: rel, fileId, versions };
-  } finally {
-    await db.close();
-  }
 }

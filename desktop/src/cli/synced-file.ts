@@ -6,7 +6,7 @@ import { kluisHome, loadAccount, type Account } from '../account/state.js';
 import { accountClient } from '../account/spaces.js';
 import { IndexDb, type FolderRecord } from '../sync/index-db.js';
 import { SpaceCrypto } from '../sync/remote.js';
-import { fileIdOf, locate } from './sync-commands.js';
+import { fileIdOf, locateFile as locate } from '../sync/door.js';
 
 export async function openAccount(): Promise<Account> {
   await initCrypto();

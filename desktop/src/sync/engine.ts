@@ -792,6 +792,18 @@ export class SyncEngine extends EventEmitter {
     await shareFreshKeys(this, sc, putWraps);
   }
 
+  /** The space's keys as this engine holds them (a restore, ./door-versions.ts, makes its version with them). */
+  spaceCrypto(): Promise<SpaceCrypto> {
+    return this.crypto();
+  }
+
+  /** Commits one version made outside a cycle (a restore) through the journalled commit path; false: refused as stale. */
+  async commitOne(keys: FileKeys, m: Omit<Manifest, 'v' | 'versionId'>): Promise<{ versionId: string; committed: boolean }> {
+    const p = this.version(await this.crypto(), keys, m, 'upload', {});
+    await this.commit([p]);
+    return { versionId: p.version.versionId, committed: this.ownCommits.has(p.version.versionId) };
+  }
+
   // ------------------------------------------------------------------------------------------- driving
 
   /** Cycles until nothing is left to do (a file still being written is waited for). Retries transient errors. */

@@ -1,0 +1,147 @@
+// The main process's synced folders (docs/desktop.md "Main process"): one engine per folder, each opened through the
+// engine's front door (../../sync/door.ts, exported from desktop/src/index.ts), and the IPC handlers that the door
+// can serve: app:status, folders:pause/resume, versions:list/restore. Plain functions of the parsed request (./ipc.ts
+// validates before they run); a folder the request names but this process does not hold is `not_found`.
+import { ErrorCode, KluisError, fingerprint, publicIdentity } from '@kluis/shared';
+import type { Account } from '../../account/state.js';
+import { openFolder, type EngineState, type Progress, type SyncFolder } from '../../index.js';
+import type { FolderState, FolderStatus } from '../ipc/contract.js';
+import type { Handlers } from './ipc.js';
+
+interface Held {
+  folder: SyncFolder;
+  spaceName: string;
+  state: EngineState;
+  progress: Progress | null;
+  conflicts: number;
+  lastSyncedAt: number | null;
+  error: { code: string; message: string } | null;
+}
+
+export interface FolderHostOptions {
+  home: string;
+  account: Account;
+  /** the app's version, for app:status */
+  version: string;
+  keysProtected: 'os-keychain' | 'file-only';
+  recoveryKeyConfirmed: () => boolean;
+  /** a file modified less than this long ago waits (the engine's default when absent) */
+  settleMs?: number;
+  /** told whenever a folder's status changes (the tray, the renderer's status event) */
+  onChange?: (folderId: string) => void;
+}
+
+/** What the tray and the renderer see of an engine state. */
+export function folderState(state: EngineState, hasError: boolean): FolderState {
+  if (state === 'paused') return 'paused';
+  if (state === 'error' || hasError) return 'error';
+  if (state === 'scanning' || state === 'uploading' || state === 'downloading') return 'syncing';
+  if (state === 'stopped') return 'offline';
+  return 'up-to-date';
+}
+
+export class FolderHost {
+  private readonly held = new Map<string, Held>();
+
+  constructor(private readonly o: FolderHostOptions) {}
+
+  /** Opens DIR for the space (bind + lock through the door) and starts keeping it in step. */
+  async add(dir: string, spaceId: string, spaceName: string, options: { pollMs?: number } = {}): Promise<FolderStatus> {
+    const folder = await openFolder(this.o.account, dir, { spaceId, home: this.o.home, ...(this.o.settleMs !== undefined ? { settleMs: this.o.settleMs } : {}) });
+    const id = String(folder.folder.id);
+    const h: Held = { folder, spaceName, state: 'idle', progress: null, conflicts: 0, lastSyncedAt: null, error: null };
+    const changed = () => this.o.onChange?.(id);
+    folder.on('state', (state, reason) => {
+      h.state = state;
+      if (state === 'error') h.error = { code: 'sync_error', message: reason ?? 'error' };
+      else if (state === 'idle') {
+        h.error = null;
+        h.progress = null;
+        h.lastSyncedAt = Date.now();
+      }
+      changed();
+    });
+    folder.on('progress', (p) => {
+      h.progress = p;
+      changed();
+    });
+    folder.on('conflict', () => {
+      h.conflicts++;
+      changed();
+    });
+    this.held.set(id, h);
+    void folder.start(options).catch((err: unknown) => {
+      h.error = { code: err instanceof KluisError ? err.code : 'sync_error', message: err instanceof Error ? err.message : String(err) };
+      changed();
+    });
+    return this.status(id);
+  }
+
+  private get(folderId: string): Held {
+    const h = this.held.get(folderId);
+    if (!h) throw new KluisError(ErrorCode.NotFound, 'this folder is not synced on this computer');
+    return h;
+  }
+
+  async status(folderId: string): Promise<FolderStatus> {
+    const h = this.get(folderId);
+    const p = h.progress;
+    return {
+      folderId, path: h.folder.folder.root, spaceId: h.folder.folder.spaceId, spaceName: h.spaceName, state: folderState(h.state, h.error !== null),
+      pendingFiles: p ? Math.max(0, p.filesTotal - p.filesDone) : 0, pendingBytes: p ? Math.max(0, p.bytesTotal - p.bytesDone) : 0,
+      rate: null, etaSeconds: null, conflicts: h.conflicts, lastSyncedAt: h.lastSyncedAt, error: h.error,
+    };
+  }
+
+  async statuses(): Promise<FolderStatus[]> {
+    return Promise.all([...this.held.keys()].map((id) => this.status(id)));
+  }
+
+  folder(folderId: string): SyncFolder {
+    return this.get(folderId).folder;
+  }
+
+  /** Stops every engine and unlocks its folder (quit, logout, wipe). */
+  async close(): Promise<void> {
+    const all = [...this.held.values()];
+    this.held.clear();
+    await Promise.all(all.map((h) => h.folder.close()));
+  }
+
+  get options(): FolderHostOptions {
+    return this.o;
+  }
+}
+
+type DoorChannels = 'app:status' | 'folders:pause' | 'folders:resume' | 'versions:list' | 'versions:restore';
+
+/** The IPC handlers the front door serves today. */
+export function folderHandlers(host: FolderHost): Pick<Handlers, DoorChannels> {
+  const o = host.options;
+  return {
+    'app:status': async () => ({
+      version: o.version,
+      account: { server: o.account.session.server, email: o.account.session.email, fingerprint: fingerprint(publicIdentity(o.account.keys)), recoveryKeyConfirmed: o.recoveryKeyConfirmed() },
+      folders: await host.statuses(),
+      keysProtected: o.keysProtected,
+    }),
+    'folders:pause': async ({ folderId }) => {
+      host.folder(folderId).pause();
+      return host.status(folderId);
+    },
+    'folders:resume': async ({ folderId }) => {
+      host.folder(folderId).resume();
+      return host.status(folderId);
+    },
+    'versions:list': async ({ folderId, path }) => {
+      const h = await host.folder(folderId).history(path);
+      return {
+        versions: h.versions.map((v) => ({ versionId: v.versionId, at: Date.parse(v.createdAt), size: v.size, author: v.author ?? 'unknown', deleted: v.deleted, current: v.current })),
+      };
+    },
+    'versions:restore': async ({ folderId, path, versionId }) => {
+      await host.folder(folderId).restore(path, versionId);
+      return { ok: true as const };
+    },
+  };
+}

@@ -1,0 +1,5 @@
+// sync-door.test.ts on PostgreSQL (helpers/postgres.ts starts a throwaway cluster for this file).
+import { usePostgres } from '../helpers/postgres-suite.js';
+import './sync-door.test.js';
+
+usePostgres();
