@@ -198,29 +198,37 @@ export async function startSyncEnv(options: SyncEnvOptions = {}): Promise<SyncEn
   if (lb) clientEnv.NODE_EXTRA_CA_CERTS = lb.caFile;
   const url = lb?.url ?? srv.url;
 
-  const adminEmail = `a-${rand()}@example.be`;
-  const created = await admin(dataDir, ['org', 'create', '--name', 'OCMW Sync', '--enterprise-number', enterpriseNumber(), '--admin-email', adminEmail]);
-  const orgId: string = created.orgId;
+  // If the organisation or the accounts cannot be made, stop what was started (nobody will call close()).
+  const { orgId, accounts } = await (async () => {
+    const adminEmail = `a-${rand()}@example.be`;
+    const created = await admin(dataDir, ['org', 'create', '--name', 'OCMW Sync', '--enterprise-number', enterpriseNumber(), '--admin-email', adminEmail]);
+    const orgId: string = created.orgId;
 
-  const signup = async (label: string, email: string, invite: string): Promise<Account> => {
-    const home = path.join(root, `home-${label}`);
-    mkdirSync(home, { mode: 0o700 });
-    const password = `wachtwoord ${label} ${rand()}`;
-    const r = await kluis(home, ['--json', 'signup', '--server', url, '--email', email, '--invite', invite, '--password-stdin', '--device-name', label], { stdin: `${password}\n` });
-    const out = okJson(r, `signup ${label}`);
-    return { label, email, password, home, userId: out.userId, deviceId: out.deviceId };
-  };
-  const first = await signup(labels[0]!, adminEmail, created.inviteToken);
-  const adminToken = sessionOf(first.home).token;
-  // The admin's own CLI session invites the others: an admin act, so it passes 2-step verification first.
-  await enrolTotp(srv.url, { token: adminToken }); // a node directly: the test process does not trust HAProxy's certificate
-  const others = await Promise.all(labels.slice(1).map(async (label) => {
-    const email = `${label.toLowerCase()}-${rand()}@example.be`;
-    const inv = await call(srv.url, 'POST', `/api/v1/orgs/${orgId}/invites`, { token: adminToken, json: { email } });
-    if (inv.status !== 201) throw new Error(`invite ${label}: ${JSON.stringify(inv.body)}`);
-    return signup(label, email, inv.body.token);
-  }));
-  const accounts = [first, ...others];
+    const signup = async (label: string, email: string, invite: string): Promise<Account> => {
+      const home = path.join(root, `home-${label}`);
+      mkdirSync(home, { mode: 0o700 });
+      const password = `wachtwoord ${label} ${rand()}`;
+      const r = await kluis(home, ['--json', 'signup', '--server', url, '--email', email, '--invite', invite, '--password-stdin', '--device-name', label], { stdin: `${password}\n` });
+      const out = okJson(r, `signup ${label}`);
+      return { label, email, password, home, userId: out.userId, deviceId: out.deviceId };
+    };
+    const first = await signup(labels[0]!, adminEmail, created.inviteToken);
+    const adminToken = sessionOf(first.home).token;
+    // The admin's own CLI session invites the others: an admin act, so it passes 2-step verification first.
+    await enrolTotp(srv.url, { token: adminToken }); // a node directly: the test process does not trust HAProxy's certificate
+    const others = await Promise.all(labels.slice(1).map(async (label) => {
+      const email = `${label.toLowerCase()}-${rand()}@example.be`;
+      const inv = await call(srv.url, 'POST', `/api/v1/orgs/${orgId}/invites`, { token: adminToken, json: { email } });
+      if (inv.status !== 201) throw new Error(`invite ${label}: ${JSON.stringify(inv.body)}`);
+      return signup(label, email, inv.body.token);
+    }));
+      return { orgId, accounts: [first, ...others] };
+  })().catch(async (err: unknown) => {
+    await lb?.stop();
+    await nodeB?.stop().catch(() => undefined);
+    await srv.stop().catch(() => undefined);
+    throw err;
+  });
   let spaces = 0;
 
   const env: SyncEnv = {
