@@ -116,6 +116,16 @@ test.serial('failures exit non-zero with one line', async (t) => {
     t.regex(r.stderr, /^kluis: /, what);
     t.is(r.stdout, '', what);
   }
+  // An id that begins with '-' (ids made before they never did) is taken for an option; the message says to put it
+  // after '--', and that form reaches the server (an unknown link there).
+  const dashId = `-${k.newId().slice(1)}`;
+  const dash = await kluis(a.home, ['share', 'revoke', dashId]);
+  t.is(dash.code, 2);
+  t.true(dash.stderr.includes(`kluis share revoke -- ${dashId}`), dash.stderr);
+  const after = await kluis(a.home, ['share', 'revoke', '--', dashId]);
+  t.not(after.code, 0);
+  t.notRegex(after.stderr, /unknown option/);
+  t.regex(after.stderr, /no such link/);
   // A viewer of the space cannot make a link to its files.
   const viewerFile = path.join(env.root, 'viewer-folder', 'Rapport', 'advies.pdf');
   const v = await kluis(viewerHome, ['share', 'link', viewerFile, '--purpose', PURPOSE]);

@@ -137,10 +137,17 @@ function apiMessage(err: ApiRequestError, command: string): string {
   }
 }
 
+/** Commander's message; an "unknown option" that is an id (older ids may begin with `-`) says how to pass it. */
+function commanderMessage(err: CommanderError): string {
+  const message = err.message.replace(/^error: /, '');
+  const id = /^unknown option '(-[A-Za-z0-9_-]{21})'$/.exec(message);
+  return id ? `${message}; an id that begins with '-' goes after '--', for example: kluis share revoke -- ${id[1]}` : message;
+}
+
 /** Maps any failure to its JSON code, one-line message and exit code. */
 export function describeError(err: unknown, command = ''): DescribedError {
   if (err instanceof CliError) return { code: err.code, message: err.message, exitCode: err.exitCode };
-  if (err instanceof CommanderError) return { code: CliCode.Usage, message: err.message.replace(/^error: /, ''), exitCode: 2 };
+  if (err instanceof CommanderError) return { code: CliCode.Usage, message: commanderMessage(err), exitCode: 2 };
   if (err instanceof UsageError) return { code: CliCode.Usage, message: err.message, exitCode: 2 };
   if (err instanceof StateError) {
     const code = err.kind === 'not_logged_in' ? CliCode.NotLoggedIn : err.kind === 'insecure' ? CliCode.InsecureState : CliCode.CorruptState;

@@ -5,9 +5,15 @@ import { na } from './sodium.js';
 
 export const ID_BYTES = 16;
 
-/** A fresh random 16-byte id, base64url. */
+/**
+ * A fresh random 16-byte id, base64url. Never starts with `-`, so it can be typed as a command argument without
+ * being taken for an option (docs/crypto.md §1); a reader still accepts any 16-byte base64url id.
+ */
 export function newId(): string {
-  return toBase64Url(na().randombytes_buf(ID_BYTES));
+  for (;;) {
+    const id = toBase64Url(na().randombytes_buf(ID_BYTES));
+    if (id[0] !== '-') return id;
+  }
 }
 
 /** Decodes a 16-byte base64url id; throws CryptoError on anything else. */
