@@ -152,6 +152,9 @@ test('folders: add a folder (choose, new space), live progress and the activity 
   const r = await open(true);
   const { page } = r;
   await page.locator('#add-space option[value="' + ID(1) + '"]').waitFor({ state: 'attached' });
+  t.false(await page.locator('#add-submit').isVisible(), 'folded while there are folders');
+  await page.locator('#add-toggle').focus();
+  await page.keyboard.press('Enter');
   await page.locator('#add-submit').click();
   t.is(await page.locator('#add-path-problem').textContent(), 'Choose a folder first.');
   await page.locator('#add-choose').click();
@@ -177,6 +180,8 @@ test('folders: add a folder (choose, new space), live progress and the activity 
   t.deepEqual(await page.locator('#activity .kind').allTextContents(), ['Uploaded', 'Conflict', 'Downloaded'], 'newest first');
   t.regex((await page.locator('#activity li').nth(1).textContent())!, /Dossiers · verslag\.docx · jan\.claes@leuven\.be/);
   await screenshot(page, 'desktop-folders-syncing.png');
+  await r.emit({ type: 'wiped', removed: { folders: 2, files: 1280, unsynced: [] } });
+  t.is(await page.locator('#status').textContent(), 'Your organisation removed Kluis\'s data from this computer: 2 folders, 1,280 files.');
   await clean(t, r);
 });
 
@@ -207,7 +212,7 @@ test('share dialog: a link with expiry, limit, password and purpose, copied; a c
   t.regex(await page.locator('#share-link').inputValue(), /^https:\/\/kluis\.leuven\.be\/s\/A+5#/);
   t.is(await page.locator('#share-password').inputValue(), '', 'the password is not kept in the form');
   await page.locator('#share-copy').click();
-  t.is(await page.locator('#share-copied').textContent(), 'Copied.');
+  await page.locator('#share-copied', { hasText: 'Copied.' }).waitFor();
   await screenshot(page, 'desktop-share-link.png', false);
 
   await page.locator('#share-tab-colleague').click();

@@ -107,10 +107,12 @@ export function showFolders(list: HTMLElement, folders: FolderStatus[], refresh:
   if (!same) list.replaceChildren(...cards);
 }
 
-/** The add-a-folder form: a folder (typed or chosen), and a space of the account's or a new one. */
-export function addFolderForm(refresh: () => void): HTMLElement {
-  const box = el('section', { class: 'card add', 'aria-labelledby': 'add-title' });
-  box.append(el('h2', { id: 'add-title' }, t('folders.add')));
+/** The add-a-folder form, folded unless `open` (no folder yet): a folder (typed or chosen), and a space or a new one. */
+export function addFolderForm(refresh: () => void, open: boolean): HTMLElement {
+  const box = el('details', { class: 'card add', id: 'add', ...(open ? { open: '' } : {}) });
+  const summary = el('summary', { id: 'add-toggle' });
+  summary.append(el('h2', { id: 'add-title' }, t('folders.add')));
+  box.append(summary);
   const path = field('add-path', 'folders.path', input('text', { spellcheck: 'false' }));
   const choose = button(t('folders.choose'), async () => {
     const r = await invoke('folders:choose', {});

@@ -21,6 +21,7 @@ export const en = {
   'err.field': 'Check this field: {message}',
   'busy': 'Working…',
   'close': 'Close',
+  'wiped': 'Your organisation removed Kluis\'s data from this computer: {folders} folders, {files} files.',
   'cancel': 'Cancel',
   // onboarding
   'welcome.title': 'Welcome to Kluis',

@@ -5,12 +5,12 @@
 import './zod-config.js'; // first: before any schema exists
 import type { FolderStatus, Response } from '../../desktop/src/electron/ipc/contract.js';
 import { invoke, onEvent } from './bridge.js';
-import { initialLang, lang, setLang, t, type Lang } from './i18n.js';
+import { formatNumber, initialLang, lang, setLang, t, type Lang } from './i18n.js';
 import { addFolderForm, showActivity, showFolders, type Activity } from './folders-view.js';
 import { renderWelcome } from './onboarding.js';
 import { renderConflicts, renderDevices, renderSettings } from './other-views.js';
 import { langButtons } from '../common/ui.js';
-import { button, el, errorText } from './ui.js';
+import { announce, button, el, errorText } from './ui.js';
 
 type Status = Response<'app:status'>;
 type View = 'folders' | 'conflicts' | 'devices' | 'settings';
@@ -98,7 +98,7 @@ function render(): void {
     side.append(el('h2', { id: 'activity-title' }, t('activity.title')), feed);
     const cols = el('div', { class: 'columns' });
     const left = el('div');
-    left.append(list, addFolderForm(() => void refresh()));
+    left.append(list, addFolderForm(() => void refresh(), status.folders.length === 0));
     cols.append(left, side);
     section.append(el('h1', { id: 'title', tabindex: '-1' }, t('folders.title')), cols);
     showFolders(list, status.folders, () => void refresh());
@@ -131,6 +131,10 @@ onEvent((e) => {
     activity.length = Math.min(activity.length, 200);
     const feed = document.getElementById('activity');
     if (feed) showActivity(feed, activity, names());
-  } else void refresh(); // wiped: main signed out and removed the folders
+  } else {
+    // wiped: main signed out and removed the folders (the admin's remote wipe)
+    announce(t('wiped', { folders: formatNumber(e.removed.folders), files: formatNumber(e.removed.files) }));
+    void refresh();
+  }
 });
 void refresh();

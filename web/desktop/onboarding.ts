@@ -3,8 +3,8 @@
 // then the key's fingerprint. Each field is checked with the contract's schema before the request leaves.
 import type { Response } from '../../desktop/src/electron/ipc/contract.js';
 import { check, invoke } from './bridge.js';
-import { t, type Key } from './i18n.js';
-import { announce, busy, el, errorText, field, form, input, submit, type Field } from './ui.js';
+import { t } from './i18n.js';
+import { busy, el, errorText, field, form, input, submit, type Field } from './ui.js';
 
 type Account = Response<'account:login'>['account'];
 type Mode = 'signup' | 'login';
@@ -127,6 +127,5 @@ export function renderFingerprint(main: HTMLElement, account: Account, done: () 
     go,
   );
   main.replaceChildren(card);
-  announce(t('fingerprint.title' as Key));
   document.getElementById('title')?.focus();
 }
