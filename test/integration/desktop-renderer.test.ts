@@ -144,6 +144,13 @@ test.serial('folders: real status from a syncing FolderHost, pause and resume, v
     await page.locator(`#folder-${id}-open`).click();
     await until('the answer', async () => (await page.locator('#status').textContent()) === 'This version of Kluis cannot do that yet.');
 
+    // a screen whose handlers main does not have yet says so, in place of its content
+    await page.locator('#nav-devices').click();
+    t.is(await page.locator('#devices-problem').textContent(), 'This version of Kluis cannot do that yet.');
+    t.like(r.calls.at(-1), { channel: 'devices:list', answer: { ok: false, error: { code: 'unknown_channel' } } });
+    await page.locator('#nav-folders').click();
+    await card.waitFor();
+
     // the language switch: French, kept for the next start
     await page.locator('#langs button[lang="fr"]').click();
     t.is(await page.locator('#nav-folders').textContent(), 'Dossiers');
@@ -157,7 +164,7 @@ test.serial('folders: real status from a syncing FolderHost, pause and resume, v
     t.deepEqual(await r.violations(), [], 'no CSP violation');
     t.deepEqual(r.requests.filter((u) => !u.startsWith(renderer.url) && !u.startsWith('data:')), [], 'no request off the app');
     t.deepEqual(r.problems, []);
-    t.true(r.calls.every((c) => ['app:status', 'spaces:list', 'folders:pause', 'folders:resume', 'folders:open', 'versions:list', 'versions:restore'].includes(c.channel)), r.calls.map((c) => c.channel).join());
+    t.true(r.calls.every((c) => ['app:status', 'spaces:list', 'folders:pause', 'folders:resume', 'folders:open', 'devices:list', 'versions:list', 'versions:restore'].includes(c.channel)), r.calls.map((c) => c.channel).join());
     await r.close();
 
     // 200 % zoom of the window's default size (1040×720): 520×360 CSS pixels at twice the density
