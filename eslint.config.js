@@ -112,6 +112,23 @@ export default tseslint.config(
     },
   },
   {
+    // The desktop app's renderer (web/desktop/) also imports the IPC contract (desktop/src/electron/ipc/: zod and the
+    // wire schemas only), and nothing else of desktop/.
+    files: ['web/desktop/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', {
+        paths: nodeBuiltins.map((name) => ({ name, message: 'web/ runs in the browser: no Node builtins.' })),
+        patterns: [
+          { group: ['node:*'], message: 'web/ runs in the browser: no Node builtins.' },
+          { group: ['@kluis/server', '@kluis/server/*', '**/server/**', '@kluis/desktop', '@kluis/desktop/*'], message: 'web/desktop/ imports only @kluis/shared and the IPC contract.' },
+          { regex: '(^|/)desktop/(?!src/electron/ipc/contract\\.js$)', message: 'web/desktop/ imports only @kluis/shared and the IPC contract.' },
+          { group: ['**/shared/src/**', '**/shared/dist/**'], message: 'Import @kluis/shared, not its files.' },
+          sodium,
+        ],
+      }],
+    },
+  },
+  {
     files: ['test/**/*.ts', 'scripts/**/*.ts', 'scripts/**/*.mjs'],
     rules: {
       'no-restricted-imports': ['error', { patterns: [sodium] }],

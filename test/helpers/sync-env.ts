@@ -503,6 +503,26 @@ export function write(dir: string, rel: string, data: Uint8Array | string): stri
   return sha256(typeof data === 'string' ? Buffer.from(data) : data);
 }
 
+/** The text of a file in a synced folder, or null while it is not there. */
+export function textOf(dir: string, rel: string): string | null {
+  try {
+    return read(dir, rel).toString();
+  } catch {
+    return null;
+  }
+}
+
+/** Waits until `fn` answers something truthy (checked every 100 ms); throws after `ms`. */
+export async function until<T>(what: string, fn: () => T | null | undefined | false | Promise<T | null | undefined | false>, ms = 60_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(100);
+  }
+}
+
 /** Sets the mtime of `p` a few seconds into the past, distinct from every earlier call. */
 export function backdate(p: string): void {
   const t = (Date.now() - 5_000 - (++mtimeTick % 1000)) / 1000;

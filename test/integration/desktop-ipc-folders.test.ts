@@ -9,7 +9,7 @@ import { loadAccount } from '../../desktop/dist/account/state.js';
 import { FolderHost, folderHandlers } from '../../desktop/dist/electron/main/folders.js';
 import { dispatch } from '../../desktop/dist/electron/main/ipc.js';
 import type { Channel } from '../../desktop/dist/electron/ipc/contract.js';
-import { converge, kluis, okJson, read, sleep, startSyncEnv, syncOnce, write, type SyncClient, type SyncEnv } from '../helpers/sync-env.js';
+import { converge, kluis, okJson, read, sleep, startSyncEnv, syncOnce, textOf, until, write, type SyncClient, type SyncEnv } from '../helpers/sync-env.js';
 
 let env: SyncEnv;
 
@@ -24,25 +24,6 @@ test.after.always(async () => {
   await env?.close();
 });
 
-/** The file's text, or null while it is not there yet. */
-function content(dir: string, rel: string): string | null {
-  try {
-    return read(dir, rel).toString();
-  } catch {
-    return null;
-  }
-}
-
-async function until<T>(what: string, fn: () => Promise<T | null | undefined | false>, ms = 60_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
-
 test.serial('app:status, pause/resume, versions:list and versions:restore over a watching engine', async (t) => {
   const [a, b] = (await env.newSpace()).clients as [SyncClient, SyncClient];
   write(b.dir, 'nota.txt', 'eerste nota\n');
@@ -56,7 +37,7 @@ test.serial('app:status, pause/resume, versions:list and versions:restore over a
   try {
     const added = await host.add(a.dir, a.spaceId, a.spaceName, { pollMs: 1000 });
     const id = added.folderId;
-    await until('the first pass', async () => content(a.dir, 'nota.txt') === 'tweede nota, langer\n' && (await host.status(id)).state === 'up-to-date');
+    await until('the first pass', async () => textOf(a.dir, 'nota.txt') === 'tweede nota, langer\n' && (await host.status(id)).state === 'up-to-date');
 
     const status = await call('app:status', {});
     t.true(status.ok, JSON.stringify(status));
@@ -73,9 +54,9 @@ test.serial('app:status, pause/resume, versions:list and versions:restore over a
     write(b.dir, 'nieuw.txt', 'terwijl gepauzeerd\n');
     await syncOnce(b);
     await sleep(2500);
-    t.is(content(a.dir, 'nieuw.txt'), null, 'not synced while paused');
+    t.is(textOf(a.dir, 'nieuw.txt'), null, 'not synced while paused');
     t.like(await call('folders:resume', { folderId: id }), { ok: true, value: { folderId: id } });
-    await until('the change after resume', async () => content(a.dir, 'nieuw.txt') === 'terwijl gepauzeerd\n');
+    await until('the change after resume', async () => textOf(a.dir, 'nieuw.txt') === 'terwijl gepauzeerd\n');
 
     const list = await call('versions:list', { folderId: id, path: 'nota.txt' });
     t.true(list.ok, JSON.stringify(list));
@@ -87,7 +68,7 @@ test.serial('app:status, pause/resume, versions:list and versions:restore over a
 
     const restored = await call('versions:restore', { folderId: id, path: 'nota.txt', versionId: versions[1]!.versionId });
     t.deepEqual(restored, { ok: true, value: { ok: true } });
-    await until('the restored content on disk', async () => content(a.dir, 'nota.txt') === 'eerste nota\n');
+    await until('the restored content on disk', async () => textOf(a.dir, 'nota.txt') === 'eerste nota\n');
     await syncOnce(b);
     t.is(read(b.dir, 'nota.txt').toString(), 'eerste nota\n');
 
@@ -128,7 +109,7 @@ test.serial('versions:restore racing a colleague\'s commit answers conflict and 
     const r = await dispatch('versions:restore', { folderId, path: 'plan.txt', versionId: first }, handlers);
     t.like(r, { ok: false, error: { code: 'conflict' } });
     await dispatch('folders:resume', { folderId }, handlers);
-    await until('B\'s version on disk', async () => content(a.dir, 'plan.txt') === 'plan drie van B\n');
+    await until('B\'s version on disk', async () => textOf(a.dir, 'plan.txt') === 'plan drie van B\n');
   } finally {
     await host.close();
   }
