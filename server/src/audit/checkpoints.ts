@@ -1,8 +1,10 @@
-// Signed checkpoints over the audit chain (docs/crypto.md §12): the append that reaches a multiple of checkpointEvery
-// inserts one in its own transaction, and the timer of the log signs the newest entry when nothing covers it yet.
+// Signed checkpoints over the audit chain and signed tree heads over its Merkle tree log (docs/crypto.md §12): the
+// append that reaches a multiple of checkpointEvery inserts both in its own transaction, and the timer of the log signs
+// the newest entry when nothing covers it yet. A checkpoint and a tree head are always written together, at one seq.
 import { signAuditCheckpoint, type ServerSigningKey } from '@kluis/shared';
 import type { Db, Tx } from '../db/db.js';
 import type { AuditCheckpointRecord } from './types.js';
+import { insertTreeHead, rootAt } from './merkle-store.js';
 import { rowToCheckpoint, type AuditRow, type CheckpointRow } from './rows.js';
 import { toInt } from './input.js';
 
@@ -13,13 +15,17 @@ export class AuditCheckpointer {
     private readonly now: () => number,
   ) {}
 
-  /** Signs and inserts a checkpoint over entry `seq` (whose hash is `hash`) inside `trx`. */
-  async insert(trx: Tx, seq: number, hash: string, ignoreExisting = false): Promise<AuditCheckpointRecord> {
+  /**
+   * Signs and inserts, inside `trx`, a checkpoint over entry `seq` (whose hash is `hash`) and the tree head of the
+   * first `seq` entries (whose Merkle root is `root`).
+   */
+  async insert(trx: Tx, seq: number, hash: string, root: string, ignoreExisting = false): Promise<AuditCheckpointRecord> {
     const ts = this.now();
     const signature = signAuditCheckpoint({ seq, hash, ts }, this.key);
     const record = { seq, hash, ts, signer: this.key.publicKey, signature };
     const insert = trx('audit_checkpoints').insert(record);
     await (ignoreExisting ? insert.onConflict('seq').ignore() : insert);
+    await insertTreeHead(trx, this.key, seq, root, ts);
     return record;
   }
 
@@ -30,8 +36,10 @@ export class AuditCheckpointer {
       if (!head) return null;
       const seq = toInt(head.seq, 'seq');
       const last = (await trx('audit_checkpoints').select('seq').orderBy('seq', 'desc').first()) as Pick<CheckpointRow, 'seq'> | undefined;
-      if (last && toInt(last.seq, 'checkpoint seq') >= seq) return null;
-      return this.insert(trx, seq, head.hash, true);
+      // After the upgrade to migration 015 the newest entry may have a checkpoint but no tree head yet.
+      const lastHead = (await trx('audit_tree_heads').select('size').orderBy('size', 'desc').first()) as { size: number | string } | undefined;
+      if (last && toInt(last.seq, 'checkpoint seq') >= seq && lastHead && toInt(lastHead.size, 'tree head size') >= seq) return null;
+      return this.insert(trx, seq, head.hash, await rootAt(trx, seq), true);
     });
   }
 

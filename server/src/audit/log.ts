@@ -21,7 +21,8 @@
 // Verifying (rules V1–V5 of docs/crypto.md §12) lives in verify.ts, signing checkpoints in checkpoints.ts, validating
 // entries in input.ts, the server key in signing-key.ts; requests without a session are audited through the
 // aggregating gate of anonymous.ts.
-import { AUDIT_GENESIS, auditChainHash, type ServerSigningKey } from '@kluis/shared';
+import type { MerkleFrontier} from '@kluis/shared';
+import { AUDIT_GENESIS, auditChainHash, canonicalBytes, merkleLeafHash, toHex, type ServerSigningKey, type SignedTreeHead } from '@kluis/shared';
 import type { Db, Tx } from '../db/db.js';
 import type { AuditCheckpointRecord, AuditEntry, AuditEntryInput, AuditFilter, AuditLog, AuditVerifyOptions, AuditVerifyResult } from './types.js';
 import { auditChainEntry, rowToEntry, type AuditRow } from './rows.js';
@@ -29,6 +30,7 @@ import { verifyAuditTrail } from './verify.js';
 import { AnonymousAuditGate, type AnonymousAuditOptions } from './anonymous.js';
 import { AuditCheckpointer } from './checkpoints.js';
 import { AuditInputError, normaliseAuditInput, OUTCOMES, toInt } from './input.js';
+import { consistencyPath, inclusionPath, insertNodes, listTreeHeads, loadFrontier, newestTreeHead, treeHeadOfSize } from './merkle-store.js';
 
 export { auditChainEntry, type AuditChainEntry } from './rows.js';
 export { AUDIT_DETAILS_MAX, AuditInputError, auditSafeTargetId, normaliseAuditInput } from './input.js';
@@ -79,6 +81,11 @@ interface Head {
   hash: string;
 }
 
+/** A head with the right edge of the Merkle tree over entries 1..seq. */
+interface TreeHead extends Head {
+  tree: MerkleFrontier;
+}
+
 export const AUDIT_QUERY_DEFAULT_LIMIT = 1000;
 export const AUDIT_QUERY_MAX_LIMIT = 10_000;
 
@@ -106,7 +113,12 @@ export class SqlAuditLog implements AuditLog {
   /** Appends issued concurrently in one transaction run one after the other. */
   private readonly queues = new WeakMap<object, Promise<unknown>>();
   /** The head after this process's last successful append: a guess, checked by the database (see the top). */
-  private guess: Head | undefined;
+  private guess: TreeHead | undefined;
+  /**
+   * The Merkle right edge after this process's last append. Entry seq's chain hash commits to entries 1..seq, so when
+   * the head read from the database has this seq and hash, the stored tree has this edge and need not be read.
+   */
+  private lastTree: TreeHead | undefined;
   private readonly guessHead: boolean;
   private readonly transact: <T>(fn: (trx: Tx) => Promise<T>) => Promise<T>;
   private timer: NodeJS.Timeout | undefined;
@@ -196,9 +208,12 @@ export class SqlAuditLog implements AuditLog {
     return run;
   }
 
-  private async readHead(trx: Tx): Promise<Head> {
-    const head = (await trx('audit_log').select('seq', 'hash').orderBy('seq', 'desc').first()) as Pick<AuditRow, 'seq' | 'hash'> | undefined;
-    return head ? { seq: toInt(head.seq, 'seq'), hash: head.hash } : { seq: 0, hash: AUDIT_GENESIS };
+  private async readHead(trx: Tx): Promise<TreeHead> {
+    const row = (await trx('audit_log').select('seq', 'hash').orderBy('seq', 'desc').first()) as Pick<AuditRow, 'seq' | 'hash'> | undefined;
+    const head = row ? { seq: toInt(row.seq, 'seq'), hash: row.hash } : { seq: 0, hash: AUDIT_GENESIS };
+    const known = this.lastTree;
+    if (known && known.seq === head.seq && known.hash === head.hash) return known;
+    return { ...head, tree: await loadFrontier(trx, head.seq) };
   }
 
   private async appendNow(trx: Tx, inputs: readonly ReturnType<typeof normaliseAuditInput>[]): Promise<number[]> {
@@ -208,14 +223,18 @@ export class SqlAuditLog implements AuditLog {
     let head = guessed ?? (await this.readHead(trx));
     for (let attempt = 1; ; attempt++) {
       const rows: AuditRow[] = [];
-      const due: Head[] = [];
+      const due: (Head & { root: string })[] = [];
+      const nodes: ReturnType<MerkleFrontier['push']> = [];
+      const tree = head.tree.clone();
       let { seq, hash: prevHash } = head;
       for (const input of inputs) {
         seq++;
         const ts = this.now();
         if (!Number.isSafeInteger(ts)) throw new AuditInputError('audit clock: not an integer of ms');
         const { detailsText, ...fields } = input;
-        const hash = auditChainHash(prevHash, auditChainEntry({ seq, ts, ...fields }));
+        const chained = auditChainEntry({ seq, ts, ...fields });
+        const hash = auditChainHash(prevHash, chained);
+        nodes.push(...tree.push(merkleLeafHash(canonicalBytes(chained))));
         rows.push({
           seq,
           ts,
@@ -233,7 +252,7 @@ export class SqlAuditLog implements AuditLog {
           prev_hash: prevHash,
           hash,
         });
-        if (this.checkpointEvery > 0 && seq % this.checkpointEvery === 0) due.push({ seq, hash });
+        if (this.checkpointEvery > 0 && seq % this.checkpointEvery === 0) due.push({ seq, hash, root: toHex(tree.root()) });
         prevHash = hash;
       }
       try {
@@ -250,8 +269,10 @@ export class SqlAuditLog implements AuditLog {
         throw err;
       }
       for (let i = 500; i < rows.length; i += 500) await trx('audit_log').insert(rows.slice(i, i + 500));
-      for (const cp of due) await this.checkpoints.insert(trx, cp.seq, cp.hash);
-      this.guess = { seq, hash: prevHash };
+      await insertNodes(trx, nodes);
+      for (const cp of due) await this.checkpoints.insert(trx, cp.seq, cp.hash, cp.root);
+      this.guess = { seq, hash: prevHash, tree };
+      this.lastTree = this.guess;
       return rows.map((r) => r.seq as number);
     }
   }
@@ -299,6 +320,30 @@ export class SqlAuditLog implements AuditLog {
   listCheckpoints(range: { fromSeq: number; toSeq: number; limit?: number }): Promise<AuditCheckpointRecord[]> {
     const limit = Math.min(Math.max(1, Math.trunc(range.limit ?? AUDIT_QUERY_DEFAULT_LIMIT)), AUDIT_QUERY_MAX_LIMIT);
     return this.checkpoints.list(range.fromSeq, range.toSeq, limit);
+  }
+
+  // ------------------------------------------------------------------------------------------ Merkle tree log
+
+  treeHeads(after: number, limit: number): Promise<SignedTreeHead[]> {
+    return listTreeHeads(this.db, after, Math.min(Math.max(1, Math.trunc(limit)), AUDIT_QUERY_MAX_LIMIT));
+  }
+
+  treeHead(size?: number): Promise<SignedTreeHead | null> {
+    return size === undefined ? newestTreeHead(this.db) : treeHeadOfSize(this.db, size);
+  }
+
+  async leaf(seq: number): Promise<{ orgId: string | null; leafHash: string } | null> {
+    const entry = (await this.db('audit_log').select('org_id').where({ seq }).first()) as Pick<AuditRow, 'org_id'> | undefined;
+    const node = (await this.db('audit_merkle').select('hash').where({ level: 0, idx: seq - 1 }).first()) as { hash: string } | undefined;
+    return entry && node ? { orgId: entry.org_id, leafHash: node.hash } : null;
+  }
+
+  inclusionProof(seq: number, size: number): Promise<string[]> {
+    return inclusionPath(this.db, seq, size);
+  }
+
+  consistencyProof(from: number, to: number): Promise<string[]> {
+    return consistencyPath(this.db, from, to);
   }
 
   // ------------------------------------------------------------------------------------------ verifying
