@@ -23,6 +23,11 @@ export interface AuditDbRow {
 
 /** What an attacker with the database file does first: drop the triggers that refuse UPDATE and DELETE. */
 export async function dropTriggers(db: Knex): Promise<void> {
+  if (!String((db.client as { dialect?: string }).dialect).startsWith('sqlite')) {
+    // PostgreSQL: the tables' owner (the server's role, which the attacker holds) switches its triggers off.
+    for (const table of ['audit_log', 'audit_checkpoints', 'audit_merkle', 'audit_tree_heads']) await db.raw(`ALTER TABLE ${table} DISABLE TRIGGER USER`);
+    return;
+  }
   const triggers = (await db('sqlite_master').select('name').where('type', 'trigger').whereIn('tbl_name', ['audit_log', 'audit_checkpoints', 'audit_merkle', 'audit_tree_heads'])) as { name: string }[];
   for (const { name } of triggers) await db.raw(`DROP TRIGGER "${name}"`);
 }
