@@ -10,7 +10,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import * as k from '@kluis/shared';
 import { admin, call, newOrg } from '../helpers/api.js';
-import { databaseEnv, openServerDb, repoRoot, startServer, type RunningServer } from '../helpers/server.js';
+import { databaseEnv, openServerDb, repoRoot, runServerExpectingExit, startServer, type RunningServer } from '../helpers/server.js';
+import { loadConfig } from '../../server/dist/config.js';
 import { chainEntryOf, cutMerkle, dropTriggers, rebuildMerkle, type AuditDbRow } from '../helpers/audit-db.js';
 
 const ADMIN_CLI = path.join(repoRoot, 'server/dist/admin/cli.js');
@@ -291,4 +292,12 @@ test('verify-export checks an export offline: chain, signed checkpoints and tree
   }));
   t.is(r3.code, 1);
   t.regex(r3.out.problem, /newest tree head: signature invalid/);
+});
+
+test('retention: at least 10 years, configurable upward only; the server refuses less', async (t) => {
+  t.is(loadConfig({ KLUIS_DATA_DIR: '/tmp/x' }).auditRetentionYears, 10);
+  t.is(loadConfig({ KLUIS_DATA_DIR: '/tmp/x', KLUIS_AUDIT_RETENTION_YEARS: '25' }).auditRetentionYears, 25);
+  const r = await runServerExpectingExit({ KLUIS_DATA_DIR: tmp('kluis-retention-'), KLUIS_AUDIT_RETENTION_YEARS: '9' });
+  t.is(r.code, 2, 'a configuration error');
+  t.regex(r.output, /KLUIS_AUDIT_RETENTION_YEARS: at least 10 \(years\)/);
 });

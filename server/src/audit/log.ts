@@ -21,8 +21,7 @@
 // Verifying (rules V1–V5 of docs/crypto.md §12) lives in verify.ts, signing checkpoints in checkpoints.ts, validating
 // entries in input.ts, the server key in signing-key.ts; requests without a session are audited through the
 // aggregating gate of anonymous.ts.
-import type { MerkleFrontier} from '@kluis/shared';
-import { AUDIT_GENESIS, auditChainHash, canonicalBytes, merkleLeafHash, toHex, type ServerSigningKey, type SignedTreeHead } from '@kluis/shared';
+import { AUDIT_GENESIS, auditChainHash, canonicalBytes, merkleLeafHash, MerkleFrontier, toHex, type ServerSigningKey, type SignedTreeHead } from '@kluis/shared';
 import type { Db, Tx } from '../db/db.js';
 import type { AuditCheckpointRecord, AuditEntry, AuditEntryInput, AuditFilter, AuditLog, AuditVerifyOptions, AuditVerifyResult } from './types.js';
 import { auditChainEntry, rowToEntry, type AuditRow } from './rows.js';
@@ -60,6 +59,11 @@ export interface SqlAuditLogOptions {
    * PostgreSQL with several API nodes should take a transaction-scoped lock here.
    */
   beforeAppend?: (trx: Tx) => Promise<void>;
+  /**
+   * Keep the Merkle tree log and sign tree heads (default true). false keeps the hash chain and checkpoints alone: only
+   * for scripts/bench/audit-merkle.ts, which measures what the tree costs; a server always keeps it.
+   */
+  merkle?: boolean;
   /** Rows per page when verifying (default 5000). */
   verifyPageSize?: number;
   /**
@@ -125,6 +129,7 @@ export class SqlAuditLog implements AuditLog {
   private ticking: Promise<unknown> | undefined;
   private readonly anonymous: AnonymousAuditGate;
   private readonly checkpoints: AuditCheckpointer;
+  private readonly merkle: boolean;
 
   constructor(
     private readonly db: Db,
@@ -145,7 +150,8 @@ export class SqlAuditLog implements AuditLog {
     this.verifyPageSize = options.verifyPageSize ?? 5000;
     this.guessHead = options.guessHead ?? String((db.client as { dialect?: unknown }).dialect).startsWith('sqlite');
     this.transact = options.transact ?? ((fn) => db.transaction(fn));
-    this.checkpoints = new AuditCheckpointer(db, key, this.now);
+    this.merkle = options.merkle ?? true;
+    this.checkpoints = new AuditCheckpointer(db, key, this.now, this.merkle);
     // Summaries go through a plain transaction: they are also written at shutdown, after the group committer closed.
     this.anonymous = new AnonymousAuditGate(
       (entry) => this.appendStandalone(entry),
@@ -213,7 +219,7 @@ export class SqlAuditLog implements AuditLog {
     const head = row ? { seq: toInt(row.seq, 'seq'), hash: row.hash } : { seq: 0, hash: AUDIT_GENESIS };
     const known = this.lastTree;
     if (known && known.seq === head.seq && known.hash === head.hash) return known;
-    return { ...head, tree: await loadFrontier(trx, head.seq) };
+    return { ...head, tree: this.merkle ? await loadFrontier(trx, head.seq) : new MerkleFrontier() };
   }
 
   private async appendNow(trx: Tx, inputs: readonly ReturnType<typeof normaliseAuditInput>[]): Promise<number[]> {
@@ -223,7 +229,7 @@ export class SqlAuditLog implements AuditLog {
     let head = guessed ?? (await this.readHead(trx));
     for (let attempt = 1; ; attempt++) {
       const rows: AuditRow[] = [];
-      const due: (Head & { root: string })[] = [];
+      const due: (Head & { root: string | null })[] = [];
       const nodes: ReturnType<MerkleFrontier['push']> = [];
       const tree = head.tree.clone();
       let { seq, hash: prevHash } = head;
@@ -234,7 +240,7 @@ export class SqlAuditLog implements AuditLog {
         const { detailsText, ...fields } = input;
         const chained = auditChainEntry({ seq, ts, ...fields });
         const hash = auditChainHash(prevHash, chained);
-        nodes.push(...tree.push(merkleLeafHash(canonicalBytes(chained))));
+        if (this.merkle) nodes.push(...tree.push(merkleLeafHash(canonicalBytes(chained))));
         rows.push({
           seq,
           ts,
@@ -252,7 +258,7 @@ export class SqlAuditLog implements AuditLog {
           prev_hash: prevHash,
           hash,
         });
-        if (this.checkpointEvery > 0 && seq % this.checkpointEvery === 0) due.push({ seq, hash, root: toHex(tree.root()) });
+        if (this.checkpointEvery > 0 && seq % this.checkpointEvery === 0) due.push({ seq, hash, root: this.merkle ? toHex(tree.root()) : null });
         prevHash = hash;
       }
       try {

@@ -2,7 +2,9 @@
 // subtrees in `audit_merkle`, the signed tree heads in `audit_tree_heads`. Appending inserts a leaf and the subtrees
 // it completes; roots and proofs read O(log n) stored subtrees in one query.
 import {
+  auditLeafHash,
   fromHex,
+  initCrypto,
   MerkleFrontier,
   merkleConsistencyProof,
   merkleInclusionProof,
@@ -10,11 +12,14 @@ import {
   signAuditTreeHead,
   toHex,
   type MerkleNodeReader,
+  type CanonicalValue,
   type ServerSigningKey,
   type SignedTreeHead,
 } from '@kluis/shared';
+import type { Knex } from 'knex';
 import type { Db, Tx } from '../db/db.js';
 import { toInt } from './input.js';
+import { auditChainEntry, rowChainFields, type AuditRow } from './rows.js';
 
 /** Rows per multi-row INSERT of nodes (3 parameters each). */
 const INSERT_ROWS = 300;
@@ -113,4 +118,27 @@ export async function inclusionPath(q: Db | Tx, seq: number, size: number): Prom
 /** The consistency proof between the trees of `from` and `to` entries, hex. */
 export async function consistencyPath(q: Db | Tx, from: number, to: number): Promise<string[]> {
   return (await merkleConsistencyProof(merkleReader(q), from, to)).map(toHex);
+}
+
+/**
+ * Adds the Merkle subtrees of the entries that have none yet (migration 015 over an existing trail, or entries written
+ * by a tool that knows only the chain), in pages of 5000 entries, one transaction each; returns how many were added.
+ */
+export async function catchUpMerkle(db: Knex): Promise<number> {
+  await initCrypto();
+  const last = (await db('audit_merkle').where({ level: 0 }).max({ n: 'idx' }).first()) as { n: number | string | null } | undefined;
+  const start = last?.n === null || last?.n === undefined ? 0 : Number(last.n) + 1;
+  const tree = start > 0 ? await loadFrontier(db, start) : new MerkleFrontier();
+  for (;;) {
+    const rows = (await db('audit_log').select('*').where('seq', '>', tree.size).orderBy('seq', 'asc').limit(5000)) as AuditRow[];
+    if (rows.length === 0) return tree.size - start;
+    const nodes: ReturnType<MerkleFrontier['push']> = [];
+    for (const row of rows) {
+      const seq = Number(row.seq);
+      if (seq !== tree.size + 1) throw new AuditMerkleError(`audit_log: entry ${tree.size + 1} is missing; run kluis-admin audit verify`);
+      const details = row.details === null ? null : (JSON.parse(row.details) as { [key: string]: CanonicalValue });
+      nodes.push(...tree.push(fromHex(auditLeafHash(auditChainEntry({ seq, ts: Number(row.ts), ...rowChainFields(row), details })))));
+    }
+    await db.transaction((trx) => insertNodes(trx, nodes));
+  }
 }
