@@ -13,6 +13,7 @@ import { orgRoutes } from './routes/orgs.js';
 import { spaceRoutes } from './routes/spaces.js';
 import { commitRoutes } from './routes/commits.js';
 import { auditRoutes } from './routes/audit.js';
+import { auditProofRoutes } from './routes/audit-proofs.js';
 import { chunkRoutes } from './routes/chunks.js';
 import { policyRoutes } from './routes/policy.js';
 import { linkRoutes } from './routes/links.js';
@@ -91,6 +92,7 @@ export function createApp(services: Services, options: AppOptions): Koa {
   spaceRoutes(router, services);
   commitRoutes(router, services);
   auditRoutes(router, services);
+  auditProofRoutes(router, services);
   chunkRoutes(router, services, services.chunks);
   policyRoutes(router, services);
   linkRoutes(router, services);

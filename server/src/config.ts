@@ -24,6 +24,9 @@ const schema = z.object({
   KLUIS_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   KLUIS_ALLOW_EMBEDDED_STORE: z.enum(['0', '1']).default('0'),
   KLUIS_TRUSTED_PROXIES: z.string().default(''),
+  // How long audit entries are kept: at least the 10 years of the social-security minimum norms, configurable upward
+  // only. Nothing in Kluis deletes an entry (the database refuses it); the value is what the operator promises.
+  KLUIS_AUDIT_RETENTION_YEARS: z.coerce.number().int().min(10, 'at least 10 (years): the minimum norms keep access records 10 years').max(1000).default(10),
   // The KDF floor new accounts must meet (prescribed in /api/v1/info, enforced at sign-up); defaults per environment.
   KLUIS_KDF_OPS_LIMIT: z.coerce.number().int().min(KDF_MIN.opsLimit).max(KDF_MAX.opsLimit).optional(),
   KLUIS_KDF_MEM_LIMIT: z.coerce.number().int().min(KDF_MIN.memLimit).max(KDF_MAX.memLimit).optional(),
@@ -60,6 +63,8 @@ export interface Config {
   serverKeyFile?: string;
   /** Bearer token /metrics demands; absent: /metrics is open (not in production). Never log it. */
   metricsToken?: string;
+  /** Years audit entries are kept (KLUIS_AUDIT_RETENTION_YEARS, at least 10): nothing deletes one before. */
+  auditRetentionYears: number;
 }
 
 /**
@@ -234,5 +239,6 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     ...(certFile && keyFile ? { tls: { certFile, keyFile } } : {}),
     ...(serverKeyFile ? { serverKeyFile } : {}),
     ...(metricsToken ? { metricsToken } : {}),
+    auditRetentionYears: e.KLUIS_AUDIT_RETENTION_YEARS,
   };
 }

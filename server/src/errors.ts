@@ -6,7 +6,7 @@ import type { Context, Next } from 'koa';
 import type { Logger } from 'pino';
 import { ErrorCode, KluisError } from '@kluis/shared';
 import type { AuditEntryInput, AuditLog } from './audit/types.js';
-import { auditSafeTargetId } from './audit/log.js';
+import { auditSafeTargetId } from './audit/input.js';
 import type { KluisState } from './context.js';
 import { CLIENT_CLOSED_REQUEST, clientAborted, watchClientAbort } from './client-abort.js';
 

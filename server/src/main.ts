@@ -9,7 +9,7 @@ import { ConfigError, loadConfig, type Config } from './config.js';
 import { DatabaseOpenError, openServices, type OpenedServices } from './services.js';
 import { runMaintenance } from './services/maintenance.js';
 import { withMaintenanceLock } from './db/maintenance-lock.js';
-import { SigningKeyFileError } from './audit/log.js';
+import { SigningKeyFileError } from './audit/signing-key.js';
 
 // Everything the server creates (database, keys, blobs) is for its own user only: see data-dir.ts.
 process.umask(0o077);

@@ -11,8 +11,10 @@ import { GroupCommitter } from './db/group-commit.js';
 import { openFsBlobStore } from './blobstore/fs.js';
 import { MinioBlobStore } from './blobstore/minio.js';
 import type { BlobStore } from './blobstore/index.js';
-import { loadOrCreateServerSigningKey, loadServerSigningKeyFile, type SqlAuditLog } from './audit/log.js';
+import type { SqlAuditLog } from './audit/log.js';
+import { loadOrCreateServerSigningKey, loadServerSigningKeyFile } from './audit/signing-key.js';
 import { OrgSidedAuditLog } from './audit/org-sides.js';
+import { catchUpMerkle } from './audit/merkle-store.js';
 import { EventBus } from './events.js';
 import { startEventRelay } from './events-pg.js';
 import { ChunkStore } from './storage/chunks.js';
@@ -54,6 +56,8 @@ export async function openServices(config: Config, log: Logger): Promise<OpenedS
   // A configured secret (production) or, in other environments, a seed generated in the data directory.
   const key = config.serverKeyFile ? await loadServerSigningKeyFile(config.serverKeyFile) : await loadOrCreateServerSigningKey(config.dataDir);
   const committer = new GroupCommitter(db);
+  // Entries written by a tool that knows only the chain (a restore, a benchmark fill) get their Merkle subtrees now.
+  await catchUpMerkle(db);
   // Entries about another organisation's space are copied to that organisation's trail (audit/org-sides.ts).
   const audit = new OrgSidedAuditLog(db, key, {
     onError: (err) => log.error({ err }, 'audit checkpoint or summary failed'),

@@ -12,7 +12,7 @@ import { SqlAuditLog, loadOrCreateServerSigningKey, type SqlAuditLogOptions } fr
 import { AUDIT_STATE_FILE, AuditStateError, readAuditState, verifyWithState } from '../../server/dist/audit/anchor.js';
 import type { AuditEntryInput, AuditVerifyResult } from '../../server/dist/audit/types.js';
 import { repoRoot } from '../helpers/server.js';
-import { dropTriggers, type AuditDbRow as Row } from '../helpers/audit-db.js';
+import { cutMerkle, dropTriggers, rebuildMerkle, type AuditDbRow as Row } from '../helpers/audit-db.js';
 
 // ------------------------------------------------------------------------------------------ harness
 
@@ -54,6 +54,7 @@ async function fill(h: Harness, n: number): Promise<void> {
 async function truncateAfter(db: Db, seq: number): Promise<void> {
   await db('audit_log').where('seq', '>', seq).delete();
   await db('audit_checkpoints').where('seq', '>', seq).delete();
+  await cutMerkle(db, seq);
 }
 
 const checkpointSeqs = async (db: Db): Promise<number[]> => (await db('audit_checkpoints').orderBy('seq').select('seq')).map((r: { seq: number }) => Number(r.seq));
@@ -71,6 +72,7 @@ async function rewriteAndRechain(db: Db, seq: number, change: Partial<Row>): Pro
     await db('audit_log').where({ seq: r.seq }).update({ prev_hash: prev, hash });
     prev = hash;
   }
+  await rebuildMerkle(db);
 }
 
 function broken(t: ExecutionContext, v: AuditVerifyResult, seq: number, reason: RegExp): void {
@@ -161,6 +163,7 @@ test('(c) rewriting an entry and re-hashing every later one, its checkpoints del
   await dropTriggers(h.db);
   await rewriteAndRechain(h.db, 17, { outcome: 'denied' });
   await h.db('audit_checkpoints').where('seq', '>', 16).delete();
+  await h.db('audit_tree_heads').where('size', '>', 16).delete(); // signed with them, as invalid as they are
   broken(t, await h.log.verify(), 20, /^checkpoint at 20 missing \(one is signed at every multiple of 10 entries\)$/);
 
   // Fewer entries than N: the timer's checkpoints at 100, 200, 300; 150 rewritten, 200 and 300 deleted.
@@ -173,6 +176,7 @@ test('(c) rewriting an entry and re-hashing every later one, its checkpoints del
   await dropTriggers(g.db);
   await rewriteAndRechain(g.db, 150, { actor_user_id: 'someone-else' });
   await g.db('audit_checkpoints').where('seq', '>=', 150).delete();
+  await g.db('audit_tree_heads').where('size', '>=', 150).delete();
   // The state file: at once, even before the interval is over.
   broken(t, await verifyWithState(g.log, { file: g.state }), 300, /^entry 300: differs from the entry verified at .* \(state file\): the log was rewritten$/);
   // Without it: the entries after checkpoint 100 stay unsigned for longer than the timer allows.

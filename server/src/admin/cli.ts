@@ -17,6 +17,7 @@ import { runMaintenance } from '../services/maintenance.js';
 import { withMaintenanceLock } from '../db/maintenance-lock.js';
 import { orgPolicies, setClassPolicy } from '../services/policy.js';
 import { registerDeviceCommands } from './device-commands.js';
+import { registerWitnessCommands } from './witness-commands.js';
 import { listAdmins, replaceMainAdmin } from '../services/succession.js';
 import { clearAuthenticator } from '../services/totp.js';
 
@@ -254,18 +255,21 @@ audit.command('export').description('export an organisation\'s (or the system-wi
   .option('--since <time>', 'from this time (ISO 8601 or ms)')
   .option('--until <time>', 'up to this time (ISO 8601 or ms)')
   .option('--out <file>', 'write to a file instead of standard output')
+  .option('--proofs', 'JSON: add the newest signed tree head and each entry\'s inclusion proof (checked offline by audit verify-export)')
   .action(async (o) => {
     if (Boolean(o.org) === Boolean(o.system)) throw new ApiError(400, 'validation_failed', 'give either --org or --system');
     await withServices(async (s) => {
       const orgId = o.system ? null : (await findOrg(s, o.org)).id;
       const filter = { orgId, since: parseTime(o.since, '--since'), until: parseTime(o.until, '--until') };
       const out = o.out ? createWriteStream(o.out, { mode: 0o600 }) : process.stdout;
-      await exportAudit(s.audit, filter, o.format, out);
+      // A file is ended below (waiting for its close); exportAudit ending it too made --out fail with "Cannot call end after a stream was finished".
+      await exportAudit(s.audit, filter, o.format, out, { proofs: Boolean(o.proofs), end: !o.out });
       await s.db.transaction((trx) => s.audit.append(trx, { orgId, ...who, action: 'audit.export', targetType: orgId ? 'org' : null, targetId: orgId, outcome: 'success', details: { format: o.format } }));
       if (o.out) await new Promise<void>((resolve, reject) => (out as ReturnType<typeof createWriteStream>).end((err?: Error | null) => (err ? reject(err) : resolve())));
     });
   });
 
+registerWitnessCommands(audit, { print, setJson: (on) => { json ||= on; } });
 registerDeviceCommands(program, { withServices, findOrg, print, setJson: (on) => { json ||= on; }, who });
 
 try {

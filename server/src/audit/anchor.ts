@@ -6,12 +6,10 @@
 // The file: {"format":"kluis-audit-verified/v1","seq":N,"hash":"<hash of entry N>","verifiedAt":ms,
 // "serverPublicKey":"<b64u>"}, mode 0600, replaced atomically (write a temporary file, fsync, rename) and only after a
 // verification that passed. A file that cannot be read or parsed stops verification: it is never silently replaced.
-import { randomBytes } from 'node:crypto';
-import { closeSync, constants as fsc, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
-import path from 'node:path';
+import { readFileSync } from 'node:fs';
 import type { AuditLog, AuditVerifyResult } from './types.js';
 import { HASH_RE } from './rows.js';
-import { fsyncDirSync } from '../fsync-dir.js';
+import { writeFileAtomicallySync } from '../fsync-dir.js';
 
 export const AUDIT_STATE_FILE = 'audit-verified.json';
 export const AUDIT_STATE_FORMAT = 'kluis-audit-verified/v1';
@@ -57,27 +55,7 @@ export function readAuditState(file: string): AuditState | null {
 
 /** Replaces the state file atomically (mode 0600). */
 export function writeAuditState(file: string, state: AuditState): void {
-  const dir = path.dirname(path.resolve(file));
-  const tmp = path.join(dir, `.${path.basename(file)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
-  const fd = openSync(tmp, fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL | fsc.O_NOFOLLOW, 0o600);
-  try {
-    const bytes = Buffer.from(JSON.stringify(state) + '\n', 'utf8');
-    let put = 0;
-    while (put < bytes.length) put += writeSync(fd, bytes, put, bytes.length - put);
-    fsyncSync(fd);
-  } catch (err) {
-    closeSync(fd);
-    unlinkSync(tmp);
-    throw err;
-  }
-  closeSync(fd);
-  try {
-    renameSync(tmp, file); // replaces a symlink itself, never its target
-  } catch (err) {
-    unlinkSync(tmp);
-    throw err;
-  }
-  fsyncDirSync(dir);
+  writeFileAtomicallySync(file, JSON.stringify(state) + '\n');
 }
 
 export interface VerifyWithStateOptions {

@@ -13,7 +13,8 @@
 // checkpoints in the exported seq range are signed by serverPublicKey (docs/crypto.md §12).
 import type { Writable } from 'node:stream';
 import { finished } from 'node:stream/promises';
-import { AUDIT_GENESIS, auditChainHash, canonicalJson, verifyAuditCheckpoint } from '@kluis/shared';
+import { AUDIT_GENESIS, auditChainHash, canonicalJson, verifyAuditCheckpoint, type SignedTreeHead } from '@kluis/shared';
+import { checkExportMerkle } from './export-merkle.js';
 import type { AuditCheckpointRecord, AuditEntry, AuditFilter, AuditLog } from './types.js';
 import { auditChainEntry } from './rows.js';
 
@@ -26,6 +27,11 @@ export interface AuditExportOptions {
   pageSize?: number;
   /** Clock for `exportedAt` (default Date.now). */
   now?: () => number;
+  /**
+   * JSON only: add the newest signed tree head and each entry's inclusion proof in it (`treeHead`, `inclusion`), so that
+   * an export with gaps (one organisation's entries) can be checked against the Merkle tree log offline.
+   */
+  proofs?: boolean;
 }
 
 export const AUDIT_CSV_COLUMNS = [
@@ -158,6 +164,7 @@ async function exportTo(log: AuditLog, filter: AuditFilter, format: AuditExportF
   let minSeq = Infinity;
   let maxSeq = -Infinity;
   let cursor = order === 'asc' ? criteria.afterSeq : upper;
+  const seqs: number[] = [];
 
   if (format === 'csv') {
     await write(out, AUDIT_CSV_COLUMNS.join(',') + '\r\n');
@@ -186,6 +193,7 @@ async function exportTo(log: AuditLog, filter: AuditFilter, format: AuditExportF
       count++;
       if (e.seq < minSeq) minSeq = e.seq;
       if (e.seq > maxSeq) maxSeq = e.seq;
+      if (options.proofs) seqs.push(e.seq);
     }
     await write(out, text);
     cursor = page[page.length - 1]!.seq;
@@ -210,7 +218,9 @@ async function exportTo(log: AuditLog, filter: AuditFilter, format: AuditExportF
         from = cps[cps.length - 1]!.seq + 1;
       }
     }
-    await write(out, `${written > 0 ? '\n' : ''}],"count":${count}}\n`);
+    await write(out, `${written > 0 ? '\n' : ''}]`);
+    if (count > 0) await writeTreeHeads(log, out, minSeq, maxSeq, options.proofs ? seqs : null);
+    await write(out, `,"count":${count}}\n`);
   }
 
   if (options.end !== false) {
@@ -218,6 +228,32 @@ async function exportTo(log: AuditLog, filter: AuditFilter, format: AuditExportF
     await finished(out);
   }
   return { entries: count };
+}
+
+/**
+ * `"treeHeads"`: the signed tree heads with sizes in [minSeq, maxSeq]; with `seqs`, also `"treeHead"` (the newest head,
+ * which covers every exported entry) and `"inclusion"`: [{seq, path}] of each exported entry in it.
+ */
+async function writeTreeHeads(log: AuditLog, out: Writable, minSeq: number, maxSeq: number, seqs: number[] | null): Promise<void> {
+  const heads: SignedTreeHead[] = [];
+  for (let after = minSeq - 1; ;) {
+    const page = (await log.treeHeads(after, 1000)).filter((h) => h.size <= maxSeq);
+    heads.push(...page);
+    if (page.length < 1000) break;
+    after = page[page.length - 1]!.size;
+  }
+  await write(out, `,"treeHeads":[${heads.map((h) => '\n' + JSON.stringify(h)).join(',')}${heads.length ? '\n' : ''}]`);
+  if (!seqs) return;
+  const newest = await log.treeHead();
+  if (!newest || newest.size < maxSeq) {
+    await write(out, ',"treeHead":null,"inclusion":[]');
+    return;
+  }
+  await write(out, `,"treeHead":${JSON.stringify(newest)},"inclusion":[`);
+  for (let i = 0; i < seqs.length; i++) {
+    await write(out, `${i ? ',' : ''}\n${JSON.stringify({ seq: seqs[i], path: await log.inclusionProof(seqs[i]!, newest.size) })}`);
+  }
+  await write(out, ']');
 }
 
 // ------------------------------------------------------------------------------------------ checking an export
@@ -229,6 +265,10 @@ export interface AuditExportCheck {
   checkpoints: number;
   /** true when the entries are the whole chain from seq 1 without gaps */
   complete: boolean;
+  /** tree heads whose signature verified and whose root was recomputed (complete exports) or proven (inclusion) */
+  treeHeads: number;
+  /** entries proven included in the export's newest tree head */
+  included: number;
   problem?: string;
 }
 
@@ -240,7 +280,7 @@ export interface AuditExportCheck {
  */
 export function checkAuditExport(doc: unknown, trustedPublicKeys?: readonly string[]): AuditExportCheck {
   const d = doc as { serverPublicKey?: unknown; entries?: unknown; checkpoints?: unknown };
-  const fail = (problem: string, entries = 0, checkpoints = 0): AuditExportCheck => ({ ok: false, entries, checkpoints, complete: false, problem });
+  const fail = (problem: string, entries = 0, checkpoints = 0): AuditExportCheck => ({ ok: false, entries, checkpoints, complete: false, treeHeads: 0, included: 0, problem });
   if (!d || typeof d !== 'object' || !Array.isArray(d.entries) || !Array.isArray(d.checkpoints) || typeof d.serverPublicKey !== 'string') {
     return fail('not a kluis audit export');
   }
@@ -278,5 +318,7 @@ export function checkAuditExport(doc: unknown, trustedPublicKeys?: readonly stri
     if (h !== undefined && h !== cp.hash) return fail(`checkpoint at ${cp.seq}: hash does not match entry ${cp.seq}`, n, c);
     if (h !== undefined) c++;
   }
-  return { ok: true, entries: n, checkpoints: c, complete };
+  const merkle = checkExportMerkle(doc, entries, complete, trusted);
+  if (merkle.problem) return fail(merkle.problem, n, c);
+  return { ok: true, entries: n, checkpoints: c, complete, treeHeads: merkle.treeHeads, included: merkle.included };
 }

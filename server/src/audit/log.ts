@@ -18,29 +18,23 @@
 // a timer that checkpoints the newest entry if it is not yet covered. `checkpoint()` does that on demand (call
 // it at shutdown).
 //
-// Verifying (rules V1–V5 of docs/crypto.md §12) lives in verify.ts; requests without a session are audited through
-// the aggregating gate of anonymous.ts.
-import {
-  AUDIT_GENESIS,
-  auditChainHash,
-  canonicalJson,
-  signAuditCheckpoint,
-  type CanonicalValue,
-  type ServerSigningKey,
-} from '@kluis/shared';
+// Verifying (rules V1–V5 of docs/crypto.md §12) lives in verify.ts, signing checkpoints in checkpoints.ts, validating
+// entries in input.ts, the server key in signing-key.ts; requests without a session are audited through the
+// aggregating gate of anonymous.ts.
+import { AUDIT_GENESIS, auditChainHash, canonicalBytes, merkleLeafHash, MerkleFrontier, toHex, type ServerSigningKey, type SignedTreeHead } from '@kluis/shared';
 import type { Db, Tx } from '../db/db.js';
-import type { AuditCheckpointRecord, AuditEntry, AuditEntryInput, AuditFilter, AuditLog, AuditOutcome, AuditVerifyOptions, AuditVerifyResult } from './types.js';
-import { auditChainEntry, rowChainFields, type AuditChainEntry, type AuditRow, type CheckpointRow } from './rows.js';
+import type { AuditCheckpointRecord, AuditEntry, AuditEntryInput, AuditFilter, AuditLog, AuditVerifyOptions, AuditVerifyResult } from './types.js';
+import { auditChainEntry, rowToEntry, type AuditRow } from './rows.js';
 import { verifyAuditTrail } from './verify.js';
 import { AnonymousAuditGate, type AnonymousAuditOptions } from './anonymous.js';
+import { AuditCheckpointer } from './checkpoints.js';
+import { AuditInputError, normaliseAuditInput, OUTCOMES, toInt } from './input.js';
+import { consistencyPath, inclusionPath, insertNodes, listTreeHeads, loadFrontier, newestTreeHead, treeHeadOfSize } from './merkle-store.js';
 
 export { auditChainEntry, type AuditChainEntry } from './rows.js';
+export { AUDIT_DETAILS_MAX, AuditInputError, auditSafeTargetId, normaliseAuditInput } from './input.js';
+// Kept for callers outside server/src (tests, benchmarks); the server imports signing-key.ts itself.
 export { SIGNING_KEY_FILE, SigningKeyFileError, loadOrCreateServerSigningKey, loadServerSigningKeyFile } from './signing-key.js';
-
-/** Thrown for an entry or filter the audit log refuses (a programming error of the caller: answer 500). */
-export class AuditInputError extends Error {
-  override name = 'AuditInputError';
-}
 
 export interface SqlAuditLogOptions {
   /** Checkpoint every N entries, inside the appending transaction (default 1000; 0 turns it off). */
@@ -65,6 +59,11 @@ export interface SqlAuditLogOptions {
    * PostgreSQL with several API nodes should take a transaction-scoped lock here.
    */
   beforeAppend?: (trx: Tx) => Promise<void>;
+  /**
+   * Keep the Merkle tree log and sign tree heads (default true). false keeps the hash chain and checkpoints alone: only
+   * for scripts/bench/audit-merkle.ts, which measures what the tree costs; a server always keeps it.
+   */
+  merkle?: boolean;
   /** Rows per page when verifying (default 5000). */
   verifyPageSize?: number;
   /**
@@ -86,134 +85,17 @@ interface Head {
   hash: string;
 }
 
-/** The audit_log_chain trigger's refusal (migration 001). */
-function isChainRefusal(err: unknown): boolean {
-  return err instanceof Error && err.message.includes('an entry must extend the chain');
+/** A head with the right edge of the Merkle tree over entries 1..seq. */
+interface TreeHead extends Head {
+  tree: MerkleFrontier;
 }
 
 export const AUDIT_QUERY_DEFAULT_LIMIT = 1000;
 export const AUDIT_QUERY_MAX_LIMIT = 10_000;
-/** Longest canonical JSON text of `details` (characters). */
-export const AUDIT_DETAILS_MAX = 8192;
 
-const ACTION_RE = /^[a-z][a-z0-9_.-]{1,63}$/;
-const OUTCOMES: ReadonlySet<string> = new Set<AuditOutcome>(['success', 'denied', 'failed']);
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
-const LONE_SURROGATES = new RegExp(LONE_SURROGATE.source, 'g');
-
-/** Identifiers chosen by the server: longer values are refused (never silently truncated). */
-const ID_LIMITS = { orgId: 32, actorUserId: 32, actorDeviceId: 32, targetType: 32, targetId: 128 } as const;
-/** Request facts supplied by the client: cleaned and truncated, so that an odd header never loses an entry. */
-const TEXT_LIMITS = { ip: 64, userAgent: 300, client: 100 } as const;
-
-function toInt(value: number | string, what: string): number {
-  const n = typeof value === 'number' ? value : Number(value);
-  if (!Number.isSafeInteger(n)) throw new AuditInputError(`${what} is not an integer`);
-  return n;
-}
-
-function checkId(name: keyof typeof ID_LIMITS, value: string | null | undefined): string | null {
-  if (value === undefined || value === null) return null;
-  if (typeof value !== 'string') throw new AuditInputError(`audit ${name}: must be a string or null`);
-  if (value.length > ID_LIMITS[name]) throw new AuditInputError(`audit ${name}: longer than ${ID_LIMITS[name]} characters`);
-  if (LONE_SURROGATE.test(value) || value.includes('\u0000')) {
-    throw new AuditInputError(`audit ${name}: contains a NUL or a lone surrogate`);
-  }
-  return value;
-}
-
-/** Replaces NUL and lone surrogates (unstorable, not canonical-JSON encodable) and truncates to `max` code points. */
-function cleanText(value: string | null | undefined, max: number, name: string): string | null {
-  if (value === undefined || value === null) return null;
-  if (typeof value !== 'string') throw new AuditInputError(`audit ${name}: must be a string or null`);
-  let s = value.replace(LONE_SURROGATES, '\uFFFD');
-  if (s.includes('\u0000')) s = s.replaceAll('\u0000', '\uFFFD');
-  if (s.length > max) {
-    const points = Array.from(s);
-    if (points.length > max) s = points.slice(0, max).join('');
-  }
-  return s;
-}
-
-/**
- * A target id taken from the request (a path parameter, a query) made storable, for the audit of a refused request
- * (the id itself is client-chosen, so the refusal must not be lost to the id limits above): NUL and lone surrogates
- * become U+FFFD, and an id over 128 characters keeps its first 127 followed by "…". `details` says what was done
- * (targetIdCleaned: true; targetIdLength: the original length), or is null when the id is stored unchanged.
- */
-export function auditSafeTargetId(value: string | null | undefined): { id: string | null; details: { [key: string]: CanonicalValue } | null } {
-  if (value === undefined || value === null) return { id: null, details: null };
-  const max = ID_LIMITS.targetId;
-  let s = String(value);
-  const details: { [key: string]: CanonicalValue } = {};
-  if (LONE_SURROGATE.test(s) || s.includes('\u0000')) {
-    s = s.replace(LONE_SURROGATES, '\uFFFD').replaceAll('\u0000', '\uFFFD');
-    details.targetIdCleaned = true;
-  }
-  if (s.length > max) {
-    let cut = max - 1;
-    if (/[\uD800-\uDBFF]/.test(s[cut - 1]!)) cut--; // never split a surrogate pair
-    s = `${s.slice(0, cut)}\u2026`;
-    details.targetIdLength = value.length;
-  }
-  return { id: s, details: Object.keys(details).length ? details : null };
-}
-
-function checkDetails(details: AuditEntryInput['details']): { value: { [key: string]: CanonicalValue } | null; text: string | null } {
-  if (details === undefined || details === null) return { value: null, text: null };
-  if (typeof details !== 'object' || Array.isArray(details)) throw new AuditInputError('audit details: must be a plain object or null');
-  let text: string;
-  try {
-    text = canonicalJson(details);
-  } catch (err) {
-    throw new AuditInputError(`audit details: ${(err as Error).message}`);
-  }
-  if (text.length > AUDIT_DETAILS_MAX) throw new AuditInputError(`audit details: longer than ${AUDIT_DETAILS_MAX} characters as JSON`);
-  // Hash what will be read back: a fresh copy, so a caller mutating its object later changes nothing.
-  return { value: JSON.parse(text) as { [key: string]: CanonicalValue }, text };
-}
-
-/** Validates and normalises an entry; throws AuditInputError. */
-export function normaliseAuditInput(entry: AuditEntryInput): Omit<AuditChainEntry, 'seq' | 'ts'> & { detailsText: string | null } {
-  if (entry === null || typeof entry !== 'object') throw new AuditInputError('audit entry: must be an object');
-  if (typeof entry.action !== 'string' || !ACTION_RE.test(entry.action)) {
-    throw new AuditInputError(`audit action ${JSON.stringify(entry.action)}: must match ${ACTION_RE.source}`);
-  }
-  if (typeof entry.outcome !== 'string' || !OUTCOMES.has(entry.outcome)) {
-    throw new AuditInputError(`audit outcome ${JSON.stringify(entry.outcome)}: must be success, denied or failed`);
-  }
-  if (entry.orgId === undefined) throw new AuditInputError('audit orgId: required (null for system-wide events)');
-  const details = checkDetails(entry.details);
-  return {
-    orgId: checkId('orgId', entry.orgId),
-    actorUserId: checkId('actorUserId', entry.actorUserId),
-    actorDeviceId: checkId('actorDeviceId', entry.actorDeviceId),
-    action: entry.action,
-    targetType: checkId('targetType', entry.targetType),
-    targetId: checkId('targetId', entry.targetId),
-    outcome: entry.outcome,
-    ip: cleanText(entry.ip, TEXT_LIMITS.ip, 'ip'),
-    userAgent: cleanText(entry.userAgent, TEXT_LIMITS.userAgent, 'userAgent'),
-    client: cleanText(entry.client, TEXT_LIMITS.client, 'client'),
-    details: details.value,
-    detailsText: details.text,
-  };
-}
-
-function rowToEntry(row: AuditRow): AuditEntry {
-  return {
-    seq: toInt(row.seq, 'seq'),
-    ts: toInt(row.ts, 'ts'),
-    ...rowChainFields(row),
-    outcome: row.outcome as AuditOutcome,
-    details: row.details === null ? null : (JSON.parse(row.details) as { [key: string]: CanonicalValue }),
-    prevHash: row.prev_hash,
-    hash: row.hash,
-  };
-}
-
-function rowToCheckpoint(row: CheckpointRow): AuditCheckpointRecord {
-  return { seq: toInt(row.seq, 'checkpoint seq'), hash: row.hash, ts: toInt(row.ts, 'checkpoint ts'), signer: row.signer, signature: row.signature };
+/** The audit_log_chain trigger's refusal (migration 001). */
+function isChainRefusal(err: unknown): boolean {
+  return err instanceof Error && err.message.includes('an entry must extend the chain');
 }
 
 function optionalInt(value: number | undefined, name: string): number | undefined {
@@ -235,12 +117,19 @@ export class SqlAuditLog implements AuditLog {
   /** Appends issued concurrently in one transaction run one after the other. */
   private readonly queues = new WeakMap<object, Promise<unknown>>();
   /** The head after this process's last successful append: a guess, checked by the database (see the top). */
-  private guess: Head | undefined;
+  private guess: TreeHead | undefined;
+  /**
+   * The Merkle right edge after this process's last append. Entry seq's chain hash commits to entries 1..seq, so when
+   * the head read from the database has this seq and hash, the stored tree has this edge and need not be read.
+   */
+  private lastTree: TreeHead | undefined;
   private readonly guessHead: boolean;
   private readonly transact: <T>(fn: (trx: Tx) => Promise<T>) => Promise<T>;
   private timer: NodeJS.Timeout | undefined;
   private ticking: Promise<unknown> | undefined;
   private readonly anonymous: AnonymousAuditGate;
+  private readonly checkpoints: AuditCheckpointer;
+  private readonly merkle: boolean;
 
   constructor(
     private readonly db: Db,
@@ -261,6 +150,8 @@ export class SqlAuditLog implements AuditLog {
     this.verifyPageSize = options.verifyPageSize ?? 5000;
     this.guessHead = options.guessHead ?? String((db.client as { dialect?: unknown }).dialect).startsWith('sqlite');
     this.transact = options.transact ?? ((fn) => db.transaction(fn));
+    this.merkle = options.merkle ?? true;
+    this.checkpoints = new AuditCheckpointer(db, key, this.now, this.merkle);
     // Summaries go through a plain transaction: they are also written at shutdown, after the group committer closed.
     this.anonymous = new AnonymousAuditGate(
       (entry) => this.appendStandalone(entry),
@@ -323,9 +214,12 @@ export class SqlAuditLog implements AuditLog {
     return run;
   }
 
-  private async readHead(trx: Tx): Promise<Head> {
-    const head = (await trx('audit_log').select('seq', 'hash').orderBy('seq', 'desc').first()) as Pick<AuditRow, 'seq' | 'hash'> | undefined;
-    return head ? { seq: toInt(head.seq, 'seq'), hash: head.hash } : { seq: 0, hash: AUDIT_GENESIS };
+  private async readHead(trx: Tx): Promise<TreeHead> {
+    const row = (await trx('audit_log').select('seq', 'hash').orderBy('seq', 'desc').first()) as Pick<AuditRow, 'seq' | 'hash'> | undefined;
+    const head = row ? { seq: toInt(row.seq, 'seq'), hash: row.hash } : { seq: 0, hash: AUDIT_GENESIS };
+    const known = this.lastTree;
+    if (known && known.seq === head.seq && known.hash === head.hash) return known;
+    return { ...head, tree: this.merkle ? await loadFrontier(trx, head.seq) : new MerkleFrontier() };
   }
 
   private async appendNow(trx: Tx, inputs: readonly ReturnType<typeof normaliseAuditInput>[]): Promise<number[]> {
@@ -335,14 +229,18 @@ export class SqlAuditLog implements AuditLog {
     let head = guessed ?? (await this.readHead(trx));
     for (let attempt = 1; ; attempt++) {
       const rows: AuditRow[] = [];
-      const due: Head[] = [];
+      const due: (Head & { root: string | null })[] = [];
+      const nodes: ReturnType<MerkleFrontier['push']> = [];
+      const tree = head.tree.clone();
       let { seq, hash: prevHash } = head;
       for (const input of inputs) {
         seq++;
         const ts = this.now();
         if (!Number.isSafeInteger(ts)) throw new AuditInputError('audit clock: not an integer of ms');
         const { detailsText, ...fields } = input;
-        const hash = auditChainHash(prevHash, auditChainEntry({ seq, ts, ...fields }));
+        const chained = auditChainEntry({ seq, ts, ...fields });
+        const hash = auditChainHash(prevHash, chained);
+        if (this.merkle) nodes.push(...tree.push(merkleLeafHash(canonicalBytes(chained))));
         rows.push({
           seq,
           ts,
@@ -360,7 +258,7 @@ export class SqlAuditLog implements AuditLog {
           prev_hash: prevHash,
           hash,
         });
-        if (this.checkpointEvery > 0 && seq % this.checkpointEvery === 0) due.push({ seq, hash });
+        if (this.checkpointEvery > 0 && seq % this.checkpointEvery === 0) due.push({ seq, hash, root: this.merkle ? toHex(tree.root()) : null });
         prevHash = hash;
       }
       try {
@@ -377,21 +275,12 @@ export class SqlAuditLog implements AuditLog {
         throw err;
       }
       for (let i = 500; i < rows.length; i += 500) await trx('audit_log').insert(rows.slice(i, i + 500));
-      for (const cp of due) await this.insertCheckpoint(trx, cp.seq, cp.hash);
-      this.guess = { seq, hash: prevHash };
+      await insertNodes(trx, nodes);
+      for (const cp of due) await this.checkpoints.insert(trx, cp.seq, cp.hash, cp.root);
+      this.guess = { seq, hash: prevHash, tree };
+      this.lastTree = this.guess;
       return rows.map((r) => r.seq as number);
     }
-  }
-
-  // ------------------------------------------------------------------------------------------ checkpoints
-
-  private async insertCheckpoint(trx: Tx, seq: number, hash: string, ignoreExisting = false): Promise<AuditCheckpointRecord> {
-    const ts = this.now();
-    const signature = signAuditCheckpoint({ seq, hash, ts }, this.key);
-    const record = { seq, hash, ts, signer: this.key.publicKey, signature };
-    const insert = trx('audit_checkpoints').insert(record);
-    await (ignoreExisting ? insert.onConflict('seq').ignore() : insert);
-    return record;
   }
 
   /** Signs the newest entry unless a checkpoint already covers it. */
@@ -401,14 +290,7 @@ export class SqlAuditLog implements AuditLog {
 
   /** checkpoint(), returning the new checkpoint (null: nothing new to cover). */
   writeCheckpoint(): Promise<AuditCheckpointRecord | null> {
-    return this.db.transaction(async (trx) => {
-      const head = (await trx('audit_log').select('seq', 'hash').orderBy('seq', 'desc').first()) as Pick<AuditRow, 'seq' | 'hash'> | undefined;
-      if (!head) return null;
-      const seq = toInt(head.seq, 'seq');
-      const last = (await trx('audit_checkpoints').select('seq').orderBy('seq', 'desc').first()) as Pick<CheckpointRow, 'seq'> | undefined;
-      if (last && toInt(last.seq, 'checkpoint seq') >= seq) return null;
-      return this.insertCheckpoint(trx, seq, head.hash, true);
-    });
+    return this.checkpoints.writeLatest();
   }
 
   /**
@@ -441,15 +323,33 @@ export class SqlAuditLog implements AuditLog {
     await this.anonymous.stop();
   }
 
-  async listCheckpoints(range: { fromSeq: number; toSeq: number; limit?: number }): Promise<AuditCheckpointRecord[]> {
+  listCheckpoints(range: { fromSeq: number; toSeq: number; limit?: number }): Promise<AuditCheckpointRecord[]> {
     const limit = Math.min(Math.max(1, Math.trunc(range.limit ?? AUDIT_QUERY_DEFAULT_LIMIT)), AUDIT_QUERY_MAX_LIMIT);
-    const rows = (await this.db('audit_checkpoints')
-      .select('seq', 'hash', 'ts', 'signer', 'signature')
-      .where('seq', '>=', range.fromSeq)
-      .andWhere('seq', '<=', range.toSeq)
-      .orderBy('seq', 'asc')
-      .limit(limit)) as CheckpointRow[];
-    return rows.map(rowToCheckpoint);
+    return this.checkpoints.list(range.fromSeq, range.toSeq, limit);
+  }
+
+  // ------------------------------------------------------------------------------------------ Merkle tree log
+
+  treeHeads(after: number, limit: number): Promise<SignedTreeHead[]> {
+    return listTreeHeads(this.db, after, Math.min(Math.max(1, Math.trunc(limit)), AUDIT_QUERY_MAX_LIMIT));
+  }
+
+  treeHead(size?: number): Promise<SignedTreeHead | null> {
+    return size === undefined ? newestTreeHead(this.db) : treeHeadOfSize(this.db, size);
+  }
+
+  async leaf(seq: number): Promise<{ orgId: string | null; leafHash: string } | null> {
+    const entry = (await this.db('audit_log').select('org_id').where({ seq }).first()) as Pick<AuditRow, 'org_id'> | undefined;
+    const node = (await this.db('audit_merkle').select('hash').where({ level: 0, idx: seq - 1 }).first()) as { hash: string } | undefined;
+    return entry && node ? { orgId: entry.org_id, leafHash: node.hash } : null;
+  }
+
+  inclusionProof(seq: number, size: number): Promise<string[]> {
+    return inclusionPath(this.db, seq, size);
+  }
+
+  consistencyProof(from: number, to: number): Promise<string[]> {
+    return consistencyPath(this.db, from, to);
   }
 
   // ------------------------------------------------------------------------------------------ verifying

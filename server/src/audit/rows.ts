@@ -1,6 +1,8 @@
 // The stored shape of audit entries and checkpoints, and the object that is hashed into the chain
 // (docs/crypto.md §12). Shared by the log (appending, querying), the verifier and the export.
 import type { CanonicalValue } from '@kluis/shared';
+import type { AuditCheckpointRecord, AuditEntry, AuditOutcome } from './types.js';
+import { toInt } from './input.js';
 
 export interface AuditRow {
   seq: number | string;
@@ -80,4 +82,22 @@ export function rowChainFields(row: AuditRow): Omit<AuditChainEntry, 'seq' | 'ts
     userAgent: row.user_agent,
     client: row.client,
   };
+}
+
+/** A stored row as the log answers it. */
+export function rowToEntry(row: AuditRow): AuditEntry {
+  return {
+    seq: toInt(row.seq, 'seq'),
+    ts: toInt(row.ts, 'ts'),
+    ...rowChainFields(row),
+    outcome: row.outcome as AuditOutcome,
+    details: row.details === null ? null : (JSON.parse(row.details) as { [key: string]: CanonicalValue }),
+    prevHash: row.prev_hash,
+    hash: row.hash,
+  };
+}
+
+/** A stored checkpoint as the log answers it. */
+export function rowToCheckpoint(row: CheckpointRow): AuditCheckpointRecord {
+  return { seq: toInt(row.seq, 'checkpoint seq'), hash: row.hash, ts: toInt(row.ts, 'checkpoint ts'), signer: row.signer, signature: row.signature };
 }

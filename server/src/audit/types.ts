@@ -1,6 +1,6 @@
 // The audit trail's contract (docs/architecture.md §7). Every state change, and every read of a key bundle, manifest or chunk
 // batch, appends an entry in the same transaction as the change; denied and failed attempts are appended too.
-import type { CanonicalValue } from '@kluis/shared';
+import type { CanonicalValue, SignedTreeHead } from '@kluis/shared';
 import type { Tx } from '../db/db.js';
 
 export type AuditOutcome = 'success' | 'denied' | 'failed';
@@ -131,4 +131,14 @@ export interface AuditLog {
   listCheckpoints?(range: { fromSeq: number; toSeq: number; limit?: number }): Promise<AuditCheckpointRecord[]>;
   /** The server's checkpoint-signing public key (base64url). */
   readonly publicKey: string;
+  /** The Merkle tree log (docs/crypto.md §12 "Merkle tree log"): signed tree heads with size > after, oldest first. */
+  treeHeads(after: number, limit: number): Promise<SignedTreeHead[]>;
+  /** The signed tree head of `size` entries (null: none signed at that size), or the newest one without `size`. */
+  treeHead(size?: number): Promise<SignedTreeHead | null>;
+  /** Entry `seq`'s organisation and leaf hash (hex), or null when there is no such entry. */
+  leaf(seq: number): Promise<{ orgId: string | null; leafHash: string } | null>;
+  /** The audit path of entry `seq` in the tree of the first `size` entries (1 <= seq <= size), hex. */
+  inclusionProof(seq: number, size: number): Promise<string[]>;
+  /** The consistency proof between the trees of the first `from` and `to` entries (1 <= from <= to), hex. */
+  consistencyProof(from: number, to: number): Promise<string[]>;
 }

@@ -12,11 +12,14 @@
 //                  (the server writes it in the transaction that appends entry k·N, so it can never be missing);
 //   V4 age         no entry after the newest checkpoint is older than the timer interval plus a grace (the timer
 //                  signs the newest entry at every interval, and shutdown signs it too);
-//   V5 anchor      the log reaches the anchor's seq, and the entry there has the anchor's hash.
+//   V5 anchor      the log reaches the anchor's seq, and the entry there has the anchor's hash;
+//   V6 tree heads  every signed tree head of size n is signed by a trusted key and its root is the Merkle root of
+//                  entries 1..n as recomputed here (a tree head beyond the end of the log means the tail was cut).
 //
 // The first rule broken is reported (by seq) and verification stops there. Streams the tables in pages by seq
 // and keeps O(page) memory.
-import { AUDIT_GENESIS, auditChainHash, canonicalJson, verifyAuditCheckpoint, type CanonicalValue } from '@kluis/shared';
+import { AUDIT_GENESIS, auditChainHash, canonicalBytes, canonicalJson, merkleLeafHash, MerkleFrontier, toHex, verifyAuditCheckpoint, verifyAuditTreeHead, type CanonicalValue, type SignedTreeHead } from '@kluis/shared';
+import { listTreeHeads } from './merkle-store.js';
 import type { Db } from '../db/db.js';
 import { auditChainEntry, HASH_RE, rowChainFields, type AuditRow, type CheckpointRow } from './rows.js';
 import type { AuditAnchor, AuditCheckpointRecord, AuditVerifyResult } from './types.js';
@@ -59,6 +62,24 @@ function checkCheckpoint(cp: AuditCheckpointRecord, entryHash: string, trusted: 
   }
   if (cp.hash !== entryHash) return `checkpoint at ${cp.seq}: hash does not match entry ${cp.seq}`;
   return null;
+}
+
+/** Why a tree head does not verify against the recomputed root of its size (rule V6), or null. */
+function checkTreeHead(head: SignedTreeHead, root: string, trusted: ReadonlySet<string>): string | null {
+  if (!trusted.has(head.signer)) return `tree head of size ${head.size}: signed by an untrusted key ${head.signer}`;
+  try {
+    verifyAuditTreeHead(head, head.signature, head.signer);
+  } catch {
+    return `tree head of size ${head.size}: signature invalid`;
+  }
+  if (head.root !== root) return `tree head of size ${head.size}: root does not match entries 1..${head.size}`;
+  return null;
+}
+
+/** The chained entry of a stored row (lenient: checkAuditRow has refused a row this cannot read). */
+function rowEntry(row: AuditRow, seq: number): Parameters<typeof auditChainEntry>[0] {
+  const details = row.details === null ? null : (JSON.parse(row.details) as { [key: string]: CanonicalValue });
+  return auditChainEntry({ seq, ts: Number(row.ts), ...rowChainFields(row), details });
 }
 
 /** Why a row does not verify as entry `seq` after `prevHash` (rule V1), or null. */
@@ -142,6 +163,18 @@ export async function verifyAuditTrail(db: Db, p: AuditVerifyParams): Promise<Au
     return { seq: Number(row.seq), hash: row.hash, ts: Number(row.ts), signer: row.signer, signature: row.signature };
   };
 
+  // Tree heads up to endSeq (rule V6), checked against a Merkle tree recomputed from the entries as they stream by.
+  const tree = new MerkleFrontier();
+  let heads: SignedTreeHead[] = [];
+  let headAfter = 0;
+  const nextHead = async (): Promise<SignedTreeHead | null> => {
+    if (heads.length === 0) heads = (await listTreeHeads(db, headAfter, CP_PAGE)).filter((h) => h.size <= endSeq);
+    const h = heads.shift() ?? null;
+    if (h) headAfter = h.size;
+    return h;
+  };
+  let treeHead = await nextHead();
+
   let cp = await nextCheckpoint();
   if (cp && !(cp.seq >= 1)) return result({ seq: cp.seq, reason: `checkpoint at ${cp.seq}: refers to no entry` });
 
@@ -192,6 +225,13 @@ export async function verifyAuditTrail(db: Db, p: AuditVerifyParams): Promise<Au
       if (p.anchor && seq === p.anchor.seq && row.hash !== p.anchor.hash) {
         return result({ seq, reason: `entry ${seq}: differs from the entry verified ${p.anchor.verifiedAt !== undefined ? `at ${iso(p.anchor.verifiedAt)}` : 'before'} (state file): the log was rewritten` });
       }
+      // V6 after the older rules, which name what they catch more precisely.
+      tree.push(merkleLeafHash(canonicalBytes(rowEntry(row, seq))));
+      if (treeHead && treeHead.size === seq) {
+        const bad = checkTreeHead(treeHead, toHex(tree.root()), p.trusted);
+        if (bad) return result({ seq, reason: bad });
+        treeHead = await nextHead();
+      }
     }
   }
   if (cp) {
@@ -214,6 +254,11 @@ export async function verifyAuditTrail(db: Db, p: AuditVerifyParams): Promise<Au
       seq: oldUncovered.seq,
       reason: `entry ${oldUncovered.seq}: not covered by a signed checkpoint ${seconds(p.now - oldUncovered.ts)} after it was written (the newest checkpoint is at ${lastCheckpoint}; one is due within ${seconds(p.maxUncoveredAgeMs)}): entries after it may have been removed, or the server stopped without signing its last entries`,
     });
+  }
+  // V6: a tree head beyond the end of the log whose entries do not exist.
+  const [headBeyond] = await listTreeHeads(db, endSeq, 1);
+  if (headBeyond && !(await db('audit_log').select('seq').where('seq', headBeyond.size).first())) {
+    return result({ seq: headBeyond.size, reason: `tree head of size ${headBeyond.size}: entry ${headBeyond.size} is missing (the log ends at ${endSeq})` });
   }
   return result();
 }

@@ -40,3 +40,4 @@ export const hazmat = {
   randomUint32: (): number => na().randombytes_random(),
   boxSeedKeypair: (seed: Uint8Array) => na().crypto_box_seed_keypair(seed),
 } as const;
+export * from './merkle.js';
