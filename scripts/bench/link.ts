@@ -37,6 +37,7 @@ import { call, newOrg, newSpace, type User } from '../../test/helpers/api.js';
 import { newFile, version } from '../../test/helpers/files.js';
 import { DetByteStream } from '../../test/helpers/det-bytes.js';
 import { CHROMIUM, launchChromium } from '../../test/helpers/browser.js';
+import { cpuBetween, cpuSnapshot } from './lib/thread-cpu.js';
 
 const { values } = parseArgs({
   options: {
@@ -207,6 +208,15 @@ function ownChromium(): number | undefined {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** CPU seconds by group (page main thread, page workers, rest of the renderer, network process, other browser processes, server). */
+function cpuNow() {
+  const procs = [...(browserPid ? chromiumTree(browserPid).map((p) => ({ pid: p.pid, label: p.type })) : []), ...(srv?.proc.pid ? [{ pid: srv.proc.pid, label: 'server' }] : [])];
+  return cpuSnapshot(procs, (label, thread, main) => label === 'renderer'
+    ? (main ? 'page main' : /DedicatedWorker/.test(thread) ? 'page workers' : 'renderer other')
+    : label === 'network' || label === 'server' ? label : 'browser other');
+}
+const CPU_GROUPS = ['page main', 'page workers', 'renderer other', 'network', 'browser other', 'server'];
+
 // ------------------------------------------------------------------------------------------------ setup
 
 interface BenchLink { size: number; linkId: string; secret: string; url: string; chunks: [string, number][]; ciphertextBytes: number; framedBytes: number }
@@ -263,7 +273,7 @@ async function makeLink(owner: User, space: { spaceId: string; pair: k.SpaceKeyP
 
 // ------------------------------------------------------------------------------------------------ the measurements
 
-interface Measurement { mode: 'kluis' | 'plain' | 'batches'; size: number; run: number; seconds: number; mibps: number; bytes: number; requests?: number; mem: MemPeaks }
+interface Measurement { mode: 'kluis' | 'plain' | 'batches'; size: number; run: number; seconds: number; mibps: number; bytes: number; requests?: number; mem: MemPeaks; cpu: Record<string, number> }
 
 const COUNTING_PICKER = `
   globalThis.__benchBytes = 0;
@@ -301,10 +311,12 @@ async function kluisRun(link: BenchLink, run: number, profile = false): Promise<
       await cdp.send('Profiler.start');
     }
     const sampler = sampleMemory(cdp);
+    const cpu0 = cpuNow();
     const t0 = performance.now();
     await page.click('#download');
     await page.locator('#card[data-state="done"], #card[data-state^="error"]').waitFor({ timeout: 30 * 60_000 });
     const seconds = (performance.now() - t0) / 1000;
+    const cpu = cpuBetween(cpu0, cpuNow());
     const mem = await sampler.stop();
     const split = profile ? profileSplit(((await cdp.send('Profiler.stop')) as { profile: CpuProfile }).profile) : undefined;
     const state = await page.getAttribute('#card', 'data-state');
@@ -314,7 +326,7 @@ async function kluisRun(link: BenchLink, run: number, profile = false): Promise<
       return { bytes: w.__benchBytes as number, closed: w.__benchClosed as boolean, sink: w.document.body.dataset.sink as string };
     });
     if (got.bytes !== link.size || !got.closed || got.sink !== 'fs-access') throw new Error(`saved ${got.bytes} of ${link.size} bytes (closed ${got.closed}, sink ${got.sink})`);
-    return { mode: 'kluis', size: link.size, run, seconds, mibps: mib(link.size) / seconds, bytes: got.bytes, mem, ...(split ? { profile: split } : {}) };
+    return { mode: 'kluis', size: link.size, run, seconds, mibps: mib(link.size) / seconds, bytes: got.bytes, mem, cpu, ...(split ? { profile: split } : {}) };
   } finally {
     await context.close();
   }
@@ -377,6 +389,7 @@ async function plainRun(link: BenchLink, run: number, mode: 'plain' | 'batches')
     const groups = mode === 'plain' ? batches(link.chunks, PLAIN_IDS, Number.MAX_SAFE_INTEGER) : batches(link.chunks, BATCH_IDS, BATCH_BYTES);
     const auth = k.toBase64Url(k.deriveLinkKeys(link.secret, null).linkAuth);
     const sampler = sampleMemory(cdp);
+    const cpu0 = cpuNow();
     const t0 = performance.now();
     const got = await page.evaluate(async ({ linkId, auth, groups }) => {
       const base = `/api/v1/public/links/${linkId}`;
@@ -398,10 +411,11 @@ async function plainRun(link: BenchLink, run: number, mode: 'plain' | 'batches')
       return bytes;
     }, { linkId: link.linkId, auth, groups });
     const seconds = (performance.now() - t0) / 1000;
+    const cpu = cpuBetween(cpu0, cpuNow());
     const mem = await sampler.stop();
     if (got !== link.framedBytes) throw new Error(`plain download got ${got} of ${link.framedBytes} framed bytes`);
     // MiB/s of the file's size, like the link page's figure (the framed ciphertext is 0.01 % larger).
-    return { mode, size: link.size, run, seconds, mibps: mib(link.size) / seconds, bytes: got, requests: groups.length, mem };
+    return { mode, size: link.size, run, seconds, mibps: mib(link.size) / seconds, bytes: got, requests: groups.length, mem, cpu };
   } finally {
     await context.close();
   }
@@ -436,10 +450,12 @@ try {
     for (let run = 1; run <= RUNS; run++) {
       // Alternate the order so that a drift in the machine's load does not favour one side.
       const order: Measurement['mode'][] = run % 2 ? ['plain', 'kluis', 'batches'] : ['kluis', 'plain', 'batches'];
+      const perGiB = (seconds = 0) => ((seconds * 1024) / mib(size)).toFixed(1);
       for (const mode of order) {
         const m = mode === 'kluis' ? await kluisRun(link, run) : await plainRun(link, run, mode);
         results.push(m);
         log(`  run ${run} ${mode.padEnd(7)} ${m.seconds.toFixed(2).padStart(7)} s ${m.mibps.toFixed(1).padStart(7)} MiB/s  renderer ${mib(m.mem.rendererRss).toFixed(0)} MiB, tree ${mib(m.mem.treeRss).toFixed(0)} MiB, JS heap ${mib(m.mem.jsHeapUsed).toFixed(1)} MiB${m.mem.backingStore !== null ? `, ArrayBuffers ${mib(m.mem.backingStore).toFixed(0)} MiB` : ''}, renderer by quarter ${m.mem.rendererRssByQuarter.map((r) => mib(r).toFixed(0)).join('/')} MiB (${m.mem.samples} samples)  load ${os.loadavg()[0]!.toFixed(2)}`);
+        log(`        CPU s per GiB: ${CPU_GROUPS.map((g) => `${g} ${perGiB(m.cpu[g])} (kernel ${perGiB(m.cpu[`${g} (kernel)`])})`).join(', ')}; all ${perGiB(CPU_GROUPS.reduce((a, g) => a + (m.cpu[g] ?? 0), 0))} over ${((m.seconds * 1024) / mib(size)).toFixed(1)} s of wall`);
       }
     }
     if (values.profile) {
