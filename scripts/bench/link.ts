@@ -481,6 +481,7 @@ const median = (xs: number[]) => {
 const of = (size: number, mode: Measurement['mode']) => results.filter((r) => r.size === size && r.mode === mode);
 const f1 = (x: number) => (Number.isFinite(x) ? x.toFixed(1) : 'n/a');
 const f0 = (x: number) => (Number.isFinite(x) ? x.toFixed(0) : 'n/a');
+const cpuPerGiB = (m: Measurement, group?: string) => ((group ? (m.cpu[group] ?? 0) : CPU_GROUPS.reduce((a, g) => a + (m.cpu[g] ?? 0), 0)) * 1024) / mib(m.size);
 const summary = SIZES.map((size) => {
   const kl = of(size, 'kluis');
   const pl = of(size, 'plain');
@@ -493,14 +494,17 @@ const summary = SIZES.map((size) => {
     kluisRendererRssMiB: mib(max(kl, (m) => m.rendererRss)), plainRendererRssMiB: mib(max(pl, (m) => m.rendererRss)),
     kluisJsHeapMiB: mib(max(kl, (m) => m.jsHeapUsed)), kluisTreeRssMiB: mib(max(kl, (m) => m.treeRss)), plainTreeRssMiB: mib(max(pl, (m) => m.treeRss)),
     kluisNetworkRssMiB: mib(max(kl, (m) => m.networkRss)),
+    // CPU seconds per GiB over every part of both sides (browser and server): on 2 shared cores the ratio follows these.
+    kluisCpuPerGiB: median(kl.map((r) => cpuPerGiB(r))), plainCpuPerGiB: median(pl.map((r) => cpuPerGiB(r))),
+    kluisPageMainCpuPerGiB: median(kl.map((r) => cpuPerGiB(r, 'page main'))), kluisWorkersCpuPerGiB: median(kl.map((r) => cpuPerGiB(r, 'page workers'))),
   };
 });
 console.log([
-  '| file | Kluis link page MiB/s | plain MiB/s | ratio | page batches MiB/s | Kluis peak renderer RSS MiB | plain peak renderer RSS MiB | Kluis peak JS heap MiB | Kluis peak browser tree RSS MiB |',
-  '|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
-  ...summary.map((s) => `| ${s.sizeMiB} MiB | ${f1(s.kluisMiBs)} | ${f1(s.plainMiBs)} | ${s.ratio.toFixed(2)} | ${f1(s.batchesMiBs)} | ${f0(s.kluisRendererRssMiB)} | ${f0(s.plainRendererRssMiB)} | ${f1(s.kluisJsHeapMiB)} | ${f0(s.kluisTreeRssMiB)} |`),
+  '| file | Kluis link page MiB/s | plain MiB/s | ratio | page batches MiB/s | Kluis peak renderer RSS MiB | plain peak renderer RSS MiB | Kluis peak JS heap MiB | Kluis peak browser tree RSS MiB | Kluis CPU s/GiB (page main, workers) | plain CPU s/GiB | CPU ratio |',
+  '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+  ...summary.map((s) => `| ${s.sizeMiB} MiB | ${f1(s.kluisMiBs)} | ${f1(s.plainMiBs)} | ${s.ratio.toFixed(2)} | ${f1(s.batchesMiBs)} | ${f0(s.kluisRendererRssMiB)} | ${f0(s.plainRendererRssMiB)} | ${f1(s.kluisJsHeapMiB)} | ${f0(s.kluisTreeRssMiB)} | ${f1(s.kluisCpuPerGiB)} (${f1(s.kluisPageMainCpuPerGiB)}, ${f1(s.kluisWorkersCpuPerGiB)}) | ${f1(s.plainCpuPerGiB)} | ${(s.plainCpuPerGiB / s.kluisCpuPerGiB).toFixed(2)} |`),
 ].join('\n'));
-console.log(`(MiB/s: median of ${RUNS} run(s), MiB of the file; memory: the highest peak over the runs. plain = the link's chunk frames fetched with its token, ${PLAIN_IDS} ids per request, bodies read to the end and dropped; page batches = the same in the page's batches of ${BATCH_IDS} ids / ${mib(BATCH_BYTES)} MiB)`);
+console.log(`(MiB/s and CPU: median of ${RUNS} run(s), MiB of the file; CPU: seconds of every thread of the browser and the server per GiB, CPU ratio = plain / Kluis; memory: the highest peak over the runs. plain = the link's chunk frames fetched with its token, ${PLAIN_IDS} ids per request, bodies read to the end and dropped; page batches = the same in the page's batches of ${BATCH_IDS} ids / ${mib(BATCH_BYTES)} MiB)`);
 const speedMet = summary.every((s) => s.ratio >= 0.5);
 let memoryNote = 'one size only: run two sizes to see whether memory grows';
 let memoryMet: boolean | null = null;
