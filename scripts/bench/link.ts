@@ -19,6 +19,10 @@
 // (the highest one is "renderer RSS") and the sum over the browser's whole process tree; the page's JS heap through
 // CDP Runtime.getHeapUsage (usedSize; ArrayBuffer backing stores, where the chunks live, are outside it and show in
 // the renderer's RSS). The goal: >= 0.5x plain, and peak memory that does not grow with the file.
+// CPU, from /proc per thread (lib/thread-cpu.ts) before and after each download: seconds per GiB of the page's main
+// thread, its workers, the rest of the renderer, the network process, the other browser processes and the server
+// (kernel part apart). Browser and server share the machine's cores, so when they are all busy the speed ratio
+// follows the CPU ratio; on a loaded machine the CPU figures are steadier than the wall-clock ones.
 // Prints a table and the load average before and after, writes JSON with --json. Stops exactly the server and the
 // browser it started. Not a test.
 // --profile adds one link-page download per size under the CDP sampling profiler (not timed in the table) and prints
