@@ -19,6 +19,10 @@
 // (the highest one is "renderer RSS") and the sum over the browser's whole process tree; the page's JS heap through
 // CDP Runtime.getHeapUsage (usedSize; ArrayBuffer backing stores, where the chunks live, are outside it and show in
 // the renderer's RSS). The goal: >= 0.5x plain, and peak memory that does not grow with the file.
+// CPU, from /proc per thread (lib/thread-cpu.ts) before and after each download: seconds per GiB of the page's main
+// thread, its workers, the rest of the renderer, the network process, the other browser processes and the server
+// (kernel part apart). Browser and server share the machine's cores, so when they are all busy the speed ratio
+// follows the CPU ratio; on a loaded machine the CPU figures are steadier than the wall-clock ones.
 // Prints a table and the load average before and after, writes JSON with --json. Stops exactly the server and the
 // browser it started. Not a test.
 // --profile adds one link-page download per size under the CDP sampling profiler (not timed in the table) and prints
@@ -37,6 +41,7 @@ import { call, newOrg, newSpace, type User } from '../../test/helpers/api.js';
 import { newFile, version } from '../../test/helpers/files.js';
 import { DetByteStream } from '../../test/helpers/det-bytes.js';
 import { CHROMIUM, launchChromium } from '../../test/helpers/browser.js';
+import { cpuBetween, cpuSnapshot } from './lib/thread-cpu.js';
 
 const { values } = parseArgs({
   options: {
@@ -207,6 +212,15 @@ function ownChromium(): number | undefined {
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
+/** CPU seconds by group (page main thread, page workers, rest of the renderer, network process, other browser processes, server). */
+function cpuNow() {
+  const procs = [...(browserPid ? chromiumTree(browserPid).map((p) => ({ pid: p.pid, label: p.type })) : []), ...(srv?.proc.pid ? [{ pid: srv.proc.pid, label: 'server' }] : [])];
+  return cpuSnapshot(procs, (label, thread, main) => label === 'renderer'
+    ? (main ? 'page main' : /DedicatedWorker/.test(thread) ? 'page workers' : 'renderer other')
+    : label === 'network' || label === 'server' ? label : 'browser other');
+}
+const CPU_GROUPS = ['page main', 'page workers', 'renderer other', 'network', 'browser other', 'server'];
+
 // ------------------------------------------------------------------------------------------------ setup
 
 interface BenchLink { size: number; linkId: string; secret: string; url: string; chunks: [string, number][]; ciphertextBytes: number; framedBytes: number }
@@ -263,7 +277,7 @@ async function makeLink(owner: User, space: { spaceId: string; pair: k.SpaceKeyP
 
 // ------------------------------------------------------------------------------------------------ the measurements
 
-interface Measurement { mode: 'kluis' | 'plain' | 'batches'; size: number; run: number; seconds: number; mibps: number; bytes: number; requests?: number; mem: MemPeaks }
+interface Measurement { mode: 'kluis' | 'plain' | 'batches'; size: number; run: number; seconds: number; mibps: number; bytes: number; requests?: number; mem: MemPeaks; cpu: Record<string, number> }
 
 const COUNTING_PICKER = `
   globalThis.__benchBytes = 0;
@@ -301,10 +315,12 @@ async function kluisRun(link: BenchLink, run: number, profile = false): Promise<
       await cdp.send('Profiler.start');
     }
     const sampler = sampleMemory(cdp);
+    const cpu0 = cpuNow();
     const t0 = performance.now();
     await page.click('#download');
     await page.locator('#card[data-state="done"], #card[data-state^="error"]').waitFor({ timeout: 30 * 60_000 });
     const seconds = (performance.now() - t0) / 1000;
+    const cpu = cpuBetween(cpu0, cpuNow());
     const mem = await sampler.stop();
     const split = profile ? profileSplit(((await cdp.send('Profiler.stop')) as { profile: CpuProfile }).profile) : undefined;
     const state = await page.getAttribute('#card', 'data-state');
@@ -314,7 +330,7 @@ async function kluisRun(link: BenchLink, run: number, profile = false): Promise<
       return { bytes: w.__benchBytes as number, closed: w.__benchClosed as boolean, sink: w.document.body.dataset.sink as string };
     });
     if (got.bytes !== link.size || !got.closed || got.sink !== 'fs-access') throw new Error(`saved ${got.bytes} of ${link.size} bytes (closed ${got.closed}, sink ${got.sink})`);
-    return { mode: 'kluis', size: link.size, run, seconds, mibps: mib(link.size) / seconds, bytes: got.bytes, mem, ...(split ? { profile: split } : {}) };
+    return { mode: 'kluis', size: link.size, run, seconds, mibps: mib(link.size) / seconds, bytes: got.bytes, mem, cpu, ...(split ? { profile: split } : {}) };
   } finally {
     await context.close();
   }
@@ -377,6 +393,7 @@ async function plainRun(link: BenchLink, run: number, mode: 'plain' | 'batches')
     const groups = mode === 'plain' ? batches(link.chunks, PLAIN_IDS, Number.MAX_SAFE_INTEGER) : batches(link.chunks, BATCH_IDS, BATCH_BYTES);
     const auth = k.toBase64Url(k.deriveLinkKeys(link.secret, null).linkAuth);
     const sampler = sampleMemory(cdp);
+    const cpu0 = cpuNow();
     const t0 = performance.now();
     const got = await page.evaluate(async ({ linkId, auth, groups }) => {
       const base = `/api/v1/public/links/${linkId}`;
@@ -398,10 +415,11 @@ async function plainRun(link: BenchLink, run: number, mode: 'plain' | 'batches')
       return bytes;
     }, { linkId: link.linkId, auth, groups });
     const seconds = (performance.now() - t0) / 1000;
+    const cpu = cpuBetween(cpu0, cpuNow());
     const mem = await sampler.stop();
     if (got !== link.framedBytes) throw new Error(`plain download got ${got} of ${link.framedBytes} framed bytes`);
     // MiB/s of the file's size, like the link page's figure (the framed ciphertext is 0.01 % larger).
-    return { mode, size: link.size, run, seconds, mibps: mib(link.size) / seconds, bytes: got, requests: groups.length, mem };
+    return { mode, size: link.size, run, seconds, mibps: mib(link.size) / seconds, bytes: got, requests: groups.length, mem, cpu };
   } finally {
     await context.close();
   }
@@ -436,10 +454,12 @@ try {
     for (let run = 1; run <= RUNS; run++) {
       // Alternate the order so that a drift in the machine's load does not favour one side.
       const order: Measurement['mode'][] = run % 2 ? ['plain', 'kluis', 'batches'] : ['kluis', 'plain', 'batches'];
+      const perGiB = (seconds = 0) => ((seconds * 1024) / mib(size)).toFixed(1);
       for (const mode of order) {
         const m = mode === 'kluis' ? await kluisRun(link, run) : await plainRun(link, run, mode);
         results.push(m);
         log(`  run ${run} ${mode.padEnd(7)} ${m.seconds.toFixed(2).padStart(7)} s ${m.mibps.toFixed(1).padStart(7)} MiB/s  renderer ${mib(m.mem.rendererRss).toFixed(0)} MiB, tree ${mib(m.mem.treeRss).toFixed(0)} MiB, JS heap ${mib(m.mem.jsHeapUsed).toFixed(1)} MiB${m.mem.backingStore !== null ? `, ArrayBuffers ${mib(m.mem.backingStore).toFixed(0)} MiB` : ''}, renderer by quarter ${m.mem.rendererRssByQuarter.map((r) => mib(r).toFixed(0)).join('/')} MiB (${m.mem.samples} samples)  load ${os.loadavg()[0]!.toFixed(2)}`);
+        log(`        CPU s per GiB: ${CPU_GROUPS.map((g) => `${g} ${perGiB(m.cpu[g])} (kernel ${perGiB(m.cpu[`${g} (kernel)`])})`).join(', ')}; all ${perGiB(CPU_GROUPS.reduce((a, g) => a + (m.cpu[g] ?? 0), 0))} over ${((m.seconds * 1024) / mib(size)).toFixed(1)} s of wall`);
       }
     }
     if (values.profile) {
@@ -465,6 +485,7 @@ const median = (xs: number[]) => {
 const of = (size: number, mode: Measurement['mode']) => results.filter((r) => r.size === size && r.mode === mode);
 const f1 = (x: number) => (Number.isFinite(x) ? x.toFixed(1) : 'n/a');
 const f0 = (x: number) => (Number.isFinite(x) ? x.toFixed(0) : 'n/a');
+const cpuPerGiB = (m: Measurement, group?: string) => ((group ? (m.cpu[group] ?? 0) : CPU_GROUPS.reduce((a, g) => a + (m.cpu[g] ?? 0), 0)) * 1024) / mib(m.size);
 const summary = SIZES.map((size) => {
   const kl = of(size, 'kluis');
   const pl = of(size, 'plain');
@@ -477,14 +498,17 @@ const summary = SIZES.map((size) => {
     kluisRendererRssMiB: mib(max(kl, (m) => m.rendererRss)), plainRendererRssMiB: mib(max(pl, (m) => m.rendererRss)),
     kluisJsHeapMiB: mib(max(kl, (m) => m.jsHeapUsed)), kluisTreeRssMiB: mib(max(kl, (m) => m.treeRss)), plainTreeRssMiB: mib(max(pl, (m) => m.treeRss)),
     kluisNetworkRssMiB: mib(max(kl, (m) => m.networkRss)),
+    // CPU seconds per GiB over every part of both sides (browser and server): on 2 shared cores the ratio follows these.
+    kluisCpuPerGiB: median(kl.map((r) => cpuPerGiB(r))), plainCpuPerGiB: median(pl.map((r) => cpuPerGiB(r))),
+    kluisPageMainCpuPerGiB: median(kl.map((r) => cpuPerGiB(r, 'page main'))), kluisWorkersCpuPerGiB: median(kl.map((r) => cpuPerGiB(r, 'page workers'))),
   };
 });
 console.log([
-  '| file | Kluis link page MiB/s | plain MiB/s | ratio | page batches MiB/s | Kluis peak renderer RSS MiB | plain peak renderer RSS MiB | Kluis peak JS heap MiB | Kluis peak browser tree RSS MiB |',
-  '|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
-  ...summary.map((s) => `| ${s.sizeMiB} MiB | ${f1(s.kluisMiBs)} | ${f1(s.plainMiBs)} | ${s.ratio.toFixed(2)} | ${f1(s.batchesMiBs)} | ${f0(s.kluisRendererRssMiB)} | ${f0(s.plainRendererRssMiB)} | ${f1(s.kluisJsHeapMiB)} | ${f0(s.kluisTreeRssMiB)} |`),
+  '| file | Kluis link page MiB/s | plain MiB/s | ratio | page batches MiB/s | Kluis peak renderer RSS MiB | plain peak renderer RSS MiB | Kluis peak JS heap MiB | Kluis peak browser tree RSS MiB | Kluis CPU s/GiB (page main, workers) | plain CPU s/GiB | CPU ratio |',
+  '|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+  ...summary.map((s) => `| ${s.sizeMiB} MiB | ${f1(s.kluisMiBs)} | ${f1(s.plainMiBs)} | ${s.ratio.toFixed(2)} | ${f1(s.batchesMiBs)} | ${f0(s.kluisRendererRssMiB)} | ${f0(s.plainRendererRssMiB)} | ${f1(s.kluisJsHeapMiB)} | ${f0(s.kluisTreeRssMiB)} | ${f1(s.kluisCpuPerGiB)} (${f1(s.kluisPageMainCpuPerGiB)}, ${f1(s.kluisWorkersCpuPerGiB)}) | ${f1(s.plainCpuPerGiB)} | ${(s.plainCpuPerGiB / s.kluisCpuPerGiB).toFixed(2)} |`),
 ].join('\n'));
-console.log(`(MiB/s: median of ${RUNS} run(s), MiB of the file; memory: the highest peak over the runs. plain = the link's chunk frames fetched with its token, ${PLAIN_IDS} ids per request, bodies read to the end and dropped; page batches = the same in the page's batches of ${BATCH_IDS} ids / ${mib(BATCH_BYTES)} MiB)`);
+console.log(`(MiB/s and CPU: median of ${RUNS} run(s), MiB of the file; CPU: seconds of every thread of the browser and the server per GiB, CPU ratio = plain / Kluis; memory: the highest peak over the runs. plain = the link's chunk frames fetched with its token, ${PLAIN_IDS} ids per request, bodies read to the end and dropped; page batches = the same in the page's batches of ${BATCH_IDS} ids / ${mib(BATCH_BYTES)} MiB)`);
 const speedMet = summary.every((s) => s.ratio >= 0.5);
 let memoryNote = 'one size only: run two sizes to see whether memory grows';
 let memoryMet: boolean | null = null;

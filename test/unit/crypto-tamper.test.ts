@@ -131,17 +131,42 @@ test('wraps: forged fields, swapped signer, untrusted signer, moved wrap and wro
   expectCode(t, () => k.openFileKeyWrap(fileWrap, { ...expect, fileId: V.file.fileId }, other, trustAuthor), k.ErrorCode.WrongRecipient, 'wrong space keypair');
 });
 
-test('chunks: tampered envelopes, swapped ids and a lying id are refused', (t) => {
-  const sub = k.deriveFileSubkeys(d(V.file.fileKey));
-  const [c0, c1] = V.file.chunks;
-  attackEnvelope(t, 'chunk', d(c1.ciphertext), (c) => k.decryptChunk(sub, c1.id, c));
-  expectCode(t, () => k.decryptChunk(sub, c0.id, d(c1.ciphertext)), k.ErrorCode.DecryptFailed, 'ciphertext stored under another id');
-  expectCode(t, () => k.decryptChunk(sub, 'zz', d(c1.ciphertext)), k.ErrorCode.ChunkIdMismatch, 'malformed id');
-  const otherFile = k.deriveFileSubkeys(k.generateFileKey());
-  expectCode(t, () => k.decryptChunk(otherFile, c1.id, d(c1.ciphertext)), k.ErrorCode.DecryptFailed, 'chunk of another file');
-  // Encrypted correctly under the chunk key and the claimed id's ad, but the content is not the id's content.
-  const liar = k.hazmat.sealEnvelopeWithNonce(sub.chunkKey, k.utf8('not the content'), k.concatBytes(k.utf8('kluis/chunk/v1'), k.fromHex(c1.id)), k.hazmat.randomBytes(24), 'node');
-  expectCode(t, () => k.decryptChunk(sub, c1.id, liar), k.ErrorCode.ChunkIdMismatch, 'content does not hash to id');
+// decryptChunk and openChunkInPlace (the link page's workers) must refuse the same things with the same codes.
+const openers: [string, typeof k.decryptChunk][] = [
+  ['decryptChunk', k.decryptChunk],
+  // It writes over its input on success: each attempt gets a copy.
+  ['openChunkInPlace', (sub, id, c) => k.openChunkInPlace(sub, id, c.slice())],
+];
+for (const [name, open] of openers) {
+  test(`chunks (${name}): tampered envelopes, swapped ids and a lying id are refused`, (t) => {
+    const sub = k.deriveFileSubkeys(d(V.file.fileKey));
+    const [c0, c1] = V.file.chunks;
+    attackEnvelope(t, 'chunk', d(c1.ciphertext), (c) => open(sub, c1.id, c));
+    expectCode(t, () => open(sub, c0.id, d(c1.ciphertext)), k.ErrorCode.DecryptFailed, 'ciphertext stored under another id');
+    expectCode(t, () => open(sub, 'zz', d(c1.ciphertext)), k.ErrorCode.ChunkIdMismatch, 'malformed id');
+    const otherFile = k.deriveFileSubkeys(k.generateFileKey());
+    expectCode(t, () => open(otherFile, c1.id, d(c1.ciphertext)), k.ErrorCode.DecryptFailed, 'chunk of another file');
+    // Encrypted correctly under the chunk key and the claimed id's ad, but the content is not the id's content.
+    const liar = k.hazmat.sealEnvelopeWithNonce(sub.chunkKey, k.utf8('not the content'), k.concatBytes(k.utf8('kluis/chunk/v1'), k.fromHex(c1.id)), k.hazmat.randomBytes(24), 'node');
+    expectCode(t, () => open(sub, c1.id, liar), k.ErrorCode.ChunkIdMismatch, 'content does not hash to id');
+  });
+}
+
+test('openChunkInPlace gives decryptChunk\'s plaintext over the start of its input, for views and any chunk size in turn', (t) => {
+  const sub = k.deriveFileSubkeys(k.generateFileKey());
+  // Growing and shrinking sizes: the working area in libsodium's heap is reused and grown.
+  for (const size of [1, 1000, 600_000, 17, 2_500_000, 64 * 1024, 3]) {
+    const plain = k.hazmat.randomBytes(size);
+    const { id, ciphertext } = k.encryptChunk(sub, plain);
+    const framed = k.concatBytes(new Uint8Array(7), ciphertext, new Uint8Array(5)); // a view inside a larger buffer
+    const view = framed.subarray(7, 7 + ciphertext.length);
+    const opened = k.openChunkInPlace(sub, id, view);
+    t.deepEqual(opened, Uint8Array.from(k.decryptChunk(sub, id, ciphertext)), `size ${size}`);
+    t.is(opened.buffer, framed.buffer, `size ${size}: written over its input`);
+    t.is(opened.byteOffset, 7);
+    t.deepEqual(framed.subarray(0, 7), new Uint8Array(7), 'nothing written before the view');
+    t.deepEqual(framed.subarray(framed.length - 5), new Uint8Array(5), 'nothing written after the view');
+  }
 });
 
 test('manifests: tampered envelope, moved to another version, wrong key, untrusted signer, bad fields', (t) => {

@@ -6,6 +6,7 @@ export { setEnvelopeBackend, envelopeBackend, sealEnvelope, openEnvelope, ENVELO
 export { newId, idBytes, constantTimeEqual } from './primitives.js';
 export * from './keys.js';
 export * from './content.js';
+export { openChunkInPlace } from './chunk-open.js';
 export * from './link.js';
 export * from './link-folder.js';
 export * from './server.js';
