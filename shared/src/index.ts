@@ -15,3 +15,4 @@ export * from './api/devices.js';
 export * from './api/admin.js';
 export * from './api/requests.js';
 export * from './api/admin-console.js';
+export * from './api/incidents.js';

@@ -17,6 +17,7 @@ import { runMaintenance } from '../services/maintenance.js';
 import { withMaintenanceLock } from '../db/maintenance-lock.js';
 import { orgPolicies, setClassPolicy } from '../services/policy.js';
 import { registerDeviceCommands } from './device-commands.js';
+import { registerIncidentCommands } from './incident-commands.js';
 import { listAdmins, replaceMainAdmin } from '../services/succession.js';
 import { clearAuthenticator } from '../services/totp.js';
 
@@ -267,6 +268,7 @@ audit.command('export').description('export an organisation\'s (or the system-wi
   });
 
 registerDeviceCommands(program, { withServices, findOrg, print, setJson: (on) => { json ||= on; }, who });
+registerIncidentCommands(program, { withServices, findOrg, print, setJson: (on) => { json ||= on; }, who });
 
 try {
   await program.parseAsync(process.argv);
