@@ -2,7 +2,7 @@
 // organisation's incidents and the same acts as the console's (incidents/service.ts), audited with kluis-admin as the
 // client and no actor. Registered on the program of ./cli.ts, whose helpers it receives.
 import type { Command } from 'commander';
-import { IncidentSettingsChange, IncidentStatus, type Incident } from '@kluis/shared';
+import { IncidentSettingsChange, IncidentStatus, timeToDeadline, type Incident } from '@kluis/shared';
 import { ApiError } from '../errors.js';
 import type { OpenedServices } from '../services.js';
 import { findIncident, incidentDetail, listIncidents, loadSettings } from '../incidents/store.js';
@@ -13,10 +13,8 @@ const iso = (ms: number | null) => (ms === null ? '-' : new Date(ms).toISOString
 
 /** "71 h 59 min left", or how long ago the deadline passed. */
 export function timeLeft(deadlineAt: number, now: number): string {
-  const ms = deadlineAt - now;
-  const h = Math.floor(Math.abs(ms) / 3_600_000);
-  const m = Math.floor((Math.abs(ms) % 3_600_000) / 60_000);
-  return ms >= 0 ? `${h} h ${m} min left` : `deadline passed ${h} h ${m} min ago`;
+  const { hours, minutes, late } = timeToDeadline(deadlineAt, now);
+  return late ? `deadline passed ${hours} h ${minutes} min ago` : `${hours} h ${minutes} min left`;
 }
 
 function line(i: Incident, now: number): string {

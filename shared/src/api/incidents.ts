@@ -124,3 +124,9 @@ export const IncidentAssignRequest = z.object({ userId: Id.nullable() }).strict(
 export const IncidentNoteRequest = z.object({ text: z.string().trim().min(1).max(4000) }).strict();
 export const IncidentCloseRequest = z.object({ note: z.string().trim().min(1).max(4000).optional() }).strict();
 export const IncidentEmptyRequest = z.object({}).strict();
+
+/** Whole hours and minutes until `deadlineAt` (or since, when `late`), as the console and kluis-admin show them. */
+export function timeToDeadline(deadlineAt: number, now: number): { hours: number; minutes: number; late: boolean } {
+  const ms = deadlineAt - now;
+  return { hours: Math.floor(Math.abs(ms) / 3_600_000), minutes: Math.floor((Math.abs(ms) % 3_600_000) / 60_000), late: ms < 0 };
+}
