@@ -348,3 +348,32 @@ test.serial('a chain that fails to verify opens a very high incident in every or
     await s2.stop();
   }
 });
+
+test.serial('a bad KLUIS_SMTP_URL stops the server at start; an unreachable relay leaves the incident open and the failure in the trail', async (t) => {
+  const bad = await startServer({ KLUIS_SMTP_URL: 'http://mail.example.be' }).then(async (s) => (await s.stop(), ''), (err: Error) => err.message);
+  t.regex(bad, /configuration error: KLUIS_SMTP_URL: smtp:\/\/ or smtps:\/\/ only/);
+  // A port nothing listens on: the relay refuses the connection.
+  const closed = await startSmtpReceiver();
+  const deadUrl = closed.url;
+  await closed.close();
+  const s3 = await startServer({ KLUIS_SMTP_URL: deadUrl, KLUIS_INCIDENT_INTERVAL_MS: '200', KLUIS_INCIDENT_VERIFY_MS: '0' });
+  const db3 = await openServerDb(s3.dataDir);
+  try {
+    const o = await newOrg(s3.url, s3.dataDir, 'Gemeente Zonder Post');
+    const m = await newColleague(s3.url, o.admin);
+    t.is((await call(s3.url, 'PUT', `/api/v1/orgs/${o.orgId}/incident-settings`, { token: o.admin.token, json: { denials: 3 } })).status, 200);
+    for (let n = 0; n < 3; n++) await call(s3.url, 'GET', `/api/v1/orgs/${o.orgId}/audit`, { token: m.token });
+    let failedNotify: { details: string } | undefined;
+    for (const until = Date.now() + 30_000; !failedNotify && Date.now() < until; await new Promise((r) => setTimeout(r, 200))) {
+      failedNotify = await db3('audit_log').where({ action: 'incident.notify', outcome: 'failed', org_id: o.orgId }).first();
+    }
+    t.truthy(failedNotify, 'the failed attempt is audited');
+    t.regex(failedNotify!.details, /"code":"ECONNECTION"|"code":"ESOCKET"/);
+    const row = await db3('incidents').where({ org_id: o.orgId, rule: 'repeated_denials' }).first();
+    t.is(row.status, 'open');
+    t.is(row.notified_at, null, 'not marked sent: tried again later');
+  } finally {
+    await db3.destroy();
+    await s3.stop();
+  }
+});
