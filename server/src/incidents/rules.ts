@@ -20,12 +20,15 @@ export interface RuleMatch {
   /** the entries behind it (its timeline) */
   seqs: number[];
   details: { [key: string]: string | number | boolean | null };
+  /** only feeds an incident that is not closed (the rule did not count again); opens nothing */
+  feedOnly?: boolean;
 }
 
 /** A window of earlier entries: same organisation, the criteria given, ts >= since and seq <= upTo. */
 export interface WindowQuery {
   orgId: string;
-  actions: readonly string[];
+  /** any action when absent */
+  actions?: readonly string[];
   since: number;
   upTo: number;
   actorUserId?: string;
@@ -38,8 +41,6 @@ export interface WindowQuery {
 export interface RuleContext {
   settings(orgId: string): Promise<IncidentSettings>;
   window(q: WindowQuery): Promise<RuleEntry[]>;
-  /** actions with an outcome of `denied` by one account, any action */
-  denialsOf(orgId: string, actorUserId: string, since: number, upTo: number): Promise<RuleEntry[]>;
   roleOf(userId: string): Promise<OrgRole | null>;
   /** records the network; 'first' for a device never seen, 'known' or 'new' otherwise */
   sawNetwork(deviceId: string, network: string, ts: number): Promise<'first' | 'known' | 'new'>;
@@ -67,7 +68,7 @@ export async function evaluate(e: RuleEntry, ctx: RuleContext): Promise<RuleMatc
   const out: RuleMatch[] = [];
   const feedOrCount = async (rule: IncidentRule, subject: string, build: () => Promise<RuleMatch | null>) => {
     if (await ctx.isOpen(orgId, rule, subject)) {
-      out.push({ orgId, rule, subject, severity: 'low', seqs: [e.seq], details: {} });
+      out.push({ orgId, rule, subject, severity: 'low', seqs: [e.seq], details: {}, feedOnly: true });
       return;
     }
     const m = await build();
@@ -88,7 +89,7 @@ export async function evaluate(e: RuleEntry, ctx: RuleContext): Promise<RuleMatc
   if (e.outcome === 'denied' && e.actorUserId && e.action !== 'link.access') {
     const user = e.actorUserId;
     await feedOrCount('repeated_denials', user, async () => {
-      const rows = await ctx.denialsOf(orgId, user, e.ts - s.denialWindowMinutes * MINUTE, e.seq);
+      const rows = await ctx.window({ orgId, actorUserId: user, outcome: 'denied', since: e.ts - s.denialWindowMinutes * MINUTE, upTo: e.seq });
       if (rows.length < s.denials) return null;
       return { orgId, rule: 'repeated_denials', subject: user, severity: 'low', seqs: rows.map((r) => r.seq), details: { denials: rows.length, windowMinutes: s.denialWindowMinutes, limit: s.denials } };
     });

@@ -34,19 +34,27 @@ export function toIncident(r: IncidentRow): Incident {
   };
 }
 
-/** The organisation's thresholds: its changes over the defaults. */
-export async function loadSettings(db: Db | Tx, orgId: string): Promise<IncidentSettings> {
+/** The fields the organisation changed (a stored value that no longer parses, after a later version narrowed it, is dropped). */
+async function overrides(db: Db | Tx, orgId: string): Promise<Partial<IncidentSettings>> {
   const row = (await db('incident_settings').where({ org_id: orgId }).first('settings')) as { settings: string } | undefined;
-  if (!row) return { ...INCIDENT_DEFAULTS };
-  // A stored value that no longer parses (a field narrowed by a later version) falls back to its default.
+  if (!row) return {};
   const stored = IncidentSettings.partial().safeParse(JSON.parse(row.settings));
-  return { ...INCIDENT_DEFAULTS, ...(stored.success ? stored.data : {}) };
+  return stored.success ? stored.data : {};
 }
 
-/** Applies `change` to the organisation's thresholds; answers the new whole. */
+/** The organisation's thresholds: its changes over the defaults. */
+export async function loadSettings(db: Db | Tx, orgId: string): Promise<IncidentSettings> {
+  return { ...INCIDENT_DEFAULTS, ...(await overrides(db, orgId)) };
+}
+
+/**
+ * Applies `change` to the organisation's thresholds; answers the new whole. Only the changed fields are stored, so a
+ * default improved by a later version reaches every organisation that did not choose its own value.
+ */
 export async function saveSettings(trx: Tx, orgId: string, change: Partial<IncidentSettings>, now: number): Promise<IncidentSettings> {
-  const next = IncidentSettings.parse({ ...(await loadSettings(trx, orgId)), ...change });
-  const settings = JSON.stringify(next);
+  const chosen = { ...(await overrides(trx, orgId)), ...change };
+  const next = IncidentSettings.parse({ ...INCIDENT_DEFAULTS, ...chosen });
+  const settings = JSON.stringify(chosen);
   const exists = await trx('incident_settings').where({ org_id: orgId }).first('org_id');
   if (exists) await trx('incident_settings').where({ org_id: orgId }).update({ settings, updated_at: now });
   else await trx('incident_settings').insert({ org_id: orgId, settings, updated_at: now });
@@ -63,8 +71,9 @@ export async function openIncidentId(db: Db | Tx, orgId: string, rule: string, s
  * Feeds the not-closed incident of the match's (organisation, rule, subject) with its entries, or opens one (audited
  * as `incident.open` by the server itself). Answers the incident id and whether it is new.
  */
-export async function openOrFeed(trx: Tx, audit: AuditLog, m: RuleMatch, now: number): Promise<{ incidentId: string; opened: boolean }> {
+export async function openOrFeed(trx: Tx, audit: AuditLog, m: RuleMatch, now: number): Promise<{ incidentId: string | null; opened: boolean }> {
   const existing = await openIncidentId(trx, m.orgId, m.rule, m.subject);
+  if (!existing && m.feedOnly) return { incidentId: null, opened: false }; // closed meanwhile: the next count decides
   const incidentId = existing ?? newId();
   if (!existing) {
     await trx('incidents').insert({
