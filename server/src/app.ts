@@ -26,6 +26,7 @@ import { adminRoutes } from './routes/admins.js';
 import { requestRoutes } from './routes/requests.js';
 import { totpRoutes } from './routes/totp.js';
 import { adminViewRoutes } from './routes/admin-views.js';
+import { incidentRoutes } from './routes/incidents.js';
 import { clientAddressResolver } from './client-address.js';
 
 export interface AppOptions {
@@ -105,6 +106,7 @@ export function createApp(services: Services, options: AppOptions): Koa {
   totpRoutes(router, services, options.totpKey);
   adminRoutes(router, services);
   adminViewRoutes(router, services);
+  incidentRoutes(router, services);
   for (const mount of options.mount ?? []) mount(router, services);
 
   app.use(metrics.middleware);

@@ -10,13 +10,16 @@ import { DatabaseOpenError, openServices, type OpenedServices } from './services
 import { runMaintenance } from './services/maintenance.js';
 import { withMaintenanceLock } from './db/maintenance-lock.js';
 import { SigningKeyFileError } from './audit/signing-key.js';
+import { loadIncidentConfig, startIncidents, type IncidentConfig } from './incidents/index.js';
 
 // Everything the server creates (database, keys, blobs) is for its own user only: see data-dir.ts.
 process.umask(0o077);
 
 let config: Config;
+let incidentConfig: IncidentConfig;
 try {
   config = loadConfig();
+  incidentConfig = loadIncidentConfig(process.env, config);
 } catch (err) {
   if (err instanceof ConfigError) {
     // One line per problem: production lists everything it refuses at once (config-production.ts).
@@ -37,6 +40,8 @@ try {
   process.exit(1);
 }
 services.audit.start();
+// Rules over the audit trail open incidents and mail security advisors (incidents/).
+const incidents = startIncidents(services, incidentConfig);
 // One node owns this data directory: nothing can be in flight, so every orphan object (a crash mid-upload or
 // mid-compaction) can go now. On PostgreSQL another node may share the object store and be mid-upload: only
 // objects older than the usual grace go, and only if no other node is running maintenance (db/maintenance-lock.ts).
@@ -105,7 +110,7 @@ function shutdown(signal: string): void {
   log.info({ signal }, 'shutting down: finishing in-flight requests');
   for (const res of inFlight) if (!res.headersSent) res.setHeader('Connection', 'close');
   server.close(() => {
-    void services.close().then(() => process.exit(0), (err) => {
+    void incidents.stop().then(() => services.close()).then(() => process.exit(0), (err) => {
       log.error({ err }, 'error while closing');
       process.exit(1);
     });

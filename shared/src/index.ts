@@ -16,3 +16,4 @@ export * from './api/admin.js';
 export * from './api/requests.js';
 export * from './api/admin-console.js';
 export * from './api/audit-merkle.js';
+export * from './api/incidents.js';

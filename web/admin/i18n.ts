@@ -2,6 +2,7 @@
 // is the link page's: ../common/i18n.ts.
 import { translator, type Lang } from '../common/i18n.js';
 import { MANAGE } from './i18n-manage.js';
+import { INCIDENT_STRINGS } from './i18n-incidents.js';
 
 export { LANGS, formatBytes, formatDate, formatDateTime, formatNumber, initialLang, lang, setLang, type Lang } from '../common/i18n.js';
 
@@ -130,6 +131,7 @@ const en = {
   'spaceRole.manager': 'manager',
   'unlimited': 'no limit',
   ...MANAGE.en,
+  ...INCIDENT_STRINGS.en,
 };
 
 export type Key = keyof typeof en;
@@ -259,6 +261,7 @@ const nl: Record<Key, string> = {
   'spaceRole.manager': 'beheerder',
   'unlimited': 'geen limiet',
   ...MANAGE.nl,
+  ...INCIDENT_STRINGS.nl,
 };
 
 const fr: Record<Key, string> = {
@@ -386,6 +389,7 @@ const fr: Record<Key, string> = {
   'spaceRole.manager': 'gestionnaire',
   'unlimited': 'sans limite',
   ...MANAGE.fr,
+  ...INCIDENT_STRINGS.fr,
 };
 
 const TABLES: Record<Lang, Record<Key, string>> = { en, nl, fr };

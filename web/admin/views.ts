@@ -11,6 +11,7 @@ import { renderAudit } from './audit-view.js';
 import { devices } from './devices-view.js';
 import { domains } from './domains-view.js';
 import { people } from './people-view.js';
+import { incidents } from './incidents-view.js';
 
 export interface Me {
   userId: string;
@@ -20,12 +21,12 @@ export interface Me {
   orgName: string;
 }
 
-export type ViewName = 'people' | 'spaces' | 'links' | 'audit' | 'devices' | 'domains';
+export type ViewName = 'people' | 'spaces' | 'links' | 'audit' | 'devices' | 'domains' | 'incidents';
 
-/** The views a role may open, the first one opened after sign-in. Auditors read the audit trail and nothing else. */
+/** The views a role may open, the first one opened after sign-in. Auditors read the audit trail and incidents, nothing else. */
 export function viewsFor(role: OrgRole): ViewName[] {
-  if (role === 'main_admin' || role === 'backup_admin') return ['people', 'spaces', 'links', 'audit', 'devices', 'domains'];
-  if (role === 'auditor') return ['audit'];
+  if (role === 'main_admin' || role === 'backup_admin') return ['people', 'spaces', 'links', 'audit', 'devices', 'domains', 'incidents'];
+  if (role === 'auditor') return ['audit', 'incidents'];
   if (role === 'domain_admin') return ['people', 'devices'];
   return ['people'];
 }
@@ -116,6 +117,8 @@ export function renderView(section: HTMLElement, view: ViewName, me: Me, session
       return void run(devices(me, again));
     case 'domains':
       return void run(domains(me, again));
+    case 'incidents':
+      return void run(incidents(me));
   }
 }
 

@@ -18,6 +18,7 @@ import { withMaintenanceLock } from '../db/maintenance-lock.js';
 import { orgPolicies, setClassPolicy } from '../services/policy.js';
 import { registerDeviceCommands } from './device-commands.js';
 import { registerWitnessCommands } from './witness-commands.js';
+import { registerIncidentCommands } from './incident-commands.js';
 import { listAdmins, replaceMainAdmin } from '../services/succession.js';
 import { clearAuthenticator } from '../services/totp.js';
 
@@ -271,6 +272,7 @@ audit.command('export').description('export an organisation\'s (or the system-wi
 
 registerWitnessCommands(audit, { print, setJson: (on) => { json ||= on; } });
 registerDeviceCommands(program, { withServices, findOrg, print, setJson: (on) => { json ||= on; }, who });
+registerIncidentCommands(program, { withServices, findOrg, print, setJson: (on) => { json ||= on; }, who });
 
 try {
   await program.parseAsync(process.argv);

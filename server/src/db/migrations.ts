@@ -13,6 +13,7 @@ import { m011DeviceWipe } from './migration-011-device-wipe.js';
 import { m012Totp } from './migration-012-totp.js';
 import { m013AuditIndexes } from './migration-013-audit-indexes.js';
 import { m015AuditMerkle } from './migration-015-audit-merkle.js';
+import { m016Incidents } from './migration-016-incidents.js';
 
 interface Migration {
   name: string;
@@ -287,7 +288,7 @@ const m002: Migration = {
 };
 
 // In numeric order (a released migration keeps its place; a database records which ones it ran).
-const all: Migration[] = [m001, m002, m003Membership, m004Links, m005Policy, m006FileShares, m007FolderLinks, m008FileRequests, m010Admin, m011DeviceWipe, m012Totp, m013AuditIndexes, m015AuditMerkle];
+const all: Migration[] = [m001, m002, m003Membership, m004Links, m005Policy, m006FileShares, m007FolderLinks, m008FileRequests, m010Admin, m011DeviceWipe, m012Totp, m013AuditIndexes, m015AuditMerkle, m016Incidents];
 
 /** Knex migration source over the in-code list above. */
 export const migrations: Knex.MigrationSource<Migration> = {

@@ -1,0 +1,5 @@
+// incidents-api.test.ts on PostgreSQL (helpers/postgres.ts starts a throwaway cluster for this file).
+import { usePostgres } from '../helpers/postgres-suite.js';
+import './incidents-api.test.js';
+
+usePostgres();
