@@ -9,6 +9,7 @@ import { loadAccount } from '../../desktop/dist/account/state.js';
 import { FolderHost, folderHandlers } from '../../desktop/dist/electron/main/folders.js';
 import { dispatch } from '../../desktop/dist/electron/main/ipc.js';
 import type { Channel } from '../../desktop/dist/electron/ipc/contract.js';
+import { until } from '../helpers/desktop-app.js';
 import { converge, kluis, okJson, read, sleep, startSyncEnv, syncOnce, write, type SyncClient, type SyncEnv } from '../helpers/sync-env.js';
 
 let env: SyncEnv;
@@ -30,16 +31,6 @@ function content(dir: string, rel: string): string | null {
     return read(dir, rel).toString();
   } catch {
     return null;
-  }
-}
-
-async function until<T>(what: string, fn: () => Promise<T | null | undefined | false>, ms = 60_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
   }
 }
 

@@ -19,8 +19,14 @@ const SMALL_FILE = 4 * 1024 * 1024;
 export class RateLimiter {
   private available: number;
   private last = Date.now();
-  constructor(readonly bytesPerSecond: number) {
+  constructor(public bytesPerSecond: number) {
     this.available = bytesPerSecond;
+  }
+
+  /** A new limit from now on (the desktop app's setting); 0: none. */
+  setRate(bytesPerSecond: number): void {
+    this.bytesPerSecond = bytesPerSecond;
+    this.available = Math.min(this.available, bytesPerSecond);
   }
 
   async take(bytes: number): Promise<void> {
