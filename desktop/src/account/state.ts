@@ -215,6 +215,13 @@ function unseal(file: string, stored: z.infer<typeof SealedKeysFile>, sealer: Ke
   return { v: 1, userId: stored.userId, encPublicKey: stored.encPublicKey, signPublicKey: stored.signPublicKey, ...parseFile(SecretsJson, file, text) };
 }
 
+/** The account's public encryption key from keys.json (either form), without opening the secret keys; null when absent. */
+export function loadEncPublicKey(home: string): string | null {
+  const file = path.join(home, KEYS);
+  const text = readPrivate(file);
+  return text === null ? null : parseFile(z.object({ encPublicKey: Key32 }), file, text).encPublicKey;
+}
+
 /**
  * Saves a fresh login: keys first, then the session (whose presence means "logged in"). With a `sealer` the secret
  * keys are written sealed by it (never in clear, not even for a moment); loadAccount then needs the same sealer.
