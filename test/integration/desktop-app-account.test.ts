@@ -74,6 +74,8 @@ test.serial('sign-up: keys sealed by the keychain, the recovery key shown once a
   await again.close();
   const other = await app('signup-other', { home: a.home });
   t.like(await other.call('app:status', {}), { ok: true, value: { account: null } });
+  t.like(await other.call('account:login', { server: env.url, email, password: 'een lang wachtwoord', deviceName: 'Laptop' }), { ok: true }, 'a new login opens the account again');
+  t.like(await other.call('app:status', {}), { ok: true, value: { account: { email, recoveryKeyConfirmed: true } } });
 });
 
 test.serial('without a keychain the keys stay in a 0600 file, the app says so, and login, devices, spaces and logout work', async (t) => {

@@ -7,6 +7,7 @@ import { ErrorCode, KluisError, initCrypto } from '@kluis/shared';
 import { ApiRequestError } from '../../api/client.js';
 import { clearAccount, loadAccount, loadSession, StateError, type Account } from '../../account/state.js';
 import { ensureDeviceKey, wipeIfOrdered } from '../../account/wipe.js';
+import { logout } from '../../account/auth.js';
 import { accountClient } from '../../account/spaces.js';
 import { listShared } from '../../account/shared.js';
 import type { AppEvent, FolderStatus } from '../ipc/contract.js';
@@ -69,7 +70,10 @@ export class AppCore {
       account = loadAccount(this.o.home, this.o.protection.opener);
     } catch (err) {
       if (!(err instanceof StateError)) throw err;
-      this.o.notifier.add({ kind: 'error', scope: 'Kluis', detail: err.message });
+      // Keys the keychain no longer opens (another OS user, a reset keyring) are of no use: the session is ended
+      // and the state removed, so that a new login can open the account again (its folders are remembered by id).
+      await logout({ home: this.o.home, env: this.env }).catch(() => clearAccount(this.o.home));
+      this.o.notifier.add({ kind: 'error', scope: 'Kluis', detail: `${err.message}` });
       return;
     }
     await this.signedIn(account);
