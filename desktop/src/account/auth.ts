@@ -9,7 +9,7 @@ import {
 } from '@kluis/shared';
 import { ApiClient, ApiRequestError } from '../api/client.js';
 import { api } from '../api/endpoints.js';
-import { clearAccount, hasState, kluisHome, loadSession, saveAccount, StateError, type Session } from './state.js';
+import { clearAccount, hasState, kluisHome, loadSession, saveAccount, StateError, type KeySealer, type Session } from './state.js';
 
 export const CLI_CLIENT_NAME = 'kluis-cli/0.1.0';
 
@@ -147,6 +147,8 @@ export interface AccountResult {
 }
 
 export interface SignupOptions {
+  /** seals the secret keys at rest (the desktop app's OS keychain); default: a 0600 file */
+  sealer?: KeySealer;
   server: string;
   email: string;
   invite: string;
@@ -182,7 +184,7 @@ export async function signup(o: SignupOptions): Promise<AccountResult & { recove
       identitySig: signIdentity(keys, email), keyBundle, deviceName,
     });
     const session = sessionFrom(server, email, res);
-    saveAccount(session, keys, home);
+    saveAccount(session, keys, home, o.sealer);
     return { session, recoveryKey: formatRecoveryKey(recovery), fingerprint: fingerprint(publicIdentity(keys)), kdf };
   } finally {
     wipeBytes(masterKey, authKey, recovery, keys.encSecretKey, keys.signSecretKey);
@@ -190,6 +192,8 @@ export async function signup(o: SignupOptions): Promise<AccountResult & { recove
 }
 
 export interface LoginOptions {
+  /** seals the secret keys at rest (the desktop app's OS keychain); default: a 0600 file */
+  sealer?: KeySealer;
   server: string;
   email: string;
   password: string;
@@ -233,7 +237,7 @@ export async function login(o: LoginOptions): Promise<AccountResult> {
       throw err;
     }
     const session = sessionFrom(server, email, res);
-    saveAccount(session, keys, home);
+    saveAccount(session, keys, home, o.sealer);
     return { session, fingerprint: fingerprint(publicIdentity(keys)) };
   } finally {
     wipeBytes(masterKey, authKey, keys?.encSecretKey, keys?.signSecretKey);
@@ -276,6 +280,7 @@ export async function logout(o: { home?: string; env?: NodeJS.ProcessEnv; whenEn
 }
 
 export interface RecoverOptions {
+  sealer?: KeySealer;
   server: string;
   email: string;
   /** As typed: groups, dashes, case and 0/1/8 look-alikes are tolerated; the check digits must match. */
@@ -332,7 +337,7 @@ export async function recover(o: RecoverOptions): Promise<AccountResult> {
       throw err;
     }
     const session = sessionFrom(server, email, res);
-    saveAccount(session, keys, home);
+    saveAccount(session, keys, home, o.sealer);
     return { session, fingerprint: fingerprint(publicIdentity(keys)) };
   } finally {
     wipeBytes(recovery, masterKey, authKey, keys?.encSecretKey, keys?.signSecretKey);

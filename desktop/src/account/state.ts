@@ -54,6 +54,24 @@ const KeysFile = z.object({
   encSecretKey: Key32,
   signSeed: Key32,
 }).strict();
+/** keys.json as the desktop app writes it: the public keys in clear, the secret ones sealed by a KeySealer. */
+const SealedKeysFile = z.object({
+  v: z.literal(1),
+  userId: Id,
+  encPublicKey: Key32,
+  signPublicKey: Key32,
+  sealed: z.string().min(1),
+}).strict();
+const SecretsJson = z.object({ encSecretKey: Key32, signSeed: Key32 }).strict();
+
+/**
+ * Seals the secret keys at rest (the desktop app: Electron's safeStorage, i.e. the OS keychain; docs/desktop.md
+ * "Keys at rest"). `open` throws when the keychain cannot open what it sealed.
+ */
+export interface KeySealer {
+  seal(plain: string): Buffer;
+  open(sealed: Buffer): string;
+}
 
 /** The home directory of this client's state: $KLUIS_HOME, else ~/.kluis. */
 export function kluisHome(env: NodeJS.ProcessEnv = process.env): string {
@@ -166,14 +184,16 @@ export function loadSession(home = kluisHome(), allowOpen = false): Session | nu
   return text === null ? null : parseFile(SessionFile, file, text);
 }
 
-/** The saved session and keys; throws StateError (not_logged_in) when there are none. */
-export function loadAccount(home = kluisHome()): Account {
+/** The saved session and keys; throws StateError (not_logged_in) when there are none. `sealer`: see saveAccount. */
+export function loadAccount(home = kluisHome(), sealer?: KeySealer): Account {
   const session = loadSession(home);
   if (!session) throw new StateError(`not logged in (no session in ${home}): run kluis login or kluis signup`, 'not_logged_in');
   const file = path.join(home, KEYS);
   const text = readPrivate(file);
   if (text === null) throw new StateError(`${file} is missing: log in again (kluis logout; kluis login ...)`, 'corrupt');
-  const stored = parseFile(KeysFile, file, text);
+  const sealed = /"sealed"\s*:/.test(text);
+  if (sealed && !sealer) throw new StateError(`${file} is sealed by the desktop app's system keychain: only the Kluis app opens this home`, 'corrupt');
+  const stored = sealed && sealer ? unseal(file, parseFile(SealedKeysFile, file, text), sealer) : parseFile(KeysFile, file, text);
   if (stored.userId !== session.userId) throw new StateError(`${file} belongs to another account than ${SESSION}: log in again`, 'corrupt');
   const secrets = { encSecretKey: fromBase64Url(stored.encSecretKey), signSeed: fromBase64Url(stored.signSeed) };
   try {
@@ -185,16 +205,36 @@ export function loadAccount(home = kluisHome()): Account {
   }
 }
 
-/** Saves a fresh login: keys first, then the session (whose presence means "logged in"). */
-export function saveAccount(session: Session, keys: AccountKeys, home = kluisHome()): void {
+function unseal(file: string, stored: z.infer<typeof SealedKeysFile>, sealer: KeySealer): z.infer<typeof KeysFile> {
+  let text: string;
+  try {
+    text = sealer.open(Buffer.from(stored.sealed, 'base64'));
+  } catch {
+    throw new StateError(`${file} is sealed by the system keychain, which does not open it now (another user, or a reset keychain): log in again`, 'corrupt');
+  }
+  return { v: 1, userId: stored.userId, encPublicKey: stored.encPublicKey, signPublicKey: stored.signPublicKey, ...parseFile(SecretsJson, file, text) };
+}
+
+/** The account's public encryption key from keys.json (either form), without opening the secret keys; null when absent. */
+export function loadEncPublicKey(home: string): string | null {
+  const file = path.join(home, KEYS);
+  const text = readPrivate(file);
+  return text === null ? null : parseFile(z.object({ encPublicKey: Key32 }), file, text).encPublicKey;
+}
+
+/**
+ * Saves a fresh login: keys first, then the session (whose presence means "logged in"). With a `sealer` the secret
+ * keys are written sealed by it (never in clear, not even for a moment); loadAccount then needs the same sealer.
+ */
+export function saveAccount(session: Session, keys: AccountKeys, home = kluisHome(), sealer?: KeySealer): void {
   SessionFile.parse(session);
   ensureHome(home);
   const secrets = accountSecrets(keys);
   try {
-    writeAtomic(path.join(home, KEYS), `${JSON.stringify({
-      v: 1, userId: session.userId, encPublicKey: toBase64Url(keys.encPublicKey), signPublicKey: toBase64Url(keys.signPublicKey),
-      encSecretKey: toBase64Url(secrets.encSecretKey), signSeed: toBase64Url(secrets.signSeed),
-    })}\n`);
+    const pub = { v: 1, userId: session.userId, encPublicKey: toBase64Url(keys.encPublicKey), signPublicKey: toBase64Url(keys.signPublicKey) };
+    const secret = { encSecretKey: toBase64Url(secrets.encSecretKey), signSeed: toBase64Url(secrets.signSeed) };
+    const body = sealer ? { ...pub, sealed: sealer.seal(JSON.stringify(secret)).toString('base64') } : { ...pub, ...secret };
+    writeAtomic(path.join(home, KEYS), `${JSON.stringify(body)}\n`);
   } finally {
     wipeBytes(secrets.encSecretKey, secrets.signSeed);
   }

@@ -11,10 +11,10 @@ import path from 'node:path';
 import { z } from 'zod';
 import {
   ErrorCode, Id, MAX_WIPE_FOLDERS, MAX_WIPE_PATHS_BYTES, WipeCheckResponse, WipeReport, WipeReportRecord, Sig, deviceKeysFromSeed, initCrypto, newDeviceSeed, openWipePaths, sealWipePaths,
-  signWipeReport, toBase64Url, verifyWipeReport, type WipeFolder,
+  signWipeReport, verifyWipeReport, type WipeFolder,
 } from '@kluis/shared';
 import { ApiClient, ApiRequestError } from '../api/client.js';
-import { clearAccount, loadAccount, loadSession, parseFile, readPrivate, writeAtomic, type Account, type Session } from './state.js';
+import { clearAccount, loadEncPublicKey, loadSession, parseFile, readPrivate, writeAtomic, type Account, type Session } from './state.js';
 import { IndexDb, INDEX_FILENAME } from '../sync/index-db.js';
 import { scanFolder } from '../sync/scan.js';
 import { MARKER_NAME } from '../sync/local-paths.js';
@@ -268,11 +268,10 @@ export async function wipeIfOrdered(home: string): Promise<WipeOutcome | null> {
 async function wipe(home: string, session: Session, orderId: string): Promise<WipeOutcome> {
   await initCrypto();
   // What the report needs is read before anything is deleted: the account's public key (to seal the paths to) and
-  // the device key (to sign).
+  // the device key (to sign). The public key only: the desktop app's secret keys are sealed by the OS keychain.
   let encPublicKey: string | null = null;
   try {
-    const account = loadAccount(home);
-    encPublicKey = toBase64Url(account.keys.encPublicKey);
+    encPublicKey = loadEncPublicKey(home);
   } catch {
     // keys missing or damaged: the paths are not sealed (the counts still go)
   }

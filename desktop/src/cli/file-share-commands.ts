@@ -2,11 +2,9 @@
 // folder shared with a colleague of the same organisation, and the colleague's side. Registered by
 // ./share-commands.ts; `share revoke` there revokes these shares as well as links.
 import { Option, type Command } from 'commander';
-import { ErrorCode, KluisError } from '@kluis/shared';
 import { accountClient } from '../account/spaces.js';
-import { shareFileWith } from '../account/file-shares.js';
+import { shareSyncedFileWith } from '../account/share-file.js';
 import { downloadShared, listShared } from '../account/shared.js';
-import { fileHistory } from '../sync/remote.js';
 import { CliError, emit, safeText, table } from './io.js';
 import { human } from './sync-commands.js';
 import { openAccount, when, withSyncedFile } from './synced-file.js';
@@ -21,21 +19,10 @@ export function registerFileShareCommands(program: Command, share: Command): voi
     .argument('<email>', 'the colleague')
     .addOption(new Option('--role <role>', 'what the colleague may do with it').choices(['viewer']).default('viewer'))
     .action(async (file: string, email: string, _o, cmd: Command) => {
-      await withSyncedFile(file, 'files are shared by editors and managers of the space; you may only read it', async ({ account, client, folder, rel, fileId, sc }) => {
-        const history = await fileHistory(client, sc, fileId);
-        const head = history[0];
-        if (!head || head.version.deleted) throw new CliError(`${rel} is deleted on the server: nothing to share`);
-        if (head.manifest && head.manifest.kind !== 'file') throw new CliError(`${rel} is a folder: only files can be shared with a colleague`);
-        // Every key epoch of the file this account holds, so the colleague reads each version we can read.
-        const keys = new Map<number, Uint8Array>();
-        for (const { version } of history) {
-          const k = sc.keyFor(fileId, version.keyEpoch);
-          if (k) keys.set(version.keyEpoch, k.fileKey);
-        }
-        if (!keys.has(head.version.keyEpoch)) throw new KluisError(ErrorCode.BadKey, `no key of epoch ${head.version.keyEpoch} of ${rel} opens for you`);
-        const r = await shareFileWith(client, account, { spaceId: folder.spaceId, fileId }, email, keys);
+      await withSyncedFile(file, 'files are shared by editors and managers of the space; you may only read it', async (f) => {
+        const r = await shareSyncedFileWith(f, email);
         const what = r.created ? 'Shared' : r.added.length ? `Added key epoch(s) ${r.added.join(', ')} to the share of` : 'Already shared:';
-        emit(cmd, `${what} ${safeText(rel)} with ${safeText(r.recipientEmail)}${r.org ? ` of ${safeText(r.org.name)} (another organisation)` : ''} (share ${r.shareId}, key epochs ${r.keyEpochs.join(', ')}).`, r);
+        emit(cmd, `${what} ${safeText(f.rel)} with ${safeText(r.recipientEmail)}${r.org ? ` of ${safeText(r.org.name)} (another organisation)` : ''} (share ${r.shareId}, key epochs ${r.keyEpochs.join(', ')}).`, r);
       });
     });
 

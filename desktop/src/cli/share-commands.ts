@@ -2,17 +2,15 @@
 // ./main.ts. A link shows the current version of one file of a synced folder; the secret exists only in the printed
 // URL's fragment (account/links.ts), so a lost link cannot be printed again: make a new one.
 import { Option, type Command } from 'commander';
-import { ErrorCode, KluisError } from '@kluis/shared';
 import { kluisHome } from '../account/state.js';
 import { accountClient } from '../account/spaces.js';
-import { createLink, listLinks, parseExpiry, parseMaxDownloads, revokeLink } from '../account/links.js';
+import { listLinks, parseExpiry, parseMaxDownloads, revokeLink } from '../account/links.js';
 import { IndexDb } from '../sync/index-db.js';
-import { fileHistory } from '../sync/remote.js';
 import { CliError, emit, readStdinLines, safeText, table } from './io.js';
 import { openAccount, when, withSyncedFile } from './synced-file.js';
 import { registerFileShareCommands } from './file-share-commands.js';
 import { revokeFileShare } from '../account/file-shares.js';
-import { shareFolder } from './share-folder.js';
+import { linkToSyncedFile } from '../account/share-file.js';
 import { revokeRequest } from '../account/requests.js';
 import { registerRequestCommands, requestRows, requestTable } from './request-commands.js';
 
@@ -53,29 +51,14 @@ export function registerShareCommands(program: Command): void {
         password = line;
       }
       await withSyncedFile(file, 'links are made by editors and managers of the space; you may only read it', async (f) => {
-        const { client, db, folder, rel, fileId, sc } = f;
-        sc.open(fileId, (await db.wraps(folder.id, [fileId])).get(fileId) ?? []);
-        const head = (await fileHistory(client, sc, fileId))[0];
-        if (!head || head.version.deleted) throw new CliError(`${rel} is deleted on the server: nothing to link`);
-        if (!head.manifest) throw new KluisError(ErrorCode.BadSignature, `the current version of ${rel} was refused: ${head.refused ?? 'it does not open'}`);
-        const limits = { expiresInMs, maxDownloads, password, purpose: String(o.purpose) };
-        if (head.manifest.kind === 'dir') {
-          const r = await shareFolder(f, { versionId: head.version.versionId, keyEpoch: head.version.keyEpoch, manifest: head.manifest }, limits);
-          emit(cmd, r.link, r);
-          if (!cmd.optsWithGlobals().json) process.stderr.write(`Link ${r.linkId} to the folder ${safeText(rel)} (${r.files} file(s) as they are now): until ${when(r.expiresAt)}, ${r.maxDownloads === null ? 'no download limit' : `${r.maxDownloads} opening(s)`}${r.password ? ', password' : ''}. Anyone with the link can open these files: this is the only time it is shown.\n`);
-          return;
-        }
-        const keys = sc.keyFor(fileId, head.version.keyEpoch);
-        if (!keys) throw new KluisError(ErrorCode.BadKey, `no key of epoch ${head.version.keyEpoch} of ${rel} opens for you`);
-        const base = (await db.baseAll(folder.id)).get(rel);
-        if (base && base.versionId !== head.version.versionId) {
-          process.stderr.write(`kluis: note: the link shows the version on the server (${head.version.versionId}), not your unsynced local copy\n`);
-        }
-        const r = await createLink(client, { spaceId: folder.spaceId, fileId, versionId: head.version.versionId, fileKey: keys.fileKey, ...limits });
-        emit(cmd, r.link, r);
-        if (!cmd.optsWithGlobals().json) {
-          process.stderr.write(`Link ${r.linkId} to ${safeText(rel)}: until ${when(r.expiresAt)}, ${r.maxDownloads === null ? 'no download limit' : `${r.maxDownloads} download(s)`}${r.password ? ', password' : ''}. Anyone with the link can open the file: this is the only time it is shown.\n`);
-        }
+        const notes: string[] = [];
+        const r = await linkToSyncedFile(f, { expiresInMs, maxDownloads, password, purpose: String(o.purpose) }, notes);
+        for (const n of notes) process.stderr.write(`kluis: note: ${n}\n`);
+        const { kind, files, ...out } = r;
+        emit(cmd, r.link, kind === 'folder' ? { ...out, files } : out);
+        if (cmd.optsWithGlobals().json) return;
+        const what = kind === 'folder' ? `the folder ${safeText(f.rel)} (${files} file(s) as they are now)` : safeText(f.rel);
+        process.stderr.write(`Link ${r.linkId} to ${what}: until ${when(r.expiresAt)}, ${r.maxDownloads === null ? 'no download limit' : `${r.maxDownloads} ${kind === 'folder' ? 'opening(s)' : 'download(s)'}`}${r.password ? ', password' : ''}. Anyone with the link can open ${kind === 'folder' ? 'these files' : 'the file'}: this is the only time it is shown.\n`);
       });
     });
 

@@ -181,6 +181,11 @@ export class SyncFolder {
     this.engine.resume();
   }
 
+  /** The transfer limit in bytes per second, both ways together (0: none); applies from the next chunk. */
+  setBandwidth(bytesPerSecond: number): void {
+    this.engine.limiter.setRate(bytesPerSecond);
+  }
+
   async status(): Promise<FolderStatusView> {
     return statusOf(this.db, this.folder, process.pid);
   }

@@ -89,8 +89,12 @@ export const CHANNELS = {
   'folders:choose': { request: Empty, response: z.object({ path: z.string().nullable() }) },
 
   'conflicts:list': { request: z.object({ folderId: FolderId }).strict(), response: z.object({ conflicts: z.array(z.object({ path: RelPath, copyPath: RelPath, at: z.number().int(), otherAuthor: z.string() })) }) },
-  /** "keep this one": `keep` names the copy that stays at the path; the other goes to the version history. */
-  'conflicts:resolve': { request: z.object({ folderId: FolderId, path: RelPath, keep: z.enum(['mine', 'theirs']) }).strict(), response: Ok },
+  /**
+   * "keep this one": `keep` names the copy that stays at the path; the other goes to the version history. Added for
+   * the main-process handlers: `keep: 'both'` (the copy stays as a plain file beside it) and `copyPath` (which copy,
+   * when a path has several; optional when it has one).
+   */
+  'conflicts:resolve': { request: z.object({ folderId: FolderId, path: RelPath, keep: z.enum(['mine', 'theirs', 'both']), copyPath: RelPath.optional() }).strict(), response: Ok },
 
   'share:link': {
     request: z.object({ folderId: FolderId, path: RelPath, expiresDays: z.number().int().min(1).max(90), maxDownloads: z.number().int().min(1).max(10_000).nullable(), password: Password.nullable(), purpose: z.string().trim().min(3).max(500) }).strict(),

@@ -46,8 +46,8 @@ export class FolderHost {
   constructor(private readonly o: FolderHostOptions) {}
 
   /** Opens DIR for the space (bind + lock through the door) and starts keeping it in step. */
-  async add(dir: string, spaceId: string, spaceName: string, options: { pollMs?: number } = {}): Promise<FolderStatus> {
-    const folder = await openFolder(this.o.account, dir, { spaceId, home: this.o.home, ...(this.o.settleMs !== undefined ? { settleMs: this.o.settleMs } : {}) });
+  async add(dir: string, spaceId: string, spaceName: string, options: { pollMs?: number; bwlimit?: number } = {}): Promise<FolderStatus> {
+    const folder = await openFolder(this.o.account, dir, { spaceId, home: this.o.home, ...(this.o.settleMs !== undefined ? { settleMs: this.o.settleMs } : {}), ...(options.bwlimit ? { bwlimit: options.bwlimit } : {}) });
     const id = String(folder.folder.id);
     const h: Held = { folder, spaceName, state: 'idle', progress: null, conflicts: 0, lastSyncedAt: null, error: null };
     const changed = () => this.o.onChange?.(id);
@@ -99,6 +99,19 @@ export class FolderHost {
 
   folder(folderId: string): SyncFolder {
     return this.get(folderId).folder;
+  }
+
+  /** Stops syncing one folder (its files stay on disk) and unlocks it. */
+  async remove(folderId: string): Promise<void> {
+    const h = this.get(folderId);
+    this.held.delete(folderId);
+    await h.folder.close();
+    this.o.onChange?.(folderId);
+  }
+
+  /** Every folder's transfer limit (bytes per second, 0: none). */
+  setBandwidth(bytesPerSecond: number): void {
+    for (const h of this.held.values()) h.folder.setBandwidth(bytesPerSecond);
   }
 
   /** Stops every engine and unlocks its folder (quit, logout, wipe). */
