@@ -73,6 +73,7 @@ export async function commitBatch(ctx: SyncContext, batch: PendingCommit[]): Pro
         pending = keep;
       } else if (body.missing) {
         const missing = new Set(body.missing);
+        for (const p of pending) if (p.version.chunks.some((id) => missing.has(id))) ctx.chunksMissing.add(p.version.fileId);
         pending = pending.filter((p) => !p.version.chunks.some((id) => missing.has(id)));
       } else {
         // e.g. the key epoch changed under us: reload the space's keys and let the next pass redo it

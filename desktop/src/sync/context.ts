@@ -56,6 +56,8 @@ export class SyncContext {
   report: SyncReport;
   /** versions this engine committed (their remote rows are written at commit): not opened again when pulled */
   readonly ownCommits = new Set<string>();
+  /** files whose commit the server refused for missing chunks: their next upload sends every chunk (upload.ts) */
+  readonly chunksMissing = new Set<string>();
   private sc: SpaceCrypto | null = null;
 
   constructor(

@@ -5,7 +5,8 @@ import { commitBatch, makeVersion, type PendingCommit } from './commit.js';
 import type { Progress, SyncContext } from './context.js';
 import { isTransient, type FileKeys } from './remote.js';
 import { EMPTY_HASH, type ScanResult } from './scan.js';
-import { ChunkUploader, each, readAndEncrypt } from './transfer.js';
+import { readAndEncrypt, type ReadFile } from './read-encrypt.js';
+import { ChunkUploader, each } from './transfer.js';
 import type { LocalEntry } from './types.js';
 
 const COMMIT_BATCH = 500;
@@ -19,6 +20,16 @@ export interface UploadItem {
   parent: string | null;
   /** a move re-uploaded under a fresh key: the old path's base row goes */
   deleteBase?: string;
+}
+
+/**
+ * The chunk ids of the version `a` replaces, when the index keeps its chunk list (large files) and the server has
+ * not answered a commit of this file with missing chunks: the server holds them (read-encrypt.ts).
+ */
+async function heldChunks(ctx: SyncContext, a: UploadItem): Promise<Set<string> | undefined> {
+  if (a.fileId === null || a.parent === null || a.deleteBase !== undefined || ctx.chunksMissing.has(a.fileId)) return undefined;
+  const previous = await ctx.db.baseChunks(ctx.folder.id, a.path, a.parent);
+  return previous ? new Set(previous.map(([id]) => id)) : undefined;
 }
 
 /** Uploads `uploads` and commits them with `commits` (versions made without an upload: moves, deletions). */
@@ -72,15 +83,19 @@ export async function uploadAll(ctx: SyncContext, uploads: UploadItem[], commits
     }
     let content = { hash: EMPTY_HASH, size: 0, chunks: [] as [string, number][] };
     if (l.kind === 'file') {
+      let read: ReadFile | null;
       try {
-        content = await readAndEncrypt(ctx.abs(scan.diskPaths.get(a.path) ?? a.path), keys.subkeys, uploader, known, onRead, l.size);
+        // The scan's hash is reused when the file is still what the scan found (read-encrypt.ts, "Hash once").
+        const held = known ? await heldChunks(ctx, a) : undefined;
+        read = await readAndEncrypt(ctx.abs(scan.diskPaths.get(a.path) ?? a.path), keys.subkeys, uploader, known, { onRead, expect: l, ...(held ? { held } : {}) });
       } catch (err) {
         if (isTransient(err)) throw err;
         ctx.localFailure(a.path, err);
         return;
       }
       // Changed since the scan (still being written): not uploaded half-written; the next pass takes it.
-      if (content.hash !== l.hash || content.size !== l.size) return;
+      if (!read) return;
+      content = read;
     }
     queue.push(makeVersion(ctx, sc, keys, {
       fileId, parent: a.parent, path: a.path, kind: l.kind, size: content.size, mtimeMs: Math.trunc(l.mtimeMs), chunks: content.chunks, hash: content.hash, deleted: false,
