@@ -13,7 +13,7 @@ import { lstat, mkdir, mkdtemp, opendir, readFile, rm, utimes, writeFile } from 
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { reconcile } from '../../desktop/dist/sync/conflict.js';
+import { reconcile } from '../../desktop/dist/sync/reconcile.js';
 import { IndexDb } from '../../desktop/dist/sync/index-db.js';
 import { scanFolder } from '../../desktop/dist/sync/scan.js';
 import type { BaseEntry, LocalEntry, RemoteEntry } from '../../desktop/dist/sync/types.js';

@@ -22,7 +22,7 @@
 // buckets / repositories / spaces; the Kluis extras are measured once (the 100k restart N times).
 // Prints one table (figure x tool, with the goals) and writes bench-results/sync.json. Not a test.
 //   npm run build && npx tsx scripts/bench/sync.ts [--runs N] [--quick] [--only raw,rclone,restic,kluis]
-//       [--no-big] [--no-100k] [--samples 20]
+//       [--no-big] [--no-100k] [--samples 20] [--workloads w1,w2,w4]  (W3 comes with W1, W2's re-run with W2)
 import { spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -37,7 +37,7 @@ import {
   type SyncClient, type SyncEnv, type SyncReport,
 } from '../../test/helpers/sync-env.js';
 import { ensureDebianTool, ensureOk, runMeasured, trackPeakRss, versionOf, type Measured } from './lib/proc.js';
-import { GiB, KiB, MiB, generate, manyFiles, mixSummary, officeMix, overwriteMiddle, singleFile } from './lib/sync-workloads.js';
+import { GiB, KiB, MiB, generate, manyFiles, mixSummary, officeMix, overwriteMiddle, singleFile, type FileSpec, type Workload } from './lib/sync-workloads.js';
 
 const { values } = parseArgs({
   options: {
@@ -49,6 +49,7 @@ const { values } = parseArgs({
     '100k': { type: 'boolean' },
     'no-100k': { type: 'boolean' },
     samples: { type: 'string', default: '20' },
+    workloads: { type: 'string', default: 'w1,w2,w4' },
   },
 });
 const TOOL_NAMES = ['raw', 'rclone', 'restic', 'kluis'] as const;
@@ -57,6 +58,9 @@ const ONLY = new Set(values.only.split(',').map((s) => s.trim()).filter(Boolean)
 for (const t of ONLY) if (!(TOOL_NAMES as readonly string[]).includes(t)) throw new Error(`--only: unknown tool ${t} (${TOOL_NAMES.join(', ')})`);
 const TOOLS = TOOL_NAMES.filter((t) => ONLY.has(t));
 const RUNS = Math.max(1, Number(values.runs));
+// W3 edits W1's copy, so it runs with W1; W2's unchanged re-run runs with W2.
+const WORKLOADS = new Set(values.workloads.split(',').map((s) => s.trim()).filter(Boolean));
+for (const w of WORKLOADS) if (!['w1', 'w2', 'w4'].includes(w)) throw new Error(`--workloads: unknown workload ${w} (w1 (with w3), w2, w4)`);
 const QUICK = values.quick;
 const SIZES = QUICK
   ? { w1: 64 * MiB, w2: 1000, w4Files: 200, w4Bytes: 64 * MiB }
@@ -155,9 +159,13 @@ process.env.LOCAL_S3_MEMSTORE_BYTES ??= String(QUICK ? 3 * GiB : (BIG ? BIG_BYTE
 
 log('generating workloads...');
 let t0 = performance.now();
-const W1 = generate('w1', path.join(genDir, 'w1'), singleFile('big.bin', SIZES.w1), `one file of ${mib(SIZES.w1)} MiB`);
-const W2 = generate('w2', path.join(genDir, 'w2'), manyFiles(SIZES.w2, 4 * KiB, 100), `${SIZES.w2} files of 4 KiB in 100 folders`);
-const W4 = generate('w4', path.join(genDir, 'w4'), officeMix(SIZES.w4Files, SIZES.w4Bytes), `${SIZES.w4Files} files, office mix, ${mib(SIZES.w4Bytes)} MiB`);
+// A workload left out with --workloads is not generated (an empty stand-in) and its rows are left out of the table.
+const workload = (name: 'w1' | 'w2' | 'w4', files: () => FileSpec[], what: string): Workload => (WORKLOADS.has(name)
+  ? generate(name, path.join(genDir, name), files(), what)
+  : { name, dir: '', files: [], bytes: 0, what: 'not run' });
+const W1 = workload('w1', () => singleFile('big.bin', SIZES.w1), `one file of ${mib(SIZES.w1)} MiB`);
+const W2 = workload('w2', () => manyFiles(SIZES.w2, 4 * KiB, 100), `${SIZES.w2} files of 4 KiB in 100 folders`);
+const W4 = workload('w4', () => officeMix(SIZES.w4Files, SIZES.w4Bytes), `${SIZES.w4Files} files, office mix, ${mib(SIZES.w4Bytes)} MiB`);
 log(`  done in ${((performance.now() - t0) / 1000).toFixed(1)} s under ${genDir}`);
 
 log('starting local S3 (Ceph RGW, memstore)...');
@@ -371,19 +379,25 @@ try {
       }
       const base = path.join(workDir, `${tool}-r${run}`);
       try {
-        const w1 = path.join(base, 'w1');
-        copyTree(W1.dir, w1);
-        if (await step(tool, 'w1', run, () => t.upload(w1, 'w1'))) {
-          overwriteMiddle(path.join(w1, 'big.bin'), SIZES.w1);
-          await step(tool, 'w3', run, () => t.upload(w1, 'w1'));
+        if (WORKLOADS.has('w1')) {
+          const w1 = path.join(base, 'w1');
+          copyTree(W1.dir, w1);
+          if (await step(tool, 'w1', run, () => t.upload(w1, 'w1'))) {
+            overwriteMiddle(path.join(w1, 'big.bin'), SIZES.w1);
+            await step(tool, 'w3', run, () => t.upload(w1, 'w1'));
+          }
+          rmSync(w1, { recursive: true, force: true });
         }
-        rmSync(w1, { recursive: true, force: true });
-        const w2 = t.readsInPlace ? W2.dir : path.join(base, 'w2');
-        if (!t.readsInPlace) copyTree(W2.dir, w2);
-        if ((await step(tool, 'w2', run, () => t.upload(w2, 'w2'))) && t.rerun) await step(tool, 'w2again', run, () => t.upload(w2, 'w2'));
-        const w4 = t.readsInPlace ? W4.dir : path.join(base, 'w4');
-        if (!t.readsInPlace) copyTree(W4.dir, w4);
-        await step(tool, 'w4', run, () => t.upload(w4, 'w4'));
+        if (WORKLOADS.has('w2')) {
+          const w2 = t.readsInPlace ? W2.dir : path.join(base, 'w2');
+          if (!t.readsInPlace) copyTree(W2.dir, w2);
+          if ((await step(tool, 'w2', run, () => t.upload(w2, 'w2'))) && t.rerun) await step(tool, 'w2again', run, () => t.upload(w2, 'w2'));
+        }
+        if (WORKLOADS.has('w4')) {
+          const w4 = t.readsInPlace ? W4.dir : path.join(base, 'w4');
+          if (!t.readsInPlace) copyTree(W4.dir, w4);
+          await step(tool, 'w4', run, () => t.upload(w4, 'w4'));
+        }
       } finally {
         await t.cleanup().catch((err) => fail(tool, 'cleanup', err, run));
         rmSync(base, { recursive: true, force: true });
@@ -509,6 +523,7 @@ const fig = {
   w2FilesPerSecond: (t: ToolName) => SIZES.w2 / med(t, 'w2', (r) => r.seconds),
   w2Again: (t: ToolName) => med(t, 'w2again', (r) => r.seconds),
   w3Sent: (t: ToolName) => med(t, 'w3', (r) => r.bytesUploaded),
+  w3Seconds: (t: ToolName) => med(t, 'w3', (r) => r.seconds),
   w3OtherDownloaded: (t: ToolName) => med(t, 'w3', (r) => r.otherDownloaded ?? null),
   w4MiBs: (t: ToolName) => mib(W4.bytes) / med(t, 'w4', (r) => r.seconds),
   rss: (t: ToolName) => Math.max(...(['w1', 'w3', 'w2', 'w2again', 'w4'] as Step[]).map((s) => med(t, s, (r) => r.peakRss)).filter(Number.isFinite)),
@@ -523,13 +538,23 @@ const big = extras.big as { peakRss: number } | undefined;
 interface Figure { figure: string; values: Partial<Record<ToolName, number>>; digits: number; goal: string; met?: boolean }
 const k = (f: (t: ToolName) => number) => v('kluis', f);
 const figures: Figure[] = [
-  { figure: `W1 ${mib(SIZES.w1)} MiB file: MiB/s`, values: Object.fromEntries(TOOLS.map((t) => [t, fig.w1MiBs(t)])), digits: 1, goal: '>= 0.95x raw, > rclone crypt', met: k(fig.w1MiBs) >= 0.95 * raw1 && !(k(fig.w1MiBs) <= v('rclone', fig.w1MiBs)) },
-  { figure: 'W1 ratio to raw', values: Object.fromEntries(TOOLS.map((t) => [t, fig.w1MiBs(t) / raw1])), digits: 2, goal: '>= 0.95' },
-  { figure: `W2 ${SIZES.w2} x 4 KiB: files/s`, values: Object.fromEntries(TOOLS.map((t) => [t, fig.w2FilesPerSecond(t)])), digits: 0, goal: '>= 4,500, > restic', met: k(fig.w2FilesPerSecond) >= 4500 && !(k(fig.w2FilesPerSecond) <= v('restic', fig.w2FilesPerSecond)) },
-  { figure: 'W2 unchanged re-run: s', values: Object.fromEntries(TOOLS.filter((t) => t !== 'raw').map((t) => [t, fig.w2Again(t)])), digits: 2, goal: '< 0.8 s', met: k(fig.w2Again) < 0.8 },
-  { figure: 'W3 1 MiB edited in W1: MiB sent', values: Object.fromEntries(TOOLS.map((t) => [t, mib(fig.w3Sent(t))])), digits: 2, goal: '<= 2.5 MiB', met: mib(k(fig.w3Sent)) <= 2.5 },
-  ...(has('kluis') ? [{ figure: 'the other client after W3: MiB downloaded', values: { kluis: mib(fig.w3OtherDownloaded('kluis')) }, digits: 2, goal: '<= 2.5 MiB', met: mib(fig.w3OtherDownloaded('kluis')) <= 2.5 }] : []),
-  { figure: `W4 ${SIZES.w4Files} office files, ${mib(W4.bytes)} MiB: MiB/s`, values: Object.fromEntries(TOOLS.map((t) => [t, fig.w4MiBs(t)])), digits: 1, goal: '' },
+  ...(WORKLOADS.has('w1') ? [
+    { figure: `W1 ${mib(SIZES.w1)} MiB file: MiB/s`, values: Object.fromEntries(TOOLS.map((t) => [t, fig.w1MiBs(t)])), digits: 1, goal: '>= 0.95x raw, > rclone crypt', met: k(fig.w1MiBs) >= 0.95 * raw1 && !(k(fig.w1MiBs) <= v('rclone', fig.w1MiBs)) },
+    { figure: 'W1 ratio to raw', values: Object.fromEntries(TOOLS.map((t) => [t, fig.w1MiBs(t) / raw1])), digits: 2, goal: '>= 0.95' },
+  ] : []),
+  ...(WORKLOADS.has('w2') ? [
+    { figure: `W2 ${SIZES.w2} x 4 KiB: files/s`, values: Object.fromEntries(TOOLS.map((t) => [t, fig.w2FilesPerSecond(t)])), digits: 0, goal: '>= 4,500, > restic', met: k(fig.w2FilesPerSecond) >= 4500 && !(k(fig.w2FilesPerSecond) <= v('restic', fig.w2FilesPerSecond)) },
+    { figure: 'W2 unchanged re-run: s', values: Object.fromEntries(TOOLS.filter((t) => t !== 'raw').map((t) => [t, fig.w2Again(t)])), digits: 2, goal: '< 0.8 s', met: k(fig.w2Again) < 0.8 },
+  ] : []),
+  ...(WORKLOADS.has('w1') ? [
+    { figure: 'W3 1 MiB edited in W1: MiB sent', values: Object.fromEntries(TOOLS.map((t) => [t, mib(fig.w3Sent(t))])), digits: 2, goal: '<= 2.5 MiB', met: mib(k(fig.w3Sent)) <= 2.5 },
+    { figure: 'W3 wall time: s', values: Object.fromEntries(TOOLS.map((t) => [t, fig.w3Seconds(t)])), digits: 2, goal: '< 3 s', met: k(fig.w3Seconds) < 3 },
+    { figure: 'W3 wall time ratio to raw', values: Object.fromEntries(TOOLS.map((t) => [t, fig.w3Seconds(t) / v('raw', fig.w3Seconds)])), digits: 2, goal: '' },
+    ...(has('kluis') ? [{ figure: 'the other client after W3: MiB downloaded', values: { kluis: mib(fig.w3OtherDownloaded('kluis')) }, digits: 2, goal: '<= 2.5 MiB', met: mib(fig.w3OtherDownloaded('kluis')) <= 2.5 }] : []),
+  ] : []),
+  ...(WORKLOADS.has('w4') ? [
+    { figure: `W4 ${SIZES.w4Files} office files, ${mib(W4.bytes)} MiB: MiB/s`, values: Object.fromEntries(TOOLS.map((t) => [t, fig.w4MiBs(t)])), digits: 1, goal: '' },
+  ] : []),
   { figure: 'client peak RSS W1-W4: MB', values: Object.fromEntries(TOOLS.map((t) => [t, fig.rss(t) / MB])), digits: 0, goal: '' },
 ];
 if (big) figures.push({ figure: 'peak RSS syncing one 4 GiB file: MB', values: { kluis: big.peakRss / MB }, digits: 0, goal: '< 150 MB', met: big.peakRss / MB < 150 });

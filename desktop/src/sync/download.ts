@@ -1,8 +1,8 @@
-// The downloads of one pass (moved out of engine.ts): folders are created; files up to SMALL_DOWNLOAD bytes come in
+// The downloads of one pass (act.ts): folders are created; files up to SMALL_DOWNLOAD bytes come in
 // shared framed batches; larger ones stream in windows (transfer.ts fileContent). Every file goes through
 // writeFileAtomic: a temp file beside the target, checked against the signed manifest's size and hash, fsynced,
 // renamed over the target only if the target is still what the scan saw. The engine journals the pass's writes
-// before calling this, so a kill at any point loses and duplicates nothing (engine.ts, "Crash safety").
+// before calling this, so a kill at any point loses and duplicates nothing (engine.ts, "Crash safety"; journal.ts).
 //
 // Delta download. A new version of a large file mostly repeats the version the local copy holds, under the same
 // file key, so with the same keyed chunk ids. The index keeps the chunk list of every large synced version
@@ -15,7 +15,7 @@ import { lstat } from 'node:fs/promises';
 import path from 'node:path';
 import type { ApiClient } from '../api/client.js';
 import { mkdirInside, writeFileAtomic, type LocalFacts } from './atomic-write.js';
-import type { Progress } from './engine.js';
+import type { Progress } from './context.js';
 import type { FolderRecord, IndexDb } from './index-db.js';
 import { LocalFsError } from './local-paths.js';
 import type { FileKeys } from './remote.js';

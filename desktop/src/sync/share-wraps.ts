@@ -2,7 +2,6 @@
 // (the first version of a file under a new key epoch), it seals that key to the recipient of each active share of
 // the file, so the colleague keeps reading new versions. Best effort, after the commit: a failure is reported as a
 // warning and leaves the share on its older epochs until this runs again or someone re-runs `kluis share file`.
-import type { EventEmitter } from 'node:events';
 import type { ApiClient } from '../api/client.js';
 import { addShareWraps } from '../account/file-shares.js';
 import type { Account } from '../account/state.js';
@@ -12,7 +11,7 @@ import type { SpaceCrypto } from './remote.js';
  * `fresh`: the files whose commit just carried a new key, with its epoch. A file's key of epoch 1 is its first
  * key: no share can exist before it, so those are skipped without asking the server.
  */
-export async function shareFreshKeys(engine: EventEmitter & { client: ApiClient; account: Account }, sc: SpaceCrypto, fresh: { fileId: string; keyEpoch: number }[]): Promise<void> {
+export async function shareFreshKeys(engine: { client: ApiClient; account: Account; emit(event: string, ...args: unknown[]): void }, sc: SpaceCrypto, fresh: { fileId: string; keyEpoch: number }[]): Promise<void> {
   const keys = fresh.filter((f) => f.keyEpoch > 1).flatMap((f) => {
     const k = sc.keyFor(f.fileId, f.keyEpoch);
     return k ? [{ fileId: f.fileId, keyEpoch: f.keyEpoch, fileKey: k.fileKey }] : [];

@@ -1,19 +1,16 @@
-// Moving chunk ciphertexts (docs/architecture.md §3.1): a batching uploader with a bounded number of batches in flight, the
-// reading side of an upload (read -> FastCDC -> chunk id -> encrypt), a windowed downloader that can take chunks
+// Moving chunk ciphertexts (docs/architecture.md §3.1): a batching uploader with a bounded number of batches in flight
+// (the reading side of an upload is read-encrypt.ts), a windowed downloader that can take chunks
 // from a local copy of an earlier version instead (delta download, each such chunk verified), and a bandwidth limit.
 //
 // Memory is bounded: the uploader holds at most `inFlight + 1` batches of `batchBytes` (default 3 + 1 of 2 MiB;
 // 8 MiB batches cost 70 MB more peak RSS on a 1 GiB file for no measurable speed),
 // a file is read in 1 MiB pieces through chunkStream (one 4 MiB window), and a download keeps two windows of
 // chunks. A 4 GiB file therefore never costs more than a few dozen MiB.
-import { closeSync, constants as fsConstants, openSync, readSync } from 'node:fs';
+import { constants as fsConstants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
-import { chunkBoundaries, chunkId, chunkStream, contentHash, decryptChunk, encryptChunk, ContentHasher, type ChunkFrame, type FileSubkeys } from '@kluis/shared';
+import { chunkId, decryptChunk, type ChunkFrame, type FileSubkeys } from '@kluis/shared';
 import type { ApiClient } from '../api/client.js';
 
-const READ_PIECE = 1024 * 1024;
-/** Files up to this size are read in one piece (one read call instead of a stream). */
-const SMALL_FILE = 4 * 1024 * 1024;
 
 /** A token bucket over bytes per second shared by uploads and downloads; 0 = unlimited. */
 export class RateLimiter {
@@ -148,133 +145,11 @@ export class ChunkUploader {
   }
 }
 
-/** Files up to this size are read with synchronous calls: four thread-pool round trips cost more than the read. */
-const SYNC_READ = 256 * 1024;
-// O_NOFOLLOW: a file swapped for a symlink since the scan is not followed.
+// O_NOFOLLOW: a local copy swapped for a symlink since the scan is not read.
 const OPEN_FLAGS = fsConstants.O_RDONLY | (fsConstants.O_NOFOLLOW ?? 0);
 
-/** The whole content of a small file, or null if it is bigger than SYNC_READ by now. */
-function readSmall(absPath: string): Uint8Array | null {
-  const fd = openSync(absPath, OPEN_FLAGS);
-  try {
-    const buf = new Uint8Array(SYNC_READ + 1);
-    let filled = 0;
-    for (;;) {
-      const n = readSync(fd, buf, filled, buf.length - filled, null);
-      if (n === 0) break;
-      filled += n;
-      if (filled === buf.length) return null;
-    }
-    return buf.subarray(0, filled);
-  } finally {
-    closeSync(fd);
-  }
-}
-
-/** The content of a file as read for an upload. */
-export interface ReadFile {
-  hash: string;
-  size: number;
-  chunks: [string, number][];
-}
-
-/**
- * Reads a file, cuts it (FastCDC), encrypts each chunk with the file's keys and hands the ciphertexts to the
- * uploader. Returns the chunk list and the whole-file hash of exactly the bytes that were read.
- */
-export async function readAndEncrypt(absPath: string, keys: FileSubkeys, uploader: ChunkUploader, known: boolean, onRead?: (bytes: number) => void, sizeHint?: number): Promise<ReadFile> {
-  if (sizeHint !== undefined && sizeHint <= SYNC_READ) {
-    const content = readSmall(absPath);
-    if (content) {
-      const chunks: [string, number][] = [];
-      let pos = 0;
-      for (const n of chunkBoundaries(content)) {
-        const piece = content.slice(pos, pos + n);
-        const { id, ciphertext } = encryptChunk(keys, piece);
-        chunks.push([id, n]);
-        await uploader.add(id, ciphertext, known);
-        pos += n;
-      }
-      onRead?.(content.length);
-      return { hash: contentHash(content), size: content.length, chunks };
-    }
-  }
-  const handle = await open(absPath, OPEN_FLAGS);
-  try {
-    const st = await handle.stat();
-    const hasher = new ContentHasher();
-    const chunks: [string, number][] = [];
-    let size = 0;
-    const take = async (piece: Uint8Array): Promise<void> => {
-      const { id, ciphertext } = encryptChunk(keys, piece);
-      chunks.push([id, piece.length]);
-      await uploader.add(id, ciphertext, known);
-    };
-    if (st.size <= SMALL_FILE) {
-      const buf = new Uint8Array(st.size + 1); // one spare byte shows growth since the stat
-      let filled = 0;
-      for (;;) {
-        const { bytesRead } = await handle.read(buf, filled, buf.length - filled, null);
-        if (bytesRead === 0) break;
-        filled += bytesRead;
-        if (filled === buf.length) break;
-      }
-      if (filled > st.size) {
-        // grew while we read: fall back to streaming the whole thing
-        return await streamed();
-      }
-      const content = buf.subarray(0, filled);
-      hasher.update(content);
-      size = filled;
-      let pos = 0;
-      for (const n of chunkBoundaries(content)) {
-        await take(content.slice(pos, pos + n));
-        pos += n;
-      }
-      onRead?.(size);
-      return { hash: hasher.digest(), size, chunks };
-    }
-    return await streamed();
-
-    async function streamed(): Promise<ReadFile> {
-      async function* pieces(): AsyncGenerator<Uint8Array> {
-        let position = 0;
-        // One buffer for the whole file: chunkStream copies each piece into its window before asking for the next.
-        const buf = new Uint8Array(READ_PIECE);
-        for (;;) {
-          const { bytesRead } = await handle.read(buf, 0, READ_PIECE, position);
-          if (bytesRead === 0) return;
-          position += bytesRead;
-          onRead?.(bytesRead);
-          yield buf.subarray(0, bytesRead);
-        }
-      }
-      return encryptStream(pieces(), keys, uploader, known);
-    }
-  } finally {
-    await handle.close();
-  }
-}
-
-/** Cuts, encrypts and queues a stream of plaintext (a file being read, or an old version being re-encrypted). */
-export async function encryptStream(source: AsyncIterable<Uint8Array>, keys: FileSubkeys, uploader: ChunkUploader, known: boolean): Promise<ReadFile> {
-  const hasher = new ContentHasher();
-  const chunks: [string, number][] = [];
-  let size = 0;
-  async function* counted(): AsyncGenerator<Uint8Array> {
-    for await (const piece of source) {
-      hasher.update(piece);
-      size += piece.length;
-      yield piece;
-    }
-  }
-  for await (const chunk of chunkStream(counted())) {
-    const { id, ciphertext } = encryptChunk(keys, chunk);
-    chunks.push([id, chunk.length]);
-    await uploader.add(id, ciphertext, known);
-  }
-  return { hash: hasher.digest(), size, chunks };
-}
+// The reading side moved to read-encrypt.ts; these stay importable from here.
+export { encryptStream, readAndEncrypt, type ReadFile } from './read-encrypt.js';
 
 /** Runs `fn` over items with at most `n` at once. */
 export async function each<T>(items: readonly T[], n: number, fn: (item: T) => Promise<void>): Promise<void> {

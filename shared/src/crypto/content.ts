@@ -28,6 +28,14 @@ export function encryptChunk(keys: FileSubkeys, plaintext: Uint8Array): { id: st
   return { id, ciphertext: sealEnvelope(keys.chunkKey, plaintext, chunkAd(id)) };
 }
 
+/**
+ * encryptChunk for a caller that has just computed `id = chunkId(keys, plaintext)` itself (to look it up before
+ * deciding to encrypt): the same envelope, without hashing the chunk twice. A wrong id makes a chunk no one opens.
+ */
+export function sealChunk(keys: FileSubkeys, id: string, plaintext: Uint8Array): Uint8Array {
+  return sealEnvelope(keys.chunkKey, plaintext, chunkAd(id));
+}
+
 /** Opens a chunk and checks that its plaintext hashes to `id`; throws CryptoError otherwise. */
 export function decryptChunk(keys: FileSubkeys, id: string, ciphertext: Uint8Array): Uint8Array {
   const plaintext = openEnvelope(keys.chunkKey, ciphertext, chunkAd(id));

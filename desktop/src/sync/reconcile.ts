@@ -99,7 +99,7 @@ export function conflictName(relPath: string, device: string, date: Date, exists
 
 /**
  * `name (<tag>).ext` beside `relPath`, with ` 2`, ` 3`... inside the parentheses while `exists` says the name is taken;
- * conflict copies and renamed file-request uploads (`name (upload <YYYY-MM-DD HHmm>).ext`, sync/engine.ts).
+ * conflict copies and renamed file-request uploads (`name (upload <YYYY-MM-DD HHmm>).ext`, sync/pull.ts).
  */
 export function taggedName(relPath: string, tag: string, exists: (path: string) => boolean = () => false): string {
   const slash = relPath.lastIndexOf('/');

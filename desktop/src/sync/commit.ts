@@ -1,0 +1,106 @@
+// Making and committing versions (docs/architecture.md §4): a version is a signed, sealed manifest; commits go in
+// batches, journalled first (journal.ts), and what the server answers becomes the index's base and remote rows.
+import { newId, sealManifest, toBase64Url, type CommitVersion, type FileKeyWrap, type Manifest } from '@kluis/shared';
+import { ApiRequestError } from '../api/client.js';
+import type { LocalFacts } from './atomic-write.js';
+import type { SyncContext } from './context.js';
+import { baseOf } from './download.js';
+import { journalCommit } from './journal.js';
+import type { FileKeys, SpaceCrypto } from './remote.js';
+import { shareFreshKeys } from './share-wraps.js';
+import type { BaseEntry, LocalEntry, RemoteEntry } from './types.js';
+
+/** A version ready to commit, with the index changes it makes once committed. */
+export interface PendingCommit {
+  version: CommitVersion;
+  /** index changes once committed (the remote entry's seq is filled in from the answer) */
+  putBase?: BaseEntry;
+  deleteBase?: string;
+  remote: RemoteEntry;
+  wrap?: FileKeyWrap;
+  kind: 'upload' | 'delete' | 'move';
+}
+
+/** A signed, sealed version ready to commit. */
+export function makeVersion(
+  ctx: SyncContext, sc: SpaceCrypto, keys: FileKeys, m: Omit<Manifest, 'v' | 'versionId'>, kind: PendingCommit['kind'],
+  after: { local?: LocalEntry | LocalFacts; deleteBase?: string },
+): PendingCommit {
+  const versionId = newId();
+  const manifest: Manifest = { v: 2, ...m, memberSeq: sc.memberSeq, versionId };
+  const sealed = sealManifest(manifest, keys.subkeys, ctx.account.keys);
+  const wrap = keys.pendingWrap;
+  const remote: RemoteEntry = {
+    fileId: m.fileId, versionId, seq: 0, path: m.path, kind: m.kind, size: m.size, mtimeMs: m.mtimeMs, hash: m.hash, deleted: m.deleted, chunks: m.chunks, keyEpoch: sc.keyEpoch,
+  };
+  const pc: PendingCommit = {
+    version: { fileId: m.fileId, versionId, parent: m.parent, keyEpoch: sc.keyEpoch, manifest: toBase64Url(sealed), chunks: m.chunks.map(([id]) => id), deleted: m.deleted, ...(wrap ? { fileKeyWrap: wrap } : {}) },
+    remote,
+    kind,
+    ...(wrap ? { wrap } : {}),
+    ...(after.deleteBase !== undefined ? { deleteBase: after.deleteBase } : {}),
+  };
+  if (!m.deleted && after.local) pc.putBase = baseOf(remote, after.local);
+  return pc;
+}
+
+/** Commits one batch (journalled); drops versions the server refuses as stale (the next pass reconciles them). */
+export async function commitBatch(ctx: SyncContext, batch: PendingCommit[]): Promise<void> {
+  const sc = await ctx.crypto();
+  const journalId = await journalCommit(ctx, batch.map((p) => ({
+    fileId: p.version.fileId, versionId: p.version.versionId, ...(p.putBase ? { putBase: p.putBase } : {}), ...(p.deleteBase !== undefined ? { deleteBase: p.deleteBase } : {}),
+  })));
+  let pending = batch;
+  const done: { p: PendingCommit; seq: number }[] = [];
+  for (let attempt = 0; pending.length && attempt < 5; attempt++) {
+    try {
+      const answer = await ctx.client.json<{ seq: number; versions: { fileId: string; versionId: string; seq: number }[] }>('POST', `/api/v1/spaces/${encodeURIComponent(sc.spaceId)}/commits`, { versions: pending.map((p) => p.version) });
+      const seqOf = new Map(answer.versions.map((v) => [v.versionId, v.seq]));
+      for (const p of pending) done.push({ p, seq: seqOf.get(p.version.versionId) ?? 0 });
+      pending = [];
+    } catch (err) {
+      if (!(err instanceof ApiRequestError) || err.status !== 409) throw err;
+      const body = err.body as { conflicts?: { versionId: string; reason: string; seq?: number }[]; missing?: string[] };
+      if (body.conflicts) {
+        const byVersion = new Map(body.conflicts.map((c) => [c.versionId, c]));
+        const keep: PendingCommit[] = [];
+        for (const p of pending) {
+          const c = byVersion.get(p.version.versionId);
+          if (!c) keep.push(p);
+          else if (c.reason === 'already_committed') done.push({ p, seq: c.seq ?? 0 }); // a replay after a lost answer
+          // parent_not_head: someone committed first; the next pass pulls it and reconciles (conflict copy if needed)
+        }
+        pending = keep;
+      } else if (body.missing) {
+        const missing = new Set(body.missing);
+        for (const p of pending) if (p.version.chunks.some((id) => missing.has(id))) ctx.chunksMissing.add(p.version.fileId);
+        pending = pending.filter((p) => !p.version.chunks.some((id) => missing.has(id)));
+      } else {
+        // e.g. the key epoch changed under us: reload the space's keys and let the next pass redo it
+        ctx.forgetCrypto();
+        break;
+      }
+    }
+  }
+  const putBase: BaseEntry[] = [];
+  const deleteBase: string[] = [];
+  const putRemote: RemoteEntry[] = [];
+  const putWraps: { fileId: string; keyEpoch: number; wrap: unknown }[] = [];
+  const report = ctx.report;
+  for (const { p, seq } of done) {
+    if (p.deleteBase !== undefined) deleteBase.push(p.deleteBase);
+    if (p.putBase) putBase.push(p.putBase);
+    putRemote.push({ ...p.remote, seq });
+    ctx.ownCommits.add(p.version.versionId);
+    if (p.wrap) {
+      putWraps.push({ fileId: p.version.fileId, keyEpoch: p.wrap.keyEpoch, wrap: p.wrap });
+      sc.committed(p.version.fileId, p.wrap.keyEpoch);
+    }
+    if (p.kind === 'upload') report.uploaded++;
+    else if (p.kind === 'delete') report.deletedRemote++;
+    else report.moved++;
+  }
+  await ctx.db.apply(ctx.folder.id, { deleteBase, putBase, putRemote, putWraps, journalDone: [journalId] });
+  // A fresh key after a rotation: the colleagues a file is shared with get it too (sync/share-wraps.ts).
+  await shareFreshKeys(ctx, sc, putWraps);
+}

@@ -1,0 +1,191 @@
+// The reading side of an upload: read -> FastCDC -> chunk id -> encrypt -> the uploader (transfer.ts ChunkUploader).
+// A file is read in 1 MiB pieces through chunkStream (one 4 MiB window); small files in one piece.
+//
+// Hash once (issue 22). The scan has just hashed every file it uploads (or reused the index's hash because size,
+// mtime and inode are unchanged). Reading the file again, the upload used to hash it a second time only to notice a
+// file changed since the scan. With `expect` (the scan's facts and hash), a file above SYNC_READ is not hashed again:
+// its inode, size and mtime, taken when it is opened and again after the last byte is read, must be the scan's; that
+// is the test by which the scan trusts its own hash (scan.ts hashFile) and the index a stored one. If they differ, the
+// file changed since the scan: null, and the next pass takes it. Small files are still hashed (cheaper than a stat).
+//
+// Chunks the server holds. A new version of a large file mostly repeats the version it replaces, under the same file
+// key, so with the same keyed chunk ids; the index keeps that version's chunk list (download.ts keepChunks). With
+// `held` (those ids), a chunk whose id is listed is neither encrypted nor queued: the server holds it, since it
+// accepted the version that names it. Only the new chunks are encrypted and go through the uploader (and its check
+// of the server's missing list). Should the server answer a commit with missing chunks all the same, the engine
+// uploads that file in full next time (commit.ts, upload.ts).
+import { closeSync, constants as fsConstants, openSync, readSync } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
+import { chunkBoundaries, chunkId, chunkStream, contentHash, sealChunk, ContentHasher, type FileSubkeys } from '@kluis/shared';
+import type { ChunkUploader } from './transfer.js';
+
+const READ_PIECE = 1024 * 1024;
+/** Files up to this size are read in one piece (one read call instead of a stream). */
+const SMALL_FILE = 4 * 1024 * 1024;
+/** Files up to this size are read with synchronous calls: four thread-pool round trips cost more than the read. */
+const SYNC_READ = 256 * 1024;
+// O_NOFOLLOW: a file swapped for a symlink since the scan is not followed.
+const OPEN_FLAGS = fsConstants.O_RDONLY | (fsConstants.O_NOFOLLOW ?? 0);
+
+/** The whole content of a small file, or null if it is bigger than SYNC_READ by now. */
+function readSmall(absPath: string): Uint8Array | null {
+  const fd = openSync(absPath, OPEN_FLAGS);
+  try {
+    const buf = new Uint8Array(SYNC_READ + 1);
+    let filled = 0;
+    for (;;) {
+      const n = readSync(fd, buf, filled, buf.length - filled, null);
+      if (n === 0) break;
+      filled += n;
+      if (filled === buf.length) return null;
+    }
+    return buf.subarray(0, filled);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** The content of a file as read for an upload. */
+export interface ReadFile {
+  hash: string;
+  size: number;
+  chunks: [string, number][];
+}
+
+/** What the scan found: the file's facts and the hash it computed (or trusted) for them. */
+export interface ReadExpect {
+  size: number;
+  mtimeMs: number;
+  ino: number;
+  hash: string;
+}
+
+const sameFacts = (st: { size: number; mtimeMs: number; ino: number }, e: ReadExpect): boolean => st.size === e.size && st.mtimeMs === e.mtimeMs && st.ino === e.ino;
+
+/** Where the chunks of one file go: the chunk list, and the uploader for those the server does not hold. */
+class ChunkSink {
+  readonly chunks: [string, number][] = [];
+  /** plaintext bytes of chunks not sent because the server holds them */
+  heldBytes = 0;
+  constructor(private readonly keys: FileSubkeys, private readonly uploader: ChunkUploader, private readonly known: boolean, private readonly held?: ReadonlySet<string>) {}
+
+  async take(piece: Uint8Array): Promise<void> {
+    const id = chunkId(this.keys, piece);
+    this.chunks.push([id, piece.length]);
+    if (this.held?.has(id)) {
+      this.heldBytes += piece.length;
+      return;
+    }
+    await this.uploader.add(id, sealChunk(this.keys, id, piece), this.known);
+  }
+
+  /** Cuts a piece of content in memory (a whole small file). */
+  async cut(content: Uint8Array): Promise<void> {
+    let pos = 0;
+    for (const n of chunkBoundaries(content)) {
+      await this.take(content.slice(pos, pos + n));
+      pos += n;
+    }
+  }
+
+  /** Cuts a stream of content (FastCDC over a window), hashing it with `hasher`; returns its size. */
+  async cutStream(source: AsyncIterable<Uint8Array>, hasher: ContentHasher | null): Promise<number> {
+    let size = 0;
+    async function* counted(): AsyncGenerator<Uint8Array> {
+      for await (const piece of source) {
+        hasher?.update(piece);
+        size += piece.length;
+        yield piece;
+      }
+    }
+    for await (const chunk of chunkStream(counted())) await this.take(chunk);
+    return size;
+  }
+}
+
+export interface ReadOptions {
+  onRead?: (bytes: number) => void;
+  /** picks the small-file path (default: expect.size) */
+  sizeHint?: number;
+  /** what the scan found: the file must still be that (see the top) */
+  expect?: ReadExpect;
+  /** chunk ids the server holds under this file key (see the top): not encrypted, not sent */
+  held?: ReadonlySet<string>;
+}
+
+/**
+ * Reads a file, cuts it (FastCDC), encrypts each chunk with the file's keys and hands the ciphertexts to the
+ * uploader. Returns the chunk list and the whole-file hash of the bytes that were read. With `expect`, the file
+ * must be what the scan found (see the top): null if it changed since.
+ */
+export async function readAndEncrypt(absPath: string, keys: FileSubkeys, uploader: ChunkUploader, known: boolean, options: ReadOptions = {}): Promise<(ReadFile & { heldBytes: number }) | null> {
+  const { onRead, expect } = options;
+  const sizeHint = options.sizeHint ?? expect?.size;
+  const sink = new ChunkSink(keys, uploader, known, options.held);
+  if (sizeHint !== undefined && sizeHint <= SYNC_READ) {
+    const content = readSmall(absPath);
+    if (content) {
+      await sink.cut(content);
+      onRead?.(content.length);
+      const hash = contentHash(content);
+      return expect && (hash !== expect.hash || content.length !== expect.size) ? null : { hash, size: content.length, chunks: sink.chunks, heldBytes: sink.heldBytes };
+    }
+  }
+  const handle = await open(absPath, OPEN_FLAGS);
+  try {
+    const st = await handle.stat();
+    if (expect && !sameFacts(st, expect)) return null;
+    // With `expect`, the bytes are not hashed: the facts after the read decide (see the top).
+    const hasher = expect ? null : new ContentHasher();
+    const finish = async (size: number): Promise<(ReadFile & { heldBytes: number }) | null> => {
+      const read = { size, chunks: sink.chunks, heldBytes: sink.heldBytes };
+      if (!expect) return { ...read, hash: hasher!.digest() };
+      const after = await handle.stat();
+      return size === expect.size && sameFacts(after, expect) ? { ...read, hash: expect.hash } : null;
+    };
+    if (st.size <= SMALL_FILE) {
+      const buf = new Uint8Array(st.size + 1); // one spare byte shows growth since the stat
+      let filled = 0;
+      for (;;) {
+        const { bytesRead } = await handle.read(buf, filled, buf.length - filled, null);
+        if (bytesRead === 0) break;
+        filled += bytesRead;
+        if (filled === buf.length) break;
+      }
+      if (filled > st.size) {
+        if (expect) return null; // grew since the scan
+        // grew while we read: stream the whole thing instead
+        return await finish(await sink.cutStream(pieces(handle, onRead), hasher));
+      }
+      const content = buf.subarray(0, filled);
+      hasher?.update(content);
+      await sink.cut(content);
+      onRead?.(filled);
+      return await finish(filled);
+    }
+    return await finish(await sink.cutStream(pieces(handle, onRead), hasher));
+  } finally {
+    await handle.close();
+  }
+}
+
+/** An open file from its start, in READ_PIECE pieces (one buffer: chunkStream copies each piece before the next). */
+async function* pieces(handle: FileHandle, onRead?: (bytes: number) => void): AsyncGenerator<Uint8Array> {
+  let position = 0;
+  const buf = new Uint8Array(READ_PIECE);
+  for (;;) {
+    const { bytesRead } = await handle.read(buf, 0, READ_PIECE, position);
+    if (bytesRead === 0) return;
+    position += bytesRead;
+    onRead?.(bytesRead);
+    yield buf.subarray(0, bytesRead);
+  }
+}
+
+/** Cuts, encrypts and queues a stream of plaintext (an old version being re-encrypted by a restore). */
+export async function encryptStream(source: AsyncIterable<Uint8Array>, keys: FileSubkeys, uploader: ChunkUploader, known: boolean): Promise<ReadFile> {
+  const hasher = new ContentHasher();
+  const sink = new ChunkSink(keys, uploader, known);
+  const size = await sink.cutStream(source, hasher);
+  return { hash: hasher.digest(), size, chunks: sink.chunks };
+}

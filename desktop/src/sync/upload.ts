@@ -1,0 +1,110 @@
+// The uploads of one pass: a batched, bounded pipeline (read -> FastCDC -> encrypt -> framed batch upload -> batched
+// commit). Chunks are uploaded before the commit that names them; unreferenced chunks of an interrupted upload cost
+// space only. Commits go COMMIT_BATCH versions at a time, one at a time and in order, while reading goes on.
+import { commitBatch, makeVersion, type PendingCommit } from './commit.js';
+import type { Progress, SyncContext } from './context.js';
+import { isTransient, type FileKeys } from './remote.js';
+import { EMPTY_HASH, type ScanResult } from './scan.js';
+import { readAndEncrypt, type ReadFile } from './read-encrypt.js';
+import { ChunkUploader, each } from './transfer.js';
+import type { LocalEntry } from './types.js';
+
+const COMMIT_BATCH = 500;
+const READ_CONCURRENCY = 4;
+
+/** A file to upload as a new version: of `fileId` on top of `parent`, or a new file (fileId null). */
+export interface UploadItem {
+  path: string;
+  local: LocalEntry;
+  fileId: string | null;
+  parent: string | null;
+  /** a move re-uploaded under a fresh key: the old path's base row goes */
+  deleteBase?: string;
+}
+
+/**
+ * The chunk ids of the version `a` replaces, when the index keeps its chunk list (large files) and the server has
+ * not answered a commit of this file with missing chunks: the server holds them (read-encrypt.ts).
+ */
+async function heldChunks(ctx: SyncContext, a: UploadItem): Promise<Set<string> | undefined> {
+  if (a.fileId === null || a.parent === null || a.deleteBase !== undefined || ctx.chunksMissing.has(a.fileId)) return undefined;
+  const previous = await ctx.db.baseChunks(ctx.folder.id, a.path, a.parent);
+  return previous ? new Set(previous.map(([id]) => id)) : undefined;
+}
+
+/** Uploads `uploads` and commits them with `commits` (versions made without an upload: moves, deletions). */
+export async function uploadAll(ctx: SyncContext, uploads: UploadItem[], commits: PendingCommit[], scan: ScanResult, signal?: AbortSignal): Promise<void> {
+  const sc = await ctx.crypto();
+  const uploader = new ChunkUploader(ctx.client, sc.spaceId, { limiter: ctx.limiter });
+  const total = uploads.reduce((n, a) => n + a.local.size, 0);
+  let filesDone = 0;
+  let bytesDone = 0;
+  let committing: Promise<void> = Promise.resolve();
+  const commitNow = async (batch: PendingCommit[]): Promise<void> => {
+    if (!batch.length) return;
+    await uploader.flush();
+    await commitBatch(ctx, batch);
+  };
+  const queue = commits;
+  const maybeCommit = async (): Promise<void> => {
+    if (queue.length < COMMIT_BATCH) return;
+    const batch = queue.splice(0, queue.length);
+    // one commit at a time, in order, while reading goes on
+    await committing;
+    committing = commitNow(batch);
+    await committing;
+  };
+
+  const emitProgress = (): void => {
+    ctx.emit('progress', { phase: 'uploading', filesDone, filesTotal: uploads.length, bytesDone, bytesTotal: total } satisfies Progress);
+  };
+  // Bytes count as they are read (and so, through the uploader's backpressure, about as they are sent).
+  const onRead = (bytes: number): void => {
+    bytesDone += bytes;
+    emitProgress();
+  };
+  await each(uploads, READ_CONCURRENCY, async (a) => {
+    if (signal?.aborted) return;
+    const l = a.local;
+    let keys: FileKeys;
+    let fileId: string;
+    let known = false;
+    if (a.fileId === null) {
+      ({ fileId, keys } = sc.newFile());
+    } else {
+      if (!sc.knows(a.fileId)) {
+        ctx.report.errors.push({ path: a.path, reason: 'no key of this file opens for you' });
+        return;
+      }
+      fileId = a.fileId;
+      const w = sc.writeKeys(fileId);
+      keys = w.keys;
+      known = !w.fresh;
+    }
+    let content = { hash: EMPTY_HASH, size: 0, chunks: [] as [string, number][] };
+    if (l.kind === 'file') {
+      let read: ReadFile | null;
+      try {
+        // The scan's hash is reused when the file is still what the scan found (read-encrypt.ts, "Hash once").
+        const held = known ? await heldChunks(ctx, a) : undefined;
+        read = await readAndEncrypt(ctx.abs(scan.diskPaths.get(a.path) ?? a.path), keys.subkeys, uploader, known, { onRead, expect: l, ...(held ? { held } : {}) });
+      } catch (err) {
+        if (isTransient(err)) throw err;
+        ctx.localFailure(a.path, err);
+        return;
+      }
+      // Changed since the scan (still being written): not uploaded half-written; the next pass takes it.
+      if (!read) return;
+      content = read;
+    }
+    queue.push(makeVersion(ctx, sc, keys, {
+      fileId, parent: a.parent, path: a.path, kind: l.kind, size: content.size, mtimeMs: Math.trunc(l.mtimeMs), chunks: content.chunks, hash: content.hash, deleted: false,
+    }, a.deleteBase !== undefined ? 'move' : 'upload', { local: l, ...(a.deleteBase !== undefined ? { deleteBase: a.deleteBase } : {}) }));
+    filesDone++;
+    emitProgress();
+    await maybeCommit();
+  });
+  await committing;
+  await commitNow(queue.splice(0, queue.length));
+  ctx.report.bytesUploaded += uploader.sentBytes;
+}

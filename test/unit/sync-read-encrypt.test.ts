@@ -1,0 +1,159 @@
+// Hash once (issue 22; desktop/src/sync/read-encrypt.ts): the upload reads a file the scan has just hashed, and with the
+// scan's facts it does not hash it again: the file's inode, size and mtime before and after the read decide whether
+// the scan's hash still holds. A file changed since the scan (new size, new mtime, grown, replaced) gives null, so no
+// version is made of it; small files are still hashed and compared.
+import test, { type ExecutionContext } from 'ava';
+import { appendFile, lstat, mkdtemp, rename, rm, utimes, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import * as k from '@kluis/shared';
+import { readAndEncrypt, type ReadExpect } from '../../desktop/dist/sync/read-encrypt.js';
+import { ChunkUploader } from '../../desktop/dist/sync/transfer.js';
+import type { ApiClient } from '../../desktop/dist/api/client.js';
+import { detBytes } from '../helpers/det-bytes.js';
+
+const MiB = 1024 * 1024;
+
+test.before(async () => {
+  await k.initCrypto();
+});
+
+async function tempDir(t: ExecutionContext): Promise<string> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'kluis-read-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** An uploader over a server stand-in that keeps every frame it is sent. */
+function uploader(): { up: ChunkUploader; sent: Map<string, Uint8Array> } {
+  const sent = new Map<string, Uint8Array>();
+  const client = {
+    async uploadChunks(_spaceId: string, frames: k.ChunkFrame[]) {
+      for (const f of frames) sent.set(f.id, f.ciphertext);
+    },
+    async missingChunks(_spaceId: string, ids: string[]) {
+      return ids.filter((id) => !sent.has(id));
+    },
+  } as unknown as ApiClient;
+  return { up: new ChunkUploader(client, 'space', { batchBytes: 4 * MiB }), sent };
+}
+
+/** What a scan records for `file`: its facts and the hash of `content`. */
+async function scanned(file: string, content: Uint8Array): Promise<ReadExpect> {
+  const st = await lstat(file);
+  return { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino, hash: k.contentHash(content) };
+}
+
+const keys = () => k.deriveFileSubkeys(k.generateFileKey());
+
+test('unchanged since the scan: the scan hash is taken, the chunks are the file\'s, and they decrypt to it', async (t) => {
+  const dir = await tempDir(t);
+  for (const size of [3 * MiB, 12 * MiB]) { // the in-memory path and the streamed path
+    const file = path.join(dir, `f${size}`);
+    const content = detBytes(size, size);
+    await writeFile(file, content);
+    const fk = keys();
+    const { up, sent } = uploader();
+    const read = await readAndEncrypt(file, fk, up, false, { expect: await scanned(file, content) });
+    await up.flush();
+    t.truthy(read);
+    t.is(read!.hash, k.contentHash(content));
+    t.is(read!.size, size);
+    const back = Buffer.concat(read!.chunks.map(([id]) => k.decryptChunk(fk, id, sent.get(id)!)));
+    t.true(back.equals(Buffer.from(content)));
+  }
+});
+
+test('the facts decide, not a second hash: with the scan\'s facts, the scan\'s hash is what the version names', async (t) => {
+  // This is the trust the scan itself and the index place in size + mtime + inode (scan.ts hashFile).
+  const dir = await tempDir(t);
+  const file = path.join(dir, 'f');
+  const content = detBytes(11, 6 * MiB);
+  await writeFile(file, content);
+  const expect = { ...(await scanned(file, content)), hash: 'a'.repeat(64) };
+  const { up } = uploader();
+  const read = await readAndEncrypt(file, keys(), up, false, { expect });
+  t.is(read?.hash, 'a'.repeat(64));
+});
+
+test('changed since the scan (content and mtime, size, grown while read, replaced): null, nothing to commit', async (t) => {
+  const dir = await tempDir(t);
+  const file = path.join(dir, 'f');
+  const content = detBytes(12, 6 * MiB);
+  await writeFile(file, content);
+  const before = await scanned(file, content);
+
+  // same size, new content, new mtime
+  const edited = detBytes(13, 6 * MiB);
+  await writeFile(file, edited);
+  await utimes(file, new Date(), new Date(before.mtimeMs + 5000));
+  t.is(await readAndEncrypt(file, keys(), uploader().up, false, { expect: before }), null);
+
+  // grown since the scan
+  const grown = await scanned(file, edited);
+  await appendFile(file, Buffer.alloc(10));
+  await utimes(file, new Date(), new Date(grown.mtimeMs)); // even with the mtime put back, the size tells
+  t.is(await readAndEncrypt(file, keys(), uploader().up, false, { expect: grown }), null);
+
+  // replaced by another file (another inode) with the same size and mtime
+  const other = path.join(dir, 'g');
+  const last = await readFileFacts(file);
+  await writeFile(other, Buffer.alloc(last.size, 7));
+  await utimes(other, new Date(), new Date(last.mtimeMs));
+  await rename(other, file);
+  t.is(await readAndEncrypt(file, keys(), uploader().up, false, { expect: last }), null);
+});
+
+async function readFileFacts(file: string): Promise<ReadExpect> {
+  const st = await lstat(file);
+  return { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino, hash: 'b'.repeat(64) };
+}
+
+test('small files are still hashed: a different hash with the same facts gives null', async (t) => {
+  const dir = await tempDir(t);
+  const file = path.join(dir, 'small');
+  const content = detBytes(14, 100 * 1024);
+  await writeFile(file, content);
+  const right = await scanned(file, content);
+  t.is((await readAndEncrypt(file, keys(), uploader().up, false, { expect: right }))?.hash, right.hash);
+  t.is(await readAndEncrypt(file, keys(), uploader().up, false, { expect: { ...right, hash: 'c'.repeat(64) } }), null);
+});
+
+test('without the scan\'s facts the file is hashed as it is read', async (t) => {
+  const dir = await tempDir(t);
+  const file = path.join(dir, 'f');
+  const content = detBytes(15, 9 * MiB);
+  await writeFile(file, content);
+  const read = await readAndEncrypt(file, keys(), uploader().up, false);
+  t.is(read?.hash, k.contentHash(content));
+  t.is(read?.size, content.length);
+});
+
+test('chunks the server holds (the replaced version\'s) are neither encrypted nor sent; the list still names them all', async (t) => {
+  const dir = await tempDir(t);
+  const file = path.join(dir, 'groot');
+  const v1 = detBytes(16, 24 * MiB);
+  await writeFile(file, v1);
+  const fk = keys();
+  const server = uploader();
+  const first = await readAndEncrypt(file, fk, server.up, false, { expect: await scanned(file, v1) });
+  await server.up.flush();
+  t.is(first!.heldBytes, 0);
+
+  const v2 = Buffer.from(v1);
+  Buffer.from(detBytes(17, MiB)).copy(v2, 12 * MiB);
+  await writeFile(file, v2);
+  const before = server.sent.size;
+  const next = uploader();
+  const second = await readAndEncrypt(file, fk, next.up, true, { expect: await scanned(file, v2), held: new Set(first!.chunks.map(([id]) => id)) });
+  await next.up.flush();
+  t.truthy(second);
+  const sentBytes = [...next.sent.values()].reduce((n, c) => n + c.length, 0);
+  t.true(sentBytes > 0 && sentBytes < 4 * MiB, `sent ${sentBytes}`);
+  t.true(second!.heldBytes >= 20 * MiB, `held ${second!.heldBytes}`);
+  t.is(second!.heldBytes + [...next.sent.keys()].reduce((n, id) => n + second!.chunks.find(([x]) => x === id)![1], 0), v2.length);
+  // Every chunk of the new list opens from what the server holds (the first upload's frames and the new ones).
+  const back = Buffer.concat(second!.chunks.map(([id]) => k.decryptChunk(fk, id, next.sent.get(id) ?? server.sent.get(id)!)));
+  t.true(back.equals(v2));
+  t.is(server.sent.size, before);
+});
