@@ -88,6 +88,8 @@ export interface Progress {
 const COMMIT_BATCH = 500;
 const READ_CONCURRENCY = 4;
 const MAX_CYCLES_ONCE = 30;
+/** Why local changes of a frozen space stay local (docs/admin.md "Offboarding"). */
+const FROZEN = 'this space has no manager left to renew its key (its only manager was offboarded): the server takes no new versions, so this local change stays here; copy it into another space';
 
 interface PendingCommit {
   version: CommitVersion;
@@ -518,8 +520,8 @@ export class SyncEngine extends EventEmitter {
           }
           break;
         case 'move-remote': {
-          if (!sc.canWrite) {
-            this.readOnly(a.to);
+          if (!sc.canWrite || sc.frozen) {
+            this.readOnly(sc, a.to);
             break;
           }
           busy = true;
@@ -536,8 +538,8 @@ export class SyncEngine extends EventEmitter {
           break;
         }
         case 'upload':
-          if (!sc.canWrite) {
-            this.readOnly(a.path);
+          if (!sc.canWrite || sc.frozen) {
+            this.readOnly(sc, a.path);
             break;
           }
           busy = true;
@@ -563,8 +565,8 @@ export class SyncEngine extends EventEmitter {
           localDeletes.push(a);
           break;
         case 'delete-remote': {
-          if (!sc.canWrite) {
-            this.readOnly(a.path);
+          if (!sc.canWrite || sc.frozen) {
+            this.readOnly(sc, a.path);
             break;
           }
           busy = true;
@@ -613,8 +615,8 @@ export class SyncEngine extends EventEmitter {
     return busy;
   }
 
-  private readOnly(p: string): void {
-    if (!this.report.refused.some((x) => x.path === p)) this.report.refused.push({ path: p, reason: 'you may only read this space (viewer): local changes are not uploaded' });
+  private readOnly(sc: SpaceCrypto, p: string): void {
+    if (!this.report.refused.some((x) => x.path === p)) this.report.refused.push({ path: p, reason: sc.frozen ? FROZEN : 'you may only read this space (viewer): local changes are not uploaded' });
   }
 
   private keysOrReport(r: RemoteEntry, p: string): FileKeys | null {
@@ -749,6 +751,13 @@ export class SyncEngine extends EventEmitter {
         pending = [];
       } catch (err) {
         if (!(err instanceof ApiRequestError) || err.status !== 409) throw err;
+        if (err.code === ErrorCode.SpaceFrozen) {
+          // Frozen since this engine read the space: nothing is committed, the local files stay as they are and are
+          // reported; the space is read again at the next pass (then its local changes are refused before any upload).
+          for (const p of pending) if (!this.report.refused.some((x) => x.path === p.remote.path)) this.report.refused.push({ path: p.remote.path, reason: FROZEN });
+          this.sc = null;
+          break;
+        }
         const body = err.body as { conflicts?: { versionId: string; reason: string; seq?: number }[]; missing?: string[] };
         if (body.conflicts) {
           const byVersion = new Map(body.conflicts.map((c) => [c.versionId, c]));
