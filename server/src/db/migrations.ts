@@ -12,6 +12,7 @@ import { m010Admin } from './migration-010-admin.js';
 import { m011DeviceWipe } from './migration-011-device-wipe.js';
 import { m012Totp } from './migration-012-totp.js';
 import { m013AuditIndexes } from './migration-013-audit-indexes.js';
+import { m014AuditTsSeq } from './migration-014-audit-ts-seq.js';
 
 interface Migration {
   name: string;
@@ -286,7 +287,7 @@ const m002: Migration = {
 };
 
 // In numeric order (a released migration keeps its place; a database records which ones it ran).
-const all: Migration[] = [m001, m002, m003Membership, m004Links, m005Policy, m006FileShares, m007FolderLinks, m008FileRequests, m010Admin, m011DeviceWipe, m012Totp, m013AuditIndexes];
+const all: Migration[] = [m001, m002, m003Membership, m004Links, m005Policy, m006FileShares, m007FolderLinks, m008FileRequests, m010Admin, m011DeviceWipe, m012Totp, m013AuditIndexes, m014AuditTsSeq];
 
 /** Knex migration source over the in-code list above. */
 export const migrations: Knex.MigrationSource<Migration> = {
