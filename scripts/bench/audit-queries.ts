@@ -16,6 +16,8 @@ import { parseArgs } from 'node:util';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { openDatabase } from '../../server/dist/db/db.js';
+import { SqlAuditLog, loadOrCreateServerSigningKey } from '../../server/dist/audit/log.js';
+import type { AuditFilter } from '../../server/dist/audit/types.js';
 import { databaseEnv, repoRoot, startServer } from '../../test/helpers/server.js';
 import { newOrg } from '../../test/helpers/api.js';
 import { stopSharedPostgres } from '../../test/helpers/postgres.js';
@@ -85,11 +87,23 @@ const indexes = (PG
 await db.destroy();
 log(`open + migrations ${migrateSeconds.toFixed(1)} s; ${total} entries; indexes: ${indexes.join(', ')}`);
 
-interface Row { name: string; what: string; runs: number; p50: number; p95: number; max: number; results: number }
+interface Row { name: string; what: string; runs: number; p50: number; p95: number; max: number; results: number; queryP50: number; queryP95: number }
 const rows: Row[] = [];
 const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
 
 const srv = await startServer({ KLUIS_DATA_DIR: dir, KLUIS_LOG_LEVEL: 'warn', ...dbEnv });
+// The server's own search (SqlAuditLog.query, as the route calls it) in this process, on a connection of its own: the
+// database's share of a page, without the HTTP request, the session check and the request's own audit entry.
+const qdb = await openDatabase(dbOptions);
+const qlog = new SqlAuditLog(qdb, await loadOrCreateServerSigningKey(dir));
+const FILTER: Record<string, string> = { actor: 'actorUserId', action: 'action', target: 'targetId', outcome: 'outcome', since: 'since', until: 'until', beforeSeq: 'beforeSeq' };
+async function direct(query: Record<string, string>): Promise<number> {
+  const filter: Record<string, string | number> = { orgId: meta.orgId, order: 'desc', limit: 100 };
+  for (const [k, v] of Object.entries(query)) filter[FILTER[k]!] = ['since', 'until', 'beforeSeq'].includes(k) ? Number(v) : v;
+  const t = performance.now();
+  await qlog.query(filter as AuditFilter);
+  return performance.now() - t;
+}
 const base = `${srv.url}/api/v1/orgs/${meta.orgId}/audit`;
 const headers = { authorization: `Bearer ${meta.token}`, 'x-kluis-client': 'kluis-bench/0.1.0' };
 const end = Date.now();
@@ -117,9 +131,12 @@ async function phase(name: string, what: string, query: (i: number) => Record<st
     results += r.n;
   }
   times.sort((a, b) => a - b);
-  const row = { name, what, runs: RUNS, p50: pct(times, 50), p95: pct(times, 95), max: times[times.length - 1]!, results: results / RUNS };
+  const qtimes: number[] = [];
+  for (let i = 0; i < RUNS; i++) qtimes.push(await direct(query(i)));
+  qtimes.sort((a, b) => a - b);
+  const row = { name, what, runs: RUNS, p50: pct(times, 50), p95: pct(times, 95), max: times[times.length - 1]!, results: results / RUNS, queryP50: pct(qtimes, 50), queryP95: pct(qtimes, 95) };
   rows.push(row);
-  log(`  ${name.padEnd(34)} p50 ${row.p50.toFixed(1).padStart(7)} ms  p95 ${row.p95.toFixed(1).padStart(7)} ms  max ${row.max.toFixed(0).padStart(5)} ms  ${row.results.toFixed(0)} rows/page  load ${os.loadavg()[0]!.toFixed(2)}`);
+  log(`  ${name.padEnd(34)} p50 ${row.p50.toFixed(1).padStart(7)} ms  p95 ${row.p95.toFixed(1).padStart(7)} ms  max ${row.max.toFixed(0).padStart(5)} ms  query alone p95 ${row.queryP95.toFixed(1).padStart(7)} ms  ${row.results.toFixed(0)} rows/page  load ${os.loadavg()[0]!.toFixed(2)}`);
 }
 
 // A day somewhere in the year, different per run.
@@ -166,6 +183,7 @@ async function exportRate(format: 'csv' | 'json', days: number): Promise<void> {
 await exportRate('csv', 30);
 await exportRate('json', 30);
 await srv.stop();
+await qdb.destroy();
 
 // kluis-admin audit verify over the whole trail (the entries the bench's own requests added included).
 if (!SKIP.has('verify')) await verifyRate();
@@ -185,20 +203,21 @@ const loadavg = os.loadavg();
 console.log(`\naudit queries over ${total} entries (${values.engine}), ${RUNS} runs each; baseline SELECT count(*): ${countMs.toFixed(0)} ms; indexes: ${indexes.join(', ')}`);
 // Each p95 against the baseline's (the unfiltered page of the same run, under the same load).
 const baseP95 = rows.find((r) => r.name.startsWith('baseline'))?.p95;
-console.log('| query (org + ...) | p50 ms | p95 ms | max ms | p95 / baseline p95 | rows/page | what |');
-console.log('|---|---:|---:|---:|---:|---:|---|');
-for (const r of rows) console.log(`| ${r.name} | ${r.p50.toFixed(1)} | ${r.p95.toFixed(1)} | ${r.max.toFixed(0)} | ${baseP95 ? `${(r.p95 / baseP95).toFixed(2)}×` : '—'} | ${r.results.toFixed(0)} | ${r.what} |`);
+console.log('| query (org + ...) | p50 ms | p95 ms | max ms | p95 / baseline p95 | query alone p50 / p95 ms | rows/page | what |');
+console.log('|---|---:|---:|---:|---:|---:|---:|---|');
+for (const r of rows) console.log(`| ${r.name} | ${r.p50.toFixed(1)} | ${r.p95.toFixed(1)} | ${r.max.toFixed(0)} | ${baseP95 ? `${(r.p95 / baseP95).toFixed(2)}×` : '—'} | ${r.queryP50.toFixed(1)} / ${r.queryP95.toFixed(1)} | ${r.results.toFixed(0)} | ${r.what} |`);
 console.log('\n| throughput | count | seconds | per second |');
 console.log('|---|---:|---:|---:|');
 for (const r of rates) console.log(`| ${r.name} | ${r.count} | ${r.seconds.toFixed(1)} | ${r.perSecond.toFixed(0)} |`);
 const goal = rows.length > 0 && rows.every((r) => r.p95 < 200);
-console.log(`\ngoal p95 < 200 ms for every filtered page: ${goal ? 'met' : 'MISSED'}`);
+const queryGoal = rows.length > 0 && rows.every((r) => r.queryP95 < 200);
+console.log(`\ngoal p95 < 200 ms for every filtered page: ${goal ? 'met' : 'MISSED'} through the API; ${queryGoal ? 'met' : 'MISSED'} for the search alone`);
 console.log(`load average at the end: ${loadavg.map((l) => l.toFixed(2)).join(' ')} (${os.cpus().length} cpus, shared)`);
 mkdirSync('bench-results', { recursive: true });
 const out = `bench-results/audit-queries${values.label ? `-${values.label}` : ''}.json`;
 writeFileSync(out, JSON.stringify({
   bench: 'audit-queries', engine: values.engine, date: new Date().toISOString(), label: values.label, entries: total, shape: meta.shape, fillPerSecond: meta.fillPerSecond,
-  migrateSeconds, indexSeconds: meta.indexSeconds, countMs, indexes, runs: RUNS, rows, rates, goalMet: goal, loadavg, node: process.version, cpus: os.cpus().length,
+  migrateSeconds, indexSeconds: meta.indexSeconds, countMs, indexes, runs: RUNS, rows, rates, goalMet: goal, queryGoalMet: queryGoal, loadavg, node: process.version, cpus: os.cpus().length,
 }, null, 2) + '\n');
 console.log(`wrote ${out}`);
 await stopSharedPostgres();
