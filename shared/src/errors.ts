@@ -50,6 +50,11 @@ export const ErrorCode = {
   RateLimited: 'rate_limited',
   /** 403: this act needs a session that passed 2-step verification (TOTP); `reason` says enrol or verify (docs/admin.md). */
   TotpRequired: 'totp_required',
+  /**
+   * 409: the space has a pending removal that no remaining manager can complete (its only manager was offboarded), so
+   * its key is never rotated and it takes no new versions, shares or links; reading goes on (docs/admin.md).
+   */
+  SpaceFrozen: 'space_frozen',
   Internal: 'internal',
   Unavailable: 'unavailable',
 } as const;

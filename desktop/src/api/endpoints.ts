@@ -60,6 +60,8 @@ export const SpaceDetails = SpaceSummary.extend({
   myWraps: z.array(SpaceKeyWrapSchema),
   /** The membership log (docs/crypto.md §4.1), verified by the client before anything else of this answer is used. */
   log: z.array(MembershipEntrySchema),
+  /** True when no remaining manager can complete a pending removal: the space takes no new versions (docs/admin.md). */
+  frozen: z.boolean().optional(),
 });
 export type SpaceDetails = z.infer<typeof SpaceDetails>;
 

@@ -71,8 +71,8 @@ export async function act(ctx: SyncContext, actions: SyncAction[], base: Map<str
         }
         break;
       case 'move-remote': {
-        if (!sc.canWrite) {
-          ctx.readOnly(a.to);
+        if (!sc.canWrite || sc.frozen) {
+          ctx.readOnly(a.to, sc.frozen);
           break;
         }
         busy = true;
@@ -89,8 +89,8 @@ export async function act(ctx: SyncContext, actions: SyncAction[], base: Map<str
         break;
       }
       case 'upload':
-        if (!sc.canWrite) {
-          ctx.readOnly(a.path);
+        if (!sc.canWrite || sc.frozen) {
+          ctx.readOnly(a.path, sc.frozen);
           break;
         }
         busy = true;
@@ -116,8 +116,8 @@ export async function act(ctx: SyncContext, actions: SyncAction[], base: Map<str
         localDeletes.push(a);
         break;
       case 'delete-remote': {
-        if (!sc.canWrite) {
-          ctx.readOnly(a.path);
+        if (!sc.canWrite || sc.frozen) {
+          ctx.readOnly(a.path, sc.frozen);
           break;
         }
         busy = true;

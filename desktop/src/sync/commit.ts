@@ -1,9 +1,9 @@
 // Making and committing versions (docs/architecture.md §4): a version is a signed, sealed manifest; commits go in
 // batches, journalled first (journal.ts), and what the server answers becomes the index's base and remote rows.
-import { newId, sealManifest, toBase64Url, type CommitVersion, type FileKeyWrap, type Manifest } from '@kluis/shared';
+import { ErrorCode, newId, sealManifest, toBase64Url, type CommitVersion, type FileKeyWrap, type Manifest } from '@kluis/shared';
 import { ApiRequestError } from '../api/client.js';
 import type { LocalFacts } from './atomic-write.js';
-import type { SyncContext } from './context.js';
+import { FROZEN, type SyncContext } from './context.js';
 import { baseOf } from './download.js';
 import { journalCommit } from './journal.js';
 import type { FileKeys, SpaceCrypto } from './remote.js';
@@ -60,6 +60,13 @@ export async function commitBatch(ctx: SyncContext, batch: PendingCommit[]): Pro
       pending = [];
     } catch (err) {
       if (!(err instanceof ApiRequestError) || err.status !== 409) throw err;
+      if (err.code === ErrorCode.SpaceFrozen) {
+        // Frozen since this engine read the space: nothing is committed, the local files stay as they are and are
+        // reported; the space is read again at the next pass (then its local changes are refused before any upload).
+        for (const p of pending) ctx.refuse(p.remote.path, FROZEN);
+        ctx.forgetCrypto();
+        break;
+      }
       const body = err.body as { conflicts?: { versionId: string; reason: string; seq?: number }[]; missing?: string[] };
       if (body.conflicts) {
         const byVersion = new Map(body.conflicts.map((c) => [c.versionId, c]));

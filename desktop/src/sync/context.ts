@@ -11,6 +11,9 @@ import { SpaceCrypto, isTransient, type FileKeys } from './remote.js';
 import type { RateLimiter } from './transfer.js';
 import type { EngineState, RemoteEntry } from './types.js';
 
+/** Why local changes of a frozen space stay local (docs/admin.md "Offboarding"). */
+export const FROZEN = 'this space has no manager left to renew its key (its only manager was offboarded): the server takes no new versions, so this local change stays here; copy it into another space';
+
 export interface SyncReport {
   folder: string;
   spaceId: string;
@@ -132,8 +135,9 @@ export class SyncContext {
     if (!this.report.refused.some((x) => x.path === p)) this.report.refused.push({ path: p, reason });
   }
 
-  readOnly(p: string): void {
-    this.refuse(p, 'you may only read this space (viewer): local changes are not uploaded');
+  /** `p` changed here in a space this client may not write: a viewer's, or a frozen one (docs/admin.md "Offboarding"). */
+  readOnly(p: string, frozen = false): void {
+    this.refuse(p, frozen ? FROZEN : 'you may only read this space (viewer): local changes are not uploaded');
   }
 
   /** A local step failed: changed or gone meanwhile (the next pass decides), refused, or an error of `p`. */

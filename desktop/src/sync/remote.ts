@@ -129,6 +129,11 @@ export class SpaceCrypto {
     return this.details.role === 'editor' || this.details.role === 'manager';
   }
 
+  /** The server takes no new versions in this space: its only manager left, so its key cannot be renewed (docs/admin.md). */
+  get frozen(): boolean {
+    return this.details.frozen === true;
+  }
+
   private currentPublicKey(): string {
     return toBase64Url(this.spaceKeys.get(this.keyEpoch)!.publicKey);
   }

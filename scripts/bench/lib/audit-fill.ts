@@ -69,14 +69,14 @@ const promised = <T>(fn: (cb: (err: Error | null, value?: T) => void) => void): 
 const COLUMNS = ['seq', 'ts', 'org_id', 'actor_user_id', 'actor_device_id', 'action', 'target_type', 'target_id', 'outcome', 'ip', 'user_agent', 'client', 'details', 'prev_hash', 'hash'];
 const ROWS_PER_INSERT = 500; // 7,500 parameters: below sqlite's 32,766
 
+/** One transaction's worth of rows (in COLUMNS order) and the signed checkpoints over them. */
+interface Batch { rows: unknown[][]; checkpoints: unknown[][] }
+
 /**
- * Appends shape.entries entries after the current head and returns entries per second (index rebuild included).
- * The same chain as SqlAuditLog (auditChainEntry, auditChainHash, a signed checkpoint every 1,000 entries), written
- * faster: on the sqlite connection itself, one prepared 500-row INSERT, 50,000 entries per transaction, and the
- * table's secondary indexes dropped for the fill and built again after (a sort instead of 10 million random inserts).
- * The chain trigger stays: the database checks every row as the server's would be checked.
+ * The synthetic entries after (seq, prevHash), made `n` at a time: the same chain as SqlAuditLog (auditChainEntry,
+ * auditChainHash, a signed checkpoint every 1,000 entries), deterministic (seeded).
  */
-export async function fillAudit(db: Db, dataDir: string, shape: FillShape, progress: (done: number, perSecond: number) => void): Promise<{ perSecond: number; indexSeconds: number }> {
+async function entryMaker(dataDir: string, shape: FillShape, head: { seq: number; hash: string } | undefined): Promise<(done: number, n: number) => Batch> {
   await initCrypto();
   const key = await loadOrCreateServerSigningKey(dataDir);
   const end = Date.now() - 60_000;
@@ -88,7 +88,43 @@ export async function fillAudit(db: Db, dataDir: string, shape: FillShape, progr
   const users = orgIds.map((_, org) => Array.from({ length: shape.usersPerOrg }, (_u, i) => userOf(org, i)));
   const devices = orgIds.map((_, org) => Array.from({ length: shape.usersPerOrg }, (_u, i) => fakeId('d', org * 100_000 + i)));
   const spaces = orgIds.map((_, org) => Array.from({ length: shape.spacesPerOrg }, (_s, i) => spaceOf(org, i)));
+  let seq = head ? Number(head.seq) : 0;
+  let prevHash = head?.hash ?? AUDIT_GENESIS;
+  return (done, n) => {
+    const rows: unknown[][] = [];
+    const checkpoints: unknown[][] = [];
+    for (let i = 0; i < n; i++) {
+      seq++;
+      const ts = Math.round(start + (done + i) * step);
+      const org = rnd() < shape.share ? 0 : 1 + Math.floor(rnd() * shape.otherOrgs);
+      const action = pick(ACTIONS, rnd());
+      const user = Math.floor(rnd() * shape.usersPerOrg);
+      const space = Math.floor(rnd() * shape.spacesPerOrg);
+      const outcome = pick(OUTCOMES, rnd());
+      const details = action.startsWith('chunks.') ? { bytes: 524_288 * (1 + (space % 8)), chunks: 1 + (user % 64) } : null;
+      const e: AuditChainEntry = {
+        seq, ts, orgId: orgIds[org]!, actorUserId: users[org]![user]!, actorDeviceId: devices[org]![user]!, action, targetType: 'space',
+        targetId: spaces[org]![space]!, outcome, ip: `10.${org}.${user >> 8}.${user & 255}`, userAgent: 'kluis-desktop/0.1.0 (Linux x86_64)',
+        client: 'kluis-desktop/0.1.0', details,
+      };
+      const hash = auditChainHash(prevHash, auditChainEntry(e));
+      rows.push([seq, ts, e.orgId, e.actorUserId, e.actorDeviceId, action, e.targetType, e.targetId, outcome, e.ip, e.userAgent, e.client, details && canonicalJson(details), prevHash, hash]);
+      prevHash = hash;
+      if (seq % 1000 === 0) checkpoints.push([seq, hash, ts, key.publicKey, signAuditCheckpoint({ seq, hash, ts }, key)]);
+    }
+    return { rows, checkpoints };
+  };
+}
 
+const PER_TX = 50_000;
+
+/**
+ * Appends shape.entries entries after the current head and returns entries per second (index rebuild included).
+ * Written fast: on the sqlite connection itself, one prepared 500-row INSERT, 50,000 entries per transaction, and the
+ * table's secondary indexes dropped for the fill and built again after (a sort instead of 10 million random inserts).
+ * The chain trigger stays: the database checks every row as the server's would be checked.
+ */
+export async function fillAudit(db: Db, dataDir: string, shape: FillShape, progress: (done: number, perSecond: number) => void): Promise<{ perSecond: number; indexSeconds: number }> {
   const conn = (await db.client.acquireConnection()) as Sqlite3Db;
   const q = <T = unknown[]>(sql: string, params: unknown[] = []) => promised<T>((cb) => conn.all(sql, params, cb as (err: Error | null, rows: unknown[]) => void));
   const t0 = performance.now();
@@ -96,49 +132,22 @@ export async function fillAudit(db: Db, dataDir: string, shape: FillShape, progr
     await q('PRAGMA cache_size = -1000000');
     const indexes = (await q<{ name: string; sql: string }[]>("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'audit_log' AND sql IS NOT NULL"));
     for (const ix of indexes) await q(`DROP INDEX ${ix.name}`);
-    const head = (await q<{ seq: number; hash: string }[]>('SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1'))[0];
-    let seq = head?.seq ?? 0;
-    let prevHash = head?.hash ?? AUDIT_GENESIS;
+    const make = await entryMaker(dataDir, shape, (await q<{ seq: number; hash: string }[]>('SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1'))[0]);
     const placeholders = `(${COLUMNS.map(() => '?').join(',')})`;
     const insertSql = `INSERT INTO audit_log (${COLUMNS.join(',')}) VALUES ${Array.from({ length: ROWS_PER_INSERT }, () => placeholders).join(',')}`;
     const insert = await new Promise<Sqlite3Stmt>((resolve, reject) => {
       const stmt = conn.prepare(insertSql, (err) => (err ? reject(err) : resolve(stmt)));
     });
-    const PER_TX = 50_000;
     let done = 0;
     while (done < shape.entries) {
       const n = Math.min(PER_TX, shape.entries - done);
+      const batch = make(done, n);
       await q('BEGIN IMMEDIATE');
-      let params: unknown[] = [];
-      const checkpoints: unknown[][] = [];
-      for (let i = 0; i < n; i++) {
-        seq++;
-        const ts = Math.round(start + (done + i) * step);
-        const org = rnd() < shape.share ? 0 : 1 + Math.floor(rnd() * shape.otherOrgs);
-        const action = pick(ACTIONS, rnd());
-        const user = Math.floor(rnd() * shape.usersPerOrg);
-        const space = Math.floor(rnd() * shape.spacesPerOrg);
-        const outcome = pick(OUTCOMES, rnd());
-        const details = action.startsWith('chunks.') ? { bytes: 524_288 * (1 + (space % 8)), chunks: 1 + (user % 64) } : null;
-        const e: AuditChainEntry = {
-          seq, ts, orgId: orgIds[org]!, actorUserId: users[org]![user]!, actorDeviceId: devices[org]![user]!, action, targetType: 'space',
-          targetId: spaces[org]![space]!, outcome, ip: `10.${org}.${user >> 8}.${user & 255}`, userAgent: 'kluis-desktop/0.1.0 (Linux x86_64)',
-          client: 'kluis-desktop/0.1.0', details,
-        };
-        const hash = auditChainHash(prevHash, auditChainEntry(e));
-        params.push(seq, ts, e.orgId, e.actorUserId, e.actorDeviceId, action, e.targetType, e.targetId, outcome, e.ip, e.userAgent, e.client, details && canonicalJson(details), prevHash, hash);
-        prevHash = hash;
-        if (seq % 1000 === 0) checkpoints.push([seq, hash, ts, key.publicKey, signAuditCheckpoint({ seq, hash, ts }, key)]);
-        if (params.length === ROWS_PER_INSERT * COLUMNS.length) {
-          await promised((cb) => insert.run(params, cb));
-          params = [];
-        }
-      }
+      let at = 0;
+      for (; at + ROWS_PER_INSERT <= batch.rows.length; at += ROWS_PER_INSERT) await promised((cb) => insert.run(batch.rows.slice(at, at + ROWS_PER_INSERT).flat(), cb));
       // The tail of a batch that is not a multiple of 500 (only the last batch of an odd count).
-      for (let at = 0; at < params.length; at += COLUMNS.length) {
-        await q(`INSERT INTO audit_log (${COLUMNS.join(',')}) VALUES ${placeholders}`, params.slice(at, at + COLUMNS.length));
-      }
-      for (const cp of checkpoints) await q('INSERT INTO audit_checkpoints (seq, hash, ts, signer, signature) VALUES (?, ?, ?, ?, ?)', cp);
+      for (; at < batch.rows.length; at++) await q(`INSERT INTO audit_log (${COLUMNS.join(',')}) VALUES ${placeholders}`, batch.rows[at]);
+      for (const cp of batch.checkpoints) await q('INSERT INTO audit_checkpoints (seq, hash, ts, signer, signature) VALUES (?, ?, ?, ?, ?)', cp);
       await q('COMMIT');
       done += n;
       progress(done, done / ((performance.now() - t0) / 1000));
@@ -146,6 +155,46 @@ export async function fillAudit(db: Db, dataDir: string, shape: FillShape, progr
     await promised((cb) => insert.finalize(cb));
     const i0 = performance.now();
     for (const ix of indexes) await q(ix.sql);
+    const indexSeconds = (performance.now() - i0) / 1000;
+    return { perSecond: shape.entries / ((performance.now() - t0) / 1000), indexSeconds };
+  } finally {
+    await db.client.releaseConnection(conn);
+  }
+}
+
+interface PgClient { query(sql: string, params?: unknown[]): Promise<{ rows: unknown[] }> }
+
+/**
+ * The same on PostgreSQL (the server's database, KLUIS_DATABASE_URL): 500-row INSERTs, 50,000 entries per
+ * transaction, the secondary indexes dropped and built again after, the chain trigger kept; then VACUUM ANALYZE, as
+ * an operator runs after a bulk load (statistics for the planner, the visibility map for index-only scans).
+ */
+export async function fillAuditPostgres(db: Db, dataDir: string, shape: FillShape, progress: (done: number, perSecond: number) => void): Promise<{ perSecond: number; indexSeconds: number }> {
+  const conn = (await db.client.acquireConnection()) as PgClient;
+  const t0 = performance.now();
+  try {
+    const indexes = (await conn.query("SELECT indexname AS name, indexdef AS sql FROM pg_indexes WHERE tablename = 'audit_log' AND indexname <> 'audit_log_pkey'")).rows as { name: string; sql: string }[];
+    for (const ix of indexes) await conn.query(`DROP INDEX ${ix.name}`);
+    const make = await entryMaker(dataDir, shape, (await conn.query('SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1')).rows[0] as { seq: number; hash: string } | undefined);
+    const values = (rows: number) => Array.from({ length: rows }, (_, r) => `(${COLUMNS.map((_c, c) => `$${r * COLUMNS.length + c + 1}`).join(',')})`).join(',');
+    const insertSql = `INSERT INTO audit_log (${COLUMNS.join(',')}) VALUES ${values(ROWS_PER_INSERT)}`;
+    let done = 0;
+    while (done < shape.entries) {
+      const n = Math.min(PER_TX, shape.entries - done);
+      const batch = make(done, n);
+      await conn.query('BEGIN');
+      for (let at = 0; at < batch.rows.length; at += ROWS_PER_INSERT) {
+        const part = batch.rows.slice(at, at + ROWS_PER_INSERT);
+        await conn.query(part.length === ROWS_PER_INSERT ? insertSql : `INSERT INTO audit_log (${COLUMNS.join(',')}) VALUES ${values(part.length)}`, part.flat());
+      }
+      for (const cp of batch.checkpoints) await conn.query('INSERT INTO audit_checkpoints (seq, hash, ts, signer, signature) VALUES ($1, $2, $3, $4, $5)', cp);
+      await conn.query('COMMIT');
+      done += n;
+      progress(done, done / ((performance.now() - t0) / 1000));
+    }
+    const i0 = performance.now();
+    for (const ix of indexes) await conn.query(ix.sql);
+    await conn.query('VACUUM ANALYZE audit_log');
     const indexSeconds = (performance.now() - i0) / 1000;
     return { perSecond: shape.entries / ((performance.now() - t0) / 1000), indexSeconds };
   } finally {

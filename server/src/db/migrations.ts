@@ -12,6 +12,7 @@ import { m010Admin } from './migration-010-admin.js';
 import { m011DeviceWipe } from './migration-011-device-wipe.js';
 import { m012Totp } from './migration-012-totp.js';
 import { m013AuditIndexes } from './migration-013-audit-indexes.js';
+import { m014AuditTsSeq } from './migration-014-audit-ts-seq.js';
 import { m015AuditMerkle } from './migration-015-audit-merkle.js';
 import { m016Incidents } from './migration-016-incidents.js';
 
@@ -288,7 +289,7 @@ const m002: Migration = {
 };
 
 // In numeric order (a released migration keeps its place; a database records which ones it ran).
-const all: Migration[] = [m001, m002, m003Membership, m004Links, m005Policy, m006FileShares, m007FolderLinks, m008FileRequests, m010Admin, m011DeviceWipe, m012Totp, m013AuditIndexes, m015AuditMerkle, m016Incidents];
+const all: Migration[] = [m001, m002, m003Membership, m004Links, m005Policy, m006FileShares, m007FolderLinks, m008FileRequests, m010Admin, m011DeviceWipe, m012Totp, m013AuditIndexes, m014AuditTsSeq, m015AuditMerkle, m016Incidents];
 
 /** Knex migration source over the in-code list above. */
 export const migrations: Knex.MigrationSource<Migration> = {

@@ -6,7 +6,7 @@ import { ChunkIdsRequest, ErrorCode, frameStream, parseFrames } from '@kluis/sha
 import { ApiError } from '../errors.js';
 import type { Services } from '../context.js';
 import { actor, body, parse, route, target, type KCtx } from '../http.js';
-import { spaceAccess } from '../services/access.js';
+import { refuseIfFrozen, spaceAccess } from '../services/access.js';
 import { DEFAULT_CHUNK_BATCH_LIMITS, isChunkId, type ChunkStore } from '../storage/chunks.js';
 
 /** Largest framed upload body accepted (the store's batch limit). */
@@ -56,6 +56,7 @@ export function chunkRoutes(router: Router, services: Services, chunks: ChunkSto
     const spaceId = String(ctx.params.spaceId);
     target(ctx, 'space', spaceId);
     const { space } = await spaceAccess(read, caller, spaceId, 'editor');
+    await refuseIfFrozen(read, spaceId);
     binaryBody(ctx, 'the chunk frames');
     declaredLength(ctx, MAX_UPLOAD_BYTES);
     // Frames are parsed while they arrive; a truncated or lying body fails before its pack is committed.

@@ -6,7 +6,7 @@ import { ApiError } from '../errors.js';
 import type { Services } from '../context.js';
 import type { ChangeEvent } from '../events.js';
 import { actor, body, parse, route, target, type KCtx } from '../http.js';
-import { spaceAccess } from '../services/access.js';
+import { refuseIfFrozen, spaceAccess } from '../services/access.js';
 import type { Tx } from '../db/db.js';
 import { isPostgres } from '../db/postgres.js';
 import { requestUploads } from '../services/requests.js';
@@ -199,6 +199,8 @@ export function commitRoutes(router: Router, services: Services): void {
     const signer = (await read('users').where({ id: caller.userId }).first('sign_public_key')).sign_public_key as string;
     // Group commit: concurrent commits (and audit entries of reads) share one COMMIT; each in its own savepoint.
     const result = await services.tx(async (trx) => {
+      // Inside the transaction: an offboarding that freezes the space commits before or after this, never between.
+      await refuseIfFrozen(trx, spaceId);
       const r = await commitBatch(trx, services, caller, spaceId, signer, req.versions);
       await audit.append(trx, { ...actor(ctx, caller), action: 'commit.create', targetType: 'space', targetId: spaceId, outcome: 'success', details: { versions: r.versions.length, firstSeq: r.firstSeq, lastSeq: r.lastSeq, deletions: req.versions.filter((v) => v.deleted).length } });
       return r;

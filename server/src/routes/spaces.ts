@@ -8,7 +8,7 @@ import {
 import { ApiError } from '../errors.js';
 import type { Caller, Services } from '../context.js';
 import { actor, body, parse, route, target } from '../http.js';
-import { spaceAccess, type SpaceRow } from '../services/access.js';
+import { spaceAccess, spaceFrozen, type SpaceRow } from '../services/access.js';
 import { checkExternalPerson } from '../services/policy.js';
 import { mirrorEntry } from '../audit/org-sides.js';
 import { checkWrapAuthor } from '../services/wraps.js';
@@ -114,12 +114,13 @@ export function spaceRoutes(router: Router, services: Services): void {
     const spaceId = String(ctx.params.spaceId);
     target(ctx, 'space', spaceId);
     const { space, role } = await spaceAccess(db, caller, spaceId, 'viewer');
-    const [members, epochs, wraps, log] = await Promise.all([
+    const [members, epochs, wraps, log, frozen] = await Promise.all([
       db('space_members as m').join('users as u', 'u.id', 'm.user_id').where('m.space_id', spaceId).orderBy('u.email')
         .select('u.id', 'u.email', 'm.role', 'u.enc_public_key', 'u.sign_public_key', 'u.identity_sig', 'm.added_by', 'm.added_at'),
       db('space_epochs').where({ space_id: spaceId }).orderBy('key_epoch').select('key_epoch', 'public_key', 'created_by', 'prev_sealed'),
       db('space_key_wraps').where({ space_id: spaceId, user_id: caller.userId }).orderBy('key_epoch').select('key_epoch', 'wrap'),
       readLog(db, spaceId),
+      spaceFrozen(db, spaceId),
     ]);
     const pending = role === 'manager' ? (await pendingRemovals(db, [spaceId])).get(spaceId) ?? [] : undefined;
     await services.tx((trx) => audit.append(trx, { ...actor(ctx, caller), action: 'keys.space.read', targetType: 'space', targetId: spaceId, outcome: 'success', details: { epochs: wraps.length } }));
@@ -130,6 +131,7 @@ export function spaceRoutes(router: Router, services: Services): void {
       myWraps: wraps.map((w) => JSON.parse(w.wrap)),
       log,
       ...(pending ? { pendingRemovals: pending } : {}),
+      ...(frozen ? { frozen: true } : {}),
     };
   });
 

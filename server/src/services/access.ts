@@ -46,3 +46,29 @@ export async function spaceAccess(db: Db, caller: Caller, spaceId: string, neede
 export function roleAtLeast(role: SpaceRole, needed: SpaceRole): boolean {
   return RANK[role] >= RANK[needed];
 }
+
+/**
+ * Whether the space is frozen: a removal is pending in it (docs/admin.md "Offboarding") that no remaining manager can
+ * complete, because every manager is pending removal themselves (the offboarded person was its only manager). Its key
+ * can then never be rotated, so nothing new may be written under it.
+ */
+export async function spaceFrozen(db: Db, spaceId: string): Promise<boolean> {
+  const row = await db('pending_removals as p').where('p.space_id', spaceId)
+    .whereNotExists(db('space_members as m').whereRaw('m.space_id = p.space_id').andWhere('m.role', 'manager')
+      .whereNotExists(db('pending_removals as q').whereRaw('q.space_id = m.space_id').andWhereRaw('q.user_id = m.user_id').select(db.raw('1')))
+      .select(db.raw('1')))
+    .first('p.user_id');
+  return row !== undefined;
+}
+
+/**
+ * Refuses new content for a frozen space (409 `space_frozen`): commits, chunk uploads, shares, links and file requests.
+ * Reading and downloading go on, so that its members can copy what they need into a new space. Audited as denied.
+ */
+export async function refuseIfFrozen(db: Db, spaceId: string): Promise<void> {
+  if (!(await spaceFrozen(db, spaceId))) return;
+  const err = new ApiError(409, ErrorCode.SpaceFrozen, 'this space has no manager left who can renew its key after a removal (its only manager was offboarded): it takes no new versions, shares or links; copy what you need into a new space');
+  err.auditOutcome = 'denied';
+  err.auditDetails = { reason: 'no_manager' };
+  throw err;
+}

@@ -10,7 +10,7 @@ import {
 import { ApiError } from '../errors.js';
 import type { Caller, Services } from '../context.js';
 import type { Db, Tx } from '../db/db.js';
-import { spaceAccess } from './access.js';
+import { refuseIfFrozen, spaceAccess } from './access.js';
 import { checkWrapAuthor } from './wraps.js';
 import { checkExternalPerson } from './policy.js';
 import { mirrorEntry } from '../audit/org-sides.js';
@@ -67,6 +67,7 @@ function checkWrap(wrap: FileKeyWrap, i: number, expect: { spaceId: string; file
  */
 export async function shareFile(services: Services, caller: Caller, who: Who, spaceId: string, fileId: string, req: CreateFileShareRequest, now = Date.now()): Promise<CreateFileShareResponse> {
   const { space } = await spaceAccess(services.db, caller, spaceId, 'editor');
+  await refuseIfFrozen(services.db, spaceId);
   if (req.recipientUserId === caller.userId) throw new ApiError(400, ErrorCode.ValidationFailed, 'recipientUserId: you cannot share a file with yourself');
   return services.db.transaction(async (trx) => {
     const file = await trx('files as f').leftJoin('versions as v', 'v.id', 'f.head_version_id').where({ 'f.id': fileId, 'f.space_id': spaceId })

@@ -16,7 +16,7 @@ import type { Caller, Services } from '../context.js';
 import type { AuditEntryInput } from '../audit/types.js';
 import type { Db, Tx } from '../db/db.js';
 import { IP_POLICY, reserveAttempt, type ThrottlePolicy } from '../auth/throttle.js';
-import { spaceAccess } from './access.js';
+import { refuseIfFrozen, spaceAccess } from './access.js';
 import { classPolicy, policyRefusal } from './policy.js';
 
 const DAY_MS = 86_400_000;
@@ -114,6 +114,7 @@ function facts(link: LinkRow) {
 /** Answers the space's organisation, which owns the link (also when a member of another organisation makes it). */
 export async function checkNewLink(services: Services, caller: Caller, spaceId: string, req: Pick<CreateLinkRequest, 'expiresAt' | 'kdf' | 'maxDownloads'>, floor: KdfParams, now: number): Promise<string> {
   const { space } = await spaceAccess(services.db, caller, spaceId, 'editor');
+  await refuseIfFrozen(services.db, spaceId);
   if (req.expiresAt <= now) throw new ApiError(400, ErrorCode.ValidationFailed, 'expiresAt: must be in the future');
   if (req.expiresAt > now + LINK_MAX_DAYS * DAY_MS) throw new ApiError(400, ErrorCode.ValidationFailed, `expiresAt: at most ${LINK_MAX_DAYS} days ahead`);
   if (req.kdf && (req.kdf.opsLimit < floor.opsLimit || req.kdf.memLimit < floor.memLimit)) {

@@ -17,7 +17,7 @@ import type { Caller, Services } from '../context.js';
 import type { AuditEntryInput } from '../audit/types.js';
 import type { Db, Tx } from '../db/db.js';
 import { IP_POLICY, reserveAttempt, type ThrottleKey } from '../auth/throttle.js';
-import { spaceAccess } from './access.js';
+import { refuseIfFrozen, spaceAccess } from './access.js';
 import { classPolicy, policyRefusal } from './policy.js';
 import { LINK_POLICY, RetryLater, type Who } from './links.js';
 import { commitBatch } from '../routes/commits.js';
@@ -85,6 +85,7 @@ const facts = (r: Pick<RequestRow, 'purpose' | 'space_id'>) => ({ purpose: r.pur
 /** Creates a request (an editor or manager of the space, who signed the grant with their own key). */
 export async function createRequest(services: Services, caller: Caller, who: Who, spaceId: string, req: CreateFileRequest, now = Date.now()): Promise<FileRequestInfo> {
   const { space } = await spaceAccess(services.db, caller, spaceId, 'editor');
+  await refuseIfFrozen(services.db, spaceId);
   const g = req.grant;
   const bad = (why: string) => new ApiError(400, ErrorCode.ValidationFailed, `grant: ${why}`);
   if (req.expiresAt <= now) throw new ApiError(400, ErrorCode.ValidationFailed, 'expiresAt: must be in the future');

@@ -1,0 +1,5 @@
+// admin-frozen-space.test.ts on PostgreSQL (helpers/postgres.ts starts a throwaway cluster for this file).
+import { usePostgres } from '../helpers/postgres-suite.js';
+import './admin-frozen-space.test.js';
+
+usePostgres();
