@@ -19,6 +19,8 @@ let admin: User;
 let member: User;
 let auditor: User;
 let linkId: string;
+/** What the pages' console said about the CSP: a page that tries eval (zod's compiled parsers) shows up here. */
+const cspReports: string[] = [];
 /** Every request of every page: URL and body, to look for the password. */
 const sent: string[] = [];
 
@@ -51,6 +53,7 @@ async function open(options: { locale?: string; viewport?: { width: number; heig
   const tp = await openPage(browser, { viewport: { width: 1280, height: 860 }, ...options });
   tp.context.on('request', (r) => sent.push(`${r.url()} ${r.postData() ?? ''} ${JSON.stringify(r.headers())}`));
   tp.page.on('dialog', (d) => void d.accept());
+  tp.page.on('console', (m) => { if (/Content Security Policy|unsafe-eval/i.test(m.text())) cspReports.push(m.text()); });
   await tp.page.goto(`${srv.url}/admin/`);
   await state(tp.page, 'login');
   return tp;
@@ -262,6 +265,10 @@ test.serial('a new admin enrols an authenticator in the console; a member cannot
   t.is(await m.page.locator('#main').getAttribute('data-state'), 'login');
   t.is(await m.page.locator('#nav').isHidden(), true);
   await m.context.close();
+});
+
+test.serial('no page ran into its own CSP (zod runs jitless: web/common/zod-config.ts)', (t) => {
+  t.deepEqual(cspReports, []);
 });
 
 test.serial('the password never left the browser: no request carried it', (t) => {

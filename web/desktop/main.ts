@@ -2,7 +2,7 @@
 // conflicts, devices and settings screens behind a side navigation. It talks to main only through window.kluis
 // (./bridge.ts); main's `status` events update the folders in place and `activity` events feed the activity list.
 // Everything people read comes from ./i18n.ts, set as text.
-import './zod-config.js'; // first: before any schema exists
+import '../common/zod-config.js'; // first: before any schema exists
 import type { FolderStatus, Response } from '../../desktop/src/electron/ipc/contract.js';
 import { invoke, onEvent } from './bridge.js';
 import { formatNumber, initialLang, lang, setLang, t, type Lang } from './i18n.js';
