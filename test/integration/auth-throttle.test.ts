@@ -110,9 +110,11 @@ test('recovery finish with a bogus signature answers an existing and an unknown 
     t.deepEqual(r.body, known[0]!.body);
   }
   t.is(known[0]!.body.error.code, 'unauthenticated');
-  // Same steps on both paths: the medians are close (loose bounds: this machine is shared).
-  const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
-  const [mk, mu] = [median(known.map((r) => r.ms)), median(unknown.map((r) => r.ms))];
+  // Same steps on both paths: the fastest of each is close. The minimum, not the median: on a shared machine a
+  // neighbour's fsync or a GC pause lands on one sample or another (a median of 4 was seen at 193 vs 34 ms at load
+  // 10), while work one path does and the other does not (a key derivation, a signature check) shows in every sample.
+  const fastest = (xs: number[]) => Math.min(...xs);
+  const [mk, mu] = [fastest(known.map((r) => r.ms)), fastest(unknown.map((r) => r.ms))];
   t.true(Math.abs(mk - mu) < 50 + 0.5 * Math.max(mk, mu), `known ${mk.toFixed(1)} ms, unknown ${mu.toFixed(1)} ms`);
   // The refused attempts are in the organisation's trail, attributed to the account.
   t.is((await auditOf(srv.dataDir, a.orgId, a.userId, 'auth.recovery')).filter((e) => e.outcome === 'failed').length, rounds);
