@@ -85,7 +85,6 @@ test('onboarding: server, sign-up with an invitation, the recovery key checked, 
   const { page } = r;
   t.is(await page.locator('#title').textContent(), 'Welcome to Kluis');
   t.true(await page.locator('#nav').isHidden(), 'no navigation before an account exists');
-  await screenshot(page, 'desktop-welcome.png');
   // validation in the page: nothing reaches main until the request would parse
   await page.locator('#welcome-submit').click();
   t.is(await page.locator('#server-problem').textContent(), 'Type the whole address, starting with https://');
@@ -109,7 +108,6 @@ test('onboarding: server, sign-up with an invitation, the recovery key checked, 
 
   // the recovery key, shown once; two of its words typed back
   t.deepEqual(await page.locator('#recovery-key li').allTextContents(), RECOVERY.split(' '));
-  await screenshot(page, 'desktop-recovery.png');
   const n = async (id: string) => Number(/(\d+)$/.exec((await page.locator(`label[for="${id}"]`).textContent())!)![1]) - 1;
   const [a, b] = [await n('word-a'), await n('word-b')];
   t.true(a < b && b < 12);
@@ -123,7 +121,6 @@ test('onboarding: server, sign-up with an invitation, the recovery key checked, 
   await page.locator('#main[data-state="fingerprint"]').waitFor();
   t.deepEqual(sent(r, 'account:confirmRecovery'), [{ words: [{ index: a, word: RECOVERY.split(' ')[a]!.toUpperCase() }, { index: b, word: RECOVERY.split(' ')[b]! }] }]);
   t.is(await page.locator('#fingerprint').textContent(), ACCOUNT.fingerprint);
-  await screenshot(page, 'desktop-fingerprint.png');
   await page.locator('#fingerprint-continue').click();
   await page.locator('#main[data-state="view-folders"]').waitFor();
   t.is(await page.locator('#nav-folders').getAttribute('aria-current'), 'page');
@@ -248,7 +245,7 @@ test('conflicts: open both, keep mine (sample answers)', async (t) => {
   await page.locator('#conflict-1-0-mine').focus();
   await page.keyboard.press('Enter');
   await page.locator('#conflicts-none').waitFor();
-  t.deepEqual(sent(r, 'conflicts:resolve'), [{ folderId: '1', path: 'verslag.docx', keep: 'mine' }]);
+  t.deepEqual(sent(r, 'conflicts:resolve'), [{ folderId: '1', path: 'verslag.docx', keep: 'mine', copyPath: 'verslag (conflict Jan 2026-11-29).docx' }]);
   t.is(await page.locator('#status').textContent(), 'Resolved: verslag.docx. The other version is in its history.');
   await clean(t, r);
 });

@@ -1,7 +1,7 @@
 // The conflicts, devices and settings screens (issue 19 item 3). Conflicts: per folder, each conflicted file with
-// "open both" (folders:open on the file and its copy) and "keep mine"/"keep theirs" (conflicts:resolve). Devices:
-// the account's devices, revoke with a confirmation. Settings: bandwidth limits, start at login, notifications,
-// language, and the account (fingerprint, how keys are kept, sign out).
+// "open both" (folders:open on the file and its copy) and "keep mine"/"keep theirs"/"keep both" (conflicts:resolve,
+// naming the copy). Devices: the account's devices, revoke with a confirmation. Settings: bandwidth limits, start at
+// login, notifications, language, and the account (fingerprint, how keys are kept, sign out).
 import type { FolderStatus, Response, Settings } from '../../desktop/src/electron/ipc/contract.js';
 import { check, invoke } from './bridge.js';
 import { LANGS, formatDateTime, t } from './i18n.js';
@@ -30,10 +30,11 @@ export async function renderConflicts(view: HTMLElement, folders: FolderStatus[]
       const text = el('div');
       text.append(el('strong', {}, c.path), el('span', { class: 'meta' }, t('conflicts.other', { author: c.otherAuthor, date: formatDateTime(c.at) })));
       const acts = el('div', { class: 'actions' });
-      const resolve = (keep: 'mine' | 'theirs') => async () => {
-        const a = await invoke('conflicts:resolve', { folderId: f.folderId, path: c.path, keep });
+      // copyPath names this copy: a file can have more than one (main refuses to guess which).
+      const resolve = (keep: 'mine' | 'theirs' | 'both') => async () => {
+        const a = await invoke('conflicts:resolve', { folderId: f.folderId, path: c.path, keep, copyPath: c.copyPath });
         if (!a.ok) return announce(errorText(a.error));
-        announce(t('conflicts.resolved', { path: c.path }));
+        announce(t(keep === 'both' ? 'conflicts.keptBoth' : 'conflicts.resolved', { path: c.path }));
         await renderConflicts(view, folders);
       };
       acts.append(
@@ -45,6 +46,7 @@ export async function renderConflicts(view: HTMLElement, folders: FolderStatus[]
         }, 'small', `conflict-${f.folderId}-${i}-open`),
         button(t('conflicts.keepMine'), resolve('mine'), 'small', `conflict-${f.folderId}-${i}-mine`),
         button(t('conflicts.keepTheirs'), resolve('theirs'), 'small', `conflict-${f.folderId}-${i}-theirs`),
+        button(t('conflicts.keepBoth'), resolve('both'), 'small', `conflict-${f.folderId}-${i}-both`),
       );
       li.append(text, acts);
       ul.append(li);
