@@ -7,25 +7,29 @@
 // page, then a conflict with a second device (the `kluis` CLI logged in as the same person) resolved, a version
 // restored, and that device revoked.
 import test from 'ava';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { initCrypto } from '@kluis/shared';
 import type { Browser } from 'playwright-core';
 import { call } from '../helpers/api.js';
-import { launchChromium, screenshot } from '../helpers/browser.js';
-import { startTestApp, type TestApp } from '../helpers/desktop-app.js';
+import { launchChromium, openPage, screenshot, waitForState } from '../helpers/browser.js';
+import { startTestApp, until, type TestApp } from '../helpers/desktop-app.js';
 import { openRenderer, serveRenderer, type RendererPage, type RendererServer } from '../helpers/desktop-bridge.js';
-import { kluis, okJson, sessionOf, startSyncEnv, type SyncEnv } from '../helpers/sync-env.js';
+import { bytes, kluis, okJson, read, sessionOf, startSyncEnv, syncOnce, textOf, write, type SyncClient, type SyncEnv } from '../helpers/sync-env.js';
 
 let env: SyncEnv;
 let browser: Browser;
 let renderer: RendererServer;
 let app: TestApp;
 let r: RendererPage;
+/** the second device: the `kluis` CLI logged in as the same person (from the folders flow on) */
+let cli: SyncClient;
 /** what the flows share: the account made in the page, its folder */
 const me = { email: `flows-${Date.now()}@example.be`, password: 'een lang wachtwoord voor de app', folderId: '', spaceId: '', spaceName: `Dossiers ${Date.now()}`, dir: '' };
 
 test.before(async () => {
   await initCrypto();
-  env = await startSyncEnv({ accounts: ['A'], storage: 'fs' });
+  env = await startSyncEnv({ accounts: ['A'], storage: 'fs', fixedPort: true });
   browser = await launchChromium();
   renderer = await serveRenderer();
   // main's events reach the page as they are sent (an event outside AppEvent is a problem the tests report)
@@ -97,5 +101,96 @@ test.serial('onboarding: sign-up with an invitation in the page, the recovery ke
   await page.locator('#fingerprint-continue').click();
   await page.locator('#main[data-state="view-folders"]').waitFor();
   t.is(await page.locator('#folders-empty').count(), 1);
+  await clean(t);
+});
+
+test.serial('folders: a folder chosen through the dialog, added to a new space, synced as main\'s own events report', async (t) => {
+  const { page } = r;
+  me.dir = path.join(env.root, 'Dossiers An');
+  for (let i = 0; i < 200; i++) write(me.dir, `stukken/${String(i).padStart(3, '0')}.txt`, `stuk ${i}\n`);
+  write(me.dir, 'begroting.pdf', bytes(19, 300_000));
+  write(me.dir, 'nota.txt', 'eerste nota\n');
+  app.chooser.answer = { canceled: false, filePaths: [me.dir] };
+  const eventsBefore = app.events.length;
+  await page.locator('#add-choose').click();
+  await until('the chosen path in the field', async () => (await page.locator('#add-path').inputValue()) === me.dir);
+  await page.locator('#add-new-space').fill(me.spaceName);
+  await page.locator('#add-class').selectOption('internal');
+  await page.locator('#add-submit').click();
+  const added = await until('folders:add answered', () => r.calls.find((c) => c.channel === 'folders:add'));
+  t.like(added, { request: { path: me.dir, space: { newSpaceName: me.spaceName, classification: 'internal' } }, answer: { ok: true } });
+  const value = (added.answer as { value: { folderId: string; spaceId: string } }).value;
+  me.folderId = value.folderId;
+  me.spaceId = value.spaceId;
+  const card = page.locator(`#folder-${me.folderId}`);
+  await card.waitFor();
+  t.is(await page.locator(`#folder-${me.folderId}-name`).textContent(), 'Dossiers An');
+  t.is(await page.locator(`#folder-${me.folderId}-path`).textContent(), `${me.spaceName} · ${me.dir}`);
+  // The page asks main for the status only when something it did changed it; after that, only main's status events
+  // move the card: through syncing (files to go) to up to date.
+  await page.locator(`#folder-${me.folderId}[data-state="syncing"]`).waitFor({ timeout: 30_000 });
+  await screenshot(page, 'desktop-folders-syncing.png');
+  const polls = r.calls.filter((c) => c.channel === 'app:status').length;
+  await page.locator(`#folder-${me.folderId}[data-state="up-to-date"]`).waitFor({ timeout: 120_000 });
+  t.is(r.calls.filter((c) => c.channel === 'app:status').length, polls, 'no request of the page brought the change');
+  t.regex((await page.locator(`#folder-${me.folderId}-line`).textContent())!, /^Last synced /);
+  const sent = app.events.slice(eventsBefore);
+  t.true(sent.some((e) => e.type === 'status' && e.folders.some((f) => f.folderId === me.folderId && f.state === 'syncing')));
+  t.true(sent.some((e) => e.type === 'status' && e.folders.some((f) => f.folderId === me.folderId && f.state === 'up-to-date')));
+  await until('the activity line', async () => (await page.locator('#activity li.activity.uploaded').count()) > 0);
+  // 202 files and the folder stukken/, which the engine commits as an entry of its own (and main counts as a file)
+  t.is(await page.locator('#activity li.activity.uploaded .what').first().textContent(), 'Dossiers An · 203 file(s)');
+  t.true((await status()).folders.some((f) => f.folderId === me.folderId && f.spaceId === me.spaceId));
+  await screenshot(page, 'desktop-folders.png');
+
+  // What the page synced is on the server: a second device of the same person (the CLI) brings it down.
+  const cliHome = path.join(env.root, 'cli-an');
+  okJson(await kluis(cliHome, ['--json', 'login', '--server', env.url, '--email', me.email, '--password-stdin', '--device-name', 'Oude laptop'], { stdin: `${me.password}\n` }), 'login');
+  cli = { label: 'Oude laptop', account: { label: 'An', email: me.email, password: me.password, home: cliHome, userId: '', deviceId: sessionOf(cliHome).deviceId }, home: cliHome, dir: path.join(env.root, 'cli-an-dir'), spaceId: me.spaceId, spaceName: me.spaceName };
+  await syncOnce(cli);
+  t.is(textOf(cli.dir, 'stukken/137.txt'), 'stuk 137\n');
+  t.true(read(cli.dir, 'begroting.pdf').equals(bytes(19, 300_000)));
+  await clean(t);
+});
+
+test.serial('share dialog: a link with expiry, limit, password and purpose, opened on the server\'s link page in the same Chromium', async (t) => {
+  const { page } = r;
+  await page.locator(`#folder-${me.folderId}-share`).click();
+  await page.locator('dialog#share').waitFor();
+  await page.locator('#share-path').fill('begroting.pdf');
+  await page.locator('#share-days').fill('7');
+  await page.locator('#share-limit').fill('3');
+  await page.locator('#share-password').fill('Blauwe Reiger 42');
+  await page.locator('#share-purpose').fill('voor de gemeenteraad');
+  await page.locator('#share-create').click();
+  await page.locator('#share-link').waitFor();
+  const link = await page.locator('#share-link').inputValue();
+  t.regex(link, new RegExp(`^${env.url.replace(/[.]/g, '\\.')}/s/[A-Za-z0-9_-]{22}#[A-Za-z0-9_-]+$`));
+  t.like(r.calls.find((c) => c.channel === 'share:link'), { request: { folderId: me.folderId, path: 'begroting.pdf', expiresDays: 7, maxDownloads: 3, purpose: 'voor de gemeenteraad' }, answer: { ok: true } });
+  t.is(await page.locator('#share-password').inputValue(), '', 'the password is not kept in the form');
+  await page.locator('#share-copy').click();
+  await page.locator('#share-copied:not(:empty)').waitFor();
+  t.is(await page.locator('#share-copied').textContent(), 'Copied.');
+  await screenshot(page, 'desktop-share-link.png', false);
+  // the link as the server lists it (the CLI of the second device)
+  const listed = okJson(await kluis(cli.home, ['--json', 'share', 'list', '--space', me.spaceId]), 'share list');
+  t.true(listed.links.some((l: { purpose: string; maxDownloads: number }) => l.purpose === 'voor de gemeenteraad' && l.maxDownloads === 3), JSON.stringify(listed));
+  await page.keyboard.press('Escape');
+  await page.locator('dialog#share').waitFor({ state: 'detached' });
+
+  // Whoever gets the link opens it on the server's own page, in the same browser; the bytes are the file's.
+  const tp = await openPage(browser, { save: 'blob' });
+  await tp.page.goto(link);
+  await waitForState(tp.page, 'locked');
+  await tp.page.fill('#password', 'Blauwe Reiger 42');
+  await tp.page.press('#password', 'Enter');
+  t.is(await waitForState(tp.page, 'ready'), 'begroting.pdf');
+  t.regex(await tp.page.locator('#card').innerText(), /2 downloads left/, 'the limit set in the dialog, one opening counted');
+  const [download] = await Promise.all([tp.page.waitForEvent('download', { timeout: 60_000 }), tp.page.click('#download')]);
+  t.is(download.suggestedFilename(), 'begroting.pdf');
+  t.true(readFileSync((await download.path())!).equals(bytes(19, 300_000)), 'the same bytes as the synced file');
+  await waitForState(tp.page, 'done');
+  t.deepEqual(tp.requests.filter((u) => !u.startsWith(env.url) && !u.startsWith('blob:') && !u.startsWith('data:')), [], 'the link page stays on the server');
+  await tp.context.close();
   await clean(t);
 });
