@@ -15,7 +15,7 @@ import { call } from '../helpers/api.js';
 import { launchChromium, openPage, screenshot, waitForState } from '../helpers/browser.js';
 import { startTestApp, until, type TestApp } from '../helpers/desktop-app.js';
 import { openRenderer, serveRenderer, type RendererPage, type RendererServer } from '../helpers/desktop-bridge.js';
-import { bytes, kluis, okJson, read, sessionOf, startSyncEnv, syncOnce, textOf, write, type SyncClient, type SyncEnv } from '../helpers/sync-env.js';
+import { bytes, kluis, okJson, read, sessionOf, sleep, startSyncEnv, syncOnce, textOf, write, type SyncClient, type SyncEnv } from '../helpers/sync-env.js';
 
 let env: SyncEnv;
 let browser: Browser;
@@ -141,7 +141,10 @@ test.serial('folders: a folder chosen through the dialog, added to a new space, 
   // 202 files and the folder stukken/, which the engine commits as an entry of its own (and main counts as a file)
   t.is(await page.locator('#activity li.activity.uploaded .what').first().textContent(), 'Dossiers An · 203 file(s)');
   t.true((await status()).folders.some((f) => f.folderId === me.folderId && f.spaceId === me.spaceId));
-  await screenshot(page, 'desktop-folders.png');
+  // the new space is offered for the next folder
+  await page.locator(`#add-space option[value="${me.spaceId}"]`).waitFor({ state: 'attached' });
+  t.is(await page.locator(`#add-space option[value="${me.spaceId}"]`).textContent(), `${me.spaceName} (Internal)`);
+  await screenshot(page, 'desktop-folders-activity.png');
 
   // What the page synced is on the server: a second device of the same person (the CLI) brings it down.
   const cliHome = path.join(env.root, 'cli-an');
@@ -192,5 +195,97 @@ test.serial('share dialog: a link with expiry, limit, password and purpose, open
   await waitForState(tp.page, 'done');
   t.deepEqual(tp.requests.filter((u) => !u.startsWith(env.url) && !u.startsWith('blob:') && !u.startsWith('data:')), [], 'the link page stays on the server');
   await tp.context.close();
+  await clean(t);
+});
+
+test.serial('conflicts with the second device resolved (keep both, keep mine), a version restored, that device revoked', async (t) => {
+  const { page } = r;
+  const id = me.folderId;
+  // pause in the page; the CLI changes two files, this computer changes the same two
+  await page.locator(`#folder-${id}-toggle`).click();
+  await page.locator(`#folder-${id}[data-state="paused"]`).waitFor();
+  await sleep(1500); // a pass already running when pause came finishes first
+  write(cli.dir, 'nota.txt', 'nota van de oude laptop\n');
+  write(cli.dir, 'stukken/001.txt', 'stuk 1 van de oude laptop\n');
+  await syncOnce(cli);
+  write(me.dir, 'nota.txt', 'nota van de app\n');
+  write(me.dir, 'stukken/001.txt', 'stuk 1 van de app\n');
+  await sleep(300);
+  await page.locator(`#folder-${id}-toggle`).click();
+  // main's status events bring the count to the navigation and the card
+  await until('two conflicts in the navigation', async () => (await page.locator('#nav-conflicts-count').textContent()) === '2', 120_000);
+  await page.locator(`#folder-${id}[data-state="up-to-date"]`).waitFor({ timeout: 60_000 });
+  t.is(await page.locator(`#folder-${id}-conflicts`).textContent(), '2 conflicts');
+  await page.locator('#nav-conflicts').click();
+  const items = page.locator('#conflicts li.conflict');
+  await items.nth(1).waitFor();
+  t.is(await items.count(), 2);
+  const texts = await items.allTextContents();
+  const nota = texts.findIndex((x) => x.startsWith('nota.txt'));
+  const stuk = texts.findIndex((x) => x.startsWith('stukken/001.txt'));
+  t.true(nota >= 0 && stuk >= 0, texts.join(' | '));
+  for (const x of texts) t.regex(x, new RegExp(`Other version by ${me.email.replace(/[.+]/g, '\\$&')}`));
+  const listed = (await app.ok('conflicts:list', { folderId: id })).conflicts;
+  const copyOf = (p: string) => listed.find((c) => c.path === p)!.copyPath;
+  t.is(textOf(me.dir, copyOf('nota.txt')), 'nota van de app\n', 'this computer\'s version kept as the copy');
+  t.is(textOf(me.dir, 'nota.txt'), 'nota van de oude laptop\n');
+  await screenshot(page, 'desktop-conflicts.png');
+  // open both: main opens the file and its copy (the shell stand-in records them)
+  await page.locator(`#conflict-${id}-${nota}-open`).click();
+  await until('both opened', () => app.opened.length >= 2);
+  t.deepEqual(app.opened.slice(-2), [path.join(me.dir, 'nota.txt'), path.join(me.dir, copyOf('nota.txt'))]);
+  // keep both (by keyboard), then keep mine; the renderer names the copy each time
+  await page.locator(`#conflict-${id}-${nota}-both`).focus();
+  await page.keyboard.press('Enter');
+  await until('the answer', async () => (await page.locator('#status').textContent()) === 'Kept both: your version of nota.txt is now a separate file beside it.');
+  await page.locator('#conflicts li.conflict').nth(0).waitFor();
+  t.is(await page.locator('#conflicts li.conflict').count(), 1);
+  await page.locator(`#conflict-${id}-0-mine`).click();
+  await page.locator('#conflicts-none').waitFor();
+  t.deepEqual(r.calls.filter((c) => c.channel === 'conflicts:resolve').map((c) => [c.request, c.answer]), [
+    [{ folderId: id, path: 'nota.txt', keep: 'both', copyPath: copyOf('nota.txt') }, { ok: true, value: { ok: true } }],
+    [{ folderId: id, path: 'stukken/001.txt', keep: 'mine', copyPath: copyOf('stukken/001.txt') }, { ok: true, value: { ok: true } }],
+  ]);
+  t.is(textOf(me.dir, 'nota.txt'), 'nota van de oude laptop\n');
+  t.is(textOf(me.dir, 'nota (copy).txt'), 'nota van de app\n');
+  t.is(textOf(me.dir, 'stukken/001.txt'), 'stuk 1 van de app\n');
+  t.is(textOf(me.dir, copyOf('stukken/001.txt')), null);
+  await until('no conflict left in the navigation', async () => (await page.locator('#nav-conflicts-count').textContent()) === '');
+
+  // versions: nota.txt as it was first, restored from the dialog; the second device gets it
+  await page.locator('#nav-folders').click();
+  await page.locator(`#folder-${id}-versions`).click();
+  await page.locator('dialog#versions').waitFor();
+  await page.locator('#versions-path').fill('nota.txt');
+  await page.locator('#versions-path').press('Enter');
+  await page.locator('#versions-list li.item').nth(1).waitFor();
+  t.is(await page.locator('#versions-list li.item').count(), 2);
+  t.is(await page.locator('#version-0 .badge').textContent(), 'Current');
+  await page.locator('#version-1-restore').click();
+  await page.locator('#versions-done').waitFor();
+  await until('the restored content on disk', () => textOf(me.dir, 'nota.txt') === 'eerste nota\n');
+  await page.keyboard.press('Escape');
+  await page.locator('dialog#versions').waitFor({ state: 'detached' });
+  await until('the restore and the resolutions on the second device', async () => {
+    await syncOnce(cli);
+    return textOf(cli.dir, 'nota.txt') === 'eerste nota\n' && textOf(cli.dir, 'stukken/001.txt') === 'stuk 1 van de app\n' && textOf(cli.dir, 'nota (copy).txt') === 'nota van de app\n';
+  });
+
+  // devices: the second device revoked from the page, after a confirmation; it can no longer reach the account
+  await page.locator('#nav-devices').click();
+  const other = page.locator(`#device-${cli.account.deviceId}`);
+  await other.waitFor();
+  t.regex((await other.textContent())!, /^Oude laptop/);
+  t.regex((await page.locator('#devices li.item', { hasText: 'This computer' }).textContent())!, /^Laptop An/);
+  await screenshot(page, 'desktop-devices.png');
+  await page.locator(`#device-${cli.account.deviceId}-revoke`).click();
+  await page.locator('dialog#revoke').waitFor();
+  await page.locator('#revoke-ok').click();
+  await other.locator('.badge', { hasText: 'Revoked' }).waitFor();
+  t.like(r.calls.filter((c) => c.channel === 'devices:revoke'), [{ request: { deviceId: cli.account.deviceId }, answer: { ok: true } }]);
+  const refused = await kluis(cli.home, ['--json', 'sync', cli.dir, '--space', cli.spaceId, '--once'], { env: { KLUIS_SYNC_GIVE_UP_MS: '20000' } });
+  t.not(refused.code, 0, 'the revoked device is refused');
+  t.regex(refused.stderr + refused.stdout, /unauthenticated|revoked|log in/i);
+  t.like(await status(), { account: { email: me.email } }, 'this computer is still signed in');
   await clean(t);
 });
