@@ -289,3 +289,21 @@ test.serial('conflicts with the second device resolved (keep both, keep mine), a
   t.like(await status(), { account: { email: me.email } }, 'this computer is still signed in');
   await clean(t);
 });
+
+test.serial('a file a colleague shares shows in the activity feed, naming the colleague and not the file', async (t) => {
+  const { page } = r;
+  const a = env.accounts[0]!;
+  const spaceName = `Van A ${Date.now()}`;
+  const space = okJson(await kluis(a.home, ['--json', 'space', 'create', spaceName]), 'space create');
+  const ca: SyncClient = { label: 'A', account: a, home: a.home, dir: path.join(env.root, 'a-gedeeld'), spaceId: space.spaceId, spaceName };
+  write(ca.dir, 'advies.txt', 'advies voor An\n');
+  await syncOnce(ca);
+  okJson(await kluis(a.home, ['--json', 'share', 'file', path.join(ca.dir, 'advies.txt'), me.email]), 'share file');
+  await page.locator('#nav-folders').click();
+  const line = page.locator('#activity li.activity.shared-with-me');
+  await line.waitFor({ timeout: 30_000 });
+  t.is(await line.locator('.kind').textContent(), 'Shared with you');
+  t.is(await line.locator('.what').textContent(), a.email, 'main\'s folderId "shared-with-me" names no folder: the colleague only');
+  t.false((await page.locator('#activity').textContent())!.includes('advies'), 'no name of the shared file');
+  await clean(t);
+});
