@@ -307,3 +307,43 @@ test.serial('a file a colleague shares shows in the activity feed, naming the co
   t.false((await page.locator('#activity').textContent())!.includes('advies'), 'no name of the shared file');
   await clean(t);
 });
+
+test.serial('settings saved through main, sign-out, sign-in in the page, and the folder added again to its space', async (t) => {
+  const { page } = r;
+  await page.locator('#nav-settings').click();
+  await page.locator('#settings-form').waitFor();
+  t.is(await page.locator('#settings-fingerprint').textContent(), (await status()).account!.fingerprint);
+  await page.locator('#set-download').fill('2048');
+  await page.locator('#settings-save').click();
+  await page.locator('#settings-saved:not(:empty)').waitFor();
+  t.like(await app.ok('settings:get', {}), { downloadLimit: 2048 * 1024, uploadLimit: null });
+  await page.locator('#settings-logout').click();
+  await page.locator('#main[data-state="welcome"]').waitFor();
+  t.like(await status(), { account: null, folders: [] });
+  await page.locator('#mode-login').click();
+  t.is(await page.locator('#invite').count(), 0, 'no invitation to sign in');
+  await page.locator('#server').fill(env.url);
+  await page.locator('#email').fill(me.email);
+  await page.locator('#password').fill('niet het wachtwoord');
+  await page.locator('#device').fill('Laptop An');
+  await page.locator('#welcome-submit').click();
+  await page.locator('#welcome-problem:not(:empty)').waitFor();
+  t.like(r.calls.at(-1), { channel: 'account:login', answer: { ok: false, error: { code: 'unauthenticated' } } });
+  await page.locator('#password').fill(me.password);
+  await page.locator('#welcome-submit').click();
+  await page.locator('#main[data-state="fingerprint"]').waitFor({ timeout: 60_000 });
+  await page.locator('#fingerprint-continue').click();
+  // sign-out forgot the folder (its files stay); typed back in, it is added to the existing space and syncs again
+  await page.locator('#folders-empty').waitFor();
+  t.is(textOf(me.dir, 'nota.txt'), 'eerste nota\n');
+  await page.locator(`#add-space option[value="${me.spaceId}"]`).waitFor({ state: 'attached' });
+  await page.locator('#add-path').fill(me.dir);
+  await page.locator('#add-space').selectOption(me.spaceId);
+  await page.locator('#add-submit').click();
+  const again = await until('the second folders:add', () => r.calls.filter((c) => c.channel === 'folders:add')[1]);
+  t.like(again, { request: { path: me.dir, space: { spaceId: me.spaceId } }, answer: { ok: true } });
+  const id = (again.answer as { value: { folderId: string } }).value.folderId;
+  await page.locator(`#folder-${id}[data-state="up-to-date"]`).waitFor({ timeout: 60_000 });
+  t.like((await status()).folders, [{ folderId: id, spaceId: me.spaceId, path: me.dir }]);
+  await clean(t);
+});

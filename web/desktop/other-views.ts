@@ -4,7 +4,7 @@
 // login, notifications, language, and the account (fingerprint, how keys are kept, sign out).
 import type { FolderStatus, Response, Settings } from '../../desktop/src/electron/ipc/contract.js';
 import { check, invoke } from './bridge.js';
-import { LANGS, formatDateTime, t } from './i18n.js';
+import { LANGS, formatDateTime, lang, t } from './i18n.js';
 import { LANG_NAMES } from '../common/i18n.js';
 import { announce, busy, button, confirmAsk, el, errorText, field, form, input, select, submit } from './ui.js';
 
@@ -114,7 +114,9 @@ export async function renderSettings(view: HTMLElement, ctx: SettingsContext): P
   };
   const login = check1('set-login', 'settings.startAtLogin', s.startAtLogin);
   const notes = check1('set-notifications', 'settings.notifications', s.notifications);
-  const language = field('set-language', 'settings.language', select(LANGS.map((l) => [l, LANG_NAMES[l]]), s.language));
+  // The language the window shows (the system's, or the one chosen): main's default ('nl') is not a choice the person
+  // made, and saving a limit must not switch the window to it.
+  const language = field('set-language', 'settings.language', select(LANGS.map((l) => [l, LANG_NAMES[l]]), lang()));
   const saved = el('p', { class: 'ok', id: 'settings-saved', role: 'status' });
   const go = submit('settings.save', 'settings-save');
   const f = form('settings-form', async () => {
