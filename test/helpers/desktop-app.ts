@@ -6,7 +6,7 @@ import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { AppCore } from '../../desktop/dist/electron/main/core.js';
 import { appHandlers } from '../../desktop/dist/electron/main/handlers.js';
-import { dispatch } from '../../desktop/dist/electron/main/ipc.js';
+import { dispatch, type Handlers } from '../../desktop/dist/electron/main/ipc.js';
 import { keyProtection } from '../../desktop/dist/electron/main/keystore.js';
 import { Notifier } from '../../desktop/dist/electron/main/notifications.js';
 import type { AppEvent, Channel, Request, Result, Response } from '../../desktop/dist/electron/ipc/contract.js';
@@ -55,13 +55,15 @@ export interface TestApp {
   opened: string[];
   loginItems: { openAtLogin?: boolean }[];
   chooser: { answer: { canceled: boolean; filePaths: string[] } };
+  /** every channel's handler, as appHandlers built them (for the renderer's test bridge) */
+  handlers: Handlers;
   call<C extends Channel>(channel: C, request: Request<C> | Record<string, unknown>): Promise<Result<Response<C>>>;
   /** the value of an ok answer; throws with the error otherwise */
   ok<C extends Channel>(channel: C, request: Request<C> | Record<string, unknown>): Promise<Response<C>>;
   close(): Promise<void>;
 }
 
-export async function startTestApp(root: string, name: string, o: { safeStorage?: ReturnType<typeof keychain>; pollMs?: number; sharesPollMs?: number; home?: string } = {}): Promise<TestApp> {
+export async function startTestApp(root: string, name: string, o: { safeStorage?: ReturnType<typeof keychain>; pollMs?: number; sharesPollMs?: number; home?: string; onEvent?: (e: AppEvent) => void } = {}): Promise<TestApp> {
   const home = o.home ?? path.join(root, `app-${name}`);
   mkdirSync(home, { recursive: true, mode: 0o700 });
   const events: AppEvent[] = [];
@@ -78,7 +80,7 @@ export async function startTestApp(root: string, name: string, o: { safeStorage?
   const protection = keyProtection(o.safeStorage ?? keychain(), 'linux');
   const notifier: Notifier = new Notifier(FakeNotification, { windowMs: 200, enabled: () => core.store.settings.notifications });
   const core: AppCore = new AppCore({
-    home, version: '0.1.0-test', protection, send: (e) => events.push(e), notifier, env: { ...process.env, KLUIS_KDF: 'min' },
+    home, version: '0.1.0-test', protection, send: (e) => (events.push(e), o.onEvent?.(e)), notifier, env: { ...process.env, KLUIS_KDF: 'min' },
     settleMs: 100, pollMs: o.pollMs ?? 1000, sharesPollMs: o.sharesPollMs ?? 500,
   });
   const opened: string[] = [];
@@ -92,7 +94,7 @@ export async function startTestApp(root: string, name: string, o: { safeStorage?
   await core.start();
   const call = <C extends Channel>(channel: C, request: unknown) => dispatch(channel, request, handlers, { onInternalError: (c, err) => console.error(`internal ${c}:`, err) });
   return {
-    home, core, events, shown, opened, loginItems, chooser, call,
+    home, core, events, shown, opened, loginItems, chooser, handlers, call,
     async ok(channel, request) {
       const r = await call(channel, request);
       if (!r.ok) throw new Error(`${channel}: ${r.error.code}: ${r.error.message}`);

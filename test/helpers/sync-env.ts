@@ -172,6 +172,9 @@ export interface SyncEnvOptions {
   storage?: 'minio' | 'fs';
   /** Two nodes behind HAProxy (see the header); needs PostgreSQL (usePostgres()). */
   haproxy?: boolean;
+  /** Listen on a fixed free port so that the server knows its own address: links it makes point at it (with
+   *  KLUIS_PORT=0 and no KLUIS_PUBLIC_URL, a link's address says port 0). */
+  fixedPort?: boolean;
 }
 
 const rand = () => randomBytes(5).toString('hex');
@@ -191,6 +194,10 @@ export async function startSyncEnv(options: SyncEnvOptions = {}): Promise<SyncEn
   if (s3) Object.assign(serverEnv, { KLUIS_STORAGE: 'minio', KLUIS_S3_ENDPOINT: s3.endpoint, KLUIS_S3_ACCESS_KEY: s3.accessKey, KLUIS_S3_SECRET_KEY: s3.secretKey });
   const lbPort = options.haproxy ? await freePort() : 0;
   if (options.haproxy) Object.assign(serverEnv, { KLUIS_PUBLIC_URL: `https://127.0.0.1:${lbPort}`, KLUIS_TRUSTED_PROXIES: 'loopback' });
+  if (options.fixedPort && !options.haproxy) {
+    const p = await freePort();
+    Object.assign(serverEnv, { KLUIS_PORT: String(p), KLUIS_PUBLIC_URL: `http://127.0.0.1:${p}` });
+  }
   let srv = await startServer(serverEnv);
   const port = Number(new URL(srv.url).port);
   const nodeB = options.haproxy ? await startSecondNode(srv, serverEnv) : null;

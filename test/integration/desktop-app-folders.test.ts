@@ -129,6 +129,7 @@ test.serial('conflicts: listed with the colleague as the other author; keep mine
   t.is(text(f.dir, 'een.txt'), 'een van mij\n');
   t.is(text(f.dir, 'twee.txt'), 'twee van B\n');
   t.is(text(f.dir, 'drie (copy).txt'), 'drie van mij\n');
+  t.like((await app.ok('app:status', {})).folders.find((x) => x.folderId === f.folderId), { conflicts: 0 }, 'the count follows the resolutions');
   t.deepEqual((await app.ok('conflicts:list', { folderId: f.folderId })).conflicts, []);
   // The colleague gets the result; what gave way stays in the version history.
   await until('the resolution on the server', async () => {

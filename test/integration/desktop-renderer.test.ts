@@ -2,7 +2,8 @@
 // the page talks through the real preload bundle and registerIpc to the real handlers of
 // desktop/src/electron/main/folders.ts (app:status, folders:pause/resume, versions:list/restore), with a real engine
 // watching a real folder against a real server (test/helpers/desktop-bridge.ts). Served with the app's own CSP.
-// Screens whose handlers are not built yet are tested for rendering and validation in desktop-renderer-screens.test.ts.
+// Only folders.ts's handlers are given here, so a channel outside them shows how the page says "cannot do that yet".
+// Every other screen is driven against the full appHandlers in desktop-renderer-flows.test.ts.
 import test from 'ava';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';

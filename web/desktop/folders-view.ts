@@ -146,11 +146,12 @@ export function addFolderForm(refresh: () => void, open: boolean): HTMLElement {
     if (!r.ok) return void (problem.textContent = errorText(r.error));
     path.input.value = '';
     newName.input.value = '';
+    if ('newSpaceName' in request.space) void loadSpaces(); // the new space is one to choose from now
     refresh();
   });
   f.append(pathRow, space.wrap, fresh, problem, go);
   box.append(f);
-  void invoke('spaces:list', {}).then((r) => {
+  const loadSpaces = () => invoke('spaces:list', {}).then((r) => {
     if (!r.ok) {
       space.input.replaceChildren(el('option', { value: '' }, t('folders.space.none')));
       return;
@@ -158,6 +159,7 @@ export function addFolderForm(refresh: () => void, open: boolean): HTMLElement {
     const options = r.value.spaces.map((s) => el('option', { value: s.spaceId }, `${s.name} (${t(`class.${s.classification}`)})`));
     space.input.replaceChildren(...(options.length ? options : [el('option', { value: '' }, t('folders.space.none'))]));
   });
+  void loadSpaces();
   return box;
 }
 

@@ -143,12 +143,14 @@ export const en = {
   'share.badPurpose': 'Say in a few words why (at least 3 characters).',
   // conflicts
   'conflicts.title': 'Conflicts',
-  'conflicts.lead': 'Two people changed the same file at the same time. Kluis kept both: yours at its place and the other as a copy. Choose which one stays.',
+  'conflicts.lead': 'Two people changed the same file at the same time. Kluis kept both: the other person\'s version at its place and yours as a copy beside it. Choose which one stays, or keep both.',
   'conflicts.none': 'No conflicts. Everything is in order.',
   'conflicts.other': 'Other version by {author}, {date}',
   'conflicts.openBoth': 'Open both',
   'conflicts.keepMine': 'Keep mine',
   'conflicts.keepTheirs': 'Keep theirs',
+  'conflicts.keepBoth': 'Keep both',
+  'conflicts.keptBoth': 'Kept both: your version of {path} is now a separate file beside it.',
   'conflicts.resolved': 'Resolved: {path}. The other version is in its history.',
   // devices
   'devices.title': 'Devices',

@@ -114,10 +114,8 @@ function render(): void {
           render();
         }
       },
-      onLogout: () => {
-        status = null;
-        void refresh();
-      },
+      // refresh() sees the account go (in → out) and shows the welcome; clearing `status` first hid that change
+      onLogout: () => void refresh(),
     });
   }
   updateFolders(status.folders);

@@ -1,10 +1,10 @@
 // The conflicts, devices and settings screens (issue 19 item 3). Conflicts: per folder, each conflicted file with
-// "open both" (folders:open on the file and its copy) and "keep mine"/"keep theirs" (conflicts:resolve). Devices:
-// the account's devices, revoke with a confirmation. Settings: bandwidth limits, start at login, notifications,
-// language, and the account (fingerprint, how keys are kept, sign out).
+// "open both" (folders:open on the file and its copy) and "keep mine"/"keep theirs"/"keep both" (conflicts:resolve,
+// naming the copy). Devices: the account's devices, revoke with a confirmation. Settings: bandwidth limits, start at
+// login, notifications, language, and the account (fingerprint, how keys are kept, sign out).
 import type { FolderStatus, Response, Settings } from '../../desktop/src/electron/ipc/contract.js';
 import { check, invoke } from './bridge.js';
-import { LANGS, formatDateTime, t } from './i18n.js';
+import { LANGS, formatDateTime, lang, t } from './i18n.js';
 import { LANG_NAMES } from '../common/i18n.js';
 import { announce, busy, button, confirmAsk, el, errorText, field, form, input, select, submit } from './ui.js';
 
@@ -30,10 +30,11 @@ export async function renderConflicts(view: HTMLElement, folders: FolderStatus[]
       const text = el('div');
       text.append(el('strong', {}, c.path), el('span', { class: 'meta' }, t('conflicts.other', { author: c.otherAuthor, date: formatDateTime(c.at) })));
       const acts = el('div', { class: 'actions' });
-      const resolve = (keep: 'mine' | 'theirs') => async () => {
-        const a = await invoke('conflicts:resolve', { folderId: f.folderId, path: c.path, keep });
+      // copyPath names this copy: a file can have more than one (main refuses to guess which).
+      const resolve = (keep: 'mine' | 'theirs' | 'both') => async () => {
+        const a = await invoke('conflicts:resolve', { folderId: f.folderId, path: c.path, keep, copyPath: c.copyPath });
         if (!a.ok) return announce(errorText(a.error));
-        announce(t('conflicts.resolved', { path: c.path }));
+        announce(t(keep === 'both' ? 'conflicts.keptBoth' : 'conflicts.resolved', { path: c.path }));
         await renderConflicts(view, folders);
       };
       acts.append(
@@ -45,6 +46,7 @@ export async function renderConflicts(view: HTMLElement, folders: FolderStatus[]
         }, 'small', `conflict-${f.folderId}-${i}-open`),
         button(t('conflicts.keepMine'), resolve('mine'), 'small', `conflict-${f.folderId}-${i}-mine`),
         button(t('conflicts.keepTheirs'), resolve('theirs'), 'small', `conflict-${f.folderId}-${i}-theirs`),
+        button(t('conflicts.keepBoth'), resolve('both'), 'small', `conflict-${f.folderId}-${i}-both`),
       );
       li.append(text, acts);
       ul.append(li);
@@ -112,7 +114,9 @@ export async function renderSettings(view: HTMLElement, ctx: SettingsContext): P
   };
   const login = check1('set-login', 'settings.startAtLogin', s.startAtLogin);
   const notes = check1('set-notifications', 'settings.notifications', s.notifications);
-  const language = field('set-language', 'settings.language', select(LANGS.map((l) => [l, LANG_NAMES[l]]), s.language));
+  // The language the window shows (the system's, or the one chosen): main's default ('nl') is not a choice the person
+  // made, and saving a limit must not switch the window to it.
+  const language = field('set-language', 'settings.language', select(LANGS.map((l) => [l, LANG_NAMES[l]]), lang()));
   const saved = el('p', { class: 'ok', id: 'settings-saved', role: 'status' });
   const go = submit('settings.save', 'settings-save');
   const f = form('settings-form', async () => {

@@ -63,6 +63,7 @@ export function conflictHandlers(core: AppCore): Pick<Handlers, 'conflicts:list'
         const author = await folder.history(c.path).then((h) => h.versions.find((v) => v.current)?.author ?? null, () => null);
         conflicts.push({ ...c, otherAuthor: author ?? 'unknown' });
       }
+      host.setConflicts(folderId, conflicts.length);
       return { conflicts };
     },
     'conflicts:resolve': async ({ folderId, path: rel, keep, copyPath }) => {
@@ -84,6 +85,7 @@ export function conflictHandlers(core: AppCore): Pick<Handlers, 'conflicts:list'
         renameSync(copy, insideFolder(root, name));
       }
       statSync(target);
+      core.requireHost().setConflicts(folderId, conflictCopies(root).length);
       return { ok: true as const };
     },
   };

@@ -109,6 +109,17 @@ export class FolderHost {
     this.o.onChange?.(folderId);
   }
 
+  /**
+   * The number of conflict copies in the folder, counted on disk by the conflicts handlers (./conflicts.ts) when they
+   * list or resolve: the engine's `conflict` events only add, so without this a resolved conflict stayed counted.
+   */
+  setConflicts(folderId: string, n: number): void {
+    const h = this.get(folderId);
+    if (h.conflicts === n) return;
+    h.conflicts = n;
+    this.o.onChange?.(folderId);
+  }
+
   /** Every folder's transfer limit (bytes per second, 0: none). */
   setBandwidth(bytesPerSecond: number): void {
     for (const h of this.held.values()) h.folder.setBandwidth(bytesPerSecond);
