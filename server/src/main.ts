@@ -78,6 +78,9 @@ const server = createServer();
 server.listen(config.port, config.host, () => {
   const addr = server.address();
   const port = typeof addr === 'object' && addr ? addr.port : config.port;
+  // Without KLUIS_PUBLIC_URL, links and requests name the address the server really listens on (KLUIS_PORT=0 lets the
+  // system choose the port; with KLUIS_TLS_* it is https).
+  if (!process.env.KLUIS_PUBLIC_URL) config.publicUrl = `${config.tls ? 'https' : 'http'}://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
   log.info({ port, host: config.host, env: config.env, tls: Boolean(config.tls), storage: config.storage, database: config.databaseUrl ? 'postgresql' : 'sqlite' }, 'listening');
   console.log(`Kluis server listening on ${config.tls ? 'https' : 'http'}://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port} (env ${config.env}, data in ${config.dataDir})`);
   if (firstStart) {
