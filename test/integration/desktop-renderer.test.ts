@@ -78,7 +78,7 @@ test.serial('folders: real status from a syncing FolderHost, pause and resume, v
     t.regex((await page.locator(`#folder-${id}-path`).textContent())!, new RegExp(a.spaceName));
     // the first pass brings B's file down; the card follows the engine through status events
     await until('the first pass on disk', () => textOf(a.dir, 'nota.txt') === 'tweede nota, langer\n');
-    // each poll's scan shows as syncing for a moment: read the card when it shows up to date, in one go
+    // read the card when it shows up to date, in one go (its state, badge and line together)
     const shown = () => card.evaluate((c) => ({ state: c.getAttribute('data-state'), badge: c.querySelector('.badge')?.textContent, line: c.querySelector('.line')?.textContent }));
     let seen = await shown();
     await until('the card up to date', async () => (seen = await shown()).state === 'up-to-date');

@@ -11,6 +11,7 @@ import { StatusRelay } from '../../desktop/dist/electron/main/events.js';
 import { checkRecoveryWords } from '../../desktop/dist/electron/main/account-handlers.js';
 import { parseConflictCopy } from '../../desktop/dist/electron/main/conflicts.js';
 import { bandwidthOf } from '../../desktop/dist/electron/main/core.js';
+import { folderState } from '../../desktop/dist/electron/main/folders.js';
 import type { AppEvent } from '../../desktop/dist/electron/ipc/contract.js';
 import { keychain } from '../helpers/desktop-app.js';
 
@@ -103,4 +104,15 @@ test('packaging: electron-builder.yml names the built entry point, icons that ex
   t.regex(yml, /target: \[nsis\]/);
   t.regex(yml, /appId: be\.kluis\.desktop/);
   t.true(existsSync(path.join(root, 'desktop/assets/tray.png')));
+});
+
+test('folder state: a folder that was up to date stays so while the engine only looks; moving files is syncing', (t) => {
+  t.is(folderState('scanning', false, true), 'up-to-date', 'a poll of an up-to-date folder does not flash "syncing"');
+  t.is(folderState('scanning', false, false), 'syncing', 'the first look of a new folder is syncing');
+  t.is(folderState('uploading', false, true), 'syncing');
+  t.is(folderState('downloading', false, true), 'syncing');
+  t.is(folderState('idle', false), 'up-to-date');
+  t.is(folderState('paused', true, true), 'paused');
+  t.is(folderState('scanning', true, true), 'error');
+  t.is(folderState('stopped', false), 'offline');
 });

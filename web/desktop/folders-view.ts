@@ -26,6 +26,7 @@ function progressLine(f: FolderStatus): string {
     if (f.etaSeconds !== null) parts.push(t('folder.eta', { time: formatDuration(f.etaSeconds) }));
     return parts.join(' · ');
   }
+  if (f.state === 'syncing') return t('folder.looking');
   return f.lastSyncedAt !== null ? t('folder.lastSynced', { date: formatDateTime(f.lastSyncedAt) }) : t('folder.never');
 }
 

@@ -78,6 +78,7 @@ export const en = {
   'folder.eta': 'about {time} left',
   'folder.lastSynced': 'Last synced {date}',
   'folder.never': 'Not synced yet',
+  'folder.looking': 'Looking for changes…',
   'folder.conflicts.one': '1 conflict',
   'folder.conflicts.other': '{n} conflicts',
   'folder.pause': 'Pause',

@@ -31,11 +31,16 @@ export interface FolderHostOptions {
   onChange?: (folderId: string) => void;
 }
 
-/** What the tray and the renderer see of an engine state. */
-export function folderState(state: EngineState, hasError: boolean): FolderState {
+/**
+ * What the tray and the renderer see of an engine state. A folder that was up to date stays so while the engine
+ * merely looks for changes (every poll and every file event): it shows "syncing" once there is something to move,
+ * not a flash on each look.
+ */
+export function folderState(state: EngineState, hasError: boolean, wasUpToDate = false): FolderState {
   if (state === 'paused') return 'paused';
   if (state === 'error' || hasError) return 'error';
-  if (state === 'scanning' || state === 'uploading' || state === 'downloading') return 'syncing';
+  if (state === 'scanning') return wasUpToDate ? 'up-to-date' : 'syncing';
+  if (state === 'uploading' || state === 'downloading') return 'syncing';
   if (state === 'stopped') return 'offline';
   return 'up-to-date';
 }
@@ -87,7 +92,7 @@ export class FolderHost {
     const h = this.get(folderId);
     const p = h.progress;
     return {
-      folderId, path: h.folder.folder.root, spaceId: h.folder.folder.spaceId, spaceName: h.spaceName, state: folderState(h.state, h.error !== null),
+      folderId, path: h.folder.folder.root, spaceId: h.folder.folder.spaceId, spaceName: h.spaceName, state: folderState(h.state, h.error !== null, h.lastSyncedAt !== null && h.progress === null),
       pendingFiles: p ? Math.max(0, p.filesTotal - p.filesDone) : 0, pendingBytes: p ? Math.max(0, p.bytesTotal - p.bytesDone) : 0,
       rate: null, etaSeconds: null, conflicts: h.conflicts, lastSyncedAt: h.lastSyncedAt, error: h.error,
     };
