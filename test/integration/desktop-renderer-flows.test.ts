@@ -139,7 +139,7 @@ test.serial('folders: a folder chosen through the dialog, added to a new space, 
   t.true(sent.some((e) => e.type === 'status' && e.folders.some((f) => f.folderId === me.folderId && f.state === 'up-to-date')));
   await until('the activity line', async () => (await page.locator('#activity li.activity.uploaded').count()) > 0);
   // 202 files and the folder stukken/, which the engine commits as an entry of its own (and main counts as a file)
-  t.is(await page.locator('#activity li.activity.uploaded .what').first().textContent(), 'Dossiers An · 203 file(s)');
+  t.is(await page.locator('#activity li.activity.uploaded .what').first().textContent(), 'Dossiers An · 203 items');
   t.true((await status()).folders.some((f) => f.folderId === me.folderId && f.spaceId === me.spaceId));
   // the new space is offered for the next folder
   await page.locator(`#add-space option[value="${me.spaceId}"]`).waitFor({ state: 'attached' });

@@ -174,7 +174,7 @@ export function showActivity(list: HTMLElement, items: Activity[], names: Map<st
     const li = el('li', { class: `activity ${a.kind}` });
     li.append(
       el('span', { class: 'kind' }, t(`activity.${a.kind}` as Key)),
-      el('span', { class: 'what' }, [names.get(a.folderId), a.path, a.detail].filter(Boolean).join(' · ')),
+      el('span', { class: 'what' }, [names.get(a.folderId), a.path, a.detail, a.count !== undefined ? (a.count === 1 ? t('activity.items.one') : t('activity.items', { n: formatNumber(a.count) })) : null].filter(Boolean).join(' · ')),
       el('time', { class: 'meta', datetime: new Date(a.at).toISOString() }, formatDateTime(a.at)),
     );
     return li;

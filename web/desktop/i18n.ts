@@ -103,6 +103,8 @@ export const en = {
   'activity.refused': 'Refused',
   'activity.shared-with-me': 'Shared with you',
   'activity.error': 'Error',
+  'activity.items': '{n} items',
+  'activity.items.one': '1 item',
   // versions
   'versions.title': 'Versions',
   'versions.path': 'File (path inside the folder)',

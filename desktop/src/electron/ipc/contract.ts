@@ -128,7 +128,7 @@ export type Result<T> = { ok: true; value: T } | { ok: false; error: IpcError };
 /** Main → renderer, on the single `event` channel. Progress is coalesced to at most 10 a second. */
 export const AppEvent = z.discriminatedUnion('type', [
   z.object({ type: z.literal('status'), folders: z.array(FolderStatus) }),
-  z.object({ type: z.literal('activity'), at: z.number().int(), folderId: FolderId, kind: z.enum(['uploaded', 'downloaded', 'deleted', 'moved', 'conflict', 'refused', 'shared-with-me', 'error']), path: z.string().nullable(), detail: z.string().nullable() }),
+  z.object({ type: z.literal('activity'), at: z.number().int(), folderId: FolderId, kind: z.enum(['uploaded', 'downloaded', 'deleted', 'moved', 'conflict', 'refused', 'shared-with-me', 'error']), path: z.string().nullable(), detail: z.string().nullable(), count: z.number().int().nonnegative().optional() }),
   z.object({ type: z.literal('wiped'), removed: z.object({ folders: z.number().int(), files: z.number().int(), unsynced: z.array(z.string()) }) }),
 ]);
 export type AppEvent = z.infer<typeof AppEvent>;

@@ -42,13 +42,14 @@ export class StatusRelay {
 
 /** Turns a folder's door events into activity events and notifications; returns a function that detaches them. */
 export function relayActivity(folder: SyncFolder, folderId: string, spaceName: () => string, send: Send, notifier: Notifier): () => void {
-  const activity = (kind: Extract<AppEvent, { type: 'activity' }>['kind'], path: string | null, detail: string | null) =>
-    send({ type: 'activity', at: Date.now(), folderId, kind, path, detail });
+  const activity = (kind: Extract<AppEvent, { type: 'activity' }>['kind'], path: string | null, detail: string | null, count?: number) =>
+    send({ type: 'activity', at: Date.now(), folderId, kind, path, detail, ...(count !== undefined ? { count } : {}) });
   const onSynced = (r: { uploaded: number; downloaded: number; deletedLocal: number; deletedRemote: number; moved: number; errors: { path: string; reason: string }[] }) => {
-    if (r.uploaded) activity('uploaded', null, `${r.uploaded} file(s)`);
-    if (r.downloaded) activity('downloaded', null, `${r.downloaded} file(s)`);
-    if (r.deletedLocal + r.deletedRemote) activity('deleted', null, `${r.deletedLocal + r.deletedRemote} file(s)`);
-    if (r.moved) activity('moved', null, `${r.moved} file(s)`);
+    // Counts of items (files and folders: the engine versions both); the page words them in its language.
+    if (r.uploaded) activity('uploaded', null, null, r.uploaded);
+    if (r.downloaded) activity('downloaded', null, null, r.downloaded);
+    if (r.deletedLocal + r.deletedRemote) activity('deleted', null, null, r.deletedLocal + r.deletedRemote);
+    if (r.moved) activity('moved', null, null, r.moved);
     for (const e of r.errors.slice(0, 20)) {
       activity('error', e.path, e.reason);
       notifier.add({ kind: 'error', scope: spaceName(), path: e.path, detail: e.reason });
