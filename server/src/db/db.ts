@@ -68,9 +68,21 @@ export async function openDatabase(options: DbOptions): Promise<Db> {
   createDbFile(options.dataDir);
   // One connection: sqlite has one writer anyway, and a single connection makes every transaction
   // serialisable without SQLITE_BUSY retries. Never await blob-store I/O inside a transaction.
-  const db = sqliteKnex(options.dataDir, 1, ['PRAGMA journal_mode = WAL', 'PRAGMA foreign_keys = ON', 'PRAGMA synchronous = FULL', 'PRAGMA busy_timeout = 5000']);
-  if (options.migrate !== false) {
-    await db.migrate.latest({ migrationSource: migrations, tableName: 'schema_migrations' });
+  // busy_timeout: a writer of another process (the server's incident round or start-up checkpoint beside kluis-admin)
+  // may hold the write lock for seconds on a loaded machine; transactions wait for it rather than fail.
+  const db = sqliteKnex(options.dataDir, 1, ['PRAGMA busy_timeout = 30000', 'PRAGMA journal_mode = WAL', 'PRAGMA foreign_keys = ON', 'PRAGMA synchronous = FULL']);
+  try {
+    if (options.migrate !== false) {
+      // Knex takes its migration lock (a write transaction) even when nothing is pending: look first, so that a tool
+      // opening an up-to-date database never needs the write lock to start.
+      const config = { migrationSource: migrations, tableName: 'schema_migrations' };
+      const [, pending] = (await db.migrate.list(config)) as [unknown[], unknown[]];
+      if (pending.length > 0) await db.migrate.latest(config);
+    }
+  } catch (err) {
+    // Its pool would keep the process alive: a tool that could not open the database must exit, not hang.
+    await db.destroy();
+    throw err;
   }
   return db;
 }
