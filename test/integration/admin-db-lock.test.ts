@@ -10,7 +10,6 @@ import { execFile } from 'node:child_process';
 import { admin, enterpriseNumber } from '../helpers/api.js';
 
 const require = createRequire(import.meta.url);
-// eslint-disable-next-line @typescript-eslint/no-require-imports
 const sqlite3 = require('sqlite3') as { Database: new (file: string) => { exec(sql: string, cb: (err: Error | null) => void): void; close(cb: () => void): void } };
 const cli = path.resolve('server/dist/admin/cli.js');
 
