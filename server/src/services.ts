@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import { initCrypto, serverSubkey } from '@kluis/shared';
 import { redactDatabaseUrl, withoutDatabasePassword, type Config } from './config.js';
 import type { Services } from './context.js';
-import { openDatabase, openReadDatabase, type Tx } from './db/db.js';
+import { openDatabase, openReadDatabase, type Db, type Tx } from './db/db.js';
 import { AUDIT_LOCK, LOCK_NAMESPACE } from './db/postgres.js';
 import { DB_FILE, prepareDataDir } from './data-dir.js';
 import { GroupCommitter } from './db/group-commit.js';
@@ -53,6 +53,22 @@ export async function openServices(config: Config, log: Logger): Promise<OpenedS
     throw new DatabaseOpenError(`cannot open the database ${what}: ${withoutDatabasePassword(String((err as Error)?.message ?? err).split('\n')[0]!, url)}`);
   });
   const read = openReadDatabase({ dataDir: config.dataDir, ...(url ? { url } : {}) });
+  // Whatever fails from here on (an unreadable signing key, the Merkle catch-up, the object store) closes the pools:
+  // their timers would keep kluis-admin alive after it printed its error.
+  const opened: { relay?: { close(): Promise<void> }; blobs?: BlobStore } = {};
+  try {
+    return await assemble(config, log, db, read, opened);
+  } catch (err) {
+    await opened.relay?.close().catch(() => undefined);
+    await opened.blobs?.close().catch(() => undefined);
+    await read.destroy().catch(() => undefined);
+    await db.destroy().catch(() => undefined);
+    throw err;
+  }
+}
+
+async function assemble(config: Config, log: Logger, db: Db, read: Db, opened: { relay?: { close(): Promise<void> }; blobs?: BlobStore }): Promise<OpenedServices> {
+  const url = config.databaseUrl;
   // A configured secret (production) or, in other environments, a seed generated in the data directory.
   const key = config.serverKeyFile ? await loadServerSigningKeyFile(config.serverKeyFile) : await loadOrCreateServerSigningKey(config.dataDir);
   const committer = new GroupCommitter(db);
@@ -68,9 +84,11 @@ export async function openServices(config: Config, log: Logger): Promise<OpenedS
     ...(url ? { beforeAppend: async (trx: Tx) => void (await trx.raw('SELECT pg_advisory_xact_lock(?, ?)', [LOCK_NAMESPACE, AUDIT_LOCK])) } : {}),
   });
   const blobs = await openBlobStore(config);
+  opened.blobs = blobs;
   const events = new EventBus();
   // PostgreSQL: events reach the streams held by other nodes too (LISTEN/NOTIFY).
   const relay = url ? await startEventRelay(url, db, events, log) : undefined;
+  if (relay) opened.relay = relay;
   const chunks = new ChunkStore(db, blobs);
   return {
     config, log, db, read, tx: (fn) => committer.run(fn), blobs, audit, events, chunks, committer,

@@ -40,7 +40,13 @@ export async function call(base: string, method: string, url: string, options: {
 
 /** Runs kluis-admin against a server's data directory (and its database); returns its parsed --json output. */
 export async function admin(dataDir: string, args: string[]): Promise<any> { // eslint-disable-line @typescript-eslint/no-explicit-any
-  const { stdout } = await run(process.execPath, [path.join(repoRoot, 'server/dist/admin/cli.js'), '--json', ...args], { env: { PATH: process.env.PATH ?? '', KLUIS_DATA_DIR: dataDir, KLUIS_ENV: 'test', ...(await databaseEnv(dataDir)) } });
+  const env = { PATH: process.env.PATH ?? '', KLUIS_DATA_DIR: dataDir, KLUIS_ENV: 'test', ...(await databaseEnv(dataDir)) };
+  // A kluis-admin that does not exit fails its own test with what it printed, instead of stalling the run until
+  // ava's inactivity timeout (which names no test).
+  const { stdout } = await run(process.execPath, [path.join(repoRoot, 'server/dist/admin/cli.js'), '--json', ...args], { env, timeout: 90_000, killSignal: 'SIGKILL' }).catch((err) => {
+    if (err.killed) err.message = `kluis-admin ${args.slice(0, 2).join(' ')} did not exit within 90 s; it printed: ${err.stdout}${err.stderr}`;
+    throw err;
+  });
   return JSON.parse(stdout);
 }
 

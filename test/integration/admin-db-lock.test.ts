@@ -2,7 +2,7 @@
 // on a loaded machine): the tool waits for the lock instead of failing, and a database it cannot open makes it exit,
 // never hang. Both were seen in CI: a lock held over 5 s made `org create` print an error and then never exit.
 import test from 'ava';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -47,6 +47,29 @@ test('kluis-admin exits with one error when the database cannot be opened (it do
     t.not(r.code, null, 'killed after 60 s: it hung');
     t.not(r.code, 0);
     t.regex(JSON.parse(r.stdout.trim().split('\n').at(-1)!).error.message, /cannot open the database/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a start that fails after the database opened (an untrustworthy signing key) closes its pools: the process ends by itself', async (t) => {
+  // The first CI hang: the Merkle catch-up failed inside openServices and kluis-admin printed its error, then never
+  // exited, its Knex pool's timer keeping it alive. No process.exit here: the script must end on its own.
+  const dir = mkdtempSync(path.join(tmpdir(), 'kluis-lock-'));
+  try {
+    await admin(dir, ['org', 'list']);
+    chmodSync(path.join(dir, 'audit-signing.key'), 0o644);
+    const script = `import { openServices } from ${JSON.stringify(path.resolve('server/dist/services.js'))};
+import { loadConfig } from ${JSON.stringify(path.resolve('server/dist/config.js'))};
+import { pino } from 'pino';
+await openServices(loadConfig(), pino({ level: 'silent' })).then(() => console.log('opened'), (err) => console.log('failed: ' + err.message));`;
+    const r = await new Promise<{ code: number | null; stdout: string }>((resolve) => {
+      execFile(process.execPath, ['--input-type=module', '-e', script], { cwd: path.resolve('server'), env: { PATH: process.env.PATH ?? '', KLUIS_DATA_DIR: dir, KLUIS_ENV: 'test' }, timeout: 60_000 }, (err, stdout) => {
+        resolve({ code: err ? (err.killed ? null : Number(err.code)) : 0, stdout });
+      });
+    });
+    t.not(r.code, null, 'killed after 60 s: something it opened kept it alive');
+    t.regex(r.stdout, /^failed: .*audit-signing\.key: readable or writable by group or others/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -53,3 +53,40 @@ test('an existing trail gets its Merkle subtrees; then heads, verify and proofs 
     t.true(k.verifyMerkleConsistency(from, size, roots[from]!, roots[size]!, (await consistencyPath(db, from, size)).map(k.fromHex)));
   }
 });
+
+test('catch-up beside another process: racing catch-ups add each subtree once; beside a server appending they add nothing', async (t) => {
+  // kluis-admin runs catchUpMerkle at every start while the server appends (with its subtrees). CI saw the tool read the
+  // last leaf, the server append, and the tool then insert that entry's leaf again (UNIQUE constraint failed).
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'kluis-merkle-race-'));
+  const dbs = [await openDatabase({ dataDir: dir }), await openDatabase({ dataDir: dir }), await openDatabase({ dataDir: dir })];
+  t.teardown(async () => {
+    for (const db of dbs) await db.destroy();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const [a, b, server] = dbs as [typeof dbs[0], typeof dbs[0], typeof dbs[0]];
+  const key = await loadOrCreateServerSigningKey(dir);
+  const entry = (i: number) => ({ orgId: null, action: 'test.fill', outcome: 'success' as const, details: { i } });
+  const chainOnly = new SqlAuditLog(a, key, { merkle: false, checkpointEvery: 0 });
+  await a.transaction((trx) => chainOnly.appendMany(trx, Array.from({ length: 12_000 }, (_, i) => entry(i))));
+  const added = await Promise.all([catchUpMerkle(a), catchUpMerkle(b)]);
+  t.is(added[0] + added[1], 12_000, `each of the 12,000 chain-only entries got its leaf once (${added.join(' + ')})`);
+
+  const log = new SqlAuditLog(server, key, { checkpointEvery: 0 });
+  let appending = true;
+  const appends = (async () => {
+    let i = 0;
+    while (appending) await log.appendStandalone(entry(20_000 + i++));
+    return i;
+  })();
+  const rounds: number[] = [];
+  for (let i = 0; i < 60; i++) rounds.push(await catchUpMerkle(i % 2 ? a : b));
+  appending = false;
+  const appended = await appends;
+  t.true(appended > 0);
+  t.deepEqual(rounds, Array(60).fill(0), 'the server writes its own subtrees; a catch-up beside it has nothing to add');
+  const leaves = Number((await a('audit_merkle').where({ level: 0 }).count({ n: '*' }).first())?.n);
+  t.is(leaves, 12_000 + appended);
+  const tree = new k.MerkleFrontier();
+  for (const r of (await a('audit_log').orderBy('seq').select('*')) as AuditDbRow[]) tree.push(k.fromHex(k.auditLeafHash(chainEntryOf(r))));
+  t.is(await rootAt(a, 12_000 + appended), k.toHex(tree.root()), 'the stored subtrees give the root recomputed from the entries');
+});

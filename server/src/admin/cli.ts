@@ -278,8 +278,13 @@ try {
   await program.parseAsync(process.argv);
 } catch (err) {
   // Never the database password (config.ts), whatever the message quotes.
-  const message = withoutDatabasePassword(err instanceof ConfigError ? `configuration error: ${err.message}` : err instanceof ApiError ? err.message : (err as Error).message, process.env.KLUIS_DATABASE_URL);
+  // A database error quotes its whole statement before " - "; the reason after it is what an operator can act on.
+  const internal = String((err as Error)?.message ?? err);
+  const reason = internal.length > 300 && internal.includes(' - ') ? internal.slice(internal.lastIndexOf(' - ') + 3) : internal;
+  const message = withoutDatabasePassword(err instanceof ConfigError ? `configuration error: ${err.message}` : err instanceof ApiError ? err.message : reason, process.env.KLUIS_DATABASE_URL);
   if (json) console.log(JSON.stringify({ error: { code: err instanceof ApiError ? err.code : 'internal', message } }));
   else console.error(`kluis-admin: ${message}`);
   process.exitCode = err instanceof ApiError && err.status < 500 ? 2 : 1;
+  // It has said why it failed; nothing it left open (a pool's timer, a socket) may keep it from exiting.
+  setTimeout(() => process.exit(), 5000).unref();
 }

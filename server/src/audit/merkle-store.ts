@@ -122,23 +122,45 @@ export async function consistencyPath(q: Db | Tx, from: number, to: number): Pro
 
 /**
  * Adds the Merkle subtrees of the entries that have none yet (migration 015 over an existing trail, or entries written
- * by a tool that knows only the chain), in pages of 5000 entries, one transaction each; returns how many were added.
+ * by a tool that knows only the chain), in pages of 5000 entries, one write transaction each; returns how many were
+ * added. A trail that is complete (the usual case: every append writes its subtrees in its own transaction) costs one
+ * read and never takes the write lock. Each page reads what it extends inside its own transaction, so an append by
+ * another process (the server beside kluis-admin) between the check and the page is extended, never written twice.
  */
 export async function catchUpMerkle(db: Knex): Promise<number> {
   await initCrypto();
-  const last = (await db('audit_merkle').where({ level: 0 }).max({ n: 'idx' }).first()) as { n: number | string | null } | undefined;
-  const start = last?.n === null || last?.n === undefined ? 0 : Number(last.n) + 1;
-  const tree = start > 0 ? await loadFrontier(db, start) : new MerkleFrontier();
-  for (;;) {
-    const rows = (await db('audit_log').select('*').where('seq', '>', tree.size).orderBy('seq', 'asc').limit(5000)) as AuditRow[];
-    if (rows.length === 0) return tree.size - start;
-    const nodes: ReturnType<MerkleFrontier['push']> = [];
-    for (const row of rows) {
-      const seq = Number(row.seq);
-      if (seq !== tree.size + 1) throw new AuditMerkleError(`audit_log: entry ${tree.size + 1} is missing; run kluis-admin audit verify`);
-      const details = row.details === null ? null : (JSON.parse(row.details) as { [key: string]: CanonicalValue });
-      nodes.push(...tree.push(fromHex(auditLeafHash(auditChainEntry({ seq, ts: Number(row.ts), ...rowChainFields(row), details })))));
-    }
-    await db.transaction((trx) => insertNodes(trx, nodes));
+  let added = 0;
+  while (await merkleBehind(db)) {
+    const n = await db.transaction((trx) => catchUpPage(trx));
+    if (n === 0) break;
+    added += n;
   }
+  return added;
+}
+
+/** Whether some entry lacks its leaf: one statement, so one snapshot of both tables. */
+async function merkleBehind(q: Knex): Promise<boolean> {
+  const row = (await q
+    .select(q('audit_log').max('seq').as('seq'), q('audit_merkle').where({ level: 0 }).max('idx').as('idx'))
+    .first()) as { seq: number | string | null; idx: number | string | null } | undefined;
+  const entries = row?.seq === null || row?.seq === undefined ? 0 : Number(row.seq);
+  const leaves = row?.idx === null || row?.idx === undefined ? 0 : Number(row.idx) + 1;
+  return leaves < entries;
+}
+
+/** The subtrees of up to 5000 entries after the last leaf; returns how many entries got theirs. */
+async function catchUpPage(trx: Tx): Promise<number> {
+  const last = (await trx('audit_merkle').where({ level: 0 }).max({ n: 'idx' }).first()) as { n: number | string | null } | undefined;
+  const start = last?.n === null || last?.n === undefined ? 0 : Number(last.n) + 1;
+  const tree = start > 0 ? await loadFrontier(trx, start) : new MerkleFrontier();
+  const rows = (await trx('audit_log').select('*').where('seq', '>', tree.size).orderBy('seq', 'asc').limit(5000)) as AuditRow[];
+  const nodes: ReturnType<MerkleFrontier['push']> = [];
+  for (const row of rows) {
+    const seq = Number(row.seq);
+    if (seq !== tree.size + 1) throw new AuditMerkleError(`audit_log: entry ${tree.size + 1} is missing; run kluis-admin audit verify`);
+    const details = row.details === null ? null : (JSON.parse(row.details) as { [key: string]: CanonicalValue });
+    nodes.push(...tree.push(fromHex(auditLeafHash(auditChainEntry({ seq, ts: Number(row.ts), ...rowChainFields(row), details })))));
+  }
+  await insertNodes(trx, nodes);
+  return rows.length;
 }
