@@ -7,6 +7,7 @@ import knexFactory, { type Knex } from 'knex';
 import { migrations } from './migrations.js';
 import { DB_FILE, createDbFile } from '../data-dir.js';
 import { openPostgres, postgresKnex } from './postgres.js';
+import { knexLog } from './knex-log.js';
 
 // Knex opens sqlite transactions with a deferred BEGIN: a transaction that reads and then writes fails with
 // SQLITE_BUSY (no wait) when another process (kluis-admin beside the server) committed in between. BEGIN IMMEDIATE
@@ -47,6 +48,7 @@ function sqliteKnex(dataDir: string, connections: number, pragmas: readonly stri
     client: KluisSqlite3Client as unknown as typeof Knex.Client,
     connection: { filename: path.join(dataDir, DB_FILE) },
     useNullAsDefault: true,
+    log: knexLog,
     pool: {
       min: 1,
       max: connections,

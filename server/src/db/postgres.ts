@@ -17,6 +17,7 @@ import { createRequire } from 'node:module';
 import knexFactory, { type Knex } from 'knex';
 import pg from 'pg';
 import { migrations } from './migrations.js';
+import { knexLog } from './knex-log.js';
 
 const require = createRequire(import.meta.url);
 /* eslint-disable @typescript-eslint/no-explicit-any */
@@ -64,6 +65,7 @@ export function postgresKnex(url: string, options: { connections: number; readOn
   return knexFactory({
     client: KluisPgClient as unknown as typeof Knex.Client,
     connection: { connectionString: url, application_name: options.readOnly ? 'kluis-read' : 'kluis', keepAlive: true, types } as Knex.PgConnectionConfig,
+    log: knexLog,
     pool: {
       min: 0,
       max: options.connections,
