@@ -134,7 +134,8 @@ export async function runServerExpectingExit(env: Record<string, string>): Promi
   let output = '';
   proc.stdout.on('data', (d) => (output += d));
   proc.stderr.on('data', (d) => (output += d));
-  const timer = setTimeout(() => proc.kill('SIGKILL'), 10_000);
+  // Only a guard against a server that would start instead of stopping: on a loaded machine node alone may take 10 s to load.
+  const timer = setTimeout(() => proc.kill('SIGKILL'), 60_000);
   const code = await new Promise<number | null>((resolve) => proc.on('exit', resolve));
   clearTimeout(timer);
   return { code, output };
