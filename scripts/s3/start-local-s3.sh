@@ -151,11 +151,22 @@ wait_for "the monitor" "$MON_PID" ceph_cli mon stat
 # 2. One memstore OSD.
 say "monitor up"
 OSD_UUID=$(cat /proc/sys/kernel/random/uuid)
-OSD_ID=$(ceph_cli osd create "$OSD_UUID")
+# Right after `mon stat` answers, the monitor may still refuse commands ("Error EPERM: problem getting command
+# descriptions from mon", seen in CI on a loaded machine): retry. `osd create UUID` and `osd crush add` are idempotent.
+mon_retry() {
+  local deadline=$((SECONDS + TIMEOUT)) out
+  until out=$(ceph_cli "$@" 2>>"$DIR/log/mon-retry.out"); do
+    alive "$MON_PID" || { echo "start-local-s3: the monitor died during: ceph $*" >&2; exit 1; }
+    ((SECONDS < deadline)) || { echo "start-local-s3: timed out on: ceph $*" >&2; tail -3 "$DIR/log/mon-retry.out" >&2; exit 1; }
+    sleep 0.5
+  done
+  printf '%s' "$out"
+}
+OSD_ID=$(mon_retry osd create "$OSD_UUID")
 [[ $OSD_ID == 0 ]] || { echo "start-local-s3: unexpected OSD id '$OSD_ID'" >&2; exit 1; }
 # The OSD would place itself in the CRUSH map at boot, but that mon command can go out before its MonClient
 # knows the fsid and fails with "wrong fsid", killing the OSD (seen 2 in 5 starts). So place it here instead.
-ceph_cli osd crush add osd.0 1.0 root=default >>"$DIR/log/mkfs.out" 2>&1
+mon_retry osd crush add osd.0 1.0 root=default >>"$DIR/log/mkfs.out"
 ceph-osd -c "$CONF" -i 0 --mkfs --osd-uuid "$OSD_UUID" >>"$DIR/log/mkfs.out" 2>&1
 spawn osd.0 ceph-osd -c "$CONF" -i 0 -f
 OSD_PID=${PIDS[1]}
