@@ -1,7 +1,7 @@
 // `kluis-admin restore DIR` (docs/backup.md §5): brings one organisation back into a server that does not have it.
 // Order: check the whole backup (as `backup verify`), the key (before anything is written), the schema and that the
 // organisation, its addresses and ids are new here; then the objects; then every row and the `org.restore` entry in ONE
-// transaction. A failure before the commit leaves no row (objects already written are orphans the sweep removes).
+// transaction. A failure before the commit leaves no row (objects already written stay; a second restore rewrites them).
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { backupKeyPairFromSecret, contentHash, openBackupContentKey, openTotpSecret, sameBackupKey } from '@kluis/shared';
