@@ -1,6 +1,6 @@
 // `kluis-admin backup --org O --out DIR` (docs/backup.md): one organisation's rows, read in one snapshot, its objects
 // and its audit entries, sealed to the organisation's backup key, with a manifest signed by the server.
-import { mkdirSync, readdirSync, renameSync, writeFileSync, openSync, fsyncSync, closeSync } from 'node:fs';
+import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Writable } from 'node:stream';
 import { newBackupContentKey, newId, signBackupManifest, type ServerSigningKey } from '@kluis/shared';
@@ -27,6 +27,11 @@ export interface BackupResult {
   bytes: number;
 }
 
+/** An object the snapshot points at was deleted meanwhile (a compaction in another process, on sqlite). */
+export class ObjectGoneError extends Error {
+  override name = 'ObjectGoneError';
+}
+
 /** Refuses a directory that exists and is not empty; creates it (0700) otherwise. */
 function prepareOut(dir: string): void {
   let names: string[] = [];
@@ -39,8 +44,24 @@ function prepareOut(dir: string): void {
   mkdirSync(path.join(dir, 'tables'), { recursive: true, mode: 0o700 });
 }
 
-/** Writes the backup of `orgId` into `dir`. The caller holds the maintenance lock (objects must not go mid-backup). */
-export async function createBackup(s: OpenedServices, key: ServerSigningKey, orgId: string, dir: string): Promise<BackupResult> {
+/**
+ * Writes the backup of `orgId` into `dir`; the caller holds the maintenance lock. On sqlite that lock does not reach
+ * the server's process, whose compaction may delete a pack the snapshot still names: then the half-written backup is
+ * removed and a new snapshot taken (a compaction leaves the next snapshot consistent), up to `attempts` times.
+ */
+export async function createBackup(s: OpenedServices, key: ServerSigningKey, orgId: string, dir: string, attempts = 3): Promise<BackupResult> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await createBackupOnce(s, key, orgId, dir);
+    } catch (err) {
+      if (!(err instanceof ObjectGoneError)) throw err;
+      rmSync(dir, { recursive: true, force: true });
+      if (attempt >= attempts) throw new ApiError(409, 'conflict', `${err.message} in ${attempts} snapshots in a row (maintenance is compacting): try again later`);
+    }
+  }
+}
+
+async function createBackupOnce(s: OpenedServices, key: ServerSigningKey, orgId: string, dir: string): Promise<BackupResult> {
   const registered = (await s.db('org_backup_keys').where({ org_id: orgId }).first('public_key')) as { public_key: string } | undefined;
   if (!registered) throw new ApiError(409, 'conflict', 'the organisation has no backup key: generate one offline (kluis-admin backup keygen) and register its public half (kluis-admin backup key set)');
   const unknown = await unclassifiedTables(s.db);
@@ -83,7 +104,7 @@ export async function createBackup(s: OpenedServices, key: ServerSigningKey, org
   let objectBytes = 0;
   for (const k of objectKeys) {
     const read = await blobs.get(k).catch((err: unknown) => {
-      throw new ApiError(500, 'internal', `object ${k} is missing (${(err as Error).message}): the backup is incomplete, nothing was kept`);
+      throw new ObjectGoneError(`object ${k} is missing (${(err as Error).message})`);
     });
     const parts: Buffer[] = [];
     for await (const p of read.stream as AsyncIterable<Buffer>) parts.push(p);

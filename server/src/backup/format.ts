@@ -70,13 +70,13 @@ export class RecordFileWriter {
   private async flush(last: boolean): Promise<void> {
     const sealed = sealBackupRecord(this.key, { backupId: this.backupId, fileIndex: this.fileIndex, recordIndex: this.records, last }, this.pending!);
     this.pending = null;
-    const frame = Buffer.allocUnsafe(4 + sealed.length);
-    frame.writeUInt32BE(sealed.length, 0);
-    frame.set(sealed, 4);
-    this.hasher.update(frame);
+    const header = Buffer.allocUnsafe(4);
+    header.writeUInt32BE(sealed.length, 0);
+    this.hasher.update(header).update(sealed);
     this.records++;
-    this.bytes += frame.length;
-    if (!this.out.write(frame)) await once(this.out, 'drain');
+    this.bytes += 4 + sealed.length;
+    this.out.write(header);
+    if (!this.out.write(sealed)) await once(this.out, 'drain');
   }
 
   /** Ends the file (fsynced) and returns its manifest entry. */
