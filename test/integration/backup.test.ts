@@ -79,6 +79,16 @@ function tree(dir: string, prefix = ''): Map<string, string> {
   return out;
 }
 
+/** The disaster: the server and its data directory (and database) are gone; a new, empty one starts on the same address. */
+async function wipe(server: RunningServer): Promise<RunningServer> {
+  const port = new URL(server.url).port;
+  await server.stop();
+  servers.splice(servers.indexOf(server), 1);
+  const fresh = await startServer({ KLUIS_PORT: port });
+  servers.push(fresh);
+  return fresh;
+}
+
 /** An organisation with two people syncing one space through the real CLI: small files (packed) and a large one. */
 async function populatedOrg(server: RunningServer, name: string) {
   const { orgId, admin: owner } = await newOrg(server.url, server.dataDir, name);
@@ -127,12 +137,7 @@ test.serial('backup, wipe the server, restore: every client resyncs with nothing
   for (const secretish of [a.owner.email, b.admin.email, 'Gent', 'Dossiers']) t.false(manifest.includes(secretish), `the manifest names nothing: ${secretish}`);
   for (const f of readdirSync(path.join(out, 'tables'))) t.false(readFileSync(path.join(out, 'tables', f)).includes(Buffer.from(a.owner.email)), `${f} is encrypted`);
 
-  // Wipe: the server and its data directory (and database) are gone; a new one starts empty on the same address.
-  const port = new URL(first.url).port;
-  await first.stop();
-  servers.splice(servers.indexOf(first), 1);
-  const second = await startServer({ KLUIS_PORT: port });
-  servers.push(second);
+  const second = await wipe(first);
   t.is(second.url, first.url);
 
   const restored = await adminOk(second.dataDir, ['restore', out], keyA);
@@ -323,11 +328,7 @@ test.serial('a colleague of another organisation in one of A\'s spaces: A restor
   const out = path.join(tmp('kluis-bk-xo-'), 'b');
   const made = await adminOk(first.dataDir, ['backup', '--org', a.orgId, '--out', out]);
   t.is((await adminOk(first.dataDir, ['backup', 'verify', out])).counts.rows.space_members, 2, 'the space\'s members, the external one too');
-  const port = new URL(first.url).port;
-  await first.stop();
-  servers.splice(servers.indexOf(first), 1);
-  const second = await startServer({ KLUIS_PORT: port });
-  servers.push(second);
+  const second = await wipe(first);
   const restored = await adminOk(second.dataDir, ['restore', out], key);
   t.deepEqual(restored.skipped, { space_members: 1, space_key_wraps: 1 }, 'B\'s person is not on this server');
   t.is(restored.rows + restored.totpDropped + 2, made.rows);
@@ -379,11 +380,7 @@ test.serial('a backup taken while a client keeps committing is one consistent sn
   await watcher.done;
   t.true((await adminOk(first.dataDir, ['backup', 'verify', out])).ok);
 
-  const port = new URL(first.url).port;
-  await first.stop();
-  servers.splice(servers.indexOf(first), 1);
-  const second = await startServer({ KLUIS_PORT: port });
-  servers.push(second);
+  const second = await wipe(first);
   const restored = await adminOk(second.dataDir, ['restore', out], key);
   t.is(restored.rows + restored.totpDropped, made.rows);
   // A new device downloads everything the snapshot has: every version's chunks are there and its hash checks out.
