@@ -19,6 +19,7 @@ import { orgPolicies, setClassPolicy } from '../services/policy.js';
 import { registerDeviceCommands } from './device-commands.js';
 import { registerWitnessCommands } from './witness-commands.js';
 import { registerIncidentCommands } from './incident-commands.js';
+import { registerBackupCommands } from './backup-commands.js';
 import { listAdmins, replaceMainAdmin } from '../services/succession.js';
 import { clearAuthenticator } from '../services/totp.js';
 
@@ -273,6 +274,7 @@ audit.command('export').description('export an organisation\'s (or the system-wi
 registerWitnessCommands(audit, { print, setJson: (on) => { json ||= on; } });
 registerDeviceCommands(program, { withServices, findOrg, print, setJson: (on) => { json ||= on; }, who });
 registerIncidentCommands(program, { withServices, findOrg, print, setJson: (on) => { json ||= on; }, who });
+registerBackupCommands(program, { withServices, findOrg, print, setJson: (on) => { json ||= on; }, who });
 
 try {
   await program.parseAsync(process.argv);

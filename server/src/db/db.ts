@@ -16,8 +16,11 @@ const require = createRequire(import.meta.url);
 /* eslint-disable @typescript-eslint/no-explicit-any */
 const ClientSqlite3 = require('knex/lib/dialects/sqlite3/index.js') as any;
 const TransactionSqlite = require('knex/lib/dialects/sqlite3/execution/sqlite-transaction.js') as any;
+// A transaction opened with { readOnly: true } (a backup's snapshot on the query_only read connection) takes no write
+// lock: a deferred BEGIN, whose first read fixes the snapshot it sees (WAL).
 class ImmediateTransaction extends TransactionSqlite {
   begin(conn: unknown) {
+    if ((this as any).readOnly) return (this as any).query(conn, 'BEGIN;');
     return (this as any).query(conn, 'BEGIN IMMEDIATE;');
   }
 }

@@ -15,6 +15,7 @@ import { m013AuditIndexes } from './migration-013-audit-indexes.js';
 import { m014AuditTsSeq } from './migration-014-audit-ts-seq.js';
 import { m015AuditMerkle } from './migration-015-audit-merkle.js';
 import { m016Incidents } from './migration-016-incidents.js';
+import { m017BackupKeys } from './migration-017-backup-keys.js';
 
 interface Migration {
   name: string;
@@ -289,7 +290,7 @@ const m002: Migration = {
 };
 
 // In numeric order (a released migration keeps its place; a database records which ones it ran).
-const all: Migration[] = [m001, m002, m003Membership, m004Links, m005Policy, m006FileShares, m007FolderLinks, m008FileRequests, m010Admin, m011DeviceWipe, m012Totp, m013AuditIndexes, m014AuditTsSeq, m015AuditMerkle, m016Incidents];
+const all: Migration[] = [m001, m002, m003Membership, m004Links, m005Policy, m006FileShares, m007FolderLinks, m008FileRequests, m010Admin, m011DeviceWipe, m012Totp, m013AuditIndexes, m014AuditTsSeq, m015AuditMerkle, m016Incidents, m017BackupKeys];
 
 /** Knex migration source over the in-code list above. */
 export const migrations: Knex.MigrationSource<Migration> = {

@@ -14,6 +14,7 @@ export * from './recovery.js';
 export * from './membership.js';
 export * from './device.js';
 export * from './request.js';
+export * from './backup.js';
 
 import { sealEnvelopeWithNonce, xchachaEncrypt, xchachaDecrypt } from './envelope.js';
 import { blake2b, randomBytes, signDetached, signingInput } from './primitives.js';
