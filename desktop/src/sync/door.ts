@@ -241,3 +241,4 @@ export async function folderStatuses(home: string): Promise<FolderStatusView[]> 
 
 export { deviceName, locateFile, fileHistoryAt, restoreAt } from './door-files.js';
 export { fileIdOf } from './door-versions.js';
+export { exportSpace, EXPORT_METADATA, EXPORT_VERSIONS, type ExportReport, type ExportMetadata, type ExportedFile, type ExportedVersion } from './door-export.js';
