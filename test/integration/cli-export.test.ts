@@ -6,6 +6,7 @@
 import test from 'ava';
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import knexFactory from 'knex';
 import {
   bytes, commitRawFile, converge, kluis, okJson, sha256, syncOnce, tree, write, type Account, type SyncClient, type SyncEnv, startSyncEnv,
 } from '../helpers/sync-env.js';
@@ -55,7 +56,19 @@ const metadataOf = (dir: string) => JSON.parse(readFileSync(path.join(dir, '.klu
 
 test('export: the current tree equals the synced folder byte for byte, and the metadata lists every version', async (t) => {
   const dir = exportDir('b');
+  const reads = async (action: string) => {
+    const db = knexFactory({ client: 'sqlite3', connection: { filename: path.join(env.dataDir, 'kluis.sqlite3') }, useNullAsDefault: true });
+    try {
+      return Number((await db('audit_log').where({ action, actor_user_id: b.account.userId }).count({ n: '*' }))[0]!.n);
+    } finally {
+      await db.destroy();
+    }
+  };
+  const [histories, pages] = [await reads('versions.read'), await reads('changes.read')];
   const r = okJson<ExportReport>(await kluis(b.home, ['--json', 'export', '--space', spaceName, dir]), 'export');
+  // The history comes from the change log in pages, not one request (and audit entry) per file.
+  t.is(await reads('versions.read'), histories);
+  t.is(await reads('changes.read'), pages + 1);
   t.deepEqual(withoutMetadata(tree(dir)), tree(b.dir));
   t.deepEqual(tree(a.dir), tree(b.dir));
   t.deepEqual(r.skipped, []);

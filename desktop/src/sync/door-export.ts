@@ -15,12 +15,12 @@ import { readdirSync, statSync, mkdirSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { ErrorCode, KluisError } from '@kluis/shared';
-import type { ApiClient } from '../api/client.js';
 import type { Account } from '../account/state.js';
 import { accountClient } from '../account/spaces.js';
 import { writeFileAtomic, mkdirInside } from './atomic-write.js';
 import { LocalFsError, foldCase, inspectLocalPath, isCaseInsensitivePlatform } from './local-paths.js';
-import { SpaceCrypto, fileHistory, pullChanges } from './remote.js';
+import { SpaceCrypto, entryOf } from './remote.js';
+import { spaceHistory } from './export-history.js';
 import { each, fileContent } from './transfer.js';
 import type { RemoteEntry } from './types.js';
 
@@ -56,9 +56,9 @@ export interface ExportedVersion {
 
 export interface ExportedFile {
   fileId: string;
-  /** the current path, or the last one of a deleted file */
-  path: string;
-  kind: 'file' | 'dir';
+  /** the current path, or the last one of a deleted file; null when no version of it opens for you */
+  path: string | null;
+  kind: 'file' | 'dir' | null;
   /** in the tree: false for a deleted file, or one skipped (then `skipped` says why) */
   inTree: boolean;
   skipped?: string;
@@ -105,19 +105,6 @@ function prepareDir(dir: string): string {
   return abs;
 }
 
-/** The newest opened version of every file of the space, and the versions refused on the way. */
-async function currentEntries(c: ApiClient, sc: SpaceCrypto): Promise<{ entries: Map<string, RemoteEntry>; refused: ExportReport['refused']; seq: number }> {
-  const entries = new Map<string, RemoteEntry>();
-  const refused: ExportReport['refused'] = [];
-  let seq = 0;
-  for await (const page of pullChanges(c, sc, 0)) {
-    for (const e of page.entries) entries.set(e.fileId, e);
-    refused.push(...page.refused);
-    seq = page.head;
-  }
-  return { entries, refused, seq };
-}
-
 /** Why `rel` cannot be written at the top of an export (its own names, the OS's rules), or null. */
 function treeProblem(rel: string): string | null {
   const top = rel.split('/')[0]!;
@@ -142,7 +129,15 @@ export async function exportSpace(account: Account, spaceId: string, dir: string
   const c = accountClient(account);
   const sc = await SpaceCrypto.load(c, account, spaceId);
   const root = prepareDir(dir);
-  const { entries, refused, seq } = await currentEntries(c, sc);
+  const { seq, files: history } = await spaceHistory(c, sc);
+  // A file's current state is its newest version that opens; one that is refused leaves the one before in place, as
+  // in a sync (./remote.ts). A file none of whose versions opens is only described.
+  const entries = new Map<string, RemoteEntry>();
+  for (const [fileId, list] of history) {
+    const newest = list.find((h) => h.manifest);
+    if (newest) entries.set(fileId, entryOf(newest.version, newest.manifest!));
+  }
+  const refused = [...history.values()].flat().filter((h) => h.refused).map((h) => ({ fileId: h.version.fileId, versionId: h.version.versionId, reason: h.refused! }));
   const report: ExportReport = { dir: root, metadata: path.join(root, EXPORT_METADATA), spaceId, seq, files: 0, folders: 0, bytes: 0, olderVersions: 0, skipped: [], refused };
   const files = new Map<string, ExportedFile>();
   const live = [...entries.values()].filter((e) => !e.deleted).sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : a.seq - b.seq));
@@ -156,7 +151,10 @@ export async function exportSpace(account: Account, spaceId: string, dir: string
     report.skipped.push({ path: e.path, reason });
     files.get(e.fileId)!.skipped = reason;
   };
-  for (const e of entries.values()) files.set(e.fileId, { fileId: e.fileId, path: e.path, kind: e.kind, inTree: false, versions: [] });
+  for (const fileId of history.keys()) {
+    const e = entries.get(fileId);
+    files.set(fileId, { fileId, path: e?.path ?? null, kind: e?.kind ?? null, inTree: false, versions: [] });
+  }
   for (const e of live) {
     const above = fileAbove(e.path);
     const problem = treeProblem(e.path) ?? (taken.has(fold(e.path)) ? 'another file of the space has this path: not written'
@@ -194,17 +192,17 @@ export async function exportSpace(account: Account, spaceId: string, dir: string
 
   // Every version of every file, and with --all-versions the content of those that are neither current nor gone.
   await each([...files.values()], 4, async (f) => {
-    const current = entries.get(f.fileId)!;
-    for (const h of await fileHistory(c, sc, f.fileId)) {
+    const current = entries.get(f.fileId);
+    for (const h of history.get(f.fileId)!) {
       const v = h.version;
       const m = h.manifest;
       const out: ExportedVersion = {
         versionId: v.versionId, seq: v.seq, parent: v.parent, createdAt: new Date(v.createdAt).toISOString(), path: m?.path ?? null, kind: m?.kind ?? null,
         size: m?.size ?? null, mtimeMs: m?.mtimeMs ?? null, hash: m?.hash ?? null, deleted: v.deleted, keyEpoch: v.keyEpoch,
         author: h.signer ? (sc.authors.get(h.signer) ?? null) : null, authorUserId: v.authorUserId, deviceId: v.authorDeviceId, expired: v.expired,
-        current: v.versionId === current.versionId, ...(h.refused ? { refused: h.refused } : {}),
+        current: v.versionId === current?.versionId, ...(h.refused ? { refused: h.refused } : {}),
       };
-      if (out.current && f.inTree) out.content = current.path;
+      if (out.current && f.inTree) out.content = current!.path;
       else if (o.allVersions && m && m.kind === 'file' && !m.deleted && !v.expired && !out.current) {
         const rel = `${EXPORT_VERSIONS}/${v.versionId}/${m.path}`;
         const keys = sc.keyFor(f.fileId, v.keyEpoch);
@@ -227,7 +225,7 @@ export async function exportSpace(account: Account, spaceId: string, dir: string
 
   const metadata: ExportMetadata = {
     format: EXPORT_FORMAT, spaceId, spaceName: sc.details.name, seq, exportedAt: new Date().toISOString(), allVersions: o.allVersions === true,
-    files: [...files.values()].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0)),
+    files: [...files.values()].sort((a, b) => ((a.path ?? '') < (b.path ?? '') ? -1 : (a.path ?? '') > (b.path ?? '') ? 1 : 0)),
   };
   await writeFile(report.metadata, `${JSON.stringify(metadata, null, 2)}\n`, { flag: 'wx', mode: 0o644 });
   return report;
