@@ -6,7 +6,7 @@
 import test from 'ava';
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import knexFactory from 'knex';
+import { openServerDb } from '../helpers/server.js';
 import {
   bytes, commitRawFile, converge, kluis, okJson, sha256, syncOnce, tree, write, type Account, type SyncClient, type SyncEnv, startSyncEnv,
 } from '../helpers/sync-env.js';
@@ -57,7 +57,7 @@ const metadataOf = (dir: string) => JSON.parse(readFileSync(path.join(dir, '.klu
 test('export: the current tree equals the synced folder byte for byte, and the metadata lists every version', async (t) => {
   const dir = exportDir('b');
   const reads = async (action: string) => {
-    const db = knexFactory({ client: 'sqlite3', connection: { filename: path.join(env.dataDir, 'kluis.sqlite3') }, useNullAsDefault: true });
+    const db = await openServerDb(env.dataDir);
     try {
       return Number((await db('audit_log').where({ action, actor_user_id: b.account.userId }).count({ n: '*' }))[0]!.n);
     } finally {
