@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync } 
 import path from 'node:path';
 import knexFactory from 'knex';
 import { bytes, converge, kluis, okJson, syncOnce, tree, write, startSyncEnv, type Account, type SyncClient, type SyncEnv } from '../helpers/sync-env.js';
-import { readSpace, storageName } from '../storage-reader/reader.js';
+import { readSpace, readVersion, storageName, versionIds } from '../storage-reader/reader.js';
 
 let env: SyncEnv;
 test.before(async () => {
@@ -67,11 +67,19 @@ test('an independent reader rebuilds from the database and the object store exac
   await env.stopServer('SIGTERM');
   try {
     const out = mkdtempSync(path.join(env.root, 'reader-out-'));
-    const r = await readSpace({ dbFile: path.join(env.dataDir, 'kluis.sqlite3'), blobRoot: path.join(env.dataDir, 'blobs'), email: C.email, password: C.password, spaceId: space.spaceId, outDir: out });
+    const opts = { dbFile: path.join(env.dataDir, 'kluis.sqlite3'), blobRoot: path.join(env.dataDir, 'blobs'), email: C.email, password: C.password, spaceId: space.spaceId, outDir: out };
+    const r = await readSpace(opts);
     t.deepEqual(tree(out), tree(a.dir));
     t.deepEqual(tree(out), tree(c.dir));
     t.is(r.files, 34);
     t.is(readFileSync(path.join(out, 'Dossiers', 'klein.txt'), 'utf8'), 'versie 2, na de rotatie');
+    // History: the first version, written under epoch 1 (reached through the epoch chain), and a renamed file's paths.
+    const history = await versionIds(opts, r.fileIds.get('Dossiers/klein.txt')!);
+    t.is(history.length, 2);
+    const first = await readVersion(opts, history[0]!);
+    t.is(Buffer.from(first.content!).toString('utf8'), 'versie 1');
+    const renamed = await versionIds(opts, r.fileIds.get('nieuw/naam.txt')!);
+    t.deepEqual((await Promise.all(renamed.map((id) => readVersion(opts, id)))).map((v) => v.path), ['oud/naam.txt', 'nieuw/naam.txt']);
     // The wrong password opens nothing.
     await t.throwsAsync(readSpace({ dbFile: path.join(env.dataDir, 'kluis.sqlite3'), blobRoot: path.join(env.dataDir, 'blobs'), email: C.email, password: 'fout', spaceId: space.spaceId, outDir: mkdtempSync(path.join(env.root, 'reader-bad-')) }));
     // B left before the rotation: the reader finds no key of the space for B that reaches today's files.

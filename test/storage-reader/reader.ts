@@ -29,6 +29,8 @@ export interface ReadResult {
   folders: number;
   /** path -> hex BLAKE2b-256 of the content written there ('dir' for a folder) */
   tree: Map<string, string>;
+  /** path -> file id */
+  fileIds: Map<string, string>;
 }
 
 type Row = Record<string, unknown>;
@@ -153,38 +155,82 @@ async function chunkOf(db: sqlite3.Database, spaceDir: string, spaceId: string, 
   return plain;
 }
 
-/** Rebuilds the current tree of the space in `outDir`. */
-export async function readSpace(o: ReadOptions): Promise<ReadResult> {
+interface Store {
+  db: sqlite3.Database;
+  o: ReadOptions;
+  log: VerifiedLog;
+  pairs: Map<number, { pk: Uint8Array; sk: Uint8Array }>;
+  spaceDir: string;
+}
+
+/** Opens the database read-only with the member's keys and the space's; `fn` runs with them, then it closes. */
+async function withStore<T>(o: ReadOptions, fn: (s: Store) => Promise<T>): Promise<T> {
   await ready();
   const db = new sqlite3.Database(o.dbFile, sqlite3.OPEN_READONLY);
   try {
     const { orgId, log, pairs } = await spaceKeys(db, o);
-    const spaceDir = path.join(o.blobRoot, storageName(orgId), 'spaces', o.spaceId);
+    return await fn({ db, o, log, pairs, spaceDir: path.join(o.blobRoot, storageName(orgId), 'spaces', o.spaceId) });
+  } finally {
+    await new Promise<void>((resolve) => db.close(() => resolve()));
+  }
+}
+
+/** A `versions` row's manifest, opened with its file's key of the version's epoch (storage.md §4 steps 5–6). */
+async function versionOf(s: Store, row: Row): Promise<{ m: Manifest; fileKey: Uint8Array }> {
+  const epoch = Number(row.key_epoch);
+  const pair = s.pairs.get(epoch);
+  if (!pair) throw new Error(`version ${String(row.id)}: no space key of epoch ${epoch}`);
+  const fileKey = await fileKeyOf(s.db, s.o, s.log, pair, String(row.file_id), epoch);
+  return { m: openManifest(s.log, fileKey, row), fileKey };
+}
+
+/** A file version's content, every chunk checked, the whole against the manifest's size and hash (step 7). */
+async function contentOf(s: Store, m: Manifest, fileKey: Uint8Array): Promise<Uint8Array> {
+  const parts: Uint8Array[] = [];
+  for (const [id, size] of m.chunks) parts.push(await chunkOf(s.db, s.spaceDir, s.o.spaceId, fileKey, id, size));
+  const content = concat(...parts);
+  if (content.length !== m.size || hex(blake2b256(content)) !== m.hash) throw new Error(`${m.path}: content does not match its manifest`);
+  return content;
+}
+
+/** Any version of the space (storage.md §4 "History"): its manifest and, for a file that is not a deletion, its content. */
+export async function readVersion(o: ReadOptions, versionId: string): Promise<{ path: string; deleted: boolean; content: Uint8Array | null }> {
+  return withStore(o, async (s) => {
+    const [row] = await query(s.db, 'SELECT * FROM versions WHERE id = ? AND space_id = ?', [versionId, o.spaceId]);
+    if (!row) throw new Error(`no version ${versionId} in the space`);
+    if (row.expired_at !== null) throw new Error(`version ${versionId} expired: its chunks may be gone`);
+    const { m, fileKey } = await versionOf(s, row);
+    return { path: m.path, deleted: m.deleted, content: m.kind === 'file' && !m.deleted ? await contentOf(s, m, fileKey) : null };
+  });
+}
+
+/** The ids of a file's versions, oldest first (by `seq`). */
+export async function versionIds(o: ReadOptions, fileId: string): Promise<string[]> {
+  return withStore(o, async (s) => (await query(s.db, 'SELECT id FROM versions WHERE file_id = ? AND space_id = ? ORDER BY seq', [fileId, o.spaceId])).map((r) => String(r.id)));
+}
+
+/** Rebuilds the current tree of the space in `outDir`. */
+export async function readSpace(o: ReadOptions): Promise<ReadResult> {
+  return withStore(o, async (s) => {
     // Each file's newest version: the highest seq of its rows (storage.md §4 step 4).
-    const heads = await query(db, `SELECT v.* FROM versions v WHERE v.space_id = ? AND v.seq = (SELECT MAX(w.seq) FROM versions w WHERE w.file_id = v.file_id) ORDER BY v.seq`, [o.spaceId]);
-    const result: ReadResult = { files: 0, folders: 0, tree: new Map() };
-    const manifests: { m: Manifest; fileKey: Uint8Array }[] = [];
+    const heads = await query(s.db, 'SELECT v.* FROM versions v WHERE v.space_id = ? AND v.seq = (SELECT MAX(w.seq) FROM versions w WHERE w.file_id = v.file_id) ORDER BY v.seq', [o.spaceId]);
+    const result: ReadResult = { files: 0, folders: 0, tree: new Map(), fileIds: new Map() };
+    const current: { m: Manifest; fileKey: Uint8Array }[] = [];
     for (const row of heads) {
-      const epoch = Number(row.key_epoch);
-      const pair = pairs.get(epoch);
-      if (!pair) throw new Error(`version ${String(row.id)}: no space key of epoch ${epoch}`);
-      const fileKey = await fileKeyOf(db, o, log, pair, String(row.file_id), epoch);
-      const m = openManifest(log, fileKey, row);
-      if (!m.deleted) manifests.push({ m, fileKey });
+      const v = await versionOf(s, row);
+      if (!v.m.deleted) current.push(v);
     }
-    manifests.sort((a, b) => (a.m.path < b.m.path ? -1 : 1));
-    for (const { m, fileKey } of manifests) {
+    current.sort((a, b) => (a.m.path < b.m.path ? -1 : 1));
+    for (const { m, fileKey } of current) {
       const abs = inside(o.outDir, m.path);
+      result.fileIds.set(m.path, m.fileId);
       if (m.kind === 'dir') {
         await mkdir(abs, { recursive: true });
         result.tree.set(m.path, 'dir');
         result.folders++;
         continue;
       }
-      const parts: Uint8Array[] = [];
-      for (const [id, size] of m.chunks) parts.push(await chunkOf(db, spaceDir, o.spaceId, fileKey, id, size));
-      const content = concat(...parts);
-      if (content.length !== m.size || hex(blake2b256(content)) !== m.hash) throw new Error(`${m.path}: content does not match its manifest`);
+      const content = await contentOf(s, m, fileKey);
       await mkdir(path.dirname(abs), { recursive: true });
       await writeFile(abs, content, { flag: 'wx' });
       await utimes(abs, new Date(m.mtimeMs), new Date(m.mtimeMs));
@@ -192,7 +238,5 @@ export async function readSpace(o: ReadOptions): Promise<ReadResult> {
       result.files++;
     }
     return result;
-  } finally {
-    await new Promise<void>((resolve) => db.close(() => resolve()));
-  }
+  });
 }
