@@ -1,14 +1,18 @@
 // `kluis export --space S DIR` (docs/cli.md "Export"; issue 20 §4 "No lock-in") on a real server with real sync
 // clients: after edits, a deletion and a rename, an export made by another member holds exactly the synced folder,
-// and its metadata file lists every version (the deleted file's too); --all-versions writes older versions' bytes;
+// and its metadata file lists every version (the deleted file's too); --all-versions writes older versions' bytes; a
+// version not signed by a writer is reported as refused and the file keeps its last trusted version;
 // names the server should never have sent are reported, not written; bad input (unknown space, no access, a DIR that
 // is not empty or not a folder) fails with one line, its code and exit 2, and changes nothing.
 import test from 'ava';
 import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { openServerDb } from '../helpers/server.js';
+import * as k from '@kluis/shared';
+import { call, type User } from '../helpers/api.js';
+import { version } from '../helpers/files.js';
 import {
-  bytes, commitRawFile, converge, kluis, okJson, sha256, syncOnce, tree, write, type Account, type SyncClient, type SyncEnv, startSyncEnv,
+  bytes, commitRawFile, converge, keysOf, kluis, okJson, sessionOf, sha256, syncOnce, tree, write, type Account, type SyncClient, type SyncEnv, startSyncEnv,
 } from '../helpers/sync-env.js';
 import type { ExportMetadata, ExportReport } from '../../desktop/dist/sync/door-export.js';
 
@@ -198,4 +202,33 @@ test('export: content the store altered fails the export (exit 2) and leaves no 
   t.is(JSON.parse(r.stdout).error.code, 'decrypt_failed');
   t.false(existsSync(path.join(dir, '.kluis-export.json')));
   t.false(existsSync(path.join(dir, 'akte.bin')));
+});
+
+test('export: a version not signed by a writer is refused and reported; the file keeps its last trusted version', async (t) => {
+  const space = await env.newSpace([a.account], `Vertrouwen ${Date.now()}`);
+  const [c] = space.clients as [SyncClient];
+  write(c.dir, 'brief.txt', 'echt');
+  await syncOnce(c);
+  // The member commits a version signed by a stranger's key: the server cannot see a manifest's signature.
+  await k.initCrypto();
+  const { server, token } = sessionOf(c.home);
+  const details = (await call(server, 'GET', `/api/v1/spaces/${space.spaceId}`, { token })).body;
+  const spaceWrap = (details.myWraps as k.SpaceKeyWrap[])[0]!;
+  const pair = k.openSpaceKeyWrap(spaceWrap, { spaceId: space.spaceId, keyEpoch: 1 }, keysOf(c.home), () => true);
+  const log = (await call(server, 'GET', `/api/v1/spaces/${space.spaceId}/changes?since=0`, { token })).body;
+  const head = log.changes[0] as { fileId: string; versionId: string };
+  const fileKey = k.openFileKeyWrap(log.fileKeyWraps[head.fileId][0], { spaceId: space.spaceId, keyEpoch: 1, fileId: head.fileId }, pair, () => true);
+  const stranger = { keys: k.generateAccountKeys() } as unknown as User;
+  const forged = version(stranger, space.spaceId, pair, 1, { fileId: head.fileId, fileKey, sub: k.deriveFileSubkeys(fileKey) }, { parent: head.versionId, path: 'brief.txt', memberSeq: 1 });
+  t.is((await call(server, 'POST', `/api/v1/spaces/${space.spaceId}/commits`, { token, json: { versions: [forged.entry] } })).status, 201);
+
+  const dir = exportDir('trust');
+  const r = okJson<ExportReport>(await kluis(c.home, ['--json', 'export', '--space', space.spaceId, dir]), 'export');
+  t.deepEqual(r.refused.map((x) => x.versionId), [forged.versionId]);
+  t.regex(r.refused[0]!.reason, /not a writer/);
+  t.is(readFileSync(path.join(dir, 'brief.txt'), 'utf8'), 'echt');
+  const versions = metadataOf(dir).files.find((f) => f.fileId === head.fileId)!.versions;
+  t.like(versions[0], { versionId: forged.versionId, current: false, path: null, hash: null });
+  t.regex(versions[0]!.refused!, /not a writer/);
+  t.like(versions[1], { versionId: head.versionId, current: true, content: 'brief.txt' });
 });
