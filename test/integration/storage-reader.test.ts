@@ -2,12 +2,16 @@
 // docs/crypto.md alone (test/storage-reader/, no Kluis code) rebuilds a space's tree from a copy of the server's
 // sqlite database and fs object store with one member's password, and gets exactly what the real clients synced:
 // after edits, a deletion, a rename, empty folders and files, packed and standalone chunks, and a key rotation (the
-// reader is a member added after it, who reaches the first epoch's files only through the epoch chain).
+// reader is a member added after it, who reaches the first epoch's files only through the epoch chain), and a file
+// dropped through a file request (signed by the request key under a writer's grant).
 import test from 'ava';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import knexFactory from 'knex';
-import { bytes, converge, kluis, okJson, syncOnce, tree, write, startSyncEnv, type Account, type SyncClient, type SyncEnv } from '../helpers/sync-env.js';
+import * as k from '@kluis/shared';
+import { call, type User } from '../helpers/api.js';
+import { commitUpload, createRequest, prepareUpload, requestBody } from '../helpers/requests.js';
+import { bytes, converge, keysOf, kluis, okJson, sessionOf, syncOnce, tree, write, startSyncEnv, type Account, type SyncClient, type SyncEnv } from '../helpers/sync-env.js';
 import { readSpace, readVersion, storageName, versionIds } from '../storage-reader/reader.js';
 
 let env: SyncEnv;
@@ -43,6 +47,16 @@ test('an independent reader rebuilds from the database and the object store exac
   await syncOnce(a);
   // C joins after the rotation: it holds a wrap of epoch 2 only.
   okJson(await kluis(A.home, ['--json', 'space', 'add-member', space.name, C.email, '--role', 'viewer']), 'add-member');
+  // Someone without an account drops a file through a file request: signed by the request key under A's grant.
+  await k.initCrypto();
+  const creator = { keys: keysOf(A.home), token: sessionOf(A.home).token } as unknown as User;
+  const details = (await call(env.url, 'GET', `/api/v1/spaces/${space.spaceId}`, { token: creator.token })).body;
+  const wrap = (details.myWraps as k.SpaceKeyWrap[]).find((w) => w.keyEpoch === 2)!;
+  const pair = k.openSpaceKeyWrap(wrap, { spaceId: space.spaceId, keyEpoch: 2 }, creator.keys, () => true);
+  const request = await requestBody(env.url, creator, space.spaceId, pair, { folder: 'Dossiers' });
+  t.is((await createRequest(env.url, creator, space.spaceId, request)).status, 201);
+  const upload = await prepareUpload(env.url, request, 'Dossiers/bewijsstuk.pdf', bytes(23, 200_000));
+  t.is((await commitUpload(env.url, request, upload.commit)).status, 201);
   const c: SyncClient = { ...a, label: 'C', account: C, home: C.home, dir: path.join(env.root, `reader-c-${space.spaceId}`) };
   mkdirSync(c.dir);
   await converge([a, c]);
@@ -71,7 +85,8 @@ test('an independent reader rebuilds from the database and the object store exac
     const r = await readSpace(opts);
     t.deepEqual(tree(out), tree(a.dir));
     t.deepEqual(tree(out), tree(c.dir));
-    t.is(r.files, 34);
+    t.is(r.files, 35);
+    t.true(existsSync(path.join(out, 'Dossiers', 'bewijsstuk.pdf')), 'the file request\'s upload');
     t.is(readFileSync(path.join(out, 'Dossiers', 'klein.txt'), 'utf8'), 'versie 2, na de rotatie');
     // History: the first version, written under epoch 1 (reached through the epoch chain), and a renamed file's paths.
     const history = await versionIds(opts, r.fileIds.get('Dossiers/klein.txt')!);

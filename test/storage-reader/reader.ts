@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import path from 'node:path';
 import sqlite3 from 'sqlite3';
 import { heldDuringEpoch, verifyLog, writerAt, type VerifiedLog } from './membership.js';
+import { uploadManifestOk, uploadRules, type UploadRule } from './requests.js';
 import {
   b64u, blake2b256, canonical, concat, equal, fromHex, hex, kdf, masterKeyOf, openEnvelope, openKeyBundle, openSealedKey, parseCanonical,
   publicOf, ready, sodium, utf8, verifySigned,
@@ -110,7 +111,7 @@ async function spaceKeys(db: sqlite3.Database, o: ReadOptions): Promise<{ orgId:
 }
 
 /** docs/storage.md §3.3: a file's key of one epoch, from its signed wrap. */
-async function fileKeyOf(db: sqlite3.Database, o: ReadOptions, log: VerifiedLog, pair: { pk: Uint8Array; sk: Uint8Array }, fileId: string, epoch: number): Promise<Uint8Array> {
+async function fileKeyOf(db: sqlite3.Database, o: ReadOptions, log: VerifiedLog, pair: { pk: Uint8Array; sk: Uint8Array }, fileId: string, epoch: number, upload?: UploadRule): Promise<Uint8Array> {
   const rows = await query(db, 'SELECT wrap FROM file_key_wraps WHERE file_id = ? AND key_epoch = ?', [fileId, epoch]);
   for (const r of rows) {
     const wrap = JSON.parse(String(r.wrap)) as Record<string, unknown> & { sig: string; signer: string; recipient: string; sealed: string };
@@ -118,14 +119,15 @@ async function fileKeyOf(db: sqlite3.Database, o: ReadOptions, log: VerifiedLog,
     const { sig, ...unsigned } = wrap;
     if (wrap.v !== 1 || wrap.kind !== 'file-key' || wrap.spaceId !== o.spaceId || wrap.fileId !== fileId || wrap.keyEpoch !== epoch) throw new Error('file-key wrap: wrong fields');
     if (!verifySigned('kluis/wrap/v1', utf8(canonical(unsigned)), b64u(sig), b64u(wrap.signer))) throw new Error('file-key wrap: bad signature');
-    if (!heldDuringEpoch(log, epoch, wrap.signer, ['editor', 'manager'])) throw new Error('file-key wrap: not signed by a writer of its epoch');
+    const byUpload = upload?.requestPublicKey === wrap.signer && upload.keyEpoch === epoch;
+    if (!heldDuringEpoch(log, epoch, wrap.signer, ['editor', 'manager']) && !byUpload) throw new Error('file-key wrap: not signed by a writer of its epoch');
     return openSealedKey(b64u(wrap.sealed), pair.pk, pair.sk);
   }
   throw new Error(`file ${fileId}: no key of epoch ${epoch} sealed to the space`);
 }
 
 /** crypto.md §8: the sealed manifest of a `versions` row, opened and judged. */
-function openManifest(log: VerifiedLog, fileKey: Uint8Array, row: Row): Manifest {
+function openManifest(log: VerifiedLog, fileKey: Uint8Array, row: Row, upload?: UploadRule): Manifest {
   const fileId = b64u(String(row.file_id));
   const versionId = b64u(String(row.id));
   const plain = openEnvelope(kdf(3, 'kluisfil', fileKey), new Uint8Array(row.manifest as Buffer), concat(utf8('kluis/manifest/v1'), fileId, versionId));
@@ -135,7 +137,7 @@ function openManifest(log: VerifiedLog, fileKey: Uint8Array, row: Row): Manifest
   const m = parseCanonical<Manifest>(new TextDecoder('utf-8', { fatal: true }).decode(body));
   if (m.fileId !== row.file_id || m.versionId !== row.id || m.deleted !== Boolean(row.deleted)) throw new Error('manifest: not this version\'s');
   const signerB64 = sodium.to_base64(signer, sodium.base64_variants.URLSAFE_NO_PADDING);
-  if (!writerAt(log, signerB64, m.v === 2 ? m.memberSeq! : null)) throw new Error('manifest: not signed by a writer');
+  if (!writerAt(log, signerB64, m.v === 2 ? m.memberSeq! : null) && !uploadManifestOk(upload, signerB64, m, Number(row.created_at))) throw new Error('manifest: not signed by a writer');
   if (m.chunks.reduce((n, [, s]) => n + s, 0) !== m.size) throw new Error('manifest: chunk sizes do not add up');
   return m;
 }
@@ -161,6 +163,8 @@ interface Store {
   log: VerifiedLog;
   pairs: Map<number, { pk: Uint8Array; sk: Uint8Array }>;
   spaceDir: string;
+  /** files that came through a file request (storage.md §3.5) */
+  uploads: Map<string, UploadRule>;
 }
 
 /** Opens the database read-only with the member's keys and the space's; `fn` runs with them, then it closes. */
@@ -169,7 +173,9 @@ async function withStore<T>(o: ReadOptions, fn: (s: Store) => Promise<T>): Promi
   const db = new sqlite3.Database(o.dbFile, sqlite3.OPEN_READONLY);
   try {
     const { orgId, log, pairs } = await spaceKeys(db, o);
-    return await fn({ db, o, log, pairs, spaceDir: path.join(o.blobRoot, storageName(orgId), 'spaces', o.spaceId) });
+    const rows = await query(db, 'SELECT u.file_id, u.version_id, u.receipt, r."grant" FROM request_uploads u JOIN file_requests r ON r.id = u.request_id WHERE r.space_id = ? ORDER BY u.version_id', [o.spaceId]);
+    const uploads = uploadRules(o.spaceId, log, pairs, rows as { file_id: string; version_id: string; receipt: string; grant: string }[]);
+    return await fn({ db, o, log, pairs, uploads, spaceDir: path.join(o.blobRoot, storageName(orgId), 'spaces', o.spaceId) });
   } finally {
     await new Promise<void>((resolve) => db.close(() => resolve()));
   }
@@ -180,8 +186,9 @@ async function versionOf(s: Store, row: Row): Promise<{ m: Manifest; fileKey: Ui
   const epoch = Number(row.key_epoch);
   const pair = s.pairs.get(epoch);
   if (!pair) throw new Error(`version ${String(row.id)}: no space key of epoch ${epoch}`);
-  const fileKey = await fileKeyOf(s.db, s.o, s.log, pair, String(row.file_id), epoch);
-  return { m: openManifest(s.log, fileKey, row), fileKey };
+  const upload = s.uploads.get(String(row.file_id));
+  const fileKey = await fileKeyOf(s.db, s.o, s.log, pair, String(row.file_id), epoch, upload);
+  return { m: openManifest(s.log, fileKey, row, upload), fileKey };
 }
 
 /** A file version's content, every chunk checked, the whole against the manifest's size and hash (step 7). */
