@@ -1,7 +1,8 @@
 // `kluis export --space S DIR` (docs/cli.md "Export"; issue 20 §4 "No lock-in") on a real server with real sync
 // clients: after edits, a deletion and a rename, an export made by another member holds exactly the synced folder,
 // and its metadata file lists every version (the deleted file's too); --all-versions writes older versions' bytes; a
-// version not signed by a writer is reported as refused and the file keeps its last trusted version;
+// version not signed by a writer is reported as refused and the file keeps its last trusted version; a file request's
+// upload on a taken path gets the name a sync gives it;
 // names the server should never have sent are reported, not written; bad input (unknown space, no access, a DIR that
 // is not empty or not a folder) fails with one line, its code and exit 2, and changes nothing.
 import test from 'ava';
@@ -11,6 +12,7 @@ import { openServerDb } from '../helpers/server.js';
 import * as k from '@kluis/shared';
 import { call, type User } from '../helpers/api.js';
 import { version } from '../helpers/files.js';
+import { commitUpload, createRequest, prepareUpload, requestBody } from '../helpers/requests.js';
 import {
   bytes, commitRawFile, converge, keysOf, kluis, okJson, sessionOf, sha256, syncOnce, tree, write, type Account, type SyncClient, type SyncEnv, startSyncEnv,
 } from '../helpers/sync-env.js';
@@ -56,6 +58,13 @@ test.after.always(async () => {
 
 const exportDir = (name: string) => path.join(env.root, `export-${name}`);
 const withoutMetadata = (t: Record<string, string>) => Object.fromEntries(Object.entries(t).filter(([p]) => p !== '.kluis-export.json' && !p.startsWith('.kluis-versions')));
+/** A member of a space of epoch 1 as the API helpers want it (keys and token), and the space's key pair. */
+async function spaceKey(c: SyncClient): Promise<{ member: User; pair: k.SpaceKeyPair }> {
+  await k.initCrypto();
+  const member = { keys: keysOf(c.home), token: sessionOf(c.home).token } as unknown as User;
+  const details = (await call(env.url, 'GET', `/api/v1/spaces/${c.spaceId}`, { token: member.token })).body;
+  return { member, pair: k.openSpaceKeyWrap((details.myWraps as k.SpaceKeyWrap[])[0]!, { spaceId: c.spaceId, keyEpoch: 1 }, member.keys, () => true) };
+}
 const metadataOf = (dir: string) => JSON.parse(readFileSync(path.join(dir, '.kluis-export.json'), 'utf8')) as ExportMetadata;
 
 test('export: the current tree equals the synced folder byte for byte, and the metadata lists every version', async (t) => {
@@ -210,11 +219,8 @@ test('export: a version not signed by a writer is refused and reported; the file
   write(c.dir, 'brief.txt', 'echt');
   await syncOnce(c);
   // The member commits a version signed by a stranger's key: the server cannot see a manifest's signature.
-  await k.initCrypto();
-  const { server, token } = sessionOf(c.home);
-  const details = (await call(server, 'GET', `/api/v1/spaces/${space.spaceId}`, { token })).body;
-  const spaceWrap = (details.myWraps as k.SpaceKeyWrap[])[0]!;
-  const pair = k.openSpaceKeyWrap(spaceWrap, { spaceId: space.spaceId, keyEpoch: 1 }, keysOf(c.home), () => true);
+  const { member, pair } = await spaceKey(c);
+  const [server, token] = [env.url, member.token];
   const log = (await call(server, 'GET', `/api/v1/spaces/${space.spaceId}/changes?since=0`, { token })).body;
   const head = log.changes[0] as { fileId: string; versionId: string };
   const fileKey = k.openFileKeyWrap(log.fileKeyWraps[head.fileId][0], { spaceId: space.spaceId, keyEpoch: 1, fileId: head.fileId }, pair, () => true);
@@ -231,4 +237,25 @@ test('export: a version not signed by a writer is refused and reported; the file
   t.like(versions[0], { versionId: forged.versionId, current: false, path: null, hash: null });
   t.regex(versions[0]!.refused!, /not a writer/);
   t.like(versions[1], { versionId: head.versionId, current: true, content: 'brief.txt' });
+});
+
+test('export: a file request\'s upload that names a taken path gets the name a sync gives it', async (t) => {
+  const space = await env.newSpace([a.account], `Aanvragen ${Date.now()}`);
+  const [c] = space.clients as [SyncClient];
+  write(c.dir, 'Inbox/brief.txt', 'van ons');
+  await syncOnce(c);
+  const { member: creator, pair } = await spaceKey(c);
+  const request = await requestBody(env.url, creator, space.spaceId, pair, { folder: 'Inbox' });
+  t.is((await createRequest(env.url, creator, space.spaceId, request)).status, 201);
+  const upload = await prepareUpload(env.url, request, 'Inbox/brief.txt', Buffer.from('van buiten'));
+  t.is((await commitUpload(env.url, request, upload.commit)).status, 201);
+  await syncOnce(c);
+  const synced = tree(c.dir);
+  t.is(Object.keys(synced).filter((p) => p.startsWith('Inbox/brief (upload ')).length, 1);
+
+  const dir = exportDir('uploads');
+  const r = okJson<ExportReport>(await kluis(c.home, ['--json', 'export', '--space', space.spaceId, dir]), 'export');
+  t.deepEqual(r.skipped, []);
+  t.deepEqual(withoutMetadata(tree(dir)), synced);
+  t.is(readFileSync(path.join(dir, 'Inbox', 'brief.txt'), 'utf8'), 'van ons');
 });

@@ -20,6 +20,7 @@ import { accountClient } from '../account/spaces.js';
 import { writeFileAtomic, mkdirInside } from './atomic-write.js';
 import { LocalFsError, foldCase, inspectLocalPath, isCaseInsensitivePlatform } from './local-paths.js';
 import { SpaceCrypto, entryOf } from './remote.js';
+import { conflictStamp, taggedName } from './reconcile.js';
 import { spaceHistory } from './export-history.js';
 import { each, fileContent } from './transfer.js';
 import type { RemoteEntry } from './types.js';
@@ -140,7 +141,15 @@ export async function exportSpace(account: Account, spaceId: string, dir: string
   const refused = [...history.values()].flat().filter((h) => h.refused).map((h) => ({ fileId: h.version.fileId, versionId: h.version.versionId, reason: h.refused! }));
   const report: ExportReport = { dir: root, metadata: path.join(root, EXPORT_METADATA), spaceId, seq, files: 0, folders: 0, bytes: 0, olderVersions: 0, skipped: [], refused };
   const files = new Map<string, ExportedFile>();
-  const live = [...entries.values()].filter((e) => !e.deleted).sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : a.seq - b.seq));
+  // A file that came through a file request never takes another's path (docs/crypto.md §9.2): as in a sync
+  // (./pull.ts), it is placed after the others and, when its path is taken, named `name (upload <date>).ext`.
+  const uploadedAt = (e: RemoteEntry): number | undefined => {
+    const h = history.get(e.fileId)!.find((x) => x.version.versionId === e.versionId)!;
+    return h.signer !== null && sc.isUpload(e.fileId, h.signer) ? h.version.createdAt : undefined;
+  };
+  const byPath = (a: RemoteEntry, b: RemoteEntry) => (a.path < b.path ? -1 : a.path > b.path ? 1 : a.seq - b.seq);
+  const all = [...entries.values()].filter((e) => !e.deleted);
+  const live = [...all.filter((e) => uploadedAt(e) === undefined).sort(byPath), ...all.filter((e) => uploadedAt(e) !== undefined).sort(byPath)];
   const taken = new Set<string>();
   const takenFiles = new Set<string>();
   const fold = isCaseInsensitivePlatform() ? foldCase : (p: string) => p;
@@ -156,6 +165,11 @@ export async function exportSpace(account: Account, spaceId: string, dir: string
     files.set(fileId, { fileId, path: e?.path ?? null, kind: e?.kind ?? null, inTree: false, versions: [] });
   }
   for (const e of live) {
+    const at = uploadedAt(e);
+    if (at !== undefined && taken.has(fold(e.path))) {
+      e.path = taggedName(e.path, `upload ${conflictStamp(new Date(at))}`, (p) => taken.has(fold(p)));
+      files.get(e.fileId)!.path = e.path;
+    }
     const above = fileAbove(e.path);
     const problem = treeProblem(e.path) ?? (taken.has(fold(e.path)) ? 'another file of the space has this path: not written'
       : above !== undefined ? `${above} is a file of the space, not a folder: not written` : null);
