@@ -134,4 +134,14 @@ export default tseslint.config(
       'no-restricted-imports': ['error', { patterns: [sodium] }],
     },
   },
+  {
+    // The independent storage reader proves docs/storage.md and docs/crypto.md, not the code: libsodium directly, and
+    // nothing of Kluis (issue 20 §4).
+    files: ['test/storage-reader/**/*.ts'],
+    rules: {
+      'no-restricted-imports': ['error', { patterns: [
+        { group: ['@kluis/*', '**/shared/**', '**/server/**', '**/desktop/**', '**/helpers/**'], message: 'The storage reader is written from docs/storage.md and docs/crypto.md alone: no Kluis code.' },
+      ] }],
+    },
+  },
 );

@@ -5,3 +5,4 @@ export {
   type SyncFolderEvents, type FolderStatusView, type OpenOptions, type FileHistory, type VersionInfo, type Restored,
   type Progress, type SyncReport, type EngineState,
 } from './sync/door.js';
+export { exportSpace, type ExportReport, type ExportMetadata } from './sync/door.js';

@@ -27,6 +27,8 @@ const forbidden: [string, string, RegExp][] = [
   ['desktop/src/x.ts', "import { x } from '@kluis/server/app';\nexport const y = x;", /desktop\/ never imports server/],
   ['desktop/src/sync/engine.ts', "import { app } from 'electron';\nexport const a = app;", /Only desktop\/src\/electron/],
   ['test/unit/x.ts', "import sodium from 'libsodium-wrappers';\nexport const s = sodium;", /Only shared\/src\/crypto/],
+  ['test/storage-reader/x.ts', "import { openManifest } from '@kluis/shared';\nexport const o = openManifest;", /no Kluis code/],
+  ['test/storage-reader/x.ts', "import { x } from '../../server/src/storage/chunks.js';\nexport const y = x;", /no Kluis code/],
 ];
 
 for (const [file, code, message] of forbidden) {
@@ -41,6 +43,7 @@ test('lint allows what the architecture allows', async (t) => {
   t.deepEqual(await errors('desktop/src/electron/main.ts', "import { app } from 'electron';\nexport const a = app;"), []);
   t.deepEqual(await errors('server/src/x.ts', "import { readFileSync } from 'node:fs';\nimport { ErrorCode } from '@kluis/shared';\nexport const x = [readFileSync, ErrorCode];"), []);
   t.deepEqual(await errors('shared/src/x.ts', "export const e = new TextEncoder().encode('x');"), []);
+  t.deepEqual(await errors('test/storage-reader/x.ts', "import sodium from 'libsodium-wrappers-sumo';\nexport const s = sodium;"), []);
 });
 
 test('the whole tree lints clean (npm run lint)', async (t) => {

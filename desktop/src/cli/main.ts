@@ -14,6 +14,7 @@ import { wipeAfterUnauthenticated } from './wipe-output.js';
 import { readWipeReport } from '../account/wipe.js';
 import { registerSyncCommands } from './sync-commands.js';
 import { registerShareCommands } from './share-commands.js';
+import { registerExportCommand } from './export-command.js';
 
 export const VERSION = '0.1.0';
 
@@ -322,6 +323,7 @@ export function fullProgram(): Command {
   return buildProgram((p) => {
     registerSyncCommands(p);
     registerShareCommands(p);
+    registerExportCommand(p);
   });
 }
 

@@ -1,7 +1,8 @@
 // The sync engine's front door (docs/architecture.md §10, docs/desktop.md): the one API its shells use. The CLI
 // (cli/sync-commands.ts) and the desktop app's main process (electron/main/) compose the engine only through this
 // module: bind and lock a folder, start/stop/pause/resume it, read its status, listen to typed events, list a file's
-// versions and restore one (./door-versions.ts, through the engine's journalled commit path).
+// versions and restore one (./door-versions.ts, through the engine's journalled commit path), and export a space's files and
+// history into a new folder (./door-export.ts, `kluis export`).
 import { EventEmitter } from 'node:events';
 import { mkdirSync, realpathSync, statSync } from 'node:fs';
 import path from 'node:path';
@@ -241,3 +242,4 @@ export async function folderStatuses(home: string): Promise<FolderStatusView[]> 
 
 export { deviceName, locateFile, fileHistoryAt, restoreAt } from './door-files.js';
 export { fileIdOf } from './door-versions.js';
+export { exportSpace, EXPORT_METADATA, EXPORT_VERSIONS, type ExportReport, type ExportMetadata, type ExportedFile, type ExportedVersion } from './door-export.js';

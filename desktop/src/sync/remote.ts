@@ -252,7 +252,7 @@ export interface PulledPage {
   head: number;
 }
 
-function refusalReason(err: unknown): string {
+export function refusalReason(err: unknown): string {
   if (err instanceof CryptoError) {
     if (err.code === ErrorCode.UntrustedSigner && err.message.startsWith(REQUEST_REFUSAL)) return `${err.message}: refused`;
     if (err.code === ErrorCode.UntrustedSigner) return 'signed by someone who is not a writer of this space: refused (report this to your security officer)';
@@ -267,10 +267,7 @@ function refusalReason(err: unknown): string {
  * opened and checked (except versions `known` says the index already holds). The caller stores each page with its `next` position in one transaction.
  */
 export async function* pullChanges(c: ApiClient, sc: SpaceCrypto, since: number, limit = 1000, known: (versionId: string) => boolean = () => false): AsyncGenerator<PulledPage> {
-  let at = since;
-  for (;;) {
-    const page = parsed(ChangesPage, await c.json('GET', `/api/v1/spaces/${encodeURIComponent(sc.spaceId)}/changes?since=${at}&limit=${limit}`), 'changes');
-    sc.noteUploads(page.uploads);
+  for await (const page of changePages(c, sc, since, limit)) {
     const newest = new Map<string, VersionView>();
     for (const v of page.changes) newest.set(v.fileId, v);
     const out: PulledPage = { entries: [], uploads: new Map(), wraps: [], refused: [], next: page.next, head: page.head };
@@ -306,6 +303,16 @@ export async function* pullChanges(c: ApiClient, sc: SpaceCrypto, since: number,
       }
     }
     yield out;
+  }
+}
+
+/** The change log after `since`, page by page as the server answers it (every version, its files' key wraps); notes file-request grants. */
+export async function* changePages(c: ApiClient, sc: SpaceCrypto, since: number, limit = 1000): AsyncGenerator<z.infer<typeof ChangesPage>> {
+  let at = since;
+  for (;;) {
+    const page = parsed(ChangesPage, await c.json('GET', `/api/v1/spaces/${encodeURIComponent(sc.spaceId)}/changes?since=${at}&limit=${limit}`), 'changes');
+    sc.noteUploads(page.uploads);
+    yield page;
     if (!page.more || page.next <= at) return;
     at = page.next;
   }

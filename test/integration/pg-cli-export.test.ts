@@ -1,0 +1,5 @@
+// cli-export.test.ts on PostgreSQL (helpers/postgres.ts starts a throwaway cluster for this file).
+import { usePostgres } from '../helpers/postgres-suite.js';
+import './cli-export.test.js';
+
+usePostgres();
