@@ -3,7 +3,7 @@
 // (routes/orgs.ts); domain admins are appointed per domain (routes/domains.ts).
 import type Router from '@koa/router';
 import { ErrorCode, SuccessionRequest } from '@kluis/shared';
-import { ApiError } from '../errors.js';
+import { DomainError } from '../domain-error.js';
 import type { Services } from '../context.js';
 import { actor, body, parse, route, target } from '../http.js';
 import { adminContext } from './domains.js';
@@ -32,7 +32,7 @@ export function adminRoutes(router: Router, services: Services): void {
   route(router, services, 'post', '/api/v1/orgs/:orgId/succession', { action: 'admin.succession.propose' }, async (ctx, caller) => {
     const { scope, who } = await adminContext(services, ctx, caller);
     requireAdminister(scope, { kind: 'org' });
-    if (caller.role !== 'backup_admin') throw new ApiError(403, ErrorCode.Forbidden, 'a backup admin proposes the successor of the main access admin');
+    if (caller.role !== 'backup_admin') throw new DomainError(ErrorCode.Forbidden, 'a backup admin proposes the successor of the main access admin');
     const { successorUserId } = parse(SuccessionRequest, body(ctx));
     ctx.status = 201;
     ctx.body = await proposeSuccession(db, audit, { ...who, actorUserId: caller.userId }, successorUserId);

@@ -4,7 +4,7 @@ import type Router from '@koa/router';
 import { PassThrough } from 'node:stream';
 import { z } from 'zod';
 import { ErrorCode, Id, type OrgRole } from '@kluis/shared';
-import { ApiError } from '../errors.js';
+import { DomainError } from '../domain-error.js';
 import type { Services } from '../context.js';
 import { actor, parse, route, target } from '../http.js';
 import { exportAudit } from '../audit/export.js';
@@ -49,8 +49,8 @@ export function auditRoutes(router: Router, services: Services): void {
   });
 
   const guard = (orgId: string, callerOrg: string, role: OrgRole) => {
-    if (orgId !== callerOrg) throw new ApiError(404, ErrorCode.NotFound, 'no such organisation');
-    if (!READERS.includes(role)) throw new ApiError(403, ErrorCode.Forbidden, 'the audit trail is for admins and auditors');
+    if (orgId !== callerOrg) throw new DomainError(ErrorCode.NotFound, 'no such organisation');
+    if (!READERS.includes(role)) throw new DomainError(ErrorCode.Forbidden, 'the audit trail is for admins and auditors');
   };
 
   route(router, services, 'get', '/api/v1/orgs/:orgId/audit', { action: 'audit.search' }, async (ctx, caller) => {

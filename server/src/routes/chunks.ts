@@ -8,13 +8,14 @@ import type { Services } from '../context.js';
 import { actor, body, parse, route, target, type KCtx } from '../http.js';
 import { refuseIfFrozen, spaceAccess } from '../services/access.js';
 import { DEFAULT_CHUNK_BATCH_LIMITS, isChunkId, type ChunkStore } from '../storage/chunks.js';
+import { DomainError } from '../domain-error.js';
 
 /** Largest framed upload body accepted (the store's batch limit). */
 export const MAX_UPLOAD_BYTES = DEFAULT_CHUNK_BATCH_LIMITS.maxTotalBytes;
 
 function chunkParam(ctx: KCtx): string {
   const id = String(ctx.params.chunkId);
-  if (!isChunkId(id)) throw new ApiError(400, ErrorCode.ValidationFailed, 'chunkId: 64 lower-case hex digits');
+  if (!isChunkId(id)) throw new DomainError(ErrorCode.ValidationFailed, 'chunkId: 64 lower-case hex digits');
   return id;
 }
 
@@ -22,8 +23,8 @@ export function declaredLength(ctx: KCtx, max: number): number | null {
   const raw = ctx.get('content-length');
   if (!raw) return null;
   const n = Number(raw);
-  if (!/^\d+$/.test(raw) || !Number.isSafeInteger(n)) throw new ApiError(400, ErrorCode.BadRequest, 'bad Content-Length');
-  if (n > max) throw new ApiError(413, ErrorCode.PayloadTooLarge, `request body over ${max} bytes`);
+  if (!/^\d+$/.test(raw) || !Number.isSafeInteger(n)) throw new DomainError(ErrorCode.BadRequest, 'bad Content-Length');
+  if (n > max) throw new DomainError(ErrorCode.PayloadTooLarge, `request body over ${max} bytes`);
   return n;
 }
 
@@ -34,9 +35,9 @@ export function declaredLength(ctx: KCtx, max: number): number | null {
  */
 export function binaryBody(ctx: KCtx, what: string): void {
   const type = ctx.request.type;
-  if (type && type !== 'application/octet-stream') throw new ApiError(415, ErrorCode.UnsupportedMediaType, `send ${what} as application/octet-stream`);
+  if (type && type !== 'application/octet-stream') throw new DomainError(ErrorCode.UnsupportedMediaType, `send ${what} as application/octet-stream`);
   const encoding = ctx.get('content-encoding').trim().toLowerCase();
-  if (encoding && encoding !== 'identity') throw new ApiError(415, ErrorCode.UnsupportedMediaType, `${what}: no Content-Encoding is supported`);
+  if (encoding && encoding !== 'identity') throw new DomainError(ErrorCode.UnsupportedMediaType, `${what}: no Content-Encoding is supported`);
 }
 
 export function chunkRoutes(router: Router, services: Services, chunks: ChunkStore): void {

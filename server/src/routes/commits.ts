@@ -2,7 +2,7 @@
 import type Router from '@koa/router';
 import { PassThrough } from 'node:stream';
 import { CommitRequest, ErrorCode, fromBase64Url, verifyWrapSignature, type CommitVersion, type FileKeyWrap } from '@kluis/shared';
-import { ApiError } from '../errors.js';
+import { DomainError } from '../domain-error.js';
 import type { Services } from '../context.js';
 import type { ChangeEvent } from '../events.js';
 import { actor, body, parse, route, target, type KCtx } from '../http.js';
@@ -24,7 +24,7 @@ function intQuery(ctx: KCtx, name: string, fallback: number, min: number, max: n
   if (raw === undefined) return fallback;
   const n = Number(raw);
   if (typeof raw !== 'string' || !/^\d+$/.test(raw) || !Number.isSafeInteger(n) || n < min || n > max) {
-    throw new ApiError(400, ErrorCode.ValidationFailed, `${name}: an integer from ${min} to ${max}`);
+    throw new DomainError(ErrorCode.ValidationFailed, `${name}: an integer from ${min} to ${max}`);
   }
   return n;
 }
@@ -60,7 +60,7 @@ export async function commitBatch(trx: Tx, services: Services, author: CommitAut
   const now = Date.now();
   const fileIds = [...new Set(versions.map((v) => v.fileId))];
   const versionIds = versions.map((v) => v.versionId);
-  if (new Set(versionIds).size !== versionIds.length) throw new ApiError(400, ErrorCode.ValidationFailed, 'versions: a versionId appears twice');
+  if (new Set(versionIds).size !== versionIds.length) throw new DomainError(ErrorCode.ValidationFailed, 'versions: a versionId appears twice');
 
   const files = new Map<string, { space_id: string; head_version_id: string | null; wrapEpoch: number }>();
   for (const part of chunked(fileIds)) {
@@ -82,7 +82,7 @@ export async function commitBatch(trx: Tx, services: Services, author: CommitAut
   const heads = new Map<string, string | null>();
   const wrapEpochs = new Map<string, number>();
   for (const v of versions) {
-    if (v.keyEpoch !== keyEpoch) throw new ApiError(409, ErrorCode.Conflict, `versions: keyEpoch must be the space's current epoch ${keyEpoch}`);
+    if (v.keyEpoch !== keyEpoch) throw new DomainError(ErrorCode.Conflict, `versions: keyEpoch must be the space's current epoch ${keyEpoch}`);
     const known = files.get(v.fileId);
     if (known && known.space_id !== spaceId) {
       conflicts.push({ fileId: v.fileId, versionId: v.versionId, reason: 'file_in_other_space', head: null });
@@ -105,16 +105,16 @@ export async function commitBatch(trx: Tx, services: Services, author: CommitAut
     }
     const wrapEpoch = wrapEpochs.get(v.fileId) ?? known?.wrapEpoch ?? 0;
     if (wrapEpoch < keyEpoch) {
-      if (!v.fileKeyWrap) throw new ApiError(400, ErrorCode.ValidationFailed, `versions: fileKeyWrap is required for file ${v.fileId} (new file or new key epoch)`);
+      if (!v.fileKeyWrap) throw new DomainError(ErrorCode.ValidationFailed, `versions: fileKeyWrap is required for file ${v.fileId} (new file or new key epoch)`);
       checkFileWrap(v.fileKeyWrap, { spaceId, keyEpoch, fileId: v.fileId, recipient: epochPublicKey, signer });
       wrapEpochs.set(v.fileId, keyEpoch);
     } else if (v.fileKeyWrap) {
-      throw new ApiError(400, ErrorCode.ValidationFailed, `versions: file ${v.fileId} already has a key for epoch ${keyEpoch}`);
+      throw new DomainError(ErrorCode.ValidationFailed, `versions: file ${v.fileId} already has a key for epoch ${keyEpoch}`);
     }
     heads.set(v.fileId, v.versionId);
   }
   if (conflicts.length) {
-    throw Object.assign(new ApiError(409, ErrorCode.Conflict, `${conflicts.length} version(s) conflict with the server's history`), { extra: { conflicts } });
+    throw new DomainError(ErrorCode.Conflict, `${conflicts.length} version(s) conflict with the server's history`, { extra: { conflicts } });
   }
 
   // Every chunk must be stored in this space before a version may name it.
@@ -125,7 +125,7 @@ export async function commitBatch(trx: Tx, services: Services, author: CommitAut
   }
   const missing = wanted.filter((id) => !lengths.has(id));
   if (missing.length) {
-    throw Object.assign(new ApiError(409, ErrorCode.MissingChunks, `${missing.length} chunk(s) are not uploaded`), { extra: { missing: missing.slice(0, 10_000) } });
+    throw new DomainError(ErrorCode.MissingChunks, `${missing.length} chunk(s) are not uploaded`, { extra: { missing: missing.slice(0, 10_000) } });
   }
 
   let seq = Number(space.seq);
@@ -158,13 +158,13 @@ export async function commitBatch(trx: Tx, services: Services, author: CommitAut
 
 function checkFileWrap(wrap: FileKeyWrap, expect: { spaceId: string; keyEpoch: number; fileId: string; recipient: string; signer: string }): void {
   if (wrap.spaceId !== expect.spaceId || wrap.keyEpoch !== expect.keyEpoch || wrap.fileId !== expect.fileId || wrap.recipient !== expect.recipient) {
-    throw new ApiError(400, ErrorCode.ValidationFailed, `fileKeyWrap for ${expect.fileId}: must be sealed to the space key of epoch ${expect.keyEpoch} for this file`);
+    throw new DomainError(ErrorCode.ValidationFailed, `fileKeyWrap for ${expect.fileId}: must be sealed to the space key of epoch ${expect.keyEpoch} for this file`);
   }
-  if (wrap.signer !== expect.signer) throw new ApiError(400, ErrorCode.ValidationFailed, `fileKeyWrap for ${expect.fileId}: must be signed by you`);
+  if (wrap.signer !== expect.signer) throw new DomainError(ErrorCode.ValidationFailed, `fileKeyWrap for ${expect.fileId}: must be signed by you`);
   try {
     verifyWrapSignature(wrap);
   } catch {
-    throw new ApiError(400, ErrorCode.BadSignature, `fileKeyWrap for ${expect.fileId}: the signature does not verify`);
+    throw new DomainError(ErrorCode.BadSignature, `fileKeyWrap for ${expect.fileId}: the signature does not verify`);
   }
 }
 
@@ -231,7 +231,7 @@ export function commitRoutes(router: Router, services: Services): void {
     target(ctx, 'file', fileId);
     await spaceAccess(read, caller, spaceId, 'viewer');
     const rows = await read('versions').where({ space_id: spaceId, file_id: fileId }).orderBy('seq', 'desc').select('*');
-    if (!rows.length) throw new ApiError(404, ErrorCode.NotFound, 'no such file');
+    if (!rows.length) throw new DomainError(ErrorCode.NotFound, 'no such file');
     await services.tx((trx) => audit.append(trx, { ...actor(ctx, caller), action: 'versions.read', targetType: 'file', targetId: fileId, outcome: 'success', details: { spaceId, count: rows.length } }));
     ctx.body = { fileId, versions: rows.map(versionView), fileKeyWraps: (await fileWraps(services, [fileId]))[fileId] ?? [], uploads: await requestUploads(read, [fileId]) };
   });
@@ -290,7 +290,7 @@ export function commitRoutes(router: Router, services: Services): void {
     let loaded: Set<string>;
     try {
       const session = await read('sessions').where({ id: caller.deviceId }).first('revoked_at');
-      if (!session || session.revoked_at !== null) throw new ApiError(401, ErrorCode.Unauthenticated, 'this device was signed out');
+      if (!session || session.revoked_at !== null) throw new DomainError(ErrorCode.Unauthenticated, 'this device was signed out');
       loaded = await loadSpaces();
       heads = await read('spaces').whereIn('id', [...loaded]).select('id', 'seq');
       await services.tx((trx) => audit.append(trx, { ...actor(ctx, caller), action: 'events.subscribe', targetType: 'device', targetId: caller.deviceId, outcome: 'success', details: { spaces: loaded.size } }));

@@ -3,7 +3,7 @@
 // device calls with its own token after it was signed out: the wipe check and the signed wipe report.
 import type Router from '@koa/router';
 import { DeviceKeyRequest, DeviceRevokeRequest, ErrorCode, WipeReportRequest } from '@kluis/shared';
-import { ApiError } from '../errors.js';
+import { DomainError } from '../domain-error.js';
 import type { Caller, Services } from '../context.js';
 import { actor, body, meta, parse, publicRoute, route, target, type KCtx } from '../http.js';
 import { bearer } from '../auth/sessions.js';
@@ -14,7 +14,7 @@ import { requireStepUp } from '../services/totp.js';
 function ownOrg(ctx: KCtx, caller: Caller): string {
   const orgId = String(ctx.params.orgId);
   target(ctx, 'org', orgId);
-  if (orgId !== caller.orgId) throw new ApiError(404, ErrorCode.NotFound, 'no such organisation');
+  if (orgId !== caller.orgId) throw new DomainError(ErrorCode.NotFound, 'no such organisation');
   return orgId;
 }
 
@@ -70,7 +70,7 @@ export function deviceRoutes(router: Router, services: Services): void {
 
   publicRoute(router, 'post', '/api/v1/device-wipe/report', 'device.wipe.report', async (ctx) => {
     const token = bearer(ctx);
-    if (!token) throw new ApiError(401, ErrorCode.Unauthenticated, 'the device\'s session token is required');
+    if (!token) throw new DomainError(ErrorCode.Unauthenticated, 'the device\'s session token is required');
     const req = parse(WipeReportRequest, body(ctx));
     ctx.body = await db.transaction((trx) => recordWipeReport(trx, audit, { token, report: req.report, signature: req.signature }, meta(ctx), setOrg(ctx)));
   });

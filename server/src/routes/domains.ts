@@ -2,7 +2,7 @@
 // with services/admin-scope.ts and call services/domains.ts; another organisation's ids answer 404.
 import type Router from '@koa/router';
 import { DomainAdminRequest, DomainRequest, ErrorCode, RemovalRequest, SpaceDomainRequest } from '@kluis/shared';
-import { ApiError } from '../errors.js';
+import { DomainError } from '../domain-error.js';
 import type { Caller, Services } from '../context.js';
 import { actor, body, parse, route, target, type KCtx } from '../http.js';
 import { ownOrg } from './orgs.js';
@@ -132,7 +132,7 @@ export function domainRoutes(router: Router, services: Services): void {
     const space = await findSpace(db, orgId, spaceId);
     requireAdminister(scope, { kind: 'space', domainId: space.domainId });
     const { userId } = parse(RemovalRequest, body(ctx));
-    if (userId === caller.userId) throw new ApiError(409, ErrorCode.Conflict, 'you leave a space through its managers, not as its admin');
+    if (userId === caller.userId) throw new DomainError(ErrorCode.Conflict, 'you leave a space through its managers, not as its admin');
     const { managers } = await requestRemoval(db, audit, who, spaceId, userId);
     // Their streams end (the reconnect no longer hears of the space's changes: they are refused it), managers hear.
     services.events.membershipChanged(spaceId, userId);

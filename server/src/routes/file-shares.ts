@@ -5,7 +5,7 @@ import type Router from '@koa/router';
 import { Readable } from 'node:stream';
 import { z } from 'zod';
 import { CreateFileShareRequest, ErrorCode, SharedChunksRequest, frameStream } from '@kluis/shared';
-import { ApiError } from '../errors.js';
+import { DomainError } from '../domain-error.js';
 import type { Services } from '../context.js';
 import { actor, body, parse, route, target, type KCtx } from '../http.js';
 import { authoriseSharedChunks, receivedShare, revokeShare, shareFile, sharedWithMe, spaceShares } from '../services/file-shares.js';
@@ -17,7 +17,7 @@ const SharesQuery = z.object({ fileId: IdParam.optional() });
 function idParam(ctx: KCtx, name: string, type: string): string {
   const id = String(ctx.params[name]);
   target(ctx, type, id.slice(0, 64));
-  if (!IdParam.safeParse(id).success) throw new ApiError(404, ErrorCode.NotFound, `no such ${type}`);
+  if (!IdParam.safeParse(id).success) throw new DomainError(ErrorCode.NotFound, `no such ${type}`);
   return id;
 }
 

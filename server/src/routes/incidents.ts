@@ -7,7 +7,7 @@ import {
   ErrorCode, Id, IncidentAssignRequest, IncidentCloseRequest, IncidentEmptyRequest, IncidentEscalateRequest, IncidentNoteRequest, IncidentSettingsChange, IncidentStatus,
   type OrgRole,
 } from '@kluis/shared';
-import { ApiError } from '../errors.js';
+import { DomainError } from '../domain-error.js';
 import type { Caller, Services } from '../context.js';
 import { actor, body, parse, route, target, type KCtx } from '../http.js';
 import { canReadAudit } from '../services/admin-scope.js';
@@ -28,16 +28,16 @@ export function incidentRoutes(router: Router, services: Services): void {
   const guard = async (ctx: KCtx, caller: Caller, admins: OrgRole[] | null = null): Promise<string> => {
     const orgId = String(ctx.params.orgId);
     target(ctx, 'org', orgId);
-    if (orgId !== caller.orgId) throw new ApiError(404, ErrorCode.NotFound, 'no such organisation');
-    if (!canReadAudit(caller)) throw new ApiError(403, ErrorCode.Forbidden, 'incidents are for security advisors (auditors) and main and backup admins');
-    if (admins && !admins.includes(caller.role)) throw new ApiError(403, ErrorCode.Forbidden, 'the thresholds are changed by the main and backup admins');
+    if (orgId !== caller.orgId) throw new DomainError(ErrorCode.NotFound, 'no such organisation');
+    if (!canReadAudit(caller)) throw new DomainError(ErrorCode.Forbidden, 'incidents are for security advisors (auditors) and main and backup admins');
+    if (admins && !admins.includes(caller.role)) throw new DomainError(ErrorCode.Forbidden, 'the thresholds are changed by the main and backup admins');
     await requireStepUp(services, caller);
     return orgId;
   };
   const incidentParam = (ctx: KCtx): string => {
     const id = String(ctx.params.incidentId);
     target(ctx, 'incident', id);
-    if (!Id.safeParse(id).success) throw new ApiError(404, ErrorCode.NotFound, 'no such incident');
+    if (!Id.safeParse(id).success) throw new DomainError(ErrorCode.NotFound, 'no such incident');
     return id;
   };
 
@@ -54,7 +54,7 @@ export function incidentRoutes(router: Router, services: Services): void {
     parse(NoQuery, ctx.query);
     const incidentId = incidentParam(ctx);
     const incident = await findIncident(services.db, orgId, incidentId);
-    if (!incident) throw new ApiError(404, ErrorCode.NotFound, 'no such incident');
+    if (!incident) throw new DomainError(ErrorCode.NotFound, 'no such incident');
     const detail = await incidentDetail(services.db, incident);
     await services.tx((trx) => audit.append(trx, { ...actor(ctx, caller), action: 'incident.read', targetType: 'incident', targetId: incidentId, outcome: 'success', details: { entries: detail.timeline.length } }));
     ctx.body = detail;

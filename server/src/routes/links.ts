@@ -5,14 +5,14 @@ import type Router from '@koa/router';
 import { Readable } from 'node:stream';
 import { z } from 'zod';
 import { CreateFolderLinkRequest, CreateLinkRequest, ErrorCode, LinkAccessRequest, LinkChunksRequest, frameStream } from '@kluis/shared';
-import { ApiError } from '../errors.js';
 import type { Services } from '../context.js';
-import { actor, body, meta, parse, publicRoute, route, target, type KCtx } from '../http.js';
+import { actor, answerRefusal, body, meta, parse, publicRoute, route, target, type KCtx } from '../http.js';
 import { kdfFloor } from './auth.js';
 import {
-  RetryLater, accessLink, auditAccessRefusal, authoriseChunks, chunksAuditEntry, createLink, findLink, listLinks, publicInfo, revokeLink,
+  accessLink, auditAccessRefusal, authoriseChunks, chunksAuditEntry, createLink, findLink, listLinks, publicInfo, revokeLink,
 } from '../services/links.js';
 import { createFolderLink } from '../services/folder-links.js';
+import { DomainError } from '../domain-error.js';
 
 export const IdParam = z.string().regex(/^[A-Za-z0-9_-]{22}$/, 'must be a 16-byte base64url id');
 const ListQuery = z.object({ spaceId: IdParam.optional() });
@@ -21,7 +21,7 @@ const ListQuery = z.object({ spaceId: IdParam.optional() });
 function linkParam(ctx: KCtx): string {
   const id = String(ctx.params.linkId);
   target(ctx, 'link', id.slice(0, 64));
-  if (!IdParam.safeParse(id).success) throw new ApiError(404, ErrorCode.NotFound, 'no such link');
+  if (!IdParam.safeParse(id).success) throw new DomainError(ErrorCode.NotFound, 'no such link');
   return id;
 }
 
@@ -84,11 +84,9 @@ export function linkRoutes(router: Router, services: Services): void {
       const { auth } = parse(LinkAccessRequest, body(ctx));
       ctx.body = await accessLink(services, link, auth, who);
     } catch (err) {
-      if (!(err instanceof ApiError)) throw err;
+      if (!(err instanceof DomainError)) throw err;
       await auditAccessRefusal(services, link, who, err);
-      if (err instanceof RetryLater) ctx.set('Retry-After', String(err.seconds));
-      ctx.status = err.status;
-      ctx.body = { error: { code: err.code, message: err.message }, ...err.extra };
+      answerRefusal(ctx, err);
     }
   });
 

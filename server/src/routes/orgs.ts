@@ -3,7 +3,7 @@
 import type Router from '@koa/router';
 import { z } from 'zod';
 import { Email, ErrorCode, InviteRequest, RoleChangeRequest, type OrgRole } from '@kluis/shared';
-import { ApiError } from '../errors.js';
+import { DomainError } from '../domain-error.js';
 import type { Caller, Services } from '../context.js';
 import { actor, body, parse, route, target, type KCtx } from '../http.js';
 import { insertInvite } from '../services/orgs.js';
@@ -16,12 +16,12 @@ const ADMINS: OrgRole[] = ['main_admin', 'backup_admin'];
 export function ownOrg(ctx: KCtx, caller: Caller): string {
   const orgId = String(ctx.params.orgId);
   target(ctx, 'org', orgId);
-  if (orgId !== caller.orgId) throw new ApiError(404, ErrorCode.NotFound, 'no such organisation');
+  if (orgId !== caller.orgId) throw new DomainError(ErrorCode.NotFound, 'no such organisation');
   return orgId;
 }
 
 function requireRole(caller: Caller, roles: OrgRole[]): void {
-  if (!roles.includes(caller.role)) throw new ApiError(403, ErrorCode.Forbidden, `this needs one of the roles: ${roles.join(', ')}`);
+  if (!roles.includes(caller.role)) throw new DomainError(ErrorCode.Forbidden, `this needs one of the roles: ${roles.join(', ')}`);
 }
 
 /** The address of a directory look-up, normalised as at sign-up (docs/crypto.md §0). */
@@ -42,8 +42,8 @@ export function orgRoutes(router: Router, services: Services): void {
     requireRole(caller, ADMINS);
     await requireStepUp(services, caller);
     const req = parse(InviteRequest, body(ctx));
-    if (req.role === 'main_admin') throw new ApiError(403, ErrorCode.Forbidden, 'an organisation has one main access admin');
-    if (req.role === 'backup_admin' && caller.role !== 'main_admin') throw new ApiError(403, ErrorCode.Forbidden, 'only the main access admin appoints backup admins');
+    if (req.role === 'main_admin') throw new DomainError(ErrorCode.Forbidden, 'an organisation has one main access admin');
+    if (req.role === 'backup_admin' && caller.role !== 'main_admin') throw new DomainError(ErrorCode.Forbidden, 'only the main access admin appoints backup admins');
     const invite = await db.transaction((trx) => insertInvite(trx, audit, { orgId, email: req.email, role: req.role, createdBy: caller.userId, accountsVisible: 'org' }, actor(ctx, caller)));
     ctx.status = 201;
     ctx.body = invite;
@@ -69,10 +69,10 @@ export function orgRoutes(router: Router, services: Services): void {
     const { role } = parse(RoleChangeRequest, body(ctx));
     await db.transaction(async (trx) => {
       const user = await trx('users').where({ id: userId, org_id: orgId }).first('id', 'role');
-      if (!user) throw new ApiError(404, ErrorCode.NotFound, 'no such user');
+      if (!user) throw new DomainError(ErrorCode.NotFound, 'no such user');
       // Delegating never removes the main admin's rights; only the main admin names backup admins.
-      if (user.role === 'main_admin' || role === 'main_admin') throw new ApiError(403, ErrorCode.Forbidden, 'the main access admin role cannot be given or taken here');
-      if ((role === 'backup_admin' || user.role === 'backup_admin') && caller.role !== 'main_admin') throw new ApiError(403, ErrorCode.Forbidden, 'only the main access admin appoints or removes backup admins');
+      if (user.role === 'main_admin' || role === 'main_admin') throw new DomainError(ErrorCode.Forbidden, 'the main access admin role cannot be given or taken here');
+      if ((role === 'backup_admin' || user.role === 'backup_admin') && caller.role !== 'main_admin') throw new DomainError(ErrorCode.Forbidden, 'only the main access admin appoints or removes backup admins');
       await trx('users').where({ id: userId }).update({ role });
       // Only domain admins administer domains (services/admin-scope.ts).
       if (role !== 'domain_admin') await trx('domain_admins').where({ user_id: userId }).delete();
@@ -85,8 +85,8 @@ export function orgRoutes(router: Router, services: Services): void {
     const email = typeof ctx.query.email === 'string' ? parse(DirectoryQuery, { email: ctx.query.email }).email : null;
     const userId = typeof ctx.query.userId === 'string' ? ctx.query.userId : null;
     const spaceId = typeof ctx.query.space === 'string' ? ctx.query.space : null;
-    if (!email && !userId) throw new ApiError(400, ErrorCode.ValidationFailed, 'query: email or userId is required');
-    if (spaceId !== null && !email) throw new ApiError(400, ErrorCode.ValidationFailed, 'query: space goes with email (people of other organisations are found by their exact address)');
+    if (!email && !userId) throw new DomainError(ErrorCode.ValidationFailed, 'query: email or userId is required');
+    if (spaceId !== null && !email) throw new DomainError(ErrorCode.ValidationFailed, 'query: space goes with email (people of other organisations are found by their exact address)');
     target(ctx, 'user', userId ?? null);
     const entry = await lookupPerson(db, caller, { email, userId, spaceId });
     const details = { by: email ? 'email' : 'userId', ...(entry.org ? { personOrgId: entry.org.orgId } : {}), ...(spaceId ? { spaceId } : {}) };

@@ -3,7 +3,7 @@
 // offboarding tells the managers of each of their spaces' clients that a removal waits for them.
 import type Router from '@koa/router';
 import { ErrorCode } from '@kluis/shared';
-import { ApiError } from '../errors.js';
+import { DomainError } from '../domain-error.js';
 import type { Services } from '../context.js';
 import { actor, route, target } from '../http.js';
 import { adminContext } from './domains.js';
@@ -16,7 +16,7 @@ async function requirePersonAct(db: Db, scope: AdminScope, person: PersonRow): P
   // A person's account belongs to the organisation, not to a domain: domain admins do not block or offboard.
   requireAdminister(scope, { kind: 'org' });
   requireAdminister(scope, { kind: 'person', userId: person.id, role: person.role, domainIds: await personDomains(db, person.id) });
-  if (person.id === scope.userId) throw new ApiError(409, ErrorCode.Conflict, 'you cannot do this to your own account');
+  if (person.id === scope.userId) throw new DomainError(ErrorCode.Conflict, 'you cannot do this to your own account');
 }
 
 export function peopleRoutes(router: Router, services: Services): void {

@@ -4,7 +4,7 @@
 import type Router from '@koa/router';
 import { ChangeClassRequest, ClassPolicy, CLASS_ORDER, ErrorCode, type ClassName } from '@kluis/shared';
 import { z } from 'zod';
-import { ApiError } from '../errors.js';
+import { DomainError } from '../domain-error.js';
 import type { Services } from '../context.js';
 import { actor, body, parse, route, target } from '../http.js';
 import { spaceAccess } from '../services/access.js';
@@ -22,7 +22,7 @@ export function policyRoutes(router: Router, services: Services): void {
   route(router, services, 'get', '/api/v1/orgs/:orgId/policy', { action: 'policy.read' }, async (ctx, caller) => {
     const orgId = String(ctx.params.orgId);
     target(ctx, 'org', orgId);
-    if (orgId !== caller.orgId) throw new ApiError(404, ErrorCode.NotFound, 'no such organisation');
+    if (orgId !== caller.orgId) throw new DomainError(ErrorCode.NotFound, 'no such organisation');
     const policies = await orgPolicies(db, orgId);
     await services.tx((trx) => audit.append(trx, { ...actor(ctx, caller), action: 'policy.read', targetType: 'org', targetId: orgId, outcome: 'success' }));
     ctx.body = { orgId, policies };
@@ -31,8 +31,8 @@ export function policyRoutes(router: Router, services: Services): void {
   route(router, services, 'put', '/api/v1/orgs/:orgId/policy/:classification', { action: 'policy.change' }, async (ctx, caller) => {
     const orgId = String(ctx.params.orgId);
     target(ctx, 'org', orgId);
-    if (orgId !== caller.orgId) throw new ApiError(404, ErrorCode.NotFound, 'no such organisation');
-    if (caller.role !== 'main_admin' && caller.role !== 'backup_admin') throw new ApiError(403, ErrorCode.Forbidden, 'only the main or a backup access admin changes the sharing policy');
+    if (orgId !== caller.orgId) throw new DomainError(ErrorCode.NotFound, 'no such organisation');
+    if (caller.role !== 'main_admin' && caller.role !== 'backup_admin') throw new DomainError(ErrorCode.Forbidden, 'only the main or a backup access admin changes the sharing policy');
     await requireStepUp(services, caller);
     const classification = parse(ClassParam, String(ctx.params.classification)) as ClassName;
     const req = parse(PolicyBody, body(ctx));

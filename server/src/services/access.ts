@@ -3,7 +3,7 @@
 // manager added (where the space's class allows external members, docs/api.md "Policy") reaches the space like a
 // colleague, and the space's own organisation (`space.org_id`) owns its storage, policy and audit trail.
 import { ErrorCode, type SpaceRole } from '@kluis/shared';
-import { ApiError } from '../errors.js';
+import { DomainError } from '../domain-error.js';
 import type { Caller } from '../context.js';
 import type { Db } from '../db/db.js';
 
@@ -36,9 +36,9 @@ export async function spaceAccess(db: Db, caller: Caller, spaceId: string, neede
     // A member whose removal an admin asked for is refused at once, before a manager's client signs it (docs/admin.md).
     .whereNotExists(db('pending_removals as p').whereRaw('p.space_id = s.id').andWhere('p.user_id', caller.userId).select(db.raw('1')))
     .first('s.*', 'm.role as member_role');
-  if (!row) throw new ApiError(404, ErrorCode.NotFound, 'no such space');
+  if (!row) throw new DomainError(ErrorCode.NotFound, 'no such space');
   const role = row.member_role as SpaceRole;
-  if (RANK[role] < RANK[needed]) throw new ApiError(403, ErrorCode.Forbidden, `this needs the ${needed} role in the space (you are ${role})`);
+  if (RANK[role] < RANK[needed]) throw new DomainError(ErrorCode.Forbidden, `this needs the ${needed} role in the space (you are ${role})`);
   const { member_role: _ignored, ...space } = row;
   return { space: { ...space, key_epoch: Number(space.key_epoch), seq: Number(space.seq), retention_days: Number(space.retention_days), created_at: Number(space.created_at) } as SpaceRow, role };
 }
@@ -67,7 +67,7 @@ export async function spaceFrozen(db: Db, spaceId: string): Promise<boolean> {
  */
 export async function refuseIfFrozen(db: Db, spaceId: string): Promise<void> {
   if (!(await spaceFrozen(db, spaceId))) return;
-  const err = new ApiError(409, ErrorCode.SpaceFrozen, 'this space has no manager left who can renew its key after a removal (its only manager was offboarded): it takes no new versions, shares or links; copy what you need into a new space');
+  const err = new DomainError(ErrorCode.SpaceFrozen, 'this space has no manager left who can renew its key after a removal (its only manager was offboarded): it takes no new versions, shares or links; copy what you need into a new space');
   err.auditOutcome = 'denied';
   err.auditDetails = { reason: 'no_manager' };
   throw err;
