@@ -8,6 +8,7 @@ import { DomainError, RetryLater } from './domain-error.js';
 import { statusOf } from './errors.js';
 import type { Caller, KluisState, Services } from './context.js';
 import { authenticate } from './auth/sessions.js';
+import type { AuditEntryInput } from './audit/types.js';
 
 export type KCtx = Context & { state: KluisState };
 
@@ -81,6 +82,22 @@ export function parse<T extends z.ZodTypeAny>(schema: T, data: unknown): z.infer
 /** The JSON body (already parsed by the body parser); a missing body is an empty object. */
 export function body(ctx: KCtx): unknown {
   return (ctx.request as unknown as { body?: unknown }).body ?? {};
+}
+
+/** The id in path parameter `name`, set as the request's audit target of `type`: the preamble of most routes. */
+export function pathId(ctx: KCtx, name: string, type: string): string {
+  const id = String(ctx.params[name]);
+  target(ctx, type, id);
+  return id;
+}
+
+/**
+ * Writes the audit entry of a successful request under the route's action (an access with nothing else to write: a
+ * read), in a small transaction of its own that concurrent requests share (group commit).
+ */
+export async function auditSuccess(services: Services, ctx: KCtx, caller: Caller, targetType: string, targetId: string, details?: AuditEntryInput['details']): Promise<void> {
+  const entry: AuditEntryInput = { ...actor(ctx, caller), action: ctx.state.action!, targetType, targetId, outcome: 'success', ...(details ? { details } : {}) };
+  await services.tx((trx) => services.audit.append(trx, entry));
 }
 
 /** Sets the audit target of the request. */

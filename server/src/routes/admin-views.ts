@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { ErrorCode, type AuditChainStatus, type AdminSpace, type ClassName, type OrgRole, type SpaceRole } from '@kluis/shared';
 import { DomainError } from '../domain-error.js';
 import type { Caller, Services } from '../context.js';
-import { actor, parse, route, target, type KCtx } from '../http.js';
+import { actor, auditSuccess, type KCtx, parse, route, target } from '../http.js';
 import { listOrgLinks, revokeLink } from '../services/links.js';
 import { requireStepUp } from '../services/totp.js';
 
@@ -50,14 +50,14 @@ export function adminViewRoutes(router: Router, services: Services): void {
   route(router, services, 'get', '/api/v1/orgs/:orgId/admin/spaces', { action: 'admin.spaces.list' }, async (ctx, caller) => {
     const orgId = await guard(services, ctx, caller, ADMINS);
     const spaces = await orgSpaces(services, orgId);
-    await services.tx((trx) => audit.append(trx, { ...actor(ctx, caller), action: 'admin.spaces.list', targetType: 'org', targetId: orgId, outcome: 'success', details: { count: spaces.length } }));
+    await auditSuccess(services, ctx, caller, 'org', orgId, { count: spaces.length });
     ctx.body = { spaces };
   });
 
   route(router, services, 'get', '/api/v1/orgs/:orgId/admin/links', { action: 'admin.links.list' }, async (ctx, caller) => {
     const orgId = await guard(services, ctx, caller, ADMINS);
     const links = await listOrgLinks(services, orgId);
-    await services.tx((trx) => audit.append(trx, { ...actor(ctx, caller), action: 'admin.links.list', targetType: 'org', targetId: orgId, outcome: 'success', details: { count: links.length } }));
+    await auditSuccess(services, ctx, caller, 'org', orgId, { count: links.length });
     ctx.body = { links };
   });
 
@@ -82,7 +82,7 @@ export function adminViewRoutes(router: Router, services: Services): void {
       status.catch(() => { chain = null; });
     }
     const status = await chain.status;
-    await services.tx((trx) => audit.append(trx, { ...actor(ctx, caller), action: 'audit.verify', targetType: 'org', targetId: orgId, outcome: 'success', details: { ok: status.ok } }));
+    await auditSuccess(services, ctx, caller, 'org', orgId, { ok: status.ok });
     ctx.body = status;
   });
 }

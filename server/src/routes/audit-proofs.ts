@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { ErrorCode, WitnessAlertRequest, type ConsistencyProof, type InclusionProof, type OrgRole, type SignedTreeHead, type TreeHeadList } from '@kluis/shared';
 import { DomainError } from '../domain-error.js';
 import type { Caller, Services } from '../context.js';
-import { actor, body, parse, route, target, type KCtx } from '../http.js';
+import { actor, auditSuccess, body, type KCtx, parse, pathId, route } from '../http.js';
 import { requireStepUp } from '../services/totp.js';
 
 
@@ -25,8 +25,7 @@ export function auditProofRoutes(router: Router, services: Services): void {
   const { audit } = services;
 
   const guard = async (ctx: KCtx, caller: Caller): Promise<string> => {
-    const orgId = String(ctx.params.orgId);
-    target(ctx, 'org', orgId);
+    const orgId = pathId(ctx, 'orgId', 'org');
     if (orgId !== caller.orgId) throw new DomainError(ErrorCode.NotFound, 'no such organisation');
     if (!READERS.includes(caller.role)) throw new DomainError(ErrorCode.Forbidden, 'the audit trail is for admins and auditors');
     await requireStepUp(services, caller);
@@ -37,15 +36,13 @@ export function auditProofRoutes(router: Router, services: Services): void {
     if (!found) throw new DomainError(ErrorCode.NotFound, wanted === undefined ? 'no tree head has been signed yet' : `${what}: no tree head of size ${wanted} (GET …/audit/tree-heads lists them)`);
     return found;
   };
-  const done = (ctx: KCtx, caller: Caller, orgId: string, action: string, details: Record<string, number>) =>
-    services.tx((trx) => audit.append(trx, { ...actor(ctx, caller), action, targetType: 'org', targetId: orgId, outcome: 'success', details }));
 
   route(router, services, 'get', '/api/v1/orgs/:orgId/audit/tree-heads', { action: 'audit.tree-heads' }, async (ctx, caller) => {
     const orgId = await guard(ctx, caller);
     const q = parse(HeadsQuery, ctx.query);
     const heads = await audit.treeHeads(q.after ?? 0, q.limit ?? 100);
     const latest = await audit.treeHead();
-    await done(ctx, caller, orgId, 'audit.tree-heads', { results: heads.length });
+    await auditSuccess(services, ctx, caller, 'org', orgId, { results: heads.length });
     ctx.body = { heads, latest } satisfies TreeHeadList;
   });
 
@@ -58,7 +55,7 @@ export function auditProofRoutes(router: Router, services: Services): void {
     const th = await head(q.size, 'size');
     if (q.seq > th.size) throw new DomainError(ErrorCode.ValidationFailed, `seq: entry ${q.seq} is not in the tree of ${th.size} entries`);
     const path = await audit.inclusionProof(q.seq, th.size);
-    await done(ctx, caller, orgId, 'audit.proof', { seq: q.seq, size: th.size });
+    await auditSuccess(services, ctx, caller, 'org', orgId, { seq: q.seq, size: th.size });
     ctx.body = { seq: q.seq, size: th.size, leafHash: leaf.leafHash, path, head: th } satisfies InclusionProof;
   });
 
@@ -69,7 +66,7 @@ export function auditProofRoutes(router: Router, services: Services): void {
     if (q.from > to.size) throw new DomainError(ErrorCode.ValidationFailed, `from: ${q.from} is beyond the tree of ${to.size} entries`);
     const from = await head(q.from, 'from');
     const path = await audit.consistencyProof(from.size, to.size);
-    await done(ctx, caller, orgId, 'audit.proof', { from: from.size, to: to.size });
+    await auditSuccess(services, ctx, caller, 'org', orgId, { from: from.size, to: to.size });
     ctx.body = { from, to, path } satisfies ConsistencyProof;
   });
 

@@ -6,7 +6,7 @@ import { z } from 'zod';
 import { ErrorCode, Id, type OrgRole } from '@kluis/shared';
 import { DomainError } from '../domain-error.js';
 import type { Services } from '../context.js';
-import { actor, parse, route, target } from '../http.js';
+import { actor, auditSuccess, parse, pathId, route } from '../http.js';
 import { exportAudit } from '../audit/export.js';
 import type { AuditFilter } from '../audit/types.js';
 import { requireStepUp } from '../services/totp.js';
@@ -54,24 +54,22 @@ export function auditRoutes(router: Router, services: Services): void {
   };
 
   route(router, services, 'get', '/api/v1/orgs/:orgId/audit', { action: 'audit.search' }, async (ctx, caller) => {
-    const orgId = String(ctx.params.orgId);
-    target(ctx, 'org', orgId);
+    const orgId = pathId(ctx, 'orgId', 'org');
     guard(orgId, caller.orgId, caller.role);
     await requireStepUp(services, caller);
     const q = parse(AuditQuery, ctx.query);
     const entries = await audit.query(filterFor(orgId, q));
-    await services.tx((trx) => audit.append(trx, { ...actor(ctx, caller), action: 'audit.search', targetType: 'org', targetId: orgId, outcome: 'success', details: { results: entries.length } }));
+    await auditSuccess(services, ctx, caller, 'org', orgId, { results: entries.length });
     ctx.body = { entries, publicKey: audit.publicKey };
   });
 
   route(router, services, 'get', '/api/v1/orgs/:orgId/audit/export', { action: 'audit.export' }, async (ctx, caller) => {
-    const orgId = String(ctx.params.orgId);
-    target(ctx, 'org', orgId);
+    const orgId = pathId(ctx, 'orgId', 'org');
     guard(orgId, caller.orgId, caller.role);
     await requireStepUp(services, caller);
     const q = parse(AuditQuery, ctx.query);
     const format = q.format ?? 'json';
-    await services.tx((trx) => audit.append(trx, { ...actor(ctx, caller), action: 'audit.export', targetType: 'org', targetId: orgId, outcome: 'success', details: { format } }));
+    await auditSuccess(services, ctx, caller, 'org', orgId, { format });
     const body = new PassThrough();
     ctx.type = format === 'csv' ? 'text/csv; charset=utf-8' : 'application/json; charset=utf-8';
     ctx.attachment(`kluis-audit-${orgId}.${format}`);

@@ -8,7 +8,7 @@ import {
 import { DomainError } from '../domain-error.js';
 import { defaultKdfFloor } from '../config.js';
 import type { Services } from '../context.js';
-import { actor, body, meta, parse, publicRoute, route, target } from '../http.js';
+import { auditSuccess, body, meta, parse, pathId, publicRoute, route, target } from '../http.js';
 import { createSession } from '../auth/sessions.js';
 import { EMAIL_POLICY, IP_POLICY, reserveAttempt } from '../auth/throttle.js';
 
@@ -131,7 +131,7 @@ export function authRoutes(router: Router, services: Services, serverSecret: Uin
   route(router, services, 'get', '/api/v1/me', { action: 'keys.bundle.read' }, async (ctx, caller) => {
     const user = await db('users as u').join('orgs as o', 'o.id', 'u.org_id').where('u.id', caller.userId)
       .first('u.id', 'u.email', 'u.role', 'u.org_id', 'o.name as orgName', 'u.enc_public_key', 'u.sign_public_key', 'u.identity_sig', 'u.key_bundle');
-    await services.tx((trx) => audit.append(trx, { orgId: caller.orgId, actorUserId: caller.userId, actorDeviceId: caller.deviceId, action: 'keys.bundle.read', targetType: 'user', targetId: caller.userId, outcome: 'success', ...meta(ctx) }));
+    await auditSuccess(services, ctx, caller, 'user', caller.userId);
     ctx.body = {
       userId: user.id, email: user.email, role: user.role, orgId: user.org_id, orgName: user.orgName, deviceId: caller.deviceId,
       encPublicKey: user.enc_public_key, signPublicKey: user.sign_public_key, identitySig: user.identity_sig, keyBundle: JSON.parse(user.key_bundle),
@@ -141,7 +141,7 @@ export function authRoutes(router: Router, services: Services, serverSecret: Uin
   route(router, services, 'get', '/api/v1/devices', { action: 'device.list' }, async (ctx, caller) => {
     const rows = await db('sessions').where({ user_id: caller.userId }).orderBy('created_at', 'asc')
       .select('id', 'device_name', 'created_at', 'last_seen_at', 'expires_at', 'revoked_at', 'client');
-    await services.tx((trx) => audit.append(trx, { ...actor(ctx, caller), action: 'device.list', targetType: 'user', targetId: caller.userId, outcome: 'success', details: { count: rows.length } }));
+    await auditSuccess(services, ctx, caller, 'user', caller.userId, { count: rows.length });
     ctx.body = {
       devices: rows.map((r) => ({
         deviceId: r.id, name: r.device_name, client: r.client, createdAt: Number(r.created_at), lastSeenAt: Number(r.last_seen_at),
@@ -151,8 +151,7 @@ export function authRoutes(router: Router, services: Services, serverSecret: Uin
   });
 
   route(router, services, 'delete', '/api/v1/devices/:deviceId', { action: 'device.revoke' }, async (ctx, caller) => {
-    const deviceId = String(ctx.params.deviceId);
-    target(ctx, 'device', deviceId);
+    const deviceId = pathId(ctx, 'deviceId', 'device');
     await db.transaction(async (trx) => {
       // Another user's device answers exactly like a missing one: nothing leaks.
       const n = await trx('sessions').where({ id: deviceId, user_id: caller.userId }).whereNull('revoked_at').update({ revoked_at: Date.now() });

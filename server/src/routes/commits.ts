@@ -5,7 +5,7 @@ import { CommitRequest, ErrorCode, fromBase64Url, verifyWrapSignature, type Comm
 import { DomainError } from '../domain-error.js';
 import type { Services } from '../context.js';
 import type { ChangeEvent } from '../events.js';
-import { actor, body, parse, route, target, type KCtx } from '../http.js';
+import { actor, auditSuccess, body, type KCtx, parse, pathId, route } from '../http.js';
 import { refuseIfFrozen, spaceAccess } from '../services/access.js';
 import type { Tx } from '../db/db.js';
 import { isPostgres } from '../db/postgres.js';
@@ -192,8 +192,7 @@ export function commitRoutes(router: Router, services: Services): void {
   const { read, audit, events } = services;
 
   route(router, services, 'post', '/api/v1/spaces/:spaceId/commits', { action: 'commit.create' }, async (ctx, caller) => {
-    const spaceId = String(ctx.params.spaceId);
-    target(ctx, 'space', spaceId);
+    const spaceId = pathId(ctx, 'spaceId', 'space');
     await spaceAccess(read, caller, spaceId, 'editor');
     const req = parse(CommitRequest, body(ctx));
     const signer = (await read('users').where({ id: caller.userId }).first('sign_public_key')).sign_public_key as string;
@@ -211,8 +210,7 @@ export function commitRoutes(router: Router, services: Services): void {
   });
 
   route(router, services, 'get', '/api/v1/spaces/:spaceId/changes', { action: 'changes.read' }, async (ctx, caller) => {
-    const spaceId = String(ctx.params.spaceId);
-    target(ctx, 'space', spaceId);
+    const spaceId = pathId(ctx, 'spaceId', 'space');
     const { space } = await spaceAccess(read, caller, spaceId, 'viewer');
     const since = intQuery(ctx, 'since', 0, 0, Number.MAX_SAFE_INTEGER);
     const limit = intQuery(ctx, 'limit', 1000, 1, 5000);
@@ -220,29 +218,27 @@ export function commitRoutes(router: Router, services: Services): void {
     const changes = rows.map(versionView);
     const wraps = await fileWraps(services, [...new Set(changes.map((c) => c.fileId as string))]);
     const last = changes.length ? changes[changes.length - 1]!.seq : since;
-    await services.tx((trx) => audit.append(trx, { ...actor(ctx, caller), action: 'changes.read', targetType: 'space', targetId: spaceId, outcome: 'success', details: { since, count: changes.length } }));
+    await auditSuccess(services, ctx, caller, 'space', spaceId, { since, count: changes.length });
     const fileIds = [...new Set(changes.map((c) => c.fileId as string))];
     ctx.body = { spaceId, head: space.seq, next: last, more: last < space.seq, changes, fileKeyWraps: wraps, uploads: await requestUploads(read, fileIds) };
   });
 
   route(router, services, 'get', '/api/v1/spaces/:spaceId/files/:fileId/versions', { action: 'versions.read' }, async (ctx, caller) => {
     const spaceId = String(ctx.params.spaceId);
-    const fileId = String(ctx.params.fileId);
-    target(ctx, 'file', fileId);
+    const fileId = pathId(ctx, 'fileId', 'file');
     await spaceAccess(read, caller, spaceId, 'viewer');
     const rows = await read('versions').where({ space_id: spaceId, file_id: fileId }).orderBy('seq', 'desc').select('*');
     if (!rows.length) throw new DomainError(ErrorCode.NotFound, 'no such file');
-    await services.tx((trx) => audit.append(trx, { ...actor(ctx, caller), action: 'versions.read', targetType: 'file', targetId: fileId, outcome: 'success', details: { spaceId, count: rows.length } }));
+    await auditSuccess(services, ctx, caller, 'file', fileId, { spaceId, count: rows.length });
     ctx.body = { fileId, versions: rows.map(versionView), fileKeyWraps: (await fileWraps(services, [fileId]))[fileId] ?? [], uploads: await requestUploads(read, [fileId]) };
   });
 
   route(router, services, 'get', '/api/v1/spaces/:spaceId/trash', { action: 'trash.read' }, async (ctx, caller) => {
-    const spaceId = String(ctx.params.spaceId);
-    target(ctx, 'space', spaceId);
+    const spaceId = pathId(ctx, 'spaceId', 'space');
     await spaceAccess(read, caller, spaceId, 'viewer');
     const rows = await read('files as f').join('versions as v', 'v.id', 'f.head_version_id').where('f.space_id', spaceId).andWhere('v.deleted', true).whereNull('v.expired_at')
       .orderBy('v.seq', 'desc').select('v.*');
-    await services.tx((trx) => audit.append(trx, { ...actor(ctx, caller), action: 'trash.read', targetType: 'space', targetId: spaceId, outcome: 'success', details: { count: rows.length } }));
+    await auditSuccess(services, ctx, caller, 'space', spaceId, { count: rows.length });
     ctx.body = { spaceId, deleted: rows.map(versionView) };
   });
 
@@ -293,7 +289,7 @@ export function commitRoutes(router: Router, services: Services): void {
       if (!session || session.revoked_at !== null) throw new DomainError(ErrorCode.Unauthenticated, 'this device was signed out');
       loaded = await loadSpaces();
       heads = await read('spaces').whereIn('id', [...loaded]).select('id', 'seq');
-      await services.tx((trx) => audit.append(trx, { ...actor(ctx, caller), action: 'events.subscribe', targetType: 'device', targetId: caller.deviceId, outcome: 'success', details: { spaces: loaded.size } }));
+      await auditSuccess(services, ctx, caller, 'device', caller.deviceId, { spaces: loaded.size });
     } catch (err) {
       unregister();
       throw err;

@@ -6,7 +6,7 @@ import { Readable } from 'node:stream';
 import { z } from 'zod';
 import { CreateFolderLinkRequest, CreateLinkRequest, ErrorCode, LinkAccessRequest, LinkChunksRequest, frameStream } from '@kluis/shared';
 import type { Services } from '../context.js';
-import { actor, answerRefusal, body, meta, parse, publicRoute, route, target, type KCtx } from '../http.js';
+import { actor, answerRefusal, auditSuccess, body, type KCtx, meta, parse, pathId, publicRoute, route, target } from '../http.js';
 import { kdfFloor } from './auth.js';
 import {
   accessLink, auditAccessRefusal, authoriseChunks, chunksAuditEntry, createLink, findLink, listLinks, publicInfo, revokeLink,
@@ -33,8 +33,7 @@ export function bearer(ctx: KCtx): string | null {
 
 export function linkRoutes(router: Router, services: Services): void {
   route(router, services, 'post', '/api/v1/spaces/:spaceId/links', { action: 'link.create' }, async (ctx, caller) => {
-    const spaceId = String(ctx.params.spaceId);
-    target(ctx, 'space', spaceId);
+    const spaceId = pathId(ctx, 'spaceId', 'space');
     const req = parse(CreateLinkRequest, body(ctx));
     target(ctx, 'link', req.linkId);
     ctx.status = 201;
@@ -42,8 +41,7 @@ export function linkRoutes(router: Router, services: Services): void {
   });
 
   route(router, services, 'post', '/api/v1/spaces/:spaceId/folder-links', { action: 'link.create' }, async (ctx, caller) => {
-    const spaceId = String(ctx.params.spaceId);
-    target(ctx, 'space', spaceId);
+    const spaceId = pathId(ctx, 'spaceId', 'space');
     const req = parse(CreateFolderLinkRequest, body(ctx));
     target(ctx, 'link', req.linkId);
     ctx.status = 201;
@@ -54,7 +52,7 @@ export function linkRoutes(router: Router, services: Services): void {
     const { spaceId } = parse(ListQuery, ctx.query);
     target(ctx, spaceId ? 'space' : 'user', spaceId ?? caller.userId);
     const links = await listLinks(services, caller, spaceId);
-    await services.tx((trx) => services.audit.append(trx, { ...actor(ctx, caller), action: 'link.list', targetType: spaceId ? 'space' : 'user', targetId: spaceId ?? caller.userId, outcome: 'success', details: { count: links.length } }));
+    await auditSuccess(services, ctx, caller, spaceId ? 'space' : 'user', spaceId ?? caller.userId, { count: links.length });
     ctx.body = { links };
   });
 

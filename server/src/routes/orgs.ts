@@ -5,7 +5,7 @@ import { z } from 'zod';
 import { Email, ErrorCode, InviteRequest, RoleChangeRequest, type OrgRole } from '@kluis/shared';
 import { DomainError } from '../domain-error.js';
 import type { Caller, Services } from '../context.js';
-import { actor, body, parse, route, target, type KCtx } from '../http.js';
+import { actor, auditSuccess, body, type KCtx, parse, pathId, route, target } from '../http.js';
 import { insertInvite } from '../services/orgs.js';
 import { lookupPerson } from '../services/directory.js';
 import { requireStepUp } from '../services/totp.js';
@@ -14,8 +14,7 @@ const ADMINS: OrgRole[] = ['main_admin', 'backup_admin'];
 
 /** The organisation in the path must be the caller's; another organisation answers 404 (its existence is not revealed). */
 export function ownOrg(ctx: KCtx, caller: Caller): string {
-  const orgId = String(ctx.params.orgId);
-  target(ctx, 'org', orgId);
+  const orgId = pathId(ctx, 'orgId', 'org');
   if (orgId !== caller.orgId) throw new DomainError(ErrorCode.NotFound, 'no such organisation');
   return orgId;
 }
@@ -33,7 +32,7 @@ export function orgRoutes(router: Router, services: Services): void {
   route(router, services, 'get', '/api/v1/orgs/:orgId', { action: 'org.read' }, async (ctx, caller) => {
     const orgId = ownOrg(ctx, caller);
     const org = await db('orgs').where({ id: orgId }).first('id', 'name', 'enterprise_number', 'created_at');
-    await services.tx((trx) => audit.append(trx, { ...actor(ctx, caller), action: 'org.read', targetType: 'org', targetId: orgId, outcome: 'success' }));
+    await auditSuccess(services, ctx, caller, 'org', orgId);
     ctx.body = { orgId: org.id, name: org.name, enterpriseNumber: org.enterprise_number, createdAt: Number(org.created_at) };
   });
 
@@ -56,7 +55,7 @@ export function orgRoutes(router: Router, services: Services): void {
     requireRole(caller, [...ADMINS, 'auditor']);
     await requireStepUp(services, caller);
     const users = await db('users').where({ org_id: orgId }).orderBy('email').select('id', 'email', 'role', 'created_at', 'disabled_at');
-    await services.tx((trx) => audit.append(trx, { ...actor(ctx, caller), action: 'org.users.list', targetType: 'org', targetId: orgId, outcome: 'success', details: { count: users.length } }));
+    await auditSuccess(services, ctx, caller, 'org', orgId, { count: users.length });
     ctx.body = { users: users.map((u) => ({ userId: u.id, email: u.email, role: u.role, createdAt: Number(u.created_at), disabled: u.disabled_at !== null })) };
   });
 
@@ -64,8 +63,7 @@ export function orgRoutes(router: Router, services: Services): void {
     const orgId = ownOrg(ctx, caller);
     requireRole(caller, ADMINS);
     await requireStepUp(services, caller);
-    const userId = String(ctx.params.userId);
-    target(ctx, 'user', userId);
+    const userId = pathId(ctx, 'userId', 'user');
     const { role } = parse(RoleChangeRequest, body(ctx));
     await db.transaction(async (trx) => {
       const user = await trx('users').where({ id: userId, org_id: orgId }).first('id', 'role');
@@ -90,7 +88,7 @@ export function orgRoutes(router: Router, services: Services): void {
     target(ctx, 'user', userId ?? null);
     const entry = await lookupPerson(db, caller, { email, userId, spaceId });
     const details = { by: email ? 'email' : 'userId', ...(entry.org ? { personOrgId: entry.org.orgId } : {}), ...(spaceId ? { spaceId } : {}) };
-    await services.tx((trx) => audit.append(trx, { ...actor(ctx, caller), action: 'directory.read', targetType: 'user', targetId: entry.userId, outcome: 'success', details }));
+    await auditSuccess(services, ctx, caller, 'user', entry.userId, details);
     ctx.body = entry;
   });
 }

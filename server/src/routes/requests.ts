@@ -6,7 +6,7 @@ import { z } from 'zod';
 import { CreateFileRequest, ErrorCode, REQUEST_MAX_UPLOAD_BYTES, RequestCommit, parseFrames } from '@kluis/shared';
 import { ApiError } from '../errors.js';
 import type { Services } from '../context.js';
-import { actor, answerRefusal, body, meta, parse, publicRoute, route, target, type KCtx } from '../http.js';
+import { actor, answerRefusal, auditSuccess, body, type KCtx, meta, parse, pathId, publicRoute, route, target } from '../http.js';
 import { IdParam, bearer } from './links.js';
 import {
   assertBudget, auditRefusal, authorise, commitUpload, countBytes, createRequest, findRequest, infoAuditEntry, listRequests, publicInfo, revokeRequest, throttle,
@@ -49,8 +49,7 @@ function publicRequestRoute(router: Router, services: Services, method: 'get' | 
 
 export function requestRoutes(router: Router, services: Services): void {
   route(router, services, 'post', '/api/v1/spaces/:spaceId/requests', { action: 'filerequest.create' }, async (ctx, caller) => {
-    const spaceId = String(ctx.params.spaceId);
-    target(ctx, 'space', spaceId);
+    const spaceId = pathId(ctx, 'spaceId', 'space');
     const req = parse(CreateFileRequest, body(ctx));
     target(ctx, 'filerequest', req.requestId);
     ctx.status = 201;
@@ -61,7 +60,7 @@ export function requestRoutes(router: Router, services: Services): void {
     const { spaceId } = parse(ListQuery, ctx.query);
     target(ctx, spaceId ? 'space' : 'user', spaceId ?? caller.userId);
     const requests = await listRequests(services, caller, spaceId);
-    await services.tx((trx) => services.audit.append(trx, { ...actor(ctx, caller), action: 'filerequest.list', targetType: spaceId ? 'space' : 'user', targetId: spaceId ?? caller.userId, outcome: 'success', details: { count: requests.length } }));
+    await auditSuccess(services, ctx, caller, spaceId ? 'space' : 'user', spaceId ?? caller.userId, { count: requests.length });
     ctx.body = { requests };
   });
 

@@ -7,7 +7,7 @@ import {
 } from '@kluis/shared';
 import { DomainError } from '../domain-error.js';
 import type { Caller, Services } from '../context.js';
-import { actor, body, parse, route, target } from '../http.js';
+import { actor, auditSuccess, body, parse, pathId, route, target } from '../http.js';
 import { spaceAccess, spaceFrozen, type SpaceRow } from '../services/access.js';
 import { checkExternalPerson } from '../services/policy.js';
 import { mirrorEntry } from '../audit/org-sides.js';
@@ -106,13 +106,12 @@ export function spaceRoutes(router: Router, services: Services): void {
       .whereNotIn('s.id', db('pending_removals').where({ user_id: caller.userId }).select('space_id'))
       .select('s.id', 's.name', 's.classification', 's.key_epoch', 's.seq', 's.retention_days', 'm.role');
     const pending = await pendingRemovals(db, rows.filter((r) => r.role === 'manager').map((r) => r.id as string));
-    await services.tx((trx) => audit.append(trx, { ...actor(ctx, caller), action: 'space.list', targetType: 'user', targetId: caller.userId, outcome: 'success', details: { count: rows.length } }));
+    await auditSuccess(services, ctx, caller, 'user', caller.userId, { count: rows.length });
     ctx.body = { spaces: rows.map((r) => ({ spaceId: r.id, name: r.name, classification: r.classification, keyEpoch: Number(r.key_epoch), seq: Number(r.seq), retentionDays: Number(r.retention_days), role: r.role, ...(r.role === 'manager' ? { pendingRemovals: pending.get(r.id) ?? [] } : {}) })) };
   });
 
   route(router, services, 'get', '/api/v1/spaces/:spaceId', { action: 'keys.space.read' }, async (ctx, caller) => {
-    const spaceId = String(ctx.params.spaceId);
-    target(ctx, 'space', spaceId);
+    const spaceId = pathId(ctx, 'spaceId', 'space');
     const { space, role } = await spaceAccess(db, caller, spaceId, 'viewer');
     const [members, epochs, wraps, log, frozen] = await Promise.all([
       db('space_members as m').join('users as u', 'u.id', 'm.user_id').where('m.space_id', spaceId).orderBy('u.email')
@@ -123,7 +122,7 @@ export function spaceRoutes(router: Router, services: Services): void {
       spaceFrozen(db, spaceId),
     ]);
     const pending = role === 'manager' ? (await pendingRemovals(db, [spaceId])).get(spaceId) ?? [] : undefined;
-    await services.tx((trx) => audit.append(trx, { ...actor(ctx, caller), action: 'keys.space.read', targetType: 'space', targetId: spaceId, outcome: 'success', details: { epochs: wraps.length } }));
+    await auditSuccess(services, ctx, caller, 'space', spaceId, { epochs: wraps.length });
     ctx.body = {
       spaceId, name: space.name, classification: space.classification, keyEpoch: space.key_epoch, seq: space.seq, retentionDays: space.retention_days, role,
       members: members.map((m) => ({ userId: m.id, email: m.email, role: m.role, encPublicKey: m.enc_public_key, signPublicKey: m.sign_public_key, identitySig: m.identity_sig, addedBy: m.added_by, addedAt: Number(m.added_at) })),
@@ -136,8 +135,7 @@ export function spaceRoutes(router: Router, services: Services): void {
   });
 
   route(router, services, 'post', '/api/v1/spaces/:spaceId/members', { action: 'space.member.add' }, async (ctx, caller) => {
-    const spaceId = String(ctx.params.spaceId);
-    target(ctx, 'space', spaceId);
+    const spaceId = pathId(ctx, 'spaceId', 'space');
     const { space } = await spaceAccess(db, caller, spaceId, 'manager');
     const req = parse(AddMemberRequest, body(ctx));
     const keys = await callerKeys(services, caller);

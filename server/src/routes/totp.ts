@@ -4,10 +4,9 @@
 import type Router from '@koa/router';
 import { z } from 'zod';
 import { ErrorCode, Id, SecurityPolicy, TotpCodeRequest } from '@kluis/shared';
-import { DomainError } from '../domain-error.js';
+import { DomainError, RetryLater } from '../domain-error.js';
 import type { Services } from '../context.js';
-import { actor, body, parse, route, target, type KCtx } from '../http.js';
-import { RetryLater } from '../domain-error.js';
+import { actor, auditSuccess, body, type KCtx, parse, route, target } from '../http.js';
 import { checkCode, requireStepUp, resetTotp, setTotpPolicy, startEnrolment, totpRequiredByPolicy, totpStatus } from '../services/totp.js';
 
 /** The organisation in the path must be the caller's; another answers 404. */
@@ -33,7 +32,7 @@ export function totpRoutes(router: Router, services: Services, totpKey: Uint8Arr
   route(router, services, 'get', '/api/v1/auth/totp', { action: 'totp.status' }, async (ctx, caller) => {
     target(ctx, 'user', caller.userId);
     const status = await totpStatus(services, caller);
-    await services.tx((trx) => audit.append(trx, { ...actor(ctx, caller), action: 'totp.status', targetType: 'user', targetId: caller.userId, outcome: 'success' }));
+    await auditSuccess(services, ctx, caller, 'user', caller.userId);
     ctx.body = status;
   });
 
@@ -70,7 +69,7 @@ export function totpRoutes(router: Router, services: Services, totpKey: Uint8Arr
     await requireStepUp(services, caller);
     const required = await totpRequiredByPolicy(services.read, orgId);
     const enrolled = await services.read('totp_secrets as t').join('users as u', 'u.id', 't.user_id').where('u.org_id', orgId).whereNotNull('t.confirmed_at').select('t.user_id', 't.confirmed_at');
-    await services.tx((trx) => audit.append(trx, { ...actor(ctx, caller), action: 'security.read', targetType: 'org', targetId: orgId, outcome: 'success' }));
+    await auditSuccess(services, ctx, caller, 'org', orgId);
     ctx.body = { totpRequiredForAdmins: required, authenticators: enrolled.map((r) => ({ userId: r.user_id, since: Number(r.confirmed_at) })) };
   });
 
