@@ -5,6 +5,7 @@ import { initCrypto, serverSubkey } from '@kluis/shared';
 import { redactDatabaseUrl, withoutDatabasePassword, type Config } from './config.js';
 import type { Services } from './context.js';
 import { openDatabase, openReadDatabase, type Tx } from './db/db.js';
+import { openHotReads } from './db/hot-reads.js';
 import { AUDIT_LOCK, LOCK_NAMESPACE } from './db/postgres.js';
 import { DB_FILE, prepareDataDir } from './data-dir.js';
 import { GroupCommitter } from './db/group-commit.js';
@@ -53,6 +54,7 @@ export async function openServices(config: Config, log: Logger): Promise<OpenedS
     throw new DatabaseOpenError(`cannot open the database ${what}: ${withoutDatabasePassword(String((err as Error)?.message ?? err).split('\n')[0]!, url)}`);
   });
   const read = openReadDatabase({ dataDir: config.dataDir, ...(url ? { url } : {}) });
+  const hot = await openHotReads({ dataDir: config.dataDir, read, ...(url ? { url } : {}) });
   // A configured secret (production) or, in other environments, a seed generated in the data directory.
   const key = config.serverKeyFile ? await loadServerSigningKeyFile(config.serverKeyFile) : await loadOrCreateServerSigningKey(config.dataDir);
   const committer = new GroupCommitter(db);
@@ -73,7 +75,7 @@ export async function openServices(config: Config, log: Logger): Promise<OpenedS
   const relay = url ? await startEventRelay(url, db, events, log) : undefined;
   const chunks = new ChunkStore(db, blobs);
   return {
-    config, log, db, read, tx: (fn) => committer.run(fn), blobs, audit, events, chunks, committer,
+    config, log, db, read, hot, tx: (fn) => committer.run(fn), blobs, audit, events, chunks, committer,
     serverSecret: serverSubkey(key, 1),
     totpKey: serverSubkey(key, 2),
     async close(options: { checkpoint?: boolean } = {}) {
@@ -84,6 +86,7 @@ export async function openServices(config: Config, log: Logger): Promise<OpenedS
       if (options.checkpoint !== false) await audit.checkpoint();
       await relay?.close();
       await blobs.close();
+      await hot.close();
       await read.destroy();
       await db.destroy();
     },

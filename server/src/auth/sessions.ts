@@ -31,14 +31,18 @@ export function bearer(ctx: KCtx): string | null {
   return m ? m[1]! : null;
 }
 
+interface SessionRow {
+  deviceId: string; userId: string; expiresAt: number | string; revokedAt: number | string | null; lastSeenAt: number | string;
+  orgId: string; role: string; email: string; disabledAt: number | string | null;
+}
+const SESSION_SQL = 'SELECT s.id AS "deviceId", s.user_id AS "userId", s.expires_at AS "expiresAt", s.revoked_at AS "revokedAt", s.last_seen_at AS "lastSeenAt", '
+  + 'u.org_id AS "orgId", u.role AS "role", u.email AS "email", u.disabled_at AS "disabledAt" FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = ? LIMIT 1';
+
 /** Resolves the caller from the bearer token, or answers 401 (the denial is audited by the error middleware). */
 export async function authenticate(services: Services, ctx: KCtx): Promise<Caller> {
   const token = bearer(ctx);
   if (!token) throw new DomainError(ErrorCode.Unauthenticated, ctx.get('authorization') ? 'malformed bearer token' : 'a session token is required');
-  const row = await services.read('sessions as s')
-    .join('users as u', 'u.id', 's.user_id')
-    .where('s.token_hash', tokenHash(token))
-    .first('s.id as deviceId', 's.user_id as userId', 's.expires_at as expiresAt', 's.revoked_at as revokedAt', 's.last_seen_at as lastSeenAt', 'u.org_id as orgId', 'u.role as role', 'u.email as email', 'u.disabled_at as disabledAt');
+  const row = await services.hot.first<SessionRow>(SESSION_SQL, [tokenHash(token)]);
   const now = Date.now();
   if (!row) throw new DomainError(ErrorCode.Unauthenticated, 'unknown session');
   // Attribute the denial to the session's user, so a revoked device's attempts show up in their trail.

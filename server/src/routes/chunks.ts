@@ -45,7 +45,7 @@ export function chunkRoutes(router: Router, services: Services, chunks: ChunkSto
 
   route(router, services, 'post', '/api/v1/spaces/:spaceId/chunks/missing', { action: 'chunks.missing' }, async (ctx, caller) => {
     const spaceId = pathId(ctx, 'spaceId', 'space');
-    const { space } = await spaceAccess(read, caller, spaceId, 'editor');
+    const { space } = await spaceAccess(services.hot, caller, spaceId, 'editor');
     const { ids } = parse(ChunkIdsRequest, body(ctx));
     const missing = await chunks.missing(space.org_id, spaceId, ids);
     await auditSuccess(services, ctx, caller, 'space', spaceId, { asked: ids.length, missing: missing.length });
@@ -54,7 +54,7 @@ export function chunkRoutes(router: Router, services: Services, chunks: ChunkSto
 
   route(router, services, 'post', '/api/v1/spaces/:spaceId/chunks/upload', { action: 'chunks.upload' }, async (ctx, caller) => {
     const spaceId = pathId(ctx, 'spaceId', 'space');
-    const { space } = await spaceAccess(read, caller, spaceId, 'editor');
+    const { space } = await spaceAccess(services.hot, caller, spaceId, 'editor');
     await refuseIfFrozen(read, spaceId);
     binaryBody(ctx, 'the chunk frames');
     declaredLength(ctx, MAX_UPLOAD_BYTES);
@@ -67,7 +67,7 @@ export function chunkRoutes(router: Router, services: Services, chunks: ChunkSto
 
   route(router, services, 'post', '/api/v1/spaces/:spaceId/chunks/download', { action: 'chunks.download' }, async (ctx, caller) => {
     const spaceId = pathId(ctx, 'spaceId', 'space');
-    const { space } = await spaceAccess(read, caller, spaceId, 'viewer');
+    const { space } = await spaceAccess(services.hot, caller, spaceId, 'viewer');
     const { ids } = parse(ChunkIdsRequest, body(ctx));
     const batch = await chunks.getBatch(space.org_id, spaceId, ids);
     await auditSuccess(services, ctx, caller, 'space', spaceId, { count: batch.count, bytes: batch.bytes });
@@ -78,7 +78,7 @@ export function chunkRoutes(router: Router, services: Services, chunks: ChunkSto
 
   route(router, services, 'put', '/api/v1/spaces/:spaceId/chunks/:chunkId', { action: 'chunks.upload' }, async (ctx, caller) => {
     const spaceId = pathId(ctx, 'spaceId', 'space');
-    const { space } = await spaceAccess(read, caller, spaceId, 'editor');
+    const { space } = await spaceAccess(services.hot, caller, spaceId, 'editor');
     const id = chunkParam(ctx);
     binaryBody(ctx, 'the chunk');
     const size = declaredLength(ctx, DEFAULT_CHUNK_BATCH_LIMITS.maxFrameBytes);
@@ -91,7 +91,7 @@ export function chunkRoutes(router: Router, services: Services, chunks: ChunkSto
 
   route(router, services, 'get', '/api/v1/spaces/:spaceId/chunks/:chunkId', { action: 'chunks.download' }, async (ctx, caller) => {
     const spaceId = pathId(ctx, 'spaceId', 'space');
-    const { space } = await spaceAccess(read, caller, spaceId, 'viewer');
+    const { space } = await spaceAccess(services.hot, caller, spaceId, 'viewer');
     const id = chunkParam(ctx);
     const r = await chunks.getOne(space.org_id, spaceId, id);
     await auditSuccess(services, ctx, caller, 'space', spaceId, { count: 1, bytes: r.size });

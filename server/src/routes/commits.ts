@@ -9,6 +9,7 @@ import { actor, auditSuccess, body, type KCtx, parse, pathId, route } from '../h
 import { refuseIfFrozen, spaceAccess } from '../services/access.js';
 import type { Tx } from '../db/db.js';
 import { isPostgres } from '../db/postgres.js';
+import { inList } from '../db/hot-reads.js';
 import { requestUploads } from '../services/requests.js';
 
 const IN_BATCH = 500;
@@ -179,8 +180,9 @@ function versionView(r: Record<string, unknown>) {
 
 async function fileWraps(services: Services, fileIds: string[]): Promise<Record<string, unknown[]>> {
   const out: Record<string, unknown[]> = {};
-  for (const part of chunked(fileIds)) {
-    for (const w of await services.read('file_key_wraps').whereIn('file_id', part).orderBy('key_epoch').select('file_id', 'wrap')) {
+  for (const part of chunked(fileIds, 512)) {
+    const { marks, bindings } = inList(part);
+    for (const w of await services.hot.all<{ file_id: string; wrap: string }>(`SELECT file_id, wrap FROM file_key_wraps WHERE file_id IN (${marks}) ORDER BY key_epoch`, bindings)) {
       (out[w.file_id] ??= []).push(JSON.parse(w.wrap));
     }
   }
@@ -193,9 +195,9 @@ export function commitRoutes(router: Router, services: Services): void {
 
   route(router, services, 'post', '/api/v1/spaces/:spaceId/commits', { action: 'commit.create' }, async (ctx, caller) => {
     const spaceId = pathId(ctx, 'spaceId', 'space');
-    await spaceAccess(read, caller, spaceId, 'editor');
+    await spaceAccess(services.hot, caller, spaceId, 'editor');
     const req = parse(CommitRequest, body(ctx));
-    const signer = (await read('users').where({ id: caller.userId }).first('sign_public_key')).sign_public_key as string;
+    const signer = (await services.hot.first<{ sign_public_key: string }>('SELECT sign_public_key FROM users WHERE id = ?', [caller.userId]))!.sign_public_key;
     // Group commit: concurrent commits (and audit entries of reads) share one COMMIT; each in its own savepoint.
     const result = await services.tx(async (trx) => {
       // Inside the transaction: an offboarding that freezes the space commits before or after this, never between.
@@ -211,31 +213,31 @@ export function commitRoutes(router: Router, services: Services): void {
 
   route(router, services, 'get', '/api/v1/spaces/:spaceId/changes', { action: 'changes.read' }, async (ctx, caller) => {
     const spaceId = pathId(ctx, 'spaceId', 'space');
-    const { space } = await spaceAccess(read, caller, spaceId, 'viewer');
+    const { space } = await spaceAccess(services.hot, caller, spaceId, 'viewer');
     const since = intQuery(ctx, 'since', 0, 0, Number.MAX_SAFE_INTEGER);
     const limit = intQuery(ctx, 'limit', 1000, 1, 5000);
-    const rows = await read('versions').where({ space_id: spaceId }).andWhere('seq', '>', since).orderBy('seq').limit(limit).select('*');
+    const rows = await services.hot.all<Record<string, unknown>>('SELECT * FROM versions WHERE space_id = ? AND seq > ? ORDER BY seq LIMIT ?', [spaceId, since, limit]);
     const changes = rows.map(versionView);
     const wraps = await fileWraps(services, [...new Set(changes.map((c) => c.fileId as string))]);
     const last = changes.length ? changes[changes.length - 1]!.seq : since;
     await auditSuccess(services, ctx, caller, 'space', spaceId, { since, count: changes.length });
     const fileIds = [...new Set(changes.map((c) => c.fileId as string))];
-    ctx.body = { spaceId, head: space.seq, next: last, more: last < space.seq, changes, fileKeyWraps: wraps, uploads: await requestUploads(read, fileIds) };
+    ctx.body = { spaceId, head: space.seq, next: last, more: last < space.seq, changes, fileKeyWraps: wraps, uploads: await requestUploads(services.hot, fileIds) };
   });
 
   route(router, services, 'get', '/api/v1/spaces/:spaceId/files/:fileId/versions', { action: 'versions.read' }, async (ctx, caller) => {
     const spaceId = String(ctx.params.spaceId);
     const fileId = pathId(ctx, 'fileId', 'file');
-    await spaceAccess(read, caller, spaceId, 'viewer');
+    await spaceAccess(services.hot, caller, spaceId, 'viewer');
     const rows = await read('versions').where({ space_id: spaceId, file_id: fileId }).orderBy('seq', 'desc').select('*');
     if (!rows.length) throw new DomainError(ErrorCode.NotFound, 'no such file');
     await auditSuccess(services, ctx, caller, 'file', fileId, { spaceId, count: rows.length });
-    ctx.body = { fileId, versions: rows.map(versionView), fileKeyWraps: (await fileWraps(services, [fileId]))[fileId] ?? [], uploads: await requestUploads(read, [fileId]) };
+    ctx.body = { fileId, versions: rows.map(versionView), fileKeyWraps: (await fileWraps(services, [fileId]))[fileId] ?? [], uploads: await requestUploads(services.hot, [fileId]) };
   });
 
   route(router, services, 'get', '/api/v1/spaces/:spaceId/trash', { action: 'trash.read' }, async (ctx, caller) => {
     const spaceId = pathId(ctx, 'spaceId', 'space');
-    await spaceAccess(read, caller, spaceId, 'viewer');
+    await spaceAccess(services.hot, caller, spaceId, 'viewer');
     const rows = await read('files as f').join('versions as v', 'v.id', 'f.head_version_id').where('f.space_id', spaceId).andWhere('v.deleted', true).whereNull('v.expired_at')
       .orderBy('v.seq', 'desc').select('v.*');
     await auditSuccess(services, ctx, caller, 'space', spaceId, { count: rows.length });

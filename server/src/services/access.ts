@@ -6,6 +6,7 @@ import { ErrorCode, type SpaceRole } from '@kluis/shared';
 import { DomainError } from '../domain-error.js';
 import type { Caller } from '../context.js';
 import type { Db } from '../db/db.js';
+import { isHotReads, type HotReads } from '../db/hot-reads.js';
 
 const RANK: Record<SpaceRole, number> = { viewer: 1, editor: 2, manager: 3 };
 
@@ -26,9 +27,12 @@ export interface SpaceAccess {
   role: SpaceRole;
 }
 
+const ACCESS_SQL = 'SELECT s.*, m.role AS member_role FROM spaces s JOIN space_members m ON m.space_id = s.id AND m.user_id = ? WHERE s.id = ? '
+  + 'AND NOT EXISTS (SELECT 1 FROM pending_removals p WHERE p.space_id = s.id AND p.user_id = ?) LIMIT 1';
+
 /** Loads a space for a caller who needs at least `needed`; throws 404/403 otherwise. */
-export async function spaceAccess(db: Db, caller: Caller, spaceId: string, needed: SpaceRole): Promise<SpaceAccess> {
-  const row = await db('spaces as s')
+export async function spaceAccess(db: Db | HotReads, caller: Caller, spaceId: string, needed: SpaceRole): Promise<SpaceAccess> {
+  const row = isHotReads(db) ? await db.first<Record<string, unknown>>(ACCESS_SQL, [caller.userId, spaceId, caller.userId]) : await db('spaces as s')
     .join('space_members as m', function () {
       this.on('m.space_id', '=', 's.id').andOn('m.user_id', '=', db.raw('?', [caller.userId]));
     })

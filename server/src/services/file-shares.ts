@@ -112,7 +112,7 @@ export async function shareFile(services: Services, caller: Caller, who: Who, sp
 
 /** The active shares of a space (optionally of one file), for its writers: the sync engine adds wraps of new epochs. */
 export async function spaceShares(services: Services, caller: Caller, spaceId: string, fileId?: string): Promise<(FileShareInfo & { recipient: DirectoryEntry })[]> {
-  await spaceAccess(services.read, caller, spaceId, 'editor');
+  await spaceAccess(services.hot, caller, spaceId, 'editor');
   const q = services.read('file_shares as s').join('users as u', 'u.id', 's.recipient_user_id').where({ 's.space_id': spaceId }).whereNull('s.revoked_at');
   if (fileId !== undefined) q.andWhere('s.file_id', fileId);
   const rows = await q.orderBy('s.created_at').select('s.*', 'u.email', 'u.enc_public_key', 'u.sign_public_key', 'u.identity_sig');

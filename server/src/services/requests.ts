@@ -16,6 +16,7 @@ import { refusalFacts } from '../errors.js';
 import type { Caller, Services } from '../context.js';
 import type { AuditEntryInput } from '../audit/types.js';
 import type { Db, Tx } from '../db/db.js';
+import { inList, type HotReads } from '../db/hot-reads.js';
 import { IP_POLICY, reserveAttempt, type ThrottleKey } from '../auth/throttle.js';
 import { refuseIfFrozen, spaceAccess } from './access.js';
 import { classPolicy, policyRefusal } from './policy.js';
@@ -242,10 +243,12 @@ export function infoAuditEntry(r: RequestRow, who: Who): AuditEntryInput {
 }
 
 /** For change pages and histories: the grant and receipt of each of `fileIds` created through a request. */
-export async function requestUploads(db: Db, fileIds: string[]): Promise<Record<string, RequestUploadView>> {
+export async function requestUploads(hot: HotReads, fileIds: string[]): Promise<Record<string, RequestUploadView>> {
   const out: Record<string, RequestUploadView> = {};
-  for (let i = 0; i < fileIds.length; i += 500) {
-    const rows = await db('request_uploads as u').join('file_requests as r', 'r.id', 'u.request_id').whereIn('u.file_id', fileIds.slice(i, i + 500)).select('u.file_id', 'u.receipt', 'r.grant');
+  for (let i = 0; i < fileIds.length; i += 512) {
+    const { marks, bindings } = inList(fileIds.slice(i, i + 512));
+    const rows = await hot.all<{ file_id: string; receipt: string; grant: string }>(
+      `SELECT u.file_id, u.receipt, r."grant" FROM request_uploads u JOIN file_requests r ON r.id = u.request_id WHERE u.file_id IN (${marks})`, bindings);
     for (const row of rows) out[row.file_id] = { grant: JSON.parse(row.grant), receipt: JSON.parse(row.receipt) };
   }
   return out;
