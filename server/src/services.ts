@@ -79,16 +79,20 @@ export async function openServices(config: Config, log: Logger): Promise<OpenedS
     serverSecret: serverSubkey(key, 1),
     totpKey: serverSubkey(key, 2),
     async close(options: { checkpoint?: boolean } = {}) {
-      // Queued group commits (audit entries of the last requests) finish before the database closes.
-      await committer.close();
-      await audit.stop();
-      // The newest entries get a signed checkpoint before the database closes.
-      if (options.checkpoint !== false) await audit.checkpoint();
-      await relay?.close();
-      await blobs.close();
-      await hot.close();
-      await read.destroy();
-      await db.destroy();
+      try {
+        // Queued group commits (audit entries of the last requests) finish before the database closes.
+        await committer.close();
+        await audit.stop();
+        // The newest entries get a signed checkpoint before the database closes.
+        if (options.checkpoint !== false) await audit.checkpoint();
+      } finally {
+        // Even when that failed: open pools would keep a kluis-admin process alive after it printed its error.
+        await relay?.close();
+        await blobs.close();
+        await hot.close();
+        await read.destroy();
+        await db.destroy();
+      }
     },
   };
 }
