@@ -5,9 +5,10 @@
 // The clients read every response body in full but do not parse it (as for /healthz): 100 clients are 100
 // machines, and JSON-parsing 128 KB pages here would take a core of this one from the server. --parse parses
 // them, as earlier versions of this bench did (that client alone caps changes near 400 req/s on 2 cores).
+// The last column is the server's CPU time per request (/proc), steadier than req/s on a shared machine.
 // Options: --only healthz,changes,commits (run some phases; the table and api.json then hold only those),
 // --profile DIR (the server writes a V8 CPU profile there at exit: open it in Chrome DevTools or speedscope).
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import os from 'node:os';
 import path from 'node:path';
@@ -56,7 +57,20 @@ try {
     }
   }
 
-  interface Phase { name: string; what: string; latencies: number[]; errors: number; seconds: number }
+  /**
+   * The server process's CPU time (user + system, ms) from /proc: on a machine shared with other work, requests/s
+   * and latency follow the neighbours' load, the CPU spent per request does not (much). NaN where /proc is missing.
+   */
+  const serverCpuMs = (): number => {
+    try {
+      const fields = readFileSync(`/proc/${srv.proc.pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+      return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+    } catch {
+      return NaN;
+    }
+  };
+
+  interface Phase { name: string; what: string; latencies: number[]; errors: number; seconds: number; cpuMs: number }
   const phases: Phase[] = [];
 
   async function phase(name: string, what: string, request: (client: number, n: number) => Promise<number>): Promise<Phase> {
@@ -64,6 +78,7 @@ try {
     let errors = 0;
     const end = performance.now() + SECONDS * 1000;
     const t0 = performance.now();
+    const cpu0 = serverCpuMs();
     await Promise.all(Array.from({ length: CLIENTS }, async (_, c) => {
       for (let n = 0; performance.now() < end; n++) {
         const s = performance.now();
@@ -72,7 +87,7 @@ try {
         if (status >= 400) errors++;
       }
     }));
-    const p = { name, what, latencies: latencies.sort((x, y) => x - y), errors, seconds: (performance.now() - t0) / 1000 };
+    const p = { name, what, latencies: latencies.sort((x, y) => x - y), errors, seconds: (performance.now() - t0) / 1000, cpuMs: serverCpuMs() - cpu0 };
     phases.push(p);
     console.error(`  ${name}: ${latencies.length} requests, ${errors} errors`);
     return p;
@@ -110,10 +125,11 @@ try {
   const rows = phases.map((p) => ({
     name: p.name, what: p.what, requests: p.latencies.length, errors: p.errors, rps: p.latencies.length / p.seconds,
     p50: pct(p.latencies, 0.5), p95: pct(p.latencies, 0.95), p99: pct(p.latencies, 0.99), max: p.latencies[p.latencies.length - 1] ?? NaN,
+    cpuMsPerRequest: p.cpuMs / p.latencies.length,
   }));
-  console.log('| phase | req/s | p50 ms | p95 ms | p99 ms | max ms | errors |');
-  console.log('|---|---:|---:|---:|---:|---:|---:|');
-  for (const r of rows) console.log(`| ${r.name} | ${r.rps.toFixed(0)} | ${r.p50.toFixed(1)} | ${r.p95.toFixed(1)} | ${r.p99.toFixed(1)} | ${r.max.toFixed(0)} | ${r.errors} |`);
+  console.log('| phase | req/s | p50 ms | p95 ms | p99 ms | max ms | errors | server CPU ms/req |');
+  console.log('|---|---:|---:|---:|---:|---:|---:|---:|');
+  for (const r of rows) console.log(`| ${r.name} | ${r.rps.toFixed(0)} | ${r.p50.toFixed(1)} | ${r.p95.toFixed(1)} | ${r.p99.toFixed(1)} | ${r.max.toFixed(0)} | ${r.errors} | ${r.cpuMsPerRequest.toFixed(2)} |`);
   const goal = rows.filter((r) => r.name !== 'baseline: GET /healthz').every((r) => r.p95 < 50 && r.errors === 0);
   console.log(`\nload average at the end: ${os.loadavg().map((l) => l.toFixed(2)).join(' ')} (${os.cpus().length} cpus)`);
   console.log(`goal (p95 < 50 ms for changes and commits, no errors): ${goal ? 'met' : 'MISSED'}`);

@@ -3,7 +3,8 @@ import Koa from 'koa';
 import Router from '@koa/router';
 import helmet from 'koa-helmet';
 import { ErrorCode } from '@kluis/shared';
-import { ApiError, errorMiddleware } from './errors.js';
+import { errorMiddleware } from './errors.js';
+import { DomainError } from './domain-error.js';
 import { jsonBodies } from './body.js';
 import type { KluisState, Services } from './context.js';
 import { createMetrics, metricsAuthorised } from './metrics.js';
@@ -76,7 +77,7 @@ export function createApp(services: Services, options: AppOptions): Koa {
     // With KLUIS_METRICS_TOKEN (required in production), only a scraper holding it reads the figures.
     if (config.metricsToken !== undefined && !metricsAuthorised(ctx.get('authorization'), config.metricsToken)) {
       ctx.set('WWW-Authenticate', 'Bearer realm="kluis-metrics"');
-      throw new ApiError(401, ErrorCode.Unauthenticated, '/metrics needs its bearer token (KLUIS_METRICS_TOKEN)');
+      throw new DomainError(ErrorCode.Unauthenticated, '/metrics needs its bearer token (KLUIS_METRICS_TOKEN)');
     }
     ctx.type = metrics.registry.contentType;
     ctx.body = await metrics.registry.metrics();

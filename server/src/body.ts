@@ -5,7 +5,7 @@
 import type { Context, Middleware, Next } from 'koa';
 import { bodyParser } from '@koa/bodyparser';
 import { ErrorCode } from '@kluis/shared';
-import { ApiError } from './errors.js';
+import { DomainError } from './domain-error.js';
 
 /** JSON bodies: small everywhere, larger for batch commits (hundreds of versions with their manifests). */
 export const JSON_LIMIT = '256kb';
@@ -53,10 +53,10 @@ function bodyError(err: unknown): unknown {
   if (e.status === 415) {
     // inflation and raw-body: an unknown Content-Encoding, or a charset other than UTF-8. The header is not echoed.
     const what = e.type === 'charset.unsupported' ? 'charset: send UTF-8 JSON' : 'Content-Encoding: send gzip, deflate, br or none';
-    return new ApiError(415, ErrorCode.UnsupportedMediaType, `unsupported ${what}`);
+    return new DomainError(ErrorCode.UnsupportedMediaType, `unsupported ${what}`);
   }
   if (typeof e.errno === 'number' && typeof e.code === 'string' && UNDECODABLE.test(e.code)) {
-    return new ApiError(400, ErrorCode.BadRequest, 'the body does not decode as its Content-Encoding says');
+    return new DomainError(ErrorCode.BadRequest, 'the body does not decode as its Content-Encoding says');
   }
   // Malformed JSON, too large, cut off by the client ...: errorMiddleware maps these (and keeps their texts out).
   return err;

@@ -7,6 +7,7 @@ import type { Config } from './config.js';
 import type { EventBus } from './events.js';
 import type { ChunkStore } from './storage/chunks.js';
 import type { OrgRole } from '@kluis/shared';
+import type { HotReads } from './db/hot-reads.js';
 
 export interface Services {
   config: Config;
@@ -18,6 +19,8 @@ export interface Services {
    * write whose promise has resolved. Reads that must be consistent with a write go through its `trx`.
    */
   read: Db;
+  /** The reads every request makes (session, membership, a page of changes) as prepared statements (db/hot-reads.ts). */
+  hot: HotReads;
   /**
    * Runs `fn` in a transaction shared with concurrent requests (group commit, db/group-commit.ts): each caller
    * in its own savepoint, one COMMIT for all; settles after that COMMIT. For the short, database-only

@@ -1,4 +1,4 @@
-// ApiError flows through one middleware into `{ error: { code, message } }` with its HTTP status. Failures and
+// DomainError (domain-error.ts) flows through one middleware into `{ error: { code, message } }` with the HTTP status of its code (HTTP_STATUS). Failures and
 // denials of audited routes are written to the audit trail here, in a transaction of their own (the request's own
 // transaction, if any, has rolled back), group-committed with concurrent requests (audit.appendStandalone); those
 // of requests without a session are aggregated (audit.appendAnonymous).
@@ -8,22 +8,55 @@ import { ErrorCode, KluisError } from '@kluis/shared';
 import type { AuditEntryInput, AuditLog } from './audit/types.js';
 import { auditSafeTargetId } from './audit/input.js';
 import type { KluisState } from './context.js';
+import { DomainError } from './domain-error.js';
 import { CLIENT_CLOSED_REQUEST, clientAborted, watchClientAbort } from './client-abort.js';
 
-export class ApiError extends Error {
+/**
+ * The one table from error code to HTTP status. Services throw DomainError (domain-error.ts) with a code and no
+ * status; the error middleware answers with the status found here. Codes of the crypto and format layer are the
+ * client's mistake (400) when a route lets them through.
+ */
+export const HTTP_STATUS: Readonly<Record<ErrorCode, number>> = {
+  bad_envelope: 400, unsupported_version: 400, decrypt_failed: 400, bad_signature: 400, untrusted_signer: 400, wrong_recipient: 400,
+  key_changed: 400, bad_key: 400, bad_recovery_key: 400, bad_manifest: 400, chunk_id_mismatch: 400, weak_kdf_params: 400, unsafe_path: 400,
+  bad_canonical_json: 400, bad_membership: 400, membership_rollback: 400,
+  bad_request: 400, validation_failed: 400, payload_too_large: 413, unsupported_media_type: 415, method_not_allowed: 405, not_implemented: 501,
+  client_aborted: CLIENT_CLOSED_REQUEST, unauthenticated: 401, forbidden: 403, not_found: 404, conflict: 409, missing_chunks: 409,
+  link_gone: 410, bad_link_auth: 401, request_gone: 410, policy_refused: 403, rate_limited: 429, totp_required: 403, space_frozen: 409,
+  internal: 500, unavailable: 503,
+};
+
+/** The HTTP status of a domain error: the table's, 409 for a refusal by the state of things, or an ApiError's own. */
+export function statusOf(err: DomainError): number {
+  if (err instanceof ApiError) return err.status;
+  return err.byState ? 409 : HTTP_STATUS[err.code];
+}
+
+/**
+ * The audit facts of a refusal that a route writes itself (link and file request access, finality rules): its outcome
+ * (denied for 401, 403, 404, 410, 429 unless the error says), status, code and reason, after `facts`.
+ */
+export function refusalFacts(err: DomainError, facts: Record<string, unknown>): Pick<AuditEntryInput, 'outcome' | 'details'> {
+  const status = statusOf(err);
+  const reason = (err.extra as { reason?: string } | undefined)?.reason;
+  return {
+    outcome: err.auditOutcome ?? ([401, 403, 404, 410, 429].includes(status) ? 'denied' : 'failed'),
+    details: { ...facts, status, code: err.code, ...(reason ? { reason } : {}) } as AuditEntryInput['details'],
+  };
+}
+
+/**
+ * A refusal whose status no code names (411 Length Required): the HTTP layer's own, never a service's. Everything
+ * else is a DomainError.
+ */
+export class ApiError extends DomainError {
   override name = 'ApiError';
-  /** Extra top-level members of the error body (e.g. `conflicts`, `missing`). */
-  extra?: Record<string, unknown>;
-  /** How the audit trail records this refusal, when the status alone does not say (a wrong password: failed). */
-  auditOutcome?: 'denied' | 'failed';
-  /** Small, non-secret facts the audit entry of this refusal adds to `{status, code}` (a policy refusal names the class). */
-  auditDetails?: Record<string, string | number | boolean | null>;
   constructor(
     readonly status: number,
-    readonly code: ErrorCode,
+    code: ErrorCode,
     message: string,
   ) {
-    super(message);
+    super(code, message);
   }
 }
 
@@ -33,10 +66,10 @@ export function errorMiddleware(log: Logger, audit?: AuditLog) {
     try {
       watchClientAbort(ctx.req);
       await next();
-      if (ctx.status === 404 && ctx.body === undefined) throw new ApiError(404, ErrorCode.NotFound, 'no such endpoint');
+      if (ctx.status === 404 && ctx.body === undefined) throw new DomainError(ErrorCode.NotFound, 'no such endpoint');
       // The router's bare 405 and 501 (router.allowedMethods): the JSON shape too; its Allow header stays.
-      if (ctx.status === 405 && ctx.body === undefined) throw new ApiError(405, ErrorCode.MethodNotAllowed, `method not allowed here; allowed: ${ctx.response.get('Allow') || 'none'}`);
-      if (ctx.status === 501 && ctx.body === undefined) throw new ApiError(501, ErrorCode.NotImplemented, 'this method is not implemented');
+      if (ctx.status === 405 && ctx.body === undefined) throw new DomainError(ErrorCode.MethodNotAllowed, `method not allowed here; allowed: ${ctx.response.get('Allow') || 'none'}`);
+      if (ctx.status === 501 && ctx.body === undefined) throw new DomainError(ErrorCode.NotImplemented, 'this method is not implemented');
     } catch (err) {
       const e = err as { status?: number; expose?: boolean; message?: string; type?: string };
       let status = 500;
@@ -52,8 +85,9 @@ export function errorMiddleware(log: Logger, audit?: AuditLog) {
         status = CLIENT_CLOSED_REQUEST;
         code = ErrorCode.ClientAborted;
         message = 'the client closed the connection before the request body was complete';
-      } else if (err instanceof ApiError) {
-        ({ status, code, message } = err);
+      } else if (err instanceof DomainError) {
+        ({ code, message } = err);
+        status = statusOf(err);
         extra = err.extra;
         outcome = err.auditOutcome;
         auditDetails = err.auditDetails;

@@ -4,9 +4,11 @@ import type Router from '@koa/router';
 import type { Context, Next } from 'koa';
 import type { z } from 'zod';
 import { ErrorCode } from '@kluis/shared';
-import { ApiError } from './errors.js';
+import { DomainError, RetryLater } from './domain-error.js';
+import { statusOf } from './errors.js';
 import type { Caller, KluisState, Services } from './context.js';
 import { authenticate } from './auth/sessions.js';
+import type { AuditEntryInput } from './audit/types.js';
 
 export type KCtx = Context & { state: KluisState };
 
@@ -44,7 +46,7 @@ async function nulMeansNotFound(ctx: KCtx, run: () => Promise<void> | void): Pro
   } catch (err) {
     const values = [...Object.values(ctx.params ?? {}), ...Object.values(ctx.query).flat()];
     if ((err as { code?: unknown }).code === '22021' && values.some((v) => typeof v === 'string' && v.includes('\u0000'))) {
-      throw new ApiError(404, ErrorCode.NotFound, 'not found');
+      throw new DomainError(ErrorCode.NotFound, 'not found');
     }
     throw err;
   }
@@ -59,13 +61,20 @@ export function publicRoute(router: Router, method: 'get' | 'post', path: string
   });
 }
 
+/** Answers a refusal in the error middleware's shape, for the routes that audit their refusals themselves. */
+export function answerRefusal(ctx: KCtx, err: DomainError): void {
+  if (err instanceof RetryLater) ctx.set('Retry-After', String(err.seconds));
+  ctx.status = statusOf(err);
+  ctx.body = { error: { code: err.code, message: err.message }, ...err.extra };
+}
+
 /** Parses `data` with `schema`, or answers 400 validation_failed naming the first bad field. */
 export function parse<T extends z.ZodTypeAny>(schema: T, data: unknown): z.infer<T> {
   const result = schema.safeParse(data);
   if (!result.success) {
     const issue = result.error.issues[0]!;
     const where = issue.path.length ? issue.path.join('.') : 'body';
-    throw new ApiError(400, ErrorCode.ValidationFailed, `${where}: ${issue.message}`);
+    throw new DomainError(ErrorCode.ValidationFailed, `${where}: ${issue.message}`);
   }
   return result.data;
 }
@@ -73,6 +82,22 @@ export function parse<T extends z.ZodTypeAny>(schema: T, data: unknown): z.infer
 /** The JSON body (already parsed by the body parser); a missing body is an empty object. */
 export function body(ctx: KCtx): unknown {
   return (ctx.request as unknown as { body?: unknown }).body ?? {};
+}
+
+/** The id in path parameter `name`, set as the request's audit target of `type`: the preamble of most routes. */
+export function pathId(ctx: KCtx, name: string, type: string): string {
+  const id = String(ctx.params[name]);
+  target(ctx, type, id);
+  return id;
+}
+
+/**
+ * Writes the audit entry of a successful request under the route's action (an access with nothing else to write: a
+ * read), in a small transaction of its own that concurrent requests share (group commit).
+ */
+export async function auditSuccess(services: Services, ctx: KCtx, caller: Caller, targetType: string, targetId: string, details?: AuditEntryInput['details']): Promise<void> {
+  const entry: AuditEntryInput = { ...actor(ctx, caller), action: ctx.state.action!, targetType, targetId, outcome: 'success', ...(details ? { details } : {}) };
+  await services.tx((trx) => services.audit.append(trx, entry));
 }
 
 /** Sets the audit target of the request. */

@@ -5,6 +5,7 @@ import { initCrypto, serverSubkey } from '@kluis/shared';
 import { redactDatabaseUrl, withoutDatabasePassword, type Config } from './config.js';
 import type { Services } from './context.js';
 import { openDatabase, openReadDatabase, type Db, type Tx } from './db/db.js';
+import { openHotReads } from './db/hot-reads.js';
 import { AUDIT_LOCK, LOCK_NAMESPACE } from './db/postgres.js';
 import { DB_FILE, prepareDataDir } from './data-dir.js';
 import { GroupCommitter } from './db/group-commit.js';
@@ -43,6 +44,13 @@ export class DatabaseOpenError extends Error {
   override name = 'DatabaseOpenError';
 }
 
+/** What openServices has opened so far, closed again when a later step fails. */
+interface Opened {
+  relay?: { close(): Promise<void> };
+  blobs?: BlobStore;
+  hot?: { close(): Promise<void> };
+}
+
 /** Opens the database (migrating it), the blob store and the audit log. */
 export async function openServices(config: Config, log: Logger): Promise<OpenedServices> {
   await initCrypto();
@@ -55,20 +63,23 @@ export async function openServices(config: Config, log: Logger): Promise<OpenedS
   const read = openReadDatabase({ dataDir: config.dataDir, ...(url ? { url } : {}) });
   // Whatever fails from here on (an unreadable signing key, the Merkle catch-up, the object store) closes the pools:
   // their timers would keep kluis-admin alive after it printed its error.
-  const opened: { relay?: { close(): Promise<void> }; blobs?: BlobStore } = {};
+  const opened: Opened = {};
   try {
     return await assemble(config, log, db, read, opened);
   } catch (err) {
     await opened.relay?.close().catch(() => undefined);
     await opened.blobs?.close().catch(() => undefined);
+    await opened.hot?.close().catch(() => undefined);
     await read.destroy().catch(() => undefined);
     await db.destroy().catch(() => undefined);
     throw err;
   }
 }
 
-async function assemble(config: Config, log: Logger, db: Db, read: Db, opened: { relay?: { close(): Promise<void> }; blobs?: BlobStore }): Promise<OpenedServices> {
+async function assemble(config: Config, log: Logger, db: Db, read: Db, opened: Opened): Promise<OpenedServices> {
   const url = config.databaseUrl;
+  const hot = await openHotReads({ dataDir: config.dataDir, read, ...(url ? { url } : {}) });
+  opened.hot = hot;
   // A configured secret (production) or, in other environments, a seed generated in the data directory.
   const key = config.serverKeyFile ? await loadServerSigningKeyFile(config.serverKeyFile) : await loadOrCreateServerSigningKey(config.dataDir);
   const committer = new GroupCommitter(db);
@@ -91,19 +102,24 @@ async function assemble(config: Config, log: Logger, db: Db, read: Db, opened: {
   if (relay) opened.relay = relay;
   const chunks = new ChunkStore(db, blobs);
   return {
-    config, log, db, read, tx: (fn) => committer.run(fn), blobs, audit, events, chunks, committer,
+    config, log, db, read, hot, tx: (fn) => committer.run(fn), blobs, audit, events, chunks, committer,
     serverSecret: serverSubkey(key, 1),
     totpKey: serverSubkey(key, 2),
     async close(options: { checkpoint?: boolean } = {}) {
-      // Queued group commits (audit entries of the last requests) finish before the database closes.
-      await committer.close();
-      await audit.stop();
-      // The newest entries get a signed checkpoint before the database closes.
-      if (options.checkpoint !== false) await audit.checkpoint();
-      await relay?.close();
-      await blobs.close();
-      await read.destroy();
-      await db.destroy();
+      try {
+        // Queued group commits (audit entries of the last requests) finish before the database closes.
+        await committer.close();
+        await audit.stop();
+        // The newest entries get a signed checkpoint before the database closes.
+        if (options.checkpoint !== false) await audit.checkpoint();
+      } finally {
+        // Even when that failed: open pools would keep a kluis-admin process alive after it printed its error.
+        await relay?.close();
+        await blobs.close();
+        await hot.close();
+        await read.destroy();
+        await db.destroy();
+      }
     },
   };
 }

@@ -3,8 +3,8 @@
 import { existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { fromBase64Url, generateBackupKeyPair, initCrypto, toBase64Url } from '@kluis/shared';
-import { ApiError } from '../errors.js';
+import { ErrorCode, fromBase64Url, generateBackupKeyPair, initCrypto, toBase64Url } from '@kluis/shared';
+import { DomainError } from '../domain-error.js';
 import { withMaintenanceLock } from '../db/maintenance-lock.js';
 import { loadOrCreateServerSigningKey, loadServerSigningKeyFile } from '../audit/signing-key.js';
 import { createBackup } from '../backup/create.js';
@@ -24,21 +24,21 @@ export function parseSecretKey(text: string): Uint8Array {
       if (doc.format !== SECRET_KEY_FORMAT || typeof doc.secretKey !== 'string') throw new Error('format');
       value = doc.secretKey;
     } catch {
-      throw new ApiError(400, 'validation_failed', `standard input: not a backup secret key (${SECRET_KEY_FORMAT})`);
+      throw new DomainError(ErrorCode.ValidationFailed, `standard input: not a backup secret key (${SECRET_KEY_FORMAT})`);
     }
   }
   let bytes: Uint8Array;
   try {
     bytes = fromBase64Url(value);
   } catch {
-    throw new ApiError(400, 'validation_failed', 'standard input: not a backup secret key (base64url)');
+    throw new DomainError(ErrorCode.ValidationFailed, 'standard input: not a backup secret key (base64url)');
   }
-  if (bytes.length !== 32) throw new ApiError(400, 'validation_failed', 'standard input: a backup secret key is 32 bytes');
+  if (bytes.length !== 32) throw new DomainError(ErrorCode.ValidationFailed, 'standard input: a backup secret key is 32 bytes');
   return bytes;
 }
 
 async function readStdin(): Promise<string> {
-  if (process.stdin.isTTY) throw new ApiError(400, 'validation_failed', 'give the secret key on standard input (restore DIR < backup-key.json), never as an argument');
+  if (process.stdin.isTTY) throw new DomainError(ErrorCode.ValidationFailed, 'give the secret key on standard input (restore DIR < backup-key.json), never as an argument');
   const parts: Buffer[] = [];
   for await (const p of process.stdin as AsyncIterable<Buffer>) parts.push(p);
   return Buffer.concat(parts).toString('utf8');
@@ -47,7 +47,7 @@ async function readStdin(): Promise<string> {
 /** Options a subcommand of `backup` shares with `backup` itself are parsed by `backup` (commander): read either. */
 function need(o: Record<string, unknown>, parent: Command, name: string, flag: string): string {
   const v = o[name] ?? parent.opts()[name];
-  if (typeof v !== 'string' || v === '') throw new ApiError(400, 'validation_failed', `give ${flag}`);
+  if (typeof v !== 'string' || v === '') throw new DomainError(ErrorCode.ValidationFailed, `give ${flag}`);
   return v;
 }
 
@@ -58,13 +58,13 @@ export function registerBackupCommands(program: Command, h: AdminHelpers): void 
     .option('--json', 'machine-readable output')
     .action(async (o) => {
       h.setJson(Boolean(o.json));
-      if (!o.org || !o.out) throw new ApiError(400, 'validation_failed', 'give --org and --out (or a subcommand: keygen, key set, verify)');
+      if (!o.org || !o.out) throw new DomainError(ErrorCode.ValidationFailed, 'give --org and --out (or a subcommand: keygen, key set, verify)');
       const r = await h.withServices(async (s) => {
         const org = await h.findOrg(s, o.org);
         const key = s.config.serverKeyFile ? await loadServerSigningKeyFile(s.config.serverKeyFile) : await loadOrCreateServerSigningKey(s.config.dataDir);
         // Compaction and the sweep delete objects: not while a backup copies them (db/maintenance-lock.ts).
         const turn = await withMaintenanceLock(s.config.databaseUrl, () => createBackup(s, key, org.id, path.resolve(o.out)));
-        if (!turn.ran) throw new ApiError(409, 'conflict', 'maintenance is running on another node: try again when it has finished');
+        if (!turn.ran) throw new DomainError(ErrorCode.Conflict, 'maintenance is running on another node: try again when it has finished');
         return turn.result;
       });
       h.print(`backup ${r.backupId} of ${r.orgId} written to ${r.dir}: ${r.rows} rows, ${r.objects} objects (${r.objectBytes} bytes), ${r.auditEntries} audit entries, ${r.bytes} bytes in all`, r);
@@ -77,7 +77,7 @@ export function registerBackupCommands(program: Command, h: AdminHelpers): void 
       h.setJson(Boolean(o.json ?? backup.opts().json));
       await initCrypto();
       o.out = need(o, backup, 'out', '--out FILE');
-      if (existsSync(o.out)) throw new ApiError(409, 'conflict', `${o.out} exists: not overwriting a key`);
+      if (existsSync(o.out)) throw new DomainError(ErrorCode.Conflict, `${o.out} exists: not overwriting a key`);
       const pair = generateBackupKeyPair();
       writeFileSync(o.out, `${JSON.stringify({ format: SECRET_KEY_FORMAT, publicKey: pair.publicKey, secretKey: toBase64Url(pair.secretKey) })}\n`, { mode: 0o600, flag: 'wx' });
       pair.secretKey.fill(0);
@@ -98,7 +98,7 @@ export function registerBackupCommands(program: Command, h: AdminHelpers): void 
       } catch {
         bytes = null;
       }
-      if (!bytes || bytes.length !== 32) throw new ApiError(400, 'validation_failed', '--public-key: not a backup public key (32 bytes, base64url)');
+      if (!bytes || bytes.length !== 32) throw new DomainError(ErrorCode.ValidationFailed, '--public-key: not a backup public key (32 bytes, base64url)');
       const r = await h.withServices(async (s) => {
         const org = await h.findOrg(s, o.org);
         return s.db.transaction(async (trx) => {

@@ -9,7 +9,7 @@ import { CLASS_ORDER, ClassPolicy, Email, OrgRole, type ClassName } from '@kluis
 import { loadConfig, ConfigError, withoutDatabasePassword } from '../config.js';
 import { openServices, type OpenedServices } from '../services.js';
 import { createOrg, insertInvite } from '../services/orgs.js';
-import { ApiError } from '../errors.js';
+import { statusOf } from '../errors.js';
 import { exportAudit } from '../audit/export.js';
 import { AUDIT_STATE_FILE, AuditStateError, verifyWithState } from '../audit/anchor.js';
 import type { AuditVerifyResult } from '../audit/types.js';
@@ -22,6 +22,7 @@ import { registerIncidentCommands } from './incident-commands.js';
 import { registerBackupCommands } from './backup-commands.js';
 import { listAdmins, replaceMainAdmin } from '../services/succession.js';
 import { clearAuthenticator } from '../services/totp.js';
+import { DomainError } from '../domain-error.js';
 
 const program = new Command();
 program.name('kluis-admin').description('Administer a Kluis server: organisations, invites, audit trail.').showHelpAfterError();
@@ -51,7 +52,7 @@ async function withServices<T>(fn: (s: OpenedServices) => Promise<T>, seal: (res
 async function findOrg(s: OpenedServices, ref: string): Promise<{ id: string; name: string }> {
   const digits = ref.replace(/[\s.]/g, '');
   const org = await s.db('orgs').where({ id: ref }).orWhere({ enterprise_number: digits }).first('id', 'name');
-  if (!org) throw new ApiError(404, 'not_found', `no organisation "${ref}"`);
+  if (!org) throw new DomainError('not_found', `no organisation "${ref}"`);
   return org;
 }
 
@@ -59,7 +60,7 @@ function parseTime(text: string | undefined, name: string): number | undefined {
   if (text === undefined) return undefined;
   const ms = /^\d+$/.test(text) ? Number(text) : Date.parse(text);
   // Safe integers only: a larger number of ms is no time, and the audit query refuses it.
-  if (!Number.isSafeInteger(ms)) throw new ApiError(400, 'validation_failed', `${name}: not a time (use ISO 8601, e.g. 2026-11-01T00:00:00Z)`);
+  if (!Number.isSafeInteger(ms)) throw new DomainError('validation_failed', `${name}: not a time (use ISO 8601, e.g. 2026-11-01T00:00:00Z)`);
   return ms;
 }
 
@@ -109,7 +110,7 @@ org.command('replace-main-admin').description('emergency: make a person of the o
     const r = await withServices(async (s) => {
       const found = await findOrg(s, o.org);
       const user = await s.db('users').where({ org_id: found.id, email: String(o.email).trim().toLowerCase() }).first('id');
-      if (!user) throw new ApiError(404, 'not_found', `no person ${o.email} in this organisation`);
+      if (!user) throw new DomainError('not_found', `no person ${o.email} in this organisation`);
       return { orgId: found.id, ...(await replaceMainAdmin(s.db, s.audit, { ...who, orgId: found.id }, user.id)) };
     });
     print(`${o.email} is now the main access admin${r.formerMainAdmin ? ` (the former one, ${r.formerMainAdmin}, is a backup admin)` : ''}`, r);
@@ -125,7 +126,7 @@ program.command('invite').description('invite someone into an organisation')
     const invite = await withServices(async (s) => {
       const found = await findOrg(s, o.org);
       if (o.role === 'main_admin' && (await s.db('users').where({ org_id: found.id, role: 'main_admin' }).first('id'))) {
-        throw new ApiError(409, 'conflict', 'the organisation has its main access admin');
+        throw new DomainError('conflict', 'the organisation has its main access admin');
       }
       return s.db.transaction((trx) => insertInvite(trx, s.audit, { orgId: found.id, email: o.email, role: o.role, createdBy: null }, who));
     });
@@ -182,7 +183,7 @@ policy.command('set').description('change what one class allows in an organisati
           ...(o.maxDownloads !== undefined ? { maxDownloads: o.maxDownloads === 'any' ? null : Number(o.maxDownloads) } : {}),
           ...(o.external ? { externalMembers: o.external === 'yes' } : {}),
         });
-        if (!parsed.success) throw new ApiError(400, 'validation_failed', `${parsed.error.issues[0]!.path.join('.')}: ${parsed.error.issues[0]!.message}`);
+        if (!parsed.success) throw new DomainError('validation_failed', `${parsed.error.issues[0]!.path.join('.')}: ${parsed.error.issues[0]!.message}`);
         next = parsed.data;
       }
       await s.db.transaction(async (trx) => {
@@ -202,9 +203,9 @@ totp.command('reset').description("remove a person's authenticator (lost, and no
     json ||= Boolean(o.json);
     const r = await withServices(async (s) => {
       const email = Email.safeParse(o.email);
-      if (!email.success) throw new ApiError(400, 'validation_failed', '--email: not an e-mail address');
+      if (!email.success) throw new DomainError('validation_failed', '--email: not an e-mail address');
       const user = await s.db('users').where({ email: email.data }).first('id', 'org_id');
-      if (!user) throw new ApiError(404, 'not_found', `no account "${email.data}"`);
+      if (!user) throw new DomainError('not_found', `no account "${email.data}"`);
       const had = await s.db.transaction(async (trx) => {
         const removed = await clearAuthenticator(trx, user.id);
         await s.audit.append(trx, { ...who, orgId: user.org_id, action: 'totp.reset', targetType: 'user', targetId: user.id, outcome: 'success', details: { hadAuthenticator: removed } });
@@ -237,7 +238,7 @@ audit.command('verify').description('recompute the hash chain, demand the signed
       try {
         v = await verifyWithState(s.audit, { file, require: Boolean(o.requireState), onVerified: record });
       } catch (err) {
-        if (err instanceof AuditStateError) throw new ApiError(400, 'validation_failed', err.message);
+        if (err instanceof AuditStateError) throw new DomainError('validation_failed', err.message);
         throw err;
       }
       if (!v.ok || !v.state) await record(v);
@@ -259,7 +260,7 @@ audit.command('export').description('export an organisation\'s (or the system-wi
   .option('--out <file>', 'write to a file instead of standard output')
   .option('--proofs', 'JSON: add the newest signed tree head and each entry\'s inclusion proof (checked offline by audit verify-export)')
   .action(async (o) => {
-    if (Boolean(o.org) === Boolean(o.system)) throw new ApiError(400, 'validation_failed', 'give either --org or --system');
+    if (Boolean(o.org) === Boolean(o.system)) throw new DomainError('validation_failed', 'give either --org or --system');
     await withServices(async (s) => {
       const orgId = o.system ? null : (await findOrg(s, o.org)).id;
       const filter = { orgId, since: parseTime(o.since, '--since'), until: parseTime(o.until, '--until') };
@@ -283,10 +284,10 @@ try {
   // A database error quotes its whole statement before " - "; the reason after it is what an operator can act on.
   const internal = String((err as Error)?.message ?? err);
   const reason = internal.length > 300 && internal.includes(' - ') ? internal.slice(internal.lastIndexOf(' - ') + 3) : internal;
-  const message = withoutDatabasePassword(err instanceof ConfigError ? `configuration error: ${err.message}` : err instanceof ApiError ? err.message : reason, process.env.KLUIS_DATABASE_URL);
-  if (json) console.log(JSON.stringify({ error: { code: err instanceof ApiError ? err.code : 'internal', message } }));
+  const message = withoutDatabasePassword(err instanceof ConfigError ? `configuration error: ${err.message}` : err instanceof DomainError ? err.message : reason, process.env.KLUIS_DATABASE_URL);
+  if (json) console.log(JSON.stringify({ error: { code: err instanceof DomainError ? err.code : 'internal', message } }));
   else console.error(`kluis-admin: ${message}`);
-  process.exitCode = err instanceof ApiError && err.status < 500 ? 2 : 1;
+  process.exitCode = err instanceof DomainError && statusOf(err) < 500 ? 2 : 1;
   // It has said why it failed; nothing it left open (a pool's timer, a socket) may keep it from exiting.
   setTimeout(() => process.exit(), 5000).unref();
 }

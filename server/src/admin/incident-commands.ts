@@ -3,7 +3,7 @@
 // client and no actor. Registered on the program of ./cli.ts, whose helpers it receives.
 import type { Command } from 'commander';
 import { IncidentSettingsChange, IncidentStatus, timeToDeadline, type Incident } from '@kluis/shared';
-import { ApiError } from '../errors.js';
+import { DomainError } from '../domain-error.js';
 import type { OpenedServices } from '../services.js';
 import { findIncident, incidentDetail, listIncidents, loadSettings } from '../incidents/store.js';
 import { actOnIncident, changeIncidentSettings, type IncidentAct } from '../incidents/service.js';
@@ -33,7 +33,7 @@ export function registerIncidentCommands(program: Command, h: AdminHelpers): voi
     .action(async (o) => {
       h.setJson(Boolean(o.json));
       const status = o.status === undefined ? undefined : o.status === 'all' ? 'all' as const : IncidentStatus.safeParse(o.status).data;
-      if (o.status !== undefined && status === undefined) throw new ApiError(400, 'validation_failed', '--status: open, acknowledged, escalated, closed or all');
+      if (o.status !== undefined && status === undefined) throw new DomainError('validation_failed', '--status: open, acknowledged, escalated, closed or all');
       const incidents = await h.withServices(async (s) => {
         const org = await h.findOrg(s, o.org);
         const list = await listIncidents(s.db, org.id, status ? { status } : {});
@@ -50,7 +50,7 @@ export function registerIncidentCommands(program: Command, h: AdminHelpers): voi
       const detail = await h.withServices(async (s) => {
         const org = await h.findOrg(s, o.org);
         const found = await findIncident(s.db, org.id, id);
-        if (!found) throw new ApiError(404, 'not_found', `no incident "${id}" in this organisation`);
+        if (!found) throw new DomainError('not_found', `no incident "${id}" in this organisation`);
         const d = await incidentDetail(s.db, found);
         await audited(s, org.id, 'incident.read', 'incident', id, { entries: d.timeline.length });
         return d;
@@ -86,10 +86,10 @@ export function registerIncidentCommands(program: Command, h: AdminHelpers): voi
         try {
           raw = JSON.parse(o.set);
         } catch {
-          throw new ApiError(400, 'validation_failed', '--set: not JSON');
+          throw new DomainError('validation_failed', '--set: not JSON');
         }
         const parsed = IncidentSettingsChange.safeParse(raw);
-        if (!parsed.success) throw new ApiError(400, 'validation_failed', `--set: ${parsed.error.issues[0]!.path.join('.') || 'value'}: ${parsed.error.issues[0]!.message}`);
+        if (!parsed.success) throw new DomainError('validation_failed', `--set: ${parsed.error.issues[0]!.path.join('.') || 'value'}: ${parsed.error.issues[0]!.message}`);
         change = parsed.data;
       }
       const settings = await h.withServices(async (s) => {

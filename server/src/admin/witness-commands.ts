@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { initCrypto } from '@kluis/shared';
-import { ApiError } from '../errors.js';
+import { DomainError } from '../domain-error.js';
 import { checkAuditExport } from '../audit/export.js';
 import { Witness, WitnessError, type WitnessResult } from './witness.js';
 
@@ -19,7 +19,7 @@ interface Io {
 function tokenFrom(file: string | undefined): string {
   const text = file !== undefined ? readFileSync(file, 'utf8') : process.env.KLUIS_WITNESS_TOKEN;
   const token = text?.trim();
-  if (!token) throw new ApiError(400, 'validation_failed', 'give --token-file FILE (or KLUIS_WITNESS_TOKEN): the session token of an auditor or admin of the organisation');
+  if (!token) throw new DomainError('validation_failed', 'give --token-file FILE (or KLUIS_WITNESS_TOKEN): the session token of an auditor or admin of the organisation');
   return token;
 }
 
@@ -43,7 +43,7 @@ export function registerWitnessCommands(audit: Command, io: Io): void {
     .action(async (o) => {
       io.setJson(Boolean(o.json));
       const interval = Number(o.interval);
-      if (!Number.isFinite(interval) || interval < 1) throw new ApiError(400, 'validation_failed', '--interval: at least 1 second');
+      if (!Number.isFinite(interval) || interval < 1) throw new DomainError('validation_failed', '--interval: at least 1 second');
       await initCrypto();
       const witness = new Witness({ server: o.server, orgId: o.org, token: tokenFrom(o.tokenFile), stateDir: path.resolve(o.state), publicKey: o.publicKey });
       for (;;) {
@@ -51,7 +51,7 @@ export function registerWitnessCommands(audit: Command, io: Io): void {
         try {
           r = await witness.check();
         } catch (err) {
-          if (!(err instanceof WitnessError) || o.once) throw err instanceof WitnessError ? new ApiError(503, 'unavailable', err.message) : err;
+          if (!(err instanceof WitnessError) || o.once) throw err instanceof WitnessError ? new DomainError('unavailable', err.message) : err;
           io.print(`witness: ${err.message} (trying again in ${interval} s)`, { ok: null, error: err.message });
           await new Promise((resolve) => setTimeout(resolve, interval * 1000));
           continue;
@@ -77,7 +77,7 @@ export function registerWitnessCommands(audit: Command, io: Io): void {
       try {
         doc = JSON.parse(readFileSync(file, 'utf8'));
       } catch (err) {
-        throw new ApiError(400, 'validation_failed', `${file}: not readable JSON (${(err as Error).message})`);
+        throw new DomainError('validation_failed', `${file}: not readable JSON (${(err as Error).message})`);
       }
       const r = checkAuditExport(doc, o.publicKey ? [o.publicKey] : undefined);
       const human = r.ok

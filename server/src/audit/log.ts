@@ -18,17 +18,18 @@
 // a timer that checkpoints the newest entry if it is not yet covered. `checkpoint()` does that on demand (call
 // it at shutdown).
 //
-// Verifying (rules V1–V5 of docs/crypto.md §12) lives in verify.ts, signing checkpoints in checkpoints.ts, validating
+// Verifying (rules V1–V5 of docs/crypto.md §12) lives in verify.ts, searching in query.ts, signing checkpoints in checkpoints.ts, validating
 // entries in input.ts, the server key in signing-key.ts; requests without a session are audited through the
 // aggregating gate of anonymous.ts.
 import { AUDIT_GENESIS, auditChainHash, canonicalBytes, merkleLeafHash, MerkleFrontier, toHex, type ServerSigningKey, type SignedTreeHead } from '@kluis/shared';
 import type { Db, Tx } from '../db/db.js';
 import type { AuditCheckpointRecord, AuditEntry, AuditEntryInput, AuditFilter, AuditLog, AuditVerifyOptions, AuditVerifyResult } from './types.js';
-import { auditChainEntry, rowToEntry, type AuditRow } from './rows.js';
+import { auditChainEntry, type AuditRow } from './rows.js';
 import { verifyAuditTrail } from './verify.js';
 import { AnonymousAuditGate, type AnonymousAuditOptions } from './anonymous.js';
 import { AuditCheckpointer } from './checkpoints.js';
-import { AuditInputError, normaliseAuditInput, OUTCOMES, toInt } from './input.js';
+import { AuditInputError, normaliseAuditInput, toInt } from './input.js';
+import { AUDIT_QUERY_DEFAULT_LIMIT, AUDIT_QUERY_MAX_LIMIT, queryAuditLog } from './query.js';
 import { consistencyPath, inclusionPath, insertNodes, listTreeHeads, loadFrontier, newestTreeHead, treeHeadOfSize } from './merkle-store.js';
 
 export { auditChainEntry, type AuditChainEntry } from './rows.js';
@@ -90,19 +91,13 @@ interface TreeHead extends Head {
   tree: MerkleFrontier;
 }
 
-export const AUDIT_QUERY_DEFAULT_LIMIT = 1000;
-export const AUDIT_QUERY_MAX_LIMIT = 10_000;
+export { AUDIT_QUERY_DEFAULT_LIMIT, AUDIT_QUERY_MAX_LIMIT } from './query.js';
 
 /** The audit_log_chain trigger's refusal (migration 001). */
 function isChainRefusal(err: unknown): boolean {
   return err instanceof Error && err.message.includes('an entry must extend the chain');
 }
 
-function optionalInt(value: number | undefined, name: string): number | undefined {
-  if (value === undefined) return undefined;
-  if (!Number.isSafeInteger(value)) throw new AuditInputError(`audit filter ${name}: must be an integer`);
-  return value;
-}
 
 export class SqlAuditLog implements AuditLog {
   readonly publicKey: string;
@@ -367,57 +362,7 @@ export class SqlAuditLog implements AuditLog {
 
   // ------------------------------------------------------------------------------------------ querying
 
-  async query(filter: AuditFilter = {}): Promise<AuditEntry[]> {
-    const limitIn = optionalInt(filter.limit, 'limit') ?? AUDIT_QUERY_DEFAULT_LIMIT;
-    if (limitIn < 1) throw new AuditInputError('audit filter limit: at least 1');
-    const limit = Math.min(limitIn, AUDIT_QUERY_MAX_LIMIT);
-    const order = filter.order ?? 'asc';
-    if (order !== 'asc' && order !== 'desc') throw new AuditInputError("audit filter order: 'asc' or 'desc'");
-    const since = optionalInt(filter.since, 'since');
-    const until = optionalInt(filter.until, 'until');
-    const afterSeq = optionalInt(filter.afterSeq, 'afterSeq');
-    const beforeSeq = optionalInt(filter.beforeSeq, 'beforeSeq');
-    if (filter.outcome !== undefined && !OUTCOMES.has(filter.outcome)) throw new AuditInputError('audit filter outcome: success, denied or failed');
-
-    const q = this.db('audit_log').select('*');
-    if (filter.orgId === null) q.whereNull('org_id');
-    else if (filter.orgId !== undefined) q.where('org_id', filter.orgId);
-    if (filter.actorUserId !== undefined) q.where('actor_user_id', filter.actorUserId);
-    if (filter.actorDeviceId !== undefined) q.where('actor_device_id', filter.actorDeviceId);
-    if (filter.action !== undefined) q.where('action', filter.action);
-    if (filter.targetType !== undefined) q.where('target_type', filter.targetType);
-    if (filter.targetId !== undefined) q.where('target_id', filter.targetId);
-    if (filter.outcome !== undefined) q.where('outcome', filter.outcome);
-    if (since !== undefined) q.where('ts', '>=', since);
-    if (until !== undefined) q.where('ts', '<', until);
-    // The seqs a page may hold, as one closed range [lo, hi] (afterSeq/beforeSeq and the time range's bounds folded in).
-    let lo = afterSeq === undefined ? undefined : afterSeq + 1;
-    let hi = beforeSeq === undefined ? undefined : beforeSeq - 1;
-    if ((since !== undefined || until !== undefined) && typeof filter.orgId === 'string') {
-      // A time range is first turned into the seqs it spans (read from the (org_id, ts[, seq]) index alone), so that the page
-      // is read in seq order: otherwise the engine reads the range through (org_id, ts) and sorts all of it by seq for
-      // one page (a month of a large organisation: 1.2-3 s over 10 million entries; with the bounds about 50 ms,
-      // scripts/bench/audit-queries.ts). Exact: every entry in the range has its seq within [lo, hi].
-      const b = this.db('audit_log').where('org_id', filter.orgId);
-      if (since !== undefined) b.where('ts', '>=', since);
-      if (until !== undefined) b.where('ts', '<', until);
-      // `seq + 0`: min(seq)/max(seq) would let PostgreSQL walk the primary key from either end, filtering every entry
-      // until one falls in the range (hundreds of ms); over the expression it reads the range from (org_id, ts, seq).
-      const bounds = (await b.select(this.db.raw('min(seq + 0) AS lo, max(seq + 0) AS hi')).first()) as { lo: number | string | null; hi: number | string | null } | undefined;
-      if (!bounds || bounds.lo === null || bounds.hi === null) return [];
-      lo = Math.max(lo ?? 0, toInt(bounds.lo, 'seq'));
-      hi = Math.min(hi ?? Number.MAX_SAFE_INTEGER, toInt(bounds.hi, 'seq'));
-    }
-    // Both ends as one BETWEEN, not `seq >= lo AND seq <= hi`: without statistics sqlite's planner costs two separate
-    // bounds on seq so low that it walks (org_id, seq) over the whole range checking the action or target of each
-    // entry, instead of reading (org_id, action, seq) or (org_id, target_id, seq) within it (a rare action in a month:
-    // p95 2 s over 10 million entries). With BETWEEN it takes the index of the equality filter.
-    if (lo !== undefined && hi !== undefined) {
-      if (lo > hi) return [];
-      q.whereBetween('seq', [lo, hi]);
-    } else if (lo !== undefined) q.where('seq', '>=', lo);
-    else if (hi !== undefined) q.where('seq', '<=', hi);
-    const rows = (await q.orderBy('seq', order).limit(limit)) as AuditRow[];
-    return rows.map(rowToEntry);
+  query(filter: AuditFilter = {}): Promise<AuditEntry[]> {
+    return queryAuditLog(this.db, filter);
   }
 }

@@ -1,6 +1,6 @@
 // Per-device sessions: a bearer token per device, stored only as a hash, with sliding expiry and revocation.
 import { ErrorCode, newId, newSecretToken, tokenHash, type OrgRole } from '@kluis/shared';
-import { ApiError } from '../errors.js';
+import { DomainError } from '../domain-error.js';
 import type { Caller, Services } from '../context.js';
 import type { Tx } from '../db/db.js';
 import type { KCtx } from '../http.js';
@@ -31,21 +31,25 @@ export function bearer(ctx: KCtx): string | null {
   return m ? m[1]! : null;
 }
 
+interface SessionRow {
+  deviceId: string; userId: string; expiresAt: number | string; revokedAt: number | string | null; lastSeenAt: number | string;
+  orgId: string; role: string; email: string; disabledAt: number | string | null;
+}
+const SESSION_SQL = 'SELECT s.id AS "deviceId", s.user_id AS "userId", s.expires_at AS "expiresAt", s.revoked_at AS "revokedAt", s.last_seen_at AS "lastSeenAt", '
+  + 'u.org_id AS "orgId", u.role AS "role", u.email AS "email", u.disabled_at AS "disabledAt" FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.token_hash = ? LIMIT 1';
+
 /** Resolves the caller from the bearer token, or answers 401 (the denial is audited by the error middleware). */
 export async function authenticate(services: Services, ctx: KCtx): Promise<Caller> {
   const token = bearer(ctx);
-  if (!token) throw new ApiError(401, ErrorCode.Unauthenticated, ctx.get('authorization') ? 'malformed bearer token' : 'a session token is required');
-  const row = await services.read('sessions as s')
-    .join('users as u', 'u.id', 's.user_id')
-    .where('s.token_hash', tokenHash(token))
-    .first('s.id as deviceId', 's.user_id as userId', 's.expires_at as expiresAt', 's.revoked_at as revokedAt', 's.last_seen_at as lastSeenAt', 'u.org_id as orgId', 'u.role as role', 'u.email as email', 'u.disabled_at as disabledAt');
+  if (!token) throw new DomainError(ErrorCode.Unauthenticated, ctx.get('authorization') ? 'malformed bearer token' : 'a session token is required');
+  const row = await services.hot.first<SessionRow>(SESSION_SQL, [tokenHash(token)]);
   const now = Date.now();
-  if (!row) throw new ApiError(401, ErrorCode.Unauthenticated, 'unknown session');
+  if (!row) throw new DomainError(ErrorCode.Unauthenticated, 'unknown session');
   // Attribute the denial to the session's user, so a revoked device's attempts show up in their trail.
   ctx.state.orgId = row.orgId;
-  if (row.revokedAt !== null) throw new ApiError(401, ErrorCode.Unauthenticated, 'this device was signed out');
-  if (Number(row.expiresAt) <= now) throw new ApiError(401, ErrorCode.Unauthenticated, 'the session expired: log in again');
-  if (row.disabledAt !== null) throw new ApiError(401, ErrorCode.Unauthenticated, 'the account is disabled');
+  if (row.revokedAt !== null) throw new DomainError(ErrorCode.Unauthenticated, 'this device was signed out');
+  if (Number(row.expiresAt) <= now) throw new DomainError(ErrorCode.Unauthenticated, 'the session expired: log in again');
+  if (row.disabledAt !== null) throw new DomainError(ErrorCode.Unauthenticated, 'the account is disabled');
   if (now - Number(row.lastSeenAt) > TOUCH_EVERY_MS) {
     // Through the group committer: the many concurrent requests of one session that all see it stale share a COMMIT.
     await services.tx((trx) => trx('sessions').where({ id: row.deviceId }).update({ last_seen_at: now, expires_at: now + SESSION_TTL_MS }));

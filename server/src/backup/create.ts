@@ -3,10 +3,10 @@
 import { closeSync, fsyncSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Writable } from 'node:stream';
-import { newBackupContentKey, newId, signBackupManifest, type ServerSigningKey } from '@kluis/shared';
+import { ErrorCode, newBackupContentKey, newId, signBackupManifest, type ServerSigningKey } from '@kluis/shared';
 import type { OpenedServices } from '../services.js';
 import type { Tx } from '../db/db.js';
-import { ApiError } from '../errors.js';
+import { DomainError } from '../domain-error.js';
 import { exportAudit } from '../audit/export.js';
 import { fsyncDirSync } from '../fsync-dir.js';
 import { BACKUP_TABLES, unclassifiedTables } from './tables.js';
@@ -40,7 +40,7 @@ function prepareOut(dir: string): void {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
   }
-  if (names.length) throw new ApiError(409, 'conflict', `${dir} is not empty: give a new directory for each backup`);
+  if (names.length) throw new DomainError(ErrorCode.Conflict, `${dir} is not empty: give a new directory for each backup`);
   mkdirSync(path.join(dir, 'tables'), { recursive: true, mode: 0o700 });
 }
 
@@ -56,16 +56,16 @@ export async function createBackup(s: OpenedServices, key: ServerSigningKey, org
     } catch (err) {
       if (!(err instanceof ObjectGoneError)) throw err;
       rmSync(dir, { recursive: true, force: true });
-      if (attempt >= attempts) throw new ApiError(409, 'conflict', `${err.message} in ${attempts} snapshots in a row (maintenance is compacting): try again later`);
+      if (attempt >= attempts) throw new DomainError(ErrorCode.Conflict, `${err.message} in ${attempts} snapshots in a row (maintenance is compacting): try again later`);
     }
   }
 }
 
 async function createBackupOnce(s: OpenedServices, key: ServerSigningKey, orgId: string, dir: string): Promise<BackupResult> {
   const registered = (await s.db('org_backup_keys').where({ org_id: orgId }).first('public_key')) as { public_key: string } | undefined;
-  if (!registered) throw new ApiError(409, 'conflict', 'the organisation has no backup key: generate one offline (kluis-admin backup keygen) and register its public half (kluis-admin backup key set)');
+  if (!registered) throw new DomainError(ErrorCode.Conflict, 'the organisation has no backup key: generate one offline (kluis-admin backup keygen) and register its public half (kluis-admin backup key set)');
   const unknown = await unclassifiedTables(s.db);
-  if (unknown.length) throw new ApiError(500, 'internal', `table(s) ${unknown.join(', ')} not classified for backups (server/src/backup/tables.ts): refusing to leave them out silently`);
+  if (unknown.length) throw new DomainError(ErrorCode.Internal, `table(s) ${unknown.join(', ')} not classified for backups (server/src/backup/tables.ts): refusing to leave them out silently`);
   prepareOut(dir);
   const backupId = newId();
   const { contentKey, sealedKey } = newBackupContentKey(registered.public_key);

@@ -4,10 +4,10 @@
 // transaction. A failure before the commit leaves no row (objects already written stay; a second restore rewrites them).
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { backupKeyPairFromSecret, contentHash, openBackupContentKey, openTotpSecret, sameBackupKey } from '@kluis/shared';
+import { ErrorCode, backupKeyPairFromSecret, contentHash, openBackupContentKey, openTotpSecret, sameBackupKey } from '@kluis/shared';
 import type { OpenedServices } from '../services.js';
 import type { Tx } from '../db/db.js';
-import { ApiError } from '../errors.js';
+import { DomainError } from '../domain-error.js';
 import { BACKUP_TABLES } from './tables.js';
 import { AUDIT_FILE, OBJECTS_FILE, parseObjectRecord, readRecords, tableFile, type BackupManifest } from './format.js';
 import { appliedMigrations, decodeRow } from './rows.js';
@@ -32,7 +32,7 @@ export interface RestoreResult {
 }
 
 function fail(message: string): never {
-  throw new ApiError(400, 'validation_failed', message);
+  throw new DomainError(ErrorCode.ValidationFailed, message);
 }
 
 async function* tableRows(dir: string, m: BackupManifest, contentKey: Uint8Array, table: string): AsyncGenerator<Record<string, unknown>> {
@@ -80,13 +80,13 @@ export async function restoreBackup(s: OpenedServices, opened: OpenedBackup, who
   if (orgs.length !== 1 || orgs[0]!.id !== m.orgId) fail('the backup\'s organisation row does not match its manifest');
   const org = orgs[0]! as { id: string; enterprise_number: string; name: string };
   if (await s.db('orgs').where({ id: org.id }).orWhere({ enterprise_number: org.enterprise_number }).first('id')) {
-    throw new ApiError(409, 'conflict', `this server already has the organisation ${org.id} (${org.enterprise_number}): restore into a server without it`);
+    throw new DomainError(ErrorCode.Conflict, `this server already has the organisation ${org.id} (${org.enterprise_number}): restore into a server without it`);
   }
   const emails: string[] = [];
   for await (const u of tableRows(dir, m, contentKey, 'users')) emails.push(String(u.email));
   for (let i = 0; i < emails.length; i += 500) {
     const taken = await s.db('users').whereIn('email', emails.slice(i, i + 500)).first('email');
-    if (taken) throw new ApiError(409, 'conflict', `this server already has an account ${taken.email}`);
+    if (taken) throw new DomainError(ErrorCode.Conflict, `this server already has an account ${taken.email}`);
   }
 
   let objects = 0;

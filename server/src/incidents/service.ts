@@ -1,8 +1,8 @@
 // What security advisors (auditors) and main and backup admins do with their organisation's incidents: acknowledge,
 // escalate, assign, note, mark a suspected data leak (the 72-hour clock), close; and the thresholds. Each act is
-// audited in its transaction. Errors are ApiErrors (the routes and kluis-admin show them as they are).
+// audited in its transaction. Errors are DomainErrors (the routes and kluis-admin show them as they are).
 import { ErrorCode, LEAK_NOTIFY_MS, newId, type Incident, type IncidentSettings, type IncidentSeverity, type IncidentStatus } from '@kluis/shared';
-import { ApiError } from '../errors.js';
+import { DomainError } from '../domain-error.js';
 import type { Tx } from '../db/db.js';
 import type { AuditEntryInput, AuditLog } from '../audit/types.js';
 import { findIncident, saveSettings } from './store.js';
@@ -23,12 +23,12 @@ const RANK: Record<IncidentSeverity, number> = { low: 0, high: 1, very_high: 2 }
 /** Roles that may own an incident: those who read the organisation's incidents. */
 const OWNER_ROLES = ['main_admin', 'backup_admin', 'auditor'];
 
-const conflict = (message: string) => new ApiError(409, ErrorCode.Conflict, message);
+const conflict = (message: string) => new DomainError(ErrorCode.Conflict, message);
 
 /** Does `act` on the organisation's incident; answers it as it now stands. 404 for another organisation's. */
 export async function actOnIncident(trx: Tx, audit: AuditLog, orgId: string, incidentId: string, act: IncidentAct, who: IncidentActor, now: number): Promise<Incident> {
   const incident = await findIncident(trx, orgId, incidentId);
-  if (!incident) throw new ApiError(404, ErrorCode.NotFound, 'no such incident');
+  if (!incident) throw new DomainError(ErrorCode.NotFound, 'no such incident');
   const closed = incident.status === 'closed';
   const change: Record<string, unknown> = { updated_at: now };
   const details: Record<string, string | number | boolean | null> = {};
@@ -46,7 +46,7 @@ export async function actOnIncident(trx: Tx, audit: AuditLog, orgId: string, inc
     case 'escalate': {
       if (closed) throw conflict('the incident is closed');
       const severity = act.severity ?? (incident.severity === 'low' ? 'high' : 'very_high');
-      if (RANK[severity] < RANK[incident.severity]) throw new ApiError(400, ErrorCode.ValidationFailed, `severity: escalating cannot lower it from ${incident.severity}`);
+      if (RANK[severity] < RANK[incident.severity]) throw new DomainError(ErrorCode.ValidationFailed, `severity: escalating cannot lower it from ${incident.severity}`);
       setStatus('escalated');
       change.severity = severity;
       details.severity = severity;
@@ -56,8 +56,8 @@ export async function actOnIncident(trx: Tx, audit: AuditLog, orgId: string, inc
       if (closed) throw conflict('the incident is closed');
       if (act.userId !== null) {
         const owner = await trx('users').where({ id: act.userId, org_id: orgId }).whereNull('disabled_at').first('role');
-        if (!owner) throw new ApiError(404, ErrorCode.NotFound, 'userId: no such person in the organisation');
-        if (!OWNER_ROLES.includes(owner.role as string)) throw new ApiError(400, ErrorCode.ValidationFailed, 'userId: an owner is a security advisor (auditor) or a main or backup admin');
+        if (!owner) throw new DomainError(ErrorCode.NotFound, 'userId: no such person in the organisation');
+        if (!OWNER_ROLES.includes(owner.role as string)) throw new DomainError(ErrorCode.ValidationFailed, 'userId: an owner is a security advisor (auditor) or a main or backup admin');
       }
       change.owner_user_id = act.userId;
       details.ownerUserId = act.userId;

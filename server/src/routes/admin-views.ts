@@ -5,9 +5,9 @@
 import type Router from '@koa/router';
 import { z } from 'zod';
 import { ErrorCode, type AuditChainStatus, type AdminSpace, type ClassName, type OrgRole, type SpaceRole } from '@kluis/shared';
-import { ApiError } from '../errors.js';
+import { DomainError } from '../domain-error.js';
 import type { Caller, Services } from '../context.js';
-import { actor, parse, route, target, type KCtx } from '../http.js';
+import { actor, auditSuccess, type KCtx, parse, route, target } from '../http.js';
 import { listOrgLinks, revokeLink } from '../services/links.js';
 import { requireStepUp } from '../services/totp.js';
 
@@ -19,8 +19,8 @@ const CHAIN_STATUS_TTL_MS = 60_000;
 async function guard(services: Services, ctx: KCtx, caller: Caller, roles: OrgRole[]): Promise<string> {
   const orgId = String(ctx.params.orgId);
   target(ctx, 'org', orgId.slice(0, 64));
-  if (orgId !== caller.orgId) throw new ApiError(404, ErrorCode.NotFound, 'no such organisation');
-  if (!roles.includes(caller.role)) throw new ApiError(403, ErrorCode.Forbidden, `this needs one of the roles: ${roles.join(', ')}`);
+  if (orgId !== caller.orgId) throw new DomainError(ErrorCode.NotFound, 'no such organisation');
+  if (!roles.includes(caller.role)) throw new DomainError(ErrorCode.Forbidden, `this needs one of the roles: ${roles.join(', ')}`);
   await requireStepUp(services, caller);
   return orgId;
 }
@@ -50,14 +50,14 @@ export function adminViewRoutes(router: Router, services: Services): void {
   route(router, services, 'get', '/api/v1/orgs/:orgId/admin/spaces', { action: 'admin.spaces.list' }, async (ctx, caller) => {
     const orgId = await guard(services, ctx, caller, ADMINS);
     const spaces = await orgSpaces(services, orgId);
-    await services.tx((trx) => audit.append(trx, { ...actor(ctx, caller), action: 'admin.spaces.list', targetType: 'org', targetId: orgId, outcome: 'success', details: { count: spaces.length } }));
+    await auditSuccess(services, ctx, caller, 'org', orgId, { count: spaces.length });
     ctx.body = { spaces };
   });
 
   route(router, services, 'get', '/api/v1/orgs/:orgId/admin/links', { action: 'admin.links.list' }, async (ctx, caller) => {
     const orgId = await guard(services, ctx, caller, ADMINS);
     const links = await listOrgLinks(services, orgId);
-    await services.tx((trx) => audit.append(trx, { ...actor(ctx, caller), action: 'admin.links.list', targetType: 'org', targetId: orgId, outcome: 'success', details: { count: links.length } }));
+    await auditSuccess(services, ctx, caller, 'org', orgId, { count: links.length });
     ctx.body = { links };
   });
 
@@ -65,7 +65,7 @@ export function adminViewRoutes(router: Router, services: Services): void {
     await guard(services, ctx, caller, ADMINS);
     const linkId = String(ctx.params.linkId);
     target(ctx, 'link', linkId.slice(0, 64));
-    if (!IdParam.safeParse(linkId).success) throw new ApiError(404, ErrorCode.NotFound, 'no such link');
+    if (!IdParam.safeParse(linkId).success) throw new DomainError(ErrorCode.NotFound, 'no such link');
     await revokeLink(services, caller, actor(ctx, caller), linkId, Date.now(), true);
     ctx.status = 204;
   });
@@ -82,7 +82,7 @@ export function adminViewRoutes(router: Router, services: Services): void {
       status.catch(() => { chain = null; });
     }
     const status = await chain.status;
-    await services.tx((trx) => audit.append(trx, { ...actor(ctx, caller), action: 'audit.verify', targetType: 'org', targetId: orgId, outcome: 'success', details: { ok: status.ok } }));
+    await auditSuccess(services, ctx, caller, 'org', orgId, { ok: status.ok });
     ctx.body = status;
   });
 }

@@ -3,9 +3,9 @@
 // (routes/orgs.ts); domain admins are appointed per domain (routes/domains.ts).
 import type Router from '@koa/router';
 import { ErrorCode, SuccessionRequest } from '@kluis/shared';
-import { ApiError } from '../errors.js';
+import { DomainError } from '../domain-error.js';
 import type { Services } from '../context.js';
-import { actor, body, parse, route, target } from '../http.js';
+import { auditSuccess, body, parse, pathId, route } from '../http.js';
 import { adminContext } from './domains.js';
 import { requireAdminister } from '../services/admin-scope.js';
 import { cancelSuccession, confirmSuccession, currentSuccession, listAdmins, proposeSuccession } from '../services/succession.js';
@@ -17,7 +17,7 @@ export function adminRoutes(router: Router, services: Services): void {
     const { orgId, scope } = await adminContext(services, ctx, caller);
     requireAdminister(scope, { kind: 'org' });
     const admins = await listAdmins(db, orgId);
-    await services.tx((trx) => audit.append(trx, { ...actor(ctx, caller), action: 'admin.list', targetType: 'org', targetId: orgId, outcome: 'success', details: { count: admins.length } }));
+    await auditSuccess(services, ctx, caller, 'org', orgId, { count: admins.length });
     ctx.body = { admins };
   });
 
@@ -25,14 +25,14 @@ export function adminRoutes(router: Router, services: Services): void {
     const { orgId, scope } = await adminContext(services, ctx, caller);
     requireAdminister(scope, { kind: 'org' });
     const proposal = await currentSuccession(db, orgId);
-    await services.tx((trx) => audit.append(trx, { ...actor(ctx, caller), action: 'admin.succession.read', targetType: 'org', targetId: orgId, outcome: 'success' }));
+    await auditSuccess(services, ctx, caller, 'org', orgId);
     ctx.body = { proposal };
   });
 
   route(router, services, 'post', '/api/v1/orgs/:orgId/succession', { action: 'admin.succession.propose' }, async (ctx, caller) => {
     const { scope, who } = await adminContext(services, ctx, caller);
     requireAdminister(scope, { kind: 'org' });
-    if (caller.role !== 'backup_admin') throw new ApiError(403, ErrorCode.Forbidden, 'a backup admin proposes the successor of the main access admin');
+    if (caller.role !== 'backup_admin') throw new DomainError(ErrorCode.Forbidden, 'a backup admin proposes the successor of the main access admin');
     const { successorUserId } = parse(SuccessionRequest, body(ctx));
     ctx.status = 201;
     ctx.body = await proposeSuccession(db, audit, { ...who, actorUserId: caller.userId }, successorUserId);
@@ -40,16 +40,14 @@ export function adminRoutes(router: Router, services: Services): void {
 
   route(router, services, 'post', '/api/v1/orgs/:orgId/succession/:proposalId/confirm', { action: 'admin.succession.confirm' }, async (ctx, caller) => {
     const { scope, who } = await adminContext(services, ctx, caller);
-    const proposalId = String(ctx.params.proposalId);
-    target(ctx, 'succession', proposalId);
+    const proposalId = pathId(ctx, 'proposalId', 'succession');
     requireAdminister(scope, { kind: 'org' });
     ctx.body = await confirmSuccession(db, audit, { ...who, actorUserId: caller.userId }, proposalId);
   });
 
   route(router, services, 'delete', '/api/v1/orgs/:orgId/succession/:proposalId', { action: 'admin.succession.cancel' }, async (ctx, caller) => {
     const { scope, who } = await adminContext(services, ctx, caller);
-    const proposalId = String(ctx.params.proposalId);
-    target(ctx, 'succession', proposalId);
+    const proposalId = pathId(ctx, 'proposalId', 'succession');
     requireAdminister(scope, { kind: 'org' });
     await cancelSuccession(db, audit, who, proposalId);
     ctx.status = 204;

@@ -5,9 +5,9 @@
 import type Router from '@koa/router';
 import { z } from 'zod';
 import { ErrorCode, WitnessAlertRequest, type ConsistencyProof, type InclusionProof, type OrgRole, type SignedTreeHead, type TreeHeadList } from '@kluis/shared';
-import { ApiError } from '../errors.js';
+import { DomainError } from '../domain-error.js';
 import type { Caller, Services } from '../context.js';
-import { actor, body, parse, route, target, type KCtx } from '../http.js';
+import { actor, auditSuccess, body, type KCtx, parse, pathId, route } from '../http.js';
 import { requireStepUp } from '../services/totp.js';
 
 
@@ -25,27 +25,24 @@ export function auditProofRoutes(router: Router, services: Services): void {
   const { audit } = services;
 
   const guard = async (ctx: KCtx, caller: Caller): Promise<string> => {
-    const orgId = String(ctx.params.orgId);
-    target(ctx, 'org', orgId);
-    if (orgId !== caller.orgId) throw new ApiError(404, ErrorCode.NotFound, 'no such organisation');
-    if (!READERS.includes(caller.role)) throw new ApiError(403, ErrorCode.Forbidden, 'the audit trail is for admins and auditors');
+    const orgId = pathId(ctx, 'orgId', 'org');
+    if (orgId !== caller.orgId) throw new DomainError(ErrorCode.NotFound, 'no such organisation');
+    if (!READERS.includes(caller.role)) throw new DomainError(ErrorCode.Forbidden, 'the audit trail is for admins and auditors');
     await requireStepUp(services, caller);
     return orgId;
   };
   const head = async (wanted: number | undefined, what: string): Promise<SignedTreeHead> => {
     const found = await audit.treeHead(wanted);
-    if (!found) throw new ApiError(404, ErrorCode.NotFound, wanted === undefined ? 'no tree head has been signed yet' : `${what}: no tree head of size ${wanted} (GET …/audit/tree-heads lists them)`);
+    if (!found) throw new DomainError(ErrorCode.NotFound, wanted === undefined ? 'no tree head has been signed yet' : `${what}: no tree head of size ${wanted} (GET …/audit/tree-heads lists them)`);
     return found;
   };
-  const done = (ctx: KCtx, caller: Caller, orgId: string, action: string, details: Record<string, number>) =>
-    services.tx((trx) => audit.append(trx, { ...actor(ctx, caller), action, targetType: 'org', targetId: orgId, outcome: 'success', details }));
 
   route(router, services, 'get', '/api/v1/orgs/:orgId/audit/tree-heads', { action: 'audit.tree-heads' }, async (ctx, caller) => {
     const orgId = await guard(ctx, caller);
     const q = parse(HeadsQuery, ctx.query);
     const heads = await audit.treeHeads(q.after ?? 0, q.limit ?? 100);
     const latest = await audit.treeHead();
-    await done(ctx, caller, orgId, 'audit.tree-heads', { results: heads.length });
+    await auditSuccess(services, ctx, caller, 'org', orgId, { results: heads.length });
     ctx.body = { heads, latest } satisfies TreeHeadList;
   });
 
@@ -54,11 +51,11 @@ export function auditProofRoutes(router: Router, services: Services): void {
     const q = parse(InclusionQuery, ctx.query);
     const leaf = await audit.leaf(q.seq);
     // Another organisation's entry is as absent as a missing one: its leaf hash is not this reader's to see.
-    if (!leaf || leaf.orgId !== orgId) throw new ApiError(404, ErrorCode.NotFound, `no entry ${q.seq} in this organisation's trail`);
+    if (!leaf || leaf.orgId !== orgId) throw new DomainError(ErrorCode.NotFound, `no entry ${q.seq} in this organisation's trail`);
     const th = await head(q.size, 'size');
-    if (q.seq > th.size) throw new ApiError(400, ErrorCode.ValidationFailed, `seq: entry ${q.seq} is not in the tree of ${th.size} entries`);
+    if (q.seq > th.size) throw new DomainError(ErrorCode.ValidationFailed, `seq: entry ${q.seq} is not in the tree of ${th.size} entries`);
     const path = await audit.inclusionProof(q.seq, th.size);
-    await done(ctx, caller, orgId, 'audit.proof', { seq: q.seq, size: th.size });
+    await auditSuccess(services, ctx, caller, 'org', orgId, { seq: q.seq, size: th.size });
     ctx.body = { seq: q.seq, size: th.size, leafHash: leaf.leafHash, path, head: th } satisfies InclusionProof;
   });
 
@@ -66,10 +63,10 @@ export function auditProofRoutes(router: Router, services: Services): void {
     const orgId = await guard(ctx, caller);
     const q = parse(ConsistencyQuery, ctx.query);
     const to = await head(q.to, 'to');
-    if (q.from > to.size) throw new ApiError(400, ErrorCode.ValidationFailed, `from: ${q.from} is beyond the tree of ${to.size} entries`);
+    if (q.from > to.size) throw new DomainError(ErrorCode.ValidationFailed, `from: ${q.from} is beyond the tree of ${to.size} entries`);
     const from = await head(q.from, 'from');
     const path = await audit.consistencyProof(from.size, to.size);
-    await done(ctx, caller, orgId, 'audit.proof', { from: from.size, to: to.size });
+    await auditSuccess(services, ctx, caller, 'org', orgId, { from: from.size, to: to.size });
     ctx.body = { from, to, path } satisfies ConsistencyProof;
   });
 

@@ -4,9 +4,9 @@ import type Router from '@koa/router';
 import { PassThrough } from 'node:stream';
 import { z } from 'zod';
 import { ErrorCode, Id, type OrgRole } from '@kluis/shared';
-import { ApiError } from '../errors.js';
+import { DomainError } from '../domain-error.js';
 import type { Services } from '../context.js';
-import { actor, parse, route, target } from '../http.js';
+import { actor, auditSuccess, parse, pathId, route } from '../http.js';
 import { exportAudit } from '../audit/export.js';
 import type { AuditFilter } from '../audit/types.js';
 import { requireStepUp } from '../services/totp.js';
@@ -49,29 +49,27 @@ export function auditRoutes(router: Router, services: Services): void {
   });
 
   const guard = (orgId: string, callerOrg: string, role: OrgRole) => {
-    if (orgId !== callerOrg) throw new ApiError(404, ErrorCode.NotFound, 'no such organisation');
-    if (!READERS.includes(role)) throw new ApiError(403, ErrorCode.Forbidden, 'the audit trail is for admins and auditors');
+    if (orgId !== callerOrg) throw new DomainError(ErrorCode.NotFound, 'no such organisation');
+    if (!READERS.includes(role)) throw new DomainError(ErrorCode.Forbidden, 'the audit trail is for admins and auditors');
   };
 
   route(router, services, 'get', '/api/v1/orgs/:orgId/audit', { action: 'audit.search' }, async (ctx, caller) => {
-    const orgId = String(ctx.params.orgId);
-    target(ctx, 'org', orgId);
+    const orgId = pathId(ctx, 'orgId', 'org');
     guard(orgId, caller.orgId, caller.role);
     await requireStepUp(services, caller);
     const q = parse(AuditQuery, ctx.query);
     const entries = await audit.query(filterFor(orgId, q));
-    await services.tx((trx) => audit.append(trx, { ...actor(ctx, caller), action: 'audit.search', targetType: 'org', targetId: orgId, outcome: 'success', details: { results: entries.length } }));
+    await auditSuccess(services, ctx, caller, 'org', orgId, { results: entries.length });
     ctx.body = { entries, publicKey: audit.publicKey };
   });
 
   route(router, services, 'get', '/api/v1/orgs/:orgId/audit/export', { action: 'audit.export' }, async (ctx, caller) => {
-    const orgId = String(ctx.params.orgId);
-    target(ctx, 'org', orgId);
+    const orgId = pathId(ctx, 'orgId', 'org');
     guard(orgId, caller.orgId, caller.role);
     await requireStepUp(services, caller);
     const q = parse(AuditQuery, ctx.query);
     const format = q.format ?? 'json';
-    await services.tx((trx) => audit.append(trx, { ...actor(ctx, caller), action: 'audit.export', targetType: 'org', targetId: orgId, outcome: 'success', details: { format } }));
+    await auditSuccess(services, ctx, caller, 'org', orgId, { format });
     const body = new PassThrough();
     ctx.type = format === 'csv' ? 'text/csv; charset=utf-8' : 'application/json; charset=utf-8';
     ctx.attachment(`kluis-audit-${orgId}.${format}`);

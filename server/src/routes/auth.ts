@@ -5,10 +5,10 @@ import {
   ErrorCode, KDF_MODERATE, authKeyVerifier, checkAuthKey, fakeSalt, fromBase64Url, newId, tokenHash, verifyIdentity,
   PreloginRequest, SignupRequest, LoginRequest, type KdfParams,
 } from '@kluis/shared';
-import { ApiError } from '../errors.js';
+import { DomainError } from '../domain-error.js';
 import { defaultKdfFloor } from '../config.js';
 import type { Services } from '../context.js';
-import { actor, body, meta, parse, publicRoute, route, target } from '../http.js';
+import { auditSuccess, body, meta, parse, pathId, publicRoute, route, target } from '../http.js';
 import { createSession } from '../auth/sessions.js';
 import { EMAIL_POLICY, IP_POLICY, reserveAttempt } from '../auth/throttle.js';
 
@@ -47,25 +47,25 @@ export function authRoutes(router: Router, services: Services, serverSecret: Uin
     const req = parse(SignupRequest, body(ctx));
     const floor = kdfFloor(services);
     if (req.kdf.opsLimit < floor.opsLimit || req.kdf.memLimit < floor.memLimit) {
-      throw new ApiError(400, ErrorCode.WeakKdfParams, `KDF parameters below this server's floor (ops ${floor.opsLimit}, mem ${floor.memLimit})`);
+      throw new DomainError(ErrorCode.WeakKdfParams, `KDF parameters below this server's floor (ops ${floor.opsLimit}, mem ${floor.memLimit})`);
     }
     if (req.keyBundle.encPublicKey !== req.encPublicKey || req.keyBundle.signPublicKey !== req.signPublicKey) {
-      throw new ApiError(400, ErrorCode.ValidationFailed, 'the key bundle belongs to other public keys');
+      throw new DomainError(ErrorCode.ValidationFailed, 'the key bundle belongs to other public keys');
     }
     try {
       verifyIdentity({ encPublicKey: req.encPublicKey, signPublicKey: req.signPublicKey }, req.email, req.identitySig);
     } catch {
-      throw new ApiError(400, ErrorCode.BadSignature, 'the identity signature does not verify');
+      throw new DomainError(ErrorCode.BadSignature, 'the identity signature does not verify');
     }
     const now = Date.now();
     const result = await db.transaction(async (trx) => {
       const invite = await trx('invites').where({ token_hash: tokenHash(req.inviteToken) }).first();
       if (!invite || invite.used_at !== null || Number(invite.expires_at) <= now || invite.email !== req.email) {
-        throw new ApiError(403, ErrorCode.Forbidden, 'the invite is unknown, used, expired or for another e-mail address');
+        throw new DomainError(ErrorCode.Forbidden, 'the invite is unknown, used, expired or for another e-mail address');
       }
-      if (await trx('users').where({ email: req.email }).first('id')) throw new ApiError(409, ErrorCode.Conflict, 'an account with this e-mail address exists');
+      if (await trx('users').where({ email: req.email }).first('id')) throw new DomainError(ErrorCode.Conflict, 'an account with this e-mail address exists');
       // One main access admin per organisation (migration 010 enforces it too): a second such invite is refused here.
-      if (invite.role === 'main_admin' && await trx('users').where({ org_id: invite.org_id, role: 'main_admin' }).first('id')) throw new ApiError(409, ErrorCode.Conflict, 'this organisation has a main access admin');
+      if (invite.role === 'main_admin' && await trx('users').where({ org_id: invite.org_id, role: 'main_admin' }).first('id')) throw new DomainError(ErrorCode.Conflict, 'this organisation has a main access admin');
       const userId = newId();
       await trx('users').insert({
         id: userId, org_id: invite.org_id, email: req.email, role: invite.role, kdf_salt: req.kdf.salt, kdf_ops: req.kdf.opsLimit, kdf_mem: req.kdf.memLimit,
@@ -96,12 +96,12 @@ export function authRoutes(router: Router, services: Services, serverSecret: Uin
     const reserved = await reserveAttempt(services.tx, [{ key: emailKey, policy: EMAIL_POLICY }, { key: ipKey, policy: IP_POLICY }]);
     if ('waitMs' in reserved) {
       ctx.set('Retry-After', String(Math.ceil(reserved.waitMs / 1000)));
-      throw new ApiError(429, ErrorCode.RateLimited, `too many failed logins: try again in ${Math.ceil(reserved.waitMs / 60000)} minute(s)`);
+      throw new DomainError(ErrorCode.RateLimited, `too many failed logins: try again in ${Math.ceil(reserved.waitMs / 60000)} minute(s)`);
     }
     const { attempt } = reserved;
     if (!user || user.disabled_at !== null || !checkAuthKey(fromBase64Url(req.authKey), user.auth_verifier)) {
       await attempt.fail();
-      throw Object.assign(new ApiError(401, ErrorCode.Unauthenticated, 'wrong e-mail address or password'), { auditOutcome: 'failed' as const });
+      throw new DomainError(ErrorCode.Unauthenticated, 'wrong e-mail address or password', { auditOutcome: 'failed' });
     }
     let result;
     try {
@@ -131,7 +131,7 @@ export function authRoutes(router: Router, services: Services, serverSecret: Uin
   route(router, services, 'get', '/api/v1/me', { action: 'keys.bundle.read' }, async (ctx, caller) => {
     const user = await db('users as u').join('orgs as o', 'o.id', 'u.org_id').where('u.id', caller.userId)
       .first('u.id', 'u.email', 'u.role', 'u.org_id', 'o.name as orgName', 'u.enc_public_key', 'u.sign_public_key', 'u.identity_sig', 'u.key_bundle');
-    await services.tx((trx) => audit.append(trx, { orgId: caller.orgId, actorUserId: caller.userId, actorDeviceId: caller.deviceId, action: 'keys.bundle.read', targetType: 'user', targetId: caller.userId, outcome: 'success', ...meta(ctx) }));
+    await auditSuccess(services, ctx, caller, 'user', caller.userId);
     ctx.body = {
       userId: user.id, email: user.email, role: user.role, orgId: user.org_id, orgName: user.orgName, deviceId: caller.deviceId,
       encPublicKey: user.enc_public_key, signPublicKey: user.sign_public_key, identitySig: user.identity_sig, keyBundle: JSON.parse(user.key_bundle),
@@ -141,7 +141,7 @@ export function authRoutes(router: Router, services: Services, serverSecret: Uin
   route(router, services, 'get', '/api/v1/devices', { action: 'device.list' }, async (ctx, caller) => {
     const rows = await db('sessions').where({ user_id: caller.userId }).orderBy('created_at', 'asc')
       .select('id', 'device_name', 'created_at', 'last_seen_at', 'expires_at', 'revoked_at', 'client');
-    await services.tx((trx) => audit.append(trx, { ...actor(ctx, caller), action: 'device.list', targetType: 'user', targetId: caller.userId, outcome: 'success', details: { count: rows.length } }));
+    await auditSuccess(services, ctx, caller, 'user', caller.userId, { count: rows.length });
     ctx.body = {
       devices: rows.map((r) => ({
         deviceId: r.id, name: r.device_name, client: r.client, createdAt: Number(r.created_at), lastSeenAt: Number(r.last_seen_at),
@@ -151,12 +151,11 @@ export function authRoutes(router: Router, services: Services, serverSecret: Uin
   });
 
   route(router, services, 'delete', '/api/v1/devices/:deviceId', { action: 'device.revoke' }, async (ctx, caller) => {
-    const deviceId = String(ctx.params.deviceId);
-    target(ctx, 'device', deviceId);
+    const deviceId = pathId(ctx, 'deviceId', 'device');
     await db.transaction(async (trx) => {
       // Another user's device answers exactly like a missing one: nothing leaks.
       const n = await trx('sessions').where({ id: deviceId, user_id: caller.userId }).whereNull('revoked_at').update({ revoked_at: Date.now() });
-      if (n === 0) throw new ApiError(404, ErrorCode.NotFound, 'no such active device');
+      if (n === 0) throw new DomainError(ErrorCode.NotFound, 'no such active device');
       await audit.append(trx, { orgId: caller.orgId, actorUserId: caller.userId, actorDeviceId: caller.deviceId, action: 'device.revoke', targetType: 'device', targetId: deviceId, outcome: 'success', ...meta(ctx) });
     });
     services.events.endSessions({ userId: caller.userId, deviceId });

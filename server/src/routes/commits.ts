@@ -2,13 +2,14 @@
 import type Router from '@koa/router';
 import { PassThrough } from 'node:stream';
 import { CommitRequest, ErrorCode, fromBase64Url, verifyWrapSignature, type CommitVersion, type FileKeyWrap } from '@kluis/shared';
-import { ApiError } from '../errors.js';
+import { DomainError } from '../domain-error.js';
 import type { Services } from '../context.js';
 import type { ChangeEvent } from '../events.js';
-import { actor, body, parse, route, target, type KCtx } from '../http.js';
+import { actor, auditSuccess, body, type KCtx, parse, pathId, route } from '../http.js';
 import { refuseIfFrozen, spaceAccess } from '../services/access.js';
 import type { Tx } from '../db/db.js';
 import { isPostgres } from '../db/postgres.js';
+import { inList } from '../db/hot-reads.js';
 import { requestUploads } from '../services/requests.js';
 
 const IN_BATCH = 500;
@@ -24,7 +25,7 @@ function intQuery(ctx: KCtx, name: string, fallback: number, min: number, max: n
   if (raw === undefined) return fallback;
   const n = Number(raw);
   if (typeof raw !== 'string' || !/^\d+$/.test(raw) || !Number.isSafeInteger(n) || n < min || n > max) {
-    throw new ApiError(400, ErrorCode.ValidationFailed, `${name}: an integer from ${min} to ${max}`);
+    throw new DomainError(ErrorCode.ValidationFailed, `${name}: an integer from ${min} to ${max}`);
   }
   return n;
 }
@@ -60,7 +61,7 @@ export async function commitBatch(trx: Tx, services: Services, author: CommitAut
   const now = Date.now();
   const fileIds = [...new Set(versions.map((v) => v.fileId))];
   const versionIds = versions.map((v) => v.versionId);
-  if (new Set(versionIds).size !== versionIds.length) throw new ApiError(400, ErrorCode.ValidationFailed, 'versions: a versionId appears twice');
+  if (new Set(versionIds).size !== versionIds.length) throw new DomainError(ErrorCode.ValidationFailed, 'versions: a versionId appears twice');
 
   const files = new Map<string, { space_id: string; head_version_id: string | null; wrapEpoch: number }>();
   for (const part of chunked(fileIds)) {
@@ -82,7 +83,7 @@ export async function commitBatch(trx: Tx, services: Services, author: CommitAut
   const heads = new Map<string, string | null>();
   const wrapEpochs = new Map<string, number>();
   for (const v of versions) {
-    if (v.keyEpoch !== keyEpoch) throw new ApiError(409, ErrorCode.Conflict, `versions: keyEpoch must be the space's current epoch ${keyEpoch}`);
+    if (v.keyEpoch !== keyEpoch) throw new DomainError(ErrorCode.Conflict, `versions: keyEpoch must be the space's current epoch ${keyEpoch}`);
     const known = files.get(v.fileId);
     if (known && known.space_id !== spaceId) {
       conflicts.push({ fileId: v.fileId, versionId: v.versionId, reason: 'file_in_other_space', head: null });
@@ -105,16 +106,16 @@ export async function commitBatch(trx: Tx, services: Services, author: CommitAut
     }
     const wrapEpoch = wrapEpochs.get(v.fileId) ?? known?.wrapEpoch ?? 0;
     if (wrapEpoch < keyEpoch) {
-      if (!v.fileKeyWrap) throw new ApiError(400, ErrorCode.ValidationFailed, `versions: fileKeyWrap is required for file ${v.fileId} (new file or new key epoch)`);
+      if (!v.fileKeyWrap) throw new DomainError(ErrorCode.ValidationFailed, `versions: fileKeyWrap is required for file ${v.fileId} (new file or new key epoch)`);
       checkFileWrap(v.fileKeyWrap, { spaceId, keyEpoch, fileId: v.fileId, recipient: epochPublicKey, signer });
       wrapEpochs.set(v.fileId, keyEpoch);
     } else if (v.fileKeyWrap) {
-      throw new ApiError(400, ErrorCode.ValidationFailed, `versions: file ${v.fileId} already has a key for epoch ${keyEpoch}`);
+      throw new DomainError(ErrorCode.ValidationFailed, `versions: file ${v.fileId} already has a key for epoch ${keyEpoch}`);
     }
     heads.set(v.fileId, v.versionId);
   }
   if (conflicts.length) {
-    throw Object.assign(new ApiError(409, ErrorCode.Conflict, `${conflicts.length} version(s) conflict with the server's history`), { extra: { conflicts } });
+    throw new DomainError(ErrorCode.Conflict, `${conflicts.length} version(s) conflict with the server's history`, { extra: { conflicts } });
   }
 
   // Every chunk must be stored in this space before a version may name it.
@@ -125,7 +126,7 @@ export async function commitBatch(trx: Tx, services: Services, author: CommitAut
   }
   const missing = wanted.filter((id) => !lengths.has(id));
   if (missing.length) {
-    throw Object.assign(new ApiError(409, ErrorCode.MissingChunks, `${missing.length} chunk(s) are not uploaded`), { extra: { missing: missing.slice(0, 10_000) } });
+    throw new DomainError(ErrorCode.MissingChunks, `${missing.length} chunk(s) are not uploaded`, { extra: { missing: missing.slice(0, 10_000) } });
   }
 
   let seq = Number(space.seq);
@@ -158,13 +159,13 @@ export async function commitBatch(trx: Tx, services: Services, author: CommitAut
 
 function checkFileWrap(wrap: FileKeyWrap, expect: { spaceId: string; keyEpoch: number; fileId: string; recipient: string; signer: string }): void {
   if (wrap.spaceId !== expect.spaceId || wrap.keyEpoch !== expect.keyEpoch || wrap.fileId !== expect.fileId || wrap.recipient !== expect.recipient) {
-    throw new ApiError(400, ErrorCode.ValidationFailed, `fileKeyWrap for ${expect.fileId}: must be sealed to the space key of epoch ${expect.keyEpoch} for this file`);
+    throw new DomainError(ErrorCode.ValidationFailed, `fileKeyWrap for ${expect.fileId}: must be sealed to the space key of epoch ${expect.keyEpoch} for this file`);
   }
-  if (wrap.signer !== expect.signer) throw new ApiError(400, ErrorCode.ValidationFailed, `fileKeyWrap for ${expect.fileId}: must be signed by you`);
+  if (wrap.signer !== expect.signer) throw new DomainError(ErrorCode.ValidationFailed, `fileKeyWrap for ${expect.fileId}: must be signed by you`);
   try {
     verifyWrapSignature(wrap);
   } catch {
-    throw new ApiError(400, ErrorCode.BadSignature, `fileKeyWrap for ${expect.fileId}: the signature does not verify`);
+    throw new DomainError(ErrorCode.BadSignature, `fileKeyWrap for ${expect.fileId}: the signature does not verify`);
   }
 }
 
@@ -179,8 +180,9 @@ function versionView(r: Record<string, unknown>) {
 
 async function fileWraps(services: Services, fileIds: string[]): Promise<Record<string, unknown[]>> {
   const out: Record<string, unknown[]> = {};
-  for (const part of chunked(fileIds)) {
-    for (const w of await services.read('file_key_wraps').whereIn('file_id', part).orderBy('key_epoch').select('file_id', 'wrap')) {
+  for (const part of chunked(fileIds, 512)) {
+    const { marks, bindings } = inList(part);
+    for (const w of await services.hot.all<{ file_id: string; wrap: string }>(`SELECT file_id, wrap FROM file_key_wraps WHERE file_id IN (${marks}) ORDER BY key_epoch`, bindings)) {
       (out[w.file_id] ??= []).push(JSON.parse(w.wrap));
     }
   }
@@ -192,11 +194,10 @@ export function commitRoutes(router: Router, services: Services): void {
   const { read, audit, events } = services;
 
   route(router, services, 'post', '/api/v1/spaces/:spaceId/commits', { action: 'commit.create' }, async (ctx, caller) => {
-    const spaceId = String(ctx.params.spaceId);
-    target(ctx, 'space', spaceId);
-    await spaceAccess(read, caller, spaceId, 'editor');
+    const spaceId = pathId(ctx, 'spaceId', 'space');
+    await spaceAccess(services.hot, caller, spaceId, 'editor');
     const req = parse(CommitRequest, body(ctx));
-    const signer = (await read('users').where({ id: caller.userId }).first('sign_public_key')).sign_public_key as string;
+    const signer = (await services.hot.first<{ sign_public_key: string }>('SELECT sign_public_key FROM users WHERE id = ?', [caller.userId]))!.sign_public_key;
     // Group commit: concurrent commits (and audit entries of reads) share one COMMIT; each in its own savepoint.
     const result = await services.tx(async (trx) => {
       // Inside the transaction: an offboarding that freezes the space commits before or after this, never between.
@@ -211,38 +212,35 @@ export function commitRoutes(router: Router, services: Services): void {
   });
 
   route(router, services, 'get', '/api/v1/spaces/:spaceId/changes', { action: 'changes.read' }, async (ctx, caller) => {
-    const spaceId = String(ctx.params.spaceId);
-    target(ctx, 'space', spaceId);
-    const { space } = await spaceAccess(read, caller, spaceId, 'viewer');
+    const spaceId = pathId(ctx, 'spaceId', 'space');
+    const { space } = await spaceAccess(services.hot, caller, spaceId, 'viewer');
     const since = intQuery(ctx, 'since', 0, 0, Number.MAX_SAFE_INTEGER);
     const limit = intQuery(ctx, 'limit', 1000, 1, 5000);
-    const rows = await read('versions').where({ space_id: spaceId }).andWhere('seq', '>', since).orderBy('seq').limit(limit).select('*');
+    const rows = await services.hot.all<Record<string, unknown>>('SELECT * FROM versions WHERE space_id = ? AND seq > ? ORDER BY seq LIMIT ?', [spaceId, since, limit]);
     const changes = rows.map(versionView);
     const wraps = await fileWraps(services, [...new Set(changes.map((c) => c.fileId as string))]);
     const last = changes.length ? changes[changes.length - 1]!.seq : since;
-    await services.tx((trx) => audit.append(trx, { ...actor(ctx, caller), action: 'changes.read', targetType: 'space', targetId: spaceId, outcome: 'success', details: { since, count: changes.length } }));
+    await auditSuccess(services, ctx, caller, 'space', spaceId, { since, count: changes.length });
     const fileIds = [...new Set(changes.map((c) => c.fileId as string))];
-    ctx.body = { spaceId, head: space.seq, next: last, more: last < space.seq, changes, fileKeyWraps: wraps, uploads: await requestUploads(read, fileIds) };
+    ctx.body = { spaceId, head: space.seq, next: last, more: last < space.seq, changes, fileKeyWraps: wraps, uploads: await requestUploads(services.hot, fileIds) };
   });
 
   route(router, services, 'get', '/api/v1/spaces/:spaceId/files/:fileId/versions', { action: 'versions.read' }, async (ctx, caller) => {
     const spaceId = String(ctx.params.spaceId);
-    const fileId = String(ctx.params.fileId);
-    target(ctx, 'file', fileId);
-    await spaceAccess(read, caller, spaceId, 'viewer');
+    const fileId = pathId(ctx, 'fileId', 'file');
+    await spaceAccess(services.hot, caller, spaceId, 'viewer');
     const rows = await read('versions').where({ space_id: spaceId, file_id: fileId }).orderBy('seq', 'desc').select('*');
-    if (!rows.length) throw new ApiError(404, ErrorCode.NotFound, 'no such file');
-    await services.tx((trx) => audit.append(trx, { ...actor(ctx, caller), action: 'versions.read', targetType: 'file', targetId: fileId, outcome: 'success', details: { spaceId, count: rows.length } }));
-    ctx.body = { fileId, versions: rows.map(versionView), fileKeyWraps: (await fileWraps(services, [fileId]))[fileId] ?? [], uploads: await requestUploads(read, [fileId]) };
+    if (!rows.length) throw new DomainError(ErrorCode.NotFound, 'no such file');
+    await auditSuccess(services, ctx, caller, 'file', fileId, { spaceId, count: rows.length });
+    ctx.body = { fileId, versions: rows.map(versionView), fileKeyWraps: (await fileWraps(services, [fileId]))[fileId] ?? [], uploads: await requestUploads(services.hot, [fileId]) };
   });
 
   route(router, services, 'get', '/api/v1/spaces/:spaceId/trash', { action: 'trash.read' }, async (ctx, caller) => {
-    const spaceId = String(ctx.params.spaceId);
-    target(ctx, 'space', spaceId);
-    await spaceAccess(read, caller, spaceId, 'viewer');
+    const spaceId = pathId(ctx, 'spaceId', 'space');
+    await spaceAccess(services.hot, caller, spaceId, 'viewer');
     const rows = await read('files as f').join('versions as v', 'v.id', 'f.head_version_id').where('f.space_id', spaceId).andWhere('v.deleted', true).whereNull('v.expired_at')
       .orderBy('v.seq', 'desc').select('v.*');
-    await services.tx((trx) => audit.append(trx, { ...actor(ctx, caller), action: 'trash.read', targetType: 'space', targetId: spaceId, outcome: 'success', details: { count: rows.length } }));
+    await auditSuccess(services, ctx, caller, 'space', spaceId, { count: rows.length });
     ctx.body = { spaceId, deleted: rows.map(versionView) };
   });
 
@@ -290,10 +288,10 @@ export function commitRoutes(router: Router, services: Services): void {
     let loaded: Set<string>;
     try {
       const session = await read('sessions').where({ id: caller.deviceId }).first('revoked_at');
-      if (!session || session.revoked_at !== null) throw new ApiError(401, ErrorCode.Unauthenticated, 'this device was signed out');
+      if (!session || session.revoked_at !== null) throw new DomainError(ErrorCode.Unauthenticated, 'this device was signed out');
       loaded = await loadSpaces();
       heads = await read('spaces').whereIn('id', [...loaded]).select('id', 'seq');
-      await services.tx((trx) => audit.append(trx, { ...actor(ctx, caller), action: 'events.subscribe', targetType: 'device', targetId: caller.deviceId, outcome: 'success', details: { spaces: loaded.size } }));
+      await auditSuccess(services, ctx, caller, 'device', caller.deviceId, { spaces: loaded.size });
     } catch (err) {
       unregister();
       throw err;

@@ -3,18 +3,17 @@
 // device calls with its own token after it was signed out: the wipe check and the signed wipe report.
 import type Router from '@koa/router';
 import { DeviceKeyRequest, DeviceRevokeRequest, ErrorCode, WipeReportRequest } from '@kluis/shared';
-import { ApiError } from '../errors.js';
+import { DomainError } from '../domain-error.js';
 import type { Caller, Services } from '../context.js';
-import { actor, body, meta, parse, publicRoute, route, target, type KCtx } from '../http.js';
+import { actor, auditSuccess, body, type KCtx, meta, parse, pathId, publicRoute, route, target } from '../http.js';
 import { bearer } from '../auth/sessions.js';
 import { checkWipe, listOrgDevices, recordWipeReport, registerDeviceKey, requireDeviceAdmin, revokeDevice, wipeReportOf } from '../services/devices.js';
 import { requireStepUp } from '../services/totp.js';
 
 /** The organisation in the path must be the caller's; another answers 404 (as routes/orgs.ts does). */
 function ownOrg(ctx: KCtx, caller: Caller): string {
-  const orgId = String(ctx.params.orgId);
-  target(ctx, 'org', orgId);
-  if (orgId !== caller.orgId) throw new ApiError(404, ErrorCode.NotFound, 'no such organisation');
+  const orgId = pathId(ctx, 'orgId', 'org');
+  if (orgId !== caller.orgId) throw new DomainError(ErrorCode.NotFound, 'no such organisation');
   return orgId;
 }
 
@@ -26,14 +25,13 @@ export function deviceRoutes(router: Router, services: Services): void {
     requireDeviceAdmin(caller);
     await requireStepUp(services, caller);
     const devices = await listOrgDevices(db, orgId, caller);
-    await services.tx((trx) => audit.append(trx, { ...actor(ctx, caller), action: 'device.admin.list', targetType: 'org', targetId: orgId, outcome: 'success', details: { count: devices.length } }));
+    await auditSuccess(services, ctx, caller, 'org', orgId, { count: devices.length });
     ctx.body = { devices };
   });
 
   route(router, services, 'post', '/api/v1/orgs/:orgId/devices/:deviceId/revoke', { action: 'device.admin.revoke' }, async (ctx, caller) => {
     const orgId = ownOrg(ctx, caller);
-    const deviceId = String(ctx.params.deviceId);
-    target(ctx, 'device', deviceId);
+    const deviceId = pathId(ctx, 'deviceId', 'device');
     requireDeviceAdmin(caller);
     await requireStepUp(services, caller);
     const { wipe } = parse(DeviceRevokeRequest, body(ctx));
@@ -51,10 +49,9 @@ export function deviceRoutes(router: Router, services: Services): void {
   });
 
   route(router, services, 'get', '/api/v1/devices/:deviceId/wipe-report', { action: 'device.wipe.read' }, async (ctx, caller) => {
-    const deviceId = String(ctx.params.deviceId);
-    target(ctx, 'device', deviceId);
+    const deviceId = pathId(ctx, 'deviceId', 'device');
     const record = await wipeReportOf(db, caller, deviceId);
-    await services.tx((trx) => audit.append(trx, { ...actor(ctx, caller), action: 'device.wipe.read', targetType: 'device', targetId: deviceId, outcome: 'success' }));
+    await auditSuccess(services, ctx, caller, 'device', deviceId);
     ctx.body = record;
   });
 
@@ -70,7 +67,7 @@ export function deviceRoutes(router: Router, services: Services): void {
 
   publicRoute(router, 'post', '/api/v1/device-wipe/report', 'device.wipe.report', async (ctx) => {
     const token = bearer(ctx);
-    if (!token) throw new ApiError(401, ErrorCode.Unauthenticated, 'the device\'s session token is required');
+    if (!token) throw new DomainError(ErrorCode.Unauthenticated, 'the device\'s session token is required');
     const req = parse(WipeReportRequest, body(ctx));
     ctx.body = await db.transaction((trx) => recordWipeReport(trx, audit, { token, report: req.report, signature: req.signature }, meta(ctx), setOrg(ctx)));
   });

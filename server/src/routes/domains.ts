@@ -2,9 +2,9 @@
 // with services/admin-scope.ts and call services/domains.ts; another organisation's ids answer 404.
 import type Router from '@koa/router';
 import { DomainAdminRequest, DomainRequest, ErrorCode, RemovalRequest, SpaceDomainRequest } from '@kluis/shared';
-import { ApiError } from '../errors.js';
+import { DomainError } from '../domain-error.js';
 import type { Caller, Services } from '../context.js';
-import { actor, body, parse, route, target, type KCtx } from '../http.js';
+import { actor, auditSuccess, body, type KCtx, parse, pathId, route } from '../http.js';
 import { ownOrg } from './orgs.js';
 import { adminScope, requireAdminister, type AdminScope } from '../services/admin-scope.js';
 import { requireStepUp } from '../services/totp.js';
@@ -26,14 +26,12 @@ export async function adminContext(services: Services, ctx: KCtx, caller: Caller
 
 export function domainRoutes(router: Router, services: Services): void {
   const { db, audit } = services;
-  const readAudit = (ctx: KCtx, caller: Caller, action: string, targetType: string, targetId: string, details?: Record<string, number>) =>
-    services.tx((trx) => audit.append(trx, { ...actor(ctx, caller), action, targetType, targetId, outcome: 'success', ...(details ? { details } : {}) }));
 
   route(router, services, 'get', '/api/v1/orgs/:orgId/domains', { action: 'domain.list' }, async (ctx, caller) => {
     const { orgId, scope } = await adminContext(services, ctx, caller);
     if (scope.role !== 'domain_admin') requireAdminister(scope, { kind: 'org' });
     const domains = await listDomains(db, orgId, scope.role === 'domain_admin' ? scope.domains : undefined);
-    await readAudit(ctx, caller, 'domain.list', 'org', orgId, { count: domains.length });
+    await auditSuccess(services, ctx, caller, 'org', orgId, { count: domains.length });
     ctx.body = { domains };
   });
 
@@ -47,8 +45,7 @@ export function domainRoutes(router: Router, services: Services): void {
 
   route(router, services, 'patch', '/api/v1/orgs/:orgId/domains/:domainId', { action: 'domain.rename' }, async (ctx, caller) => {
     const { scope, who, orgId } = await adminContext(services, ctx, caller);
-    const domainId = String(ctx.params.domainId);
-    target(ctx, 'domain', domainId);
+    const domainId = pathId(ctx, 'domainId', 'domain');
     await findDomain(db, orgId, domainId);
     requireAdminister(scope, { kind: 'org' });
     const { name } = parse(DomainRequest, body(ctx));
@@ -58,8 +55,7 @@ export function domainRoutes(router: Router, services: Services): void {
 
   route(router, services, 'delete', '/api/v1/orgs/:orgId/domains/:domainId', { action: 'domain.delete' }, async (ctx, caller) => {
     const { scope, who, orgId } = await adminContext(services, ctx, caller);
-    const domainId = String(ctx.params.domainId);
-    target(ctx, 'domain', domainId);
+    const domainId = pathId(ctx, 'domainId', 'domain');
     await findDomain(db, orgId, domainId);
     requireAdminister(scope, { kind: 'org' });
     await deleteDomain(db, audit, who, domainId);
@@ -68,8 +64,7 @@ export function domainRoutes(router: Router, services: Services): void {
 
   route(router, services, 'post', '/api/v1/orgs/:orgId/domains/:domainId/admins', { action: 'domain.admin.appoint' }, async (ctx, caller) => {
     const { scope, who, orgId } = await adminContext(services, ctx, caller);
-    const domainId = String(ctx.params.domainId);
-    target(ctx, 'domain', domainId);
+    const domainId = pathId(ctx, 'domainId', 'domain');
     await findDomain(db, orgId, domainId);
     requireAdminister(scope, { kind: 'org' });
     const { userId } = parse(DomainAdminRequest, body(ctx));
@@ -80,8 +75,7 @@ export function domainRoutes(router: Router, services: Services): void {
 
   route(router, services, 'delete', '/api/v1/orgs/:orgId/domains/:domainId/admins/:userId', { action: 'domain.admin.remove' }, async (ctx, caller) => {
     const { scope, who, orgId } = await adminContext(services, ctx, caller);
-    const domainId = String(ctx.params.domainId);
-    target(ctx, 'domain', domainId);
+    const domainId = pathId(ctx, 'domainId', 'domain');
     await findDomain(db, orgId, domainId);
     requireAdminister(scope, { kind: 'org' });
     await removeDomainAdmin(db, audit, who, domainId, String(ctx.params.userId));
@@ -98,25 +92,23 @@ export function domainRoutes(router: Router, services: Services): void {
       requireAdminister(scope, { kind: 'org' });
     }
     const spaces = await adminSpaces(db, orgId, domainId !== undefined ? [domainId] : scope.role === 'domain_admin' ? [...scope.domains] : undefined);
-    await readAudit(ctx, caller, 'admin.space.list', domainId !== undefined ? 'domain' : 'org', domainId ?? orgId, { count: spaces.length });
+    await auditSuccess(services, ctx, caller, domainId !== undefined ? 'domain' : 'org', domainId ?? orgId, { count: spaces.length });
     ctx.body = { spaces };
   });
 
   route(router, services, 'get', '/api/v1/orgs/:orgId/spaces/:spaceId/members', { action: 'admin.space.members' }, async (ctx, caller) => {
     const { orgId, scope } = await adminContext(services, ctx, caller);
-    const spaceId = String(ctx.params.spaceId);
-    target(ctx, 'space', spaceId);
+    const spaceId = pathId(ctx, 'spaceId', 'space');
     const space = await findSpace(db, orgId, spaceId);
     requireAdminister(scope, { kind: 'space', domainId: space.domainId });
     const members = await adminMembers(db, spaceId);
-    await readAudit(ctx, caller, 'admin.space.members', 'space', spaceId, { count: members.length });
+    await auditSuccess(services, ctx, caller, 'space', spaceId, { count: members.length });
     ctx.body = { spaceId, members };
   });
 
   route(router, services, 'put', '/api/v1/orgs/:orgId/spaces/:spaceId/domain', { action: 'space.domain.set' }, async (ctx, caller) => {
     const { orgId, scope, who } = await adminContext(services, ctx, caller);
-    const spaceId = String(ctx.params.spaceId);
-    target(ctx, 'space', spaceId);
+    const spaceId = pathId(ctx, 'spaceId', 'space');
     await findSpace(db, orgId, spaceId);
     requireAdminister(scope, { kind: 'org' });
     const { domainId } = parse(SpaceDomainRequest, body(ctx));
@@ -127,12 +119,11 @@ export function domainRoutes(router: Router, services: Services): void {
   // A member's removal, asked by an admin: recorded as pending; a manager's client signs it and rotates the key.
   route(router, services, 'post', '/api/v1/orgs/:orgId/spaces/:spaceId/removals', { action: 'space.removal.request' }, async (ctx, caller) => {
     const { orgId, scope, who } = await adminContext(services, ctx, caller);
-    const spaceId = String(ctx.params.spaceId);
-    target(ctx, 'space', spaceId);
+    const spaceId = pathId(ctx, 'spaceId', 'space');
     const space = await findSpace(db, orgId, spaceId);
     requireAdminister(scope, { kind: 'space', domainId: space.domainId });
     const { userId } = parse(RemovalRequest, body(ctx));
-    if (userId === caller.userId) throw new ApiError(409, ErrorCode.Conflict, 'you leave a space through its managers, not as its admin');
+    if (userId === caller.userId) throw new DomainError(ErrorCode.Conflict, 'you leave a space through its managers, not as its admin');
     const { managers } = await requestRemoval(db, audit, who, spaceId, userId);
     // Their streams end (the reconnect no longer hears of the space's changes: they are refused it), managers hear.
     services.events.membershipChanged(spaceId, userId);

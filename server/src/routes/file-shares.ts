@@ -5,9 +5,9 @@ import type Router from '@koa/router';
 import { Readable } from 'node:stream';
 import { z } from 'zod';
 import { CreateFileShareRequest, ErrorCode, SharedChunksRequest, frameStream } from '@kluis/shared';
-import { ApiError } from '../errors.js';
+import { DomainError } from '../domain-error.js';
 import type { Services } from '../context.js';
-import { actor, body, parse, route, target, type KCtx } from '../http.js';
+import { actor, auditSuccess, body, type KCtx, parse, route, target } from '../http.js';
 import { authoriseSharedChunks, receivedShare, revokeShare, shareFile, sharedWithMe, spaceShares } from '../services/file-shares.js';
 
 const IdParam = z.string().regex(/^[A-Za-z0-9_-]{22}$/, 'must be a 16-byte base64url id');
@@ -17,7 +17,7 @@ const SharesQuery = z.object({ fileId: IdParam.optional() });
 function idParam(ctx: KCtx, name: string, type: string): string {
   const id = String(ctx.params[name]);
   target(ctx, type, id.slice(0, 64));
-  if (!IdParam.safeParse(id).success) throw new ApiError(404, ErrorCode.NotFound, `no such ${type}`);
+  if (!IdParam.safeParse(id).success) throw new DomainError(ErrorCode.NotFound, `no such ${type}`);
   return id;
 }
 
@@ -36,7 +36,7 @@ export function fileShareRoutes(router: Router, services: Services): void {
     const spaceId = idParam(ctx, 'spaceId', 'space');
     const { fileId } = parse(SharesQuery, ctx.query);
     const shares = await spaceShares(services, caller, spaceId, fileId);
-    await services.tx((trx) => services.audit.append(trx, { ...actor(ctx, caller), action: 'share.list', targetType: 'space', targetId: spaceId, outcome: 'success', details: { count: shares.length, ...(fileId ? { fileId } : {}) } }));
+    await auditSuccess(services, ctx, caller, 'space', spaceId, { count: shares.length, ...(fileId ? { fileId } : {}) });
     ctx.body = { shares };
   });
 
@@ -44,7 +44,7 @@ export function fileShareRoutes(router: Router, services: Services): void {
     target(ctx, 'user', caller.userId);
     const answer = await sharedWithMe(services, caller);
     // One entry for the listing, naming every share it showed (each is a read of that share's manifest).
-    await services.tx((trx) => services.audit.append(trx, { ...actor(ctx, caller), action: 'shared.list', targetType: 'user', targetId: caller.userId, outcome: 'success', details: { count: answer.shares.length, shareIds: answer.shares.map((s) => s.shareId) } }));
+    await auditSuccess(services, ctx, caller, 'user', caller.userId, { count: answer.shares.length, shareIds: answer.shares.map((s) => s.shareId) });
     ctx.body = answer;
   });
 
@@ -54,7 +54,7 @@ export function fileShareRoutes(router: Router, services: Services): void {
     const { ids } = parse(SharedChunksRequest, body(ctx));
     await authoriseSharedChunks(services, share, ids);
     const batch = await services.chunks.getBatch(share.org_id, share.space_id, ids);
-    await services.tx((trx) => services.audit.append(trx, { ...actor(ctx, caller), action: 'shared.chunks', targetType: 'share', targetId: shareId, outcome: 'success', details: { spaceId: share.space_id, fileId: share.file_id, count: batch.count, bytes: batch.bytes } }));
+    await auditSuccess(services, ctx, caller, 'share', shareId, { spaceId: share.space_id, fileId: share.file_id, count: batch.count, bytes: batch.bytes });
     ctx.type = 'application/octet-stream';
     ctx.length = batch.framedBytes;
     ctx.body = Readable.from(frameStream(batch));

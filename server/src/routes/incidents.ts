@@ -7,9 +7,9 @@ import {
   ErrorCode, Id, IncidentAssignRequest, IncidentCloseRequest, IncidentEmptyRequest, IncidentEscalateRequest, IncidentNoteRequest, IncidentSettingsChange, IncidentStatus,
   type OrgRole,
 } from '@kluis/shared';
-import { ApiError } from '../errors.js';
+import { DomainError } from '../domain-error.js';
 import type { Caller, Services } from '../context.js';
-import { actor, body, parse, route, target, type KCtx } from '../http.js';
+import { actor, auditSuccess, body, type KCtx, parse, pathId, route } from '../http.js';
 import { canReadAudit } from '../services/admin-scope.js';
 import { requireStepUp } from '../services/totp.js';
 import { findIncident, incidentDetail, listIncidents, loadSettings } from '../incidents/store.js';
@@ -26,18 +26,16 @@ export function incidentRoutes(router: Router, services: Services): void {
 
   /** The organisation of the path, if the caller reads its incidents (and passed 2-step verification where asked). */
   const guard = async (ctx: KCtx, caller: Caller, admins: OrgRole[] | null = null): Promise<string> => {
-    const orgId = String(ctx.params.orgId);
-    target(ctx, 'org', orgId);
-    if (orgId !== caller.orgId) throw new ApiError(404, ErrorCode.NotFound, 'no such organisation');
-    if (!canReadAudit(caller)) throw new ApiError(403, ErrorCode.Forbidden, 'incidents are for security advisors (auditors) and main and backup admins');
-    if (admins && !admins.includes(caller.role)) throw new ApiError(403, ErrorCode.Forbidden, 'the thresholds are changed by the main and backup admins');
+    const orgId = pathId(ctx, 'orgId', 'org');
+    if (orgId !== caller.orgId) throw new DomainError(ErrorCode.NotFound, 'no such organisation');
+    if (!canReadAudit(caller)) throw new DomainError(ErrorCode.Forbidden, 'incidents are for security advisors (auditors) and main and backup admins');
+    if (admins && !admins.includes(caller.role)) throw new DomainError(ErrorCode.Forbidden, 'the thresholds are changed by the main and backup admins');
     await requireStepUp(services, caller);
     return orgId;
   };
   const incidentParam = (ctx: KCtx): string => {
-    const id = String(ctx.params.incidentId);
-    target(ctx, 'incident', id);
-    if (!Id.safeParse(id).success) throw new ApiError(404, ErrorCode.NotFound, 'no such incident');
+    const id = pathId(ctx, 'incidentId', 'incident');
+    if (!Id.safeParse(id).success) throw new DomainError(ErrorCode.NotFound, 'no such incident');
     return id;
   };
 
@@ -45,7 +43,7 @@ export function incidentRoutes(router: Router, services: Services): void {
     const orgId = await guard(ctx, caller);
     const q = parse(ListQuery, ctx.query);
     const incidents = await listIncidents(services.db, orgId, q);
-    await services.tx((trx) => audit.append(trx, { ...actor(ctx, caller), action: 'incident.list', targetType: 'org', targetId: orgId, outcome: 'success', details: { count: incidents.length } }));
+    await auditSuccess(services, ctx, caller, 'org', orgId, { count: incidents.length });
     ctx.body = { incidents };
   });
 
@@ -54,9 +52,9 @@ export function incidentRoutes(router: Router, services: Services): void {
     parse(NoQuery, ctx.query);
     const incidentId = incidentParam(ctx);
     const incident = await findIncident(services.db, orgId, incidentId);
-    if (!incident) throw new ApiError(404, ErrorCode.NotFound, 'no such incident');
+    if (!incident) throw new DomainError(ErrorCode.NotFound, 'no such incident');
     const detail = await incidentDetail(services.db, incident);
-    await services.tx((trx) => audit.append(trx, { ...actor(ctx, caller), action: 'incident.read', targetType: 'incident', targetId: incidentId, outcome: 'success', details: { entries: detail.timeline.length } }));
+    await auditSuccess(services, ctx, caller, 'incident', incidentId, { entries: detail.timeline.length });
     ctx.body = detail;
   });
 
@@ -81,7 +79,7 @@ export function incidentRoutes(router: Router, services: Services): void {
     const orgId = await guard(ctx, caller);
     parse(NoQuery, ctx.query);
     const settings = await loadSettings(services.db, orgId);
-    await services.tx((trx) => audit.append(trx, { ...actor(ctx, caller), action: 'incident.settings.read', targetType: 'org', targetId: orgId, outcome: 'success' }));
+    await auditSuccess(services, ctx, caller, 'org', orgId);
     ctx.body = { settings };
   });
 

@@ -5,14 +5,14 @@ import type Router from '@koa/router';
 import { Readable } from 'node:stream';
 import { z } from 'zod';
 import { CreateFolderLinkRequest, CreateLinkRequest, ErrorCode, LinkAccessRequest, LinkChunksRequest, frameStream } from '@kluis/shared';
-import { ApiError } from '../errors.js';
 import type { Services } from '../context.js';
-import { actor, body, meta, parse, publicRoute, route, target, type KCtx } from '../http.js';
+import { actor, answerRefusal, auditSuccess, body, type KCtx, meta, parse, pathId, publicRoute, route, target } from '../http.js';
 import { kdfFloor } from './auth.js';
 import {
-  RetryLater, accessLink, auditAccessRefusal, authoriseChunks, chunksAuditEntry, createLink, findLink, listLinks, publicInfo, revokeLink,
+  accessLink, auditAccessRefusal, authoriseChunks, chunksAuditEntry, createLink, findLink, listLinks, publicInfo, revokeLink,
 } from '../services/links.js';
 import { createFolderLink } from '../services/folder-links.js';
+import { DomainError } from '../domain-error.js';
 
 export const IdParam = z.string().regex(/^[A-Za-z0-9_-]{22}$/, 'must be a 16-byte base64url id');
 const ListQuery = z.object({ spaceId: IdParam.optional() });
@@ -21,7 +21,7 @@ const ListQuery = z.object({ spaceId: IdParam.optional() });
 function linkParam(ctx: KCtx): string {
   const id = String(ctx.params.linkId);
   target(ctx, 'link', id.slice(0, 64));
-  if (!IdParam.safeParse(id).success) throw new ApiError(404, ErrorCode.NotFound, 'no such link');
+  if (!IdParam.safeParse(id).success) throw new DomainError(ErrorCode.NotFound, 'no such link');
   return id;
 }
 
@@ -33,8 +33,7 @@ export function bearer(ctx: KCtx): string | null {
 
 export function linkRoutes(router: Router, services: Services): void {
   route(router, services, 'post', '/api/v1/spaces/:spaceId/links', { action: 'link.create' }, async (ctx, caller) => {
-    const spaceId = String(ctx.params.spaceId);
-    target(ctx, 'space', spaceId);
+    const spaceId = pathId(ctx, 'spaceId', 'space');
     const req = parse(CreateLinkRequest, body(ctx));
     target(ctx, 'link', req.linkId);
     ctx.status = 201;
@@ -42,8 +41,7 @@ export function linkRoutes(router: Router, services: Services): void {
   });
 
   route(router, services, 'post', '/api/v1/spaces/:spaceId/folder-links', { action: 'link.create' }, async (ctx, caller) => {
-    const spaceId = String(ctx.params.spaceId);
-    target(ctx, 'space', spaceId);
+    const spaceId = pathId(ctx, 'spaceId', 'space');
     const req = parse(CreateFolderLinkRequest, body(ctx));
     target(ctx, 'link', req.linkId);
     ctx.status = 201;
@@ -54,7 +52,7 @@ export function linkRoutes(router: Router, services: Services): void {
     const { spaceId } = parse(ListQuery, ctx.query);
     target(ctx, spaceId ? 'space' : 'user', spaceId ?? caller.userId);
     const links = await listLinks(services, caller, spaceId);
-    await services.tx((trx) => services.audit.append(trx, { ...actor(ctx, caller), action: 'link.list', targetType: spaceId ? 'space' : 'user', targetId: spaceId ?? caller.userId, outcome: 'success', details: { count: links.length } }));
+    await auditSuccess(services, ctx, caller, spaceId ? 'space' : 'user', spaceId ?? caller.userId, { count: links.length });
     ctx.body = { links };
   });
 
@@ -84,11 +82,9 @@ export function linkRoutes(router: Router, services: Services): void {
       const { auth } = parse(LinkAccessRequest, body(ctx));
       ctx.body = await accessLink(services, link, auth, who);
     } catch (err) {
-      if (!(err instanceof ApiError)) throw err;
+      if (!(err instanceof DomainError)) throw err;
       await auditAccessRefusal(services, link, who, err);
-      if (err instanceof RetryLater) ctx.set('Retry-After', String(err.seconds));
-      ctx.status = err.status;
-      ctx.body = { error: { code: err.code, message: err.message }, ...err.extra };
+      answerRefusal(ctx, err);
     }
   });
 

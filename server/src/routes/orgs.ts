@@ -3,9 +3,9 @@
 import type Router from '@koa/router';
 import { z } from 'zod';
 import { Email, ErrorCode, InviteRequest, RoleChangeRequest, type OrgRole } from '@kluis/shared';
-import { ApiError } from '../errors.js';
+import { DomainError } from '../domain-error.js';
 import type { Caller, Services } from '../context.js';
-import { actor, body, parse, route, target, type KCtx } from '../http.js';
+import { actor, auditSuccess, body, type KCtx, parse, pathId, route, target } from '../http.js';
 import { insertInvite } from '../services/orgs.js';
 import { lookupPerson } from '../services/directory.js';
 import { requireStepUp } from '../services/totp.js';
@@ -14,14 +14,13 @@ const ADMINS: OrgRole[] = ['main_admin', 'backup_admin'];
 
 /** The organisation in the path must be the caller's; another organisation answers 404 (its existence is not revealed). */
 export function ownOrg(ctx: KCtx, caller: Caller): string {
-  const orgId = String(ctx.params.orgId);
-  target(ctx, 'org', orgId);
-  if (orgId !== caller.orgId) throw new ApiError(404, ErrorCode.NotFound, 'no such organisation');
+  const orgId = pathId(ctx, 'orgId', 'org');
+  if (orgId !== caller.orgId) throw new DomainError(ErrorCode.NotFound, 'no such organisation');
   return orgId;
 }
 
 function requireRole(caller: Caller, roles: OrgRole[]): void {
-  if (!roles.includes(caller.role)) throw new ApiError(403, ErrorCode.Forbidden, `this needs one of the roles: ${roles.join(', ')}`);
+  if (!roles.includes(caller.role)) throw new DomainError(ErrorCode.Forbidden, `this needs one of the roles: ${roles.join(', ')}`);
 }
 
 /** The address of a directory look-up, normalised as at sign-up (docs/crypto.md §0). */
@@ -33,7 +32,7 @@ export function orgRoutes(router: Router, services: Services): void {
   route(router, services, 'get', '/api/v1/orgs/:orgId', { action: 'org.read' }, async (ctx, caller) => {
     const orgId = ownOrg(ctx, caller);
     const org = await db('orgs').where({ id: orgId }).first('id', 'name', 'enterprise_number', 'created_at');
-    await services.tx((trx) => audit.append(trx, { ...actor(ctx, caller), action: 'org.read', targetType: 'org', targetId: orgId, outcome: 'success' }));
+    await auditSuccess(services, ctx, caller, 'org', orgId);
     ctx.body = { orgId: org.id, name: org.name, enterpriseNumber: org.enterprise_number, createdAt: Number(org.created_at) };
   });
 
@@ -42,8 +41,8 @@ export function orgRoutes(router: Router, services: Services): void {
     requireRole(caller, ADMINS);
     await requireStepUp(services, caller);
     const req = parse(InviteRequest, body(ctx));
-    if (req.role === 'main_admin') throw new ApiError(403, ErrorCode.Forbidden, 'an organisation has one main access admin');
-    if (req.role === 'backup_admin' && caller.role !== 'main_admin') throw new ApiError(403, ErrorCode.Forbidden, 'only the main access admin appoints backup admins');
+    if (req.role === 'main_admin') throw new DomainError(ErrorCode.Forbidden, 'an organisation has one main access admin');
+    if (req.role === 'backup_admin' && caller.role !== 'main_admin') throw new DomainError(ErrorCode.Forbidden, 'only the main access admin appoints backup admins');
     const invite = await db.transaction((trx) => insertInvite(trx, audit, { orgId, email: req.email, role: req.role, createdBy: caller.userId, accountsVisible: 'org' }, actor(ctx, caller)));
     ctx.status = 201;
     ctx.body = invite;
@@ -56,7 +55,7 @@ export function orgRoutes(router: Router, services: Services): void {
     requireRole(caller, [...ADMINS, 'auditor']);
     await requireStepUp(services, caller);
     const users = await db('users').where({ org_id: orgId }).orderBy('email').select('id', 'email', 'role', 'created_at', 'disabled_at');
-    await services.tx((trx) => audit.append(trx, { ...actor(ctx, caller), action: 'org.users.list', targetType: 'org', targetId: orgId, outcome: 'success', details: { count: users.length } }));
+    await auditSuccess(services, ctx, caller, 'org', orgId, { count: users.length });
     ctx.body = { users: users.map((u) => ({ userId: u.id, email: u.email, role: u.role, createdAt: Number(u.created_at), disabled: u.disabled_at !== null })) };
   });
 
@@ -64,15 +63,14 @@ export function orgRoutes(router: Router, services: Services): void {
     const orgId = ownOrg(ctx, caller);
     requireRole(caller, ADMINS);
     await requireStepUp(services, caller);
-    const userId = String(ctx.params.userId);
-    target(ctx, 'user', userId);
+    const userId = pathId(ctx, 'userId', 'user');
     const { role } = parse(RoleChangeRequest, body(ctx));
     await db.transaction(async (trx) => {
       const user = await trx('users').where({ id: userId, org_id: orgId }).first('id', 'role');
-      if (!user) throw new ApiError(404, ErrorCode.NotFound, 'no such user');
+      if (!user) throw new DomainError(ErrorCode.NotFound, 'no such user');
       // Delegating never removes the main admin's rights; only the main admin names backup admins.
-      if (user.role === 'main_admin' || role === 'main_admin') throw new ApiError(403, ErrorCode.Forbidden, 'the main access admin role cannot be given or taken here');
-      if ((role === 'backup_admin' || user.role === 'backup_admin') && caller.role !== 'main_admin') throw new ApiError(403, ErrorCode.Forbidden, 'only the main access admin appoints or removes backup admins');
+      if (user.role === 'main_admin' || role === 'main_admin') throw new DomainError(ErrorCode.Forbidden, 'the main access admin role cannot be given or taken here');
+      if ((role === 'backup_admin' || user.role === 'backup_admin') && caller.role !== 'main_admin') throw new DomainError(ErrorCode.Forbidden, 'only the main access admin appoints or removes backup admins');
       await trx('users').where({ id: userId }).update({ role });
       // Only domain admins administer domains (services/admin-scope.ts).
       if (role !== 'domain_admin') await trx('domain_admins').where({ user_id: userId }).delete();
@@ -85,12 +83,12 @@ export function orgRoutes(router: Router, services: Services): void {
     const email = typeof ctx.query.email === 'string' ? parse(DirectoryQuery, { email: ctx.query.email }).email : null;
     const userId = typeof ctx.query.userId === 'string' ? ctx.query.userId : null;
     const spaceId = typeof ctx.query.space === 'string' ? ctx.query.space : null;
-    if (!email && !userId) throw new ApiError(400, ErrorCode.ValidationFailed, 'query: email or userId is required');
-    if (spaceId !== null && !email) throw new ApiError(400, ErrorCode.ValidationFailed, 'query: space goes with email (people of other organisations are found by their exact address)');
+    if (!email && !userId) throw new DomainError(ErrorCode.ValidationFailed, 'query: email or userId is required');
+    if (spaceId !== null && !email) throw new DomainError(ErrorCode.ValidationFailed, 'query: space goes with email (people of other organisations are found by their exact address)');
     target(ctx, 'user', userId ?? null);
     const entry = await lookupPerson(db, caller, { email, userId, spaceId });
     const details = { by: email ? 'email' : 'userId', ...(entry.org ? { personOrgId: entry.org.orgId } : {}), ...(spaceId ? { spaceId } : {}) };
-    await services.tx((trx) => audit.append(trx, { ...actor(ctx, caller), action: 'directory.read', targetType: 'user', targetId: entry.userId, outcome: 'success', details }));
+    await auditSuccess(services, ctx, caller, 'user', entry.userId, details);
     ctx.body = entry;
   });
 }

@@ -3,9 +3,9 @@
 // offboarding tells the managers of each of their spaces' clients that a removal waits for them.
 import type Router from '@koa/router';
 import { ErrorCode } from '@kluis/shared';
-import { ApiError } from '../errors.js';
+import { DomainError } from '../domain-error.js';
 import type { Services } from '../context.js';
-import { actor, route, target } from '../http.js';
+import { auditSuccess, pathId, route } from '../http.js';
 import { adminContext } from './domains.js';
 import { canAdminister, personDomains, requireAdminister, type AdminScope } from '../services/admin-scope.js';
 import { blockPerson, findPerson, listPeople, offboardPerson, peopleOfDomains, unblockPerson, type PersonRow } from '../services/people.js';
@@ -16,7 +16,7 @@ async function requirePersonAct(db: Db, scope: AdminScope, person: PersonRow): P
   // A person's account belongs to the organisation, not to a domain: domain admins do not block or offboard.
   requireAdminister(scope, { kind: 'org' });
   requireAdminister(scope, { kind: 'person', userId: person.id, role: person.role, domainIds: await personDomains(db, person.id) });
-  if (person.id === scope.userId) throw new ApiError(409, ErrorCode.Conflict, 'you cannot do this to your own account');
+  if (person.id === scope.userId) throw new DomainError(ErrorCode.Conflict, 'you cannot do this to your own account');
 }
 
 export function peopleRoutes(router: Router, services: Services): void {
@@ -28,15 +28,14 @@ export function peopleRoutes(router: Router, services: Services): void {
     if (scope.role === 'domain_admin') only = await peopleOfDomains(db, [...scope.domains]);
     else requireAdminister(scope, { kind: 'org' });
     const people = await listPeople(db, orgId, only);
-    await services.tx((trx) => audit.append(trx, { ...actor(ctx, caller), action: 'person.list', targetType: 'org', targetId: orgId, outcome: 'success', details: { count: people.length } }));
+    await auditSuccess(services, ctx, caller, 'org', orgId, { count: people.length });
     ctx.body = { people };
   });
 
   for (const act of ['block', 'unblock', 'offboard'] as const) {
     route(router, services, 'post', `/api/v1/orgs/:orgId/people/:userId/${act}`, { action: `person.${act}` }, async (ctx, caller) => {
       const { orgId, scope, who } = await adminContext(services, ctx, caller);
-      const userId = String(ctx.params.userId);
-      target(ctx, 'user', userId);
+      const userId = pathId(ctx, 'userId', 'user');
       const person = await findPerson(db, orgId, userId);
       await requirePersonAct(db, scope, person);
       if (act === 'block') {
@@ -58,12 +57,11 @@ export function peopleRoutes(router: Router, services: Services): void {
   /** For the admin console and device acts: may the caller administer this person? (no change, audited as a read) */
   route(router, services, 'get', '/api/v1/orgs/:orgId/people/:userId', { action: 'person.read' }, async (ctx, caller) => {
     const { orgId, scope } = await adminContext(services, ctx, caller);
-    const userId = String(ctx.params.userId);
-    target(ctx, 'user', userId);
+    const userId = pathId(ctx, 'userId', 'user');
     const person = await findPerson(db, orgId, userId);
     if (!canAdminister(scope, { kind: 'person', userId, role: person.role, domainIds: await personDomains(db, userId) })) requireAdminister(scope, { kind: 'org' });
     const [view] = await listPeople(db, orgId, [userId]);
-    await services.tx((trx) => audit.append(trx, { ...actor(ctx, caller), action: 'person.read', targetType: 'user', targetId: userId, outcome: 'success' }));
+    await auditSuccess(services, ctx, caller, 'user', userId);
     ctx.body = view;
   });
 }

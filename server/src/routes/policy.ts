@@ -4,9 +4,9 @@
 import type Router from '@koa/router';
 import { ChangeClassRequest, ClassPolicy, CLASS_ORDER, ErrorCode, type ClassName } from '@kluis/shared';
 import { z } from 'zod';
-import { ApiError } from '../errors.js';
+import { DomainError } from '../domain-error.js';
 import type { Services } from '../context.js';
-import { actor, body, parse, route, target } from '../http.js';
+import { actor, auditSuccess, body, parse, pathId, route } from '../http.js';
 import { spaceAccess } from '../services/access.js';
 import { orgPolicies, setClassPolicy } from '../services/policy.js';
 import { raiseClass } from '../services/class-change.js';
@@ -20,19 +20,17 @@ export function policyRoutes(router: Router, services: Services): void {
   const { db, audit } = services;
 
   route(router, services, 'get', '/api/v1/orgs/:orgId/policy', { action: 'policy.read' }, async (ctx, caller) => {
-    const orgId = String(ctx.params.orgId);
-    target(ctx, 'org', orgId);
-    if (orgId !== caller.orgId) throw new ApiError(404, ErrorCode.NotFound, 'no such organisation');
+    const orgId = pathId(ctx, 'orgId', 'org');
+    if (orgId !== caller.orgId) throw new DomainError(ErrorCode.NotFound, 'no such organisation');
     const policies = await orgPolicies(db, orgId);
-    await services.tx((trx) => audit.append(trx, { ...actor(ctx, caller), action: 'policy.read', targetType: 'org', targetId: orgId, outcome: 'success' }));
+    await auditSuccess(services, ctx, caller, 'org', orgId);
     ctx.body = { orgId, policies };
   });
 
   route(router, services, 'put', '/api/v1/orgs/:orgId/policy/:classification', { action: 'policy.change' }, async (ctx, caller) => {
-    const orgId = String(ctx.params.orgId);
-    target(ctx, 'org', orgId);
-    if (orgId !== caller.orgId) throw new ApiError(404, ErrorCode.NotFound, 'no such organisation');
-    if (caller.role !== 'main_admin' && caller.role !== 'backup_admin') throw new ApiError(403, ErrorCode.Forbidden, 'only the main or a backup access admin changes the sharing policy');
+    const orgId = pathId(ctx, 'orgId', 'org');
+    if (orgId !== caller.orgId) throw new DomainError(ErrorCode.NotFound, 'no such organisation');
+    if (caller.role !== 'main_admin' && caller.role !== 'backup_admin') throw new DomainError(ErrorCode.Forbidden, 'only the main or a backup access admin changes the sharing policy');
     await requireStepUp(services, caller);
     const classification = parse(ClassParam, String(ctx.params.classification)) as ClassName;
     const req = parse(PolicyBody, body(ctx));
@@ -45,8 +43,7 @@ export function policyRoutes(router: Router, services: Services): void {
   });
 
   route(router, services, 'patch', '/api/v1/spaces/:spaceId', { action: 'space.class.change' }, async (ctx, caller) => {
-    const spaceId = String(ctx.params.spaceId);
-    target(ctx, 'space', spaceId);
+    const spaceId = pathId(ctx, 'spaceId', 'space');
     const { space } = await spaceAccess(db, caller, spaceId, 'manager');
     const { classification } = parse(ChangeClassRequest, body(ctx));
     // Refusals (lowering; what the space shares that the new class forbids) are audited as denied by the middleware.

@@ -8,12 +8,12 @@ import {
   DeviceName, Email, ErrorCode, KdfParamsSchema, KeyBundleSchema, Key32, Sig, authKeyVerifier, b64u, fakeRecoveryMaterial, fromBase64Url,
   newId, newRecoveryChallenge, tokenHash, verifyRecoveryReset, RECOVERY_CHALLENGE_BYTES,
 } from '@kluis/shared';
-import { ApiError } from '../errors.js';
 import type { Services } from '../context.js';
 import { body, meta, parse, publicRoute, target, type KCtx } from '../http.js';
 import { createSession } from '../auth/sessions.js';
 import { clearFailures, IP_POLICY, reserveAttempt, type Attempt, type ThrottleKey, type ThrottlePolicy } from '../auth/throttle.js';
 import { kdfFloor } from './auth.js';
+import { DomainError } from '../domain-error.js';
 
 /** A challenge is good for one `finish` within this time. */
 export const RECOVERY_CHALLENGE_TTL_MS = 10 * 60_000;
@@ -51,7 +51,7 @@ export function recoveryRoutes(router: Router, services: Services, serverSecret:
     const reserved = await reserveAttempt(services.tx, keys);
     if ('waitMs' in reserved) {
       ctx.set('Retry-After', String(Math.ceil(reserved.waitMs / 1000)));
-      throw new ApiError(429, ErrorCode.RateLimited, `too many password-reset attempts: try again in ${Math.ceil(reserved.waitMs / 60000)} minute(s)`);
+      throw new DomainError(ErrorCode.RateLimited, `too many password-reset attempts: try again in ${Math.ceil(reserved.waitMs / 60000)} minute(s)`);
     }
     return reserved.attempt;
   }
@@ -102,7 +102,7 @@ export function recoveryRoutes(router: Router, services: Services, serverSecret:
     const known = user && user.disabled_at === null ? user : null;
     const attempt = await reserve(ctx, [{ key: emailKey, policy: RECOVERY_FINISH_POLICY }, { key: ipKey, policy: IP_POLICY }]);
     /** Keeps the attempt counted; the caller throws the returned error (audited as failed by the error middleware). */
-    const failed = async (error: ApiError): Promise<ApiError> => {
+    const failed = async (error: DomainError): Promise<DomainError> => {
       await attempt.fail();
       error.auditOutcome = 'failed';
       return error;
@@ -123,16 +123,16 @@ export function recoveryRoutes(router: Router, services: Services, serverSecret:
     } catch {
       signed = false;
     }
-    if (!known || spent !== 1 || !signed) throw await failed(new ApiError(401, ErrorCode.Unauthenticated, RECOVERY_REFUSED));
+    if (!known || spent !== 1 || !signed) throw await failed(new DomainError(ErrorCode.Unauthenticated, RECOVERY_REFUSED));
     // Past this point the account's own key signed the request: the answers below can no longer tell anything to
     // someone who does not hold it.
     // The identity never changes in a reset: same public keys, only the password half is sealed anew.
     if (req.keyBundle.encPublicKey !== known.enc_public_key || req.keyBundle.signPublicKey !== known.sign_public_key) {
-      throw await failed(new ApiError(400, ErrorCode.ValidationFailed, 'keyBundle: the new key bundle belongs to other public keys'));
+      throw await failed(new DomainError(ErrorCode.ValidationFailed, 'keyBundle: the new key bundle belongs to other public keys'));
     }
     const floor = kdfFloor(services);
     if (req.kdf.opsLimit < floor.opsLimit || req.kdf.memLimit < floor.memLimit) {
-      throw await failed(new ApiError(400, ErrorCode.WeakKdfParams, `KDF parameters below this server's floor (ops ${floor.opsLimit}, mem ${floor.memLimit})`));
+      throw await failed(new DomainError(ErrorCode.WeakKdfParams, `KDF parameters below this server's floor (ops ${floor.opsLimit}, mem ${floor.memLimit})`));
     }
     let result;
     try {

@@ -6,8 +6,7 @@ import { z } from 'zod';
 import { CreateFileRequest, ErrorCode, REQUEST_MAX_UPLOAD_BYTES, RequestCommit, parseFrames } from '@kluis/shared';
 import { ApiError } from '../errors.js';
 import type { Services } from '../context.js';
-import { actor, body, meta, parse, publicRoute, route, target, type KCtx } from '../http.js';
-import { RetryLater } from '../services/links.js';
+import { actor, answerRefusal, auditSuccess, body, type KCtx, meta, parse, pathId, publicRoute, route, target } from '../http.js';
 import { IdParam, bearer } from './links.js';
 import {
   assertBudget, auditRefusal, authorise, commitUpload, countBytes, createRequest, findRequest, infoAuditEntry, listRequests, publicInfo, revokeRequest, throttle,
@@ -15,6 +14,7 @@ import {
 } from '../services/requests.js';
 import { DEFAULT_CHUNK_BATCH_LIMITS } from '../storage/chunks.js';
 import { binaryBody, declaredLength } from './chunks.js';
+import { DomainError } from '../domain-error.js';
 
 const ListQuery = z.object({ spaceId: IdParam.optional() });
 
@@ -22,7 +22,7 @@ const ListQuery = z.object({ spaceId: IdParam.optional() });
 function requestParam(ctx: KCtx): string {
   const id = String(ctx.params.requestId);
   target(ctx, 'filerequest', id.slice(0, 64));
-  if (!IdParam.safeParse(id).success) throw new ApiError(404, ErrorCode.NotFound, 'no such request');
+  if (!IdParam.safeParse(id).success) throw new DomainError(ErrorCode.NotFound, 'no such request');
   return id;
 }
 
@@ -38,21 +38,18 @@ function publicRequestRoute(router: Router, services: Services, method: 'get' | 
       await throttle(services, r, meta(ctx));
       await handler(ctx, r);
     } catch (err) {
-      if (!(err instanceof ApiError)) throw err;
+      if (!(err instanceof DomainError)) throw err;
       // The body of a refused upload is not read: the connection closes after the answer rather than draining it.
       if (ctx.req.readable && method === 'post') ctx.set('Connection', 'close');
       await auditRefusal(services, r, action, meta(ctx), err);
-      if (err instanceof RetryLater) ctx.set('Retry-After', String(err.seconds));
-      ctx.status = err.status;
-      ctx.body = { error: { code: err.code, message: err.message }, ...err.extra };
+      answerRefusal(ctx, err);
     }
   });
 }
 
 export function requestRoutes(router: Router, services: Services): void {
   route(router, services, 'post', '/api/v1/spaces/:spaceId/requests', { action: 'filerequest.create' }, async (ctx, caller) => {
-    const spaceId = String(ctx.params.spaceId);
-    target(ctx, 'space', spaceId);
+    const spaceId = pathId(ctx, 'spaceId', 'space');
     const req = parse(CreateFileRequest, body(ctx));
     target(ctx, 'filerequest', req.requestId);
     ctx.status = 201;
@@ -63,7 +60,7 @@ export function requestRoutes(router: Router, services: Services): void {
     const { spaceId } = parse(ListQuery, ctx.query);
     target(ctx, spaceId ? 'space' : 'user', spaceId ?? caller.userId);
     const requests = await listRequests(services, caller, spaceId);
-    await services.tx((trx) => services.audit.append(trx, { ...actor(ctx, caller), action: 'filerequest.list', targetType: spaceId ? 'space' : 'user', targetId: spaceId ?? caller.userId, outcome: 'success', details: { count: requests.length } }));
+    await auditSuccess(services, ctx, caller, spaceId ? 'space' : 'user', spaceId ?? caller.userId, { count: requests.length });
     ctx.body = { requests };
   });
 

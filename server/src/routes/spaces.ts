@@ -5,9 +5,9 @@ import {
   AddMemberRequest, ChangeMemberRequest, CreateSpaceRequest, ErrorCode, RemoveMemberRequest,
   type SpaceKeyWrap, type SpaceRole,
 } from '@kluis/shared';
-import { ApiError } from '../errors.js';
+import { DomainError } from '../domain-error.js';
 import type { Caller, Services } from '../context.js';
-import { actor, body, parse, route, target } from '../http.js';
+import { actor, auditSuccess, body, parse, pathId, route, target } from '../http.js';
 import { spaceAccess, spaceFrozen, type SpaceRow } from '../services/access.js';
 import { checkExternalPerson } from '../services/policy.js';
 import { mirrorEntry } from '../audit/org-sides.js';
@@ -20,7 +20,7 @@ export const DEFAULT_RETENTION_DAYS = 180;
 
 function checkSpaceWrap(wrap: SpaceKeyWrap, expect: { spaceId: string; keyEpoch: number; publicKey: string; recipient: string; signer: string }, who: string): void {
   if (wrap.spaceId !== expect.spaceId || wrap.keyEpoch !== expect.keyEpoch || wrap.spacePublicKey !== expect.publicKey) {
-    throw new ApiError(400, ErrorCode.ValidationFailed, `${who}: the wrap is for another space, epoch or key`);
+    throw new DomainError(ErrorCode.ValidationFailed, `${who}: the wrap is for another space, epoch or key`);
   }
   checkWrapAuthor(wrap, { recipient: expect.recipient, signer: expect.signer, recipientIs: 'member' }, who);
 }
@@ -46,7 +46,7 @@ const named = (u: UserKeys) => ({ userId: u.id, email: u.email, encPublicKey: u.
  */
 async function newMember(trx: Tx, space: SpaceRow, userId: string): Promise<UserKeys & { org_id: string }> {
   const user = await trx('users').where({ id: userId }).whereNull('disabled_at').first('id', 'email', 'enc_public_key', 'sign_public_key', 'org_id');
-  if (!user) throw new ApiError(404, ErrorCode.NotFound, 'no such colleague in your organisation');
+  if (!user) throw new DomainError(ErrorCode.NotFound, 'no such colleague in your organisation');
   await checkExternalPerson(trx, space, user.org_id, 'external-member');
   return user;
 }
@@ -58,7 +58,7 @@ async function newMember(trx: Tx, space: SpaceRow, userId: string): Promise<User
 async function logMember(trx: Tx, spaceId: string, userId: string) {
   const state = await logState(trx, spaceId);
   const m = state.members.get(userId);
-  if (!m) throw new ApiError(409, ErrorCode.Conflict, 'the membership log does not list this member');
+  if (!m) throw new DomainError(ErrorCode.Conflict, 'the membership log does not list this member');
   const { email, encPublicKey, signPublicKey } = m.identity;
   return { state, user: { userId, email, encPublicKey, signPublicKey } };
 }
@@ -88,7 +88,7 @@ export function spaceRoutes(router: Router, services: Services): void {
     checkSpaceWrap(req.wrap, { spaceId: req.id, keyEpoch: 1, publicKey: req.publicKey, recipient: keys.enc, signer: keys.sign }, 'wrap');
     const now = Date.now();
     await db.transaction(async (trx) => {
-      if (await trx('spaces').where({ id: req.id }).first('id')) throw new ApiError(409, ErrorCode.Conflict, 'a space with this id exists');
+      if (await trx('spaces').where({ id: req.id }).first('id')) throw new DomainError(ErrorCode.Conflict, 'a space with this id exists');
       await trx('spaces').insert({ id: req.id, org_id: caller.orgId, domain_id: null, name: req.name, classification: req.classification, key_epoch: 1, seq: 0, retention_days: req.retentionDays ?? DEFAULT_RETENTION_DAYS, created_by: caller.userId, created_at: now });
       await trx('space_epochs').insert({ space_id: req.id, key_epoch: 1, public_key: req.publicKey, created_by: caller.userId, created_at: now });
       await trx('space_members').insert({ space_id: req.id, user_id: caller.userId, role: 'manager', added_by: caller.userId, added_at: now });
@@ -106,13 +106,12 @@ export function spaceRoutes(router: Router, services: Services): void {
       .whereNotIn('s.id', db('pending_removals').where({ user_id: caller.userId }).select('space_id'))
       .select('s.id', 's.name', 's.classification', 's.key_epoch', 's.seq', 's.retention_days', 'm.role');
     const pending = await pendingRemovals(db, rows.filter((r) => r.role === 'manager').map((r) => r.id as string));
-    await services.tx((trx) => audit.append(trx, { ...actor(ctx, caller), action: 'space.list', targetType: 'user', targetId: caller.userId, outcome: 'success', details: { count: rows.length } }));
+    await auditSuccess(services, ctx, caller, 'user', caller.userId, { count: rows.length });
     ctx.body = { spaces: rows.map((r) => ({ spaceId: r.id, name: r.name, classification: r.classification, keyEpoch: Number(r.key_epoch), seq: Number(r.seq), retentionDays: Number(r.retention_days), role: r.role, ...(r.role === 'manager' ? { pendingRemovals: pending.get(r.id) ?? [] } : {}) })) };
   });
 
   route(router, services, 'get', '/api/v1/spaces/:spaceId', { action: 'keys.space.read' }, async (ctx, caller) => {
-    const spaceId = String(ctx.params.spaceId);
-    target(ctx, 'space', spaceId);
+    const spaceId = pathId(ctx, 'spaceId', 'space');
     const { space, role } = await spaceAccess(db, caller, spaceId, 'viewer');
     const [members, epochs, wraps, log, frozen] = await Promise.all([
       db('space_members as m').join('users as u', 'u.id', 'm.user_id').where('m.space_id', spaceId).orderBy('u.email')
@@ -123,7 +122,7 @@ export function spaceRoutes(router: Router, services: Services): void {
       spaceFrozen(db, spaceId),
     ]);
     const pending = role === 'manager' ? (await pendingRemovals(db, [spaceId])).get(spaceId) ?? [] : undefined;
-    await services.tx((trx) => audit.append(trx, { ...actor(ctx, caller), action: 'keys.space.read', targetType: 'space', targetId: spaceId, outcome: 'success', details: { epochs: wraps.length } }));
+    await auditSuccess(services, ctx, caller, 'space', spaceId, { epochs: wraps.length });
     ctx.body = {
       spaceId, name: space.name, classification: space.classification, keyEpoch: space.key_epoch, seq: space.seq, retentionDays: space.retention_days, role,
       members: members.map((m) => ({ userId: m.id, email: m.email, role: m.role, encPublicKey: m.enc_public_key, signPublicKey: m.sign_public_key, identitySig: m.identity_sig, addedBy: m.added_by, addedAt: Number(m.added_at) })),
@@ -136,8 +135,7 @@ export function spaceRoutes(router: Router, services: Services): void {
   });
 
   route(router, services, 'post', '/api/v1/spaces/:spaceId/members', { action: 'space.member.add' }, async (ctx, caller) => {
-    const spaceId = String(ctx.params.spaceId);
-    target(ctx, 'space', spaceId);
+    const spaceId = pathId(ctx, 'spaceId', 'space');
     const { space } = await spaceAccess(db, caller, spaceId, 'manager');
     const req = parse(AddMemberRequest, body(ctx));
     const keys = await callerKeys(services, caller);
@@ -145,7 +143,7 @@ export function spaceRoutes(router: Router, services: Services): void {
       const user = await newMember(trx, space, req.userId);
       const epoch = await trx('space_epochs').where({ space_id: spaceId, key_epoch: space.key_epoch }).first('public_key');
       checkSpaceWrap(req.wrap, { spaceId, keyEpoch: space.key_epoch, publicKey: epoch.public_key, recipient: user.enc_public_key, signer: keys.sign }, 'wrap');
-      if (await trx('space_members').where({ space_id: spaceId, user_id: user.id }).first('role')) throw new ApiError(409, ErrorCode.Conflict, 'already a member');
+      if (await trx('space_members').where({ space_id: spaceId, user_id: user.id }).first('role')) throw new DomainError(ErrorCode.Conflict, 'already a member');
       const now = Date.now();
       await appendEntry(trx, spaceId, await logState(trx, spaceId), req.entry, { op: 'add', signer: keys.sign, user: named(user), role: req.role }, now);
       await trx('space_members').insert({ space_id: spaceId, user_id: user.id, role: req.role, added_by: caller.userId, added_at: now });
@@ -169,8 +167,8 @@ export function spaceRoutes(router: Router, services: Services): void {
     const keys = await callerKeys(services, caller);
     await db.transaction(async (trx) => {
       const member = await trx('space_members').where({ space_id: spaceId, user_id: userId }).first('role');
-      if (!member) throw new ApiError(404, ErrorCode.NotFound, 'not a member');
-      if (member.role === 'manager' && role !== 'manager' && (await managers(trx, spaceId)) <= 1) throw new ApiError(409, ErrorCode.Conflict, 'a space keeps at least one manager');
+      if (!member) throw new DomainError(ErrorCode.NotFound, 'not a member');
+      if (member.role === 'manager' && role !== 'manager' && (await managers(trx, spaceId)) <= 1) throw new DomainError(ErrorCode.Conflict, 'a space keeps at least one manager');
       const { state, user } = await logMember(trx, spaceId, userId);
       await appendEntry(trx, spaceId, state, entry, { op: 'role', signer: keys.sign, user, role }, Date.now());
       await trx('space_members').where({ space_id: spaceId, user_id: userId }).update({ role });
@@ -190,18 +188,18 @@ export function spaceRoutes(router: Router, services: Services): void {
     const keys = await callerKeys(services, caller);
     await db.transaction(async (trx) => {
       const member = await trx('space_members').where({ space_id: spaceId, user_id: userId }).first('role');
-      if (!member) throw new ApiError(404, ErrorCode.NotFound, 'not a member');
-      if (member.role === 'manager' && (await managers(trx, spaceId)) <= 1) throw new ApiError(409, ErrorCode.Conflict, 'a space keeps at least one manager');
-      if (req.newEpoch.keyEpoch !== space.key_epoch + 1) throw new ApiError(409, ErrorCode.Conflict, `the new key epoch must be ${space.key_epoch + 1}`);
+      if (!member) throw new DomainError(ErrorCode.NotFound, 'not a member');
+      if (member.role === 'manager' && (await managers(trx, spaceId)) <= 1) throw new DomainError(ErrorCode.Conflict, 'a space keeps at least one manager');
+      if (req.newEpoch.keyEpoch !== space.key_epoch + 1) throw new DomainError(ErrorCode.Conflict, `the new key epoch must be ${space.key_epoch + 1}`);
       const remaining = await trx('space_members as m').join('users as u', 'u.id', 'm.user_id').where('m.space_id', spaceId).whereNot('m.user_id', userId).select('u.id', 'u.enc_public_key');
       const wrapsFor = new Map(req.newEpoch.wraps.map((w) => [w.userId, w.wrap]));
       // Members whose removal an admin asked for (docs/admin.md "Offboarding") may go without the new key: they leave next.
       const leavingToo = new Set((await trx('pending_removals').where({ space_id: spaceId }).select('user_id')).map((r) => r.user_id as string));
       if (wrapsFor.size !== req.newEpoch.wraps.length || [...wrapsFor.keys()].some((id) => !remaining.some((m) => m.id === id)) || remaining.some((m) => !wrapsFor.has(m.id) && !leavingToo.has(m.id))) {
-        throw new ApiError(400, ErrorCode.ValidationFailed, 'newEpoch.wraps: exactly one wrap for every remaining member is required');
+        throw new DomainError(ErrorCode.ValidationFailed, 'newEpoch.wraps: exactly one wrap for every remaining member is required');
       }
       const now = Date.now();
-      if (req.entry.keyEpoch !== req.newEpoch.keyEpoch) throw new ApiError(400, ErrorCode.BadMembership, 'entry: the entry records another key epoch');
+      if (req.entry.keyEpoch !== req.newEpoch.keyEpoch) throw new DomainError(ErrorCode.BadMembership, 'entry: the entry records another key epoch');
       const { state, user } = await logMember(trx, spaceId, userId);
       await appendEntry(trx, spaceId, state, req.entry, { op: 'remove', signer: keys.sign, user, spacePublicKey: req.newEpoch.publicKey }, now);
       for (const m of remaining.filter((r) => wrapsFor.has(r.id))) {

@@ -4,17 +4,16 @@
 import type Router from '@koa/router';
 import { z } from 'zod';
 import { ErrorCode, Id, SecurityPolicy, TotpCodeRequest } from '@kluis/shared';
-import { ApiError } from '../errors.js';
+import { DomainError, RetryLater } from '../domain-error.js';
 import type { Services } from '../context.js';
-import { actor, body, parse, route, target, type KCtx } from '../http.js';
-import { RetryLater } from '../services/links.js';
+import { actor, auditSuccess, body, type KCtx, parse, route, target } from '../http.js';
 import { checkCode, requireStepUp, resetTotp, setTotpPolicy, startEnrolment, totpRequiredByPolicy, totpStatus } from '../services/totp.js';
 
 /** The organisation in the path must be the caller's; another answers 404. */
 function ownOrg(ctx: KCtx, orgId: string): string {
   const id = String(ctx.params.orgId);
   target(ctx, 'org', id.slice(0, 64));
-  if (id !== orgId) throw new ApiError(404, ErrorCode.NotFound, 'no such organisation');
+  if (id !== orgId) throw new DomainError(ErrorCode.NotFound, 'no such organisation');
   return id;
 }
 
@@ -33,7 +32,7 @@ export function totpRoutes(router: Router, services: Services, totpKey: Uint8Arr
   route(router, services, 'get', '/api/v1/auth/totp', { action: 'totp.status' }, async (ctx, caller) => {
     target(ctx, 'user', caller.userId);
     const status = await totpStatus(services, caller);
-    await services.tx((trx) => audit.append(trx, { ...actor(ctx, caller), action: 'totp.status', targetType: 'user', targetId: caller.userId, outcome: 'success' }));
+    await auditSuccess(services, ctx, caller, 'user', caller.userId);
     ctx.body = status;
   });
 
@@ -58,7 +57,7 @@ export function totpRoutes(router: Router, services: Services, totpKey: Uint8Arr
     ownOrg(ctx, caller.orgId);
     const userId = parse(Id, String(ctx.params.userId));
     target(ctx, 'user', userId);
-    if (caller.role !== 'main_admin' && caller.role !== 'backup_admin') throw new ApiError(403, ErrorCode.Forbidden, 'only the main or a backup access admin resets an authenticator');
+    if (caller.role !== 'main_admin' && caller.role !== 'backup_admin') throw new DomainError(ErrorCode.Forbidden, 'only the main or a backup access admin resets an authenticator');
     await requireStepUp(services, caller);
     await resetTotp(services, caller, actor(ctx, caller), userId);
     ctx.status = 204;
@@ -66,17 +65,17 @@ export function totpRoutes(router: Router, services: Services, totpKey: Uint8Arr
 
   route(router, services, 'get', '/api/v1/orgs/:orgId/security', { action: 'security.read' }, async (ctx, caller) => {
     const orgId = ownOrg(ctx, caller.orgId);
-    if (caller.role === 'member') throw new ApiError(403, ErrorCode.Forbidden, 'the security policy is for admins and auditors');
+    if (caller.role === 'member') throw new DomainError(ErrorCode.Forbidden, 'the security policy is for admins and auditors');
     await requireStepUp(services, caller);
     const required = await totpRequiredByPolicy(services.read, orgId);
     const enrolled = await services.read('totp_secrets as t').join('users as u', 'u.id', 't.user_id').where('u.org_id', orgId).whereNotNull('t.confirmed_at').select('t.user_id', 't.confirmed_at');
-    await services.tx((trx) => audit.append(trx, { ...actor(ctx, caller), action: 'security.read', targetType: 'org', targetId: orgId, outcome: 'success' }));
+    await auditSuccess(services, ctx, caller, 'org', orgId);
     ctx.body = { totpRequiredForAdmins: required, authenticators: enrolled.map((r) => ({ userId: r.user_id, since: Number(r.confirmed_at) })) };
   });
 
   route(router, services, 'put', '/api/v1/orgs/:orgId/security', { action: 'security.change' }, async (ctx, caller) => {
     const orgId = ownOrg(ctx, caller.orgId);
-    if (caller.role !== 'main_admin') throw new ApiError(403, ErrorCode.Forbidden, 'only the main access admin changes the 2-step policy');
+    if (caller.role !== 'main_admin') throw new DomainError(ErrorCode.Forbidden, 'only the main access admin changes the 2-step policy');
     await requireStepUp(services, caller);
     const req = parse(SecurityPolicy, body(ctx));
     await services.tx(async (trx) => {

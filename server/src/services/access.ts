@@ -3,9 +3,10 @@
 // manager added (where the space's class allows external members, docs/api.md "Policy") reaches the space like a
 // colleague, and the space's own organisation (`space.org_id`) owns its storage, policy and audit trail.
 import { ErrorCode, type SpaceRole } from '@kluis/shared';
-import { ApiError } from '../errors.js';
+import { DomainError } from '../domain-error.js';
 import type { Caller } from '../context.js';
 import type { Db } from '../db/db.js';
+import { isHotReads, type HotReads } from '../db/hot-reads.js';
 
 const RANK: Record<SpaceRole, number> = { viewer: 1, editor: 2, manager: 3 };
 
@@ -26,9 +27,12 @@ export interface SpaceAccess {
   role: SpaceRole;
 }
 
+const ACCESS_SQL = 'SELECT s.*, m.role AS member_role FROM spaces s JOIN space_members m ON m.space_id = s.id AND m.user_id = ? WHERE s.id = ? '
+  + 'AND NOT EXISTS (SELECT 1 FROM pending_removals p WHERE p.space_id = s.id AND p.user_id = ?) LIMIT 1';
+
 /** Loads a space for a caller who needs at least `needed`; throws 404/403 otherwise. */
-export async function spaceAccess(db: Db, caller: Caller, spaceId: string, needed: SpaceRole): Promise<SpaceAccess> {
-  const row = await db('spaces as s')
+export async function spaceAccess(db: Db | HotReads, caller: Caller, spaceId: string, needed: SpaceRole): Promise<SpaceAccess> {
+  const row = isHotReads(db) ? await db.first<Record<string, unknown>>(ACCESS_SQL, [caller.userId, spaceId, caller.userId]) : await db('spaces as s')
     .join('space_members as m', function () {
       this.on('m.space_id', '=', 's.id').andOn('m.user_id', '=', db.raw('?', [caller.userId]));
     })
@@ -36,9 +40,9 @@ export async function spaceAccess(db: Db, caller: Caller, spaceId: string, neede
     // A member whose removal an admin asked for is refused at once, before a manager's client signs it (docs/admin.md).
     .whereNotExists(db('pending_removals as p').whereRaw('p.space_id = s.id').andWhere('p.user_id', caller.userId).select(db.raw('1')))
     .first('s.*', 'm.role as member_role');
-  if (!row) throw new ApiError(404, ErrorCode.NotFound, 'no such space');
+  if (!row) throw new DomainError(ErrorCode.NotFound, 'no such space');
   const role = row.member_role as SpaceRole;
-  if (RANK[role] < RANK[needed]) throw new ApiError(403, ErrorCode.Forbidden, `this needs the ${needed} role in the space (you are ${role})`);
+  if (RANK[role] < RANK[needed]) throw new DomainError(ErrorCode.Forbidden, `this needs the ${needed} role in the space (you are ${role})`);
   const { member_role: _ignored, ...space } = row;
   return { space: { ...space, key_epoch: Number(space.key_epoch), seq: Number(space.seq), retention_days: Number(space.retention_days), created_at: Number(space.created_at) } as SpaceRow, role };
 }
@@ -67,7 +71,7 @@ export async function spaceFrozen(db: Db, spaceId: string): Promise<boolean> {
  */
 export async function refuseIfFrozen(db: Db, spaceId: string): Promise<void> {
   if (!(await spaceFrozen(db, spaceId))) return;
-  const err = new ApiError(409, ErrorCode.SpaceFrozen, 'this space has no manager left who can renew its key after a removal (its only manager was offboarded): it takes no new versions, shares or links; copy what you need into a new space');
+  const err = new DomainError(ErrorCode.SpaceFrozen, 'this space has no manager left who can renew its key after a removal (its only manager was offboarded): it takes no new versions, shares or links; copy what you need into a new space');
   err.auditOutcome = 'denied';
   err.auditDetails = { reason: 'no_manager' };
   throw err;

@@ -8,7 +8,7 @@
 //   member        nothing.
 // Nobody administers another organisation: such targets are not found (404) before these rules are asked.
 import { ErrorCode, type OrgRole } from '@kluis/shared';
-import { ApiError } from '../errors.js';
+import { DomainError } from '../domain-error.js';
 import type { Caller } from '../context.js';
 import type { Db, Tx } from '../db/db.js';
 
@@ -67,7 +67,7 @@ export function requireAdminister(scope: AdminScope, target: AdminTarget): void 
   const what = target.kind === 'org' ? 'this needs the main or a backup access admin'
     : target.kind === 'person' ? 'you do not administer this person'
       : target.kind === 'domain' ? 'you do not administer this domain' : 'this space is outside the domains you administer';
-  throw new ApiError(403, ErrorCode.Forbidden, what);
+  throw new DomainError(ErrorCode.Forbidden, what);
 }
 
 /** The domains of the spaces a person is a member of (for a domain admin's reach over them). */

@@ -5,7 +5,7 @@
 // dropped as a side effect (which could also cut off a colleague mid-work without a word). So the refusal lists each
 // blocker with the command that ends it, the manager ends them, and raises again.
 import { ErrorCode, classAtLeast, linkPolicyProblem, type ClassName, type ClassPolicy, type RaiseBlocker } from '@kluis/shared';
-import { ApiError } from '../errors.js';
+import { DomainError } from '../domain-error.js';
 import type { Db, Tx } from '../db/db.js';
 import type { SpaceRow } from './access.js';
 import { goneReason, type LinkRow } from './links.js';
@@ -39,14 +39,14 @@ export async function raiseBlockers(db: Db | Tx, space: SpaceRow, to: ClassName,
 export async function raiseClass(trx: Tx, space: SpaceRow, to: ClassName, now = Date.now()): Promise<{ from: ClassName }> {
   const from = space.classification as ClassName;
   if (!classAtLeast(to, from)) {
-    const err = new ApiError(409, ErrorCode.Conflict, `a space's class is raised, never lowered (it is ${from}): copy what may be less protected to a space of that class`);
+    const err = new DomainError(ErrorCode.Conflict, `a space's class is raised, never lowered (it is ${from}): copy what may be less protected to a space of that class`);
     err.auditOutcome = 'denied';
     err.auditDetails = { from, to, rule: 'lower' };
     throw err;
   }
   const blocking = await raiseBlockers(trx, space, to, await classPolicy(trx, space.org_id, to), now);
   if (blocking.length) {
-    const err = policyRefusal(`${blocking.length} thing${blocking.length === 1 ? '' : 's'} this space shares ${blocking.length === 1 ? 'is' : 'are'} not allowed in ${to} spaces: end ${blocking.length === 1 ? 'it' : 'them'} first (see blocking)`, to, 'raise', 409);
+    const err = policyRefusal(`${blocking.length} thing${blocking.length === 1 ? '' : 's'} this space shares ${blocking.length === 1 ? 'is' : 'are'} not allowed in ${to} spaces: end ${blocking.length === 1 ? 'it' : 'them'} first (see blocking)`, to, 'raise', true);
     err.auditDetails = { ...err.auditDetails, from, blocking: blocking.length };
     err.extra = { blocking };
     throw err;

@@ -3,9 +3,9 @@
 // the people in its domains' spaces (never an admin's). Revoking ends the device's session; with `wipe` it also
 // records an order that the device learns at its next contact, through its own token (revoked or expired, the token
 // still names the device, and only the device holds it). The device answers with a report signed by the key it
-// registered (docs/crypto.md §14). Nothing here knows HTTP: errors are ApiErrors the routes pass on.
+// registered (docs/crypto.md §14). Nothing here knows HTTP: errors are DomainErrors the routes pass on.
 import { ErrorCode, newId, tokenHash, verifyWipeReport, type OrgDevice, type OrgRole, type WipeReport, type WipeReportRecord } from '@kluis/shared';
-import { ApiError } from '../errors.js';
+import { DomainError } from '../domain-error.js';
 import type { Db, Tx } from '../db/db.js';
 import type { AuditLog } from '../audit/types.js';
 
@@ -26,7 +26,7 @@ const DEVICE_ROLES: OrgRole[] = [...FULL, 'domain_admin'];
 
 /** Refuses (403) a caller whose role administers no devices. */
 export function requireDeviceAdmin(admin: DeviceAdmin): void {
-  if (admin && !DEVICE_ROLES.includes(admin.role)) throw new ApiError(403, ErrorCode.Forbidden, `this needs one of the roles: ${DEVICE_ROLES.join(', ')}`);
+  if (admin && !DEVICE_ROLES.includes(admin.role)) throw new DomainError(ErrorCode.Forbidden, `this needs one of the roles: ${DEVICE_ROLES.join(', ')}`);
 }
 
 /**
@@ -88,8 +88,8 @@ async function oneDevice(trx: Db | Tx, orgId: string, admin: DeviceAdmin, device
 export async function revokeDevice(trx: Tx, audit: AuditLog, input: { orgId: string; deviceId: string; wipe: boolean; admin: DeviceAdmin }, who: AuditWho): Promise<OrgDevice> {
   const { orgId, deviceId, wipe, admin } = input;
   const before = await oneDevice(trx, orgId, admin, deviceId);
-  if (!before) throw new ApiError(404, ErrorCode.NotFound, 'no such device in this organisation');
-  if (before.status === 'wiped') throw new ApiError(409, ErrorCode.Conflict, 'this device reported its wipe already');
+  if (!before) throw new DomainError(ErrorCode.NotFound, 'no such device in this organisation');
+  if (before.status === 'wiped') throw new DomainError(ErrorCode.Conflict, 'this device reported its wipe already');
   const now = Date.now();
   const wasRevoked = before.revokedAt !== null;
   if (!wasRevoked) await trx('sessions').where({ id: deviceId }).whereNull('revoked_at').update({ revoked_at: now });
@@ -111,9 +111,9 @@ interface DeviceSession {
 
 /** The session a device token belongs to, whatever its state (revoked, expired, the account disabled); 401 if none. */
 async function sessionOfToken(trx: Db | Tx, token: string | null): Promise<DeviceSession> {
-  if (!token) throw new ApiError(401, ErrorCode.Unauthenticated, 'the device\'s session token is required');
+  if (!token) throw new DomainError(ErrorCode.Unauthenticated, 'the device\'s session token is required');
   const row = await trx('sessions as s').join('users as u', 'u.id', 's.user_id').where('s.token_hash', tokenHash(token)).first('s.id', 's.user_id', 'u.org_id', 's.device_public_key');
-  if (!row) throw new ApiError(401, ErrorCode.Unauthenticated, 'unknown session');
+  if (!row) throw new DomainError(ErrorCode.Unauthenticated, 'unknown session');
   return row as DeviceSession;
 }
 
@@ -121,7 +121,7 @@ async function sessionOfToken(trx: Db | Tx, token: string | null): Promise<Devic
 export async function registerDeviceKey(trx: Tx, audit: AuditLog, input: { orgId: string; deviceId: string; publicKey: string }, who: AuditWho): Promise<void> {
   const row = await trx('sessions').where({ id: input.deviceId }).first('device_public_key');
   if (row.device_public_key === input.publicKey) return;
-  if (row.device_public_key !== null) throw new ApiError(409, ErrorCode.Conflict, 'this device registered another key already');
+  if (row.device_public_key !== null) throw new DomainError(ErrorCode.Conflict, 'this device registered another key already');
   await trx('sessions').where({ id: input.deviceId }).whereNull('device_public_key').update({ device_public_key: input.publicKey });
   await audit.append(trx, { orgId: input.orgId, ...who, action: 'device.key.register', targetType: 'device', targetId: input.deviceId, outcome: 'success' });
 }
@@ -150,13 +150,13 @@ export async function recordWipeReport(trx: Tx, audit: AuditLog, input: { token:
   setOrg(s.org_id, s.id);
   const { report } = input;
   const order = await trx('device_wipes').where({ id: report.orderId, device_id: s.id }).first('id', 'reported_at', 'user_id');
-  if (!order || report.deviceId !== s.id || report.userId !== s.user_id) throw new ApiError(404, ErrorCode.NotFound, 'no such wipe order for this device');
-  if (order.reported_at !== null) throw new ApiError(409, ErrorCode.Conflict, 'this wipe was reported already');
-  if (s.device_public_key === null) throw new ApiError(409, ErrorCode.Conflict, 'this device registered no key: its report cannot be verified');
+  if (!order || report.deviceId !== s.id || report.userId !== s.user_id) throw new DomainError(ErrorCode.NotFound, 'no such wipe order for this device');
+  if (order.reported_at !== null) throw new DomainError(ErrorCode.Conflict, 'this wipe was reported already');
+  if (s.device_public_key === null) throw new DomainError(ErrorCode.Conflict, 'this device registered no key: its report cannot be verified');
   try {
     verifyWipeReport(report, input.signature, s.device_public_key);
   } catch {
-    throw new ApiError(400, ErrorCode.BadSignature, 'the report is not signed by this device\'s key');
+    throw new DomainError(ErrorCode.BadSignature, 'the report is not signed by this device\'s key');
   }
   const reportedAt = Date.now();
   await trx('device_wipes').where({ id: order.id }).update({ reported_at: reportedAt, report: JSON.stringify(report), signature: input.signature, delivered_at: trx.raw('coalesce(delivered_at, ?)', [reportedAt]) });
@@ -172,6 +172,6 @@ export async function wipeReportOf(db: Db, viewer: { userId: string; orgId: stri
   const own = await db('sessions').where({ id: deviceId, user_id: viewer.userId }).first('id');
   const visible = own ?? (DEVICE_ROLES.includes(viewer.role) ? await scoped(db, viewer.orgId, viewer).where('s.id', deviceId).first('s.id') : undefined);
   const row = visible ? await db('device_wipes as w').join('sessions as s', 's.id', 'w.device_id').where('w.device_id', deviceId).whereNotNull('w.reported_at').first('w.report', 'w.signature', 'w.reported_at', 's.device_public_key') : undefined;
-  if (!row) throw new ApiError(404, ErrorCode.NotFound, 'no wipe report for such a device');
+  if (!row) throw new DomainError(ErrorCode.NotFound, 'no wipe report for such a device');
   return { report: JSON.parse(row.report) as WipeReport, signature: row.signature, devicePublicKey: row.device_public_key, reportedAt: Number(row.reported_at) };
 }

@@ -5,7 +5,7 @@
 // share a space or a file with (their client checks those keys when it rotates a space key, verifies a share, or
 // shows a fingerprint).
 import { ErrorCode, type ClassName, type DirectoryEntry } from '@kluis/shared';
-import { ApiError } from '../errors.js';
+import { DomainError } from '../domain-error.js';
 import type { Caller } from '../context.js';
 import type { Db } from '../db/db.js';
 import { spaceAccess } from './access.js';
@@ -29,7 +29,7 @@ interface UserRow {
   identity_sig: string;
 }
 
-const notFound = () => new ApiError(404, ErrorCode.NotFound, 'no such colleague in your organisation');
+const notFound = () => new DomainError(ErrorCode.NotFound, 'no such colleague in your organisation');
 
 /** Whether `a` and `b` share a space, or a file share names them both (either way round). */
 async function related(db: Db, a: string, b: string): Promise<boolean> {

@@ -2,7 +2,7 @@
 // (docs/admin.md "Domains"). Every change appends its audit entry in the same transaction; the caller's reach is
 // checked by the route (services/admin-scope.ts) before these run.
 import { ErrorCode, newId, type AdminMemberView, type AdminSpaceView, type DomainView, type PersonStatus } from '@kluis/shared';
-import { ApiError } from '../errors.js';
+import { DomainError } from '../domain-error.js';
 import type { Db, Tx } from '../db/db.js';
 import type { AuditEntryInput, AuditLog } from '../audit/types.js';
 
@@ -17,21 +17,21 @@ export function statusOf(row: { disabled_at: unknown; offboarded_at: unknown }):
 /** A domain of `orgId`, or 404. */
 export async function findDomain(db: Db | Tx, orgId: string, domainId: string): Promise<{ id: string; name: string }> {
   const row = await db('domains').where({ id: domainId, org_id: orgId }).first('id', 'name');
-  if (!row) throw new ApiError(404, ErrorCode.NotFound, 'no such domain');
+  if (!row) throw new DomainError(ErrorCode.NotFound, 'no such domain');
   return row;
 }
 
 /** A space of `orgId` with its domain, or 404. */
 export async function findSpace(db: Db | Tx, orgId: string, spaceId: string): Promise<{ id: string; domainId: string | null }> {
   const row = await db('spaces').where({ id: spaceId, org_id: orgId }).first('id', 'domain_id');
-  if (!row) throw new ApiError(404, ErrorCode.NotFound, 'no such space');
+  if (!row) throw new DomainError(ErrorCode.NotFound, 'no such space');
   return { id: row.id, domainId: row.domain_id ?? null };
 }
 
 async function nameFree(trx: Tx, orgId: string, name: string, except?: string): Promise<void> {
   const q = trx('domains').where({ org_id: orgId, name });
   if (except) q.whereNot({ id: except });
-  if (await q.first('id')) throw new ApiError(409, ErrorCode.Conflict, 'a domain with this name exists');
+  if (await q.first('id')) throw new DomainError(ErrorCode.Conflict, 'a domain with this name exists');
 }
 
 export async function listDomains(db: Db, orgId: string, only?: ReadonlySet<string>): Promise<DomainView[]> {
@@ -93,10 +93,10 @@ export async function appointDomainAdmin(db: Db, audit: AuditLog, who: Who, doma
   await db.transaction(async (trx) => {
     await findDomain(trx, who.orgId, domainId);
     const user = await trx('users').where({ id: userId, org_id: who.orgId }).first('id', 'role', 'disabled_at', 'offboarded_at');
-    if (!user) throw new ApiError(404, ErrorCode.NotFound, 'no such person');
-    if (statusOf(user) !== 'active') throw new ApiError(409, ErrorCode.Conflict, 'this person is blocked or offboarded');
-    if (user.role !== 'member' && user.role !== 'domain_admin') throw new ApiError(409, ErrorCode.Conflict, `this person is ${user.role}: only members become domain admins`);
-    if (await trx('domain_admins').where({ domain_id: domainId, user_id: userId }).first('user_id')) throw new ApiError(409, ErrorCode.Conflict, 'already an admin of this domain');
+    if (!user) throw new DomainError(ErrorCode.NotFound, 'no such person');
+    if (statusOf(user) !== 'active') throw new DomainError(ErrorCode.Conflict, 'this person is blocked or offboarded');
+    if (user.role !== 'member' && user.role !== 'domain_admin') throw new DomainError(ErrorCode.Conflict, `this person is ${user.role}: only members become domain admins`);
+    if (await trx('domain_admins').where({ domain_id: domainId, user_id: userId }).first('user_id')) throw new DomainError(ErrorCode.Conflict, 'already an admin of this domain');
     await trx('domain_admins').insert({ domain_id: domainId, user_id: userId });
     if (user.role === 'member') await trx('users').where({ id: userId }).update({ role: 'domain_admin' });
     await audit.append(trx, { ...who, action: 'domain.admin.appoint', targetType: 'domain', targetId: domainId, outcome: 'success', details: { userId, from: user.role } });
@@ -107,7 +107,7 @@ export async function removeDomainAdmin(db: Db, audit: AuditLog, who: Who, domai
   await db.transaction(async (trx) => {
     await findDomain(trx, who.orgId, domainId);
     const n = await trx('domain_admins').where({ domain_id: domainId, user_id: userId }).delete();
-    if (!n) throw new ApiError(404, ErrorCode.NotFound, 'not an admin of this domain');
+    if (!n) throw new DomainError(ErrorCode.NotFound, 'not an admin of this domain');
     await audit.append(trx, { ...who, action: 'domain.admin.remove', targetType: 'domain', targetId: domainId, outcome: 'success', details: { userId } });
     await demoteIfNoDomain(trx, audit, who, userId);
   });
@@ -163,7 +163,7 @@ export async function recordRemoval(trx: Tx, spaceId: string, userId: string, re
 
 export async function requestRemoval(db: Db, audit: AuditLog, who: Who, spaceId: string, userId: string): Promise<{ managers: number }> {
   return db.transaction(async (trx) => {
-    if (!(await trx('space_members').where({ space_id: spaceId, user_id: userId }).first('user_id'))) throw new ApiError(404, ErrorCode.NotFound, 'not a member of this space');
+    if (!(await trx('space_members').where({ space_id: spaceId, user_id: userId }).first('user_id'))) throw new DomainError(ErrorCode.NotFound, 'not a member of this space');
     const managers = await recordRemoval(trx, spaceId, userId, 'admin', who.actorUserId ?? null, Date.now());
     await audit.append(trx, { ...who, action: 'space.removal.request', targetType: 'space', targetId: spaceId, outcome: 'success', details: { userId, managers } });
     return { managers };

@@ -7,7 +7,7 @@ import {
   ErrorCode, newId,
   type CreateFileShareRequest, type CreateFileShareResponse, type DirectoryEntry, type FileKeyWrap, type FileShareInfo, type SharedItem,
 } from '@kluis/shared';
-import { ApiError } from '../errors.js';
+import { DomainError } from '../domain-error.js';
 import type { Caller, Services } from '../context.js';
 import type { Db, Tx } from '../db/db.js';
 import { refuseIfFrozen, spaceAccess } from './access.js';
@@ -34,7 +34,7 @@ function normalise(r: Record<string, unknown>): ShareRow {
   return { ...(r as unknown as ShareRow), created_at: Number(r.created_at), revoked_at: r.revoked_at === null || r.revoked_at === undefined ? null : Number(r.revoked_at) };
 }
 
-const notFound = () => new ApiError(404, ErrorCode.NotFound, 'no such share');
+const notFound = () => new DomainError(ErrorCode.NotFound, 'no such share');
 
 async function epochsOf(db: Db | Tx, shareIds: string[]): Promise<Map<string, number[]>> {
   const out = new Map<string, number[]>();
@@ -54,8 +54,8 @@ function info(s: ShareRow, recipientEmail: string, keyEpochs: number[]): FileSha
 
 function checkWrap(wrap: FileKeyWrap, i: number, expect: { spaceId: string; fileId: string; recipient: string; signer: string; epochs: Set<number> }): void {
   const where = `wraps.${i}`;
-  if (wrap.spaceId !== expect.spaceId || wrap.fileId !== expect.fileId) throw new ApiError(400, ErrorCode.ValidationFailed, `${where}: the wrap is for another space or file`);
-  if (!expect.epochs.has(wrap.keyEpoch)) throw new ApiError(400, ErrorCode.ValidationFailed, `${where}: the file has no key of epoch ${wrap.keyEpoch}`);
+  if (wrap.spaceId !== expect.spaceId || wrap.fileId !== expect.fileId) throw new DomainError(ErrorCode.ValidationFailed, `${where}: the wrap is for another space or file`);
+  if (!expect.epochs.has(wrap.keyEpoch)) throw new DomainError(ErrorCode.ValidationFailed, `${where}: the file has no key of epoch ${wrap.keyEpoch}`);
   checkWrapAuthor(wrap, { recipient: expect.recipient, signer: expect.signer, recipientIs: 'colleague' }, where);
 }
 
@@ -68,21 +68,21 @@ function checkWrap(wrap: FileKeyWrap, i: number, expect: { spaceId: string; file
 export async function shareFile(services: Services, caller: Caller, who: Who, spaceId: string, fileId: string, req: CreateFileShareRequest, now = Date.now()): Promise<CreateFileShareResponse> {
   const { space } = await spaceAccess(services.db, caller, spaceId, 'editor');
   await refuseIfFrozen(services.db, spaceId);
-  if (req.recipientUserId === caller.userId) throw new ApiError(400, ErrorCode.ValidationFailed, 'recipientUserId: you cannot share a file with yourself');
+  if (req.recipientUserId === caller.userId) throw new DomainError(ErrorCode.ValidationFailed, 'recipientUserId: you cannot share a file with yourself');
   return services.db.transaction(async (trx) => {
     const file = await trx('files as f').leftJoin('versions as v', 'v.id', 'f.head_version_id').where({ 'f.id': fileId, 'f.space_id': spaceId })
       .first('f.id', 'v.key_epoch', 'v.deleted');
-    if (!file) throw new ApiError(404, ErrorCode.NotFound, 'no such file in this space');
-    if (file.deleted) throw new ApiError(400, ErrorCode.ValidationFailed, 'the file is deleted: nothing to share');
+    if (!file) throw new DomainError(ErrorCode.NotFound, 'no such file in this space');
+    if (file.deleted) throw new DomainError(ErrorCode.ValidationFailed, 'the file is deleted: nothing to share');
     const recipient = await trx('users').where({ id: req.recipientUserId }).whereNull('disabled_at').first('id', 'email', 'enc_public_key', 'org_id');
-    if (!recipient) throw new ApiError(404, ErrorCode.NotFound, 'no such colleague in your organisation');
+    if (!recipient) throw new DomainError(ErrorCode.NotFound, 'no such colleague in your organisation');
     // A person of another organisation only where the space's class allows external people (services/policy.ts).
     await checkExternalPerson(trx, space, recipient.org_id, 'external-share');
     const signer = (await trx('users').where({ id: caller.userId }).first('sign_public_key')).sign_public_key as string;
     const epochs = new Set((await trx('file_key_wraps').where({ file_id: fileId }).distinct('key_epoch')).map((r: { key_epoch: number | string }) => Number(r.key_epoch)));
     const seen = new Set<number>();
     req.wraps.forEach((w, i) => {
-      if (seen.has(w.keyEpoch)) throw new ApiError(400, ErrorCode.ValidationFailed, `wraps.${i}: epoch ${w.keyEpoch} appears twice`);
+      if (seen.has(w.keyEpoch)) throw new DomainError(ErrorCode.ValidationFailed, `wraps.${i}: epoch ${w.keyEpoch} appears twice`);
       seen.add(w.keyEpoch);
       checkWrap(w as FileKeyWrap, i, { spaceId, fileId, recipient: recipient.enc_public_key, signer, epochs });
     });
@@ -96,7 +96,7 @@ export async function shareFile(services: Services, caller: Caller, who: Who, sp
     if (added.length) await trx('file_share_wraps').insert(added.map((w) => ({ share_id: share.id, key_epoch: w.keyEpoch, wrap: JSON.stringify(w), created_by: caller.userId, created_at: now })));
     for (const w of added) held.add(w.keyEpoch);
     const headEpoch = Number(file.key_epoch);
-    if (!held.has(headEpoch)) throw new ApiError(400, ErrorCode.ValidationFailed, `wraps: must include epoch ${headEpoch}, the key of the file's newest version`);
+    if (!held.has(headEpoch)) throw new DomainError(ErrorCode.ValidationFailed, `wraps: must include epoch ${headEpoch}, the key of the file's newest version`);
     const keyEpochs = [...held].sort((a, b) => a - b);
     const external = recipient.org_id !== space.org_id;
     const entry = {
@@ -112,7 +112,7 @@ export async function shareFile(services: Services, caller: Caller, who: Who, sp
 
 /** The active shares of a space (optionally of one file), for its writers: the sync engine adds wraps of new epochs. */
 export async function spaceShares(services: Services, caller: Caller, spaceId: string, fileId?: string): Promise<(FileShareInfo & { recipient: DirectoryEntry })[]> {
-  await spaceAccess(services.read, caller, spaceId, 'editor');
+  await spaceAccess(services.hot, caller, spaceId, 'editor');
   const q = services.read('file_shares as s').join('users as u', 'u.id', 's.recipient_user_id').where({ 's.space_id': spaceId }).whereNull('s.revoked_at');
   if (fileId !== undefined) q.andWhere('s.file_id', fileId);
   const rows = await q.orderBy('s.created_at').select('s.*', 'u.email', 'u.enc_public_key', 'u.sign_public_key', 'u.identity_sig');
@@ -177,7 +177,7 @@ export async function authoriseSharedChunks(services: Services, share: ShareRow,
       .whereIn('vc.chunk_id', part).distinct('vc.chunk_id');
     for (const r of rows) found.add(r.chunk_id);
   }
-  if (found.size !== wanted.length) throw new ApiError(403, ErrorCode.Forbidden, 'a share reads only the chunks of the shared file\'s versions');
+  if (found.size !== wanted.length) throw new DomainError(ErrorCode.Forbidden, 'a share reads only the chunks of the shared file\'s versions');
 }
 
 /** Revokes a share (its creator or a manager of its space); anyone else, the recipient included, gets 404. */

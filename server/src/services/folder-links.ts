@@ -2,7 +2,7 @@
 // access, chunks, list, revoke) is services/links.ts, which knows a folder link by its kind: the access answers the
 // sealed listing besides the folder's own manifest, and the token reads the chunks of the snapshot's versions only.
 import { ErrorCode, type CreateFolderLinkRequest, type KdfParams, type LinkInfo } from '@kluis/shared';
-import { ApiError } from '../errors.js';
+import { DomainError } from '../domain-error.js';
 import type { Caller, Services } from '../context.js';
 import { assertHeadVersion, checkNewLink, insertLink, type Who } from './links.js';
 
@@ -14,8 +14,8 @@ import { assertHeadVersion, checkNewLink, insertLink, type Who } from './links.j
 export async function createFolderLink(services: Services, caller: Caller, who: Who, spaceId: string, req: CreateFolderLinkRequest, floor: KdfParams, now = Date.now()): Promise<LinkInfo> {
   const orgId = await checkNewLink(services, caller, spaceId, req, floor, now);
   const fileIds = new Set(req.files.map((f) => f.fileId));
-  if (fileIds.size !== req.files.length) throw new ApiError(400, ErrorCode.ValidationFailed, 'files: a file is listed twice');
-  if (fileIds.has(req.fileId)) throw new ApiError(400, ErrorCode.ValidationFailed, 'files: the folder itself is not one of its files');
+  if (fileIds.size !== req.files.length) throw new DomainError(ErrorCode.ValidationFailed, 'files: a file is listed twice');
+  if (fileIds.has(req.fileId)) throw new DomainError(ErrorCode.ValidationFailed, 'files: the folder itself is not one of its files');
   return services.db.transaction(async (trx) => {
     await assertHeadVersion(trx, spaceId, req.fileId, req.versionId);
     const heads = new Map<string, { head: string | null; deleted: boolean; expired: boolean }>();
@@ -27,9 +27,9 @@ export async function createFolderLink(services: Services, caller: Caller, who: 
     }
     req.files.forEach((f, i) => {
       const v = heads.get(`${f.fileId}/${f.versionId}`);
-      if (!v) throw new ApiError(400, ErrorCode.ValidationFailed, `files.${i}: no such version of this file in this space`);
-      if (v.head !== f.versionId) throw new ApiError(400, ErrorCode.ValidationFailed, `files.${i}: not the current version of the file (sync, then make the link again)`);
-      if (v.deleted || v.expired) throw new ApiError(400, ErrorCode.ValidationFailed, `files.${i}: the file is deleted`);
+      if (!v) throw new DomainError(ErrorCode.ValidationFailed, `files.${i}: no such version of this file in this space`);
+      if (v.head !== f.versionId) throw new DomainError(ErrorCode.ValidationFailed, `files.${i}: not the current version of the file (sync, then make the link again)`);
+      if (v.deleted || v.expired) throw new DomainError(ErrorCode.ValidationFailed, `files.${i}: the file is deleted`);
     });
     const info = await insertLink(services, trx, caller, who, {
       id: req.linkId, org_id: orgId, space_id: spaceId, file_id: req.fileId, version_id: req.versionId, kdf: req.kdf ? JSON.stringify(req.kdf) : null,

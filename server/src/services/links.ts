@@ -11,13 +11,14 @@ import {
   ErrorCode, LINK_LOCK_MS, LINK_MAX_DAYS, LINK_MAX_FAILURES, LINK_TOKEN_MS, checkLinkAuth, fromBase64Url, linkPolicyProblem,
   newSecretToken, tokenHash, type ClassName, type AdminLink, type CreateLinkRequest, type KdfParams, type LinkAccess, type LinkGoneReason, type LinkInfo, type PublicLinkInfo,
 } from '@kluis/shared';
-import { ApiError } from '../errors.js';
+import { refusalFacts } from '../errors.js';
 import type { Caller, Services } from '../context.js';
 import type { AuditEntryInput } from '../audit/types.js';
 import type { Db, Tx } from '../db/db.js';
 import { IP_POLICY, reserveAttempt, type ThrottlePolicy } from '../auth/throttle.js';
 import { refuseIfFrozen, spaceAccess } from './access.js';
 import { classPolicy, policyRefusal } from './policy.js';
+import { DomainError, RetryLater } from '../domain-error.js';
 
 const DAY_MS = 86_400_000;
 /** Wrong proofs per link: LINK_MAX_FAILURES in a window of LINK_LOCK_MS, then locked for LINK_LOCK_MS. */
@@ -57,16 +58,9 @@ export interface LinkRow {
   version_expired_at: number | null;
 }
 
-/** 429 with the seconds to wait (the route sets Retry-After). */
-export class RetryLater extends ApiError {
-  constructor(readonly seconds: number, message: string) {
-    super(429, ErrorCode.RateLimited, message);
-  }
-}
-
-function gone(reason: LinkGoneReason): ApiError {
+function gone(reason: LinkGoneReason): DomainError {
   const text = { expired: 'this link has expired', revoked: 'this link was revoked', exhausted: 'this link has no downloads left' }[reason];
-  return Object.assign(new ApiError(410, ErrorCode.LinkGone, text), { extra: { reason } });
+  return new DomainError(ErrorCode.LinkGone, text, { extra: { reason } });
 }
 
 function normalise(r: Record<string, unknown>): LinkRow {
@@ -83,7 +77,7 @@ const linkQuery = (db: Db | Tx) => db('links as l').leftJoin('versions as v', 'v
 /** The link, whatever its state; 404 for an unknown id. */
 export async function findLink(db: Db | Tx, linkId: string): Promise<LinkRow> {
   const row = await linkQuery(db).where('l.id', linkId).first();
-  if (!row) throw new ApiError(404, ErrorCode.NotFound, 'no such link');
+  if (!row) throw new DomainError(ErrorCode.NotFound, 'no such link');
   return normalise(row);
 }
 
@@ -115,10 +109,10 @@ function facts(link: LinkRow) {
 export async function checkNewLink(services: Services, caller: Caller, spaceId: string, req: Pick<CreateLinkRequest, 'expiresAt' | 'kdf' | 'maxDownloads'>, floor: KdfParams, now: number): Promise<string> {
   const { space } = await spaceAccess(services.db, caller, spaceId, 'editor');
   await refuseIfFrozen(services.db, spaceId);
-  if (req.expiresAt <= now) throw new ApiError(400, ErrorCode.ValidationFailed, 'expiresAt: must be in the future');
-  if (req.expiresAt > now + LINK_MAX_DAYS * DAY_MS) throw new ApiError(400, ErrorCode.ValidationFailed, `expiresAt: at most ${LINK_MAX_DAYS} days ahead`);
+  if (req.expiresAt <= now) throw new DomainError(ErrorCode.ValidationFailed, 'expiresAt: must be in the future');
+  if (req.expiresAt > now + LINK_MAX_DAYS * DAY_MS) throw new DomainError(ErrorCode.ValidationFailed, `expiresAt: at most ${LINK_MAX_DAYS} days ahead`);
   if (req.kdf && (req.kdf.opsLimit < floor.opsLimit || req.kdf.memLimit < floor.memLimit)) {
-    throw new ApiError(400, ErrorCode.WeakKdfParams, `kdf: below this server's floor (ops ${floor.opsLimit}, mem ${floor.memLimit})`);
+    throw new DomainError(ErrorCode.WeakKdfParams, `kdf: below this server's floor (ops ${floor.opsLimit}, mem ${floor.memLimit})`);
   }
   // What the space's class allows in this organisation (services/policy.ts): a refusal is a 403 the audit records.
   const className = space.classification as ClassName;
@@ -133,16 +127,16 @@ export async function assertHeadVersion(trx: Tx, spaceId: string, fileId: string
   const v = await trx('versions as v').join('files as f', 'f.id', 'v.file_id')
     .where({ 'v.id': versionId, 'v.file_id': fileId, 'v.space_id': spaceId })
     .first('v.deleted', 'v.expired_at', 'f.head_version_id');
-  if (!v) throw new ApiError(400, ErrorCode.ValidationFailed, `${what}: no such version of this file in this space`);
-  if (v.head_version_id !== versionId) throw new ApiError(400, ErrorCode.ValidationFailed, `${what}: not the current version of the file`);
-  if (Boolean(v.deleted) || v.expired_at !== null) throw new ApiError(400, ErrorCode.ValidationFailed, `${what}: the file is deleted`);
+  if (!v) throw new DomainError(ErrorCode.ValidationFailed, `${what}: no such version of this file in this space`);
+  if (v.head_version_id !== versionId) throw new DomainError(ErrorCode.ValidationFailed, `${what}: not the current version of the file`);
+  if (Boolean(v.deleted) || v.expired_at !== null) throw new DomainError(ErrorCode.ValidationFailed, `${what}: the file is deleted`);
 }
 
 type NewRow = Omit<LinkRow, 'version_expired_at' | 'downloads' | 'created_at' | 'revoked_at' | 'created_by' | 'kind' | 'listing'> & { kind?: 'folder'; listing?: string };
 
 /** Inserts a checked link and its creation audit entry in `trx`; answers its LinkInfo. */
 export async function insertLink(services: Services, trx: Tx, caller: Caller, who: Who, fields: NewRow, details: Record<string, unknown>, now: number): Promise<LinkInfo> {
-  if (await trx('links').where({ id: fields.id }).first('id')) throw new ApiError(409, ErrorCode.Conflict, 'a link with this id exists');
+  if (await trx('links').where({ id: fields.id }).first('id')) throw new DomainError(ErrorCode.Conflict, 'a link with this id exists');
   const row = { ...fields, downloads: 0, created_by: caller.userId, created_at: now, revoked_at: null };
   await trx('links').insert(row);
   const link: LinkRow = { kind: 'file', listing: null, ...row, version_expired_at: null };
@@ -192,7 +186,7 @@ export async function revokeLink(services: Services, caller: Caller, who: Who, l
     const link = row ? normalise(row) : null;
     let allowed = link !== null && (asAdmin || link.created_by === caller.userId);
     if (link && !allowed) allowed = Boolean(await trx('space_members').where({ space_id: link.space_id, user_id: caller.userId, role: 'manager' }).first('role'));
-    if (!link || !allowed) throw new ApiError(404, ErrorCode.NotFound, 'no such link');
+    if (!link || !allowed) throw new DomainError(ErrorCode.NotFound, 'no such link');
     // Revoking twice keeps the first time: the trail says when the link stopped.
     if (link.revoked_at === null) await trx('links').where({ id: linkId }).whereNull('revoked_at').update({ revoked_at: now });
     await services.audit.append(trx, { ...who, orgId: caller.orgId, action: 'link.revoke', targetType: 'link', targetId: linkId, outcome: 'success', details: { ...facts(link), already: link.revoked_at !== null, ...(asAdmin ? { asAdmin: true } : {}) } });
@@ -225,7 +219,7 @@ export async function accessLink(services: Services, link: LinkRow, auth: string
   }
   if (!checkLinkAuth(fromBase64Url(auth), link.auth_hash)) {
     await reserved.attempt.fail(now);
-    throw Object.assign(new ApiError(401, ErrorCode.BadLinkAuth, link.kdf ? 'wrong password' : 'the link is incomplete or wrong'), { auditOutcome: 'denied' as const });
+    throw new DomainError(ErrorCode.BadLinkAuth, link.kdf ? 'wrong password' : 'the link is incomplete or wrong', { auditOutcome: 'denied' });
   }
   await reserved.attempt.succeed();
   const token = newSecretToken();
@@ -256,12 +250,10 @@ export async function accessLink(services: Services, link: LinkRow, auth: string
 }
 
 /** Every refused access is written in full under the link's organisation (not aggregated): the finality rules. */
-export async function auditAccessRefusal(services: Services, link: LinkRow, who: Who, err: ApiError): Promise<void> {
-  const reason = (err.extra as { reason?: string } | undefined)?.reason;
+export async function auditAccessRefusal(services: Services, link: LinkRow, who: Who, err: DomainError): Promise<void> {
   const entry: AuditEntryInput = {
     ...who, orgId: link.org_id, action: 'link.access', targetType: 'link', targetId: link.id,
-    outcome: err.auditOutcome ?? (err.status === 401 || err.status === 403 || err.status === 404 || err.status === 410 || err.status === 429 ? 'denied' : 'failed'),
-    details: { ...facts(link), status: err.status, code: err.code, ...(reason ? { reason } : {}) },
+    ...refusalFacts(err, facts(link)),
   };
   await services.audit.appendStandalone(entry);
 }
@@ -274,7 +266,7 @@ export async function auditAccessRefusal(services: Services, link: LinkRow, who:
 export async function authoriseChunks(services: Services, link: LinkRow, token: string | null, ids: string[], now = Date.now()): Promise<void> {
   const row = token ? await services.read('link_tokens').where({ token_hash: tokenHash(token) }).first('link_id', 'version_id', 'expires_at') : null;
   if (!row || row.link_id !== link.id || Number(row.expires_at) <= now) {
-    throw new ApiError(401, ErrorCode.Unauthenticated, 'no valid download token for this link: open the link again');
+    throw new DomainError(ErrorCode.Unauthenticated, 'no valid download token for this link: open the link again');
   }
   const reason = goneReason(link, now);
   if (reason === 'revoked' || reason === 'expired') throw gone(reason);
@@ -288,7 +280,7 @@ export async function authoriseChunks(services: Services, link: LinkRow, token: 
       .whereIn('c.version_id', versions).whereNull('v.expired_at').whereIn('c.chunk_id', part).distinct('c.chunk_id');
     for (const r of rows) found.add(r.chunk_id);
   }
-  if (found.size !== wanted.length) throw new ApiError(403, ErrorCode.Forbidden, `the token reads only the chunks of the linked ${link.kind === 'folder' ? 'files' : 'version'}`);
+  if (found.size !== wanted.length) throw new DomainError(ErrorCode.Forbidden, `the token reads only the chunks of the linked ${link.kind === 'folder' ? 'files' : 'version'}`);
 }
 
 /** The audit entry of a chunk download through a link (in full: it is an access to the content). */

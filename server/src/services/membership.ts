@@ -2,8 +2,8 @@
 // verify it from the first entry), but it refuses any entry that breaks a rule, so that the log and the member
 // tables it serves never disagree: each route appends its entry in the same transaction as the change it records.
 import { CryptoError, ErrorCode, membershipEntryHash, verifyMembershipLog, type MembershipEntry, type MembershipState, type SpaceRole } from '@kluis/shared';
-import { ApiError } from '../errors.js';
 import type { Db, Tx } from '../db/db.js';
+import { DomainError } from '../domain-error.js';
 
 /** The log's entries in order (as stored: the clients' canonical JSON, parsed). */
 export async function readLog(db: Db | Tx, spaceId: string): Promise<MembershipEntry[]> {
@@ -14,7 +14,7 @@ export async function readLog(db: Db | Tx, spaceId: string): Promise<MembershipE
 /** Verifies the stored log (a database that disagrees with its own log is refused, not served silently). */
 export async function logState(trx: Tx, spaceId: string): Promise<MembershipState> {
   const entries = await readLog(trx, spaceId);
-  if (entries.length === 0) throw new ApiError(409, ErrorCode.Conflict, 'this space has no membership log (it was made before logs existed): create a new space');
+  if (entries.length === 0) throw new DomainError(ErrorCode.Conflict, 'this space has no membership log (it was made before logs existed): create a new space');
   return verifyMembershipLog(entries, spaceId);
 }
 
@@ -48,10 +48,10 @@ function matches(entry: MembershipEntry, expect: EntryExpectation): string | nul
  */
 export async function appendEntry(trx: Tx, spaceId: string, state: MembershipState | null, entry: MembershipEntry, expect: EntryExpectation, now: number): Promise<void> {
   const mismatch = matches(entry, expect);
-  if (mismatch) throw new ApiError(400, ErrorCode.BadMembership, `entry: ${mismatch}`);
+  if (mismatch) throw new DomainError(ErrorCode.BadMembership, `entry: ${mismatch}`);
   const headSeq = state?.seq ?? 0;
   if (entry.seq !== headSeq + 1 || (state && entry.prev !== state.hash)) {
-    const err = new ApiError(409, ErrorCode.Conflict, `entry: the membership log has moved on (head ${headSeq}): fetch the space and try again`);
+    const err = new DomainError(ErrorCode.Conflict, `entry: the membership log has moved on (head ${headSeq}): fetch the space and try again`);
     err.extra = { logHead: headSeq };
     throw err;
   }
@@ -59,7 +59,7 @@ export async function appendEntry(trx: Tx, spaceId: string, state: MembershipSta
     if (state) state.apply(entry);
     else verifyMembershipLog([entry], spaceId);
   } catch (err) {
-    if (err instanceof CryptoError) throw new ApiError(400, err.code === ErrorCode.BadSignature ? ErrorCode.BadSignature : ErrorCode.BadMembership, `entry: ${err.message}`);
+    if (err instanceof CryptoError) throw new DomainError(err.code === ErrorCode.BadSignature ? ErrorCode.BadSignature : ErrorCode.BadMembership, `entry: ${err.message}`);
     throw err;
   }
   await trx('space_log').insert({ space_id: spaceId, seq: entry.seq, entry: JSON.stringify(entry), hash: membershipEntryHash(entry), created_at: now });

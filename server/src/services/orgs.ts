@@ -1,6 +1,6 @@
 // Organisations and invites. An organisation is identified by its Belgian enterprise number (KBO/BCE).
 import { Email, ErrorCode, nameProblem, newId, newSecretToken, tokenHash, type OrgRole } from '@kluis/shared';
-import { ApiError } from '../errors.js';
+import { DomainError } from '../domain-error.js';
 import type { Db, Tx } from '../db/db.js';
 import type { AuditLog } from '../audit/types.js';
 
@@ -37,15 +37,15 @@ interface AuditContext {
 /** Creates an organisation and a one-time invite for its main access admin. */
 export async function createOrg(db: Db, audit: AuditLog, input: { name: string; enterpriseNumber: string; adminEmail: string }, who: AuditContext): Promise<{ orgId: string; invite: InviteResult }> {
   const problem = nameProblem(input.name);
-  if (problem) throw new ApiError(400, ErrorCode.ValidationFailed, `name: ${problem}`);
+  if (problem) throw new DomainError(ErrorCode.ValidationFailed, `name: ${problem}`);
   const name = input.name.trim();
   if (!validEnterpriseNumber(input.enterpriseNumber)) {
-    throw new ApiError(400, ErrorCode.ValidationFailed, 'enterprise number: 10 digits with a valid mod-97 check (e.g. 0123.456.749)');
+    throw new DomainError(ErrorCode.ValidationFailed, 'enterprise number: 10 digits with a valid mod-97 check (e.g. 0123.456.749)');
   }
   const enterpriseNumber = normaliseEnterpriseNumber(input.enterpriseNumber);
   return db.transaction(async (trx) => {
     if (await trx('orgs').where({ enterprise_number: enterpriseNumber }).first('id')) {
-      throw new ApiError(409, ErrorCode.Conflict, `an organisation with enterprise number ${enterpriseNumber} exists`);
+      throw new DomainError(ErrorCode.Conflict, `an organisation with enterprise number ${enterpriseNumber} exists`);
     }
     const orgId = newId();
     await trx('orgs').insert({ id: orgId, name, enterprise_number: enterpriseNumber, created_at: Date.now() });
@@ -65,10 +65,10 @@ export async function createOrg(db: Db, audit: AuditLog, input: { name: string; 
 export async function insertInvite(trx: Tx, audit: AuditLog, input: { orgId: string; email: string; role: OrgRole; createdBy: string | null; accountsVisible?: 'org' | 'all' }, who: AuditContext): Promise<InviteResult> {
   // The same rule as sign-up (docs/crypto.md §0): an invite to an address that could never sign up is refused here.
   const parsed = Email.safeParse(input.email);
-  if (!parsed.success) throw new ApiError(400, ErrorCode.ValidationFailed, 'email: not an e-mail address');
+  if (!parsed.success) throw new DomainError(ErrorCode.ValidationFailed, 'email: not an e-mail address');
   const email = parsed.data;
   const holder = await trx('users').where({ email }).first('org_id');
-  if (holder && ((input.accountsVisible ?? 'all') === 'all' || holder.org_id === input.orgId)) throw new ApiError(409, ErrorCode.Conflict, 'an account with this e-mail address exists');
+  if (holder && ((input.accountsVisible ?? 'all') === 'all' || holder.org_id === input.orgId)) throw new DomainError(ErrorCode.Conflict, 'an account with this e-mail address exists');
   const token = newSecretToken();
   const inviteId = newId();
   const now = Date.now();

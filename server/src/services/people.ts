@@ -4,7 +4,7 @@
 // removal in each of the person's spaces: only a manager who is a member can sign the removal and make the next key
 // (docs/crypto.md §4.1), so the server refuses the person at once and the managers' clients finish the job.
 import { ErrorCode, type OffboardAnswer, type PersonView } from '@kluis/shared';
-import { ApiError } from '../errors.js';
+import { DomainError } from '../domain-error.js';
 import type { Db, Tx } from '../db/db.js';
 import type { AuditLog } from '../audit/types.js';
 import { recordRemoval, statusOf, type Who } from './domains.js';
@@ -19,7 +19,7 @@ export interface PersonRow {
 /** A person of `orgId`, or 404 (people of other organisations are not found). */
 export async function findPerson(db: Db | Tx, orgId: string, userId: string): Promise<PersonRow> {
   const row = await db('users').where({ id: userId, org_id: orgId }).first('id', 'role', 'disabled_at', 'offboarded_at');
-  if (!row) throw new ApiError(404, ErrorCode.NotFound, 'no such person');
+  if (!row) throw new DomainError(ErrorCode.NotFound, 'no such person');
   return row;
 }
 
@@ -60,7 +60,7 @@ async function endSessions(trx: Tx, userId: string, now: number): Promise<number
 export async function blockPerson(db: Db, audit: AuditLog, who: Who, userId: string): Promise<number> {
   return db.transaction(async (trx) => {
     const person = await findPerson(trx, who.orgId, userId);
-    if (statusOf(person) !== 'active') throw new ApiError(409, ErrorCode.Conflict, `this person is already ${statusOf(person)}`);
+    if (statusOf(person) !== 'active') throw new DomainError(ErrorCode.Conflict, `this person is already ${statusOf(person)}`);
     const now = Date.now();
     await trx('users').where({ id: userId }).update({ disabled_at: now });
     const ended = await endSessions(trx, userId, now);
@@ -74,7 +74,7 @@ export async function unblockPerson(db: Db, audit: AuditLog, who: Who, userId: s
   await db.transaction(async (trx) => {
     const person = await findPerson(trx, who.orgId, userId);
     const status = statusOf(person);
-    if (status !== 'blocked') throw new ApiError(409, ErrorCode.Conflict, status === 'offboarded' ? 'an offboarded person is not unblocked: invite them again' : 'this person is not blocked');
+    if (status !== 'blocked') throw new DomainError(ErrorCode.Conflict, status === 'offboarded' ? 'an offboarded person is not unblocked: invite them again' : 'this person is not blocked');
     await trx('users').where({ id: userId }).update({ disabled_at: null });
     await audit.append(trx, { ...who, action: 'person.unblock', targetType: 'user', targetId: userId, outcome: 'success' });
   });
@@ -84,7 +84,7 @@ export async function unblockPerson(db: Db, audit: AuditLog, who: Who, userId: s
 export async function offboardPerson(db: Db, audit: AuditLog, who: Who, userId: string): Promise<OffboardAnswer> {
   return db.transaction(async (trx) => {
     const person = await findPerson(trx, who.orgId, userId);
-    if (person.offboarded_at !== null) throw new ApiError(409, ErrorCode.Conflict, 'this person is already offboarded');
+    if (person.offboarded_at !== null) throw new DomainError(ErrorCode.Conflict, 'this person is already offboarded');
     const now = Date.now();
     await trx('users').where({ id: userId }).update({ disabled_at: person.disabled_at ?? now, offboarded_at: now });
     const sessionsEnded = await endSessions(trx, userId, now);

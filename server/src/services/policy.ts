@@ -1,7 +1,7 @@
 // The sharing policy in effect for an organisation: its own rows over the documented defaults, and the refusals it
 // makes. Services of links, shares and memberships ask here; the errors are domain errors the middleware answers.
 import { ClassPolicy, CLASS_ORDER, DEFAULT_CLASS_POLICY, ErrorCode, type ClassName } from '@kluis/shared';
-import { ApiError } from '../errors.js';
+import { DomainError } from '../domain-error.js';
 import type { Db, Tx } from '../db/db.js';
 
 export interface PolicyInEffect extends ClassPolicy {
@@ -36,12 +36,9 @@ export async function setClassPolicy(trx: Tx, orgId: string, classification: Cla
 /** The sharing act a refusal concerns, as its audit entry names it (`rule`). */
 export type PolicyRule = 'link' | 'request' | 'external-member' | 'external-share' | 'raise';
 
-/** A policy refusal: 403 `policy_refused` (409 when the space's state blocks it), audited as denied naming the class. */
-export function policyRefusal(message: string, classification: ClassName, rule: PolicyRule, status = 403): ApiError {
-  const err = new ApiError(status, ErrorCode.PolicyRefused, message);
-  err.auditOutcome = 'denied';
-  err.auditDetails = { classification, rule };
-  return err;
+/** A policy refusal: `policy_refused` (403; 409 `byState` when the space's state blocks it), audited as denied naming the class. */
+export function policyRefusal(message: string, classification: ClassName, rule: PolicyRule, byState = false): DomainError {
+  return new DomainError(ErrorCode.PolicyRefused, message, { auditOutcome: 'denied', auditDetails: { classification, rule }, byState });
 }
 
 const EXTERNAL_MESSAGE: Record<'external-member' | 'external-share', (c: ClassName) => string> = {

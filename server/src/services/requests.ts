@@ -12,15 +12,17 @@ import {
   requestPolicyProblem, verifyUploadGrant, verifyUploadReceipt,
   type ClassName, type CreateFileRequest, type FileRequestInfo, type PublicRequestInfo, type RequestCommit, type RequestGoneReason, type RequestUploadView,
 } from '@kluis/shared';
-import { ApiError } from '../errors.js';
+import { refusalFacts } from '../errors.js';
 import type { Caller, Services } from '../context.js';
 import type { AuditEntryInput } from '../audit/types.js';
 import type { Db, Tx } from '../db/db.js';
+import { inList, type HotReads } from '../db/hot-reads.js';
 import { IP_POLICY, reserveAttempt, type ThrottleKey } from '../auth/throttle.js';
 import { refuseIfFrozen, spaceAccess } from './access.js';
 import { classPolicy, policyRefusal } from './policy.js';
-import { LINK_POLICY, RetryLater, type Who } from './links.js';
+import { LINK_POLICY, type Who } from './links.js';
 import { commitBatch } from '../routes/commits.js';
+import { DomainError, RetryLater } from '../domain-error.js';
 
 export interface RequestRow {
   id: string;
@@ -55,7 +57,7 @@ const requestQuery = (db: Db | Tx) => db('file_requests as r').join('spaces as s
 /** The request, whatever its state; 404 for an unknown id. */
 export async function findRequest(db: Db | Tx, requestId: string): Promise<RequestRow> {
   const row = await requestQuery(db).where('r.id', requestId).first();
-  if (!row) throw new ApiError(404, ErrorCode.NotFound, 'no such request');
+  if (!row) throw new DomainError(ErrorCode.NotFound, 'no such request');
   return normalise(row);
 }
 
@@ -67,9 +69,9 @@ export function goneReason(r: RequestRow, now: number): RequestGoneReason | null
   return null;
 }
 
-function gone(reason: RequestGoneReason): ApiError {
+function gone(reason: RequestGoneReason): DomainError {
   const text = { expired: 'this request has expired', revoked: 'this request was withdrawn', full: 'this request has received all the files it allows' }[reason];
-  return Object.assign(new ApiError(410, ErrorCode.RequestGone, text), { extra: { reason } });
+  return new DomainError(ErrorCode.RequestGone, text, { extra: { reason } });
 }
 
 export function requestInfo(r: RequestRow, publicUrl: string, now: number): FileRequestInfo {
@@ -87,8 +89,8 @@ export async function createRequest(services: Services, caller: Caller, who: Who
   const { space } = await spaceAccess(services.db, caller, spaceId, 'editor');
   await refuseIfFrozen(services.db, spaceId);
   const g = req.grant;
-  const bad = (why: string) => new ApiError(400, ErrorCode.ValidationFailed, `grant: ${why}`);
-  if (req.expiresAt <= now) throw new ApiError(400, ErrorCode.ValidationFailed, 'expiresAt: must be in the future');
+  const bad = (why: string) => new DomainError(ErrorCode.ValidationFailed, `grant: ${why}`);
+  if (req.expiresAt <= now) throw new DomainError(ErrorCode.ValidationFailed, 'expiresAt: must be in the future');
   // The space's organisation sets the policy and owns the request, also when a member of another organisation makes it.
   const problem = requestPolicyProblem(space.classification as ClassName, await classPolicy(services.db, space.org_id, space.classification as ClassName), req.expiresAt, now);
   if (problem) throw policyRefusal(problem, space.classification as ClassName, 'request');
@@ -98,14 +100,14 @@ export async function createRequest(services: Services, caller: Caller, who: Who
   try {
     verifyUploadGrant(g);
   } catch {
-    throw new ApiError(400, ErrorCode.BadSignature, 'grant: the signature does not verify');
+    throw new DomainError(ErrorCode.BadSignature, 'grant: the signature does not verify');
   }
   const epoch = await services.read('space_epochs').where({ space_id: spaceId, key_epoch: space.key_epoch }).first('public_key');
   if (g.keyEpoch !== space.key_epoch || g.spacePublicKey !== epoch?.public_key) throw bad(`must seal to the space key of the current epoch ${space.key_epoch}`);
   const log = await services.read('space_log').where({ space_id: spaceId }).max({ seq: 'seq' }).first();
   if (g.memberSeq > Number(log?.seq ?? 0)) throw bad('memberSeq is beyond the membership log');
   return services.db.transaction(async (trx) => {
-    if (await trx('file_requests').where({ id: req.requestId }).first('id')) throw new ApiError(409, ErrorCode.Conflict, 'a request with this id exists');
+    if (await trx('file_requests').where({ id: req.requestId }).first('id')) throw new DomainError(ErrorCode.Conflict, 'a request with this id exists');
     const row = {
       id: req.requestId, org_id: space.org_id, space_id: spaceId, key_epoch: g.keyEpoch, request_public_key: g.requestPublicKey, auth_hash: req.authHash,
       grant: JSON.stringify(g), expires_at: req.expiresAt, max_files: req.maxFiles, files: 0, bytes: 0, purpose: req.purpose, created_by: caller.userId,
@@ -135,7 +137,7 @@ export async function revokeRequest(services: Services, caller: Caller, who: Who
     const row = await trx('file_requests').where({ id: requestId }).first();
     let allowed = row !== undefined && row.created_by === caller.userId;
     if (row && !allowed) allowed = Boolean(await trx('space_members').where({ space_id: row.space_id, user_id: caller.userId, role: 'manager' }).first('role'));
-    if (!row || !allowed) throw new ApiError(404, ErrorCode.NotFound, 'no such request');
+    if (!row || !allowed) throw new DomainError(ErrorCode.NotFound, 'no such request');
     const already = row.revoked_at !== null;
     if (!already) await trx('file_requests').where({ id: requestId }).whereNull('revoked_at').update({ revoked_at: now });
     await services.audit.append(trx, { ...who, orgId: caller.orgId, action: 'filerequest.revoke', targetType: 'filerequest', targetId: requestId, outcome: 'success', details: { ...facts(row), already } });
@@ -172,7 +174,7 @@ export async function authorise(services: Services, r: RequestRow, who: Who, aut
   if ('waitMs' in reserved) throw new RetryLater(Math.ceil(reserved.waitMs / 1000), 'too many wrong attempts on this request: try again later');
   if (auth === null || !checkLinkAuth(fromBase64Url(auth), r.auth_hash)) {
     await reserved.attempt.fail(now);
-    throw Object.assign(new ApiError(401, ErrorCode.BadLinkAuth, 'the request link is incomplete or wrong'), { auditOutcome: 'denied' as const });
+    throw new DomainError(ErrorCode.BadLinkAuth, 'the request link is incomplete or wrong', { auditOutcome: 'denied' });
   }
   await reserved.attempt.succeed();
 }
@@ -186,7 +188,7 @@ export async function countBytes(services: Services, r: RequestRow, who: Who, st
 }
 
 export function assertBudget(r: RequestRow, declared: number | null): void {
-  if (r.bytes + (declared ?? 0) > REQUEST_MAX_BYTES) throw new ApiError(413, ErrorCode.PayloadTooLarge, 'this request has received all the bytes it allows');
+  if (r.bytes + (declared ?? 0) > REQUEST_MAX_BYTES) throw new DomainError(ErrorCode.PayloadTooLarge, 'this request has received all the bytes it allows');
 }
 
 type Row = { files: number | string };
@@ -195,7 +197,7 @@ const rowsOf = (result: unknown): Row[] => (Array.isArray(result) ? result : (re
 /** Commits one new file through the request: the receipt's slot must be the next one; the count rises atomically. */
 export async function commitUpload(services: Services, r: RequestRow, who: Who, req: RequestCommit, now = Date.now()): Promise<{ seq: number; slot: number; filesLeft: number }> {
   const rc = req.receipt;
-  const bad = (code: ErrorCode, why: string) => new ApiError(400, code, why);
+  const bad = (code: ErrorCode, why: string) => new DomainError(code, why);
   try {
     verifyUploadReceipt(rc, r.request_public_key);
   } catch {
@@ -223,16 +225,14 @@ export async function commitUpload(services: Services, r: RequestRow, who: Who, 
   const now2 = await findRequest(services.db, r.id);
   const reason = goneReason(now2, now);
   if (reason) throw gone(reason);
-  throw Object.assign(new ApiError(409, ErrorCode.Conflict, `slot ${rc.slot} is not the next one: sign the receipt again with slot ${now2.files + 1}`), { extra: { nextSlot: now2.files + 1 } });
+  throw new DomainError(ErrorCode.Conflict, `slot ${rc.slot} is not the next one: sign the receipt again with slot ${now2.files + 1}`, { extra: { nextSlot: now2.files + 1 } });
 }
 
 /** Every refused public call of a known request is written in full under its organisation (the finality rules). */
-export async function auditRefusal(services: Services, r: RequestRow, action: string, who: Who, err: ApiError): Promise<void> {
-  const reason = (err.extra as { reason?: string } | undefined)?.reason;
+export async function auditRefusal(services: Services, r: RequestRow, action: string, who: Who, err: DomainError): Promise<void> {
   const entry: AuditEntryInput = {
     ...who, orgId: r.org_id, action, targetType: 'filerequest', targetId: r.id,
-    outcome: err.auditOutcome ?? (err.status === 401 || err.status === 403 || err.status === 404 || err.status === 410 || err.status === 429 ? 'denied' : 'failed'),
-    details: { ...facts(r), status: err.status, code: err.code, ...(reason ? { reason } : {}) },
+    ...refusalFacts(err, facts(r)),
   };
   await services.audit.appendStandalone(entry);
 }
@@ -243,10 +243,12 @@ export function infoAuditEntry(r: RequestRow, who: Who): AuditEntryInput {
 }
 
 /** For change pages and histories: the grant and receipt of each of `fileIds` created through a request. */
-export async function requestUploads(db: Db, fileIds: string[]): Promise<Record<string, RequestUploadView>> {
+export async function requestUploads(hot: HotReads, fileIds: string[]): Promise<Record<string, RequestUploadView>> {
   const out: Record<string, RequestUploadView> = {};
-  for (let i = 0; i < fileIds.length; i += 500) {
-    const rows = await db('request_uploads as u').join('file_requests as r', 'r.id', 'u.request_id').whereIn('u.file_id', fileIds.slice(i, i + 500)).select('u.file_id', 'u.receipt', 'r.grant');
+  for (let i = 0; i < fileIds.length; i += 512) {
+    const { marks, bindings } = inList(fileIds.slice(i, i + 512));
+    const rows = await hot.all<{ file_id: string; receipt: string; grant: string }>(
+      `SELECT u.file_id, u.receipt, r."grant" FROM request_uploads u JOIN file_requests r ON r.id = u.request_id WHERE u.file_id IN (${marks})`, bindings);
     for (const row of rows) out[row.file_id] = { grant: JSON.parse(row.grant), receipt: JSON.parse(row.receipt) };
   }
   return out;

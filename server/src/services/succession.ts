@@ -5,7 +5,7 @@
 // (migration 010) keeps it to one main admin whatever happens. The operator's emergency replacement (kluis-admin)
 // is one audited step, for an organisation left without two admins.
 import { ErrorCode, SUCCESSION_TTL_MS, newId, type SuccessionView } from '@kluis/shared';
-import { ApiError } from '../errors.js';
+import { DomainError } from '../domain-error.js';
 import type { Db, Tx } from '../db/db.js';
 import type { AuditLog } from '../audit/types.js';
 import { statusOf, type Who } from './domains.js';
@@ -39,9 +39,9 @@ export async function currentSuccession(db: Db, orgId: string): Promise<Successi
 
 async function activeSuccessor(trx: Tx, orgId: string, userId: string): Promise<{ id: string; role: string }> {
   const user = await trx('users').where({ id: userId, org_id: orgId }).first('id', 'role', 'disabled_at', 'offboarded_at');
-  if (!user) throw new ApiError(404, ErrorCode.NotFound, 'no such person');
-  if (statusOf(user) !== 'active') throw new ApiError(409, ErrorCode.Conflict, 'the successor is blocked or offboarded');
-  if (user.role === 'main_admin') throw new ApiError(409, ErrorCode.Conflict, 'this person is the main access admin already');
+  if (!user) throw new DomainError(ErrorCode.NotFound, 'no such person');
+  if (statusOf(user) !== 'active') throw new DomainError(ErrorCode.Conflict, 'the successor is blocked or offboarded');
+  if (user.role === 'main_admin') throw new DomainError(ErrorCode.Conflict, 'this person is the main access admin already');
   return user;
 }
 
@@ -50,7 +50,7 @@ export async function proposeSuccession(db: Db, audit: AuditLog, who: Who & { ac
   return db.transaction(async (trx) => {
     const now = Date.now();
     await activeSuccessor(trx, who.orgId, successorUserId);
-    if (await openProposal(trx, who.orgId, now)) throw new ApiError(409, ErrorCode.Conflict, 'a proposal to replace the main access admin is open: confirm or cancel it first');
+    if (await openProposal(trx, who.orgId, now)) throw new DomainError(ErrorCode.Conflict, 'a proposal to replace the main access admin is open: confirm or cancel it first');
     const row: SuccessionRow = { id: newId(), successor_user_id: successorUserId, proposed_by: who.actorUserId, proposed_at: now, expires_at: now + SUCCESSION_TTL_MS, confirmed_by: null, confirmed_at: null, cancelled_at: null };
     await trx('admin_successions').insert({ ...row, org_id: who.orgId });
     await audit.append(trx, { ...who, action: 'admin.succession.propose', targetType: 'succession', targetId: row.id, outcome: 'success', details: { successorUserId, expiresAt: row.expires_at } });
@@ -60,9 +60,9 @@ export async function proposeSuccession(db: Db, audit: AuditLog, who: Who & { ac
 
 async function loadOpen(trx: Tx, orgId: string, proposalId: string, now: number): Promise<SuccessionRow> {
   const row = await trx('admin_successions').where({ id: proposalId, org_id: orgId }).first();
-  if (!row) throw new ApiError(404, ErrorCode.NotFound, 'no such proposal');
+  if (!row) throw new DomainError(ErrorCode.NotFound, 'no such proposal');
   const state = view(row, now).state;
-  if (state !== 'open') throw new ApiError(409, ErrorCode.Conflict, `this proposal is ${state}`);
+  if (state !== 'open') throw new DomainError(ErrorCode.Conflict, `this proposal is ${state}`);
   return row;
 }
 
@@ -81,7 +81,7 @@ export async function confirmSuccession(db: Db, audit: AuditLog, who: Who & { ac
   return db.transaction(async (trx) => {
     const now = Date.now();
     const row = await loadOpen(trx, who.orgId, proposalId, now);
-    if (row.proposed_by === who.actorUserId) throw new ApiError(403, ErrorCode.Forbidden, 'a second admin, not the proposer, confirms');
+    if (row.proposed_by === who.actorUserId) throw new DomainError(ErrorCode.Forbidden, 'a second admin, not the proposer, confirms');
     await activeSuccessor(trx, who.orgId, row.successor_user_id);
     const former = await swap(trx, who.orgId, row.successor_user_id);
     await trx('admin_successions').where({ id: proposalId }).update({ confirmed_by: who.actorUserId, confirmed_at: now });

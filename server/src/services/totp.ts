@@ -8,11 +8,11 @@
 import { randomBytes } from 'node:crypto';
 import { Secret, TOTP } from 'otpauth';
 import { ErrorCode, TOTP_ROLES, openTotpSecret, sealTotpSecret, type OrgRole, type TotpEnrolment, type TotpStatus } from '@kluis/shared';
-import { ApiError } from '../errors.js';
+import { DomainError, RetryLater } from '../domain-error.js';
 import type { Caller, Services } from '../context.js';
 import type { Db, Tx } from '../db/db.js';
 import { reserveAttempt, type ThrottlePolicy } from '../auth/throttle.js';
-import { RetryLater, type Who } from './links.js';
+import type { Who } from './links.js';
 
 const PERIOD_S = 30;
 /** Wrong codes per user: 5 in 15 minutes, then 15 minutes locked (the same as wrong passwords per address). */
@@ -55,7 +55,7 @@ export async function requireStepUp(services: Services, caller: Caller): Promise
   const status = await totpStatus(services, caller);
   if (!status.required || status.verified) return;
   const reason = status.enrolled ? 'verify' : 'enrol';
-  const err = new ApiError(403, ErrorCode.TotpRequired, status.enrolled
+  const err = new DomainError(ErrorCode.TotpRequired, status.enrolled
     ? 'this needs a session that passed 2-step verification: POST /api/v1/auth/totp/verify with a code'
     : 'this needs 2-step verification: enrol an authenticator first (POST /api/v1/auth/totp/enrol)');
   err.extra = { reason };
@@ -68,7 +68,7 @@ export async function startEnrolment(services: Services, totpKey: Uint8Array, ca
   await services.db.transaction(async (trx) => {
     const existing = await trx('totp_secrets').where({ user_id: caller.userId }).first('confirmed_at');
     if (existing && existing.confirmed_at !== null) {
-      throw new ApiError(409, ErrorCode.Conflict, 'an authenticator is already set up: another admin resets it if it is lost');
+      throw new DomainError(ErrorCode.Conflict, 'an authenticator is already set up: another admin resets it if it is lost');
     }
     await trx('totp_secrets').where({ user_id: caller.userId }).delete();
     await trx('totp_secrets').insert({ user_id: caller.userId, sealed: sealTotpSecret(totpKey, caller.userId, secret), created_at: now, confirmed_at: null, last_step: 0 });
@@ -86,7 +86,7 @@ export async function checkCode(services: Services, totpKey: Uint8Array, caller:
   const action = mode === 'confirm' ? 'totp.enrol.confirm' : 'totp.verify';
   const row = await services.db('totp_secrets').where({ user_id: caller.userId }).first('sealed', 'confirmed_at', 'last_step');
   if (!row || (mode === 'confirm') !== (row.confirmed_at === null)) {
-    throw new ApiError(409, ErrorCode.Conflict, mode === 'confirm' ? 'no enrolment to confirm: start one first' : 'no authenticator is set up: enrol one first');
+    throw new DomainError(ErrorCode.Conflict, mode === 'confirm' ? 'no enrolment to confirm: start one first' : 'no authenticator is set up: enrol one first');
   }
   const reserved = await reserveAttempt(services.tx, [{ key: `totp:user:${caller.userId}`, policy: TOTP_POLICY }], now);
   if ('waitMs' in reserved) {
@@ -111,7 +111,7 @@ export async function checkCode(services: Services, totpKey: Uint8Array, caller:
   if (!accepted) {
     await reserved.attempt.fail(now);
     const replayed = step !== null;
-    throw Object.assign(new ApiError(401, ErrorCode.Unauthenticated, replayed ? 'this code was already used: wait for the next one' : 'wrong code'), { auditOutcome: 'failed' as const, extra: { reason: replayed ? 'replayed' : 'wrong' } });
+    throw new DomainError(ErrorCode.Unauthenticated, replayed ? 'this code was already used: wait for the next one' : 'wrong code', { auditOutcome: 'failed', extra: { reason: replayed ? 'replayed' : 'wrong' } });
   }
   await reserved.attempt.succeed([`totp:user:${caller.userId}`]);
 }
@@ -122,10 +122,10 @@ export async function checkCode(services: Services, totpKey: Uint8Array, caller:
  * password remove the second step).
  */
 export async function resetTotp(services: Services, caller: Caller, who: Who, userId: string): Promise<void> {
-  if (userId === caller.userId) throw new ApiError(403, ErrorCode.Forbidden, 'another admin resets your authenticator, not you');
+  if (userId === caller.userId) throw new DomainError(ErrorCode.Forbidden, 'another admin resets your authenticator, not you');
   await services.db.transaction(async (trx) => {
     const user = await trx('users').where({ id: userId, org_id: caller.orgId }).first('id', 'role');
-    if (!user) throw new ApiError(404, ErrorCode.NotFound, 'no such user');
+    if (!user) throw new DomainError(ErrorCode.NotFound, 'no such user');
     const had = await clearAuthenticator(trx, userId);
     await services.audit.append(trx, { ...who, orgId: caller.orgId, action: 'totp.reset', targetType: 'user', targetId: userId, outcome: 'success', details: { hadAuthenticator: had } });
   });

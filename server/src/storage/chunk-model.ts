@@ -3,18 +3,14 @@
 import { randomBytes } from 'node:crypto';
 import type { Readable } from 'node:stream';
 import type { Knex } from 'knex';
-import { CHUNK_MAX, ENVELOPE_OVERHEAD } from '@kluis/shared';
+import { DEFAULT_FRAME_LIMITS, type FrameLimits } from '@kluis/shared';
 import { ChunkCorruptError, InvalidChunkError } from './chunk-errors.js';
 
 export const KiB = 1024;
 export const MiB = 1024 * KiB;
 
-/** Smallest chunk ciphertext (the envelope of an empty plaintext). */
-export const CHUNK_CIPHERTEXT_MIN = ENVELOPE_OVERHEAD;
-/** Largest chunk ciphertext (the envelope of a 2 MiB plaintext). */
-export const CHUNK_CIPHERTEXT_MAX = CHUNK_MAX + ENVELOPE_OVERHEAD;
-/** Bytes of a frame header on the wire (32-byte id + u32 length); counted by `maxTotalBytes`. */
-export const FRAME_HEADER_BYTES = 36;
+// Frame sizes and batch limits live once, in @kluis/shared (shared/src/api/frames.ts): the store uses them as they are.
+export { CHUNK_CIPHERTEXT_MAX, CHUNK_CIPHERTEXT_MIN, FRAME_HEADER_BYTES } from '@kluis/shared';
 
 /**
  * Chunk ciphertexts shorter than this are packed; longer ones are objects of their own. Chosen by
@@ -45,24 +41,10 @@ export interface ChunkData {
   ciphertext: Uint8Array;
 }
 
-/** Limits of one upload batch; the same names and meaning as `FrameLimits` of @kluis/shared (pass one object to both). */
-export interface ChunkBatchLimits {
-  /** Smallest ciphertext (default 41). */
-  minFrameBytes: number;
-  /** Largest ciphertext (default 2 MiB + 41). */
-  maxFrameBytes: number;
-  /** Largest batch: sum of 36 + length over its chunks (default 256 MiB). */
-  maxTotalBytes: number;
-  /** Most chunks in one batch (default 10,000). */
-  maxCount: number;
-}
+/** Limits of one upload batch: the frame parser's (`FrameLimits`), so that one object serves both. */
+export type ChunkBatchLimits = FrameLimits;
 
-export const DEFAULT_CHUNK_BATCH_LIMITS: Readonly<ChunkBatchLimits> = Object.freeze({
-  minFrameBytes: CHUNK_CIPHERTEXT_MIN,
-  maxFrameBytes: CHUNK_CIPHERTEXT_MAX,
-  maxTotalBytes: 256 * MiB,
-  maxCount: 10_000,
-});
+export const DEFAULT_CHUNK_BATCH_LIMITS: Readonly<ChunkBatchLimits> = DEFAULT_FRAME_LIMITS;
 
 export interface PutBatchResult {
   /** Chunks newly stored. */

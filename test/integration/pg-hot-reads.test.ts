@@ -1,0 +1,5 @@
+// hot-reads.test.ts on PostgreSQL (helpers/postgres.ts starts a throwaway cluster for this file).
+import { usePostgres } from '../helpers/postgres-suite.js';
+import './hot-reads.test.js';
+
+usePostgres();
