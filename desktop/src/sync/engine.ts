@@ -230,6 +230,12 @@ export class SyncEngine extends EventEmitter {
     return reconcile(base, scan.entries, remote, { ...options, device: await this.device() });
   }
 
+  /** The base rows and a scan of the folder against them. */
+  private async readLocal(signal?: AbortSignal): Promise<{ base: Map<string, BaseEntry>; scan: ScanResult }> {
+    const base = await this.db.baseAll(this.folder.id);
+    return { base, scan: await this.scan(base, signal) };
+  }
+
   /**
    * One pass: pull, scan, reconcile, act. Returns whether anything was done or is still waiting (settling files),
    * i.e. whether another pass may find more.
@@ -237,12 +243,24 @@ export class SyncEngine extends EventEmitter {
   async cycle(signal?: AbortSignal, options: { full?: boolean } = {}): Promise<{ busy: boolean; waiting: boolean }> {
     this.setState('scanning');
     if (options.full) this.lastScan = null;
-    await this.completeRemovals();
-    await this.pull();
+    // With no journal to finish (the usual case) nothing changes the base rows before act: the folder is read and
+    // scanned while the server answers (the scan yields between batches of stats). Otherwise the journal is finished
+    // first, with the pulled remote state, and the scan follows.
+    const early = (await this.db.journalPending(this.folder.id)).length === 0 ? this.readLocal(signal) : null;
+    try {
+      await this.completeRemovals();
+      await this.pull();
+    } catch (err) {
+      await early?.catch(() => undefined);
+      throw err;
+    }
     let remote = await this.db.remoteAll(this.folder.id);
-    if (await recoverJournal(this.ctx, remote)) remote = await this.db.remoteAll(this.folder.id);
-    const base = await this.db.baseAll(this.folder.id);
-    const scan = await this.scan(base, signal);
+    let local = early;
+    if (local === null) {
+      if (await recoverJournal(this.ctx, remote)) remote = await this.db.remoteAll(this.folder.id);
+      local = this.readLocal(signal);
+    }
+    const { base, scan } = await local;
     if (this.firstCycle) {
       await cleanTemp(this.folder.root, scan.temps).catch(() => 0);
       this.firstCycle = false;
