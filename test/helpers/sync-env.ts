@@ -563,6 +563,8 @@ export interface RemoteFile {
   kind: 'file' | 'dir';
   size: number;
   hash: string;
+  /** the manifest's chunk list: [chunk id, plaintext size] */
+  chunks: [string, number][];
 }
 
 /** The live (not deleted) files of the space as the server's change log says, by path; opened with c's keys. */
@@ -596,7 +598,7 @@ export async function remoteState(c: SyncClient): Promise<{ seq: number; byPath:
     const { manifest } = k.openManifest(k.fromBase64Url(v.manifest), k.deriveFileSubkeys(fileKey), { fileId, versionId: v.versionId }, () => true);
     if (manifest.deleted) continue;
     const list = byPath.get(manifest.path) ?? [];
-    list.push({ fileId, versionId: v.versionId, path: manifest.path, kind: manifest.kind, size: manifest.size, hash: manifest.hash });
+    list.push({ fileId, versionId: v.versionId, path: manifest.path, kind: manifest.kind, size: manifest.size, hash: manifest.hash, chunks: manifest.chunks });
     byPath.set(manifest.path, list);
   }
   return { seq: head, byPath };

@@ -44,6 +44,31 @@ test('index: opens <home>/index.sqlite3, migrates once, reopens', async (t) => {
   await again.close();
 });
 
+test('index: an index with every migration opens without the migrator; one a migration short is migrated; one a newer client migrated is refused', async (t) => {
+  const { db, home } = await openTemp(t);
+  const names = ((await db.knex('schema_migrations').select('name')) as { name: string }[]).map((r) => r.name);
+  t.true(names.length >= 3);
+  // The migrator's lock row is written on every run of it: untouched when nothing is pending.
+  await db.knex('schema_migrations_lock').update({ is_locked: 7 });
+  await db.close();
+  const same = await IndexDb.open(home);
+  t.is(((await same.knex('schema_migrations_lock').first('is_locked')) as { is_locked: number }).is_locked, 7, 'the migrator did not run');
+  await same.knex('schema_migrations_lock').update({ is_locked: 0 });
+  // An index from before the last migration (as an older client left it): migrated on open.
+  const last = names[names.length - 1]!;
+  t.is(last, '003_base_chunks');
+  await same.knex.schema.dropTable('base_chunks');
+  await same.knex('schema_migrations').where({ name: last }).delete();
+  await same.close();
+  const older = await IndexDb.open(home);
+  t.true(await older.knex.schema.hasTable('base_chunks'));
+  t.deepEqual(((await older.knex('schema_migrations').select('name')) as { name: string }[]).map((r) => r.name), names);
+  // A migration this client does not know (a newer client's index): refused as before, not silently used.
+  await older.knex('schema_migrations').insert({ name: '999_from_the_future', batch: 99, migration_time: new Date() });
+  await older.close();
+  await t.throwsAsync(IndexDb.open(home), { message: /999_from_the_future|corrupt/i });
+});
+
 test('index: folder() gets or creates by (space, root)', async (t) => {
   const { db, home } = await openTemp(t);
   const a = await db.folder('space1', path.join(home, 'A'));

@@ -193,6 +193,7 @@ export async function completePendingRemovals(account: Account, spaceId: string)
     const details = await api.space(c, spaceId);
     if (details.role !== 'manager') return done;
     const pending = new Set(details.pendingRemovals ?? []);
+    if (pending.size === 0) return done; // the usual case: nothing asked, no membership log to verify
     const state = verifiedMembership(account, details);
     const next = [...pending].map((id) => state.members.get(id)?.identity).find((m) => m !== undefined && m.userId !== account.session.userId);
     if (!next) return done;

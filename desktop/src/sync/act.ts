@@ -16,8 +16,24 @@ function currentFacts(l: LocalEntry | undefined): LocalFacts | null {
   return l ? { size: l.size, mtimeMs: l.mtimeMs, ino: l.ino } : null;
 }
 
+/** The base row of an unchanged entry whose local facts moved (touched, copied back): refreshed, so no re-hash next time. */
+function refreshedFacts(a: { path: string }, base: Map<string, BaseEntry>, scan: ScanResult): BaseEntry | null {
+  const b = base.get(a.path);
+  const l = scan.entries.get(a.path);
+  if (b && l && l.hash === b.hash && (l.size !== b.localSize || l.mtimeMs !== b.localMtimeMs || l.ino !== b.localIno)) {
+    return { ...b, localSize: l.size, localMtimeMs: l.mtimeMs, localIno: l.ino };
+  }
+  return null;
+}
+
 /** Carries out `actions`; returns whether anything was done (so another pass may find more). */
 export async function act(ctx: SyncContext, actions: SyncAction[], base: Map<string, BaseEntry>, scan: ScanResult, signal?: AbortSignal): Promise<boolean> {
+  // Nothing to do (an unchanged folder, the usual pass): neither the space's keys nor the journal are needed.
+  if (actions.every((a) => a.type === 'none')) {
+    const putBase = actions.map((a) => refreshedFacts(a, base, scan)).filter((b) => b !== null);
+    if (putBase.length) await ctx.db.apply(ctx.folder.id, { putBase });
+    return false;
+  }
   const sc = await ctx.crypto();
   const report = ctx.report;
   const disk = (p: string): string => scan.diskPaths.get(p) ?? p;
@@ -44,12 +60,8 @@ export async function act(ctx: SyncContext, actions: SyncAction[], base: Map<str
     if (signal?.aborted) break;
     switch (a.type) {
       case 'none': {
-        // Refresh the local facts of unchanged entries (touched, copied back): no re-hash next time.
-        const b = base.get(a.path);
-        const l = scan.entries.get(a.path);
-        if (b && l && l.hash === b.hash && (l.size !== b.localSize || l.mtimeMs !== b.localMtimeMs || l.ino !== b.localIno)) {
-          index.putBase.push({ ...b, localSize: l.size, localMtimeMs: l.mtimeMs, localIno: l.ino });
-        }
+        const refreshed = refreshedFacts(a, base, scan);
+        if (refreshed) index.putBase.push(refreshed);
         break;
       }
       case 'refuse':

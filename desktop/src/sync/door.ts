@@ -113,7 +113,7 @@ export class SyncFolder {
       };
       await db.setStatus(folder.id, { pid: process.pid });
       const engine = new SyncEngine({
-        db, folder, client: accountClient(account), account, device: o.device ?? await deviceName(account), bwlimit,
+        db, folder, client: accountClient(account), account, device: o.device ?? (() => deviceName(account)), bwlimit,
         ...(o.settleMs !== undefined ? { settleMs: o.settleMs } : {}), ...(o.giveUpMs !== undefined ? { giveUpMs: o.giveUpMs } : {}),
       });
       return new SyncFolder(db, engine, unlock);

@@ -37,7 +37,7 @@ import { isTransient, type FileKeys, type SpaceCrypto } from './remote.js';
 import { Backoff, sleep } from './retry.js';
 import { scanFolder, unknownPaths, type ScanResult } from './scan.js';
 import { RateLimiter } from './transfer.js';
-import type { BaseEntry, EngineState } from './types.js';
+import type { BaseEntry, EngineState, RemoteEntry, SyncAction } from './types.js';
 
 // The engine's API as it was before the split (door.ts, the CLI, the desktop app import these from here).
 export type { Progress, SyncReport } from './context.js';
@@ -48,8 +48,8 @@ export interface EngineOptions {
   folder: FolderRecord;
   client: ApiClient;
   account: Account;
-  /** this device's name, for conflict copies */
-  device: string;
+  /** this device's name, for conflict copies; a function is asked once, when a pass first makes a conflict copy */
+  device: string | (() => Promise<string>);
   /** a file modified less than this long ago waits (default 1000 ms) */
   settleMs?: number;
   /** bytes per second for uploads + downloads together (0 = unlimited) */
@@ -65,7 +65,7 @@ export class SyncEngine extends EventEmitter {
   readonly folder: FolderRecord;
   readonly client: ApiClient;
   readonly account: Account;
-  readonly device: string;
+  private deviceName: string | (() => Promise<string>);
   readonly settleMs: number;
   readonly limiter: RateLimiter;
   private readonly ctx: SyncContext;
@@ -87,7 +87,7 @@ export class SyncEngine extends EventEmitter {
     this.folder = options.folder;
     this.client = options.client;
     this.account = options.account;
-    this.device = options.device;
+    this.deviceName = options.device;
     this.settleMs = options.settleMs ?? 1000;
     this.limiter = new RateLimiter(options.bwlimit ?? 0);
     this.giveUpMs = options.giveUpMs;
@@ -212,6 +212,30 @@ export class SyncEngine extends EventEmitter {
     return scanFolder(this.folder.root, base, { ...options, only: { previous: this.lastScan, dirs: [...dirs] } });
   }
 
+  /** This device's name (conflict copies), asked for the first time it is needed. */
+  async device(): Promise<string> {
+    if (typeof this.deviceName !== 'string') this.deviceName = await this.deviceName();
+    return this.deviceName;
+  }
+
+  /**
+   * Reconciles (reconcile.ts). The device name is looked up only when a conflict copy needs it: most passes have
+   * none, and reconcile is a pure function of its inputs, so it runs once more with the name when one does.
+   */
+  private async reconciled(base: Map<string, BaseEntry>, scan: ScanResult, remote: Map<string, RemoteEntry>): Promise<SyncAction[]> {
+    const options = { now: new Date(), unknown: unknownPaths(scan) };
+    const known = typeof this.deviceName === 'string' ? this.deviceName : null;
+    const actions = reconcile(base, scan.entries, remote, { ...options, device: known ?? 'device' });
+    if (known !== null || !actions.some((a) => a.type === 'conflict')) return actions;
+    return reconcile(base, scan.entries, remote, { ...options, device: await this.device() });
+  }
+
+  /** The base rows and a scan of the folder against them. */
+  private async readLocal(signal?: AbortSignal): Promise<{ base: Map<string, BaseEntry>; scan: ScanResult }> {
+    const base = await this.db.baseAll(this.folder.id);
+    return { base, scan: await this.scan(base, signal) };
+  }
+
   /**
    * One pass: pull, scan, reconcile, act. Returns whether anything was done or is still waiting (settling files),
    * i.e. whether another pass may find more.
@@ -219,13 +243,24 @@ export class SyncEngine extends EventEmitter {
   async cycle(signal?: AbortSignal, options: { full?: boolean } = {}): Promise<{ busy: boolean; waiting: boolean }> {
     this.setState('scanning');
     if (options.full) this.lastScan = null;
-    await this.completeRemovals();
-    await this.pull();
+    // With no journal to finish (the usual case) nothing changes the base rows before act: the folder is read and
+    // scanned while the server answers (the scan yields between batches of stats). Otherwise the journal is finished
+    // first, with the pulled remote state, and the scan follows.
+    const early = (await this.db.journalPending(this.folder.id)).length === 0 ? this.readLocal(signal) : null;
+    try {
+      await this.completeRemovals();
+      await this.pull();
+    } catch (err) {
+      await early?.catch(() => undefined);
+      throw err;
+    }
     let remote = await this.db.remoteAll(this.folder.id);
-    await recoverJournal(this.ctx, remote);
-    const base = await this.db.baseAll(this.folder.id);
-    remote = await this.db.remoteAll(this.folder.id);
-    const scan = await this.scan(base, signal);
+    let local = early;
+    if (local === null) {
+      if (await recoverJournal(this.ctx, remote)) remote = await this.db.remoteAll(this.folder.id);
+      local = this.readLocal(signal);
+    }
+    const { base, scan } = await local;
     if (this.firstCycle) {
       await cleanTemp(this.folder.root, scan.temps).catch(() => 0);
       this.firstCycle = false;
@@ -241,7 +276,7 @@ export class SyncEngine extends EventEmitter {
     for (const r of scan.refused) {
       if (!this.ctx.report.refused.some((x) => x.path === r.path)) this.ctx.report.refused.push({ path: r.path, reason: r.detail ?? r.reason });
     }
-    const actions = reconcile(base, scan.entries, remote, { device: this.device, now: new Date(), unknown: unknownPaths(scan) });
+    const actions = await this.reconciled(base, scan, remote);
     // Settling files are looked at again next pass (their folders are rescanned).
     for (const sk of scan.skipped) if (sk.reason === 'settling' || sk.reason === 'changing') this.noteChange(this.ctx.abs(scan.diskPaths.get(sk.path) ?? sk.path));
     this.lastScan = scan;

@@ -18,7 +18,8 @@ export async function spaceHistory(c: ApiClient, sc: SpaceCrypto): Promise<{ seq
   const wraps = new Map<string, unknown[]>();
   const uploads: Record<string, unknown> = {};
   let seq = 0;
-  for await (const page of changePages(c, sc, 0, 5000)) {
+  for await (const page of changePages(c, sc.spaceId, 0, 5000)) {
+    sc.noteUploads(page.uploads);
     for (const v of page.changes) {
       if (!views.has(v.fileId)) views.set(v.fileId, []);
       views.get(v.fileId)!.push(v);

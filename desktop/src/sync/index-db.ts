@@ -161,6 +161,21 @@ const migrations: Knex.MigrationSource<Migration> = {
   getMigration: async (m) => m,
 };
 
+/**
+ * Whether the index has run exactly the migrations above: one read instead of Knex's migrator (which takes its lock
+ * table in a write transaction on every open). Anything else (a new index, a pending migration, an index a newer
+ * client migrated further) goes through the migrator as before.
+ */
+async function upToDate(knex: Knex): Promise<boolean> {
+  let done: string[];
+  try {
+    done = ((await knex('schema_migrations').select('name')) as { name: string }[]).map((r) => r.name);
+  } catch {
+    return false; // no table yet
+  }
+  return done.length === all.length && all.every((m) => done.includes(m.name));
+}
+
 export interface FolderRecord {
   id: number;
   spaceId: string;
@@ -280,7 +295,7 @@ export class IndexDb {
       },
     });
     try {
-      await knex.migrate.latest({ migrationSource: migrations, tableName: 'schema_migrations' });
+      if (!(await upToDate(knex))) await knex.migrate.latest({ migrationSource: migrations, tableName: 'schema_migrations' });
     } catch (err) {
       await knex.destroy();
       throw err;

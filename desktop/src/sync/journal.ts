@@ -48,10 +48,13 @@ export function journalCommit(ctx: SyncContext, versions: JournalCommit['version
   return ctx.db.journalAdd(ctx.folder.id, 'commit', { versions } satisfies JournalCommit);
 }
 
-/** Finishes what a crash interrupted (see the top); `remote` is the index's remote state, just pulled. */
-export async function recoverJournal(ctx: SyncContext, remote: Map<string, RemoteEntry>): Promise<void> {
+/**
+ * Finishes what a crash interrupted (see the top); `remote` is the index's remote state, just pulled. Returns whether
+ * there was anything to finish.
+ */
+export async function recoverJournal(ctx: SyncContext, remote: Map<string, RemoteEntry>): Promise<boolean> {
   const pending = await ctx.db.journalPending(ctx.folder.id);
-  if (pending.length === 0) return;
+  if (pending.length === 0) return false;
   const sc = await ctx.crypto();
   for (const j of pending) {
     const changes: IndexChanges = { journalDone: [j.id] };
@@ -90,6 +93,7 @@ export async function recoverJournal(ctx: SyncContext, remote: Map<string, Remot
     await ctx.db.apply(ctx.folder.id, changes);
   }
   await ctx.db.journalPrune(ctx.folder.id);
+  return true;
 }
 
 /** The local facts of `rel` if it holds exactly `hash` (a folder: if it is a folder), else null. */

@@ -12,10 +12,11 @@ import type { RemoteEntry } from './types.js';
  * versions already reported as refused (each is reported once per engine).
  */
 export async function pull(ctx: SyncContext, refused: Set<string>): Promise<number> {
-  const sc = await ctx.crypto();
   let changed = 0;
-  for await (const page of pullChanges(ctx.client, sc, ctx.folder.lastSeq, 1000, (versionId) => ctx.ownCommits.has(versionId))) {
+  for await (const page of pullChanges(ctx.client, ctx.folder.spaceId, () => ctx.crypto(), ctx.folder.lastSeq, 1000, (versionId) => ctx.ownCommits.has(versionId))) {
     if (page.uploads.size > 0) await placeUploads(ctx, page.entries, page.uploads);
+    // Nothing new (an unchanged space): no write transaction.
+    if (page.entries.length === 0 && page.wraps.length === 0 && page.refused.length === 0 && page.next === ctx.folder.lastSeq) continue;
     await ctx.db.apply(ctx.folder.id, { putRemote: page.entries, putWraps: page.wraps, lastSeq: page.next });
     ctx.folder.lastSeq = page.next;
     changed += page.entries.length;

@@ -265,12 +265,19 @@ export function refusalReason(err: unknown): string {
 /**
  * Reads the change log after `since`, page by page; for each page yields the newest version of each file it names,
  * opened and checked (except versions `known` says the index already holds). The caller stores each page with its `next` position in one transaction.
+ * `keys` gives the space's keys: asked for only when a page names a version (an unchanged space needs none of them).
  */
-export async function* pullChanges(c: ApiClient, sc: SpaceCrypto, since: number, limit = 1000, known: (versionId: string) => boolean = () => false): AsyncGenerator<PulledPage> {
-  for await (const page of changePages(c, sc, since, limit)) {
+export async function* pullChanges(c: ApiClient, spaceId: string, keys: () => Promise<SpaceCrypto>, since: number, limit = 1000, known: (versionId: string) => boolean = () => false): AsyncGenerator<PulledPage> {
+  for await (const page of changePages(c, spaceId, since, limit)) {
+    const out: PulledPage = { entries: [], uploads: new Map(), wraps: [], refused: [], next: page.next, head: page.head };
+    if (page.changes.length === 0 && Object.keys(page.uploads ?? {}).length === 0) {
+      yield out;
+      continue;
+    }
+    const sc = await keys();
+    sc.noteUploads(page.uploads);
     const newest = new Map<string, VersionView>();
     for (const v of page.changes) newest.set(v.fileId, v);
-    const out: PulledPage = { entries: [], uploads: new Map(), wraps: [], refused: [], next: page.next, head: page.head };
     let refreshed = false;
     for (const v of newest.values()) {
       if (known(v.versionId)) continue; // our own commit: its remote row and wraps are in the index already
@@ -306,12 +313,11 @@ export async function* pullChanges(c: ApiClient, sc: SpaceCrypto, since: number,
   }
 }
 
-/** The change log after `since`, page by page as the server answers it (every version, its files' key wraps); notes file-request grants. */
-export async function* changePages(c: ApiClient, sc: SpaceCrypto, since: number, limit = 1000): AsyncGenerator<z.infer<typeof ChangesPage>> {
+/** The change log after `since`, page by page as the server answers it (every version, its files' key wraps); the caller notes its file-request grants (SpaceCrypto.noteUploads). */
+export async function* changePages(c: ApiClient, spaceId: string, since: number, limit = 1000): AsyncGenerator<z.infer<typeof ChangesPage>> {
   let at = since;
   for (;;) {
-    const page = parsed(ChangesPage, await c.json('GET', `/api/v1/spaces/${encodeURIComponent(sc.spaceId)}/changes?since=${at}&limit=${limit}`), 'changes');
-    sc.noteUploads(page.uploads);
+    const page = parsed(ChangesPage, await c.json('GET', `/api/v1/spaces/${encodeURIComponent(spaceId)}/changes?since=${at}&limit=${limit}`), 'changes');
     yield page;
     if (!page.more || page.next <= at) return;
     at = page.next;

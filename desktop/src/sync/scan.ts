@@ -348,16 +348,19 @@ export async function scanFolder(root: string, base: ReadonlyMap<string, BaseEnt
       todo.push({ name, rel, disk });
     }
 
+    // Names from a listing hold no separator and are never '.' or '..': joined by hand, without path.join's
+    // normalisation of the whole path (the largest cost of a no-op scan of 10,000 files, issue 22).
+    const prefix = dir.abs.endsWith(path.sep) ? dir.abs : dir.abs + path.sep;
     for (let i = 0; i < todo.length; i += statBatch) {
       const batch = todo.slice(i, i + statBatch);
       let stats: (Stats | Error)[];
       if (statMode === 'async') {
-        stats = await Promise.all(batch.map((t) => lstat(path.join(dir.abs, t.name)).catch((err: NodeJS.ErrnoException) => err)));
+        stats = await Promise.all(batch.map((t) => lstat(prefix + t.name).catch((err: NodeJS.ErrnoException) => err)));
       } else {
         if (i > 0) await yieldToLoop();
         stats = batch.map((t) => {
           try {
-            return lstatSync(path.join(dir.abs, t.name));
+            return lstatSync(prefix + t.name);
           } catch (err) {
             return err as Error;
           }
@@ -371,7 +374,7 @@ export async function scanFolder(root: string, base: ReadonlyMap<string, BaseEnt
           result.skipped.push(code === 'ENOENT' ? { path: t.rel, reason: 'vanished' } : { path: t.rel, reason: 'unreadable', detail: code ?? st.message });
           continue;
         }
-        const abs = path.join(dir.abs, t.name);
+        const abs = prefix + t.name;
         if (st.isSymbolicLink()) {
           result.skipped.push({ path: t.rel, reason: 'symlink', detail: 'symlinks are not followed or synced' });
         } else if (st.isDirectory()) {

@@ -2,7 +2,6 @@
 // (it re-checks size + mtime + inode and waits for files still being written). The engine's own temp files are
 // ignored so a download does not wake the watcher twice.
 import path from 'node:path';
-import { watch } from 'chokidar';
 import { TEMP_PREFIX } from './local-paths.js';
 
 /**
@@ -10,6 +9,8 @@ import { TEMP_PREFIX } from './local-paths.js';
  * everything is rescanned). Returns the function that stops it.
  */
 export async function watchFolder(root: string, onChange: (absPath?: string) => void): Promise<() => Promise<void>> {
+  // Loaded here, not at start: a `kluis sync --once` run never watches.
+  const { watch } = await import('chokidar');
   const watcher = watch(root, {
     ignoreInitial: true,
     followSymlinks: false,
