@@ -54,7 +54,6 @@ function updateFolders(folders: FolderStatus[]): void {
 function renderHeader(): void {
   $('langs').replaceChildren(...langButtons((l: Lang) => {
     setLang(l, true);
-    announce(''); // a sentence said in the other language is stale
     render();
     document.querySelector<HTMLElement>(`#langs button[lang="${l}"]`)?.focus();
   }));
@@ -80,8 +79,6 @@ function renderNav(): void {
 
 function show(v: View): void {
   view = v;
-  announce(''); // what was said about the screen left behind
-
   render();
   $('title').focus({ preventScroll: true });
 }
@@ -114,7 +111,6 @@ function render(): void {
       onLanguage: (l) => {
         if (l !== lang()) {
           setLang(l, true);
-          announce('');
           render();
         }
       },
