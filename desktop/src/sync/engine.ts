@@ -247,6 +247,9 @@ export class SyncEngine extends EventEmitter {
     // scanned while the server answers (the scan yields between batches of stats). Otherwise the journal is finished
     // first, with the pulled remote state, and the scan follows.
     const early = (await this.db.journalPending(this.folder.id)).length === 0 ? this.readLocal(signal) : null;
+    // Awaited below, or dropped when the pull fails; meanwhile a stop (the scan aborted) must not be an unhandled
+    // rejection: in CI it crashed `kluis sync` on SIGTERM while the pull was waiting for a server that was down.
+    early?.catch(() => undefined);
     try {
       await this.completeRemovals();
       await this.pull();
