@@ -395,14 +395,81 @@ test.serial('a backup taken while a client keeps committing is one consistent sn
     const original = path.join(a.dirs[0]!, name);
     t.is(k.contentHash(readFileSync(original)), hash, `${name} as written`);
   }
-  // Files the owner's client committed after the snapshot are on its disk only. Its own index believes them synced
-  // (docs/backup.md §6); the same folder synced from a fresh client state uploads them, without conflict copies.
+  // Files the owner's client committed after the snapshot are on its disk only, and its index believed them synced.
+  // Its next run sees the server's log behind its own (docs/backup.md §6), checks every file again and uploads
+  // those: nothing else, no conflict copy.
   const later = [...tree(a.dirs[0]!).keys()].filter((name) => !got.has(name));
-  const reset = await cliHome(second.url, a.owner, 'kluis-bk-busy-r-');
-  temps.push(reset);
-  const again = await ok(reset, ['sync', a.dirs[0]!, '--space', a.spaceId, '--once']);
-  t.like(again, { errors: [], conflicts: [], uploaded: later.length }, JSON.stringify({ later, again }));
+  t.true(later.length > 0, 'the owner committed files after the snapshot');
+  const again = await ok(a.homes[0]!, ['sync', a.dirs[0]!, '--space', a.spaceId, '--once']);
+  t.like(again, { errors: [], conflicts: [], uploaded: later.length, downloaded: 0, deletedLocal: 0, deletedRemote: 0 }, JSON.stringify({ later, again }));
+  t.true(again.serverBehind.seen > again.serverBehind.head, JSON.stringify(again.serverBehind));
   await ok(home, ['sync', dir, '--space', a.spaceId, '--once']);
   t.deepEqual(tree(dir), tree(a.dirs[0]!));
   t.true((await adminOk(second.dataDir, ['audit', 'verify'])).ok);
+});
+
+test.serial('restored while a colleague already worked on: a device that synced after the backup uploads its later files, once, byte for byte', async (t) => {
+  t.timeout(10 * 60_000);
+  const first = await startServer();
+  servers.push(first);
+  const a = await populatedOrg(first, 'Leuven');
+  const key = await backupKey(first.dataDir, a.orgId);
+  const out = path.join(tmp('kluis-bk-after-'), 'l');
+  await adminOk(first.dataDir, ['backup', '--org', a.orgId, '--out', out]);
+  // After the backup the owner adds five files and edits one; its index records them as synced.
+  const [oDir, cDir] = a.dirs as [string, string];
+  const [oHome, cHome] = a.homes as [string, string];
+  for (let i = 0; i < 5; i++) writeFileSync(path.join(oDir, `na-backup-${i}.txt`), `na de backup ${i}\n`.repeat(40 + i));
+  writeFileSync(path.join(oDir, 'verslagen', 'verslag-5.txt'), 'na de backup herschreven\n');
+  t.like(await ok(oHome, ['sync', oDir, '--space', a.spaceId, '--once']), { uploaded: 6 });
+
+  const second = await wipe(first);
+  await adminOk(second.dataDir, ['restore', out], key);
+  // The colleague works on first: eight new files take the restored log past the owner's position, so the change
+  // numbers the owner saw now name other versions.
+  for (let i = 0; i < 8; i++) writeFileSync(path.join(cDir, `collega-${i}.txt`), `van de collega ${i}\n`.repeat(30 + i));
+  const colleague = await ok(cHome, ['sync', cDir, '--space', a.spaceId, '--once']);
+  t.like(colleague, { uploaded: 8, downloaded: 0, conflicts: [], errors: [] });
+  t.is(colleague.serverBehind, undefined, 'the colleague synced nothing after the backup: its position is the restored one');
+
+  // The owner's next run notices, says so once, uploads its five later files and takes the colleague's eight. The
+  // file it edited after the backup differs from the server's (restored) version: as from a fresh client state, the
+  // server's version takes the path and the owner's is kept beside it as a conflict copy (uploaded too). Files both
+  // hold with the same content are only recorded: no other conflict copy.
+  const run = await kluis(oHome, ['sync', oDir, '--space', a.spaceId, '--once']);
+  t.is(run.code, 0, run.stderr);
+  t.regex(run.stdout, /the server's history for this space is older than this device's .*probably restored from a backup; re-checking every file/);
+  t.is(run.stdout.split('probably restored from a backup').length, 2, run.stdout);
+  t.regex(run.stdout, /Uploaded 6 .*downloaded 9 /);
+  const conflicts = run.stdout.split('\n').filter((l) => l.startsWith('conflict'));
+  t.is(conflicts.length, 1, run.stdout);
+  const copy = /kept your version as (.*)$/.exec(conflicts[0]!)![1]!;
+  t.true(copy.startsWith('verslagen/verslag-5 (conflict '), copy);
+  t.is(readFileSync(path.join(oDir, copy), 'utf8'), 'na de backup herschreven\n');
+  t.notRegex(run.stdout, /error/);
+  // Then it is back in step: nothing to do, nothing reported.
+  const quiet = await ok(oHome, ['sync', oDir, '--space', a.spaceId, '--once']);
+  t.like(quiet, { uploaded: 0, downloaded: 0, conflicts: [], errors: [] }, JSON.stringify(quiet));
+  t.is(quiet.serverBehind, undefined);
+
+  // The colleague gets every file byte for byte; no conflict copies, no duplicates.
+  await ok(cHome, ['sync', cDir, '--space', a.spaceId, '--once']);
+  const files = tree(oDir);
+  t.deepEqual(tree(cDir), files);
+  t.is(files.size, 14 + 5 + 8 + 1);
+  t.is(readFileSync(path.join(cDir, copy), 'utf8'), 'na de backup herschreven\n');
+  for (let i = 0; i < 5; i++) t.is(readFileSync(path.join(cDir, `na-backup-${i}.txt`), 'utf8'), `na de backup ${i}\n`.repeat(40 + i));
+  // The server holds each file once (paths are sealed: live entries are counted), and a new device gets them all.
+  const db = await openServerDb(second.dataDir);
+  try {
+    const live = await db('files as f').join('versions as v', 'v.id', 'f.head_version_id').where({ 'f.space_id': a.spaceId, 'v.deleted': false }).count({ n: '*' });
+    t.is(Number(live[0]!.n), files.size + 1, 'every file once, and the folder verslagen');
+  } finally {
+    await db.destroy();
+  }
+  const home = await cliHome(second.url, a.colleague, 'kluis-bk-after-n-');
+  temps.push(home);
+  const dir = tmp('kluis-bk-after-nd-');
+  await ok(home, ['sync', dir, '--space', a.spaceId, '--once']);
+  t.deepEqual(tree(dir), files);
 });
