@@ -408,14 +408,20 @@ test.serial('a backup taken while a client keeps committing is one consistent sn
   t.true((await adminOk(second.dataDir, ['audit', 'verify'])).ok);
 });
 
+/** A populated organisation on a new server, its backup key, and one backup of it taken (in `out`). */
+async function backedUpOrg(name: string) {
+  const server = await startServer();
+  servers.push(server);
+  const a = await populatedOrg(server, name);
+  const key = await backupKey(server.dataDir, a.orgId);
+  const out = path.join(tmp('kluis-bk-after-'), 'b');
+  await adminOk(server.dataDir, ['backup', '--org', a.orgId, '--out', out]);
+  return { server, a, key, out };
+}
+
 test.serial('restored while a colleague already worked on: a device that synced after the backup uploads its later files, once, byte for byte', async (t) => {
   t.timeout(10 * 60_000);
-  const first = await startServer();
-  servers.push(first);
-  const a = await populatedOrg(first, 'Leuven');
-  const key = await backupKey(first.dataDir, a.orgId);
-  const out = path.join(tmp('kluis-bk-after-'), 'l');
-  await adminOk(first.dataDir, ['backup', '--org', a.orgId, '--out', out]);
+  const { server: first, a, key, out } = await backedUpOrg('Leuven');
   // After the backup the owner adds five files and edits one; its index records them as synced.
   const [oDir, cDir] = a.dirs as [string, string];
   const [oHome, cHome] = a.homes as [string, string];
@@ -472,4 +478,41 @@ test.serial('restored while a colleague already worked on: a device that synced 
   const dir = tmp('kluis-bk-after-nd-');
   await ok(home, ['sync', dir, '--space', a.spaceId, '--once']);
   t.deepEqual(tree(dir), files);
+});
+
+test.serial('a client watching through the restore heals itself once the server is back, and says so once', async (t) => {
+  t.timeout(10 * 60_000);
+  const { server: first, a, key, out } = await backedUpOrg('Aalst');
+  const [oDir, cDir] = a.dirs as [string, string];
+  const [oHome, cHome] = a.homes as [string, string];
+  for (let i = 0; i < 3; i++) writeFileSync(path.join(oDir, `later-${i}.txt`), `later ${i}\n`.repeat(20 + i));
+  await ok(oHome, ['sync', oDir, '--space', a.spaceId, '--once']);
+  // The owner's client keeps watching while the server is lost and restored (it retries meanwhile).
+  const watcher = startCli(oHome, ['--json', 'sync', oDir, '--space', a.spaceId, '--poll', '2']);
+  try {
+    // The new server is restored before it listens on the old address (an empty one would end the client's session).
+    const port = new URL(first.url).port;
+    await first.stop();
+    servers.splice(servers.indexOf(first), 1);
+    const dataDir = tmp('kluis-bk-watch-srv-');
+    await (await startServer({ KLUIS_DATA_DIR: dataDir })).stop(); // a new, empty server's database
+    await adminOk(dataDir, ['restore', out], key);
+    servers.push(await startServer({ KLUIS_PORT: port, KLUIS_DATA_DIR: dataDir }));
+    const until = Date.now() + 120_000;
+    for (;;) {
+      await ok(cHome, ['sync', cDir, '--space', a.spaceId, '--once']);
+      if ([0, 1, 2].every((i) => tree(cDir).has(`later-${i}.txt`)) || Date.now() > until) break;
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+  } finally {
+    watcher.proc.kill('SIGTERM');
+  }
+  const ran = await watcher.done;
+  t.deepEqual(tree(cDir), tree(oDir));
+  t.is(tree(oDir).size, 14 + 3);
+  const said = ran.stdout.split('\n').filter((l) => l.includes('probably restored from a backup'));
+  t.is(said.length, 1, ran.stdout);
+  t.is(JSON.parse(said[0]!).event, 'warning');
+  const synced = ran.stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { event: string; conflicts?: string[]; errors?: unknown[] }).filter((e) => e.event === 'synced');
+  t.true(synced.length > 0 && synced.every((e) => e.conflicts!.length === 0 && e.errors!.length === 0), ran.stdout);
 });

@@ -152,7 +152,8 @@ export function registerSyncCommands(program: Command): void {
               // people see only what needs them (an error, a pause); scripts get every state change
               if (json || state === 'error' || state === 'paused') line({ event: 'state', state, ...(reason ? { reason } : {}) }, `${new Date().toISOString()} ${state}${reason ? `: ${safeText(reason)}` : ''}`);
             });
-            folder.on('synced', (r) => line({ event: 'synced', ...r }, summary(r)));
+            // A server that went back was a warning line already (once): the pass's summary does not repeat it.
+            folder.on('synced', ({ serverBehind: _said, ...r }) => line({ event: 'synced', ...r }, summary(r)));
             folder.on('failure', (err) => line({ event: 'failure', message: err.message }, `error: ${safeText(err.message)}`));
             // The session was ended (revoked, perhaps with a wipe order): stop watching; the CLI's error path asks about a wipe.
             let ended: Error | null = null;
