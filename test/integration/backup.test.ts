@@ -395,14 +395,124 @@ test.serial('a backup taken while a client keeps committing is one consistent sn
     const original = path.join(a.dirs[0]!, name);
     t.is(k.contentHash(readFileSync(original)), hash, `${name} as written`);
   }
-  // Files the owner's client committed after the snapshot are on its disk only. Its own index believes them synced
-  // (docs/backup.md §6); the same folder synced from a fresh client state uploads them, without conflict copies.
+  // Files the owner's client committed after the snapshot are on its disk only, and its index believed them synced.
+  // Its next run sees the server's log behind its own (docs/backup.md §6), checks every file again and uploads
+  // those: nothing else, no conflict copy.
   const later = [...tree(a.dirs[0]!).keys()].filter((name) => !got.has(name));
-  const reset = await cliHome(second.url, a.owner, 'kluis-bk-busy-r-');
-  temps.push(reset);
-  const again = await ok(reset, ['sync', a.dirs[0]!, '--space', a.spaceId, '--once']);
-  t.like(again, { errors: [], conflicts: [], uploaded: later.length }, JSON.stringify({ later, again }));
+  t.true(later.length > 0, 'the owner committed files after the snapshot');
+  const again = await ok(a.homes[0]!, ['sync', a.dirs[0]!, '--space', a.spaceId, '--once']);
+  t.like(again, { errors: [], conflicts: [], uploaded: later.length, downloaded: 0, deletedLocal: 0, deletedRemote: 0 }, JSON.stringify({ later, again }));
+  t.true(again.serverBehind.seen > again.serverBehind.head, JSON.stringify(again.serverBehind));
   await ok(home, ['sync', dir, '--space', a.spaceId, '--once']);
   t.deepEqual(tree(dir), tree(a.dirs[0]!));
   t.true((await adminOk(second.dataDir, ['audit', 'verify'])).ok);
+});
+
+/** A populated organisation on a new server, its backup key, and one backup of it taken (in `out`). */
+async function backedUpOrg(name: string) {
+  const server = await startServer();
+  servers.push(server);
+  const a = await populatedOrg(server, name);
+  const key = await backupKey(server.dataDir, a.orgId);
+  const out = path.join(tmp('kluis-bk-after-'), 'b');
+  await adminOk(server.dataDir, ['backup', '--org', a.orgId, '--out', out]);
+  return { server, a, key, out };
+}
+
+test.serial('restored while a colleague already worked on: a device that synced after the backup uploads its later files, once, byte for byte', async (t) => {
+  t.timeout(10 * 60_000);
+  const { server: first, a, key, out } = await backedUpOrg('Leuven');
+  // After the backup the owner adds five files and edits one; its index records them as synced.
+  const [oDir, cDir] = a.dirs as [string, string];
+  const [oHome, cHome] = a.homes as [string, string];
+  for (let i = 0; i < 5; i++) writeFileSync(path.join(oDir, `na-backup-${i}.txt`), `na de backup ${i}\n`.repeat(40 + i));
+  writeFileSync(path.join(oDir, 'verslagen', 'verslag-5.txt'), 'na de backup herschreven\n');
+  t.like(await ok(oHome, ['sync', oDir, '--space', a.spaceId, '--once']), { uploaded: 6 });
+
+  const second = await wipe(first);
+  await adminOk(second.dataDir, ['restore', out], key);
+  // The colleague works on first: eight new files take the restored log past the owner's position, so the change
+  // numbers the owner saw now name other versions.
+  for (let i = 0; i < 8; i++) writeFileSync(path.join(cDir, `collega-${i}.txt`), `van de collega ${i}\n`.repeat(30 + i));
+  const colleague = await ok(cHome, ['sync', cDir, '--space', a.spaceId, '--once']);
+  t.like(colleague, { uploaded: 8, downloaded: 0, conflicts: [], errors: [] });
+  t.is(colleague.serverBehind, undefined, 'the colleague synced nothing after the backup: its position is the restored one');
+
+  // The owner's next run notices, says so once, uploads its five later files and takes the colleague's eight. The
+  // file it edited after the backup differs from the server's (restored) version: as from a fresh client state, the
+  // server's version takes the path and the owner's is kept beside it as a conflict copy (uploaded too). Files both
+  // hold with the same content are only recorded: no other conflict copy.
+  const run = await kluis(oHome, ['sync', oDir, '--space', a.spaceId, '--once']);
+  t.is(run.code, 0, run.stderr);
+  t.regex(run.stdout, /the server's history for this space is older than this device's .*probably restored from a backup; re-checking every file/);
+  t.is(run.stdout.split('probably restored from a backup').length, 2, run.stdout);
+  t.regex(run.stdout, /Uploaded 6 .*downloaded 9 /);
+  const conflicts = run.stdout.split('\n').filter((l) => l.startsWith('conflict'));
+  t.is(conflicts.length, 1, run.stdout);
+  const copy = /kept your version as (.*)$/.exec(conflicts[0]!)![1]!;
+  t.true(copy.startsWith('verslagen/verslag-5 (conflict '), copy);
+  t.is(readFileSync(path.join(oDir, copy), 'utf8'), 'na de backup herschreven\n');
+  t.notRegex(run.stdout, /error/);
+  // Then it is back in step: nothing to do, nothing reported.
+  const quiet = await ok(oHome, ['sync', oDir, '--space', a.spaceId, '--once']);
+  t.like(quiet, { uploaded: 0, downloaded: 0, conflicts: [], errors: [] }, JSON.stringify(quiet));
+  t.is(quiet.serverBehind, undefined);
+
+  // The colleague gets every file byte for byte; no conflict copies, no duplicates.
+  await ok(cHome, ['sync', cDir, '--space', a.spaceId, '--once']);
+  const files = tree(oDir);
+  t.deepEqual(tree(cDir), files);
+  t.is(files.size, 14 + 5 + 8 + 1);
+  t.is(readFileSync(path.join(cDir, copy), 'utf8'), 'na de backup herschreven\n');
+  for (let i = 0; i < 5; i++) t.is(readFileSync(path.join(cDir, `na-backup-${i}.txt`), 'utf8'), `na de backup ${i}\n`.repeat(40 + i));
+  // The server holds each file once (paths are sealed: live entries are counted), and a new device gets them all.
+  const db = await openServerDb(second.dataDir);
+  try {
+    const live = await db('files as f').join('versions as v', 'v.id', 'f.head_version_id').where({ 'f.space_id': a.spaceId, 'v.deleted': false }).count({ n: '*' });
+    t.is(Number(live[0]!.n), files.size + 1, 'every file once, and the folder verslagen');
+  } finally {
+    await db.destroy();
+  }
+  const home = await cliHome(second.url, a.colleague, 'kluis-bk-after-n-');
+  temps.push(home);
+  const dir = tmp('kluis-bk-after-nd-');
+  await ok(home, ['sync', dir, '--space', a.spaceId, '--once']);
+  t.deepEqual(tree(dir), files);
+});
+
+test.serial('a client watching through the restore heals itself once the server is back, and says so once', async (t) => {
+  t.timeout(10 * 60_000);
+  const { server: first, a, key, out } = await backedUpOrg('Aalst');
+  const [oDir, cDir] = a.dirs as [string, string];
+  const [oHome, cHome] = a.homes as [string, string];
+  for (let i = 0; i < 3; i++) writeFileSync(path.join(oDir, `later-${i}.txt`), `later ${i}\n`.repeat(20 + i));
+  await ok(oHome, ['sync', oDir, '--space', a.spaceId, '--once']);
+  // The owner's client keeps watching while the server is lost and restored (it retries meanwhile).
+  const watcher = startCli(oHome, ['--json', 'sync', oDir, '--space', a.spaceId, '--poll', '2']);
+  try {
+    // The new server is restored before it listens on the old address (an empty one would end the client's session).
+    const port = new URL(first.url).port;
+    await first.stop();
+    servers.splice(servers.indexOf(first), 1);
+    const dataDir = tmp('kluis-bk-watch-srv-');
+    await (await startServer({ KLUIS_DATA_DIR: dataDir })).stop(); // a new, empty server's database
+    await adminOk(dataDir, ['restore', out], key);
+    servers.push(await startServer({ KLUIS_PORT: port, KLUIS_DATA_DIR: dataDir }));
+    const until = Date.now() + 120_000;
+    for (;;) {
+      await ok(cHome, ['sync', cDir, '--space', a.spaceId, '--once']);
+      if ([0, 1, 2].every((i) => tree(cDir).has(`later-${i}.txt`)) || Date.now() > until) break;
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    }
+  } finally {
+    watcher.proc.kill('SIGTERM');
+  }
+  const ran = await watcher.done;
+  t.deepEqual(tree(cDir), tree(oDir));
+  t.is(tree(oDir).size, 14 + 3);
+  const said = ran.stdout.split('\n').filter((l) => l.includes('probably restored from a backup'));
+  t.is(said.length, 1, ran.stdout);
+  t.is(JSON.parse(said[0]!).event, 'warning');
+  const synced = ran.stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as { event: string; conflicts?: string[]; errors?: unknown[] }).filter((e) => e.event === 'synced');
+  t.true(synced.length > 0 && synced.every((e) => e.conflicts!.length === 0 && e.errors!.length === 0), ran.stdout);
 });

@@ -7,6 +7,7 @@ import { ApiRequestError } from '../api/client.js';
 import { kluisHome, loadAccount, type Account } from '../account/state.js';
 import { accountClient, resolveSpace } from '../account/spaces.js';
 import { fileHistoryAt, folderStatuses, isTransient, openFolder, parseRate, restoreAt, type Progress, type SyncReport } from '../sync/door.js';
+import { behindText } from '../sync/rollback.js';
 import { CliError, emit, isJson, safeText, table } from './io.js';
 import { ensureDeviceKey, flushPendingWipeReport } from '../account/wipe.js';
 
@@ -33,6 +34,7 @@ function summary(r: SyncReport): string {
   for (const x of r.refused) lines.push(`refused: ${safeText(x.path)}: ${safeText(x.reason)}`);
   for (const x of r.skipped) lines.push(`skipped: ${safeText(x.path)}: ${safeText(x.reason)}`);
   for (const x of r.errors) lines.push(`error: ${safeText(x.path)}: ${safeText(x.reason)}`);
+  if (r.serverBehind) lines.push(behindText(r.serverBehind));
   for (const x of r.removedMembers ?? []) lines.push(`removed ${safeText(x.email)} as an admin asked; the space key rotated (epoch ${x.keyEpoch})`);
   return lines.join('\n');
 }
@@ -150,7 +152,8 @@ export function registerSyncCommands(program: Command): void {
               // people see only what needs them (an error, a pause); scripts get every state change
               if (json || state === 'error' || state === 'paused') line({ event: 'state', state, ...(reason ? { reason } : {}) }, `${new Date().toISOString()} ${state}${reason ? `: ${safeText(reason)}` : ''}`);
             });
-            folder.on('synced', (r) => line({ event: 'synced', ...r }, summary(r)));
+            // A server that went back was a warning line already (once): the pass's summary does not repeat it.
+            folder.on('synced', ({ serverBehind: _said, ...r }) => line({ event: 'synced', ...r }, summary(r)));
             folder.on('failure', (err) => line({ event: 'failure', message: err.message }, `error: ${safeText(err.message)}`));
             // The session was ended (revoked, perhaps with a wipe order): stop watching; the CLI's error path asks about a wipe.
             let ended: Error | null = null;

@@ -35,6 +35,8 @@ export interface SyncReport {
   bytesReused: number;
   /** members this client removed (signed removal + key rotation) because an admin asked for it (docs/admin.md) */
   removedMembers: { email: string; keyEpoch: number }[];
+  /** the server's change log was behind this device's (restored from a backup): the folder was bound afresh (rollback.ts) */
+  serverBehind?: { head: number; seen: number };
 }
 
 export interface Progress {
@@ -61,6 +63,15 @@ export class SyncContext {
   readonly ownCommits = new Set<string>();
   /** files whose commit the server refused for missing chunks: their next upload sends every chunk (upload.ts) */
   readonly chunksMissing = new Set<string>();
+  /** set when a pull bound the folder afresh (rollback.ts): base rows read before it are stale */
+  rebound = false;
+
+  /** Whether a pull bound the folder afresh since the last call. */
+  takeRebound(): boolean {
+    const r = this.rebound;
+    this.rebound = false;
+    return r;
+  }
   private sc: SpaceCrypto | null = null;
 
   constructor(

@@ -259,6 +259,10 @@ export class SyncEngine extends EventEmitter {
     }
     let remote = await this.db.remoteAll(this.folder.id);
     let local = early;
+    if (this.ctx.takeRebound()) { // the pull bound the folder afresh (rollback.ts): read and scan again
+      await early?.catch(() => undefined);
+      [local, this.lastScan] = [null, null];
+    }
     if (local === null) {
       if (await recoverJournal(this.ctx, remote)) remote = await this.db.remoteAll(this.folder.id);
       local = this.readLocal(signal);

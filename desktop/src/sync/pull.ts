@@ -5,6 +5,7 @@ import { existsSync } from 'node:fs';
 import type { SyncContext } from './context.js';
 import { conflictStamp, taggedName } from './reconcile.js';
 import { pullChanges } from './remote.js';
+import { probeStart, rebind, serverWentBack } from './rollback.js';
 import type { RemoteEntry } from './types.js';
 
 /**
@@ -13,7 +14,14 @@ import type { RemoteEntry } from './types.js';
  */
 export async function pull(ctx: SyncContext, refused: Set<string>): Promise<number> {
   let changed = 0;
-  for await (const page of pullChanges(ctx.client, ctx.folder.spaceId, () => ctx.crypto(), ctx.folder.lastSeq, 1000, (versionId) => ctx.ownCommits.has(versionId))) {
+  const probe = await probeStart(ctx);
+  let first = true;
+  for await (const page of pullChanges(ctx.client, ctx.folder.spaceId, () => ctx.crypto(), probe.since, 1000, (versionId, seq) => seq <= probe.seen || ctx.ownCommits.has(versionId))) {
+    if (first && serverWentBack(page, probe)) {
+      await rebind(ctx, page.head, probe);
+      return pull(ctx, refused);
+    }
+    first = false;
     if (page.uploads.size > 0) await placeUploads(ctx, page.entries, page.uploads);
     // Nothing new (an unchanged space): no write transaction.
     if (page.entries.length === 0 && page.wraps.length === 0 && page.refused.length === 0 && page.next === ctx.folder.lastSeq) continue;

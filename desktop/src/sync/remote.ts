@@ -250,6 +250,8 @@ export interface PulledPage {
   refused: RefusedVersion[];
   next: number;
   head: number;
+  /** the page's first change as the server numbers it (rollback.ts compares it with the index) */
+  first: { seq: number; versionId: string } | null;
 }
 
 export function refusalReason(err: unknown): string {
@@ -264,23 +266,25 @@ export function refusalReason(err: unknown): string {
 
 /**
  * Reads the change log after `since`, page by page; for each page yields the newest version of each file it names,
- * opened and checked (except versions `known` says the index already holds). The caller stores each page with its `next` position in one transaction.
+ * opened and checked (except versions `known` says the index already holds: a page of only those opens no keys). The caller stores each page with its `next` position in one transaction.
  * `keys` gives the space's keys: asked for only when a page names a version (an unchanged space needs none of them).
  */
-export async function* pullChanges(c: ApiClient, spaceId: string, keys: () => Promise<SpaceCrypto>, since: number, limit = 1000, known: (versionId: string) => boolean = () => false): AsyncGenerator<PulledPage> {
+export async function* pullChanges(c: ApiClient, spaceId: string, keys: () => Promise<SpaceCrypto>, since: number, limit = 1000, known: (versionId: string, seq: number) => boolean = () => false): AsyncGenerator<PulledPage> {
   for await (const page of changePages(c, spaceId, since, limit)) {
-    const out: PulledPage = { entries: [], uploads: new Map(), wraps: [], refused: [], next: page.next, head: page.head };
-    if (page.changes.length === 0 && Object.keys(page.uploads ?? {}).length === 0) {
+    const opening = page.changes[0];
+    const out: PulledPage = { entries: [], uploads: new Map(), wraps: [], refused: [], next: page.next, head: page.head, first: opening ? { seq: opening.seq, versionId: opening.versionId } : null };
+    const newest = new Map<string, VersionView>();
+    for (const v of page.changes) newest.set(v.fileId, v);
+    // Our own commits and versions the index holds already: their remote rows and wraps are in the index.
+    for (const v of [...newest.values()]) if (known(v.versionId, v.seq)) newest.delete(v.fileId);
+    if (newest.size === 0) {
       yield out;
       continue;
     }
     const sc = await keys();
     sc.noteUploads(page.uploads);
-    const newest = new Map<string, VersionView>();
-    for (const v of page.changes) newest.set(v.fileId, v);
     let refreshed = false;
     for (const v of newest.values()) {
-      if (known(v.versionId)) continue; // our own commit: its remote row and wraps are in the index already
       const wraps = page.fileKeyWraps[v.fileId] ?? [];
       for (const w of wraps) out.wraps.push({ fileId: v.fileId, keyEpoch: w.keyEpoch, wrap: w });
       const judge = () => {
