@@ -13,7 +13,7 @@ const started = Date.now();
 
 const common = {
   bundle: true,
-  minify: true,
+  minify: process.env.KLUIS_WEB_NOMINIFY ? false : true,
   sourcemap: false,
   target: ['es2022', 'chrome109', 'firefox115', 'safari16'],
   platform: 'browser',

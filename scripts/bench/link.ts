@@ -7,8 +7,8 @@
 //            uploaded in frames of 64 chunks, committed with a signed manifest, and a link without password.
 //   kluis    the link page: /s/<id>#<secret>, "Open", "Download" saved through the File System Access path with
 //            showSaveFilePicker stubbed to a writable that only counts bytes (disk speed out of the figure); timed
-//            from the click on Download to the card's "done" state (every chunk fetched, decrypted, its id checked,
-//            the whole-file hash compared, the writable closed). Byte count checked against the file size.
+//            from the click on Download to the card's "done" state (every chunk fetched, decrypted, its id and size
+//            checked, the total compared, the writable closed; docs/crypto.md §6 "Verifying a download"). Byte count checked against the file size.
 //   plain    the baseline: a page script on the same origin POSTs /access with the link's linkAuth for a token and
 //            fetches the link's chunk frames with it, up to 1000 ids per request (the API's most), one request
 //            after the other, reading each body stream to the end and discarding it: the same ciphertext bytes,
@@ -26,8 +26,8 @@
 // Prints a table and the load average before and after, writes JSON with --json. Stops exactly the server and the
 // browser it started. Not a test.
 // --profile adds one link-page download per size under the CDP sampling profiler (not timed in the table) and prints
-// where the page's main thread spent it: idle (waiting for the network), WASM (libsodium: decryption, chunk ids,
-// the whole-file hash), GC, and the bundle's own functions.
+// where the page's main thread spent it: idle (waiting for the network), WASM (libsodium, when the page decrypts on
+// its own thread), GC, and the bundle's own functions (named when built with KLUIS_WEB_NOMINIFY=1 npm run build).
 //   npm run build && node --import=tsx scripts/bench/link.ts [--size-mib 256,1024] [--runs 2] [--json out.json] [--profile]
 import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';

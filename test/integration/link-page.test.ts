@@ -45,8 +45,13 @@ interface Link {
   ciphertexts: Uint8Array[];
 }
 
+/** The manifest's chunk list; skewed: the first chunk listed one byte short and the second one byte long (same total). */
+function listed(chunks: { id: string; size: number }[], skew = false): [string, number][] {
+  return chunks.map((c, i) => [c.id, c.size + (skew && i === 0 ? -1 : skew && i === 1 ? 1 : 0)]);
+}
+
 /** Uploads `size` bytes as a file in 1 MiB chunks, commits it, and makes a link the way the CLI does. */
-async function makeLink(t: ExecutionContext, opts: { size: number; name?: string; password?: string; maxDownloads?: number }): Promise<Link> {
+async function makeLink(t: ExecutionContext, opts: { size: number; name?: string; password?: string; maxDownloads?: number; skewSizes?: boolean }): Promise<Link> {
   const f = newFile();
   const content = pseudoRandom(opts.size + 7, opts.size);
   const chunks = [];
@@ -56,7 +61,7 @@ async function makeLink(t: ExecutionContext, opts: { size: number; name?: string
     const up = await fetch(`${srv.url}/api/v1/spaces/${space.spaceId}/chunks/upload`, { method: 'POST', headers: { authorization: `Bearer ${owner.token}`, 'content-type': 'application/octet-stream' }, body });
     t.is(up.status, 201);
   }
-  const v = version(owner, space.spaceId, space.pair, 1, f, { parent: null, path: `Dossier 117/${opts.name ?? 'verslag.pdf'}`, chunks: chunks.map((c) => [c.id, c.size]), hash: k.contentHash(content) });
+  const v = version(owner, space.spaceId, space.pair, 1, f, { parent: null, path: `Dossier 117/${opts.name ?? 'verslag.pdf'}`, chunks: listed(chunks, opts.skewSizes), hash: k.contentHash(content) });
   t.is((await call(srv.url, 'POST', `/api/v1/spaces/${space.spaceId}/commits`, { token: owner.token, json: { versions: [v.entry] } })).status, 201);
 
   const linkId = k.newId();
@@ -270,6 +275,22 @@ test.serial('expired, revoked, exhausted, unknown and incomplete links each show
   t.is(cut.requests.filter((u) => u.includes('/api/')).length, 0, 'without a secret the page asks the server nothing');
 });
 
+/** Opens the link in English and downloads: the page must say the file was tampered with and keep nothing. */
+async function expectTampered(t: ExecutionContext, link: Link, screenshotName?: string): Promise<void> {
+  const tp = await openPage(browser, { locale: 'en-GB' });
+  await tp.page.goto(link.url);
+  await waitForState(tp.page, 'locked');
+  await tp.page.click('#open');
+  await waitForState(tp.page, 'ready');
+  await tp.page.click('#download');
+  t.is(await waitForState(tp.page, 'error-tampered'), 'The file was tampered with');
+  if (screenshotName) await shot(tp.page, screenshotName);
+  const saved = await savedFiles(tp.page);
+  t.is(saved.length, 1);
+  t.false(saved[0]!.exists, 'the partial file was removed');
+  await tp.context.close();
+}
+
 test.serial('a flipped byte of a stored chunk on the server disk: the page says the file was tampered with, nothing is kept', async (t) => {
   const link = await makeLink(t, { size: 3 * MiB, name: 'contract.pdf' });
   // Find the second chunk's ciphertext in the blob store's pack files and flip one byte in the middle of it.
@@ -292,18 +313,15 @@ test.serial('a flipped byte of a stored chunk on the server disk: the page says 
   };
   walk(srv.dataDir);
   t.true(flipped, 'the chunk was found on disk');
-  const tp = await openPage(browser, { locale: 'en-GB' });
-  await tp.page.goto(link.url);
-  await waitForState(tp.page, 'locked');
-  await tp.page.click('#open');
-  await waitForState(tp.page, 'ready');
-  await tp.page.click('#download');
-  t.is(await waitForState(tp.page, 'error-tampered'), 'The file was tampered with');
-  await shot(tp.page, 'link-tampered-en.png');
-  const saved = await savedFiles(tp.page);
-  t.is(saved.length, 1);
-  t.false(saved[0]!.exists, 'the partial file was removed');
-  await tp.context.close();
+  await expectTampered(t, link, 'link-tampered-en.png');
+});
+
+test.serial('a manifest that lists a chunk with the wrong size: the page says the file was tampered with, nothing is kept', async (t) => {
+  // Every chunk opens and matches its keyed id, but the signed manifest lists the first one byte short and the second
+  // one byte long: the same total, another file. The page checks each size instead of recomputing the whole-file hash
+  // (docs/crypto.md §6 "Verifying a download").
+  const link = await makeLink(t, { size: 2 * MiB + 5, name: 'begroting.xlsx', skewSizes: true });
+  await expectTampered(t, link);
 });
 
 test.serial('the fragment never reaches the server: not in its log, not in its database or data files', async (t) => {
