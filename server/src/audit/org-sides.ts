@@ -27,6 +27,15 @@ function spaceOf(entry: AuditEntryInput): string | null {
 }
 
 export class OrgSidedAuditLog extends SqlAuditLog {
+  /** Organisations of spaces as read inside a transaction (noteSpaceOrg), forgotten with the transaction object. */
+  private readonly known = new WeakMap<Tx, Map<string, string>>();
+
+  noteSpaceOrg(trx: Tx, spaceId: string, orgId: string): void {
+    let spaces = this.known.get(trx);
+    if (!spaces) this.known.set(trx, (spaces = new Map()));
+    spaces.set(spaceId, orgId);
+  }
+
   override async append(trx: Tx, entry: AuditEntryInput): Promise<number> {
     const seq = await super.append(trx, entry);
     const spaceId = spaceOf(entry);
@@ -75,10 +84,13 @@ export class OrgSidedAuditLog extends SqlAuditLog {
   }
 
   /**
-   * Read in the appending transaction, never cached: a space made in a transaction that later rolls back must not
-   * leave its organisation behind for another organisation's space of the same id (ids are the clients').
+   * Read in the appending transaction, never cached across transactions: a space made in a transaction that later rolls
+   * back must not leave its organisation behind for another organisation's space of the same id (ids are the
+   * clients'). What noteSpaceOrg was told in this very transaction (savepoint) is that read.
    */
   private async spaceOrg(trx: Tx, spaceId: string): Promise<string | null> {
+    const known = this.known.get(trx)?.get(spaceId);
+    if (known !== undefined) return known;
     const row = await trx('spaces').where({ id: spaceId }).first('org_id');
     return row ? (row.org_id as string) : null;
   }

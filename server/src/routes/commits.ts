@@ -6,7 +6,7 @@ import { DomainError } from '../domain-error.js';
 import type { Services } from '../context.js';
 import type { ChangeEvent } from '../events.js';
 import { actor, auditSuccess, body, type KCtx, parse, pathId, route } from '../http.js';
-import { memberRole, refuseIfFrozen, spaceAccess } from '../services/access.js';
+import { frozenRefusal, frozenWitness, memberRole, spaceAccess } from '../services/access.js';
 import { changePageJson, fileKeysJson, readChangePage, versionView } from '../services/change-page.js';
 import type { Tx } from '../db/db.js';
 import { isPostgres } from '../db/postgres.js';
@@ -47,7 +47,7 @@ export interface CommitAuthor {
 }
 
 /** Validates and stores one batch; returns the assigned seqs, or throws 409 with every conflict found. */
-export async function commitBatch(trx: Tx, services: Services, author: CommitAuthor, spaceId: string, signer: string, versions: CommitVersion[]) {
+export async function commitBatch(trx: Tx, services: Services, author: CommitAuthor, spaceId: string, signer: string, versions: CommitVersion[], options: { refuseFrozen?: boolean } = {}) {
   // The space's epoch, its public key and its seq in one read (inside the transaction: the seq is ours to bump).
   const read = trx('spaces as s').join('space_epochs as e', function () {
     this.on('e.space_id', '=', 's.id').andOn('e.key_epoch', '=', 's.key_epoch');
@@ -56,7 +56,12 @@ export async function commitBatch(trx: Tx, services: Services, author: CommitAut
   // here and then reads the heads and the seq this one leaves: its parent check never passes on a stale head. The
   // writer lock (db/postgres.ts) orders write transactions already; this keeps commits right without it. sqlite has
   // one writer and no row locks (Knex would only warn).
-  const space = await (isPostgres(trx) ? read.forUpdate('s') : read).first('s.key_epoch', 's.seq', 's.org_id', 'e.public_key');
+  // refuseFrozen: whether the space is frozen (services/access.ts refuseIfFrozen) is read in the same statement.
+  const frozen = options.refuseFrozen ? [trx.raw('EXISTS ? AS frozen', [frozenWitness(trx).whereRaw('p.space_id = s.id')])] : [];
+  const space = await (isPostgres(trx) ? read.forUpdate('s') : read).first('s.key_epoch', 's.seq', 's.org_id', 'e.public_key', ...frozen);
+  if (options.refuseFrozen && Number(space.frozen)) throw frozenRefusal();
+  // The audit entry of this commit names the space: its organisation is known now (audit/org-sides.ts).
+  services.audit.noteSpaceOrg?.(trx, spaceId, space.org_id as string);
   const keyEpoch = Number(space.key_epoch);
   const epochPublicKey = space.public_key as string;
   const now = Date.now();
@@ -198,9 +203,9 @@ export function commitRoutes(router: Router, services: Services): void {
     const signer = caller.signPublicKey!;
     // Group commit: concurrent commits (and audit entries of reads) share one COMMIT; each in its own savepoint.
     const result = await services.tx(async (trx) => {
-      // Inside the transaction: an offboarding that freezes the space commits before or after this, never between.
-      await refuseIfFrozen(trx, spaceId);
-      const r = await commitBatch(trx, services, caller, spaceId, signer, req.versions);
+      // Frozen or not is read inside the transaction: an offboarding that freezes the space commits before or after
+      // this, never between.
+      const r = await commitBatch(trx, services, caller, spaceId, signer, req.versions, { refuseFrozen: true });
       await audit.append(trx, { ...actor(ctx, caller), action: 'commit.create', targetType: 'space', targetId: spaceId, outcome: 'success', details: { versions: r.versions.length, firstSeq: r.firstSeq, lastSeq: r.lastSeq, deletions: req.versions.filter((v) => v.deleted).length } });
       return r;
     });

@@ -78,12 +78,16 @@ export function roleAtLeast(role: SpaceRole, needed: SpaceRole): boolean {
  * can then never be rotated, so nothing new may be written under it.
  */
 export async function spaceFrozen(db: Db, spaceId: string): Promise<boolean> {
-  const row = await db('pending_removals as p').where('p.space_id', spaceId)
+  return (await frozenWitness(db).where('p.space_id', spaceId).first()) !== undefined;
+}
+
+/** Rows (one per pending removal) that show a space frozen; callers add the space: `p.space_id`. */
+export function frozenWitness(db: Db) {
+  return db('pending_removals as p')
     .whereNotExists(db('space_members as m').whereRaw('m.space_id = p.space_id').andWhere('m.role', 'manager')
       .whereNotExists(db('pending_removals as q').whereRaw('q.space_id = m.space_id').andWhereRaw('q.user_id = m.user_id').select(db.raw('1')))
       .select(db.raw('1')))
-    .first('p.user_id');
-  return row !== undefined;
+    .select(db.raw('1'));
 }
 
 /**
@@ -91,9 +95,13 @@ export async function spaceFrozen(db: Db, spaceId: string): Promise<boolean> {
  * Reading and downloading go on, so that its members can copy what they need into a new space. Audited as denied.
  */
 export async function refuseIfFrozen(db: Db, spaceId: string): Promise<void> {
-  if (!(await spaceFrozen(db, spaceId))) return;
+  if (await spaceFrozen(db, spaceId)) throw frozenRefusal();
+}
+
+/** The refusal of new content for a frozen space (see refuseIfFrozen). */
+export function frozenRefusal(): DomainError {
   const err = new DomainError(ErrorCode.SpaceFrozen, 'this space has no manager left who can renew its key after a removal (its only manager was offboarded): it takes no new versions, shares or links; copy what you need into a new space');
   err.auditOutcome = 'denied';
   err.auditDetails = { reason: 'no_manager' };
-  throw err;
+  return err;
 }
