@@ -5,7 +5,8 @@
 // The clients read every response body in full but do not parse it (as for /healthz): 100 clients are 100
 // machines, and JSON-parsing 128 KB pages here would take a core of this one from the server. --parse parses
 // them, as earlier versions of this bench did (that client alone caps changes near 400 req/s on 2 cores).
-// The last column is the server's CPU time per request (/proc), steadier than req/s on a shared machine.
+// The CPU column is the server's CPU time per request (/proc), steadier than req/s on a shared machine; the last one the
+// SQL statements per request (the server's kluis_db_statements_total, by pool).
 // Options: --only healthz,changes,commits (run some phases; the table and api.json then hold only those),
 // --profile DIR (the server writes a V8 CPU profile there at exit: open it in Chrome DevTools or speedscope).
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -70,7 +71,15 @@ try {
     }
   };
 
-  interface Phase { name: string; what: string; latencies: number[]; errors: number; seconds: number; cpuMs: number }
+  /** SQL statements the server has sent so far, per pool (its /metrics, db/statement-count.ts). */
+  const statementCounts = async (): Promise<Record<string, number>> => {
+    const text = await (await fetch(`${srv.url}/metrics`)).text();
+    const out: Record<string, number> = { write: 0, read: 0, hot: 0 };
+    for (const m of text.matchAll(/^kluis_db_statements_total\{pool="(\w+)"\} (\d+)/gm)) out[m[1]!] = Number(m[2]);
+    return out;
+  };
+
+  interface Phase { name: string; what: string; latencies: number[]; errors: number; seconds: number; cpuMs: number; statements: Record<string, number> }
   const phases: Phase[] = [];
 
   async function phase(name: string, what: string, request: (client: number, n: number) => Promise<number>): Promise<Phase> {
@@ -79,6 +88,7 @@ try {
     const end = performance.now() + SECONDS * 1000;
     const t0 = performance.now();
     const cpu0 = serverCpuMs();
+    const sql0 = await statementCounts();
     await Promise.all(Array.from({ length: CLIENTS }, async (_, c) => {
       for (let n = 0; performance.now() < end; n++) {
         const s = performance.now();
@@ -87,7 +97,10 @@ try {
         if (status >= 400) errors++;
       }
     }));
-    const p = { name, what, latencies: latencies.sort((x, y) => x - y), errors, seconds: (performance.now() - t0) / 1000, cpuMs: serverCpuMs() - cpu0 };
+    const cpuMs = serverCpuMs() - cpu0;
+    const sql1 = await statementCounts();
+    const statements = Object.fromEntries(Object.keys(sql1).map((pool) => [pool, sql1[pool]! - (sql0[pool] ?? 0)]));
+    const p = { name, what, latencies: latencies.sort((x, y) => x - y), errors, seconds: (performance.now() - t0) / 1000, cpuMs, statements };
     phases.push(p);
     console.error(`  ${name}: ${latencies.length} requests, ${errors} errors`);
     return p;
@@ -126,10 +139,12 @@ try {
     name: p.name, what: p.what, requests: p.latencies.length, errors: p.errors, rps: p.latencies.length / p.seconds,
     p50: pct(p.latencies, 0.5), p95: pct(p.latencies, 0.95), p99: pct(p.latencies, 0.99), max: p.latencies[p.latencies.length - 1] ?? NaN,
     cpuMsPerRequest: p.cpuMs / p.latencies.length,
+    sqlPerRequest: Object.fromEntries(Object.entries(p.statements).map(([pool, n]) => [pool, n / p.latencies.length])),
   }));
-  console.log('| phase | req/s | p50 ms | p95 ms | p99 ms | max ms | errors | server CPU ms/req |');
-  console.log('|---|---:|---:|---:|---:|---:|---:|---:|');
-  for (const r of rows) console.log(`| ${r.name} | ${r.rps.toFixed(0)} | ${r.p50.toFixed(1)} | ${r.p95.toFixed(1)} | ${r.p99.toFixed(1)} | ${r.max.toFixed(0)} | ${r.errors} | ${r.cpuMsPerRequest.toFixed(2)} |`);
+  const sql = (r: (typeof rows)[number]) => `${Object.values(r.sqlPerRequest).reduce((a, b) => a + b, 0).toFixed(2)} (${Object.entries(r.sqlPerRequest).map(([pool, n]) => `${pool} ${n.toFixed(2)}`).join(', ')})`;
+  console.log('| phase | req/s | p50 ms | p95 ms | p99 ms | max ms | errors | server CPU ms/req | SQL statements/req |');
+  console.log('|---|---:|---:|---:|---:|---:|---:|---:|---|');
+  for (const r of rows) console.log(`| ${r.name} | ${r.rps.toFixed(0)} | ${r.p50.toFixed(1)} | ${r.p95.toFixed(1)} | ${r.p99.toFixed(1)} | ${r.max.toFixed(0)} | ${r.errors} | ${r.cpuMsPerRequest.toFixed(2)} | ${sql(r)} |`);
   const goal = rows.filter((r) => r.name !== 'baseline: GET /healthz').every((r) => r.p95 < 50 && r.errors === 0);
   console.log(`\nload average at the end: ${os.loadavg().map((l) => l.toFixed(2)).join(' ')} (${os.cpus().length} cpus)`);
   console.log(`goal (p95 < 50 ms for changes and commits, no errors): ${goal ? 'met' : 'MISSED'}`);

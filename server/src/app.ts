@@ -47,7 +47,7 @@ export function createApp(services: Services, options: AppOptions): Koa {
   const { config, log } = services;
   const app = new Koa({ proxy: false });
   const router = new Router();
-  const metrics = createMetrics();
+  const metrics = createMetrics(services.statements);
   const clientAddress = clientAddressResolver(config.trustedProxies ?? []);
 
   router.get('/healthz', (ctx) => {

@@ -8,6 +8,9 @@ import type { EventBus } from './events.js';
 import type { ChunkStore } from './storage/chunks.js';
 import type { OrgRole } from '@kluis/shared';
 import type { HotReads } from './db/hot-reads.js';
+import type { StatementCounts } from './db/statement-count.js';
+import type { AccessCache } from './auth/access-cache.js';
+import type { AuditBatcher } from './audit/batch.js';
 
 export interface Services {
   config: Config;
@@ -31,6 +34,12 @@ export interface Services {
   audit: AuditLog;
   events: EventBus;
   chunks: ChunkStore;
+  /** Audit entries of reads, committed in batches before each read answers (audit/batch.ts). */
+  auditReads: AuditBatcher;
+  /** Sessions and memberships cached under the cache generation (auth/access-cache.ts). */
+  access: AccessCache;
+  /** SQL statements sent so far, per pool (db/statement-count.ts; absent in tests that build services by hand). */
+  statements?: StatementCounts;
 }
 
 /** The authenticated caller of a request. */
@@ -40,6 +49,10 @@ export interface Caller {
   role: OrgRole;
   deviceId: string;
   email: string;
+  /** The user's signing key (wraps they sign must name it), where authenticate read it. */
+  signPublicKey?: string;
+  /** The cache generation this request read (auth/access-cache.ts): cached memberships are trusted under it only. */
+  generation?: number;
 }
 
 /** Per-request facts for the audit trail. */

@@ -93,11 +93,11 @@ export function pathId(ctx: KCtx, name: string, type: string): string {
 
 /**
  * Writes the audit entry of a successful request under the route's action (an access with nothing else to write: a
- * read), in a small transaction of its own that concurrent requests share (group commit).
+ * read), with the entries of concurrent reads in one batch (audit/batch.ts); resolves once it is committed.
  */
 export async function auditSuccess(services: Services, ctx: KCtx, caller: Caller, targetType: string, targetId: string, details?: AuditEntryInput['details']): Promise<void> {
   const entry: AuditEntryInput = { ...actor(ctx, caller), action: ctx.state.action!, targetType, targetId, outcome: 'success', ...(details ? { details } : {}) };
-  await services.tx((trx) => services.audit.append(trx, entry));
+  await services.auditReads.record(entry);
 }
 
 /** Sets the audit target of the request. */

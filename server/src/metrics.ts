@@ -2,6 +2,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { Context, Next } from 'koa';
 import { Counter, Histogram, Registry, collectDefaultMetrics, Gauge } from 'prom-client';
+import type { StatementCounts } from './db/statement-count.js';
 
 export interface Metrics {
   registry: Registry;
@@ -9,9 +10,21 @@ export interface Metrics {
   sseClients: Gauge;
 }
 
-export function createMetrics(): Metrics {
+export function createMetrics(statements?: StatementCounts): Metrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'kluis_' });
+  if (statements) {
+    const seen: StatementCounts = { write: 0, read: 0, hot: 0 };
+    new Counter({
+      name: 'kluis_db_statements_total', help: 'SQL statements sent, by pool (write: transactions, read: read pool, hot: prepared hot reads)', labelNames: ['pool'], registers: [registry],
+      collect() {
+        for (const pool of ['write', 'read', 'hot'] as const) {
+          this.inc({ pool }, statements[pool] - seen[pool]);
+          seen[pool] = statements[pool];
+        }
+      },
+    });
+  }
   const requests = new Counter({ name: 'kluis_http_requests_total', help: 'HTTP requests by route and status', labelNames: ['method', 'route', 'status'], registers: [registry] });
   const duration = new Histogram({
     name: 'kluis_http_request_duration_seconds', help: 'HTTP request latency by route', labelNames: ['method', 'route'],

@@ -6,6 +6,9 @@ import { redactDatabaseUrl, withoutDatabasePassword, type Config } from './confi
 import type { Services } from './context.js';
 import { openDatabase, openReadDatabase, type Db, type Tx } from './db/db.js';
 import { openHotReads } from './db/hot-reads.js';
+import { countStatements } from './db/statement-count.js';
+import { AccessCache } from './auth/access-cache.js';
+import { AuditBatcher } from './audit/batch.js';
 import { AUDIT_LOCK, LOCK_NAMESPACE } from './db/postgres.js';
 import { DB_FILE, prepareDataDir } from './data-dir.js';
 import { GroupCommitter } from './db/group-commit.js';
@@ -78,7 +81,8 @@ export async function openServices(config: Config, log: Logger): Promise<OpenedS
 
 async function assemble(config: Config, log: Logger, db: Db, read: Db, opened: Opened): Promise<OpenedServices> {
   const url = config.databaseUrl;
-  const hot = await openHotReads({ dataDir: config.dataDir, read, ...(url ? { url } : {}) });
+  const statements = countStatements(db, read);
+  const hot = await openHotReads({ dataDir: config.dataDir, read, counts: statements, ...(url ? { url } : {}) });
   opened.hot = hot;
   // A configured secret (production) or, in other environments, a seed generated in the data directory.
   const key = config.serverKeyFile ? await loadServerSigningKeyFile(config.serverKeyFile) : await loadOrCreateServerSigningKey(config.dataDir);
@@ -102,7 +106,8 @@ async function assemble(config: Config, log: Logger, db: Db, read: Db, opened: O
   if (relay) opened.relay = relay;
   const chunks = new ChunkStore(db, blobs);
   return {
-    config, log, db, read, hot, tx: (fn) => committer.run(fn), blobs, audit, events, chunks, committer,
+    config, log, db, read, hot, tx: (fn) => committer.run(fn), blobs, audit, events, chunks, committer, statements, access: new AccessCache(hot),
+    auditReads: new AuditBatcher((fn) => committer.run(fn), (trx, entries) => audit.appendBatch(trx, entries)),
     serverSecret: serverSubkey(key, 1),
     totpKey: serverSubkey(key, 2),
     async close(options: { checkpoint?: boolean } = {}) {

@@ -18,7 +18,7 @@ test.after.always(() => {
 
 /** The migrations before 010, as a database made by the previous release has them. */
 const before010: Knex.MigrationSource<unknown> = {
-  getMigrations: async (loadExtensions) => (await migrations.getMigrations(loadExtensions)).filter((m) => !migrations.getMigrationName(m).startsWith('010')),
+  getMigrations: async (loadExtensions) => (await migrations.getMigrations(loadExtensions)).filter((m) => migrations.getMigrationName(m) < '010'),
   getMigrationName: (m) => migrations.getMigrationName(m as never),
   getMigration: (m) => migrations.getMigration(m as never),
 };

@@ -262,6 +262,14 @@ test('cross-organisation acts: each organisation\'s auditors see their own side,
   const [commitA] = await trail(a.admin, 'commit.create');
   t.like(commitB, { orgId: b.orgId, actorUserId: ext.userId });
   t.like(commitA, { orgId: a.orgId, actorUserId: ext.userId, details: { side: 'space', mirrorOf: commitB!.seq, actorOrgId: b.orgId } });
+  // A read by B's person, audited in a batch with concurrent reads (server/src/audit/batch.ts): the same two sides.
+  const reads = await Promise.all([ext, a.admin, ext].map((u) => call(srv.url, 'GET', `/api/v1/spaces/${spaceId}/changes`, { token: u.token })));
+  t.deepEqual(reads.map((r) => r.status), [200, 200, 200]);
+  const readsB = await trail(b.admin, 'changes.read');
+  const readsA = (await trail(a.admin, 'changes.read')).filter((e) => e.actorUserId === ext.userId);
+  t.is(readsB.length, 2);
+  t.deepEqual(readsA.map((e) => e.details.mirrorOf).sort(), readsB.map((e) => e.seq).sort(), 'each read of B\'s person has its copy in A\'s trail');
+  t.true(readsA.every((e) => e.orgId === a.orgId && e.details.side === 'space' && e.details.actorOrgId === b.orgId));
   // A link made by B's person follows A's policy and belongs to A: A's managers list it, A's trail has a copy.
   const linkId = k.newId();
   const made = await call(srv.url, 'POST', `/api/v1/spaces/${spaceId}/links`, { token: ext.token, json: {

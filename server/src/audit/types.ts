@@ -112,6 +112,11 @@ export interface AuditVerifyOptions {
 export interface AuditLog {
   /** Appends inside the caller's transaction (commits or rolls back with it); returns the entry's seq. */
   append(trx: Tx, entry: AuditEntryInput): Promise<number>;
+  /**
+   * Tells the log the organisation of a space read inside `trx`, so that appends in that same transaction need not
+   * read it again (audit/org-sides.ts). Optional: a log that copies nothing across organisations ignores it.
+   */
+  noteSpaceOrg?(trx: Tx, spaceId: string, orgId: string): void;
   /** Appends in a transaction of its own: for denials and failures whose main transaction rolled back. */
   appendStandalone(entry: AuditEntryInput): Promise<number>;
   /** Writes a signed checkpoint over the newest entry (no-op if none since the last). */

@@ -79,6 +79,7 @@ export const NOT_BACKED_UP: Readonly<Record<string, string>> = {
   schema_migrations: 'the schema\'s own bookkeeping (a restore requires the same migrations)',
   schema_migrations_lock: 'the schema\'s own bookkeeping',
   sqlite_sequence: 'sqlite\'s own bookkeeping',
+  cache_generation: 'the counter that tells the servers\' access caches to refresh (a restore\'s inserts bump it)',
 };
 
 /** Every table of the database, by engine. */

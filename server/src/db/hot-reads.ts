@@ -15,6 +15,7 @@ import path from 'node:path';
 import { DB_FILE } from '../data-dir.js';
 import type { Knex } from 'knex';
 import type { Db } from './db.js';
+import type { StatementCounts } from './statement-count.js';
 
 type Row = Record<string, unknown>;
 
@@ -39,7 +40,7 @@ interface Connection {
 
 const require = createRequire(import.meta.url);
 
-/** The PostgreSQL side: the read pool's raw queries. */
+/** The PostgreSQL side: the read pool's raw queries (counted with the read pool's statements). */
 function viaKnex(read: Db): HotReads {
   let closed = false;
   const all = async <T>(sql: string, bindings: readonly unknown[]): Promise<T[]> => {
@@ -51,7 +52,7 @@ function viaKnex(read: Db): HotReads {
 }
 
 /** Opens the hot reads of the database (`url` set: PostgreSQL through `read`; else the sqlite file in `dataDir`). */
-export async function openHotReads(options: { dataDir: string; url?: string; read: Db; connections?: number }): Promise<HotReads> {
+export async function openHotReads(options: { dataDir: string; url?: string; read: Db; connections?: number; counts?: StatementCounts }): Promise<HotReads> {
   if (options.url) return viaKnex(options.read);
   const sqlite3 = require('sqlite3') as { Database: new (file: string, mode: number, cb: (err: Error | null) => void) => Connection; OPEN_READONLY: number };
   const file = path.join(options.dataDir, DB_FILE);
@@ -70,6 +71,7 @@ export async function openHotReads(options: { dataDir: string; url?: string; rea
   let closed = false;
   const all = async <T>(sql: string, bindings: readonly unknown[]): Promise<T[]> => {
     if (closed) throw new Error('hot reads: closed');
+    if (options.counts) options.counts.hot++;
     const c = connections[turn++ % connections.length]!;
     let prepared = c.statements.get(sql);
     if (!prepared) {

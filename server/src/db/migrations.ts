@@ -16,6 +16,7 @@ import { m014AuditTsSeq } from './migration-014-audit-ts-seq.js';
 import { m015AuditMerkle } from './migration-015-audit-merkle.js';
 import { m016Incidents } from './migration-016-incidents.js';
 import { m017BackupKeys } from './migration-017-backup-keys.js';
+import { m018CacheGeneration } from './migration-018-cache-generation.js';
 
 interface Migration {
   name: string;
@@ -290,7 +291,7 @@ const m002: Migration = {
 };
 
 // In numeric order (a released migration keeps its place; a database records which ones it ran).
-const all: Migration[] = [m001, m002, m003Membership, m004Links, m005Policy, m006FileShares, m007FolderLinks, m008FileRequests, m010Admin, m011DeviceWipe, m012Totp, m013AuditIndexes, m014AuditTsSeq, m015AuditMerkle, m016Incidents, m017BackupKeys];
+const all: Migration[] = [m001, m002, m003Membership, m004Links, m005Policy, m006FileShares, m007FolderLinks, m008FileRequests, m010Admin, m011DeviceWipe, m012Totp, m013AuditIndexes, m014AuditTsSeq, m015AuditMerkle, m016Incidents, m017BackupKeys, m018CacheGeneration];
 
 /** Knex migration source over the in-code list above. */
 export const migrations: Knex.MigrationSource<Migration> = {

@@ -7,6 +7,7 @@ import { DomainError } from '../domain-error.js';
 import type { Caller } from '../context.js';
 import type { Db } from '../db/db.js';
 import { isHotReads, type HotReads } from '../db/hot-reads.js';
+import type { AccessCache } from '../auth/access-cache.js';
 
 const RANK: Record<SpaceRole, number> = { viewer: 1, editor: 2, manager: 3 };
 
@@ -47,6 +48,26 @@ export async function spaceAccess(db: Db | HotReads, caller: Caller, spaceId: st
   return { space: { ...space, key_epoch: Number(space.key_epoch), seq: Number(space.seq), retention_days: Number(space.retention_days), created_at: Number(space.created_at) } as SpaceRow, role };
 }
 
+const ROLE_SQL = 'SELECT m.role FROM space_members m WHERE m.space_id = ? AND m.user_id = ? '
+  + 'AND NOT EXISTS (SELECT 1 FROM pending_removals p WHERE p.space_id = m.space_id AND p.user_id = m.user_id) LIMIT 1';
+
+/**
+ * The caller's role in a space where it is at least `needed` (404/403 otherwise, as spaceAccess), without the space's
+ * row: for the hot routes, from the access cache under the request's generation (auth/access-cache.ts) when it can.
+ */
+export async function memberRole(services: { hot: HotReads; access: AccessCache }, caller: Caller, spaceId: string, needed: SpaceRole): Promise<SpaceRole> {
+  const { generation } = caller;
+  let role = generation === undefined ? undefined : services.access.memberRole(caller.userId, spaceId, generation) as SpaceRole | undefined;
+  if (role === undefined) {
+    const row = await services.hot.first<{ role: SpaceRole }>(ROLE_SQL, [spaceId, caller.userId]);
+    if (!row) throw new DomainError(ErrorCode.NotFound, 'no such space');
+    role = row.role;
+    if (generation !== undefined) services.access.putMemberRole(caller.userId, spaceId, generation, role);
+  }
+  if (RANK[role] < RANK[needed]) throw new DomainError(ErrorCode.Forbidden, `this needs the ${needed} role in the space (you are ${role})`);
+  return role;
+}
+
 export function roleAtLeast(role: SpaceRole, needed: SpaceRole): boolean {
   return RANK[role] >= RANK[needed];
 }
@@ -57,12 +78,16 @@ export function roleAtLeast(role: SpaceRole, needed: SpaceRole): boolean {
  * can then never be rotated, so nothing new may be written under it.
  */
 export async function spaceFrozen(db: Db, spaceId: string): Promise<boolean> {
-  const row = await db('pending_removals as p').where('p.space_id', spaceId)
+  return (await frozenWitness(db).where('p.space_id', spaceId).first()) !== undefined;
+}
+
+/** Rows (one per pending removal) that show a space frozen; callers add the space: `p.space_id`. */
+export function frozenWitness(db: Db) {
+  return db('pending_removals as p')
     .whereNotExists(db('space_members as m').whereRaw('m.space_id = p.space_id').andWhere('m.role', 'manager')
       .whereNotExists(db('pending_removals as q').whereRaw('q.space_id = m.space_id').andWhereRaw('q.user_id = m.user_id').select(db.raw('1')))
       .select(db.raw('1')))
-    .first('p.user_id');
-  return row !== undefined;
+    .select(db.raw('1'));
 }
 
 /**
@@ -70,9 +95,13 @@ export async function spaceFrozen(db: Db, spaceId: string): Promise<boolean> {
  * Reading and downloading go on, so that its members can copy what they need into a new space. Audited as denied.
  */
 export async function refuseIfFrozen(db: Db, spaceId: string): Promise<void> {
-  if (!(await spaceFrozen(db, spaceId))) return;
+  if (await spaceFrozen(db, spaceId)) throw frozenRefusal();
+}
+
+/** The refusal of new content for a frozen space (see refuseIfFrozen). */
+export function frozenRefusal(): DomainError {
   const err = new DomainError(ErrorCode.SpaceFrozen, 'this space has no manager left who can renew its key after a removal (its only manager was offboarded): it takes no new versions, shares or links; copy what you need into a new space');
   err.auditOutcome = 'denied';
   err.auditDetails = { reason: 'no_manager' };
-  throw err;
+  return err;
 }

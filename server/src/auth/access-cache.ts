@@ -1,0 +1,82 @@
+// Caches of sessions and space memberships, exact across processes (docs/architecture.md "Caches of sessions and
+// memberships"). Every request reads the cache generation (one row, migration 018) once; every transaction that changes
+// sessions, users, space_members, pending_removals or deletes a space bumps it through triggers, whoever runs it (this
+// node, another node, kluis-admin). An entry is used only by a request that read the same generation as the request
+// that filled it, and is filled only from rows read after that generation was read. So a request that starts after a
+// revocation committed reads a newer generation and reads the rows afresh: it is refused, on every node.
+//
+// Only what lets a request through is cached. A refusal (revoked, expired, not a member) is decided on rows read for
+// that request, so a stale entry can never turn a refusal into a pass, nor an old expiry into a wrong refusal.
+import type { HotReads } from '../db/hot-reads.js';
+
+/** A session row joined with its user, as authenticate reads it (auth/sessions.ts). */
+export interface CachedSession {
+  deviceId: string;
+  userId: string;
+  orgId: string;
+  role: string;
+  email: string;
+  signPublicKey: string;
+  expiresAt: number;
+  lastSeenAt: number;
+}
+
+interface Entry<T> {
+  generation: number;
+  value: T;
+}
+
+const GENERATION_SQL = 'SELECT n FROM cache_generation WHERE id = 1';
+
+export class AccessCache {
+  private generation = -1;
+  private readonly sessions = new Map<string, Entry<CachedSession>>();
+  private readonly members = new Map<string, Entry<string>>();
+
+  /** `max` entries per map: beyond it the map starts afresh (a bound on memory, not a policy worth more). */
+  constructor(
+    private readonly hot: HotReads,
+    private readonly max = 50_000,
+  ) {}
+
+  /** Reads the generation (the one statement a cached request makes for its access); a new one empties the maps. */
+  async currentGeneration(): Promise<number> {
+    const row = await this.hot.first<{ n: number | string }>(GENERATION_SQL, []);
+    const generation = Number(row!.n);
+    if (generation !== this.generation) {
+      // Newer (or, after a restore of another database, different): nothing read before is trusted.
+      this.generation = generation;
+      this.sessions.clear();
+      this.members.clear();
+    }
+    return generation;
+  }
+
+  session(tokenHash: string, generation: number): CachedSession | undefined {
+    return valid(this.sessions.get(tokenHash), generation);
+  }
+
+  putSession(tokenHash: string, generation: number, value: CachedSession): void {
+    this.put(this.sessions, tokenHash, generation, value);
+  }
+
+  /** The caller's role in the space, if cached for this generation. */
+  memberRole(userId: string, spaceId: string, generation: number): string | undefined {
+    return valid(this.members.get(`${userId}/${spaceId}`), generation);
+  }
+
+  putMemberRole(userId: string, spaceId: string, generation: number, role: string): void {
+    this.put(this.members, `${userId}/${spaceId}`, generation, role);
+  }
+
+  private put<T>(map: Map<string, Entry<T>>, key: string, generation: number, value: T): void {
+    // Rows read under an older generation than the newest seen are not kept: a newer request already invalidated them.
+    if (generation !== this.generation) return;
+    if (map.size >= this.max) map.clear();
+    map.set(key, { generation, value });
+  }
+}
+
+function valid<T>(entry: Entry<T> | undefined, generation: number): T | undefined {
+  return entry && entry.generation === generation ? entry.value : undefined;
+}
