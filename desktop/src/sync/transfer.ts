@@ -27,8 +27,10 @@ export class RateLimiter {
   }
 
   async take(bytes: number): Promise<void> {
-    if (this.bytesPerSecond <= 0) return;
     for (;;) {
+      // checked on every turn: a limit lifted (setRate(0)) while this waits lets it go; a check before the loop alone
+      // left it waiting on a bucket that refills at 0 bytes a second, and the pass never ended
+      if (this.bytesPerSecond <= 0) return;
       const now = Date.now();
       this.available = Math.min(this.bytesPerSecond, this.available + ((now - this.last) / 1000) * this.bytesPerSecond);
       this.last = now;
@@ -56,7 +58,8 @@ export interface UploaderOptions {
   maxFrames?: number;
   inFlight?: number;
   limiter?: RateLimiter;
-  onSent?: (bytes: number) => void;
+  /** a batch left the queue: sent, found stored, or failed (`queuedBytes` has changed) */
+  onSettled?: () => void;
 }
 
 interface Pending {
@@ -82,6 +85,8 @@ export class ChunkUploader {
   sentBytes = 0;
   sentChunks = 0;
   skippedChunks = 0;
+  /** ciphertext bytes `add` took that are not sent (nor found stored) yet: what progress must not count as done */
+  queuedBytes = 0;
 
   constructor(private readonly c: ApiClient, private readonly spaceId: string, private readonly options: UploaderOptions = {}) {
     this.batchBytes = options.batchBytes ?? 2 * 1024 * 1024;
@@ -94,6 +99,7 @@ export class ChunkUploader {
     if (this.failure) throw this.failure;
     if (this.seen.has(id)) return;
     this.seen.add(id);
+    this.queuedBytes += ciphertext.length;
     this.pending.frames.push({ id, ciphertext });
     this.pending.bytes += ciphertext.length;
     if (known) this.pending.check.add(id);
@@ -117,6 +123,16 @@ export class ChunkUploader {
   }
 
   private async upload(batch: Pending): Promise<void> {
+    const queued = batch.bytes;
+    try {
+      await this.uploadBatch(batch);
+    } finally {
+      this.queuedBytes -= queued;
+      this.options.onSettled?.();
+    }
+  }
+
+  private async uploadBatch(batch: Pending): Promise<void> {
     let frames = batch.frames;
     if (batch.check.size > 0) {
       const missing = new Set(await this.c.missingChunks(this.spaceId, [...batch.check]));
@@ -131,7 +147,6 @@ export class ChunkUploader {
     await this.c.uploadChunks(this.spaceId, frames); // empties `frames` once encoded
     this.sentBytes += bytes;
     this.sentChunks += count;
-    this.options.onSent?.(bytes);
   }
 
   async flush(): Promise<void> {

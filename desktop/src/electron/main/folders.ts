@@ -7,12 +7,15 @@ import type { Account } from '../../account/state.js';
 import { openFolder, type EngineState, type Progress, type SyncFolder } from '../../index.js';
 import type { FolderState, FolderStatus } from '../ipc/contract.js';
 import type { Handlers } from './ipc.js';
+import { Throughput } from './rate.js';
 
 interface Held {
   folder: SyncFolder;
   spaceName: string;
   state: EngineState;
   progress: Progress | null;
+  /** the pass's bytes over the last seconds: rate and time left */
+  meter: Throughput;
   conflicts: number;
   lastSyncedAt: number | null;
   error: { code: string; message: string } | null;
@@ -54,10 +57,11 @@ export class FolderHost {
   async add(dir: string, spaceId: string, spaceName: string, options: { pollMs?: number; bwlimit?: number } = {}): Promise<FolderStatus> {
     const folder = await openFolder(this.o.account, dir, { spaceId, home: this.o.home, ...(this.o.settleMs !== undefined ? { settleMs: this.o.settleMs } : {}), ...(options.bwlimit ? { bwlimit: options.bwlimit } : {}) });
     const id = String(folder.folder.id);
-    const h: Held = { folder, spaceName, state: 'idle', progress: null, conflicts: 0, lastSyncedAt: null, error: null };
+    const h: Held = { folder, spaceName, state: 'idle', progress: null, meter: new Throughput(), conflicts: 0, lastSyncedAt: null, error: null };
     const changed = () => this.o.onChange?.(id);
     folder.on('state', (state, reason) => {
       h.state = state;
+      if (state !== 'uploading' && state !== 'downloading') h.meter.reset();
       if (state === 'error') h.error = { code: 'sync_error', message: reason ?? 'error' };
       else if (state === 'idle') {
         h.error = null;
@@ -68,6 +72,7 @@ export class FolderHost {
     });
     folder.on('progress', (p) => {
       h.progress = p;
+      h.meter.add(p.phase, p.bytesDone);
       changed();
     });
     folder.on('conflict', () => {
@@ -91,10 +96,12 @@ export class FolderHost {
   async status(folderId: string): Promise<FolderStatus> {
     const h = this.get(folderId);
     const p = h.progress;
+    const pendingBytes = p ? Math.max(0, p.bytesTotal - p.bytesDone) : 0;
+    const now = Date.now();
     return {
       folderId, path: h.folder.folder.root, spaceId: h.folder.folder.spaceId, spaceName: h.spaceName, state: folderState(h.state, h.error !== null, h.lastSyncedAt !== null && h.progress === null),
-      pendingFiles: p ? Math.max(0, p.filesTotal - p.filesDone) : 0, pendingBytes: p ? Math.max(0, p.bytesTotal - p.bytesDone) : 0,
-      rate: null, etaSeconds: null, conflicts: h.conflicts, lastSyncedAt: h.lastSyncedAt, error: h.error,
+      pendingFiles: p ? Math.max(0, p.filesTotal - p.filesDone) : 0, pendingBytes,
+      rate: p ? h.meter.rate(now) : null, etaSeconds: p ? h.meter.eta(pendingBytes, now) : null, conflicts: h.conflicts, lastSyncedAt: h.lastSyncedAt, error: h.error,
     };
   }
 
