@@ -146,3 +146,26 @@ test('live progress: the rate over the last 5 s of the engine\'s reports, the ti
   t.is(m.rate(30_000), null);
   t.is(m.eta(100, 30_000), null);
 });
+
+test('live progress: the rate counts from the first bytes moved, not the pass\'s start, on a machine slow to begin', (t) => {
+  const m = new Throughput(5000, 1000);
+  const MiB = 1024 * 1024;
+  // the pass starts (nothing done), files are done before any batch (same bytes), the first batch goes 6 s later
+  m.add('uploading', 0, 0);
+  m.add('uploading', 0, 3000);
+  m.add('uploading', 2 * MiB, 6000);
+  t.is(m.rate(6500), null, 'one movement says how much, not how fast');
+  // then a 2 MiB batch every 2 s: 1 MiB/s, not 4 MiB over the 8 s since the start
+  m.add('uploading', 4 * MiB, 8000);
+  t.is(m.rate(8000), MiB);
+  m.add('uploading', 4 * MiB, 9000); // a file done, no byte moved
+  m.add('uploading', 6 * MiB, 10_000);
+  t.is(m.rate(10_000), MiB);
+  t.is(m.eta(18 * MiB, 10_000), 18);
+  // steps at the limit read between 0.6 and 1 of it, never above
+  for (let at = 12_000; at <= 30_000; at += 2000) m.add('uploading', (at / 2000) * 2 * MiB, at);
+  for (let now = 30_000; now < 32_000; now += 100) {
+    const r = m.rate(now)!;
+    t.true(r <= MiB && r > 0.6 * MiB, `${r} at ${now}`);
+  }
+});

@@ -58,8 +58,11 @@ export interface UploaderOptions {
   maxFrames?: number;
   inFlight?: number;
   limiter?: RateLimiter;
-  /** a batch left the queue: sent, found stored, or failed (`queuedBytes` has changed) */
-  onSettled?: () => void;
+  /**
+   * Plaintext bytes (as `add` was told) that need no more sending: a batch sent or found stored, or a chunk already
+   * queued by an earlier `add`. Progress counts these as done; a batch that fails is never counted.
+   */
+  onDone?: (plainBytes: number) => void;
 }
 
 interface Pending {
@@ -67,6 +70,8 @@ interface Pending {
   /** ids whose presence on the server must be asked first (chunks of known files: delta sync) */
   check: Set<string>;
   bytes: number;
+  /** the plaintext bytes of its chunks (progress) */
+  plain: number;
 }
 
 /**
@@ -74,7 +79,7 @@ interface Pending {
  * are in flight (backpressure). `flush` sends what is left and waits for everything; it rethrows the first failure.
  */
 export class ChunkUploader {
-  private pending: Pending = { frames: [], check: new Set(), bytes: 0 };
+  private pending: Pending = { frames: [], check: new Set(), bytes: 0, plain: 0 };
   private readonly inFlight = new Set<Promise<void>>();
   private failure: unknown = null;
   private readonly seen = new Set<string>();
@@ -85,8 +90,6 @@ export class ChunkUploader {
   sentBytes = 0;
   sentChunks = 0;
   skippedChunks = 0;
-  /** ciphertext bytes `add` took that are not sent (nor found stored) yet: what progress must not count as done */
-  queuedBytes = 0;
 
   constructor(private readonly c: ApiClient, private readonly spaceId: string, private readonly options: UploaderOptions = {}) {
     this.batchBytes = options.batchBytes ?? 2 * 1024 * 1024;
@@ -94,21 +97,27 @@ export class ChunkUploader {
     this.maxInFlight = options.inFlight ?? 3;
   }
 
-  /** Queues one chunk. `known`: the server may already hold it (a chunk of an existing file). */
-  async add(id: string, ciphertext: Uint8Array, known: boolean): Promise<void> {
+  /**
+   * Queues one chunk. `known`: the server may already hold it (a chunk of an existing file). `plainBytes`: its
+   * plaintext size, reported to `onDone` once the chunk is sent or found stored.
+   */
+  async add(id: string, ciphertext: Uint8Array, known: boolean, plainBytes = 0): Promise<void> {
     if (this.failure) throw this.failure;
-    if (this.seen.has(id)) return;
+    if (this.seen.has(id)) {
+      this.options.onDone?.(plainBytes);
+      return;
+    }
     this.seen.add(id);
-    this.queuedBytes += ciphertext.length;
     this.pending.frames.push({ id, ciphertext });
     this.pending.bytes += ciphertext.length;
+    this.pending.plain += plainBytes;
     if (known) this.pending.check.add(id);
     if (this.pending.bytes >= this.batchBytes || this.pending.frames.length >= this.maxFrames) await this.send();
   }
 
   private async send(): Promise<void> {
     const batch = this.pending;
-    this.pending = { frames: [], check: new Set(), bytes: 0 };
+    this.pending = { frames: [], check: new Set(), bytes: 0, plain: 0 };
     if (batch.frames.length === 0) return;
     while (this.inFlight.size >= this.maxInFlight) await Promise.race(this.inFlight);
     if (this.failure) throw this.failure;
@@ -123,13 +132,8 @@ export class ChunkUploader {
   }
 
   private async upload(batch: Pending): Promise<void> {
-    const queued = batch.bytes;
-    try {
-      await this.uploadBatch(batch);
-    } finally {
-      this.queuedBytes -= queued;
-      this.options.onSettled?.();
-    }
+    await this.uploadBatch(batch);
+    this.options.onDone?.(batch.plain);
   }
 
   private async uploadBatch(batch: Pending): Promise<void> {

@@ -3,6 +3,10 @@
 // answers the bytes per second over them. A sliding window rather than the last two reports: the engine reports per
 // piece read, bursts of small files come in the same millisecond, and a rate from two reports jumps by orders of
 // magnitude. The window ends now, not at the last report, so a transfer that stalls shows its rate falling.
+// Only reports that moved bytes are samples, and the first of a phase is where the window may start: the time before
+// it (the scan, reading and sealing the first batch, a loaded machine's wait for a core) moved nothing that the
+// rate could divide, and counting it showed a fraction of the real speed (152 KB/s at a 1 MiB/s limit, load 8).
+// The engine's upload reports bytes when a batch is sent (upload.ts), so samples come in steps of up to 2 MiB.
 
 interface Sample {
   at: number;
@@ -22,12 +26,16 @@ export class Throughput {
    */
   constructor(private readonly windowMs = 5000, private readonly minSpanMs = 1000) {}
 
-  /** A progress report: `bytesDone` of the pass in `phase`. A new phase, or fewer bytes done (a new pass), starts over. */
+  /**
+   * A progress report: `bytesDone` of the pass in `phase`. A new phase, or fewer bytes done (a new pass), starts over;
+   * a report that moved nothing (none yet, or as many as the last) is no sample.
+   */
   add(phase: string, bytesDone: number, now = Date.now()): void {
     const n = this.samples.length;
     if (phase !== this.phase || (n > 0 && bytesDone < this.samples[n - 1]!.bytes)) this.samples = [];
     this.phase = phase;
     const s = this.samples;
+    if (bytesDone === 0 || (s.length > 0 && bytesDone === s[s.length - 1]!.bytes)) return;
     if (s.length >= 2 && now - s[s.length - 2]!.at < SPACING_MS) s[s.length - 1] = { at: now, bytes: bytesDone };
     else s.push({ at: now, bytes: bytesDone });
     // keep one sample older than the window: the count the window starts from
