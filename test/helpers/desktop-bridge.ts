@@ -138,3 +138,10 @@ export function statusForwarder(host: () => FolderHost | undefined, target: () =
     }, 100);
   };
 }
+
+/** What every renderer test ends with: no CSP violation, answers and events inside the contract, nothing off the app. */
+export async function assertClean(t: { deepEqual: (a: unknown, b: unknown, m?: string) => void }, r: RendererPage, renderer: RendererServer): Promise<void> {
+  t.deepEqual(await r.violations(), [], 'no CSP violation');
+  t.deepEqual(r.problems, [], 'every answer and event inside the contract, no internal error');
+  t.deepEqual(r.requests.filter((u) => !u.startsWith(renderer.url) && !u.startsWith('data:')), [], 'no request off the app');
+}

@@ -14,7 +14,7 @@ import type { Browser } from 'playwright-core';
 import { call } from '../helpers/api.js';
 import { launchChromium, openPage, screenshot, waitForState } from '../helpers/browser.js';
 import { startTestApp, until, type TestApp } from '../helpers/desktop-app.js';
-import { openRenderer, serveRenderer, type RendererPage, type RendererServer } from '../helpers/desktop-bridge.js';
+import { assertClean, openRenderer, serveRenderer, type RendererPage, type RendererServer } from '../helpers/desktop-bridge.js';
 import { bytes, kluis, okJson, read, sessionOf, sleep, startSyncEnv, syncOnce, textOf, write, type SyncClient, type SyncEnv } from '../helpers/sync-env.js';
 
 let env: SyncEnv;
@@ -49,11 +49,7 @@ test.after.always(async () => {
 
 const status = () => app.ok('app:status', {});
 
-async function clean(t: { deepEqual: (a: unknown, b: unknown, m?: string) => void }): Promise<void> {
-  t.deepEqual(await r.violations(), [], 'no CSP violation');
-  t.deepEqual(r.problems, [], 'every answer and event inside the contract, no internal error');
-  t.deepEqual(r.requests.filter((u) => !u.startsWith(renderer.url) && !u.startsWith('data:')), [], 'no request off the app');
-}
+const clean = (t: Parameters<typeof assertClean>[0]) => assertClean(t, r, renderer);
 
 test.serial('onboarding: sign-up with an invitation in the page, the recovery key typed back, the fingerprint', async (t) => {
   const { page } = r;

@@ -226,7 +226,7 @@ test('share dialog: a link with expiry, limit, password and purpose, copied; a c
   await page.locator('#share-sent:not(:empty)').waitFor();
   t.is(await page.locator('#share-sent').textContent(), 'Shared with jan.claes@leuven.be.');
   t.deepEqual(sent(r, 'share:file'), [{ folderId: '1', path: 'Dossier 117/verslag.pdf', email: 'jan.claes@leuven.be', role: 'viewer' }]);
-  await screenshot(page, 'desktop-share-colleague.png', false);
+  await screenshot(page, 'desktop-share-key-changed.png', false);
   await clean(t, r);
 });
 
@@ -261,7 +261,6 @@ test('settings: bandwidth limits, start at login, language (sample answers)', as
   t.true(await page.locator('#set-login').isChecked());
   t.is(await page.locator('#settings-fingerprint').textContent(), ACCOUNT.fingerprint);
   t.regex((await page.locator('#settings-keys').textContent())!, /keychain/);
-  await screenshot(page, 'desktop-settings.png');
   await page.locator('#set-upload').fill('8');
   await page.locator('#settings-save').click();
   t.is(await page.locator('#set-upload-problem').textContent(), 'A number of at least 16, or empty.');

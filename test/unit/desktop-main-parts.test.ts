@@ -12,6 +12,7 @@ import { checkRecoveryWords } from '../../desktop/dist/electron/main/account-han
 import { parseConflictCopy } from '../../desktop/dist/electron/main/conflicts.js';
 import { bandwidthOf } from '../../desktop/dist/electron/main/core.js';
 import { folderState } from '../../desktop/dist/electron/main/folders.js';
+import { Throughput } from '../../desktop/dist/electron/main/rate.js';
 import type { AppEvent } from '../../desktop/dist/electron/ipc/contract.js';
 import { keychain } from '../helpers/desktop-app.js';
 
@@ -115,4 +116,56 @@ test('folder state: a folder that was up to date stays so while the engine only 
   t.is(folderState('paused', true, true), 'paused');
   t.is(folderState('scanning', true, true), 'error');
   t.is(folderState('stopped', false), 'offline');
+});
+
+test('live progress: the rate over the last 5 s of the engine\'s reports, the time left at it, falling when nothing moves', (t) => {
+  const m = new Throughput(5000, 1000);
+  t.is(m.rate(0), null, 'nothing known');
+  m.add('uploading', 0, 0);
+  m.add('uploading', 300_000, 400);
+  t.is(m.rate(500), null, 'half a second says nothing about the speed');
+  // 1 MB/s for 10 s, reported every 100 ms in bursts
+  for (let at = 500; at <= 10_000; at += 100) m.add('uploading', at * 1000, at);
+  t.is(m.rate(10_000), 1_000_000);
+  t.is(m.eta(25_000_000, 10_000), 25);
+  // a burst of small files reported in the same millisecond moves the rate a little, not by orders of magnitude
+  m.add('uploading', 10_000_000 + 200_000, 10_000);
+  t.true(m.rate(10_001)! < 1_100_000, String(m.rate(10_001)));
+  // nothing moves for 3 s: the rate falls and the time left grows; after the window, 0 and no time left
+  t.true(m.rate(13_000)! < 700_000);
+  t.is(m.rate(16_000), 0);
+  t.is(m.eta(1000, 16_000), null);
+  // a new phase (downloading) or a new pass (fewer bytes done) starts over
+  m.add('downloading', 5000, 16_100);
+  t.is(m.rate(16_500), null);
+  m.add('downloading', 2_005_000, 18_100);
+  t.is(m.rate(18_100), 1_000_000);
+  m.add('downloading', 10, 18_200);
+  t.is(m.rate(18_300), null);
+  m.reset();
+  t.is(m.rate(30_000), null);
+  t.is(m.eta(100, 30_000), null);
+});
+
+test('live progress: the rate counts from the first bytes moved, not the pass\'s start, on a machine slow to begin', (t) => {
+  const m = new Throughput(5000, 1000);
+  const MiB = 1024 * 1024;
+  // the pass starts (nothing done), files are done before any batch (same bytes), the first batch goes 6 s later
+  m.add('uploading', 0, 0);
+  m.add('uploading', 0, 3000);
+  m.add('uploading', 2 * MiB, 6000);
+  t.is(m.rate(6500), null, 'one movement says how much, not how fast');
+  // then a 2 MiB batch every 2 s: 1 MiB/s, not 4 MiB over the 8 s since the start
+  m.add('uploading', 4 * MiB, 8000);
+  t.is(m.rate(8000), MiB);
+  m.add('uploading', 4 * MiB, 9000); // a file done, no byte moved
+  m.add('uploading', 6 * MiB, 10_000);
+  t.is(m.rate(10_000), MiB);
+  t.is(m.eta(18 * MiB, 10_000), 18);
+  // steps at the limit read between 0.6 and 1 of it, never above
+  for (let at = 12_000; at <= 30_000; at += 2000) m.add('uploading', (at / 2000) * 2 * MiB, at);
+  for (let now = 30_000; now < 32_000; now += 100) {
+    const r = m.rate(now)!;
+    t.true(r <= MiB && r > 0.6 * MiB, `${r} at ${now}`);
+  }
 });

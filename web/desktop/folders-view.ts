@@ -20,8 +20,10 @@ function folderName(f: FolderStatus): string {
 /** The line under a folder's name: what it is doing, with numbers while it syncs. */
 function progressLine(f: FolderStatus): string {
   if (f.state === 'error' && f.error) return f.error.message;
-  if (f.state === 'syncing' && f.pendingFiles > 0) {
-    const parts = [f.pendingFiles === 1 ? t('folder.pending.one', { bytes: formatBytes(f.pendingBytes) }) : t('folder.pending', { files: formatNumber(f.pendingFiles), bytes: formatBytes(f.pendingBytes) })];
+  if (f.state === 'syncing' && (f.pendingFiles > 0 || f.pendingBytes > 0)) {
+    // every file read, the last batches still going out: bytes only
+    const bytes = formatBytes(f.pendingBytes);
+    const parts = [f.pendingFiles === 0 ? t('folder.pending.bytes', { bytes }) : f.pendingFiles === 1 ? t('folder.pending.one', { bytes }) : t('folder.pending', { files: formatNumber(f.pendingFiles), bytes })];
     if (f.rate !== null) parts.push(t('folder.speed', { rate: formatBytes(f.rate) }));
     if (f.etaSeconds !== null) parts.push(t('folder.eta', { time: formatDuration(f.etaSeconds) }));
     return parts.join(' · ');
@@ -41,7 +43,7 @@ function makeCard(f: FolderStatus, refresh: () => void): HTMLElement {
   actions.append(
     toggle,
     button(t('folder.open'), () => void act(invoke('folders:open', { folderId: id })), 'small', `folder-${id}-open`),
-    button(t('folder.share'), () => void openShare(card.dataset.folderId!, ''), 'small', `folder-${id}-share`),
+    button(t('folder.share'), () => void openShare(card.dataset.folderId!, '', card.dataset.spaceName!), 'small', `folder-${id}-share`),
     button(t('folder.versions'), () => void openVersions(card.dataset.folderId!, ''), 'small', `folder-${id}-versions`),
     button(t('folder.remove'), () => void remove(card, refresh), 'small', `folder-${id}-remove`),
   );
@@ -56,6 +58,8 @@ export function updateCard(card: HTMLElement, f: FolderStatus): void {
   card.dataset.folderId = id;
   card.dataset.state = f.state;
   card.dataset.name = folderName(f);
+  card.dataset.spaceName = f.spaceName;
+  card.dataset.path = f.path;
   const q = (s: string) => card.querySelector(`#folder-${id}-${s}`)!;
   q('state').textContent = t(`state.${f.state}` as Key);
   q('path').textContent = `${f.spaceName} · ${f.path}`;
@@ -87,7 +91,10 @@ async function pauseOrResume(card: HTMLElement, b: HTMLButtonElement, refresh: (
 async function remove(card: HTMLElement, refresh: () => void): Promise<void> {
   const name = card.dataset.name!;
   if (!(await confirmAsk('remove', t('folder.remove'), t('folder.removeAsk', { name }), t('folder.remove')))) return;
-  if (await act(invoke('folders:remove', { folderId: card.dataset.folderId! }))) refresh();
+  // The engine stops; nothing is deleted: say where the files are.
+  if (!(await act(invoke('folders:remove', { folderId: card.dataset.folderId! })))) return;
+  announce(t('folder.removed', { name, path: card.dataset.path! }));
+  refresh();
 }
 
 /** Draws or updates the folder cards in `list` (kept in the order main sends them). */

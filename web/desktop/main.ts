@@ -54,6 +54,7 @@ function updateFolders(folders: FolderStatus[]): void {
 function renderHeader(): void {
   $('langs').replaceChildren(...langButtons((l: Lang) => {
     setLang(l, true);
+    announce(''); // a sentence said in the other language is stale
     render();
     document.querySelector<HTMLElement>(`#langs button[lang="${l}"]`)?.focus();
   }));
@@ -79,6 +80,8 @@ function renderNav(): void {
 
 function show(v: View): void {
   view = v;
+  announce(''); // what was said about the screen left behind
+
   render();
   $('title').focus({ preventScroll: true });
 }
@@ -111,6 +114,7 @@ function render(): void {
       onLanguage: (l) => {
         if (l !== lang()) {
           setLang(l, true);
+          announce('');
           render();
         }
       },

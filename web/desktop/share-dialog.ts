@@ -1,11 +1,12 @@
 // The share dialog (issue 19 item 3): a link (expiry, download limit, optional password, purpose; then the link with a
 // copy button) or a colleague (looked up first: their key's fingerprint and whether it is the one pinned before;
-// role viewer). Every field is checked with the contract's schema before the request leaves.
+// a role: this file only (share:file), or a member of the whole space as viewer, editor or manager (share:member)). Every
+// field is checked with the contract's schema before the request leaves.
 import { check, invoke } from './bridge.js';
 import { formatDate, t, type Key } from './i18n.js';
 import { busy, el, errorText, field, form, input, modal, select, submit, type Field } from './ui.js';
 
-export function openShare(folderId: string, path: string): Promise<void> {
+export function openShare(folderId: string, path: string, spaceName: string): Promise<void> {
   return modal('share', t('share.title'), (body) => {
     const file = field('share-path', 'share.path', input('text', { spellcheck: 'false' }));
     file.input.value = path;
@@ -13,7 +14,7 @@ export function openShare(folderId: string, path: string): Promise<void> {
     const panels = el('div');
     const show = (which: 'link' | 'colleague') => {
       for (const b of tabs.querySelectorAll('button')) b.setAttribute('aria-selected', String(b.id === `share-tab-${which}`));
-      panels.replaceChildren(which === 'link' ? linkPanel(folderId, file) : colleaguePanel(folderId, file));
+      panels.replaceChildren(which === 'link' ? linkPanel(folderId, file) : colleaguePanel(folderId, file, spaceName));
     };
     for (const which of ['link', 'colleague'] as const) {
       const b = el('button', { type: 'button', role: 'tab', id: `share-tab-${which}` }, t(`share.tab.${which}`));
@@ -85,9 +86,13 @@ function linkPanel(folderId: string, file: Field): HTMLElement {
   return panel;
 }
 
-function colleaguePanel(folderId: string, file: Field): HTMLElement {
+function colleaguePanel(folderId: string, file: Field, spaceName: string): HTMLElement {
   const email = field('share-email', 'share.email', input('email'));
-  const role = field('share-role', 'share.role', select([['viewer', t('share.role.viewer')]]));
+  // This file only (share:file, read-only), or the whole space with a role (share:member, a manager's act).
+  const role = field('share-role', 'share.role', select([
+    ['file', t('share.role.file')],
+    ...(['viewer', 'editor', 'manager'] as const).map((r): [string, string] => [r, t(`share.role.space.${r}`, { space: spaceName })]),
+  ]));
   const problem = el('p', { class: 'problem', id: 'share-colleague-problem', role: 'alert' });
   const found = el('div', { id: 'share-colleague' });
   const look = submit('share.lookup', 'share-lookup', 'secondary');
@@ -103,6 +108,13 @@ function colleaguePanel(folderId: string, file: Field): HTMLElement {
     const send = el('button', { type: 'button', class: 'primary', id: 'share-send' }, t('share.send')) as HTMLButtonElement;
     const done = el('p', { class: 'ok', id: 'share-sent', role: 'status' });
     send.addEventListener('click', async () => {
+      done.textContent = '';
+      const which = role.input.value;
+      if (which !== 'file') {
+        const req = { folderId, email: r.value.email, role: which as 'viewer' | 'editor' | 'manager' };
+        const m = await busy(send, () => invoke('share:member', req));
+        return void (done.textContent = m.ok ? t('share.added', { email: r.value.email, space: m.value.spaceName }) : errorText(m.error));
+      }
       const req = { folderId, path: file.input.value.trim(), email: r.value.email, role: 'viewer' as const };
       const c = check('share:file', req);
       if (!c.ok) return void (file.problem(t('err.field', { message: c.message })), file.input.focus());

@@ -64,7 +64,8 @@ export interface OpenOptions {
   giveUpMs?: number;
 }
 
-function absDir(dir: string): string {
+/** The folder's root as the index records it (real path when it exists). */
+export function absDir(dir: string): string {
   const abs = path.resolve(dir);
   try {
     return realpathSync(abs);
@@ -76,13 +77,32 @@ function absDir(dir: string): string {
 /** Folders open in this process (`home\0id`): the lock file names the process, so it cannot tell two opens apart. */
 const openHere = new Set<string>();
 
-/** A synced folder opened by this process: bound to its space for good, and locked (one engine per folder). */
-export class SyncFolder {
+/** The typed events of a synced folder: the door's SyncFolder, and the desktop app's proxy of one in a thread. */
+export class FolderEvents {
   private readonly events = new EventEmitter();
+
+  on<E extends keyof SyncFolderEvents>(event: E, listener: (...args: SyncFolderEvents[E]) => void): this {
+    this.events.on(event, listener as (...args: unknown[]) => void);
+    return this;
+  }
+
+  off<E extends keyof SyncFolderEvents>(event: E, listener: (...args: SyncFolderEvents[E]) => void): this {
+    this.events.off(event, listener as (...args: unknown[]) => void);
+    return this;
+  }
+
+  protected emit<E extends keyof SyncFolderEvents>(event: E, ...args: SyncFolderEvents[E]): void {
+    this.events.emit(event, ...args);
+  }
+}
+
+/** A synced folder opened by this process: bound to its space for good, and locked (one engine per folder). */
+export class SyncFolder extends FolderEvents {
   private running: { ac: AbortController; done: Promise<void> } | null = null;
   private closed = false;
 
   private constructor(private readonly db: IndexDb, private readonly engine: SyncEngine, private readonly unlock: () => Promise<void>) {
+    super();
     engine.on('progress', (p: Progress) => this.emit('progress', p));
     engine.on('warning', (m: string) => this.emit('warning', m));
     engine.on('state', (s: EngineState, reason?: string) => this.emit('state', s, reason));
@@ -126,20 +146,6 @@ export class SyncFolder {
 
   get folder(): FolderRecord {
     return this.engine.folder;
-  }
-
-  on<E extends keyof SyncFolderEvents>(event: E, listener: (...args: SyncFolderEvents[E]) => void): this {
-    this.events.on(event, listener as (...args: unknown[]) => void);
-    return this;
-  }
-
-  off<E extends keyof SyncFolderEvents>(event: E, listener: (...args: SyncFolderEvents[E]) => void): this {
-    this.events.off(event, listener as (...args: unknown[]) => void);
-    return this;
-  }
-
-  private emit<E extends keyof SyncFolderEvents>(event: E, ...args: SyncFolderEvents[E]): void {
-    this.events.emit(event, ...args);
   }
 
   private passed(r: SyncReport): void {

@@ -67,16 +67,17 @@ class ChunkSink {
   readonly chunks: [string, number][] = [];
   /** plaintext bytes of chunks not sent because the server holds them */
   heldBytes = 0;
-  constructor(private readonly keys: FileSubkeys, private readonly uploader: ChunkUploader, private readonly known: boolean, private readonly held?: ReadonlySet<string>) {}
+  constructor(private readonly keys: FileSubkeys, private readonly uploader: ChunkUploader, private readonly known: boolean, private readonly held?: ReadonlySet<string>, private readonly onHeld?: (bytes: number) => void) {}
 
   async take(piece: Uint8Array): Promise<void> {
     const id = chunkId(this.keys, piece);
     this.chunks.push([id, piece.length]);
     if (this.held?.has(id)) {
       this.heldBytes += piece.length;
+      this.onHeld?.(piece.length);
       return;
     }
-    await this.uploader.add(id, sealChunk(this.keys, id, piece), this.known);
+    await this.uploader.add(id, sealChunk(this.keys, id, piece), this.known, piece.length);
   }
 
   /** Cuts a piece of content in memory (a whole small file). */
@@ -104,7 +105,12 @@ class ChunkSink {
 }
 
 export interface ReadOptions {
-  onRead?: (bytes: number) => void;
+  /**
+   * Plaintext bytes of chunks the server holds (`held`), which are never sent: done for progress as they are cut. The
+   * others are done when the uploader says so (ChunkUploader `onDone`), not when read: reading runs ahead of sending
+   * by the chunker's window and what the uploader holds in flight.
+   */
+  onHeld?: (bytes: number) => void;
   /** picks the small-file path (default: expect.size) */
   sizeHint?: number;
   /** what the scan found: the file must still be that (see the top) */
@@ -119,14 +125,13 @@ export interface ReadOptions {
  * must be what the scan found (see the top): null if it changed since.
  */
 export async function readAndEncrypt(absPath: string, keys: FileSubkeys, uploader: ChunkUploader, known: boolean, options: ReadOptions = {}): Promise<(ReadFile & { heldBytes: number }) | null> {
-  const { onRead, expect } = options;
+  const { expect } = options;
   const sizeHint = options.sizeHint ?? expect?.size;
-  const sink = new ChunkSink(keys, uploader, known, options.held);
+  const sink = new ChunkSink(keys, uploader, known, options.held, options.onHeld);
   if (sizeHint !== undefined && sizeHint <= SYNC_READ) {
     const content = readSmall(absPath);
     if (content) {
       await sink.cut(content);
-      onRead?.(content.length);
       const hash = contentHash(content);
       return expect && (hash !== expect.hash || content.length !== expect.size) ? null : { hash, size: content.length, chunks: sink.chunks, heldBytes: sink.heldBytes };
     }
@@ -155,29 +160,27 @@ export async function readAndEncrypt(absPath: string, keys: FileSubkeys, uploade
       if (filled > st.size) {
         if (expect) return null; // grew since the scan
         // grew while we read: stream the whole thing instead
-        return await finish(await sink.cutStream(pieces(handle, onRead), hasher));
+        return await finish(await sink.cutStream(pieces(handle), hasher));
       }
       const content = buf.subarray(0, filled);
       hasher?.update(content);
       await sink.cut(content);
-      onRead?.(filled);
       return await finish(filled);
     }
-    return await finish(await sink.cutStream(pieces(handle, onRead), hasher));
+    return await finish(await sink.cutStream(pieces(handle), hasher));
   } finally {
     await handle.close();
   }
 }
 
 /** An open file from its start, in READ_PIECE pieces (one buffer: chunkStream copies each piece before the next). */
-async function* pieces(handle: FileHandle, onRead?: (bytes: number) => void): AsyncGenerator<Uint8Array> {
+async function* pieces(handle: FileHandle): AsyncGenerator<Uint8Array> {
   let position = 0;
   const buf = new Uint8Array(READ_PIECE);
   for (;;) {
     const { bytesRead } = await handle.read(buf, 0, READ_PIECE, position);
     if (bytesRead === 0) return;
     position += bytesRead;
-    onRead?.(bytesRead);
     yield buf.subarray(0, bytesRead);
   }
 }

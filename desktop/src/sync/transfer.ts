@@ -27,8 +27,10 @@ export class RateLimiter {
   }
 
   async take(bytes: number): Promise<void> {
-    if (this.bytesPerSecond <= 0) return;
     for (;;) {
+      // checked on every turn: a limit lifted (setRate(0)) while this waits lets it go; a check before the loop alone
+      // left it waiting on a bucket that refills at 0 bytes a second, and the pass never ended
+      if (this.bytesPerSecond <= 0) return;
       const now = Date.now();
       this.available = Math.min(this.bytesPerSecond, this.available + ((now - this.last) / 1000) * this.bytesPerSecond);
       this.last = now;
@@ -56,7 +58,11 @@ export interface UploaderOptions {
   maxFrames?: number;
   inFlight?: number;
   limiter?: RateLimiter;
-  onSent?: (bytes: number) => void;
+  /**
+   * Plaintext bytes (as `add` was told) that need no more sending: a batch sent or found stored, or a chunk already
+   * queued by an earlier `add`. Progress counts these as done; a batch that fails is never counted.
+   */
+  onDone?: (plainBytes: number) => void;
 }
 
 interface Pending {
@@ -64,6 +70,8 @@ interface Pending {
   /** ids whose presence on the server must be asked first (chunks of known files: delta sync) */
   check: Set<string>;
   bytes: number;
+  /** the plaintext bytes of its chunks (progress) */
+  plain: number;
 }
 
 /**
@@ -71,7 +79,7 @@ interface Pending {
  * are in flight (backpressure). `flush` sends what is left and waits for everything; it rethrows the first failure.
  */
 export class ChunkUploader {
-  private pending: Pending = { frames: [], check: new Set(), bytes: 0 };
+  private pending: Pending = { frames: [], check: new Set(), bytes: 0, plain: 0 };
   private readonly inFlight = new Set<Promise<void>>();
   private failure: unknown = null;
   private readonly seen = new Set<string>();
@@ -89,20 +97,27 @@ export class ChunkUploader {
     this.maxInFlight = options.inFlight ?? 3;
   }
 
-  /** Queues one chunk. `known`: the server may already hold it (a chunk of an existing file). */
-  async add(id: string, ciphertext: Uint8Array, known: boolean): Promise<void> {
+  /**
+   * Queues one chunk. `known`: the server may already hold it (a chunk of an existing file). `plainBytes`: its
+   * plaintext size, reported to `onDone` once the chunk is sent or found stored.
+   */
+  async add(id: string, ciphertext: Uint8Array, known: boolean, plainBytes = 0): Promise<void> {
     if (this.failure) throw this.failure;
-    if (this.seen.has(id)) return;
+    if (this.seen.has(id)) {
+      this.options.onDone?.(plainBytes);
+      return;
+    }
     this.seen.add(id);
     this.pending.frames.push({ id, ciphertext });
     this.pending.bytes += ciphertext.length;
+    this.pending.plain += plainBytes;
     if (known) this.pending.check.add(id);
     if (this.pending.bytes >= this.batchBytes || this.pending.frames.length >= this.maxFrames) await this.send();
   }
 
   private async send(): Promise<void> {
     const batch = this.pending;
-    this.pending = { frames: [], check: new Set(), bytes: 0 };
+    this.pending = { frames: [], check: new Set(), bytes: 0, plain: 0 };
     if (batch.frames.length === 0) return;
     while (this.inFlight.size >= this.maxInFlight) await Promise.race(this.inFlight);
     if (this.failure) throw this.failure;
@@ -117,6 +132,11 @@ export class ChunkUploader {
   }
 
   private async upload(batch: Pending): Promise<void> {
+    await this.uploadBatch(batch);
+    this.options.onDone?.(batch.plain);
+  }
+
+  private async uploadBatch(batch: Pending): Promise<void> {
     let frames = batch.frames;
     if (batch.check.size > 0) {
       const missing = new Set(await this.c.missingChunks(this.spaceId, [...batch.check]));
@@ -131,7 +151,6 @@ export class ChunkUploader {
     await this.c.uploadChunks(this.spaceId, frames); // empties `frames` once encoded
     this.sentBytes += bytes;
     this.sentChunks += count;
-    this.options.onSent?.(bytes);
   }
 
   async flush(): Promise<void> {

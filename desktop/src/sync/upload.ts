@@ -35,10 +35,28 @@ async function heldChunks(ctx: SyncContext, a: UploadItem): Promise<Set<string> 
 /** Uploads `uploads` and commits them with `commits` (versions made without an upload: moves, deletions). */
 export async function uploadAll(ctx: SyncContext, uploads: UploadItem[], commits: PendingCommit[], scan: ScanResult, signal?: AbortSignal): Promise<void> {
   const sc = await ctx.crypto();
-  const uploader = new ChunkUploader(ctx.client, sc.spaceId, { limiter: ctx.limiter });
-  const total = uploads.reduce((n, a) => n + a.local.size, 0);
+  // Progress counts plaintext bytes done when they need no more sending: a batch sent or found stored (the uploader's
+  // onDone), or a chunk the server holds from the version it replaces (never sent). Not when read: reading runs ahead
+  // of sending by the chunker's 4 MiB window per file and the uploader's batches in flight (up to 8 MiB), so a count
+  // of reads showed the disk's speed, then nothing to go while batches still went at the bandwidth limit.
+  // A file given up (changed since the scan, unreadable) leaves the total; chunks of it already queued may still be
+  // counted when sent, so done is capped at the total.
+  let total = uploads.reduce((n, a) => n + a.local.size, 0);
   let filesDone = 0;
   let bytesDone = 0;
+  const emitProgress = (): void => {
+    ctx.emit('progress', { phase: 'uploading', filesDone, filesTotal: uploads.length, bytesDone: Math.min(bytesDone, total), bytesTotal: total } satisfies Progress);
+  };
+  const done = (bytes: number): void => {
+    if (bytes === 0) return;
+    bytesDone += bytes;
+    emitProgress();
+  };
+  const giveUp = (a: UploadItem): void => {
+    total -= a.local.size;
+  };
+  const uploader = new ChunkUploader(ctx.client, sc.spaceId, { limiter: ctx.limiter, onDone: done });
+  emitProgress(); // what there is to do, before the first byte goes
   let committing: Promise<void> = Promise.resolve();
   const commitNow = async (batch: PendingCommit[]): Promise<void> => {
     if (!batch.length) return;
@@ -55,14 +73,6 @@ export async function uploadAll(ctx: SyncContext, uploads: UploadItem[], commits
     await committing;
   };
 
-  const emitProgress = (): void => {
-    ctx.emit('progress', { phase: 'uploading', filesDone, filesTotal: uploads.length, bytesDone, bytesTotal: total } satisfies Progress);
-  };
-  // Bytes count as they are read (and so, through the uploader's backpressure, about as they are sent).
-  const onRead = (bytes: number): void => {
-    bytesDone += bytes;
-    emitProgress();
-  };
   await each(uploads, READ_CONCURRENCY, async (a) => {
     if (signal?.aborted) return;
     const l = a.local;
@@ -74,6 +84,7 @@ export async function uploadAll(ctx: SyncContext, uploads: UploadItem[], commits
     } else {
       if (!sc.knows(a.fileId)) {
         ctx.report.errors.push({ path: a.path, reason: 'no key of this file opens for you' });
+        giveUp(a);
         return;
       }
       fileId = a.fileId;
@@ -87,14 +98,18 @@ export async function uploadAll(ctx: SyncContext, uploads: UploadItem[], commits
       try {
         // The scan's hash is reused when the file is still what the scan found (read-encrypt.ts, "Hash once").
         const held = known ? await heldChunks(ctx, a) : undefined;
-        read = await readAndEncrypt(ctx.abs(scan.diskPaths.get(a.path) ?? a.path), keys.subkeys, uploader, known, { onRead, expect: l, ...(held ? { held } : {}) });
+        read = await readAndEncrypt(ctx.abs(scan.diskPaths.get(a.path) ?? a.path), keys.subkeys, uploader, known, { onHeld: done, expect: l, ...(held ? { held } : {}) });
       } catch (err) {
         if (isTransient(err)) throw err;
         ctx.localFailure(a.path, err);
+        giveUp(a);
         return;
       }
       // Changed since the scan (still being written): not uploaded half-written; the next pass takes it.
-      if (!read) return;
+      if (!read) {
+        giveUp(a);
+        return;
+      }
       content = read;
     }
     queue.push(makeVersion(ctx, sc, keys, {

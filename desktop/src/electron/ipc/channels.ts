@@ -7,6 +7,7 @@ export const CHANNEL_NAMES = [
   'folders:add', 'folders:pause', 'folders:resume', 'folders:remove', 'folders:open', 'folders:choose',
   'conflicts:list', 'conflicts:resolve',
   'share:link', 'share:colleague', 'share:file',
+  'share:member',
   'versions:list', 'versions:restore',
   'devices:list', 'devices:revoke',
   'settings:get', 'settings:set',

@@ -103,6 +103,8 @@ export const CHANNELS = {
   /** Looks a colleague up before sharing: their key's fingerprint, and whether it is the pinned one. */
   'share:colleague': { request: z.object({ email: Email }).strict(), response: z.object({ email: z.string(), fingerprint: z.string(), pinned: z.enum(['new', 'same', 'changed']) }) },
   'share:file': { request: z.object({ folderId: FolderId, path: RelPath, email: Email, role: z.literal('viewer') }).strict(), response: z.object({ shareId: Id, fingerprint: z.string() }) },
+  /** A colleague made a member of the folder's space with a role (`kluis space add-member`): every file, not one. */
+  'share:member': { request: z.object({ folderId: FolderId, email: Email, role: SpaceRole }).strict(), response: z.object({ spaceName: z.string(), role: SpaceRole, fingerprint: z.string() }) },
 
   'versions:list': { request: z.object({ folderId: FolderId, path: RelPath }).strict(), response: z.object({ versions: z.array(z.object({ versionId: Id, at: z.number().int(), size: z.number().int().min(0), author: z.string(), deleted: z.boolean(), current: z.boolean() })) }) },
   'versions:restore': { request: z.object({ folderId: FolderId, path: RelPath, versionId: Id }).strict(), response: Ok },

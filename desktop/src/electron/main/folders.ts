@@ -1,18 +1,23 @@
-// The main process's synced folders (docs/desktop.md "Main process"): one engine per folder, each opened through the
-// engine's front door (../../sync/door.ts, exported from desktop/src/index.ts), and the IPC handlers that the door
-// can serve: app:status, folders:pause/resume, versions:list/restore. Plain functions of the parsed request (./ipc.ts
-// validates before they run); a folder the request names but this process does not hold is `not_found`.
+// The main process's synced folders (docs/desktop.md "Main process"): one engine per folder, each in its own thread
+// (./engine-proxy.ts, ./engine-worker.ts) opened through the engine's front door (../../sync/door.ts), and the IPC
+// handlers that the door can serve: app:status, folders:pause/resume, versions:list/restore. Plain functions of the
+// parsed request (./ipc.ts validates before they run); a folder the request names but this process does not hold is
+// `not_found`.
 import { ErrorCode, KluisError, fingerprint, publicIdentity } from '@kluis/shared';
 import type { Account } from '../../account/state.js';
-import { openFolder, type EngineState, type Progress, type SyncFolder } from '../../index.js';
+import { absDir, type EngineState, type Progress } from '../../index.js';
 import type { FolderState, FolderStatus } from '../ipc/contract.js';
+import { FolderThread } from './engine-proxy.js';
 import type { Handlers } from './ipc.js';
+import { Throughput } from './rate.js';
 
 interface Held {
-  folder: SyncFolder;
+  folder: FolderThread;
   spaceName: string;
   state: EngineState;
   progress: Progress | null;
+  /** the pass's bytes over the last seconds: rate and time left */
+  meter: Throughput;
   conflicts: number;
   lastSyncedAt: number | null;
   error: { code: string; message: string } | null;
@@ -47,17 +52,40 @@ export function folderState(state: EngineState, hasError: boolean, wasUpToDate =
 
 export class FolderHost {
   private readonly held = new Map<string, Held>();
+  /** roots being opened: the door's "open twice in this process" check cannot see across threads (see add) */
+  private readonly opening = new Map<string, Promise<unknown>>();
+  private closed = false;
 
   constructor(private readonly o: FolderHostOptions) {}
 
   /** Opens DIR for the space (bind + lock through the door) and starts keeping it in step. */
   async add(dir: string, spaceId: string, spaceName: string, options: { pollMs?: number; bwlimit?: number } = {}): Promise<FolderStatus> {
-    const folder = await openFolder(this.o.account, dir, { spaceId, home: this.o.home, ...(this.o.settleMs !== undefined ? { settleMs: this.o.settleMs } : {}), ...(options.bwlimit ? { bwlimit: options.bwlimit } : {}) });
+    // Each thread loads the door anew, and the lock file names the process, not the thread: a folder open twice here
+    // is refused here, before a second thread takes the lock file over.
+    const root = absDir(dir);
+    if (this.opening.has(root) || [...this.held.values()].some((x) => x.folder.folder.root === root)) {
+      throw new KluisError(ErrorCode.Conflict, `${root} is already being synced by this process`);
+    }
+    if (this.closed) throw new KluisError(ErrorCode.Conflict, 'the app is closing');
+    const opened = FolderThread.open(this.o.account, dir, { spaceId, home: this.o.home, ...(this.o.settleMs !== undefined ? { settleMs: this.o.settleMs } : {}), ...(options.bwlimit ? { bwlimit: options.bwlimit } : {}) });
+    this.opening.set(root, opened.catch(() => undefined));
+    let folder: FolderThread;
+    try {
+      folder = await opened;
+    } finally {
+      this.opening.delete(root);
+    }
+    // closed while the thread opened the folder (quit, logout): its thread ends too
+    if (this.closed) {
+      await folder.close();
+      throw new KluisError(ErrorCode.Conflict, 'the app is closing');
+    }
     const id = String(folder.folder.id);
-    const h: Held = { folder, spaceName, state: 'idle', progress: null, conflicts: 0, lastSyncedAt: null, error: null };
+    const h: Held = { folder, spaceName, state: 'idle', progress: null, meter: new Throughput(), conflicts: 0, lastSyncedAt: null, error: null };
     const changed = () => this.o.onChange?.(id);
     folder.on('state', (state, reason) => {
       h.state = state;
+      if (state !== 'uploading' && state !== 'downloading') h.meter.reset();
       if (state === 'error') h.error = { code: 'sync_error', message: reason ?? 'error' };
       else if (state === 'idle') {
         h.error = null;
@@ -68,6 +96,7 @@ export class FolderHost {
     });
     folder.on('progress', (p) => {
       h.progress = p;
+      h.meter.add(p.phase, p.bytesDone);
       changed();
     });
     folder.on('conflict', () => {
@@ -91,10 +120,12 @@ export class FolderHost {
   async status(folderId: string): Promise<FolderStatus> {
     const h = this.get(folderId);
     const p = h.progress;
+    const pendingBytes = p ? Math.max(0, p.bytesTotal - p.bytesDone) : 0;
+    const now = Date.now();
     return {
       folderId, path: h.folder.folder.root, spaceId: h.folder.folder.spaceId, spaceName: h.spaceName, state: folderState(h.state, h.error !== null, h.lastSyncedAt !== null && h.progress === null),
-      pendingFiles: p ? Math.max(0, p.filesTotal - p.filesDone) : 0, pendingBytes: p ? Math.max(0, p.bytesTotal - p.bytesDone) : 0,
-      rate: null, etaSeconds: null, conflicts: h.conflicts, lastSyncedAt: h.lastSyncedAt, error: h.error,
+      pendingFiles: p ? Math.max(0, p.filesTotal - p.filesDone) : 0, pendingBytes,
+      rate: p ? h.meter.rate(now) : null, etaSeconds: p ? h.meter.eta(pendingBytes, now) : null, conflicts: h.conflicts, lastSyncedAt: h.lastSyncedAt, error: h.error,
     };
   }
 
@@ -102,7 +133,7 @@ export class FolderHost {
     return Promise.all([...this.held.keys()].map((id) => this.status(id)));
   }
 
-  folder(folderId: string): SyncFolder {
+  folder(folderId: string): FolderThread {
     return this.get(folderId).folder;
   }
 
@@ -126,12 +157,14 @@ export class FolderHost {
   }
 
   /** Every folder's transfer limit (bytes per second, 0: none). */
-  setBandwidth(bytesPerSecond: number): void {
-    for (const h of this.held.values()) h.folder.setBandwidth(bytesPerSecond);
+  async setBandwidth(bytesPerSecond: number): Promise<void> {
+    await Promise.all([...this.held.values()].map((h) => h.folder.setBandwidth(bytesPerSecond)));
   }
 
   /** Stops every engine and unlocks its folder (quit, logout, wipe). */
   async close(): Promise<void> {
+    this.closed = true;
+    await Promise.all(this.opening.values());
     const all = [...this.held.values()];
     this.held.clear();
     await Promise.all(all.map((h) => h.folder.close()));
@@ -155,11 +188,11 @@ export function folderHandlers(host: FolderHost): Pick<Handlers, DoorChannels> {
       keysProtected: o.keysProtected,
     }),
     'folders:pause': async ({ folderId }) => {
-      host.folder(folderId).pause();
+      await host.folder(folderId).pause();
       return host.status(folderId);
     },
     'folders:resume': async ({ folderId }) => {
-      host.folder(folderId).resume();
+      await host.folder(folderId).resume();
       return host.status(folderId);
     },
     'versions:list': async ({ folderId, path }) => {

@@ -62,8 +62,7 @@ running = await startApp(electron, {
     if (!host) return;
     void host.statuses().then((folders) => {
       for (const f of folders) {
-        if (paused) host.folder(f.folderId).pause();
-        else host.folder(f.folderId).resume();
+        void (paused ? host.folder(f.folderId).pause() : host.folder(f.folderId).resume()).catch(() => undefined);
       }
     });
   },

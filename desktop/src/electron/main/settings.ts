@@ -17,7 +17,7 @@ export function settingsHandlers(core: AppCore, app: LoginItemsLike, onLanguage?
       const next: Settings = { ...before, ...Object.fromEntries(Object.entries(change).filter(([, v]) => v !== undefined)) };
       if (next.startAtLogin !== before.startAtLogin) app.setLoginItemSettings({ openAtLogin: next.startAtLogin });
       core.store.setSettings(next);
-      core.current.host?.setBandwidth(bandwidthOf(next));
+      await core.current.host?.setBandwidth(bandwidthOf(next));
       if (next.language !== before.language) onLanguage?.(next.language);
       return core.store.settings;
     },
