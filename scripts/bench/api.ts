@@ -1,7 +1,7 @@
 // API latency benchmark (server issue): p50/p95/p99 and requests/s of `changes` and `commits` with 100
 // concurrent clients for 30 s each, beside GET /healthz under the same load (the framework's floor, measured in
 // the same run). Starts its own server (sqlite + fs store in a temp dir). Prints a table, writes
-// bench-results/api.json.   npm run build && node --import=tsx scripts/bench/api.ts [-- --clients 100 --seconds 30]
+// bench-results/api.json.   npm run build && node --import=tsx scripts/bench/api.ts [--clients 100 --seconds 30]
 // The clients read every response body in full but do not parse it (as for /healthz): 100 clients are 100
 // machines, and JSON-parsing 128 KB pages here would take a core of this one from the server. --parse parses
 // them, as earlier versions of this bench did (that client alone caps changes near 400 req/s on 2 cores).
