@@ -67,6 +67,8 @@ export interface User {
   identity: k.PublicIdentity;
   /** base32 TOTP secret, for users whose role needs 2-step verification (enrolTotp) */
   totpSecret?: string;
+  /** when the code that confirmed the enrolment was computed (enrolTotp) */
+  totpConfirmedAt?: number;
 }
 
 /** Signs up with an invite the way the desktop client does. */
@@ -116,12 +118,15 @@ export function totpCode(secret: string, timestamp = Date.now()): string {
  * Enrols an authenticator for the session's account and confirms it with a code, which also verifies that session
  * (an admin's, so it may act under the default 2-step policy). Remembers the secret on `user`.
  */
-export async function enrolTotp(base: string, user: { token: string; totpSecret?: string }): Promise<string> {
+export async function enrolTotp(base: string, user: { token: string; totpSecret?: string; totpConfirmedAt?: number }): Promise<string> {
   const started = await call(base, 'POST', '/api/v1/auth/totp/enrol', { token: user.token, json: {} });
   if (started.status !== 201) throw new Error(`TOTP enrolment failed: ${JSON.stringify(started.body)}`);
-  const confirmed = await call(base, 'POST', '/api/v1/auth/totp/confirm', { token: user.token, json: { code: totpCode(started.body.secret) } });
+  const at = Date.now();
+  const confirmed = await call(base, 'POST', '/api/v1/auth/totp/confirm', { token: user.token, json: { code: totpCode(started.body.secret, at) } });
   if (confirmed.status !== 200) throw new Error(`TOTP confirmation failed: ${JSON.stringify(confirmed.body)}`);
   user.totpSecret = started.body.secret;
+  // The time whose code confirmed it (a test that replays that code must not take the next step's, which is fresh).
+  user.totpConfirmedAt = at;
   return started.body.secret;
 }
 

@@ -56,8 +56,8 @@ test('an admin enrols, confirms, and a new session needs a code before admin act
   const wrong = await post(s2, '/api/v1/auth/totp/verify', { code: totpCode(admin.totpSecret!, Date.now() - 10 * 60_000) });
   t.is(wrong.status, 401);
   t.is(wrong.body.reason, 'wrong');
-  // The code the enrolment used (this step) is spent: the next step's code passes, once.
-  const replayOfEnrolment = await post(s2, '/api/v1/auth/totp/verify', { code: totpCode(admin.totpSecret!) });
+  // The code the enrolment used is spent (its step, not "now": a step may have ended since): the next step's passes, once.
+  const replayOfEnrolment = await post(s2, '/api/v1/auth/totp/verify', { code: totpCode(admin.totpSecret!, admin.totpConfirmedAt) });
   t.is(replayOfEnrolment.status, 401);
   t.is(replayOfEnrolment.body.reason, 'replayed');
   const code = totpCode(admin.totpSecret!, Date.now() + NEXT_STEP);
