@@ -74,7 +74,7 @@ function linkPanel(folderId: string, file: Field): HTMLElement {
     });
     const row = el('div', { class: 'row grow' });
     row.append(link, copy);
-    result.replaceChildren(el('p', { class: 'ok' }, t('share.created', { date: formatDate(r.value.expiresAt) })), row, copied);
+    result.replaceChildren(el('p', { class: 'ok' }, t(request.password ? 'share.createdPassword' : 'share.created', { date: formatDate(r.value.expiresAt) })), row, copied);
     link.focus();
     link.select();
   });
