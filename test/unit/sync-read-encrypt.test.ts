@@ -145,7 +145,7 @@ test('chunks the server holds (the replaced version\'s) are neither encrypted no
   await writeFile(file, v2);
   const before = server.sent.size;
   const next = uploader();
-  const second = await readAndEncrypt(file, fk, next.up, true, { expect: await scanned(file, v2), held: new Set(first!.chunks.map(([id]) => id)) });
+  const second = await readAndEncrypt(file, fk, next.up, true, { expect: await scanned(file, v2), previous: first!.chunks });
   await next.up.flush();
   t.truthy(second);
   const sentBytes = [...next.sent.values()].reduce((n, c) => n + c.length, 0);

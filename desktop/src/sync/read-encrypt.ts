@@ -10,13 +10,17 @@
 //
 // Chunks the server holds. A new version of a large file mostly repeats the version it replaces, under the same file
 // key, so with the same keyed chunk ids; the index keeps that version's chunk list (download.ts keepChunks). With
-// `held` (those ids), a chunk whose id is listed is neither encrypted nor queued: the server holds it, since it
+// `previous` (that list), a chunk whose id is listed is neither encrypted nor queued: the server holds it, since it
 // accepted the version that names it. Only the new chunks are encrypted and go through the uploader (and its check
 // of the server's missing list). Should the server answer a commit with missing chunks all the same, the engine
 // uploads that file in full next time (commit.ts, upload.ts).
+//
+// The same list, in order, guides the chunker (chunk-guide.ts): where an old chunk is expected and its keyed id
+// matches, it is taken without FastCDC's gear loop and without a copy.
 import { closeSync, constants as fsConstants, openSync, readSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
-import { chunkBoundaries, chunkId, chunkStream, contentHash, sealChunk, ContentHasher, type FileSubkeys } from '@kluis/shared';
+import { chunkBoundaries, chunkId, chunkStream, chunkStreamGuided, contentHash, sealChunk, ContentHasher, type FileSubkeys } from '@kluis/shared';
+import { PreviousChunks } from './chunk-guide.js';
 import type { ChunkUploader } from './transfer.js';
 
 const READ_PIECE = 1024 * 1024;
@@ -67,17 +71,37 @@ class ChunkSink {
   readonly chunks: [string, number][] = [];
   /** plaintext bytes of chunks not sent because the server holds them */
   heldBytes = 0;
-  constructor(private readonly keys: FileSubkeys, private readonly uploader: ChunkUploader, private readonly known: boolean, private readonly held?: ReadonlySet<string>, private readonly onHeld?: (bytes: number) => void) {}
+  private readonly held: ReadonlySet<string> | undefined;
+  private readonly guide: PreviousChunks | undefined;
+  constructor(private readonly keys: FileSubkeys, private readonly uploader: ChunkUploader, private readonly known: boolean, previous?: readonly [string, number][], private readonly onHeld?: (bytes: number) => void) {
+    if (previous) {
+      this.held = new Set(previous.map(([id]) => id));
+      this.guide = new PreviousChunks(keys, previous);
+    }
+  }
+
+  /** plaintext bytes so far */
+  private size = 0;
 
   async take(piece: Uint8Array): Promise<void> {
     const id = chunkId(this.keys, piece);
+    this.guide?.observe(this.size, id);
     this.chunks.push([id, piece.length]);
+    this.size += piece.length;
     if (this.held?.has(id)) {
       this.heldBytes += piece.length;
       this.onHeld?.(piece.length);
       return;
     }
     await this.uploader.add(id, sealChunk(this.keys, id, piece), this.known, piece.length);
+  }
+
+  /** A chunk the guide confirmed as one of the replaced version's: the server holds it. */
+  private takeKnown(length: number): void {
+    this.chunks.push([this.guide!.takeConfirmed(), length]);
+    this.size += length;
+    this.heldBytes += length;
+    this.onHeld?.(length);
   }
 
   /** Cuts a piece of content in memory (a whole small file). */
@@ -99,14 +123,20 @@ class ChunkSink {
         yield piece;
       }
     }
-    for await (const chunk of chunkStream(counted())) await this.take(chunk);
+    if (!this.guide) for await (const chunk of chunkStream(counted())) await this.take(chunk);
+    else {
+      for await (const chunk of chunkStreamGuided(counted(), this.guide)) {
+        if (typeof chunk === 'number') this.takeKnown(chunk);
+        else await this.take(chunk);
+      }
+    }
     return size;
   }
 }
 
 export interface ReadOptions {
   /**
-   * Plaintext bytes of chunks the server holds (`held`), which are never sent: done for progress as they are cut. The
+   * Plaintext bytes of chunks the server holds (`previous`), which are never sent: done for progress as they are cut. The
    * others are done when the uploader says so (ChunkUploader `onDone`), not when read: reading runs ahead of sending
    * by the chunker's window and what the uploader holds in flight.
    */
@@ -115,8 +145,11 @@ export interface ReadOptions {
   sizeHint?: number;
   /** what the scan found: the file must still be that (see the top) */
   expect?: ReadExpect;
-  /** chunk ids the server holds under this file key (see the top): not encrypted, not sent */
-  held?: ReadonlySet<string>;
+  /**
+   * The replaced version's chunk list, in order, under this file key (see the top): the server holds these chunks, so
+   * they are not encrypted or sent, and the list guides the chunker.
+   */
+  previous?: readonly [string, number][];
 }
 
 /**
@@ -127,7 +160,7 @@ export interface ReadOptions {
 export async function readAndEncrypt(absPath: string, keys: FileSubkeys, uploader: ChunkUploader, known: boolean, options: ReadOptions = {}): Promise<(ReadFile & { heldBytes: number }) | null> {
   const { expect } = options;
   const sizeHint = options.sizeHint ?? expect?.size;
-  const sink = new ChunkSink(keys, uploader, known, options.held, options.onHeld);
+  const sink = new ChunkSink(keys, uploader, known, options.previous, options.onHeld);
   if (sizeHint !== undefined && sizeHint <= SYNC_READ) {
     const content = readSmall(absPath);
     if (content) {

@@ -26,10 +26,9 @@ export interface UploadItem {
  * The chunk ids of the version `a` replaces, when the index keeps its chunk list (large files) and the server has
  * not answered a commit of this file with missing chunks: the server holds them (read-encrypt.ts).
  */
-async function heldChunks(ctx: SyncContext, a: UploadItem): Promise<Set<string> | undefined> {
+async function heldChunks(ctx: SyncContext, a: UploadItem): Promise<[string, number][] | undefined> {
   if (a.fileId === null || a.parent === null || a.deleteBase !== undefined || ctx.chunksMissing.has(a.fileId)) return undefined;
-  const previous = await ctx.db.baseChunks(ctx.folder.id, a.path, a.parent);
-  return previous ? new Set(previous.map(([id]) => id)) : undefined;
+  return (await ctx.db.baseChunks(ctx.folder.id, a.path, a.parent)) ?? undefined;
 }
 
 /** Uploads `uploads` and commits them with `commits` (versions made without an upload: moves, deletions). */
@@ -97,8 +96,8 @@ export async function uploadAll(ctx: SyncContext, uploads: UploadItem[], commits
       let read: ReadFile | null;
       try {
         // The scan's hash is reused when the file is still what the scan found (read-encrypt.ts, "Hash once").
-        const held = known ? await heldChunks(ctx, a) : undefined;
-        read = await readAndEncrypt(ctx.abs(scan.diskPaths.get(a.path) ?? a.path), keys.subkeys, uploader, known, { onHeld: done, expect: l, ...(held ? { held } : {}) });
+        const previous = known ? await heldChunks(ctx, a) : undefined;
+        read = await readAndEncrypt(ctx.abs(scan.diskPaths.get(a.path) ?? a.path), keys.subkeys, uploader, known, { onHeld: done, expect: l, ...(previous ? { previous } : {}) });
       } catch (err) {
         if (isTransient(err)) throw err;
         ctx.localFailure(a.path, err);

@@ -1,7 +1,7 @@
 // Streaming FastCDC: chunks an async-iterable byte source in bounded memory (docs/crypto.md §10.3, "Streaming").
 // Pure TypeScript: Node Readable streams, web ReadableStreams and any async generator of Uint8Array work.
 
-import { CHUNK_MAX, cutPoint } from './fastcdc.js';
+import { CHUNK_MAX, CHUNK_MIN, cutPoint } from './fastcdc.js';
 
 /** Size of the internal window: twice the maximum chunk length (4 MiB). */
 const WINDOW = 2 * CHUNK_MAX;
@@ -25,9 +25,44 @@ const SMALL_COPY = 32;
  * Throws TypeError if the source yields something that is not a Uint8Array (e.g. a Node stream with an encoding).
  */
 export async function* chunkStream(source: AsyncIterable<Uint8Array>): AsyncGenerator<Uint8Array, void, undefined> {
+  yield* cutWindowed(source, null) as AsyncGenerator<Uint8Array, void, undefined>;
+}
+
+/**
+ * A previous version's chunk list, offered to chunkStreamGuided (chunk-guide.ts in the sync client): where a chunk of
+ * it is expected, and a keyed check that some bytes are exactly that chunk.
+ */
+export interface ChunkGuide {
+  /** The previous chunk expected to start at stream offset `at`, or null; `last` when it ended its stream. */
+  expect(at: number): { length: number; last: boolean } | null;
+  /** Whether `bytes`, starting at `at`, are exactly the chunk expect(at) named (a keyed hash: never a guess). */
+  confirm(at: number, bytes: Uint8Array): boolean;
+}
+
+/**
+ * chunkStream with a guide: where the guide confirms that the bytes at the current position are a chunk of the
+ * previous version, that chunk's LENGTH (a number) is yielded instead of a copy of its bytes, and FastCDC's gear loop
+ * does not run over it. The boundaries are those chunkStream gives, provided the previous version was itself cut by
+ * FastCDC (docs/crypto.md §10.3, "Guided by the previous version"): the cut after a chunk depends only on its own
+ * bytes, so the same bytes at a chunk start end at the same cut. A chunk that ended its stream is taken only at the
+ * end of this one. Chunks that are not confirmed are yielded as owned copies, as by chunkStream.
+ */
+export function chunkStreamGuided(source: AsyncIterable<Uint8Array>, guide: ChunkGuide): AsyncGenerator<Uint8Array | number, void, undefined> {
+  return cutWindowed(source, guide);
+}
+
+async function* cutWindowed(source: AsyncIterable<Uint8Array>, guide: ChunkGuide | null): AsyncGenerator<Uint8Array | number, void, undefined> {
   const win = new Uint8Array(WINDOW);
   let pos = 0; // start of the bytes not yet yielded
   let fill = 0; // end of the buffered bytes; invariant between pieces: pos === 0 and fill < CHUNK_MAX
+  let base = 0; // stream offset of win[0]
+  /** The previous version's chunk at `pos`, if the guide confirms it; 0 otherwise. */
+  const guided = (ended: boolean): number => {
+    const e = guide?.expect(base + pos);
+    if (!e) return 0;
+    const ok = e.last ? ended && pos + e.length === fill : e.length > CHUNK_MIN && e.length <= CHUNK_MAX && e.length <= fill - pos;
+    return ok && guide!.confirm(base + pos, win.subarray(pos, pos + e.length)) ? e.length : 0;
+  };
   for await (const piece of source) {
     // (A tag check rather than instanceof, so Uint8Arrays from another realm, e.g. an Electron context, pass.)
     if (Object.prototype.toString.call(piece) !== '[object Uint8Array]') {
@@ -49,22 +84,25 @@ export async function* chunkStream(source: AsyncIterable<Uint8Array>): AsyncGene
       off += take;
       // Decide every boundary that CHUNK_MAX buffered bytes make final.
       while (fill - pos >= CHUNK_MAX) {
-        const len = cutPoint(win, pos, fill);
-        yield win.slice(pos, pos + len);
+        const known = guided(false);
+        const len = known || cutPoint(win, pos, fill);
+        yield known ? known : win.slice(pos, pos + len);
         pos += len;
       }
       // Fewer than CHUNK_MAX bytes are left: move them to the front.
       if (pos > 0) {
         win.copyWithin(0, pos, fill);
         fill -= pos;
+        base += pos;
         pos = 0;
       }
     }
   }
   // End of the source: whatever remains is cut exactly as chunkBoundaries cuts the end of a buffer.
   while (pos < fill) {
-    const len = cutPoint(win, pos, fill);
-    yield win.slice(pos, pos + len);
+    const known = guided(true);
+    const len = known || cutPoint(win, pos, fill);
+    yield known ? known : win.slice(pos, pos + len);
     pos += len;
   }
 }
