@@ -151,7 +151,10 @@ test('the policy: on by default, the main admin turns it off (then an unverified
   const read = await get(admin, url);
   t.is(read.status, 200);
   t.true(read.body.totpRequiredForAdmins);
-  t.deepEqual(new Set(read.body.authenticators.map((a: { userId: string }) => a.userId)), new Set([admin.userId, backup.userId, auditor.userId]));
+  // In the order they were confirmed (ava compares Sets in insertion order, so compare sorted ids for membership).
+  const authenticators = read.body.authenticators as { userId: string; since: number }[];
+  t.deepEqual(authenticators.map((a) => a.userId).sort(), [admin.userId, backup.userId, auditor.userId].sort());
+  t.deepEqual(authenticators.map((a) => a.since), authenticators.map((a) => a.since).sort((x, y) => x - y));
   t.is((await get(member, url)).status, 403);
   t.is((await call(srv.url, 'PUT', url, { token: backup.token, json: { totpRequiredForAdmins: false } })).status, 403);
   for (const bad of [{}, { totpRequiredForAdmins: 'no' }, { totpRequiredForAdmins: false, extra: 1 }]) {

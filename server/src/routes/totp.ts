@@ -68,7 +68,8 @@ export function totpRoutes(router: Router, services: Services, totpKey: Uint8Arr
     if (caller.role === 'member') throw new DomainError(ErrorCode.Forbidden, 'the security policy is for admins and auditors');
     await requireStepUp(services, caller);
     const required = await totpRequiredByPolicy(services.read, orgId);
-    const enrolled = await services.read('totp_secrets as t').join('users as u', 'u.id', 't.user_id').where('u.org_id', orgId).whereNotNull('t.confirmed_at').select('t.user_id', 't.confirmed_at');
+    const enrolled = await services.read('totp_secrets as t').join('users as u', 'u.id', 't.user_id').where('u.org_id', orgId).whereNotNull('t.confirmed_at')
+      .orderBy([{ column: 't.confirmed_at' }, { column: 't.user_id' }]).select('t.user_id', 't.confirmed_at');
     await auditSuccess(services, ctx, caller, 'org', orgId);
     ctx.body = { totpRequiredForAdmins: required, authenticators: enrolled.map((r) => ({ userId: r.user_id, since: Number(r.confirmed_at) })) };
   });
