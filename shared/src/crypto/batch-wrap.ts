@@ -119,7 +119,7 @@ export function wrapFileKeysBatch(items: readonly { fileId: string; fileKey: Uin
   }));
 }
 
-// Statements whose signature was checked, by their exact signed bytes (and signature): the further wraps of a batch
+// Statements whose signature was checked, by their fields and signature: the further wraps of a batch
 // cost their hash path only. Bounded; dropped whole when full (a batch is read together, so that is rarely felt).
 const verified = new Set<string>();
 const VERIFIED_MAX = 256;
@@ -140,10 +140,10 @@ export function verifyBatchWrapSignature(wrap: BatchFileKeyWrap): void {
   const proof = wrap.proof.map((h) => decodeB64(h, 'proof', 32));
   const root = decodeB64(wrap.root, 'root', 32);
   if (!verifyMerkleInclusion(wrap.index, wrap.size, leafHash(wrap.fileId, sealed), proof, root)) bad('the wrap is not in the signed batch');
-  const statement = statementBytes(wrap);
-  const cacheKey = `${wrap.sig}.${toBase64Url(statement)}`;
+  // The signature and every field of the statement, unambiguously (JSON): one key per signed statement.
+  const cacheKey = JSON.stringify([wrap.sig, wrap.spaceId, wrap.keyEpoch, wrap.recipient, wrap.ephemeral, wrap.signer, wrap.size, wrap.root]);
   if (verified.has(cacheKey)) return;
-  verifyDetached(CTX_BATCH, statement, decodeB64(wrap.sig, 'sig', 64), decodeB64(wrap.signer, 'signer', 32));
+  verifyDetached(CTX_BATCH, statementBytes(wrap), decodeB64(wrap.sig, 'sig', 64), decodeB64(wrap.signer, 'signer', 32));
   if (verified.size >= VERIFIED_MAX) verified.clear();
   verified.add(cacheKey);
 }
