@@ -145,3 +145,23 @@ test('version-1 wraps still verify and open beside version 2', (t) => {
   t.is(e(k.openFileKeyWrap(w1, target, sp, () => true)), e(fileKey));
   t.false(k.FileKeyWrapSchema.safeParse({ ...w1, v: 3 }).success);
 });
+
+test('many at once (the server\'s check): a complete batch, a part of one and a mix pass; any altered member fails', (t) => {
+  const all = V.wraps as Wrap[];
+  k.verifyBatchWrapSignatures(all);
+  k.verifyBatchWrapSignatures([...all].reverse());
+  k.verifyBatchWrapSignatures(all.slice(1, 4));
+  const sp = k.generateSpaceKeyPair();
+  const other = k.wrapFileKeysBatch([{ fileId: k.newId(), fileKey: k.generateFileKey() }, { fileId: k.newId(), fileKey: k.generateFileKey() }], { spaceId: k.newId(), keyEpoch: 1, recipient: e(sp.publicKey) }, k.generateAccountKeys());
+  k.verifyBatchWrapSignatures([...other, ...all]);
+  for (const [name, make, code] of cases) {
+    for (const others of [all.filter((_, i) => i !== 1), all.filter((_, i) => i === 0)]) {
+      const err = t.throws(() => k.verifyBatchWrapSignatures([...others, make(all)]), { instanceOf: k.CryptoError }, name);
+      t.is(err?.code, code, name);
+    }
+  }
+  // A proof that differs from the tree's (an extra hash) in an otherwise complete batch.
+  t.throws(() => k.verifyBatchWrapSignatures(all.map((w, i) => (i === 4 ? { ...w, proof: [...w.proof, w.proof[0]!] } : w))), { instanceOf: k.CryptoError });
+  // The same wrap twice is not a complete batch: checked one by one, and it is valid.
+  k.verifyBatchWrapSignatures([all[0]!, all[0]!, all[2]!, all[3]!, all[4]!]);
+});

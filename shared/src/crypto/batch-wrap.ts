@@ -114,38 +114,101 @@ export function wrapFileKeysBatch(items: readonly { fileId: string; fileKey: Uin
     signer: toBase64Url(author.signPublicKey), size: items.length, root: toBase64Url(root),
   };
   const sig = toBase64Url(signDetached(CTX_BATCH, statementBytes(common), author.signSecretKey));
+  const enc = encoder();
   return items.map(({ fileId }, i) => ({
-    v: 2, kind: 'file-key', ...common, fileId, sealed: toBase64Url(sealed[i]!), index: i, proof: proofs[i]!.map(toBase64Url), sig,
+    v: 2, kind: 'file-key', ...common, fileId, sealed: toBase64Url(sealed[i]!), index: i, proof: proofs[i]!.map(enc), sig,
   }));
 }
 
-// Statements whose signature was checked, by their fields and signature: the further wraps of a batch
-// cost their hash path only. Bounded; dropped whole when full (a batch is read together, so that is rarely felt).
+/** base64url of tree nodes, each encoded once (a node sits in the proofs of every leaf below its sibling). */
+function encoder(): (h: Uint8Array) => string {
+  const done = new Map<Uint8Array, string>();
+  return (h) => {
+    let text = done.get(h);
+    if (text === undefined) done.set(h, (text = toBase64Url(h)));
+    return text;
+  };
+}
+
+// Statements whose signature was checked (statementKey): the further wraps of a batch cost their hash path only.
+// Bounded; dropped whole when full (a batch is read together, so that is rarely felt).
 const verified = new Set<string>();
 const VERIFIED_MAX = 256;
+
+const bad = (why: string): never => {
+  throw new CryptoError(ErrorCode.BadSignature, `batch wrap: ${why}`);
+};
+
+/** The signature and every field of the statement, unambiguously (JSON): one key per signed statement. */
+function statementKey(w: BatchFileKeyWrap): string {
+  return JSON.stringify([w.sig, w.spaceId, w.keyEpoch, w.recipient, w.ephemeral, w.signer, w.size, w.root]);
+}
+
+/** The statement's signature by `signer`, checked once per statement (cached). */
+function checkStatement(wrap: BatchFileKeyWrap): void {
+  const key = statementKey(wrap);
+  if (verified.has(key)) return;
+  verifyDetached(CTX_BATCH, statementBytes(wrap), decodeB64(wrap.sig, 'sig', 64), decodeB64(wrap.signer, 'signer', 32));
+  if (verified.size >= VERIFIED_MAX) verified.clear();
+  verified.add(key);
+}
+
+function checkShape(wrap: BatchFileKeyWrap): Uint8Array {
+  if (wrap.v !== 2 || wrap.kind !== 'file-key') throw new CryptoError(ErrorCode.UnsupportedVersion, 'not a version-2 file-key wrap');
+  if (!Number.isSafeInteger(wrap.size) || !Number.isSafeInteger(wrap.index) || wrap.index < 0 || wrap.index >= wrap.size) bad('index out of range');
+  if (!Array.isArray(wrap.proof) || wrap.proof.length > MAX_PROOF) bad('proof too long');
+  const sealed = decodeB64(wrap.sealed, 'sealed');
+  if (sealed.length !== SEALED_BYTES) bad('sealed key has the wrong length');
+  return sealed;
+}
 
 /**
  * Checks a version-2 wrap's own signature: the leaf's inclusion under `root` and the statement's signature by
  * `signer`. Throws CryptoError(bad_signature) on any mismatch. The server uses it to refuse forged wraps early.
  */
 export function verifyBatchWrapSignature(wrap: BatchFileKeyWrap): void {
-  const bad = (why: string): never => {
-    throw new CryptoError(ErrorCode.BadSignature, `batch wrap: ${why}`);
-  };
-  if (wrap.v !== 2 || wrap.kind !== 'file-key') throw new CryptoError(ErrorCode.UnsupportedVersion, `not a version-2 file-key wrap`);
-  if (!Number.isSafeInteger(wrap.size) || !Number.isSafeInteger(wrap.index) || wrap.index < 0 || wrap.index >= wrap.size) bad('index out of range');
-  if (!Array.isArray(wrap.proof) || wrap.proof.length > MAX_PROOF) bad('proof too long');
-  const sealed = decodeB64(wrap.sealed, 'sealed');
-  if (sealed.length !== SEALED_BYTES) bad('sealed key has the wrong length');
+  const sealed = checkShape(wrap);
   const proof = wrap.proof.map((h) => decodeB64(h, 'proof', 32));
   const root = decodeB64(wrap.root, 'root', 32);
   if (!verifyMerkleInclusion(wrap.index, wrap.size, leafHash(wrap.fileId, sealed), proof, root)) bad('the wrap is not in the signed batch');
-  // The signature and every field of the statement, unambiguously (JSON): one key per signed statement.
-  const cacheKey = JSON.stringify([wrap.sig, wrap.spaceId, wrap.keyEpoch, wrap.recipient, wrap.ephemeral, wrap.signer, wrap.size, wrap.root]);
-  if (verified.has(cacheKey)) return;
-  verifyDetached(CTX_BATCH, statementBytes(wrap), decodeB64(wrap.sig, 'sig', 64), decodeB64(wrap.signer, 'signer', 32));
-  if (verified.size >= VERIFIED_MAX) verified.clear();
-  verified.add(cacheKey);
+  checkStatement(wrap);
+}
+
+/**
+ * verifyBatchWrapSignature for many wraps at once (a commit's): the wraps of a complete batch (each index 0..size-1
+ * once) are checked by rebuilding the tree from their leaves, about two hashes a wrap instead of a proof's worth, and
+ * requiring each proof to be exactly the one the tree gives (base64url has one encoding per value, and a tree one
+ * proof per leaf: the same wraps pass as one by one). Other wraps are checked one by one. Throws on the first failure.
+ */
+export function verifyBatchWrapSignatures(wraps: readonly BatchFileKeyWrap[]): void {
+  const groups = new Map<string, BatchFileKeyWrap[]>();
+  for (const w of wraps) {
+    const key = statementKey(w);
+    const g = groups.get(key);
+    if (g) g.push(w);
+    else groups.set(key, [w]);
+  }
+  for (const group of groups.values()) {
+    const sealed = group.map(checkShape);
+    const n = group[0]!.size;
+    const byIndex: (number | undefined)[] = new Array(n);
+    group.forEach((w, i) => (byIndex[w.index] = byIndex[w.index] === undefined ? i : -1));
+    if (group.length !== n || byIndex.some((i) => i === undefined || i < 0)) {
+      group.forEach(verifyBatchWrapSignature);
+      continue;
+    }
+    const order = byIndex as number[];
+    const leaves = order.map((i) => leafHash(group[i]!.fileId, sealed[i]!));
+    const proofs = order.map((): Uint8Array[] => []);
+    const enc = encoder();
+    if (enc(buildTree(leaves, 0, n, proofs)) !== group[0]!.root) bad('the wraps are not the signed batch');
+    order.forEach((i, index) => {
+      const want = proofs[index]!;
+      const got = group[i]!.proof;
+      if (got.length !== want.length || got.some((h, j) => h !== enc(want[j]!))) bad('a proof is not the batch tree\'s');
+    });
+    checkStatement(group[0]!);
+  }
 }
 
 /** Verifies a version-2 wrap as docs/crypto.md §5.2 says and opens it with the recipient's keypair. */
