@@ -6,6 +6,7 @@ import { mkdir, open, readFile, utimes, writeFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import sqlite3 from 'sqlite3';
+import { openWrapV2 } from './batch-wrap.js';
 import { heldDuringEpoch, verifyLog, writerAt, type VerifiedLog } from './membership.js';
 import { uploadManifestOk, uploadRules, type UploadRule } from './requests.js';
 import {
@@ -116,10 +117,15 @@ async function fileKeyOf(db: sqlite3.Database, o: ReadOptions, log: VerifiedLog,
   for (const r of rows) {
     const wrap = JSON.parse(String(r.wrap)) as Record<string, unknown> & { sig: string; signer: string; recipient: string; sealed: string };
     if (!equal(b64u(wrap.recipient), pair.pk)) continue;
+    const byUpload = upload?.requestPublicKey === wrap.signer && upload.keyEpoch === epoch;
+    if (wrap.v === 2) {
+      const opened = openWrapV2(wrap, { spaceId: o.spaceId, fileId, keyEpoch: epoch }, pair);
+      if (!heldDuringEpoch(log, epoch, opened.signer, ['editor', 'manager']) && !byUpload) throw new Error('file-key wrap: not signed by a writer of its epoch');
+      return opened.fileKey;
+    }
     const { sig, ...unsigned } = wrap;
     if (wrap.v !== 1 || wrap.kind !== 'file-key' || wrap.spaceId !== o.spaceId || wrap.fileId !== fileId || wrap.keyEpoch !== epoch) throw new Error('file-key wrap: wrong fields');
     if (!verifySigned('kluis/wrap/v1', utf8(canonical(unsigned)), b64u(sig), b64u(wrap.signer))) throw new Error('file-key wrap: bad signature');
-    const byUpload = upload?.requestPublicKey === wrap.signer && upload.keyEpoch === epoch;
     if (!heldDuringEpoch(log, epoch, wrap.signer, ['editor', 'manager']) && !byUpload) throw new Error('file-key wrap: not signed by a writer of its epoch');
     return openSealedKey(b64u(wrap.sealed), pair.pk, pair.sk);
   }

@@ -1,6 +1,6 @@
 // Making and committing versions (docs/architecture.md §4): a version is a signed, sealed manifest; commits go in
 // batches, journalled first (journal.ts), and what the server answers becomes the index's base and remote rows.
-import { ErrorCode, newId, sealManifest, toBase64Url, type CommitVersion, type FileKeyWrap, type Manifest } from '@kluis/shared';
+import { ErrorCode, newId, sealManifest, toBase64Url, wrapFileKeysBatch, type CommitVersion, type FileKeyWrap, type Manifest } from '@kluis/shared';
 import { ApiRequestError } from '../api/client.js';
 import type { LocalFacts } from './atomic-write.js';
 import { FROZEN, type SyncContext } from './context.js';
@@ -17,6 +17,8 @@ export interface PendingCommit {
   putBase?: BaseEntry;
   deleteBase?: string;
   remote: RemoteEntry;
+  /** The file key of the version's epoch while no commit has carried its wrap yet (the wrap is made per batch). */
+  unwrapped?: Uint8Array;
   wrap?: FileKeyWrap;
   kind: 'upload' | 'delete' | 'move';
 }
@@ -29,24 +31,39 @@ export function makeVersion(
   const versionId = newId();
   const manifest: Manifest = { v: 2, ...m, memberSeq: sc.memberSeq, versionId };
   const sealed = sealManifest(manifest, keys.subkeys, ctx.account.keys);
-  const wrap = keys.pendingWrap;
   const remote: RemoteEntry = {
     fileId: m.fileId, versionId, seq: 0, path: m.path, kind: m.kind, size: m.size, mtimeMs: m.mtimeMs, hash: m.hash, deleted: m.deleted, chunks: m.chunks, keyEpoch: sc.keyEpoch,
   };
   const pc: PendingCommit = {
-    version: { fileId: m.fileId, versionId, parent: m.parent, keyEpoch: sc.keyEpoch, manifest: toBase64Url(sealed), chunks: m.chunks.map(([id]) => id), deleted: m.deleted, ...(wrap ? { fileKeyWrap: wrap } : {}) },
+    version: { fileId: m.fileId, versionId, parent: m.parent, keyEpoch: sc.keyEpoch, manifest: toBase64Url(sealed), chunks: m.chunks.map(([id]) => id), deleted: m.deleted },
     remote,
     kind,
-    ...(wrap ? { wrap } : {}),
+    ...(keys.unwrapped ? { unwrapped: keys.fileKey } : {}),
     ...(after.deleteBase !== undefined ? { deleteBase: after.deleteBase } : {}),
   };
   if (!m.deleted && after.local) pc.putBase = baseOf(remote, after.local);
   return pc;
 }
 
+/**
+ * Wraps the new file keys of a batch at once (docs/crypto.md §5.2: one ephemeral X25519 key and one signature per
+ * batch, instead of a sealed box and a signature per file). Only the first version of a file in the batch carries it.
+ */
+function wrapNewKeys(ctx: SyncContext, sc: SpaceCrypto, batch: PendingCommit[]): void {
+  const seen = new Set<string>();
+  const need = batch.filter((p) => p.unwrapped && !p.wrap && !seen.has(p.version.fileId) && seen.add(p.version.fileId));
+  if (!need.length) return;
+  const wraps = wrapFileKeysBatch(need.map((p) => ({ fileId: p.version.fileId, fileKey: p.unwrapped! })), { spaceId: sc.spaceId, keyEpoch: sc.keyEpoch, recipient: sc.currentPublicKey() }, ctx.account.keys);
+  need.forEach((p, i) => {
+    p.wrap = wraps[i]!;
+    p.version.fileKeyWrap = wraps[i]!;
+  });
+}
+
 /** Commits one batch (journalled); drops versions the server refuses as stale (the next pass reconciles them). */
 export async function commitBatch(ctx: SyncContext, batch: PendingCommit[]): Promise<void> {
   const sc = await ctx.crypto();
+  wrapNewKeys(ctx, sc, batch);
   const journalId = await journalCommit(ctx, batch.map((p) => ({
     fileId: p.version.fileId, versionId: p.version.versionId, ...(p.putBase ? { putBase: p.putBase } : {}), ...(p.deleteBase !== undefined ? { deleteBase: p.deleteBase } : {}),
   })));

@@ -9,7 +9,7 @@
 // never written to disk. A refused version leaves the file's previous remote state in place.
 import { z } from 'zod';
 import {
-  CryptoError, ErrorCode, FileKeyWrapSchema, deriveFileSubkeys, fromBase64Url, generateFileKey, newId, openFileKeyWrap, openManifest, toBase64Url, wrapFileKey,
+  CryptoError, ErrorCode, FileKeyWrapSchema, deriveFileSubkeys, fromBase64Url, generateFileKey, newId, openFileKeyWrap, openManifest, toBase64Url,
   type FileKeyWrap, type FileSubkeys, type Manifest, type MembershipState, type SpaceKeyPair,
 } from '@kluis/shared';
 import { ApiRequestError, type ApiClient } from '../api/client.js';
@@ -22,14 +22,14 @@ import { REQUEST_REFUSAL, RequestUploads } from './request-uploads.js';
 
 /**
  * One file key: a file has one per key epoch it was written in (docs/crypto.md §4: after a rotation the next
- * version gets a fresh key sealed to the new epoch). `pendingWrap` is set for a key made here and not yet
- * committed: every commit carries it until one succeeds.
+ * version gets a fresh key sealed to the new epoch). `unwrapped` is set for a key made here and not yet
+ * committed: every commit carries a wrap of it (made per commit batch, commit.ts) until one succeeds.
  */
 export interface FileKeys {
   fileKey: Uint8Array;
   subkeys: FileSubkeys;
   epoch: number;
-  pendingWrap?: FileKeyWrap;
+  unwrapped?: true;
 }
 
 export const VersionView = z.object({
@@ -134,7 +134,8 @@ export class SpaceCrypto {
     return this.details.frozen === true;
   }
 
-  private currentPublicKey(): string {
+  /** The space public key of the current epoch (base64url): what new file keys are wrapped to. */
+  currentPublicKey(): string {
     return toBase64Url(this.spaceKeys.get(this.keyEpoch)!.publicKey);
   }
 
@@ -159,7 +160,7 @@ export class SpaceCrypto {
       const r = FileKeyWrapSchema.safeParse(w);
       if (!r.success) continue;
       const wrap = r.data as FileKeyWrap;
-      if (keys?.has(wrap.keyEpoch) && !keys.get(wrap.keyEpoch)!.pendingWrap) continue;
+      if (keys?.has(wrap.keyEpoch) && !keys.get(wrap.keyEpoch)!.unwrapped) continue;
       const pair = this.spaceKeys.get(wrap.keyEpoch);
       if (!pair) continue;
       try {
@@ -177,15 +178,14 @@ export class SpaceCrypto {
 
   private fresh(fileId: string): FileKeys {
     const fileKey = generateFileKey();
-    const pendingWrap = wrapFileKey(fileKey, { spaceId: this.spaceId, keyEpoch: this.keyEpoch, fileId, recipient: this.currentPublicKey() }, this.account.keys);
-    const keys: FileKeys = { fileKey, subkeys: deriveFileSubkeys(fileKey), epoch: this.keyEpoch, pendingWrap };
+    const keys: FileKeys = { fileKey, subkeys: deriveFileSubkeys(fileKey), epoch: this.keyEpoch, unwrapped: true };
     let map = this.fileKeys.get(fileId);
     if (!map) this.fileKeys.set(fileId, (map = new Map()));
     map.set(this.keyEpoch, keys);
     return keys;
   }
 
-  /** A new file: a fresh id and key, wrapped to the current space key and signed by us (the wrap is pending). */
+  /** A new file: a fresh id and key; its wrap to the current space key is made with the commit batch that carries it. */
   newFile(): { fileId: string; keys: FileKeys } {
     const fileId = newId();
     return { fileId, keys: this.fresh(fileId) };
@@ -197,14 +197,14 @@ export class SpaceCrypto {
    */
   writeKeys(fileId: string): { keys: FileKeys; fresh: boolean } {
     const cur = this.keyFor(fileId, this.keyEpoch);
-    if (cur) return { keys: cur, fresh: cur.pendingWrap !== undefined };
+    if (cur) return { keys: cur, fresh: cur.unwrapped === true };
     return { keys: this.fresh(fileId), fresh: true };
   }
 
   /** A commit carrying the file's pending wrap succeeded: the wrap is on the server now. */
   committed(fileId: string, epoch: number): void {
     const k = this.keyFor(fileId, epoch);
-    if (k) delete k.pendingWrap;
+    if (k) delete k.unwrapped;
   }
 
   /** Notes the file-request grants and receipts a changes page or history names (checked by RequestUploads). */

@@ -1,7 +1,7 @@
 // The change log: batch commits with parent checks, paged changes, version history, trash, and server-sent events.
 import type Router from '@koa/router';
 import { PassThrough } from 'node:stream';
-import { CommitRequest, ErrorCode, fromBase64Url, verifyWrapSignature, type CommitVersion, type FileKeyWrap } from '@kluis/shared';
+import { CommitRequest, ErrorCode, fromBase64Url, verifyBatchWrapSignatures, verifyWrapSignature, type BatchFileKeyWrap, type CommitVersion, type FileKeyWrap } from '@kluis/shared';
 import { DomainError } from '../domain-error.js';
 import type { Services } from '../context.js';
 import type { ChangeEvent } from '../events.js';
@@ -86,6 +86,15 @@ export async function commitBatch(trx: Tx, services: Services, author: CommitAut
     }
   }
 
+  // Version-2 wraps (docs/crypto.md §5.2) are checked together: one signature per batch, the tree rebuilt once.
+  // When that fails, each is checked again below, so that the refusal names the wrap.
+  let batchesChecked = false;
+  try {
+    verifyBatchWrapSignatures(versions.flatMap((v) => (v.fileKeyWrap?.v === 2 ? [v.fileKeyWrap as BatchFileKeyWrap] : [])));
+    batchesChecked = true;
+  } catch {
+    // named below
+  }
   const conflicts: Conflict[] = [];
   const heads = new Map<string, string | null>();
   const wrapEpochs = new Map<string, number>();
@@ -114,7 +123,7 @@ export async function commitBatch(trx: Tx, services: Services, author: CommitAut
     const wrapEpoch = wrapEpochs.get(v.fileId) ?? known?.wrapEpoch ?? 0;
     if (wrapEpoch < keyEpoch) {
       if (!v.fileKeyWrap) throw new DomainError(ErrorCode.ValidationFailed, `versions: fileKeyWrap is required for file ${v.fileId} (new file or new key epoch)`);
-      checkFileWrap(v.fileKeyWrap, { spaceId, keyEpoch, fileId: v.fileId, recipient: epochPublicKey, signer });
+      checkFileWrap(v.fileKeyWrap, { spaceId, keyEpoch, fileId: v.fileId, recipient: epochPublicKey, signer }, batchesChecked && v.fileKeyWrap.v === 2);
       wrapEpochs.set(v.fileId, keyEpoch);
     } else if (v.fileKeyWrap) {
       throw new DomainError(ErrorCode.ValidationFailed, `versions: file ${v.fileId} already has a key for epoch ${keyEpoch}`);
@@ -169,11 +178,12 @@ export async function commitBatch(trx: Tx, services: Services, author: CommitAut
   return { firstSeq: assigned[0]!.seq, lastSeq: seq, versions: assigned };
 }
 
-function checkFileWrap(wrap: FileKeyWrap, expect: { spaceId: string; keyEpoch: number; fileId: string; recipient: string; signer: string }): void {
+function checkFileWrap(wrap: FileKeyWrap, expect: { spaceId: string; keyEpoch: number; fileId: string; recipient: string; signer: string }, signatureChecked: boolean): void {
   if (wrap.spaceId !== expect.spaceId || wrap.keyEpoch !== expect.keyEpoch || wrap.fileId !== expect.fileId || wrap.recipient !== expect.recipient) {
     throw new DomainError(ErrorCode.ValidationFailed, `fileKeyWrap for ${expect.fileId}: must be sealed to the space key of epoch ${expect.keyEpoch} for this file`);
   }
   if (wrap.signer !== expect.signer) throw new DomainError(ErrorCode.ValidationFailed, `fileKeyWrap for ${expect.fileId}: must be signed by you`);
+  if (signatureChecked) return;
   try {
     verifyWrapSignature(wrap);
   } catch {

@@ -48,7 +48,25 @@ const WrapCommon = {
   sig: Sig,
 };
 export const SpaceKeyWrapSchema = z.object({ ...WrapCommon, kind: z.literal('space-key'), spacePublicKey: Key32 }).strict();
-export const FileKeyWrapSchema = z.object({ ...WrapCommon, kind: z.literal('file-key'), fileId: Id }).strict();
+const FileKeyWrapV1Schema = z.object({ ...WrapCommon, kind: z.literal('file-key'), fileId: Id }).strict();
+/** A file-key wrap made in a batch (docs/crypto.md §5.2): one signed statement per batch, a Merkle proof per wrap. */
+const FileKeyWrapV2Schema = z.object({
+  v: z.literal(2),
+  kind: z.literal('file-key'),
+  spaceId: Id,
+  keyEpoch: z.number().int().min(1),
+  fileId: Id,
+  recipient: Key32,
+  ephemeral: Key32,
+  sealed: b64u(73),
+  signer: Key32,
+  index: z.number().int().min(0),
+  size: z.number().int().min(1),
+  proof: z.array(Key32).max(64),
+  root: Key32,
+  sig: Sig,
+}).strict();
+export const FileKeyWrapSchema = z.discriminatedUnion('v', [FileKeyWrapV1Schema, FileKeyWrapV2Schema]);
 
 // ----- auth
 

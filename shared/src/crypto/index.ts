@@ -5,6 +5,7 @@ export { initCrypto } from './sodium.js';
 export { setEnvelopeBackend, envelopeBackend, sealEnvelope, openEnvelope, ENVELOPE_OVERHEAD, type EnvelopeBackend } from './envelope.js';
 export { newId, idBytes, constantTimeEqual } from './primitives.js';
 export * from './keys.js';
+export { wrapFileKeysBatch, verifyBatchWrapSignature, verifyBatchWrapSignatures, type BatchFileKeyWrap, type BatchWrapTarget } from './batch-wrap.js';
 export * from './content.js';
 export { openChunkInPlace } from './chunk-open.js';
 export * from './link.js';
@@ -41,5 +42,7 @@ export const hazmat = {
   /** libsodium's randombytes_random() (32 bits from the CSPRNG hook): tests check the pooled hook. */
   randomUint32: (): number => na().randombytes_random(),
   boxSeedKeypair: (seed: Uint8Array) => na().crypto_box_seed_keypair(seed),
+  /** X25519 (crypto_scalarmult), for the batch-wrap vectors (docs/crypto.md §5.2). */
+  x25519: (secretKey: Uint8Array, publicKey: Uint8Array): Uint8Array => na().crypto_scalarmult(secretKey, publicKey),
 } as const;
 export * from './merkle.js';

@@ -6,6 +6,7 @@ import { canonicalBytes } from '../canonical.js';
 import { na } from './sodium.js';
 import { openEnvelope, sealEnvelope } from './envelope.js';
 import { blake2b, constantTimeEqual, decodeB64, randomBytes, signDetached, verifyDetached, idBytes } from './primitives.js';
+import { openBatchWrap, verifyBatchWrapSignature, type BatchFileKeyWrap } from './batch-wrap.js';
 
 // ---------------------------------------------------------------------------------------------------------
 // Password -> masterKey + authKey
@@ -261,6 +262,8 @@ export function deriveFileSubkeys(fileKey: Uint8Array): FileSubkeys {
 
 /** A sealed key with its author's signature. The fields are the signed record; `sig` covers all others. */
 export type KeyWrap = SpaceKeyWrap | FileKeyWrap;
+/** A file-key wrap of either version: v1 here, v2 made in batches (batch-wrap.ts, docs/crypto.md §5.2). */
+export type FileKeyWrap = FileKeyWrapV1 | BatchFileKeyWrap;
 
 interface WrapCommon {
   v: 1;
@@ -280,7 +283,7 @@ export interface SpaceKeyWrap extends WrapCommon {
   /** The space public key whose secret half is sealed. */
   spacePublicKey: string;
 }
-export interface FileKeyWrap extends WrapCommon {
+export interface FileKeyWrapV1 extends WrapCommon {
   kind: 'file-key';
   fileId: string;
 }
@@ -312,12 +315,12 @@ export function wrapSpaceKey(space: SpaceKeyPair, target: { spaceId: string; key
 }
 
 /** Seals a file key to a space public key (or a colleague's encPublicKey for a direct share), signed. */
-export function wrapFileKey(fileKey: Uint8Array, target: { spaceId: string; keyEpoch: number; fileId: string; recipient: string }, author: Signer): FileKeyWrap {
+export function wrapFileKey(fileKey: Uint8Array, target: { spaceId: string; keyEpoch: number; fileId: string; recipient: string }, author: Signer): FileKeyWrapV1 {
   if (fileKey.length !== 32) throw new CryptoError(ErrorCode.BadKey, 'fileKey must be 32 bytes');
   const recipientPk = decodeB64(target.recipient, 'recipient', 32);
   idBytes(target.spaceId, 'spaceId');
   idBytes(target.fileId, 'fileId');
-  return signWrap<FileKeyWrap>({
+  return signWrap<FileKeyWrapV1>({
     v: 1,
     kind: 'file-key',
     spaceId: target.spaceId,
@@ -339,7 +342,7 @@ export interface WrapExpectation {
   fileId?: string;
 }
 
-function verifyWrap(wrap: KeyWrap, expect: WrapExpectation, recipient: { publicKey: Uint8Array }, trusted: SignerPolicy): void {
+function verifyWrap(wrap: SpaceKeyWrap | FileKeyWrapV1, expect: WrapExpectation, recipient: { publicKey: Uint8Array }, trusted: SignerPolicy): void {
   if (wrap.v !== 1) throw new CryptoError(ErrorCode.UnsupportedVersion, `unknown wrap version ${String(wrap.v)}`);
   const { sig, ...fields } = wrap;
   verifyDetached(CTX_WRAP, canonicalBytes(fields), decodeB64(sig, 'sig', 64), decodeB64(wrap.signer, 'signer', 32));
@@ -378,13 +381,15 @@ export function openSpaceKeyWrap(wrap: SpaceKeyWrap, expect: WrapExpectation, me
 export function openFileKeyWrap(wrap: FileKeyWrap, expect: WrapExpectation, recipient: SpaceKeyPair | AccountKeys, trusted: SignerPolicy): Uint8Array {
   if (wrap.kind !== 'file-key') throw new CryptoError(ErrorCode.BadKey, 'not a file-key wrap');
   const pair = 'encPublicKey' in recipient ? { publicKey: recipient.encPublicKey, secretKey: recipient.encSecretKey } : recipient;
+  if (wrap.v === 2) return openBatchWrap(wrap, expect, pair, trusted);
   verifyWrap(wrap, expect, pair, trusted);
   return unseal(wrap.sealed, pair);
 }
 
 /** Checks only a wrap's own signature (by its `signer`); the server uses it to refuse forged wraps early. */
 export function verifyWrapSignature(wrap: KeyWrap): void {
-  if (wrap.v !== 1) throw new CryptoError(ErrorCode.UnsupportedVersion, `unknown wrap version ${String(wrap.v)}`);
+  if (wrap.v === 2) return verifyBatchWrapSignature(wrap);
+  if (wrap.v !== 1) throw new CryptoError(ErrorCode.UnsupportedVersion, `unknown wrap version ${String((wrap as { v: unknown }).v)}`);
   const { sig, ...fields } = wrap;
   verifyDetached(CTX_WRAP, canonicalBytes(fields), decodeB64(sig, 'sig', 64), decodeB64(wrap.signer, 'signer', 32));
 }
