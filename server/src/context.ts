@@ -53,6 +53,8 @@ export interface Caller {
   signPublicKey?: string;
   /** The cache generation this request read (auth/access-cache.ts): cached memberships are trusted under it only. */
   generation?: number;
+  /** The heads counter this request read (migration 019): cached heads of spaces are trusted under it only. */
+  heads?: number;
 }
 
 /** Per-request facts for the audit trail. */

@@ -3,6 +3,8 @@
 // process), a session logged out, a member removed, an account disabled. Each warms the cache on the hot routes
 // (GET changes, POST commits) first. On PostgreSQL (pg-access-cache.test.ts) the requests go to a second API node on
 // the same database while the change is made through the first, so the node that refuses never saw the change itself.
+// The heads of spaces (migration 019) are cached the same way: an up-to-date client's `GET changes` is answered without
+// reading the page, and a commit made anywhere is in the next read.
 import test from 'ava';
 import * as k from '@kluis/shared';
 import { openServerDb, startSecondNode, startServer, testEngine, type RunningServer } from '../helpers/server.js';
@@ -109,4 +111,52 @@ test.serial('a cached read does not cost the session and membership statements; 
   const audit = await admin(nodeA.dataDir, ['audit', 'export', '--org', a.orgId, '--format', 'json']);
   const reads = (Array.isArray(audit) ? audit : audit.entries).filter((e: { action: string; targetId: string }) => e.action === 'changes.read' && e.targetId === spaceId);
   t.is(reads.length, 13, 'every read audited (3 warm + 10)');
+});
+
+/** Statements node B sent so far, per pool. */
+async function poolStatements(): Promise<Record<string, number>> {
+  const text = await (await fetch(`${nodeB.url}/metrics`)).text();
+  return Object.fromEntries([...text.matchAll(/^kluis_db_statements_total\{pool="(\w+)"\} (\d+)/gm)].map((m) => [m[1]!, Number(m[2])]));
+}
+
+test.serial('nothing new: answered from the cached head (one read statement); a commit through the other node or by SQL is in the next read', async (t) => {
+  const { admin: a } = await newOrg(nodeA.url, nodeA.dataDir);
+  const { spaceId, pair } = await newSpace(nodeA.url, a);
+  await warm(t, a, spaceId, pair);
+  const since = async (seq: number) => call(nodeB.url, 'GET', `/api/v1/spaces/${spaceId}/changes?since=${seq}`, { token: a.token });
+  const first = await since(0);
+  const head = first.body.head as number;
+  t.is(head, 1);
+  const before = await poolStatements();
+  for (let i = 0; i < 10; i++) {
+    const r = await since(head);
+    t.is(r.status, 200);
+    t.deepEqual(r.body, { spaceId, head, next: head, more: false, changes: [], fileKeyWraps: {}, uploads: {} });
+  }
+  const after = await poolStatements();
+  // Reads: the counters only (hot on sqlite, the read pool on PostgreSQL); the audit entries go through the writer.
+  t.is((after.hot! - before.hot! + after.read! - before.read!) / 10, 1, 'one read statement per up-to-date request');
+
+  // A commit through node A (on PostgreSQL another process): node B's next read has it.
+  const v = version(a, spaceId, pair, 1, newFile(), { parent: null });
+  t.is((await call(nodeA.url, 'POST', `/api/v1/spaces/${spaceId}/commits`, { token: a.token, json: { versions: [v.entry] } })).status, 201);
+  const moved = await since(head);
+  t.is(moved.body.head, head + 1);
+  t.deepEqual(moved.body.changes.map((c: { versionId: string }) => c.versionId), [v.versionId]);
+  t.is((await since(head + 1)).body.head, head + 1, 'and is then up to date');
+
+  // The head moved behind the servers' backs (an operator's SQL, a restore): the trigger bumps the counter all the same.
+  const db = await openServerDb(nodeA.dataDir);
+  try {
+    await db('spaces').where({ id: spaceId }).update({ seq: head + 2 });
+  } finally {
+    await db.destroy();
+  }
+  const behind = await since(head + 1);
+  t.is(behind.body.head, head + 2);
+  t.true(behind.body.more);
+
+  const audit = await admin(nodeA.dataDir, ['audit', 'export', '--org', a.orgId, '--format', 'json']);
+  const reads = (Array.isArray(audit) ? audit : audit.entries).filter((e: { action: string; targetId: string }) => e.action === 'changes.read' && e.targetId === spaceId);
+  t.is(reads.length, 3 + 1 + 10 + 3, 'every read audited, the ones answered from the cache too');
 });

@@ -58,6 +58,13 @@ test('hot reads: prepared once, bound anew; fresh commits seen; a failing statem
   await t.throwsAsync(hot.all("UPDATE hot_probe SET n = 9 WHERE id = ?", ['a']));
   t.is(Number((await db('hot_probe').where({ id: 'a' }).first()).n), 1);
 
+  // A `*` statement prepared before a column was added (another node's migration) answers with the new column, on
+  // every connection (PostgreSQL refuses the old plan once with 0A000; it is prepared again under a new name).
+  const star = 'SELECT * FROM hot_probe WHERE id = ?';
+  for (let i = 0; i < 8; i++) t.deepEqual(Object.keys((await hot.first(star, ['a']))!), ['id', 'grp', 'n']);
+  await db.schema.alterTable('hot_probe', (tb) => tb.integer('extra').notNullable().defaultTo(7));
+  for (let i = 0; i < 8; i++) t.is(Number((await hot.first<{ extra: number }>(star, ['a']))!.extra), 7);
+
   await hot.close();
   await t.throwsAsync(hot.all(byGroup, ['x']), { message: /closed/ });
 });

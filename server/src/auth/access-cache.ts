@@ -26,12 +26,21 @@ interface Entry<T> {
   value: T;
 }
 
-const GENERATION_SQL = 'SELECT n FROM cache_generation WHERE id = 1';
+const GENERATION_SQL = 'SELECT n, heads FROM cache_generation WHERE id = 1';
+
+/** The two counters a request reads: the cache generation, and the heads counter of migration 019. */
+export interface Generations {
+  generation: number;
+  heads: number;
+}
 
 export class AccessCache {
   private generation = -1;
+  private heads = -1;
   private readonly sessions = new Map<string, Entry<CachedSession>>();
   private readonly members = new Map<string, Entry<string>>();
+  /** Spaces' heads (seq) under the heads counter: the same rules, with `heads` for the generation. */
+  private readonly spaceHeads = new Map<string, Entry<number>>();
 
   /** `max` entries per map: beyond it the map starts afresh (a bound on memory, not a policy worth more). */
   constructor(
@@ -39,17 +48,37 @@ export class AccessCache {
     private readonly max = 50_000,
   ) {}
 
-  /** Reads the generation (the one statement a cached request makes for its access); a new one empties the maps. */
-  async currentGeneration(): Promise<number> {
-    const row = await this.hot.first<{ n: number | string }>(GENERATION_SQL, []);
+  /**
+   * Reads the generation and the heads counter (the one statement a cached request makes for its access and for an
+   * unchanged space's head); a new value empties the maps it guards.
+   */
+  async current(): Promise<Generations> {
+    const row = await this.hot.first<{ n: number | string; heads: number | string }>(GENERATION_SQL, []);
     const generation = Number(row!.n);
+    const heads = Number(row!.heads);
     if (generation !== this.generation) {
       // Newer (or, after a restore of another database, different): nothing read before is trusted.
       this.generation = generation;
       this.sessions.clear();
       this.members.clear();
     }
-    return generation;
+    if (heads !== this.heads) {
+      this.heads = heads;
+      this.spaceHeads.clear();
+    }
+    return { generation, heads };
+  }
+
+  /** The space's head (its seq), if cached under the heads counter this request read. */
+  head(spaceId: string, heads: number): number | undefined {
+    return valid(this.spaceHeads.get(spaceId), heads);
+  }
+
+  /** Keeps a head read after `heads` was read (not kept when a newer value has been seen since). */
+  putHead(spaceId: string, heads: number, head: number): void {
+    if (heads !== this.heads) return;
+    if (this.spaceHeads.size >= this.max) this.spaceHeads.clear();
+    this.spaceHeads.set(spaceId, { generation: heads, value: head });
   }
 
   session(tokenHash: string, generation: number): CachedSession | undefined {

@@ -49,7 +49,7 @@ export async function authenticate(services: Services, ctx: KCtx): Promise<Calle
   const token = bearer(ctx);
   if (!token) throw new DomainError(ErrorCode.Unauthenticated, ctx.get('authorization') ? 'malformed bearer token' : 'a session token is required');
   const hash = tokenHash(token);
-  const generation = await services.access.currentGeneration();
+  const { generation, heads } = await services.access.current();
   const now = Date.now();
   let session = services.access.session(hash, generation);
   if (!session || session.expiresAt <= now) session = await readSession(services, ctx, hash, generation, now);
@@ -60,7 +60,7 @@ export async function authenticate(services: Services, ctx: KCtx): Promise<Calle
     session.lastSeenAt = now;
     session.expiresAt = now + SESSION_TTL_MS;
   }
-  return { userId: session.userId, orgId: session.orgId, role: session.role as OrgRole, deviceId: session.deviceId, email: session.email, signPublicKey: session.signPublicKey, generation };
+  return { userId: session.userId, orgId: session.orgId, role: session.role as OrgRole, deviceId: session.deviceId, email: session.email, signPublicKey: session.signPublicKey, generation, heads };
 }
 
 async function readSession(services: Services, ctx: KCtx, hash: string, generation: number, now: number): Promise<CachedSession> {

@@ -8,6 +8,7 @@ import { migrations } from './migrations.js';
 import { DB_FILE, createDbFile } from '../data-dir.js';
 import { openPostgres, postgresKnex } from './postgres.js';
 import { knexLog } from './knex-log.js';
+import { finalizeKept, keptStatement, runKept } from './sqlite-statements.js';
 
 // Knex opens sqlite transactions with a deferred BEGIN: a transaction that reads and then writes fails with
 // SQLITE_BUSY (no wait) when another process (kluis-admin beside the server) committed in between. BEGIN IMMEDIATE
@@ -27,6 +28,24 @@ class ImmediateTransaction extends TransactionSqlite {
 class KluisSqlite3Client extends ClientSqlite3 {
   transaction(...args: any[]) {
     return new (ImmediateTransaction as any)(this, ...args);
+  }
+
+  // Data statements through the connection's kept prepared statements (sqlite-statements.ts); the rest as Knex does.
+  // The method choice is Knex's own (knex/lib/dialects/sqlite3/index.js).
+  _query(connection: object, obj: any) {
+    if (!obj.sql || !keptStatement(obj.sql)) return super._query(connection, obj);
+    const m = obj.method;
+    const method = m === 'insert' || m === 'update' ? (obj.returning ? 'all' : 'run') : m === 'counter' || m === 'del' ? 'run' : 'all';
+    return runKept(connection, method, obj.sql, obj.bindings ?? []).then(({ response, context }) => {
+      obj.response = response;
+      obj.context = context;
+      return obj;
+    });
+  }
+
+  async destroyRawConnection(connection: object) {
+    await finalizeKept(connection);
+    return super.destroyRawConnection(connection);
   }
 }
 /* eslint-enable @typescript-eslint/no-explicit-any */

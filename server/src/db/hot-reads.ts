@@ -6,14 +6,13 @@
 //
 // sqlite: connections of their own to the same file, read-only (query_only), in WAL mode like `services.read`: a read
 // that starts after a write's promise resolved sees that write. node-sqlite3 queues the work of one connection and of
-// one statement, so calls are spread over the connections in turn without a pool. PostgreSQL: the same SQL through the
-// read pool (`?` placeholders become `$n`), prepared by the server side as usual.
+// one statement, so calls are spread over the connections in turn without a pool. PostgreSQL: the same SQL on the
+// read pool's connections (`?` placeholders become `$n`), as named prepared statements (viaPg).
 //
 // Only portable SQL here (both engines run it), with `?` placeholders and never string-built values.
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { DB_FILE } from '../data-dir.js';
-import type { Knex } from 'knex';
 import type { Db } from './db.js';
 import type { StatementCounts } from './statement-count.js';
 
@@ -40,12 +39,54 @@ interface Connection {
 
 const require = createRequire(import.meta.url);
 
-/** The PostgreSQL side: the read pool's raw queries (counted with the read pool's statements). */
-function viaKnex(read: Db): HotReads {
+interface PgConnection {
+  query(config: { name: string; text: string; values: unknown[] }, cb: (err: (Error & { code?: string }) | null, result: { rows: Row[] }) => void): void;
+}
+interface PgPool {
+  acquireConnection(): Promise<PgConnection>;
+  releaseConnection(conn: PgConnection): Promise<unknown>;
+}
+
+/**
+ * The PostgreSQL side: connections of the read pool (counted with its statements), each SQL text a named prepared
+ * statement (the `pg` driver parses it once per connection, then only binds and executes it; issue 21: parsing and
+ * planning the page's and the key wraps' statements anew was most of PostgreSQL's time on `GET changes`). Texts here
+ * are few (inList pads IN lists to powers of two). A statement whose result columns changed under it (`s.*` after
+ * another node's migration added a column) fails with 0A000 once: it is then prepared again under a new name.
+ */
+function viaPg(read: Db, counts: StatementCounts | undefined): HotReads {
+  const pool = read.client as unknown as PgPool;
+  const prepared = new Map<string, { name: string; text: string }>();
+  let names = 0;
   let closed = false;
+  const statement = (sql: string) => {
+    let st = prepared.get(sql);
+    if (!st) {
+      let n = 0;
+      st = { name: `kluis_hot_${++names}`, text: sql.replace(/\?/g, () => `$${++n}`) };
+      prepared.set(sql, st);
+    }
+    return st;
+  };
+  const run = (conn: PgConnection, st: { name: string; text: string }, bindings: readonly unknown[]) => new Promise<Row[]>((resolve, reject) => {
+    conn.query({ name: st.name, text: st.text, values: [...bindings] }, (err, result) => (err ? reject(err) : resolve(result.rows)));
+  });
   const all = async <T>(sql: string, bindings: readonly unknown[]): Promise<T[]> => {
     if (closed) throw new Error('hot reads: closed');
-    return ((await read.raw(sql, bindings as readonly Knex.RawBinding[])) as { rows: T[] }).rows;
+    if (counts) counts.read++;
+    const st = statement(sql);
+    const conn = await pool.acquireConnection();
+    try {
+      try {
+        return (await run(conn, st, bindings)) as T[];
+      } catch (err) {
+        if ((err as { code?: string }).code !== '0A000') throw err;
+        st.name = `kluis_hot_${++names}`;
+        return (await run(conn, st, bindings)) as T[];
+      }
+    } finally {
+      await pool.releaseConnection(conn);
+    }
   };
   // The read pool is the caller's to destroy.
   return { hot: true, all, first: async <T>(sql: string, bindings: readonly unknown[]) => (await all<T>(sql, bindings))[0], close: async () => void (closed = true) };
@@ -53,7 +94,7 @@ function viaKnex(read: Db): HotReads {
 
 /** Opens the hot reads of the database (`url` set: PostgreSQL through `read`; else the sqlite file in `dataDir`). */
 export async function openHotReads(options: { dataDir: string; url?: string; read: Db; connections?: number; counts?: StatementCounts }): Promise<HotReads> {
-  if (options.url) return viaKnex(options.read);
+  if (options.url) return viaPg(options.read, options.counts);
   const sqlite3 = require('sqlite3') as { Database: new (file: string, mode: number, cb: (err: Error | null) => void) => Connection; OPEN_READONLY: number };
   const file = path.join(options.dataDir, DB_FILE);
   const open = () => new Promise<Connection>((resolve, reject) => {

@@ -17,6 +17,7 @@ import { m015AuditMerkle } from './migration-015-audit-merkle.js';
 import { m016Incidents } from './migration-016-incidents.js';
 import { m017BackupKeys } from './migration-017-backup-keys.js';
 import { m018CacheGeneration } from './migration-018-cache-generation.js';
+import { m019HeadCounter } from './migration-019-head-counter.js';
 
 interface Migration {
   name: string;
@@ -291,7 +292,7 @@ const m002: Migration = {
 };
 
 // In numeric order (a released migration keeps its place; a database records which ones it ran).
-const all: Migration[] = [m001, m002, m003Membership, m004Links, m005Policy, m006FileShares, m007FolderLinks, m008FileRequests, m010Admin, m011DeviceWipe, m012Totp, m013AuditIndexes, m014AuditTsSeq, m015AuditMerkle, m016Incidents, m017BackupKeys, m018CacheGeneration];
+const all: Migration[] = [m001, m002, m003Membership, m004Links, m005Policy, m006FileShares, m007FolderLinks, m008FileRequests, m010Admin, m011DeviceWipe, m012Totp, m013AuditIndexes, m014AuditTsSeq, m015AuditMerkle, m016Incidents, m017BackupKeys, m018CacheGeneration, m019HeadCounter];
 
 /** Knex migration source over the in-code list above. */
 export const migrations: Knex.MigrationSource<Migration> = {

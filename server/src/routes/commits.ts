@@ -229,7 +229,7 @@ export function commitRoutes(router: Router, services: Services): void {
     await memberRole(services, caller, spaceId, 'viewer');
     const since = intQuery(ctx, 'since', 0, 0, Number.MAX_SAFE_INTEGER);
     const limit = intQuery(ctx, 'limit', 1000, 1, 5000);
-    const { head, changes } = await readChangePage(services.hot, spaceId, since, limit);
+    const { head, changes } = await readChangePage(services.hot, spaceId, since, limit, { access: services.access, heads: caller.heads });
     const keys = await fileKeysJson(services.hot, [...new Set(changes.map((c) => c.fileId))]);
     await auditSuccess(services, ctx, caller, 'space', spaceId, { since, count: changes.length });
     ctx.type = 'application/json';

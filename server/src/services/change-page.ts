@@ -4,6 +4,7 @@
 // as they are instead of being parsed and serialised again for every reader (issue 21 §1: that was 4 % of the server's
 // time on `GET changes`).
 import type { HotReads } from '../db/hot-reads.js';
+import type { AccessCache } from '../auth/access-cache.js';
 import { inList } from '../db/hot-reads.js';
 
 /** A version as the API shows it (docs/api.md "Changes"). */
@@ -22,10 +23,25 @@ export type VersionView = ReturnType<typeof versionView>;
 const PAGE_SQL = 'SELECT v.id, v.file_id, v.seq, v.parent_id, v.key_epoch, v.manifest, v.deleted, v.stored_bytes, v.author_user_id, v.author_device_id, '
   + 'v.created_at, v.expired_at, s.seq AS space_head FROM spaces s LEFT JOIN versions v ON v.space_id = s.id AND v.seq > ? WHERE s.id = ? ORDER BY v.seq LIMIT ?';
 
-/** Versions of the space after `since` (at most `limit`), and the space's seq. */
-export async function readChangePage(hot: HotReads, spaceId: string, since: number, limit: number): Promise<{ head: number; changes: VersionView[] }> {
+/** The cache of spaces' heads and the heads counter the request read (auth/access-cache.ts, migration 019). */
+export interface HeadCache {
+  access: AccessCache;
+  heads: number | undefined;
+}
+
+/**
+ * Versions of the space after `since` (at most `limit`), and the space's seq. With `cache`, a client that is up to date
+ * (`since` at or past the head cached under the request's heads counter) is answered without a read: no commit can have
+ * moved the head since the counter was read, or the counter would be another. A head read here is kept under that
+ * counter (it was read after the counter, so it is at least as new).
+ */
+export async function readChangePage(hot: HotReads, spaceId: string, since: number, limit: number, cache?: HeadCache): Promise<{ head: number; changes: VersionView[] }> {
+  const heads = cache?.heads;
+  const known = heads === undefined ? undefined : cache!.access.head(spaceId, heads);
+  if (known !== undefined && since >= known) return { head: known, changes: [] };
   const rows = await hot.all<Record<string, unknown>>(PAGE_SQL, [since, spaceId, limit]);
   const head = rows.length ? Number(rows[0]!.space_head) : 0;
+  if (heads !== undefined && rows.length) cache!.access.putHead(spaceId, heads, head);
   return { head, changes: rows.filter((r) => r.id !== null).map(versionView) };
 }
 
