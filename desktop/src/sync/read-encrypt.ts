@@ -27,11 +27,18 @@ const SYNC_READ = 256 * 1024;
 // O_NOFOLLOW: a file swapped for a symlink since the scan is not followed.
 const OPEN_FLAGS = fsConstants.O_RDONLY | (fsConstants.O_NOFOLLOW ?? 0);
 
-/** The whole content of a small file, or null if it is bigger than SYNC_READ by now. */
+/**
+ * One scratch buffer for every small read: the read is synchronous, so no two use it at once, and the content is
+ * copied out at its own size. A fresh SYNC_READ buffer per file (as before, issue 22) kept 256 KiB alive per 4 KiB
+ * file until the garbage collector ran: 10,000 small files peaked at about 320 MB of RSS.
+ */
+let scratch: Uint8Array | null = null;
+
+/** The whole content of a small file (a copy of its own size), or null if it is bigger than SYNC_READ by now. */
 function readSmall(absPath: string): Uint8Array | null {
   const fd = openSync(absPath, OPEN_FLAGS);
   try {
-    const buf = new Uint8Array(SYNC_READ + 1);
+    const buf = (scratch ??= new Uint8Array(SYNC_READ + 1));
     let filled = 0;
     for (;;) {
       const n = readSync(fd, buf, filled, buf.length - filled, null);
@@ -39,7 +46,7 @@ function readSmall(absPath: string): Uint8Array | null {
       filled += n;
       if (filled === buf.length) return null;
     }
-    return buf.subarray(0, filled);
+    return buf.slice(0, filled);
   } finally {
     closeSync(fd);
   }
@@ -80,11 +87,11 @@ class ChunkSink {
     await this.uploader.add(id, sealChunk(this.keys, id, piece), this.known, piece.length);
   }
 
-  /** Cuts a piece of content in memory (a whole small file). */
+  /** Cuts a piece of content in memory (a whole small file; `take` keeps no piece, so views, not copies). */
   async cut(content: Uint8Array): Promise<void> {
     let pos = 0;
     for (const n of chunkBoundaries(content)) {
-      await this.take(content.slice(pos, pos + n));
+      await this.take(content.subarray(pos, pos + n));
       pos += n;
     }
   }
