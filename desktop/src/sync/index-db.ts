@@ -71,6 +71,8 @@ function knexOn(conn: Database, filename: string): Knex {
 
 /** Rows per multi-row statement. */
 export const BATCH_ROWS = 500;
+/** Rows per page when a folder's base or remote rows are read (index-db folderRows). */
+const READ_PAGE = 5000;
 /** base_chunks rows per statement: a row of a 1 GiB file holds about 150 KB of JSON. */
 const CHUNK_LIST_ROWS = 20;
 export const INDEX_FILENAME = 'index.sqlite3';
@@ -364,11 +366,29 @@ export class IndexDb {
     return row ? folderOf(row) : null;
   }
 
+  /**
+   * The rows of one folder in `table`, READ_PAGE at a time in primary-key order (issue 22): sqlite3's all() holds a
+   * whole answer in native memory before it becomes objects, which for 100,000 rows was a peak of its own. Each page
+   * is one statement: a row written between two pages is seen in its old or its new state, as by one statement read
+   * before or after that write.
+   */
+  private async *folderRows<T extends { path: string } | { file_id: string }>(table: 'base' | 'remote', columns: readonly string[], key: 'path' | 'file_id', folderId: number): AsyncGenerator<T[]> {
+    const select = `SELECT ${columns.join(', ')} FROM ${table} WHERE folder_id = ?`;
+    let after: unknown = null;
+    for (;;) {
+      const rows = after === null
+        ? await this.all<T>(`${select} ORDER BY ${key} LIMIT ${READ_PAGE}`, [folderId])
+        : await this.all<T>(`${select} AND ${key} > ? ORDER BY ${key} LIMIT ${READ_PAGE}`, [folderId, after]);
+      yield rows;
+      if (rows.length < READ_PAGE) return;
+      after = (rows[rows.length - 1] as Record<typeof key, unknown>)[key];
+    }
+  }
+
   /** Every base entry of the folder, by path. */
   async baseAll(folderId: number): Promise<Map<string, BaseEntry>> {
-    const rows = await this.all<BaseRow>(`SELECT ${BASE_COLUMNS.join(', ')} FROM base WHERE folder_id = ?`, [folderId]);
     const out = new Map<string, BaseEntry>();
-    for (const r of rows) {
+    for await (const page of this.folderRows<BaseRow>('base', BASE_COLUMNS, 'path', folderId)) for (const r of page) {
       out.set(r.path, {
         path: r.path,
         kind: r.kind as EntryKind,
@@ -387,9 +407,8 @@ export class IndexDb {
 
   /** Every known remote file of the folder, by fileId. */
   async remoteAll(folderId: number): Promise<Map<string, RemoteEntry>> {
-    const rows = await this.all<RemoteRow>(`SELECT ${REMOTE_COLUMNS.join(', ')} FROM remote WHERE folder_id = ?`, [folderId]);
     const out = new Map<string, RemoteEntry>();
-    for (const r of rows) {
+    for await (const page of this.folderRows<RemoteRow>('remote', REMOTE_COLUMNS, 'file_id', folderId)) for (const r of page) {
       out.set(r.file_id, {
         fileId: r.file_id,
         versionId: r.version_id,
