@@ -175,3 +175,26 @@ test('index: the operation journal keeps pending steps in order until they are d
   t.is(await db.journalPrune(f.id), 1);
   t.is((await db.journalPending(g.id)).length, 1);
 });
+
+test('index: base and remote rows of a folder larger than one read page come back whole, each once, without another folder\'s', async (t) => {
+  const { db, home } = await openTemp(t);
+  const f = await db.folder('s', home);
+  const other = await db.folder('s', path.join(home, 'other'));
+  // 2.5 read pages (index-db READ_PAGE = 5000), names in several scripts and cases: the pages follow sqlite's order.
+  const n = 12_345;
+  const names = (i: number) => [`Map ${i % 7}/bestand-${i}.txt`, `map ${i % 7}/été ${i}.txt`, `ZZ/${i}`, `a/Ωμέγα-${i}`][i % 4]!;
+  await db.putBase(f.id, Array.from({ length: n }, (_, i) => base(i, { path: names(i) })));
+  await db.putRemote(f.id, Array.from({ length: n }, (_, i) => remote(i, { path: names(i) })));
+  await db.putBase(other.id, [base(n + 1)]);
+  await db.putRemote(other.id, [remote(n + 1)]);
+  const gotBase = await db.baseAll(f.id);
+  const gotRemote = await db.remoteAll(f.id);
+  t.is(gotBase.size, n);
+  t.is(gotRemote.size, n);
+  for (const i of [0, 4999, 5000, 5001, 9999, 10_000, n - 1]) {
+    t.deepEqual(gotBase.get(names(i)), base(i, { path: names(i) }));
+    t.deepEqual(gotRemote.get(`file${i}`), remote(i, { path: names(i) }));
+  }
+  t.false(gotBase.has(base(n + 1).path));
+  t.false(gotRemote.has(`file${n + 1}`));
+});

@@ -116,7 +116,10 @@ export function registerSyncCommands(program: Command): void {
       const client = accountClient(account);
       const giveUp = process.env.KLUIS_SYNC_GIVE_UP_MS ? Number(process.env.KLUIS_SYNC_GIVE_UP_MS) : undefined;
       const space = await retrying(() => resolveSpace(client, o.space), giveUp);
-      const folder = await openFolder(account, dir, { spaceId: space.spaceId, home: kluisHome(), settleMs, bwlimit, ...(giveUp ? { giveUpMs: giveUp } : {}) });
+      // The summary just read names the removals an admin asked for (managers only; others have none to send): when
+      // there are none, the first pass does not ask for the space's details again.
+      const noRemovalsPending = space.role !== 'manager' || (space.pendingRemovals !== undefined && space.pendingRemovals.length === 0);
+      const folder = await openFolder(account, dir, { spaceId: space.spaceId, home: kluisHome(), settleMs, bwlimit, noRemovalsPending, ...(giveUp ? { giveUpMs: giveUp } : {}) });
       try {
         // Progress when a person watches (stdout is a terminal); drawn on stderr so it never mixes with results.
         const tty = Boolean(process.stdout.isTTY) && Boolean(process.stderr.isTTY) && !json && !o.quiet;

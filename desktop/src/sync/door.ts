@@ -62,6 +62,8 @@ export interface OpenOptions {
   /** bytes per second, or a rate such as 500K */
   bwlimit?: number | string;
   giveUpMs?: number;
+  /** the space's summary, read just now, named no removal pending (SyncEngine's option of that name) */
+  noRemovalsPending?: boolean;
 }
 
 /** The folder's root as the index records it (real path when it exists). */
@@ -135,6 +137,7 @@ export class SyncFolder extends FolderEvents {
       const engine = new SyncEngine({
         db, folder, client: accountClient(account), account, device: o.device ?? (() => deviceName(account)), bwlimit,
         ...(o.settleMs !== undefined ? { settleMs: o.settleMs } : {}), ...(o.giveUpMs !== undefined ? { giveUpMs: o.giveUpMs } : {}),
+        ...(o.noRemovalsPending ? { noRemovalsPending: true } : {}),
       });
       return new SyncFolder(db, engine, unlock);
     } catch (err) {

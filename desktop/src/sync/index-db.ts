@@ -14,30 +14,65 @@
 import { mkdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import knexFactory, { type Knex } from 'knex';
+import type { Knex, knex as KnexFactory } from 'knex';
+import type * as Sqlite3 from 'sqlite3';
+import type { Database } from 'sqlite3';
 import type { BaseEntry, EntryKind, RemoteEntry } from './types.js';
 
+// Lazy Knex (issue 22). An unchanged folder's pass only reads the index (and writes the engine's status): those
+// statements go straight to the one sqlite3 connection, and Knex (about 70 files with lodash, a tenth of a no-op
+// `kluis sync --once`) is loaded the first time something is written in batches or migrated. Knex then runs on that
+// same connection (IndexSqlite3Client below), so there is still one connection, one writer. A direct statement is a
+// single statement, never a transaction of its own; one that lands inside a Knex transaction is part of it.
 const require = createRequire(import.meta.url);
-/* eslint-disable @typescript-eslint/no-explicit-any */
-// Knex starts sqlite transactions with a deferred BEGIN, which fails at once with SQLITE_BUSY when another process
-// (a `kluis status` beside the engine) wrote in between. BEGIN IMMEDIATE takes the write lock first, so busy_timeout
-// applies. Same idea as server/src/db/db.ts.
-const ClientSqlite3 = require('knex/lib/dialects/sqlite3/index.js') as any;
-const TransactionSqlite = require('knex/lib/dialects/sqlite3/execution/sqlite-transaction.js') as any;
-class ImmediateTransaction extends TransactionSqlite {
-  begin(conn: unknown) {
-    return (this as any).query(conn, 'BEGIN IMMEDIATE;');
-  }
+const PRAGMAS = ['PRAGMA journal_mode = WAL', 'PRAGMA foreign_keys = ON', 'PRAGMA synchronous = NORMAL', 'PRAGMA busy_timeout = 5000'];
+
+/** Opens the sqlite3 file (read-write, created if missing: the driver's default, as Knex opened it). */
+function openConnection(filename: string): Promise<Database> {
+  const sqlite3 = require('sqlite3') as typeof Sqlite3;
+  return new Promise((resolve, reject) => {
+    const conn: Database = new sqlite3.Database(filename, (err) => (err ? reject(err) : resolve(conn)));
+  });
 }
-class IndexSqlite3Client extends ClientSqlite3 {
-  transaction(...args: any[]) {
-    return new (ImmediateTransaction as any)(this, ...args);
+
+/* eslint-disable @typescript-eslint/no-explicit-any */
+/**
+ * A Knex instance on `conn`. Knex starts sqlite transactions with a deferred BEGIN, which fails at once with
+ * SQLITE_BUSY when another process (a `kluis status` beside the engine) wrote in between. BEGIN IMMEDIATE takes the
+ * write lock first, so busy_timeout applies. Same idea as server/src/db/db.ts.
+ */
+function knexOn(conn: Database, filename: string): Knex {
+  const knexFactory = require('knex') as typeof KnexFactory;
+  const ClientSqlite3 = require('knex/lib/dialects/sqlite3/index.js') as any;
+  const TransactionSqlite = require('knex/lib/dialects/sqlite3/execution/sqlite-transaction.js') as any;
+  class ImmediateTransaction extends TransactionSqlite {
+    begin(c: unknown) {
+      return (this as any).query(c, 'BEGIN IMMEDIATE;');
+    }
   }
+  class IndexSqlite3Client extends ClientSqlite3 {
+    transaction(...args: any[]) {
+      return new (ImmediateTransaction as any)(this, ...args);
+    }
+
+    // The index's own connection (pragmas set when it was opened), closed by IndexDb.close, not by the pool.
+    acquireRawConnection() {
+      return Promise.resolve(conn);
+    }
+
+    async destroyRawConnection() {
+      // IndexDb.close closes it
+    }
+  }
+  // One connection: one writer, every transaction serialisable, no SQLITE_BUSY inside the process.
+  return knexFactory({ client: IndexSqlite3Client as unknown as typeof Knex.Client, connection: { filename }, useNullAsDefault: true, pool: { min: 1, max: 1 } });
 }
 /* eslint-enable @typescript-eslint/no-explicit-any */
 
 /** Rows per multi-row statement. */
 export const BATCH_ROWS = 500;
+/** Rows per page when a folder's base or remote rows are read (index-db folderRows). */
+const READ_PAGE = 5000;
 /** base_chunks rows per statement: a row of a 1 GiB file holds about 150 KB of JSON. */
 const CHUNK_LIST_ROWS = 20;
 export const INDEX_FILENAME = 'index.sqlite3';
@@ -161,18 +196,8 @@ const migrations: Knex.MigrationSource<Migration> = {
   getMigration: async (m) => m,
 };
 
-/**
- * Whether the index has run exactly the migrations above: one read instead of Knex's migrator (which takes its lock
- * table in a write transaction on every open). Anything else (a new index, a pending migration, an index a newer
- * client migrated further) goes through the migrator as before.
- */
-async function upToDate(knex: Knex): Promise<boolean> {
-  let done: string[];
-  try {
-    done = ((await knex('schema_migrations').select('name')) as { name: string }[]).map((r) => r.name);
-  } catch {
-    return false; // no table yet
-  }
+/** Whether `done` (the names in schema_migrations) are exactly the migrations above. */
+function upToDate(done: readonly string[]): boolean {
   return done.length === all.length && all.every((m) => done.includes(m.name));
 }
 
@@ -271,69 +296,99 @@ const REMOTE_COLUMNS = ['file_id', 'version_id', 'seq', 'path', 'kind', 'size', 
 
 /** The local sqlite3 index of one client (one KLUIS_HOME). */
 export class IndexDb {
-  private constructor(readonly knex: Knex) {}
+  private knexInstance: Knex | null = null;
+
+  private constructor(private readonly conn: Database, private readonly filename: string) {}
+
+  /** Knex on the index's connection, loaded on first use (see the top). */
+  get knex(): Knex {
+    return (this.knexInstance ??= knexOn(this.conn, this.filename));
+  }
 
   /** Opens (creating and migrating if needed) `<home>/index.sqlite3`. */
   static async open(home: string): Promise<IndexDb> {
     mkdirSync(home, { recursive: true, mode: 0o700 });
-    const knex = knexFactory({
-      client: IndexSqlite3Client as unknown as typeof Knex.Client,
-      connection: { filename: path.join(home, INDEX_FILENAME) },
-      useNullAsDefault: true,
-      // One connection: one writer, every transaction serialisable, no SQLITE_BUSY inside the process.
-      pool: {
-        min: 1,
-        max: 1,
-        afterCreate(conn: { run(sql: string, cb: (err: Error | null) => void): void }, done: (err: Error | null, conn: unknown) => void) {
-          const pragmas = ['PRAGMA journal_mode = WAL', 'PRAGMA foreign_keys = ON', 'PRAGMA synchronous = NORMAL', 'PRAGMA busy_timeout = 5000'];
-          const next = (i: number): void => {
-            if (i === pragmas.length) return done(null, conn);
-            conn.run(pragmas[i]!, (err) => (err ? done(err, conn) : next(i + 1)));
-          };
-          next(0);
-        },
-      },
-    });
+    const filename = path.join(home, INDEX_FILENAME);
+    const db = new IndexDb(await openConnection(filename), filename);
     try {
-      if (!(await upToDate(knex))) await knex.migrate.latest({ migrationSource: migrations, tableName: 'schema_migrations' });
+      for (const pragma of PRAGMAS) await db.run(pragma);
+      // One read instead of Knex's migrator (which takes its lock table in a write transaction on every open).
+      // Anything else (a new index, a pending migration, an index a newer client migrated further) goes through the
+      // migrator as before.
+      const done = await db.all<{ name: string }>('SELECT name FROM schema_migrations').catch(() => null); // null: no table yet
+      if (done === null || !upToDate(done.map((r) => r.name))) await db.knex.migrate.latest({ migrationSource: migrations, tableName: 'schema_migrations' });
     } catch (err) {
-      await knex.destroy();
+      await db.close();
       throw err;
     }
-    return new IndexDb(knex);
+    return db;
+  }
+
+  private all<T>(sql: string, params: readonly unknown[] = []): Promise<T[]> {
+    return new Promise((resolve, reject) => this.conn.all(sql, params, (err, rows) => (err ? reject(err) : resolve(rows as T[]))));
+  }
+
+  private first<T>(sql: string, params: readonly unknown[] = []): Promise<T | undefined> {
+    return new Promise((resolve, reject) => this.conn.get(sql, params, (err, row) => (err ? reject(err) : resolve(row as T | undefined))));
+  }
+
+  /** Runs one statement; resolves with the rows it changed. */
+  private run(sql: string, params: readonly unknown[] = []): Promise<number> {
+    return new Promise((resolve, reject) => this.conn.run(sql, params, function done(this: { changes: number }, err: Error | null) {
+      if (err) reject(err);
+      else resolve(this.changes);
+    }));
   }
 
   async close(): Promise<void> {
-    await this.knex.destroy();
+    if (this.knexInstance) await this.knexInstance.destroy();
+    this.knexInstance = null;
+    await new Promise<void>((resolve, reject) => this.conn.close((err) => (err ? reject(err) : resolve())));
   }
 
   /** The folder record for (space, root), created with lastSeq 0 on first use. */
   async folder(spaceId: string, root: string): Promise<FolderRecord> {
     const absRoot = path.resolve(root);
-    return this.knex.transaction(async (trx) => {
-      const found = (await trx('folders').where({ space_id: spaceId, root: absRoot }).first()) as FolderRow | undefined;
-      if (found) return folderOf(found);
-      await trx('folders').insert({ space_id: spaceId, root: absRoot, last_seq: 0, created_at: Date.now() });
-      const row = (await trx('folders').where({ space_id: spaceId, root: absRoot }).first()) as FolderRow;
-      return folderOf(row);
-    });
+    const find = () => this.first<FolderRow>('SELECT * FROM folders WHERE space_id = ? AND root = ?', [spaceId, absRoot]);
+    const found = await find();
+    if (found) return folderOf(found);
+    // (space_id, root) is unique: of two processes binding the folder at once, one inserts, both read the same row.
+    await this.run('INSERT OR IGNORE INTO folders (space_id, root, last_seq, created_at) VALUES (?, ?, 0, ?)', [spaceId, absRoot, Date.now()]);
+    return folderOf((await find())!);
   }
 
   async folders(): Promise<FolderRecord[]> {
-    const rows = (await this.knex('folders').orderBy('id')) as FolderRow[];
-    return rows.map(folderOf);
+    return (await this.all<FolderRow>('SELECT * FROM folders ORDER BY id')).map(folderOf);
   }
 
   async folderById(folderId: number): Promise<FolderRecord | null> {
-    const row = (await this.knex('folders').where({ id: folderId }).first()) as FolderRow | undefined;
+    const row = await this.first<FolderRow>('SELECT * FROM folders WHERE id = ?', [folderId]);
     return row ? folderOf(row) : null;
+  }
+
+  /**
+   * The rows of one folder in `table`, READ_PAGE at a time in primary-key order (issue 22): sqlite3's all() holds a
+   * whole answer in native memory before it becomes objects, which for 100,000 rows was a peak of its own. Each page
+   * is one statement: a row written between two pages is seen in its old or its new state, as by one statement read
+   * before or after that write.
+   */
+  private async *folderRows<T extends { path: string } | { file_id: string }>(table: 'base' | 'remote', columns: readonly string[], key: 'path' | 'file_id', folderId: number): AsyncGenerator<T[]> {
+    const select = `SELECT ${columns.join(', ')} FROM ${table} WHERE folder_id = ?`;
+    let after: unknown = null;
+    for (;;) {
+      const rows = after === null
+        ? await this.all<T>(`${select} ORDER BY ${key} LIMIT ${READ_PAGE}`, [folderId])
+        : await this.all<T>(`${select} AND ${key} > ? ORDER BY ${key} LIMIT ${READ_PAGE}`, [folderId, after]);
+      yield rows;
+      if (rows.length < READ_PAGE) return;
+      after = (rows[rows.length - 1] as Record<typeof key, unknown>)[key];
+    }
   }
 
   /** Every base entry of the folder, by path. */
   async baseAll(folderId: number): Promise<Map<string, BaseEntry>> {
-    const rows = (await this.knex('base').where({ folder_id: folderId }).select(BASE_COLUMNS)) as BaseRow[];
     const out = new Map<string, BaseEntry>();
-    for (const r of rows) {
+    for await (const page of this.folderRows<BaseRow>('base', BASE_COLUMNS, 'path', folderId)) for (const r of page) {
       out.set(r.path, {
         path: r.path,
         kind: r.kind as EntryKind,
@@ -352,9 +407,8 @@ export class IndexDb {
 
   /** Every known remote file of the folder, by fileId. */
   async remoteAll(folderId: number): Promise<Map<string, RemoteEntry>> {
-    const rows = (await this.knex('remote').where({ folder_id: folderId }).select(REMOTE_COLUMNS)) as RemoteRow[];
     const out = new Map<string, RemoteEntry>();
-    for (const r of rows) {
+    for await (const page of this.folderRows<RemoteRow>('remote', REMOTE_COLUMNS, 'file_id', folderId)) for (const r of page) {
       out.set(r.file_id, {
         fileId: r.file_id,
         versionId: r.version_id,
@@ -372,12 +426,18 @@ export class IndexDb {
     return out;
   }
 
+  /** The remote row with the highest seq up to `seq` (where a pull starts: rollback.ts probeStart). */
+  async newestRemoteUpTo(folderId: number, seq: number): Promise<{ versionId: string; seq: number } | null> {
+    const row = await this.first<{ version_id: string; seq: number }>('SELECT version_id, seq FROM remote WHERE folder_id = ? AND seq <= ? ORDER BY seq DESC LIMIT 1', [folderId, seq]);
+    return row ? { versionId: row.version_id, seq: Number(row.seq) } : null;
+  }
+
   /**
    * The chunk list of version `versionId` as synced at `relPath` (kept for large files only), or null when the index
    * has none for that version (a small file, an index from before base_chunks, or a stale row).
    */
   async baseChunks(folderId: number, relPath: string, versionId: string): Promise<[string, number][] | null> {
-    const row = (await this.knex('base_chunks').where({ folder_id: folderId, path: relPath }).first('version_id', 'chunks')) as { version_id: string; chunks: string } | undefined;
+    const row = await this.first<{ version_id: string; chunks: string }>('SELECT version_id, chunks FROM base_chunks WHERE folder_id = ? AND path = ?', [folderId, relPath]);
     if (!row || row.version_id !== versionId) return null;
     return JSON.parse(row.chunks) as [string, number][];
   }
@@ -478,9 +538,8 @@ export class IndexDb {
 
   /** Steps written but not finished (a crash or kill in between), oldest first: run or undo them at start. */
   async journalPending(folderId: number): Promise<JournalEntry[]> {
-    const rows = (await this.knex('journal').where({ folder_id: folderId, state: 'pending' }).orderBy('id')) as {
-      id: number; folder_id: number; op: string; payload: string; state: JournalState; created_at: number;
-    }[];
+    const rows = await this.all<{ id: number; folder_id: number; op: string; payload: string; state: JournalState; created_at: number }>(
+      "SELECT id, folder_id, op, payload, state, created_at FROM journal WHERE folder_id = ? AND state = 'pending' ORDER BY id", [folderId]);
     return rows.map((r) => ({ id: r.id, folderId: r.folder_id, op: r.op, payload: JSON.parse(r.payload) as unknown, state: r.state, createdAt: Number(r.created_at) }));
   }
 
@@ -493,7 +552,7 @@ export class IndexDb {
   async wraps(folderId: number, fileIds: readonly string[]): Promise<Map<string, unknown[]>> {
     const out = new Map<string, unknown[]>();
     for (const ids of chunked(fileIds)) {
-      const rows = (await this.knex('file_wraps').where({ folder_id: folderId }).whereIn('file_id', ids).orderBy('key_epoch')) as { file_id: string; wrap: string }[];
+      const rows = await this.all<{ file_id: string; wrap: string }>(`SELECT file_id, wrap FROM file_wraps WHERE folder_id = ? AND file_id IN (${ids.map(() => '?').join(', ')}) ORDER BY key_epoch`, [folderId, ...ids]);
       for (const r of rows) {
         const list = out.get(r.file_id);
         if (list) list.push(JSON.parse(r.wrap));
@@ -510,12 +569,13 @@ export class IndexDb {
     if (status.lastError !== undefined) row.last_error = status.lastError;
     if (status.lastSyncAt !== undefined) row.last_sync_at = status.lastSyncAt;
     if (status.pid !== undefined) row.pid = status.pid;
-    if (Object.keys(row).length) await this.knex('folders').where({ id: folderId }).update(row);
+    const columns = Object.keys(row); // from the fixed names above, never from input
+    if (columns.length) await this.run(`UPDATE folders SET ${columns.map((c) => `${c} = ?`).join(', ')} WHERE id = ?`, [...Object.values(row), folderId]);
   }
 
   async status(folderId: number): Promise<FolderStatus & { pendingJournal: number }> {
-    const row = (await this.knex('folders').where({ id: folderId }).first('state', 'last_error', 'last_sync_at', 'pid')) as { state: string; last_error: string | null; last_sync_at: number | null; pid: number | null } | undefined;
-    const pending = (await this.knex('journal').where({ folder_id: folderId, state: 'pending' }).count({ n: '*' }).first()) as { n: number } | undefined;
+    const row = await this.first<{ state: string; last_error: string | null; last_sync_at: number | null; pid: number | null }>('SELECT state, last_error, last_sync_at, pid FROM folders WHERE id = ?', [folderId]);
+    const pending = await this.first<{ n: number }>("SELECT COUNT(*) AS n FROM journal WHERE folder_id = ? AND state = 'pending'", [folderId]);
     return {
       state: row?.state ?? 'idle',
       lastError: row?.last_error ?? null,

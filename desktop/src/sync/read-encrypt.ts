@@ -31,7 +31,11 @@ const SYNC_READ = 256 * 1024;
 // O_NOFOLLOW: a file swapped for a symlink since the scan is not followed.
 const OPEN_FLAGS = fsConstants.O_RDONLY | (fsConstants.O_NOFOLLOW ?? 0);
 
-/** The whole content of a small file, or null if it is bigger than SYNC_READ by now. */
+/**
+ * The whole content of a small file, or null if it is bigger than SYNC_READ by now. A fresh SYNC_READ + 1 buffer each
+ * time: one scratch buffer with a copy out at the file's size was tried for issue 22 and did not lower a first sync's
+ * peak RSS (a buffer that large is zero-filled memory of which only the pages read are touched).
+ */
 function readSmall(absPath: string): Uint8Array | null {
   const fd = openSync(absPath, OPEN_FLAGS);
   try {
@@ -104,11 +108,11 @@ class ChunkSink {
     this.onHeld?.(length);
   }
 
-  /** Cuts a piece of content in memory (a whole small file). */
+  /** Cuts a piece of content in memory (a whole small file; `take` keeps no piece, so views, not copies). */
   async cut(content: Uint8Array): Promise<void> {
     let pos = 0;
     for (const n of chunkBoundaries(content)) {
-      await this.take(content.slice(pos, pos + n));
+      await this.take(content.subarray(pos, pos + n));
       pos += n;
     }
   }

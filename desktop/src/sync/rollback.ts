@@ -21,10 +21,10 @@ export interface RollbackProbe {
 export async function probeStart(ctx: SyncContext): Promise<RollbackProbe> {
   const seen = ctx.folder.lastSeq;
   if (seen === 0) return { since: 0, seen, top: null };
-  const row = (await ctx.db.knex('remote').where({ folder_id: ctx.folder.id }).andWhere('seq', '<=', seen).orderBy('seq', 'desc').first('version_id', 'seq')) as { version_id: string; seq: number } | undefined;
-  const seq = Number(row?.seq ?? 0);
+  const row = await ctx.db.newestRemoteUpTo(ctx.folder.id, seen);
+  const seq = row?.seq ?? 0;
   if (!row || seq < 1 || seq > seen) return { since: seen, seen, top: null };
-  return { since: seq - 1, seen, top: { seq, versionId: row.version_id } };
+  return { since: seq - 1, seen, top: { seq, versionId: row.versionId } };
 }
 
 /** Whether the server's first page shows a change log older than this index's (see the top of this file). */
