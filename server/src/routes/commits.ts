@@ -47,7 +47,39 @@ export interface CommitAuthor {
 }
 
 /** Validates and stores one batch; returns the assigned seqs, or throws 409 with every conflict found. */
-export async function commitBatch(trx: Tx, services: Services, author: CommitAuthor, spaceId: string, signer: string, versions: CommitVersion[], options: { refuseFrozen?: boolean } = {}) {
+/**
+ * The wraps of `versions` whose signatures verify. A signature needs no database, so a caller checks them before its
+ * transaction (checkedWraps option of commitBatch): inside it the single writer would wait for every other commit's
+ * public-key work too. Version-2 wraps are checked together (one signature per batch, the tree rebuilt once); when that
+ * fails each is checked alone, so that the refusal names the wrap.
+ */
+export function verifiedWraps(versions: CommitVersion[]): ReadonlySet<FileKeyWrap> {
+  const ok = new Set<FileKeyWrap>();
+  const batch = versions.flatMap((v) => (v.fileKeyWrap?.v === 2 ? [v.fileKeyWrap as BatchFileKeyWrap] : []));
+  let batchOk = false;
+  try {
+    verifyBatchWrapSignatures(batch);
+    batchOk = true;
+  } catch {
+    // each alone below
+  }
+  for (const v of versions) {
+    const w = v.fileKeyWrap;
+    if (!w) continue;
+    if (batchOk && w.v === 2) ok.add(w);
+    else {
+      try {
+        verifyWrapSignature(w);
+        ok.add(w);
+      } catch {
+        // refused where it is needed (commitBatch), with the wrap's file named
+      }
+    }
+  }
+  return ok;
+}
+
+export async function commitBatch(trx: Tx, services: Services, author: CommitAuthor, spaceId: string, signer: string, versions: CommitVersion[], options: { refuseFrozen?: boolean; checkedWraps?: ReadonlySet<FileKeyWrap> } = {}) {
   // The space's epoch, its public key and its seq in one read (inside the transaction: the seq is ours to bump).
   const read = trx('spaces as s').join('space_epochs as e', function () {
     this.on('e.space_id', '=', 's.id').andOn('e.key_epoch', '=', 's.key_epoch');
@@ -86,15 +118,8 @@ export async function commitBatch(trx: Tx, services: Services, author: CommitAut
     }
   }
 
-  // Version-2 wraps (docs/crypto.md §5.2) are checked together: one signature per batch, the tree rebuilt once.
-  // When that fails, each is checked again below, so that the refusal names the wrap.
-  let batchesChecked = false;
-  try {
-    verifyBatchWrapSignatures(versions.flatMap((v) => (v.fileKeyWrap?.v === 2 ? [v.fileKeyWrap as BatchFileKeyWrap] : [])));
-    batchesChecked = true;
-  } catch {
-    // named below
-  }
+  // Signatures (docs/crypto.md §5, §5.2), unless the caller checked them before its transaction.
+  const checked = options.checkedWraps ?? verifiedWraps(versions);
   const conflicts: Conflict[] = [];
   const heads = new Map<string, string | null>();
   const wrapEpochs = new Map<string, number>();
@@ -123,7 +148,7 @@ export async function commitBatch(trx: Tx, services: Services, author: CommitAut
     const wrapEpoch = wrapEpochs.get(v.fileId) ?? known?.wrapEpoch ?? 0;
     if (wrapEpoch < keyEpoch) {
       if (!v.fileKeyWrap) throw new DomainError(ErrorCode.ValidationFailed, `versions: fileKeyWrap is required for file ${v.fileId} (new file or new key epoch)`);
-      checkFileWrap(v.fileKeyWrap, { spaceId, keyEpoch, fileId: v.fileId, recipient: epochPublicKey, signer }, batchesChecked && v.fileKeyWrap.v === 2);
+      checkFileWrap(v.fileKeyWrap, { spaceId, keyEpoch, fileId: v.fileId, recipient: epochPublicKey, signer }, checked.has(v.fileKeyWrap));
       wrapEpochs.set(v.fileId, keyEpoch);
     } else if (v.fileKeyWrap) {
       throw new DomainError(ErrorCode.ValidationFailed, `versions: file ${v.fileId} already has a key for epoch ${keyEpoch}`);
@@ -178,17 +203,12 @@ export async function commitBatch(trx: Tx, services: Services, author: CommitAut
   return { firstSeq: assigned[0]!.seq, lastSeq: seq, versions: assigned };
 }
 
-function checkFileWrap(wrap: FileKeyWrap, expect: { spaceId: string; keyEpoch: number; fileId: string; recipient: string; signer: string }, signatureChecked: boolean): void {
+function checkFileWrap(wrap: FileKeyWrap, expect: { spaceId: string; keyEpoch: number; fileId: string; recipient: string; signer: string }, verified: boolean): void {
   if (wrap.spaceId !== expect.spaceId || wrap.keyEpoch !== expect.keyEpoch || wrap.fileId !== expect.fileId || wrap.recipient !== expect.recipient) {
     throw new DomainError(ErrorCode.ValidationFailed, `fileKeyWrap for ${expect.fileId}: must be sealed to the space key of epoch ${expect.keyEpoch} for this file`);
   }
   if (wrap.signer !== expect.signer) throw new DomainError(ErrorCode.ValidationFailed, `fileKeyWrap for ${expect.fileId}: must be signed by you`);
-  if (signatureChecked) return;
-  try {
-    verifyWrapSignature(wrap);
-  } catch {
-    throw new DomainError(ErrorCode.BadSignature, `fileKeyWrap for ${expect.fileId}: the signature does not verify`);
-  }
+  if (!verified) throw new DomainError(ErrorCode.BadSignature, `fileKeyWrap for ${expect.fileId}: the signature does not verify`);
 }
 
 async function fileWraps(services: Services, fileIds: string[]): Promise<Record<string, unknown[]>> {
@@ -211,11 +231,13 @@ export function commitRoutes(router: Router, services: Services): void {
     await memberRole(services, caller, spaceId, 'editor');
     const req = parse(CommitRequest, body(ctx));
     const signer = caller.signPublicKey!;
+    // Public-key work before the transaction, which one writer runs at a time (verifiedWraps).
+    const checkedWraps = verifiedWraps(req.versions);
     // Group commit: concurrent commits (and audit entries of reads) share one COMMIT; each in its own savepoint.
     const result = await services.tx(async (trx) => {
       // Frozen or not is read inside the transaction: an offboarding that freezes the space commits before or after
       // this, never between.
-      const r = await commitBatch(trx, services, caller, spaceId, signer, req.versions, { refuseFrozen: true });
+      const r = await commitBatch(trx, services, caller, spaceId, signer, req.versions, { refuseFrozen: true, checkedWraps });
       await audit.append(trx, { ...actor(ctx, caller), action: 'commit.create', targetType: 'space', targetId: spaceId, outcome: 'success', details: { versions: r.versions.length, firstSeq: r.firstSeq, lastSeq: r.lastSeq, deletions: req.versions.filter((v) => v.deleted).length } });
       return r;
     });
