@@ -5,7 +5,7 @@
 // seqs are those of the accepted commits, and every accepted commit has its audit entry (the chain verifies).
 import test from 'ava';
 import * as k from '@kluis/shared';
-import { openServerDb, startServer, type RunningServer } from '../helpers/server.js';
+import { openServerDb, startServer, testEngine, type RunningServer } from '../helpers/server.js';
 import { addMemberBody, admin, call, newColleague, newOrg, newSpace, type User } from '../helpers/api.js';
 import { newFile, version } from '../helpers/files.js';
 
@@ -160,6 +160,39 @@ test.serial('concurrent commits into a frozen space are refused while those of a
   const refused = (await commitAudit(spaceId)).filter((e) => e.outcome !== 'success');
   t.is(refused.length, 15);
   t.is((await commitAudit(other.spaceId)).filter((e) => e.outcome === 'success').length, 15);
+  const verified = await admin(server.dataDir, ['audit', 'verify', '--no-state']);
+  t.true(verified.ok, JSON.stringify(verified));
+});
+
+test.serial('when the combined writes fail (a row the database refuses), each commit of the group runs alone: only the refused one fails', async (t) => {
+  const { admin: a } = await newOrg(server.url, server.dataDir);
+  const { spaceId, pair } = await newSpace(server.url, a);
+  const doomed = version(a, spaceId, pair, 1, newFile(), { parent: null, path: 'Map/doomed.txt' });
+  // A fault the checks cannot foresee: the database refuses this one version row.
+  const db = await openServerDb(server.dataDir);
+  const postgres = testEngine() === 'postgres';
+  try {
+    if (postgres) {
+      await db.raw(`CREATE FUNCTION test_refuse_version() RETURNS trigger AS $$ BEGIN IF NEW.id = '${doomed.versionId}' THEN RAISE EXCEPTION 'refused by the test'; END IF; RETURN NEW; END $$ LANGUAGE plpgsql`);
+      await db.raw('CREATE TRIGGER test_refuse_version BEFORE INSERT ON versions FOR EACH ROW EXECUTE FUNCTION test_refuse_version()');
+    } else {
+      await db.raw(`CREATE TRIGGER test_refuse_version BEFORE INSERT ON versions WHEN NEW.id = '${doomed.versionId}' BEGIN SELECT RAISE(ABORT, 'refused by the test'); END`);
+    }
+    const others = Array.from({ length: 30 }, (_, i) => version(a, spaceId, pair, 1, newFile(), { parent: null, path: `Map/${i}.txt` }));
+    const res = await Promise.all([...others.slice(0, 15), doomed, ...others.slice(15)].map((v) => commit(a.token, spaceId, [v.entry])));
+    const doomedRes = res.splice(15, 1)[0]!;
+    t.is(doomedRes.status, 500);
+    t.deepEqual(res.map((r) => r.status), Array(30).fill(201), JSON.stringify(res.find((r) => r.status !== 201)?.body));
+    t.deepEqual(res.map((r) => r.body.seq as number).sort((x, y) => x - y), Array.from({ length: 30 }, (_, i) => i + 1));
+    const changes = await call(server.url, 'GET', `/api/v1/spaces/${spaceId}/changes?since=0`, { token: a.token });
+    t.is(changes.body.head, 30);
+    t.false((changes.body.changes as { fileId: string }[]).some((c) => c.fileId === doomed.entry.fileId));
+    t.is((await commitAudit(spaceId)).filter((e) => e.outcome === 'success').length, 30);
+  } finally {
+    await db.raw('DROP TRIGGER test_refuse_version' + (postgres ? ' ON versions' : ''));
+    if (postgres) await db.raw('DROP FUNCTION test_refuse_version()');
+    await db.destroy();
+  }
   const verified = await admin(server.dataDir, ['audit', 'verify', '--no-state']);
   t.true(verified.ok, JSON.stringify(verified));
 });
