@@ -118,6 +118,8 @@ export interface AuditLog {
    */
   noteSpaceOrg?(trx: Tx, spaceId: string, orgId: string): void;
   /** Appends in a transaction of its own: for denials and failures whose main transaction rolled back. */
+  /** Appends entries in order in one multi-row INSERT, with their copies for the spaces' organisations (audit/org-sides.ts). */
+  appendBatch?(trx: Tx, entries: readonly AuditEntryInput[]): Promise<number[]>;
   appendStandalone(entry: AuditEntryInput): Promise<number>;
   /** Writes a signed checkpoint over the newest entry (no-op if none since the last). */
   checkpoint(): Promise<void>;

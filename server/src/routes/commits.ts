@@ -1,7 +1,8 @@
 // The change log: batch commits with parent checks, paged changes, version history, trash, and server-sent events.
 import type Router from '@koa/router';
 import { PassThrough } from 'node:stream';
-import { CommitRequest, ErrorCode, fromBase64Url, verifyBatchWrapSignatures, verifyWrapSignature, type BatchFileKeyWrap, type CommitVersion, type FileKeyWrap } from '@kluis/shared';
+import { CommitRequest, ErrorCode, verifyBatchWrapSignatures, verifyWrapSignature, type BatchFileKeyWrap, type CommitVersion, type FileKeyWrap } from '@kluis/shared';
+import { checkChunks, checkVersions, commitRows, type CommitSpace } from '../services/commit-check.js';
 import { DomainError } from '../domain-error.js';
 import type { Services } from '../context.js';
 import type { ChangeEvent } from '../events.js';
@@ -12,10 +13,11 @@ import type { Tx } from '../db/db.js';
 import { isPostgres } from '../db/postgres.js';
 import { inList } from '../db/hot-reads.js';
 import { requestUploads } from '../services/requests.js';
+import { CommitCombiner } from '../services/commit-combiner.js';
 
 const IN_BATCH = 500;
 
-function chunked<T>(items: T[], size = IN_BATCH): T[][] {
+export function chunked<T>(items: T[], size = IN_BATCH): T[][] {
   const out: T[][] = [];
   for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
   return out;
@@ -29,14 +31,6 @@ function intQuery(ctx: KCtx, name: string, fallback: number, min: number, max: n
     throw new DomainError(ErrorCode.ValidationFailed, `${name}: an integer from ${min} to ${max}`);
   }
   return n;
-}
-
-interface Conflict {
-  fileId: string;
-  versionId: string;
-  reason: 'parent_not_head' | 'already_committed' | 'file_in_other_space' | 'version_in_other_space';
-  head: string | null;
-  seq?: number;
 }
 
 /** Who a batch is recorded under: the caller, or for a file request its creator and the request's id (services/requests.ts). */
@@ -99,102 +93,37 @@ export async function commitBatch(trx: Tx, services: Services, author: CommitAut
   const now = Date.now();
   const fileIds = [...new Set(versions.map((v) => v.fileId))];
   const versionIds = versions.map((v) => v.versionId);
-  if (new Set(versionIds).size !== versionIds.length) throw new DomainError(ErrorCode.ValidationFailed, 'versions: a versionId appears twice');
+  const facts: CommitSpace = { spaceId, keyEpoch, epochPublicKey, signer };
 
   // The files (with the newest epoch they have a key for) and the versions with these ids in one statement per 500 of
   // each: versions in this space are replays (their seq is the caller's to know); ids taken elsewhere are refused.
   const files = new Map<string, { space_id: string; head_version_id: string | null; wrapEpoch: number }>();
-  const existing = new Map<string, number>();
-  const elsewhere = new Set<string>();
+  const taken = new Map<string, number | 'elsewhere'>();
   for (let i = 0; i < Math.max(fileIds.length, versionIds.length); i += IN_BATCH) {
-    const rows = await trx('files as f').whereIn('f.id', fileIds.slice(i, i + IN_BATCH))
-      .select(trx.raw('0 AS kind'), 'f.id', 'f.space_id', 'f.head_version_id as head', trx('file_key_wraps as w').max('w.key_epoch').whereRaw('w.file_id = f.id').as('n'))
-      .unionAll(trx('versions as v').whereIn('v.id', versionIds.slice(i, i + IN_BATCH)).select(trx.raw('1 AS kind'), 'v.id', 'v.space_id', trx.raw('NULL AS head'), 'v.seq as n')) as
-      { kind: number | string; id: string; space_id: string; head: string | null; n: number | string | null }[];
-    for (const r of rows) {
+    for (const r of await readFilesAndVersions(trx, fileIds.slice(i, i + IN_BATCH), versionIds.slice(i, i + IN_BATCH))) {
       if (Number(r.kind) === 0) files.set(r.id, { space_id: r.space_id, head_version_id: r.head, wrapEpoch: Number(r.n ?? 0) });
-      else if (r.space_id === spaceId) existing.set(r.id, Number(r.n));
-      else elsewhere.add(r.id);
+      else taken.set(r.id, r.space_id === spaceId ? Number(r.n) : 'elsewhere');
     }
   }
 
   // Signatures (docs/crypto.md §5, §5.2), unless the caller checked them before its transaction.
-  const checked = options.checkedWraps ?? verifiedWraps(versions);
-  const conflicts: Conflict[] = [];
-  const heads = new Map<string, string | null>();
-  const wrapEpochs = new Map<string, number>();
-  for (const v of versions) {
-    if (v.keyEpoch !== keyEpoch) throw new DomainError(ErrorCode.Conflict, `versions: keyEpoch must be the space's current epoch ${keyEpoch}`);
-    const known = files.get(v.fileId);
-    if (known && known.space_id !== spaceId) {
-      conflicts.push({ fileId: v.fileId, versionId: v.versionId, reason: 'file_in_other_space', head: null });
-      continue;
-    }
-    // An id taken in another space, of this organisation or another, gets one answer that says nothing of that
-    // space (no seq, no head): ids are global, so the refusal itself cannot be avoided, but it is the same for all.
-    if (elsewhere.has(v.versionId)) {
-      conflicts.push({ fileId: v.fileId, versionId: v.versionId, reason: 'version_in_other_space', head: null });
-      continue;
-    }
-    if (existing.has(v.versionId)) {
-      conflicts.push({ fileId: v.fileId, versionId: v.versionId, reason: 'already_committed', head: known?.head_version_id ?? null, seq: existing.get(v.versionId)! });
-      continue;
-    }
-    const head = heads.has(v.fileId) ? heads.get(v.fileId)! : (known?.head_version_id ?? null);
-    if (v.parent !== head) {
-      conflicts.push({ fileId: v.fileId, versionId: v.versionId, reason: 'parent_not_head', head });
-      continue;
-    }
-    const wrapEpoch = wrapEpochs.get(v.fileId) ?? known?.wrapEpoch ?? 0;
-    if (wrapEpoch < keyEpoch) {
-      if (!v.fileKeyWrap) throw new DomainError(ErrorCode.ValidationFailed, `versions: fileKeyWrap is required for file ${v.fileId} (new file or new key epoch)`);
-      checkFileWrap(v.fileKeyWrap, { spaceId, keyEpoch, fileId: v.fileId, recipient: epochPublicKey, signer }, checked.has(v.fileKeyWrap));
-      wrapEpochs.set(v.fileId, keyEpoch);
-    } else if (v.fileKeyWrap) {
-      throw new DomainError(ErrorCode.ValidationFailed, `versions: file ${v.fileId} already has a key for epoch ${keyEpoch}`);
-    }
-    heads.set(v.fileId, v.versionId);
-  }
-  if (conflicts.length) {
-    throw new DomainError(ErrorCode.Conflict, `${conflicts.length} version(s) conflict with the server's history`, { extra: { conflicts } });
-  }
+  const { heads } = checkVersions(facts, versions, { file: (id) => files.get(id), version: (id) => taken.get(id) }, options.checkedWraps ?? verifiedWraps(versions));
 
   // Every chunk must be stored in this space before a version may name it.
-  const wanted = [...new Set(versions.flatMap((v) => v.chunks))];
   const lengths = new Map<string, number>();
   let dead = false;
-  for (const part of chunked(wanted)) {
+  for (const part of chunked([...new Set(versions.flatMap((v) => v.chunks))])) {
     for (const r of await trx('chunks').where({ space_id: spaceId }).whereIn('id', part).select('id', 'length', 'live')) {
       lengths.set(r.id, Number(r.length));
       if (!Number(r.live)) dead = true;
     }
   }
-  const missing = wanted.filter((id) => !lengths.has(id));
-  if (missing.length) {
-    throw new DomainError(ErrorCode.MissingChunks, `${missing.length} chunk(s) are not uploaded`, { extra: { missing: missing.slice(0, 10_000) } });
-  }
+  const wanted = checkChunks(versions, lengths);
 
-  let seq = Number(space.seq);
-  const caller = author;
-  const versionRows = [];
-  const chunkRows: { version_id: string; ord: number; chunk_id: string }[] = [];
-  const assigned: { fileId: string; versionId: string; seq: number }[] = [];
-  for (const v of versions) {
-    seq++;
-    versionRows.push({
-      id: v.versionId, file_id: v.fileId, space_id: spaceId, seq, parent_id: v.parent, key_epoch: v.keyEpoch, manifest: Buffer.from(fromBase64Url(v.manifest)),
-      deleted: v.deleted, stored_bytes: v.chunks.reduce((n, id) => n + lengths.get(id)!, 0), author_user_id: caller.userId, author_device_id: caller.deviceId, created_at: now, expired_at: null,
-    });
-    v.chunks.forEach((chunkId, ord) => chunkRows.push({ version_id: v.versionId, ord, chunk_id: chunkId }));
-    assigned.push({ fileId: v.fileId, versionId: v.versionId, seq });
-  }
+  const { versionRows, chunkRows, wrapRows, assigned, lastSeq: seq } = commitRows(facts, author, versions, Number(space.seq), lengths, now);
   // New files are inserted with their head (no foreign key on it); only known files need an UPDATE.
   const newFiles = fileIds.filter((id) => !files.has(id)).map((id) => ({ id, space_id: spaceId, head_version_id: heads.get(id)!, created_at: now }));
-  for (const part of chunked(newFiles, 200)) await trx('files').insert(part);
-  for (const part of chunked(versionRows, 50)) await trx('versions').insert(part);
-  for (const part of chunked(chunkRows, 300)) await trx('version_chunks').insert(part);
-  const wrapRows = versions.filter((v) => v.fileKeyWrap).map((v) => ({ file_id: v.fileId, key_epoch: keyEpoch, recipient: epochPublicKey, wrap: JSON.stringify(v.fileKeyWrap), created_at: now }));
-  for (const part of chunked(wrapRows, 200)) await trx('file_key_wraps').insert(part);
+  await insertCommitRows(trx, { newFiles, versionRows, chunkRows, wrapRows });
   for (const [fileId, head] of heads) if (files.has(fileId)) await trx('files').where({ id: fileId }).update({ head_version_id: head });
   // Chunks named again by a new version are live again (they may have been counted dead by retention). Read above in
   // this transaction: when all are live, as nearly always, that is two statements fewer.
@@ -203,12 +132,20 @@ export async function commitBatch(trx: Tx, services: Services, author: CommitAut
   return { firstSeq: assigned[0]!.seq, lastSeq: seq, versions: assigned };
 }
 
-function checkFileWrap(wrap: FileKeyWrap, expect: { spaceId: string; keyEpoch: number; fileId: string; recipient: string; signer: string }, verified: boolean): void {
-  if (wrap.spaceId !== expect.spaceId || wrap.keyEpoch !== expect.keyEpoch || wrap.fileId !== expect.fileId || wrap.recipient !== expect.recipient) {
-    throw new DomainError(ErrorCode.ValidationFailed, `fileKeyWrap for ${expect.fileId}: must be sealed to the space key of epoch ${expect.keyEpoch} for this file`);
-  }
-  if (wrap.signer !== expect.signer) throw new DomainError(ErrorCode.ValidationFailed, `fileKeyWrap for ${expect.fileId}: must be signed by you`);
-  if (!verified) throw new DomainError(ErrorCode.BadSignature, `fileKeyWrap for ${expect.fileId}: the signature does not verify`);
+/** Files (kind 0: space, head, newest wrap epoch as n) and versions (kind 1: space, seq as n) with these ids, in one statement. */
+export async function readFilesAndVersions(trx: Tx, fileIds: string[], versionIds: string[]) {
+  return await trx('files as f').whereIn('f.id', fileIds)
+    .select(trx.raw('0 AS kind'), 'f.id', 'f.space_id', 'f.head_version_id as head', trx('file_key_wraps as w').max('w.key_epoch').whereRaw('w.file_id = f.id').as('n'))
+    .unionAll(trx('versions as v').whereIn('v.id', versionIds).select(trx.raw('1 AS kind'), 'v.id', 'v.space_id', trx.raw('NULL AS head'), 'v.seq as n')) as
+    { kind: number | string; id: string; space_id: string; head: string | null; n: number | string | null }[];
+}
+
+/** Multi-row INSERTs of a commit's rows (or a group's), in parts that stay below every engine's limit on bound parameters. */
+export async function insertCommitRows(trx: Tx, rows: { newFiles: object[]; versionRows: object[]; chunkRows: object[]; wrapRows: object[] }): Promise<void> {
+  for (const part of chunked(rows.newFiles, 200)) await trx('files').insert(part);
+  for (const part of chunked(rows.versionRows, 50)) await trx('versions').insert(part);
+  for (const part of chunked(rows.chunkRows, 300)) await trx('version_chunks').insert(part);
+  for (const part of chunked(rows.wrapRows, 200)) await trx('file_key_wraps').insert(part);
 }
 
 async function fileWraps(services: Services, fileIds: string[]): Promise<Record<string, unknown[]>> {
@@ -224,7 +161,8 @@ async function fileWraps(services: Services, fileIds: string[]): Promise<Record<
 
 export function commitRoutes(router: Router, services: Services): void {
   // Plain reads go to the read connections; everything written goes through services.tx (group commit).
-  const { read, audit, events } = services;
+  const { read, events } = services;
+  const combiner = new CommitCombiner(services);
 
   route(router, services, 'post', '/api/v1/spaces/:spaceId/commits', { action: 'commit.create' }, async (ctx, caller) => {
     const spaceId = pathId(ctx, 'spaceId', 'space');
@@ -233,13 +171,10 @@ export function commitRoutes(router: Router, services: Services): void {
     const signer = caller.signPublicKey!;
     // Public-key work before the transaction, which one writer runs at a time (verifiedWraps).
     const checkedWraps = verifiedWraps(req.versions);
-    // Group commit: concurrent commits (and audit entries of reads) share one COMMIT; each in its own savepoint.
-    const result = await services.tx(async (trx) => {
-      // Frozen or not is read inside the transaction: an offboarding that freezes the space commits before or after
-      // this, never between.
-      const r = await commitBatch(trx, services, caller, spaceId, signer, req.versions, { refuseFrozen: true, checkedWraps });
-      await audit.append(trx, { ...actor(ctx, caller), action: 'commit.create', targetType: 'space', targetId: spaceId, outcome: 'success', details: { versions: r.versions.length, firstSeq: r.firstSeq, lastSeq: r.lastSeq, deletions: req.versions.filter((v) => v.deleted).length } });
-      return r;
+    // Concurrent commits are checked and written together, as one member of the group commit (services/commit-combiner.ts).
+    const result = await combiner.commit({
+      author: caller, spaceId, signer, versions: req.versions, checkedWraps,
+      audit: { ...actor(ctx, caller), action: 'commit.create', targetType: 'space', targetId: spaceId, outcome: 'success' },
     });
     events.publish({ spaceId, seq: result.lastSeq });
     ctx.status = 201;
