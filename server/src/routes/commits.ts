@@ -40,7 +40,6 @@ export interface CommitAuthor {
   deviceId: string;
 }
 
-/** Validates and stores one batch; returns the assigned seqs, or throws 409 with every conflict found. */
 /**
  * The wraps of `versions` whose signatures verify. A signature needs no database, so a caller checks them before its
  * transaction (checkedWraps option of commitBatch): inside it the single writer would wait for every other commit's
@@ -73,6 +72,7 @@ export function verifiedWraps(versions: CommitVersion[]): ReadonlySet<FileKeyWra
   return ok;
 }
 
+/** Validates and stores one batch; returns the assigned seqs, or throws 409 with every conflict found. */
 export async function commitBatch(trx: Tx, services: Services, author: CommitAuthor, spaceId: string, signer: string, versions: CommitVersion[], options: { refuseFrozen?: boolean; checkedWraps?: ReadonlySet<FileKeyWrap> } = {}) {
   // The space's epoch, its public key and its seq in one read (inside the transaction: the seq is ours to bump).
   const read = trx('spaces as s').join('space_epochs as e', function () {
