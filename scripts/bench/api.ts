@@ -5,8 +5,10 @@
 // The clients read every response body in full but do not parse it (as for /healthz): 100 clients are 100
 // machines, and JSON-parsing 128 KB pages here would take a core of this one from the server. --parse parses
 // them, as earlier versions of this bench did (that client alone caps changes near 400 req/s on 2 cores).
-// The CPU column is the server's CPU time per request (/proc), steadier than req/s on a shared machine; the last one the
-// SQL statements per request (the server's kluis_db_statements_total, by pool).
+// The CPU column is the server's CPU time per request (/proc), steadier than req/s on a shared machine; the next one the
+// load generator's own (it shares the cores); the last one the SQL statements per request (the server's
+// kluis_db_statements_total, by pool). --client http|fetch: the load generator (lib/http-client.ts; fetch was the
+// only one until issue 21's last figures and costs the client about three times the CPU per request).
 // Options: --only healthz,changes,unchanged,commits (run some phases; the table and api.json then hold only those),
 // --profile DIR (the server writes a V8 CPU profile there at exit: open it in Chrome DevTools or speedscope),
 // --engine sqlite|pg (pg: a throw-away PostgreSQL cluster of test/helpers/postgres.ts, fsync off; its processes' CPU
@@ -22,11 +24,12 @@ import { databaseEnv, startSecondNode, startServer, type RunningServer } from '.
 import { stopSharedPostgres } from '../../test/helpers/postgres.js';
 import { call, newColleague, newOrg, newSpace, type User } from '../../test/helpers/api.js';
 import { newFile, version, type FileHandle } from '../../test/helpers/files.js';
+import { closeHttpClient, httpRequest } from './lib/http-client.js';
 
 const { values } = parseArgs({
   options: {
     clients: { type: 'string', default: '100' }, seconds: { type: 'string', default: '30' }, only: { type: 'string' }, profile: { type: 'string' },
-    parse: { type: 'boolean', default: false }, engine: { type: 'string', default: 'sqlite' }, nodes: { type: 'string', default: '1' },
+    parse: { type: 'boolean', default: false }, client: { type: 'string', default: 'http' }, engine: { type: 'string', default: 'sqlite' }, nodes: { type: 'string', default: '1' },
   },
 });
 const ENGINE = values.engine === 'pg' || values.engine === 'postgres' ? 'pg' : 'sqlite';
@@ -36,6 +39,7 @@ if (NODES !== 1 && NODES !== 2) throw new Error('--nodes is 1 or 2');
 if (NODES === 2 && ENGINE !== 'pg') throw new Error('--nodes 2 needs --engine pg (nodes share the database)');
 // test/helpers/server.ts gives each server a database of the shared throw-away cluster under this variable.
 if (ENGINE === 'pg') process.env.KLUIS_TEST_DB = 'postgres';
+if (values.client !== 'http' && values.client !== 'fetch') throw new Error('--client is http or fetch');
 const CLIENTS = Number(values.clients);
 const SECONDS = Number(values.seconds);
 const ONLY = values.only ? new Set(values.only.split(',')) : null;
@@ -120,7 +124,7 @@ try {
     return out;
   };
 
-  interface Phase { name: string; what: string; latencies: number[]; errors: number; seconds: number; cpuMs: number; pgCpuMs: number; statements: Record<string, number>; loadavg: number[] }
+  interface Phase { name: string; what: string; latencies: number[]; errors: number; seconds: number; cpuMs: number; clientCpuMs: number; pgCpuMs: number; statements: Record<string, number>; loadavg: number[] }
   const phases: Phase[] = [];
 
   async function phase(name: string, what: string, request: (client: number, n: number) => Promise<number>): Promise<Phase> {
@@ -129,6 +133,7 @@ try {
     const end = performance.now() + SECONDS * 1000;
     const t0 = performance.now();
     const cpu0 = serverCpuMs();
+    const client0 = process.cpuUsage();
     const pg0 = postgresCpuMs();
     const sql0 = await statementCounts();
     await Promise.all(Array.from({ length: CLIENTS }, async (_, c) => {
@@ -140,10 +145,12 @@ try {
       }
     }));
     const cpuMs = serverCpuMs() - cpu0;
+    const clientUsage = process.cpuUsage(client0);
+    const clientCpuMs = (clientUsage.user + clientUsage.system) / 1000;
     const pgCpuMs = postgresCpuMs() - pg0;
     const sql1 = await statementCounts();
     const statements = Object.fromEntries(Object.keys(sql1).map((pool) => [pool, sql1[pool]! - (sql0[pool] ?? 0)]));
-    const p = { name, what, latencies: latencies.sort((x, y) => x - y), errors, seconds: (performance.now() - t0) / 1000, cpuMs, pgCpuMs, statements, loadavg: os.loadavg() };
+    const p = { name, what, latencies: latencies.sort((x, y) => x - y), errors, seconds: (performance.now() - t0) / 1000, cpuMs, clientCpuMs, pgCpuMs, statements, loadavg: os.loadavg() };
     phases.push(p);
     console.error(`  ${name}: ${latencies.length} requests, ${errors} errors`);
     return p;
@@ -155,13 +162,19 @@ try {
     if (values.parse) return (await call(nodeUrl(client), method, url, { token, json })).status;
     const headers: Record<string, string> = { 'x-kluis-client': 'kluis-bench/0.1.0', authorization: `Bearer ${token}` };
     if (json !== undefined) headers['content-type'] = 'application/json';
-    const res = await fetch(nodeUrl(client) + url, { method, headers, body: json === undefined ? undefined : JSON.stringify(json) });
+    const body = json === undefined ? undefined : JSON.stringify(json);
+    if (values.client === 'http') return httpRequest(nodeUrl(client) + url, method, headers, body);
+    const res = await fetch(nodeUrl(client) + url, { method, headers, body });
     await res.arrayBuffer();
     return res.status;
   }
 
   console.error(`api bench: ${CLIENTS} clients x ${SECONDS} s per phase, ${ENGINE}, ${NODES} node(s)`);
-  if (runs('healthz')) await phase('baseline: GET /healthz', 'no auth, no database', async (c) => (await fetch(`${nodeUrl(c)}/healthz`).then(async (r) => (await r.arrayBuffer(), r.status))));
+  if (runs('healthz')) {
+    await phase('baseline: GET /healthz', 'no auth, no database', async (c) => values.client === 'http'
+      ? httpRequest(`${nodeUrl(c)}/healthz`, 'GET', {})
+      : (await fetch(`${nodeUrl(c)}/healthz`).then(async (r) => (await r.arrayBuffer(), r.status))));
+  }
   // What a synced client asks most: anything after the head it has? Here the head of the seeded log, so nothing new.
   const heads = new Map<string, number>();
   for (const [i, s] of spaces.entries()) {
@@ -192,15 +205,15 @@ try {
   const rows = phases.map((p) => ({
     name: p.name, what: p.what, requests: p.latencies.length, errors: p.errors, rps: p.latencies.length / p.seconds,
     p50: pct(p.latencies, 0.5), p95: pct(p.latencies, 0.95), p99: pct(p.latencies, 0.99), max: p.latencies[p.latencies.length - 1] ?? NaN,
-    cpuMsPerRequest: p.cpuMs / p.latencies.length, postgresCpuMsPerRequest: p.pgCpuMs / p.latencies.length, loadavgAtEnd: p.loadavg,
+    cpuMsPerRequest: p.cpuMs / p.latencies.length, clientCpuMsPerRequest: p.clientCpuMs / p.latencies.length, postgresCpuMsPerRequest: p.pgCpuMs / p.latencies.length, loadavgAtEnd: p.loadavg,
     sqlPerRequest: Object.fromEntries(Object.entries(p.statements).map(([pool, n]) => [pool, n / p.latencies.length])),
   }));
   const sql = (r: (typeof rows)[number]) => `${Object.values(r.sqlPerRequest).reduce((a, b) => a + b, 0).toFixed(2)} (${Object.entries(r.sqlPerRequest).map(([pool, n]) => `${pool} ${n.toFixed(2)}`).join(', ')})`;
   const pgCol = ENGINE === 'pg';
   console.log(`${ENGINE}, ${NODES} node(s), ${CLIENTS} clients, ${SECONDS} s per phase`);
-  console.log(`| phase | req/s | p50 ms | p95 ms | p99 ms | max ms | errors | server CPU ms/req |${pgCol ? ' PostgreSQL CPU ms/req |' : ''} SQL statements/req | load average (1 min) |`);
-  console.log(`|---|---:|---:|---:|---:|---:|---:|---:|${pgCol ? '---:|' : ''}---|---:|`);
-  for (const r of rows) console.log(`| ${r.name} | ${r.rps.toFixed(0)} | ${r.p50.toFixed(1)} | ${r.p95.toFixed(1)} | ${r.p99.toFixed(1)} | ${r.max.toFixed(0)} | ${r.errors} | ${r.cpuMsPerRequest.toFixed(2)} |${pgCol ? ` ${r.postgresCpuMsPerRequest.toFixed(2)} |` : ''} ${sql(r)} | ${r.loadavgAtEnd[0]!.toFixed(2)} |`);
+  console.log(`| phase | req/s | p50 ms | p95 ms | p99 ms | max ms | errors | server CPU ms/req | client CPU ms/req |${pgCol ? ' PostgreSQL CPU ms/req |' : ''} SQL statements/req | load average (1 min) |`);
+  console.log(`|---|---:|---:|---:|---:|---:|---:|---:|---:|${pgCol ? '---:|' : ''}---|---:|`);
+  for (const r of rows) console.log(`| ${r.name} | ${r.rps.toFixed(0)} | ${r.p50.toFixed(1)} | ${r.p95.toFixed(1)} | ${r.p99.toFixed(1)} | ${r.max.toFixed(0)} | ${r.errors} | ${r.cpuMsPerRequest.toFixed(2)} | ${r.clientCpuMsPerRequest.toFixed(2)} |${pgCol ? ` ${r.postgresCpuMsPerRequest.toFixed(2)} |` : ''} ${sql(r)} | ${r.loadavgAtEnd[0]!.toFixed(2)} |`);
   // Issue 21's goals: nothing new >= 2,000 req/s with p95 < 50 ms; one version committed >= 1,000 req/s, p95 < 100 ms.
   const goals: Record<string, { rps: number; p95: number }> = { 'GET changes (nothing new)': { rps: 2000, p95: 50 }, 'POST commits': { rps: 1000, p95: 100 } };
   const goal = rows.every((r) => r.errors === 0 && (!goals[r.name] || (r.rps >= goals[r.name]!.rps && r.p95 < goals[r.name]!.p95)));
@@ -211,6 +224,7 @@ try {
   writeFileSync(out, JSON.stringify({ bench: 'api', date: new Date().toISOString(), engine: ENGINE, nodes: NODES, clients: CLIENTS, seconds: SECONDS, parse: values.parse, loadavg: os.loadavg(), node: process.version, cpus: os.cpus().length, rows, goalMet: goal }, null, 2) + '\n');
   console.log(`wrote ${out}`);
 } finally {
+  closeHttpClient();
   for (const n of nodes.slice(1)) await n.stop();
   await srv.stop();
   await stopSharedPostgres();
