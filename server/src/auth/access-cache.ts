@@ -48,11 +48,43 @@ export class AccessCache {
     private readonly max = 50_000,
   ) {}
 
+  /** The counters' read that has been sent and not yet answered. */
+  private sent: Promise<Generations> | undefined;
+  /** The read to be sent once `sent` is answered, shared by every request that arrived meanwhile. */
+  private queued: Promise<Generations> | undefined;
+
   /**
    * Reads the generation and the heads counter (the one statement a cached request makes for its access and for an
    * unchanged space's head); a new value empties the maps it guards.
+   *
+   * Concurrent requests share reads, but only reads sent after they arrived: a read already on its way may have been
+   * answered from before a revocation that committed just before this request came in, so a request arriving while
+   * one is out waits for the next, which goes out as soon as that one is answered and carries every request that came
+   * in meanwhile. Under load that is one statement for many requests instead of one each, and each request still
+   * reads counters at least as new as its own arrival (docs/architecture.md "Caches of sessions and memberships").
    */
-  async current(): Promise<Generations> {
+  current(): Promise<Generations> {
+    if (this.queued) return this.queued;
+    if (!this.sent) return this.send();
+    const settle = () => undefined;
+    this.queued = this.sent.then(settle, settle).then(() => {
+      this.queued = undefined;
+      return this.send();
+    });
+    return this.queued;
+  }
+
+  private send(): Promise<Generations> {
+    const read = this.read();
+    this.sent = read;
+    const done = () => {
+      if (this.sent === read) this.sent = undefined;
+    };
+    read.then(done, done);
+    return read;
+  }
+
+  private async read(): Promise<Generations> {
     const row = await this.hot.first<{ n: number | string; heads: number | string }>(GENERATION_SQL, []);
     const generation = Number(row!.n);
     const heads = Number(row!.heads);
