@@ -21,7 +21,7 @@
 // Verifying (rules V1–V5 of docs/crypto.md §12) lives in verify.ts, searching in query.ts, signing checkpoints in checkpoints.ts, validating
 // entries in input.ts, the server key in signing-key.ts; requests without a session are audited through the
 // aggregating gate of anonymous.ts.
-import { AUDIT_GENESIS, auditChainHash, canonicalBytes, merkleLeafHash, MerkleFrontier, toHex, type ServerSigningKey, type SignedTreeHead } from '@kluis/shared';
+import { AUDIT_GENESIS, auditChainHashOfBody, canonicalBytes, merkleLeafHash, MerkleFrontier, toHex, type ServerSigningKey, type SignedTreeHead } from '@kluis/shared';
 import type { Db, Tx } from '../db/db.js';
 import type { AuditCheckpointRecord, AuditEntry, AuditEntryInput, AuditFilter, AuditLog, AuditVerifyOptions, AuditVerifyResult } from './types.js';
 import { auditChainEntry, type AuditRow } from './rows.js';
@@ -234,8 +234,9 @@ export class SqlAuditLog implements AuditLog {
         if (!Number.isSafeInteger(ts)) throw new AuditInputError('audit clock: not an integer of ms');
         const { detailsText, ...fields } = input;
         const chained = auditChainEntry({ seq, ts, ...fields });
-        const hash = auditChainHash(prevHash, chained);
-        if (this.merkle) nodes.push(...tree.push(merkleLeafHash(canonicalBytes(chained))));
+        const body = canonicalBytes(chained); // the chain's input and the Merkle leaf's: encoded once
+        const hash = auditChainHashOfBody(prevHash, body);
+        if (this.merkle) nodes.push(...tree.push(merkleLeafHash(body)));
         rows.push({
           seq,
           ts,

@@ -31,8 +31,13 @@ export const AUDIT_GENESIS = '0'.repeat(64);
 
 /** hash_n = hex(BLAKE2b-256(prevHash (32 raw bytes) || canonical JSON of entry n)). */
 export function auditChainHash(prevHashHex: string, entry: unknown): string {
+  return auditChainHashOfBody(prevHashHex, canonicalBytes(entry));
+}
+
+/** auditChainHash of an entry already encoded (`body` = canonicalBytes(entry)), which is also its Merkle leaf's input. */
+export function auditChainHashOfBody(prevHashHex: string, body: Uint8Array): string {
   if (!/^[0-9a-f]{64}$/.test(prevHashHex)) throw new CryptoError(ErrorCode.BadKey, 'previous audit hash must be 64 hex digits');
-  return toHex(blake2b(32, concatBytes(fromHex(prevHashHex), canonicalBytes(entry))));
+  return toHex(blake2b(32, concatBytes(fromHex(prevHashHex), body)));
 }
 
 export interface ServerSigningKey {
