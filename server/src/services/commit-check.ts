@@ -1,9 +1,15 @@
-// The checks and rows of a commit, without the database: shared by commitBatch (routes/commits.ts), which reads what
+// The checks and rows of a commit, without the database: shared by commitBatch (services/commit-batch.ts), which reads what
 // they need for one batch, and the commit combiner (services/commit-combiner.ts), which reads it for many batches at
 // once and keeps overlays so that a later batch sees the writes of an earlier one in the same group.
 import { ErrorCode, fromBase64Url, type CommitVersion, type FileKeyWrap } from '@kluis/shared';
 import { DomainError } from '../domain-error.js';
-import type { CommitAuthor } from '../routes/commits.js';
+
+/** Who a batch is recorded under: the caller, or for a file request its creator and the request's id (services/requests.ts). */
+export interface CommitAuthor {
+  orgId: string;
+  userId: string;
+  deviceId: string;
+}
 
 export interface Conflict {
   fileId: string;

@@ -13,7 +13,7 @@ import type { Services } from '../context.js';
 import type { Tx } from '../db/db.js';
 import { isPostgres } from '../db/postgres.js';
 import { DomainError } from '../domain-error.js';
-import { chunked, commitBatch, insertCommitRows, readFilesAndVersions, type CommitAuthor } from '../routes/commits.js';
+import { chunked, commitBatch, insertCommitRows, readFilesAndVersions, type CommitAuthor } from './commit-batch.js';
 import { frozenRefusal, frozenWitness } from './access.js';
 import { checkChunks, checkVersions, commitRows, type CommitSpace, type VersionRow } from './commit-check.js';
 

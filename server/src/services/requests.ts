@@ -21,7 +21,7 @@ import { IP_POLICY, reserveAttempt, type ThrottleKey } from '../auth/throttle.js
 import { refuseIfFrozen, spaceAccess } from './access.js';
 import { classPolicy, policyRefusal } from './policy.js';
 import { LINK_POLICY, type Who } from './links.js';
-import { commitBatch } from '../routes/commits.js';
+import { commitBatch } from './commit-batch.js';
 import { DomainError, RetryLater } from '../domain-error.js';
 
 export interface RequestRow {
