@@ -217,3 +217,25 @@ test('file subkeys (crypto_kdf) and SHA-256 Merkle hashes agree between backends
   t.is(k.toHex(empty.native), 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855');
   t.deepEqual(empty.native, empty.wasm);
 });
+
+test('X25519: the same shared secret on both backends, and a small-order public key refused by both', (t) => {
+  for (let i = 0; i < 20; i++) {
+    const a = k.generateSpaceKeyPair();
+    const b = k.generateSpaceKeyPair();
+    const ab = both(() => k.hazmat.x25519(a.secretKey, b.publicKey));
+    t.deepEqual(ab.native, ab.wasm);
+    t.deepEqual(ab.native, k.hazmat.x25519(b.secretKey, a.publicKey));
+  }
+  const a = k.generateSpaceKeyPair();
+  for (const backend of BACKENDS) {
+    k.setCryptoBackend(backend);
+    try {
+      t.throws(() => k.hazmat.x25519(a.secretKey, new Uint8Array(32)), undefined, backend);
+      // a batch wrap to a small-order recipient fails with bad_key on both
+      const e = t.throws(() => k.wrapFileKeysBatch([{ fileId: k.newId(), fileKey: k.generateFileKey() }], { spaceId: k.newId(), keyEpoch: 1, recipient: k.toBase64Url(new Uint8Array(32)) }, k.generateAccountKeys()), { instanceOf: k.CryptoError });
+      t.is(e?.code, k.ErrorCode.BadKey);
+    } finally {
+      k.setCryptoBackend(null);
+    }
+  }
+});

@@ -18,7 +18,7 @@ export * from './request.js';
 export * from './backup.js';
 
 import { sealEnvelopeWithNonce, xchachaEncrypt, xchachaDecrypt } from './envelope.js';
-import { blake2b, kdfDerive, openSealedBox, randomBytes, sealBox, sha256, signDetached, signingInput, verifyDetached } from './primitives.js';
+import { blake2b, kdfDerive, openSealedBox, randomBytes, sealBox, sha256, signDetached, signingInput, verifyDetached, x25519 } from './primitives.js';
 import { na } from './sodium.js';
 
 /**
@@ -48,6 +48,6 @@ export const hazmat = {
   randomUint32: (): number => na().randombytes_random(),
   boxSeedKeypair: (seed: Uint8Array) => na().crypto_box_seed_keypair(seed),
   /** X25519 (crypto_scalarmult), for the batch-wrap vectors (docs/crypto.md §5.2). */
-  x25519: (secretKey: Uint8Array, publicKey: Uint8Array): Uint8Array => na().crypto_scalarmult(secretKey, publicKey),
+  x25519,
 } as const;
 export * from './merkle.js';

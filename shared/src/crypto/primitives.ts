@@ -71,6 +71,15 @@ export function kdfDerive(length: number, id: number, context: string, key: Uint
   return out;
 }
 
+/** X25519 (crypto_scalarmult); throws (a plain Error) on an all-zero result, i.e. a small-order public key. */
+export function x25519(secretKey: Uint8Array, publicKey: Uint8Array): Uint8Array {
+  const n = native();
+  if (!n) return na().crypto_scalarmult(secretKey, publicKey);
+  const out = new Uint8Array(32);
+  n.crypto_scalarmult(out, secretKey, publicKey);
+  return out;
+}
+
 const SEAL_OVERHEAD = 48; // crypto_box_SEALBYTES: ephemeral public key and tag
 
 /** crypto_box_seal of `message` to an X25519 public key. */

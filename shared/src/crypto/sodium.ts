@@ -20,6 +20,7 @@ export interface NativeSodium {
   crypto_box_seal(out: Uint8Array, message: Uint8Array, publicKey: Uint8Array): void;
   crypto_box_seal_open(out: Uint8Array, sealed: Uint8Array, publicKey: Uint8Array, secretKey: Uint8Array): boolean;
   crypto_kdf_derive_from_key(out: Uint8Array, id: number, context: Uint8Array, key: Uint8Array): void;
+  crypto_scalarmult(out: Uint8Array, secretKey: Uint8Array, publicKey: Uint8Array): void;
   crypto_hash_sha256(out: Uint8Array, input: Uint8Array): void;
 }
 
