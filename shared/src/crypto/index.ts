@@ -42,7 +42,7 @@ export const hazmat = {
   sealBox,
   openSealedBox,
   signSeedKeypair: (seed: Uint8Array) => na().crypto_sign_seed_keypair(seed),
-  /** libsodium's own Ed25519 signing (signDetached may use the node fast path): tests compare the two. */
+  /** libsodium.js's own Ed25519 signing (signDetached may use sodium-native or node:crypto): tests compare them. */
   signDetachedSodium: (context: string, body: Uint8Array, signSecretKey: Uint8Array): Uint8Array => na().crypto_sign_detached(signingInput(context, body), signSecretKey),
   /** libsodium's randombytes_random() (32 bits from the CSPRNG hook): tests check the pooled hook. */
   randomUint32: (): number => na().randombytes_random(),
