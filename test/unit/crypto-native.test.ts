@@ -2,6 +2,7 @@
 // primitive the facade routes to the native addon (docs/architecture.md §2): both are libsodium, but the native calls
 // write into buffers we allocate and take optional keys differently, so each routed call is compared here on inputs
 // of many sizes, and the frozen vectors run on WASM too (crypto-wasm-vectors.test.ts).
+import { spawnSync } from 'node:child_process';
 import test from 'ava';
 import * as k from '@kluis/shared';
 
@@ -238,4 +239,20 @@ test('X25519: the same shared secret on both backends, and a small-order public 
       k.setCryptoBackend(null);
     }
   }
+});
+
+test('without the addon (it cannot be resolved) crypto falls back to WASM and still gives the recorded bytes', (t) => {
+  const hooks = new URL('../helpers/no-sodium-native.mjs', import.meta.url).href;
+  const shared = new URL('../../shared/dist/index.js', import.meta.url).href;
+  const script = `const k = await import(${JSON.stringify(shared)}); await k.initCrypto();
+    console.log(k.cryptoBackend(), k.contentHash(new Uint8Array(0)));`;
+  const run = (withHooks: boolean) => {
+    const pre = withHooks ? ['--import', `data:text/javascript,import{register}from'node:module';register(${JSON.stringify(hooks)})`] : [];
+    const r = spawnSync(process.execPath, [...pre, '--input-type=module', '-e', script], { encoding: 'utf8', env: { PATH: process.env.PATH ?? '' } });
+    t.is(r.status, 0, r.stderr);
+    return r.stdout.trim();
+  };
+  const empty = '0e5751c026e543b2e8ab2eb06099daa1d1e5df47778f7787faab45cdf12fe3a8'; // BLAKE2b-256 of nothing
+  t.is(run(true), `wasm ${empty}`);
+  t.is(run(false), `native ${empty}`);
 });
