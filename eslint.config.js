@@ -1,14 +1,14 @@
 // Lint rules that keep the architecture honest (docs/architecture.md §1):
 //  - shared/ runs in Node, Electron and the browser: no node:* builtins, no electron, no DOM.
 //  - data flows desktop -> shared <- server: shared imports neither; server and desktop never import each other.
-//  - libsodium is touched only inside shared/src/crypto/.
+//  - libsodium (its WASM build and sodium-native) is touched only inside shared/src/crypto/.
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 import globals from 'globals';
 import { builtinModules } from 'node:module';
 
 const nodeBuiltins = [...builtinModules, ...builtinModules.map((m) => `node:${m}`)];
-const sodium = { group: ['libsodium-wrappers', 'libsodium-wrappers-sumo'], message: 'Only shared/src/crypto/ may use libsodium (docs/architecture.md §1).' };
+const sodium = { group: ['libsodium-wrappers', 'libsodium-wrappers-sumo', 'sodium-native'], message: 'Only shared/src/crypto/ may use libsodium (docs/architecture.md §1).' };
 const domGlobals = ['window', 'document', 'navigator', 'localStorage', 'sessionStorage', 'location', 'fetch', 'XMLHttpRequest', 'process', 'Buffer', 'require', '__dirname', '__filename', 'global', 'setImmediate'];
 
 export default tseslint.config(

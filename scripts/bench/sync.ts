@@ -36,7 +36,7 @@ import {
   CLI, changed, okJson, onceArgs, sleep, spawnKluis, startSyncEnv, syncOnce, watch, write,
   type SyncClient, type SyncEnv, type SyncReport,
 } from '../../test/helpers/sync-env.js';
-import { ensureDebianTool, ensureOk, runMeasured, trackPeakRss, versionOf, type Measured } from './lib/proc.js';
+import { ensureDebianTool, ensureOk, runMeasured, trackCpu, trackPeakRss, versionOf, type Measured } from './lib/proc.js';
 import { GiB, KiB, MiB, generate, manyFiles, mixSummary, officeMix, overwriteMiddle, singleFile, type FileSpec, type Workload } from './lib/sync-workloads.js';
 
 const { values } = parseArgs({
@@ -83,6 +83,8 @@ type Step = 'w1' | 'w3' | 'w2' | 'w2again' | 'w4';
 interface StepResult {
   seconds: number;
   peakRss: number;
+  /** Kluis: the client's CPU seconds (user + system, scripts/bench/lib/proc.ts) */
+  cpuSeconds?: number;
   /** bytes sent for this step (W3 figure), when the tool tells or the bucket shows it */
   bytesUploaded: number | null;
   /** Kluis, W1 space: bytes the other member's client downloaded after this step (W3: the delta download) */
@@ -293,16 +295,17 @@ const resticTool = async (run: number): Promise<ToolRun> => {
 const GIVE_UP = { KLUIS_SYNC_GIVE_UP_MS: '120000' };
 
 /** `kluis --json sync DIR --space S --once`, timed, with its peak RSS; throws on a failed run. */
-async function kluisOnce(c: SyncClient, timeoutMs = 60 * 60_000): Promise<{ report: SyncReport & { errors?: { path: string; reason: string }[] }; seconds: number; peakRss: number }> {
+async function kluisOnce(c: SyncClient, timeoutMs = 60 * 60_000): Promise<{ report: SyncReport & { errors?: { path: string; reason: string }[] }; seconds: number; peakRss: number; cpuSeconds: number }> {
   const { proc, done } = spawnKluis(c.home, onceArgs(c), { timeoutMs, env: GIVE_UP });
   const peak = trackPeakRss(proc);
+  const cpu = trackCpu(proc);
   const r = await done;
   const report = okJson<SyncReport & { errors?: { path: string; reason: string }[] }>(r, `kluis sync --once ${c.dir}`);
   for (const list of ['errors', 'refused', 'skipped'] as const) {
     const items = (report as unknown as Record<string, { path: string; reason: string }[] | undefined>)[list] ?? [];
     if (items.length) problems.push(`kluis sync ${c.dir}: ${items.length} ${list}, e.g. ${JSON.stringify(items[0])}`);
   }
-  return { report, seconds: r.ms / 1000, peakRss: peak() };
+  return { report, seconds: r.ms / 1000, peakRss: peak(), cpuSeconds: cpu() };
 }
 
 async function kluisSpace(env: SyncEnv, name: string, dir: string, members = [env.accounts[0]!]): Promise<SyncClient> {
@@ -329,11 +332,11 @@ const kluisTool = async (run: number): Promise<ToolRun> => {
         } else c = await kluisSpace(env, name, dir);
         clients.set(slot, c);
       }
-      const { report, seconds, peakRss } = await kluisOnce(c);
+      const { report, seconds, peakRss, cpuSeconds } = await kluisOnce(c);
       // Untimed: the other client follows (W1: the whole file; W3: only what it lacks).
       const otherDownloaded = slot === 'w1' && other ? (await kluisOnce(other)).report.bytesDownloaded : undefined;
       return {
-        seconds, peakRss, bytesUploaded: report.bytesUploaded, ...(otherDownloaded !== undefined ? { otherDownloaded } : {}),
+        seconds, peakRss, cpuSeconds, bytesUploaded: report.bytesUploaded, ...(otherDownloaded !== undefined ? { otherDownloaded } : {}),
         detail: { uploaded: report.uploaded, downloaded: report.downloaded, seq: report.seq, bytesUploaded: report.bytesUploaded, otherDownloaded },
       };
     },
@@ -358,7 +361,7 @@ async function step(tool: ToolName, name: Step, run: number, fn: () => Promise<S
   try {
     const r = await fn();
     ((results[tool] ??= {})[name] ??= []).push(r);
-    log(`  ${tool.padEnd(6)} ${name.padEnd(8)} ${r.seconds.toFixed(2).padStart(8)} s  rss ${(r.peakRss / MB).toFixed(0).padStart(5)} MB${r.bytesUploaded !== null ? `  sent ${mib(r.bytesUploaded).toFixed(2)} MiB` : ''}${r.otherDownloaded !== undefined ? `  other client downloaded ${mib(r.otherDownloaded).toFixed(2)} MiB` : ''}`);
+    log(`  ${tool.padEnd(6)} ${name.padEnd(8)} ${r.seconds.toFixed(2).padStart(8)} s  rss ${(r.peakRss / MB).toFixed(0).padStart(5)} MB${r.cpuSeconds !== undefined ? `  cpu ${r.cpuSeconds.toFixed(2)} s` : ''}${r.bytesUploaded !== null ? `  sent ${mib(r.bytesUploaded).toFixed(2)} MiB` : ''}${r.otherDownloaded !== undefined ? `  other client downloaded ${mib(r.otherDownloaded).toFixed(2)} MiB` : ''}`);
     return r;
   } catch (err) {
     fail(tool, name, err, run);
@@ -557,6 +560,11 @@ const figures: Figure[] = [
   ] : []),
   { figure: 'client peak RSS W1-W4: MB', values: Object.fromEntries(TOOLS.map((t) => [t, fig.rss(t) / MB])), digits: 0, goal: '' },
 ];
+// Kluis client CPU seconds per step (median over runs) and their sum: the figure the crypto backends move.
+const cpuSteps = (['w1', 'w3', 'w2', 'w2again', 'w4'] as Step[]).filter((s) => results.kluis?.[s]?.length).map((s) => [s, med('kluis', s, (r) => r.cpuSeconds ?? null)] as const);
+if (cpuSteps.length) {
+  figures.push({ figure: `client CPU s (${cpuSteps.map(([s, x]) => `${s} ${x.toFixed(2)}`).join(', ')})`, values: { kluis: cpuSteps.reduce((sum, [, x]) => sum + x, 0) }, digits: 2, goal: '' });
+}
 if (big) figures.push({ figure: 'peak RSS syncing one 4 GiB file: MB', values: { kluis: big.peakRss / MB }, digits: 0, goal: '< 150 MB', met: big.peakRss / MB < 150 });
 if (hundredK) {
   figures.push({ figure: '100,000 unchanged files, restart: s', values: { kluis: hundredK.restartSeconds }, digits: 2, goal: '< 10 s', met: hundredK.restartSeconds < 10 });

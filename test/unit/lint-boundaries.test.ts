@@ -27,6 +27,8 @@ const forbidden: [string, string, RegExp][] = [
   ['desktop/src/x.ts', "import { x } from '@kluis/server/app';\nexport const y = x;", /desktop\/ never imports server/],
   ['desktop/src/sync/engine.ts', "import { app } from 'electron';\nexport const a = app;", /Only desktop\/src\/electron/],
   ['test/unit/x.ts', "import sodium from 'libsodium-wrappers';\nexport const s = sodium;", /Only shared\/src\/crypto/],
+  ['desktop/src/x.ts', "import sodium from 'sodium-native';\nexport const s = sodium;", /Only shared\/src\/crypto/],
+  ['scripts/bench/x.ts', "import sodium from 'sodium-native';\nexport const s = sodium;", /Only shared\/src\/crypto/],
   ['test/storage-reader/x.ts', "import { openManifest } from '@kluis/shared';\nexport const o = openManifest;", /no Kluis code/],
   ['test/storage-reader/x.ts', "import { x } from '../../server/src/storage/chunks.js';\nexport const y = x;", /no Kluis code/],
 ];

@@ -1,5 +1,6 @@
 // Child processes for scripts/bench/sync.ts: wall time and peak RSS (VmHWM from /proc/PID/status, polled every
-// 50 ms: the high-water mark only grows, so the last reading misses at most the final 50 ms of the process).
+// 50 ms: the high-water mark only grows, so the last reading misses at most the final 50 ms of the process), and
+// CPU seconds (utime + stime of /proc/PID/stat, all threads, polled alike: the last 50 ms of CPU can be missed).
 // Every process started here is SIGKILLed if the bench exits early (Ctrl-C, a thrown error).
 import { execFile, spawnSync, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -15,6 +16,33 @@ export function vmHwm(pid: number): number {
   } catch {
     return 0;
   }
+}
+
+const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout) || 100;
+
+/** User + system CPU seconds of a live process, or null when they cannot be read (gone, zombie, not Linux). */
+export function cpuSeconds(pid: number): number | null {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // after "pid (comm) " the fields start at proc(5)'s field 3 (state): utime is field 14, stime field 15
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / CLK_TCK;
+  } catch {
+    return null;
+  }
+}
+
+/** Starts polling the CPU seconds of `proc`; the returned function gives the last value read (0 if none). */
+export function trackCpu(proc: ChildProcess): () => number {
+  let last = 0;
+  const poll = () => {
+    const s = proc.pid === undefined ? null : cpuSeconds(proc.pid);
+    if (s !== null) last = s;
+  };
+  poll();
+  const timer = setInterval(poll, 50);
+  proc.once('exit', () => clearInterval(timer));
+  return () => last;
 }
 
 /** Starts polling the peak RSS of `proc`; the returned function gives the highest value seen (and keeps working after exit). */

@@ -7,7 +7,7 @@ import { canonicalBytes } from '../canonical.js';
 import { na } from './sodium.js';
 import { openEnvelope, sealEnvelope } from './envelope.js';
 import { merkleLeafHash, merkleNodeHash, verifyMerkleInclusion } from './merkle.js';
-import { blake2b, constantTimeEqual, decodeB64, idBytes, signDetached, verifyDetached } from './primitives.js';
+import { blake2b, constantTimeEqual, decodeB64, idBytes, signDetached, verifyDetached, x25519 } from './primitives.js';
 import type { Signer, SignerPolicy, WrapExpectation } from './keys.js';
 
 const CTX_KEY = 'kluis/wrap-key/v2';
@@ -62,9 +62,9 @@ function wrapKey(shared: Uint8Array, ephPk: Uint8Array, recipientPk: Uint8Array)
   return blake2b(32, concatBytes(utf8(CTX_KEY), shared, ephPk, recipientPk));
 }
 
-function x25519(secretKey: Uint8Array, publicKey: Uint8Array): Uint8Array {
+function exchange(secretKey: Uint8Array, publicKey: Uint8Array): Uint8Array {
   try {
-    return na().crypto_scalarmult(secretKey, publicKey); // throws on an all-zero result (a small-order point)
+    return x25519(secretKey, publicKey); // throws on an all-zero result (a small-order point)
   } catch {
     throw new CryptoError(ErrorCode.BadKey, 'the batch key exchange gives no key (small-order public key)');
   }
@@ -99,7 +99,7 @@ export function wrapFileKeysBatch(items: readonly { fileId: string; fileKey: Uin
   const recipientPk = decodeB64(target.recipient, 'recipient', 32);
   u32be(target.keyEpoch);
   const eph = ephemeral ?? na().crypto_box_keypair();
-  const key = wrapKey(x25519(eph.privateKey, recipientPk), eph.publicKey, recipientPk);
+  const key = wrapKey(exchange(eph.privateKey, recipientPk), eph.publicKey, recipientPk);
   if (!ephemeral) eph.privateKey.fill(0);
   const sealed = items.map(({ fileId, fileKey }) => {
     if (fileKey.length !== 32) throw new CryptoError(ErrorCode.BadKey, 'fileKey must be 32 bytes');
@@ -222,7 +222,7 @@ export function openBatchWrap(wrap: BatchFileKeyWrap, expect: WrapExpectation, r
     throw new CryptoError(ErrorCode.WrongRecipient, 'the wrap is sealed to another key');
   }
   const ephPk = decodeB64(wrap.ephemeral, 'ephemeral', 32);
-  const key = wrapKey(x25519(recipient.secretKey, ephPk), ephPk, recipient.publicKey);
+  const key = wrapKey(exchange(recipient.secretKey, ephPk), ephPk, recipient.publicKey);
   let fileKey: Uint8Array;
   try {
     fileKey = openEnvelope(key, decodeB64(wrap.sealed, 'sealed'), wrapAd(expect.spaceId, expect.keyEpoch, expect.fileId));

@@ -3,7 +3,8 @@ import { CryptoError, ErrorCode } from '../errors.js';
 import { concatBytes, fromHex, fromUtf8, toHex, utf8 } from '../encoding.js';
 import { canonicalBytes } from '../canonical.js';
 import { assertSpacePath } from '../paths.js';
-import { na } from './sodium.js';
+import { na, native } from './sodium.js';
+import type { StateAddress } from 'libsodium-wrappers-sumo';
 import { openEnvelope, sealEnvelope } from './envelope.js';
 import type { FileSubkeys, Signer, SignerPolicy } from './keys.js';
 import { blake2b, constantTimeEqual, idBytes, signDetached, verifyDetached } from './primitives.js';
@@ -45,19 +46,33 @@ export function decryptChunk(keys: FileSubkeys, id: string, ciphertext: Uint8Arr
   return plaintext;
 }
 
-/** Streaming BLAKE2b-256 (unkeyed) of a whole file, the manifest's `hash`. */
+/** Streaming BLAKE2b-256 (unkeyed) of a whole file, the manifest's `hash`. Keeps the backend it was made on. */
 export class ContentHasher {
-  private state = na().crypto_generichash_init(null, 32);
+  private readonly fast = native();
+  private readonly fastState: Uint8Array | null = null;
+  private readonly wasmState: StateAddress | null = null;
   private done = false;
+  constructor() {
+    if (this.fast) {
+      this.fastState = new Uint8Array(this.fast.crypto_generichash_STATEBYTES);
+      this.fast.crypto_generichash_init(this.fastState, null, 32);
+    } else {
+      this.wasmState = na().crypto_generichash_init(null, 32);
+    }
+  }
   update(bytes: Uint8Array): this {
     if (this.done) throw new Error('hasher already finished');
-    na().crypto_generichash_update(this.state, bytes);
+    if (this.fast) this.fast.crypto_generichash_update(this.fastState!, bytes);
+    else na().crypto_generichash_update(this.wasmState!, bytes);
     return this;
   }
   /** Lower-case hex of the digest. */
   digest(): string {
     this.done = true;
-    return toHex(na().crypto_generichash_final(this.state, 32));
+    if (!this.fast) return toHex(na().crypto_generichash_final(this.wasmState!, 32));
+    const out = new Uint8Array(32);
+    this.fast.crypto_generichash_final(this.fastState!, out);
+    return toHex(out);
   }
 }
 

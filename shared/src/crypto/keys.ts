@@ -5,7 +5,7 @@ import { concatBytes, fromBase32, toBase32, toBase64Url, toHex, utf8, EncodingEr
 import { canonicalBytes } from '../canonical.js';
 import { na } from './sodium.js';
 import { openEnvelope, sealEnvelope } from './envelope.js';
-import { blake2b, constantTimeEqual, decodeB64, randomBytes, signDetached, verifyDetached, idBytes } from './primitives.js';
+import { blake2b, constantTimeEqual, decodeB64, kdfDerive, openSealedBox, randomBytes, sealBox, signDetached, verifyDetached, idBytes } from './primitives.js';
 import { openBatchWrap, verifyBatchWrapSignature, type BatchFileKeyWrap } from './batch-wrap.js';
 
 // ---------------------------------------------------------------------------------------------------------
@@ -256,7 +256,7 @@ export interface FileSubkeys {
 /** crypto_kdf_derive_from_key(32, id, "kluisfil", fileKey): 1 chunk key, 2 chunk-id key, 3 manifest key. */
 export function deriveFileSubkeys(fileKey: Uint8Array): FileSubkeys {
   if (fileKey.length !== 32) throw new CryptoError(ErrorCode.BadKey, 'fileKey must be 32 bytes');
-  const kdf = (id: number) => na().crypto_kdf_derive_from_key(32, id, 'kluisfil', fileKey);
+  const kdf = (id: number) => kdfDerive(32, id, 'kluisfil', fileKey);
   return { chunkKey: kdf(1), chunkIdKey: kdf(2), manifestKey: kdf(3) };
 }
 
@@ -309,7 +309,7 @@ export function wrapSpaceKey(space: SpaceKeyPair, target: { spaceId: string; key
     keyEpoch: target.keyEpoch,
     recipient: target.recipient,
     spacePublicKey: toBase64Url(space.publicKey),
-    sealed: toBase64Url(na().crypto_box_seal(space.secretKey, recipientPk)),
+    sealed: toBase64Url(sealBox(space.secretKey, recipientPk)),
     signer: toBase64Url(author.signPublicKey),
   }, author);
 }
@@ -327,7 +327,7 @@ export function wrapFileKey(fileKey: Uint8Array, target: { spaceId: string; keyE
     keyEpoch: target.keyEpoch,
     fileId: target.fileId,
     recipient: target.recipient,
-    sealed: toBase64Url(na().crypto_box_seal(fileKey, recipientPk)),
+    sealed: toBase64Url(sealBox(fileKey, recipientPk)),
     signer: toBase64Url(author.signPublicKey),
   }, author);
 }
@@ -357,7 +357,7 @@ function verifyWrap(wrap: SpaceKeyWrap | FileKeyWrapV1, expect: WrapExpectation,
 
 function unseal(sealedB64: string, recipient: { publicKey: Uint8Array; secretKey: Uint8Array }): Uint8Array {
   try {
-    const out = na().crypto_box_seal_open(decodeB64(sealedB64, 'sealed'), recipient.publicKey, recipient.secretKey);
+    const out = openSealedBox(decodeB64(sealedB64, 'sealed'), recipient.publicKey, recipient.secretKey);
     if (out.length !== 32) throw new Error('length');
     return out;
   } catch {

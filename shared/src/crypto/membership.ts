@@ -8,7 +8,7 @@ import { canonicalBytes } from '../canonical.js';
 import { na } from './sodium.js';
 import type { AccountKeys, SpaceKeyPair } from './keys.js';
 import { verifyIdentity } from './keys.js';
-import { blake2b, constantTimeEqual, decodeB64, idBytes, signDetached, verifyDetached } from './primitives.js';
+import { blake2b, constantTimeEqual, decodeB64, idBytes, openSealedBox, sealBox, signDetached, verifyDetached } from './primitives.js';
 
 export type MemberRole = 'viewer' | 'editor' | 'manager';
 export type MembershipOp = 'create' | 'add' | 'remove' | 'role' | 'rotate';
@@ -316,14 +316,14 @@ export function nextMembershipFields(state: MembershipState, op: Exclude<Members
 
 /** Seal(previous.secretKey, next.publicKey), base64url: stored beside epoch `next`. */
 export function sealPreviousEpoch(previous: SpaceKeyPair, next: SpaceKeyPair): string {
-  return toBase64Url(na().crypto_box_seal(previous.secretKey, next.publicKey));
+  return toBase64Url(sealBox(previous.secretKey, next.publicKey));
 }
 
 /** Opens the previous epoch's key pair and checks it against that epoch's public key from the verified log. */
 export function openPreviousEpoch(sealed: string, next: SpaceKeyPair, expectedPublicKey: string): SpaceKeyPair {
   let secretKey: Uint8Array;
   try {
-    secretKey = na().crypto_box_seal_open(decodeB64(sealed, 'prevSealed'), next.publicKey, next.secretKey);
+    secretKey = openSealedBox(decodeB64(sealed, 'prevSealed'), next.publicKey, next.secretKey);
     if (secretKey.length !== 32) throw new Error('length');
   } catch {
     throw new CryptoError(ErrorCode.DecryptFailed, 'the previous epoch key does not open');

@@ -8,8 +8,7 @@
 import { CryptoError, ErrorCode } from '../errors.js';
 import { concatBytes, fromHex, toBase64Url, toHex } from '../encoding.js';
 import { canonicalBytes } from '../canonical.js';
-import { na } from './sodium.js';
-import { decodeB64, signDetached, verifyDetached } from './primitives.js';
+import { decodeB64, sha256, signDetached, verifyDetached } from './primitives.js';
 import type { ServerSigningKey } from './server.js';
 
 const LEAF_PREFIX = new Uint8Array([0]);
@@ -17,17 +16,17 @@ const NODE_PREFIX = new Uint8Array([1]);
 
 /** SHA-256 of the empty string: the root of the empty tree (RFC 9162 §2.1.1). */
 export function merkleEmptyRoot(): Uint8Array {
-  return na().crypto_hash_sha256(new Uint8Array(0));
+  return sha256(new Uint8Array(0));
 }
 
 /** SHA-256(0x00 || data). */
 export function merkleLeafHash(data: Uint8Array): Uint8Array {
-  return na().crypto_hash_sha256(concatBytes(LEAF_PREFIX, data));
+  return sha256(concatBytes(LEAF_PREFIX, data));
 }
 
 /** SHA-256(0x01 || left || right). */
 export function merkleNodeHash(left: Uint8Array, right: Uint8Array): Uint8Array {
-  return na().crypto_hash_sha256(concatBytes(NODE_PREFIX, left, right));
+  return sha256(concatBytes(NODE_PREFIX, left, right));
 }
 
 /** The leaf of an audit entry: hex(SHA-256(0x00 || canonical(entry))), entry being the 13-member object of the chain. */

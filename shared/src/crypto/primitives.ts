@@ -1,7 +1,9 @@
-// Small helpers over libsodium shared by the facade's modules. Not exported from the package.
+// Small helpers over libsodium shared by the facade's modules. Not exported from the package. The hot primitives
+// (BLAKE2b, Ed25519, sealed boxes, the file-subkey KDF, SHA-256) run on sodium-native when it is loaded (sodium.ts),
+// else on libsodium.js's WASM: the same C library either way, so the same bytes (test/unit/crypto-native.test.ts).
 import { CryptoError, ErrorCode } from '../errors.js';
 import { EncodingError, fromBase64Url, toBase64Url, utf8, concatBytes } from '../encoding.js';
-import { na } from './sodium.js';
+import { na, native } from './sodium.js';
 
 export const ID_BYTES = 16;
 
@@ -43,7 +45,60 @@ export function randomBytes(n: number): Uint8Array {
 
 /** BLAKE2b with the given output length, optionally keyed. */
 export function blake2b(length: number, message: Uint8Array, key: Uint8Array | null = null): Uint8Array {
-  return na().crypto_generichash(length, message, key);
+  const n = native();
+  if (!n) return na().crypto_generichash(length, message, key);
+  const out = new Uint8Array(length);
+  if (key) n.crypto_generichash(out, message, key);
+  else n.crypto_generichash(out, message);
+  return out;
+}
+
+/** SHA-256 (the audit and wrap Merkle trees, docs/crypto.md §5.2). */
+export function sha256(message: Uint8Array): Uint8Array {
+  const n = native();
+  if (!n) return na().crypto_hash_sha256(message);
+  const out = new Uint8Array(32);
+  n.crypto_hash_sha256(out, message);
+  return out;
+}
+
+/** crypto_kdf_derive_from_key with an 8-character context. */
+export function kdfDerive(length: number, id: number, context: string, key: Uint8Array): Uint8Array {
+  const n = native();
+  if (!n) return na().crypto_kdf_derive_from_key(length, id, context, key);
+  const out = new Uint8Array(length);
+  n.crypto_kdf_derive_from_key(out, id, utf8(context), key);
+  return out;
+}
+
+/** X25519 (crypto_scalarmult); throws (a plain Error) on an all-zero result, i.e. a small-order public key. */
+export function x25519(secretKey: Uint8Array, publicKey: Uint8Array): Uint8Array {
+  const n = native();
+  if (!n) return na().crypto_scalarmult(secretKey, publicKey);
+  const out = new Uint8Array(32);
+  n.crypto_scalarmult(out, secretKey, publicKey);
+  return out;
+}
+
+const SEAL_OVERHEAD = 48; // crypto_box_SEALBYTES: ephemeral public key and tag
+
+/** crypto_box_seal of `message` to an X25519 public key. */
+export function sealBox(message: Uint8Array, publicKey: Uint8Array): Uint8Array {
+  const n = native();
+  if (!n) return na().crypto_box_seal(message, publicKey);
+  const out = new Uint8Array(message.length + SEAL_OVERHEAD);
+  n.crypto_box_seal(out, message, publicKey);
+  return out;
+}
+
+/** crypto_box_seal_open; throws (a plain Error, callers map it) when the box does not open. */
+export function openSealedBox(sealed: Uint8Array, publicKey: Uint8Array, secretKey: Uint8Array): Uint8Array {
+  const n = native();
+  if (!n) return na().crypto_box_seal_open(sealed, publicKey, secretKey);
+  if (sealed.length < SEAL_OVERHEAD) throw new Error('sealed box too short');
+  const out = new Uint8Array(sealed.length - SEAL_OVERHEAD);
+  if (!n.crypto_box_seal_open(out, sealed, publicKey, secretKey)) throw new Error('sealed box does not open');
+  return out;
 }
 
 /** Constant-time equality of two byte strings of equal length (false on different lengths). */
@@ -57,9 +112,9 @@ export function signingInput(context: string, body: Uint8Array): Uint8Array {
   return concatBytes(utf8(context), new Uint8Array([0]), body);
 }
 
-// Node fast path for SIGNING (not verifying): Ed25519 signatures are deterministic (RFC 8032), so OpenSSL's are
-// byte-identical to libsodium's (the vectors check both), at about 24 µs instead of 38 µs here — a new file costs two
-// signatures. The private KeyObject is made once per secret key. Verification stays in libsodium, whose checks
+// Node fast path for SIGNING when sodium-native is absent (or KLUIS_SODIUM=wasm): Ed25519 signatures are
+// deterministic (RFC 8032), so OpenSSL's are byte-identical to libsodium's (the vectors check both), at about 24 µs
+// instead of 38 µs here — a new file costs two signatures. The private KeyObject is made once per secret key. Verification stays in libsodium, whose checks
 // (canonical S, small-order keys) are the ones the spec names.
 interface NodeSign {
   createPrivateKey(o: { key: Uint8Array; format: 'der'; type: 'pkcs8' }): object;
@@ -81,6 +136,12 @@ function nodeSigner(): NodeSign | null {
 /** Ed25519 detached signature over a context-prefixed body. */
 export function signDetached(context: string, body: Uint8Array, signSecretKey: Uint8Array): Uint8Array {
   const message = signingInput(context, body);
+  const s = native();
+  if (s) {
+    const sig = new Uint8Array(64);
+    s.crypto_sign_detached(sig, message, signSecretKey);
+    return sig;
+  }
   const n = nodeSigner();
   if (n && signSecretKey.length === 64) {
     let key = signKeys.get(signSecretKey);
@@ -103,7 +164,9 @@ export function verifyDetached(context: string, body: Uint8Array, signature: Uin
   let ok = false;
   if (signature.length === 64 && signPublicKey.length === 32) {
     try {
-      ok = na().crypto_sign_verify_detached(signature, signingInput(context, body), signPublicKey);
+      const n = native();
+      const message = signingInput(context, body);
+      ok = n ? n.crypto_sign_verify_detached(signature, message, signPublicKey) : na().crypto_sign_verify_detached(signature, message, signPublicKey);
     } catch {
       ok = false;
     }

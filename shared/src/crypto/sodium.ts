@@ -1,15 +1,86 @@
-// The one place libsodium is loaded. Everything in shared/src/crypto/ reaches it through `na()`;
-// nothing outside this folder may import libsodium (lint rule).
+// The one place libsodium is loaded. Everything in shared/src/crypto/ reaches it through `na()` (libsodium.js, WASM,
+// everywhere) or `native()` (sodium-native, the same C library as an N-API addon, Node only); nothing outside this
+// folder may import either (lint rule).
 import sodium from 'libsodium-wrappers-sumo';
 
 let loaded = false;
 
-/** Loads libsodium's WASM. Call (and await) once before any other crypto function. */
+/**
+ * The parts of sodium-native used on hot paths (docs/architecture.md §2, "Native libsodium"), declared structurally
+ * so that shared/ names no Node module. sodium-native writes into buffers the caller allocates; any Uint8Array does.
+ */
+export interface NativeSodium {
+  crypto_generichash(out: Uint8Array, input: Uint8Array, key?: Uint8Array): void;
+  crypto_generichash_STATEBYTES: number;
+  crypto_generichash_init(state: Uint8Array, key: Uint8Array | null, outlen: number): void;
+  crypto_generichash_update(state: Uint8Array, input: Uint8Array): void;
+  crypto_generichash_final(state: Uint8Array, out: Uint8Array): void;
+  crypto_sign_detached(sig: Uint8Array, message: Uint8Array, secretKey: Uint8Array): void;
+  crypto_sign_verify_detached(sig: Uint8Array, message: Uint8Array, publicKey: Uint8Array): boolean;
+  crypto_box_seal(out: Uint8Array, message: Uint8Array, publicKey: Uint8Array): void;
+  crypto_box_seal_open(out: Uint8Array, sealed: Uint8Array, publicKey: Uint8Array, secretKey: Uint8Array): boolean;
+  crypto_kdf_derive_from_key(out: Uint8Array, id: number, context: Uint8Array, key: Uint8Array): void;
+  crypto_scalarmult(out: Uint8Array, secretKey: Uint8Array, publicKey: Uint8Array): void;
+  crypto_hash_sha256(out: Uint8Array, input: Uint8Array): void;
+}
+
+/** Which libsodium build the routed primitives run on. */
+export type SodiumBackend = 'native' | 'wasm';
+
+let nativeMod: NativeSodium | null = null;
+let forced: SodiumBackend | null = null;
+
+interface NodeProcess {
+  versions?: { node?: string };
+  env?: Record<string, string | undefined>;
+}
+
+function nodeProcess(): NodeProcess | null {
+  const proc = (globalThis as { process?: NodeProcess }).process;
+  return typeof proc?.versions?.node === 'string' ? proc : null;
+}
+
+// The specifier is held in a variable so that esbuild (the web pages, the Electron renderer) neither bundles nor
+// resolves sodium-native: those builds keep WASM, and this function returns before the import in a browser.
+const NATIVE_MODULE = 'sodium-native';
+
+async function loadNative(): Promise<NativeSodium | null> {
+  const proc = nodeProcess();
+  if (!proc || proc.env?.KLUIS_SODIUM === 'wasm') return null;
+  try {
+    const mod = (await import(NATIVE_MODULE)) as { default?: NativeSodium } & Partial<NativeSodium>;
+    const s = (mod.default ?? mod) as NativeSodium;
+    return typeof s.crypto_generichash === 'function' && typeof s.crypto_sign_verify_detached === 'function' ? s : null;
+  } catch {
+    return null; // not installed, or no binary for this platform: WASM does everything
+  }
+}
+
+/** Loads libsodium's WASM, and sodium-native in Node. Call (and await) once before any other crypto function. */
 export async function initCrypto(): Promise<void> {
   if (loaded) return;
   await sodium.ready;
   poolRandomness();
+  nativeMod = await loadNative();
   loaded = true;
+}
+
+/** The backend the routed primitives use now: 'native' in Node with sodium-native, unless KLUIS_SODIUM=wasm. */
+export function cryptoBackend(): SodiumBackend {
+  if (!loaded) throw new Error('crypto not initialised: await initCrypto() first');
+  return forced ?? (nativeMod ? 'native' : 'wasm');
+}
+
+/** Tests and benchmarks: forces a backend ('native' only where it loaded), or null for the automatic choice. */
+export function setCryptoBackend(backend: SodiumBackend | null): void {
+  if (!loaded) throw new Error('crypto not initialised: await initCrypto() first');
+  if (backend === 'native' && !nativeMod) throw new Error('sodium-native is not loaded here');
+  forced = backend;
+}
+
+/** sodium-native when it is the current backend, else null (then use `na()`). */
+export function native(): NativeSodium | null {
+  return forced === 'wasm' ? null : nativeMod;
 }
 
 // libsodium.js draws randomness through `getRandomValue()`, ONE BYTE per call, each a crypto.getRandomValues call
