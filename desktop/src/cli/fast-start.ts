@@ -3,9 +3,5 @@
 // more than it saves: about 50 ms of a no-op `kluis sync --once` (issue 22). Zod reads this switch when a schema is
 // made, hence the import order. The desktop app's long-lived process keeps the compiled parsers.
 import { config } from 'zod';
-import { limitHeapGrowth } from '../sync/heap-growth.js';
 
 config({ jitless: true });
-
-// The sync engine's heap growth (../sync/heap-growth.ts): set here, once, for every command of the process.
-limitHeapGrowth();
