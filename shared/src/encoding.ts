@@ -9,23 +9,38 @@ export class EncodingError extends Error {
   override name = 'EncodingError';
 }
 
-/** base64url without padding (RFC 4648 §5), the encoding of every binary value in JSON. */
+const B64URL_CODES = Uint8Array.from(B64URL, (c) => c.charCodeAt(0));
+const ascii = new TextDecoder();
+
+/**
+ * base64url without padding (RFC 4648 §5), the encoding of every binary value in JSON. The characters are written into
+ * one byte array and decoded once into a flat string. Appending four characters at a time (the earlier way) made a
+ * rope of cons strings, about 16 KB of garbage per sealed manifest of a small file and a rope kept as long as the
+ * pending commit holding it: a third of a first sync's allocations (issue 22).
+ */
 export function toBase64Url(bytes: Uint8Array): string {
-  let out = '';
+  const out = new Uint8Array(Math.ceil((bytes.length * 4) / 3));
+  let o = 0;
   let i = 0;
   for (; i + 2 < bytes.length; i += 3) {
     const n = (bytes[i]! << 16) | (bytes[i + 1]! << 8) | bytes[i + 2]!;
-    out += B64URL[n >> 18]! + B64URL[(n >> 12) & 63]! + B64URL[(n >> 6) & 63]! + B64URL[n & 63]!;
+    out[o++] = B64URL_CODES[n >> 18]!;
+    out[o++] = B64URL_CODES[(n >> 12) & 63]!;
+    out[o++] = B64URL_CODES[(n >> 6) & 63]!;
+    out[o++] = B64URL_CODES[n & 63]!;
   }
   const rest = bytes.length - i;
   if (rest === 1) {
     const n = bytes[i]! << 16;
-    out += B64URL[n >> 18]! + B64URL[(n >> 12) & 63]!;
+    out[o++] = B64URL_CODES[n >> 18]!;
+    out[o++] = B64URL_CODES[(n >> 12) & 63]!;
   } else if (rest === 2) {
     const n = (bytes[i]! << 16) | (bytes[i + 1]! << 8);
-    out += B64URL[n >> 18]! + B64URL[(n >> 12) & 63]! + B64URL[(n >> 6) & 63]!;
+    out[o++] = B64URL_CODES[n >> 18]!;
+    out[o++] = B64URL_CODES[(n >> 12) & 63]!;
+    out[o++] = B64URL_CODES[(n >> 6) & 63]!;
   }
-  return out;
+  return ascii.decode(out);
 }
 
 /** Strict base64url decoding: no padding, no whitespace, canonical trailing bits. */

@@ -127,4 +127,7 @@ export async function commitBatch(ctx: SyncContext, batch: PendingCommit[]): Pro
   await ctx.db.apply(ctx.folder.id, { deleteBase, putBase, putRemote, putWraps, journalDone: [journalId] });
   // A fresh key after a rotation: the colleagues a file is shared with get it too (sync/share-wraps.ts).
   await shareFreshKeys(ctx, sc, putWraps);
+  // The keys of new files committed here are needed by no other step of this pass (a file is uploaded once a pass, and
+  // a new file has no other action): dropped, to be opened from the index's wraps by a later pass that needs them.
+  for (const { p } of done) if (p.wrap && p.version.parent === null) sc.forget(p.version.fileId, p.wrap.keyEpoch);
 }

@@ -32,6 +32,7 @@ import { SyncContext, errText, type SyncReport } from './context.js';
 import type { FolderRecord, IndexDb } from './index-db.js';
 import { recoverJournal } from './journal.js';
 import { pull } from './pull.js';
+import { traceMemory } from './memory-trace.js';
 import { reconcile } from './reconcile.js';
 import { isTransient, type FileKeys, type SpaceCrypto } from './remote.js';
 import { Backoff, sleep } from './retry.js';
@@ -263,7 +264,9 @@ export class SyncEngine extends EventEmitter {
       await early?.catch(() => undefined);
       throw err;
     }
+    traceMemory('pulled');
     let remote = await this.db.remoteAll(this.folder.id);
+    traceMemory('remote rows read');
     let local = early;
     if (this.ctx.takeRebound()) { // the pull bound the folder afresh (rollback.ts): read and scan again
       await early?.catch(() => undefined);
@@ -274,6 +277,7 @@ export class SyncEngine extends EventEmitter {
       local = this.readLocal(signal);
     }
     const { base, scan } = await local;
+    traceMemory('scanned');
     if (this.firstCycle) {
       await cleanTemp(this.folder.root, scan.temps).catch(() => 0);
       this.firstCycle = false;
@@ -290,10 +294,12 @@ export class SyncEngine extends EventEmitter {
       if (!this.ctx.report.refused.some((x) => x.path === r.path)) this.ctx.report.refused.push({ path: r.path, reason: r.detail ?? r.reason });
     }
     const actions = await this.reconciled(base, scan, remote);
+    traceMemory('reconciled');
     // Settling files are looked at again next pass (their folders are rescanned).
     for (const sk of scan.skipped) if (sk.reason === 'settling' || sk.reason === 'changing') this.noteChange(this.ctx.abs(scan.diskPaths.get(sk.path) ?? sk.path));
     this.lastScan = scan;
     const busy = await act(this.ctx, actions, base, scan, signal);
+    traceMemory('acted');
     // The disk changed under the scan's feet (our own writes): the next pass scans everything again.
     if (busy) this.lastScan = null;
     await this.db.setStatus(this.folder.id, { lastSyncAt: Date.now(), lastError: null });

@@ -31,15 +31,21 @@ const SYNC_READ = 256 * 1024;
 // O_NOFOLLOW: a file swapped for a symlink since the scan is not followed.
 const OPEN_FLAGS = fsConstants.O_RDONLY | (fsConstants.O_NOFOLLOW ?? 0);
 
+/** The buffer readSmall reads into; its result is a copy at the file's size (see readSmall). */
+const smallScratch = new Uint8Array(SYNC_READ + 1);
+
 /**
- * The whole content of a small file, or null if it is bigger than SYNC_READ by now. A fresh SYNC_READ + 1 buffer each
- * time: one scratch buffer with a copy out at the file's size was tried for issue 22 and did not lower a first sync's
- * peak RSS (a buffer that large is zero-filled memory of which only the pages read are touched).
+ * The whole content of a small file (a copy at its size), or null if it is bigger than SYNC_READ by now. Read into
+ * one scratch buffer (the call is synchronous, so no other read shares it meanwhile) and copied out. A fresh
+ * SYNC_READ + 1 buffer per file was the earlier way, on the belief that only its pages read are touched: glibc's
+ * malloc raises its mmap threshold past that size at the first such buffer freed, and from then on each one comes
+ * from the heap and calloc zero-fills (touches) all 256 KiB; with the garbage collector freeing them only now and
+ * then, 10,000 small files kept over a hundred MB of them (issue 22, measured in docs/architecture.md §4).
  */
 function readSmall(absPath: string): Uint8Array | null {
   const fd = openSync(absPath, OPEN_FLAGS);
   try {
-    const buf = new Uint8Array(SYNC_READ + 1);
+    const buf = smallScratch;
     let filled = 0;
     for (;;) {
       const n = readSync(fd, buf, filled, buf.length - filled, null);
@@ -47,7 +53,7 @@ function readSmall(absPath: string): Uint8Array | null {
       filled += n;
       if (filled === buf.length) return null;
     }
-    return buf.subarray(0, filled);
+    return buf.slice(0, filled);
   } finally {
     closeSync(fd);
   }

@@ -8,6 +8,7 @@ import { EMPTY_HASH, type ScanResult } from './scan.js';
 import { readAndEncrypt, type ReadFile } from './read-encrypt.js';
 import { ChunkUploader, each } from './transfer.js';
 import type { LocalEntry } from './types.js';
+import { traceMemory } from './memory-trace.js';
 
 const COMMIT_BATCH = 500;
 const READ_CONCURRENCY = 4;
@@ -115,6 +116,7 @@ export async function uploadAll(ctx: SyncContext, uploads: UploadItem[], commits
       fileId, parent: a.parent, path: a.path, kind: l.kind, size: content.size, mtimeMs: Math.trunc(l.mtimeMs), chunks: content.chunks, hash: content.hash, deleted: false,
     }, a.deleteBase !== undefined ? 'move' : 'upload', { local: l, ...(a.deleteBase !== undefined ? { deleteBase: a.deleteBase } : {}) }));
     filesDone++;
+    if (filesDone % 1000 === 0) traceMemory(`uploaded ${filesDone}`);
     emitProgress();
     await maybeCommit();
   });

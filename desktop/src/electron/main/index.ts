@@ -7,6 +7,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type * as Electron from 'electron';
 import { EVENT_CHANNEL, type AppEvent } from '../ipc/contract.js';
+import { limitHeapGrowth } from '../../sync/heap-growth.js';
 import { startApp, type RunningApp, type TrayTexts } from './app.js';
 import { AppCore } from './core.js';
 import { appHandlers } from './handlers.js';
@@ -16,6 +17,8 @@ import { Notifier } from './notifications.js';
 import { TRAY_TEXTS } from './tray-texts.js';
 
 const VERSION = '0.1.0';
+// Before any engine worker starts: V8's flags are the process's, so its engine threads grow their heaps the same way.
+limitHeapGrowth();
 const require = createRequire(import.meta.url);
 const electron = require('electron') as typeof Electron;
 const { app } = electron;
