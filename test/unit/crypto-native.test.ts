@@ -256,3 +256,46 @@ test('without the addon (it cannot be resolved) crypto falls back to WASM and st
   t.is(run(true), `wasm ${empty}`);
   t.is(run(false), `native ${empty}`);
 });
+
+test('envelopes: sodium-native\'s AEAD (up to 64 KiB on the node backend), node:crypto and libsodium.js seal the same bytes, each opens the others\', and a flipped bit fails on all', (t) => {
+  const key = k.hazmat.randomBytes(32);
+  const nonce = k.hazmat.randomBytes(24);
+  const ad = k.utf8('kluis/chunk/v1');
+  for (const size of [0, 1, 4096, 65535, 65536, 65537, 200_000]) {
+    const msg = Uint8Array.from({ length: size }, (_, i) => (i * 7 + size) & 0xff);
+    const sealed = {
+      nativeSmall: both(() => k.hazmat.sealEnvelopeWithNonce(key, msg, ad, nonce, 'node')).native,
+      nodeCrypto: both(() => k.hazmat.sealEnvelopeWithNonce(key, msg, ad, nonce, 'node')).wasm,
+      sodium: k.hazmat.sealEnvelopeWithNonce(key, msg, ad, nonce, 'sodium'),
+    };
+    t.deepEqual(sealed.nativeSmall, sealed.sodium, `${size} bytes: native backend`);
+    t.deepEqual(sealed.nodeCrypto, sealed.sodium, `${size} bytes: node:crypto`);
+    const opened = both(() => [k.openEnvelope(key, sealed.sodium, ad, 'node'), k.openEnvelope(key, sealed.nativeSmall, ad, 'sodium')]);
+    for (const pair of [opened.native, opened.wasm]) for (const m of pair) t.deepEqual(Uint8Array.from(m), msg); // node:crypto answers a Buffer
+    const tampered = Uint8Array.from(sealed.sodium);
+    tampered[tampered.length - 1]! ^= 1;
+    for (const backend of BACKENDS) {
+      k.setCryptoBackend(backend);
+      try {
+        for (const env of ['node', 'sodium'] as const) t.throws(() => k.openEnvelope(key, tampered, ad, env), { code: k.ErrorCode.DecryptFailed } as never, `${size} bytes, ${backend}/${env}`);
+        t.throws(() => k.openEnvelope(key, sealed.sodium, k.utf8('kluis/other/v1'), 'node'), { code: k.ErrorCode.DecryptFailed } as never);
+      } finally {
+        k.setCryptoBackend(null);
+      }
+    }
+  }
+});
+
+test('random bytes on the native backend: the requested length, and not repeating', (t) => {
+  k.setCryptoBackend('native');
+  try {
+    const seen = new Set<string>();
+    for (let i = 0; i < 1000; i++) seen.add(k.toBase64Url(k.hazmat.randomBytes(24)));
+    t.is(seen.size, 1000);
+    t.is(k.hazmat.randomBytes(0).length, 0);
+    t.is(k.hazmat.randomBytes(100_000).length, 100_000);
+    t.true(k.hazmat.randomBytes(100_000).some((b) => b !== 0));
+  } finally {
+    k.setCryptoBackend(null);
+  }
+});

@@ -3,14 +3,21 @@
 // Two interchangeable backends produce the same bytes: libsodium (everywhere) and, in Node, node:crypto's
 // IETF ChaCha20-Poly1305 keyed with HChaCha20(key, nonce[0..16]) and nonce 0x00000000 || nonce[16..24].
 // The node:crypto path is ~5x faster than libsodium's WASM build; test vectors prove both give the same bytes.
+// Below NATIVE_AEAD_MAX bytes the 'node' backend seals and opens with sodium-native's XChaCha20-Poly1305 instead (the
+// same construction in one native call): a node:crypto cipher object and the HChaCha20 step cost ~25 µs, most of a
+// small file's envelope; above it OpenSSL's ChaCha20 is the faster (4 KiB: 3.3 against 26.8 µs; 1 MiB: 663 against
+// 817 MiB/s, same run).
 import { CryptoError, ErrorCode } from '../errors.js';
-import { na } from './sodium.js';
+import { na, native } from './sodium.js';
+import { randomBytes } from './primitives.js';
 
 export const ENVELOPE_V1 = 0x01;
 export const NONCE_BYTES = 24;
 export const TAG_BYTES = 16;
 export const KEY_BYTES = 32;
 export const ENVELOPE_OVERHEAD = 1 + NONCE_BYTES + TAG_BYTES;
+/** Messages up to this size go through sodium-native's AEAD on the 'node' backend (see the top). */
+const NATIVE_AEAD_MAX = 64 * 1024;
 
 /** The shape of node:crypto that the fast path needs, declared structurally so shared/ stays host-neutral. */
 interface NodeAeadCipher {
@@ -68,7 +75,10 @@ function ietfParams(key: Uint8Array, nonce: Uint8Array): { subkey: Uint8Array; i
 /** Raw XChaCha20-Poly1305-IETF (ciphertext || tag) with an explicit nonce, on the chosen backend. */
 export function xchachaEncrypt(msg: Uint8Array, ad: Uint8Array, nonce: Uint8Array, key: Uint8Array, backend: EnvelopeBackend, out?: Uint8Array, outOffset = 0): Uint8Array {
   const dest = out ?? new Uint8Array(msg.length + TAG_BYTES);
-  if (backend === 'node') {
+  const small = backend === 'node' && msg.length <= NATIVE_AEAD_MAX ? native() : null;
+  if (small) {
+    small.crypto_aead_xchacha20poly1305_ietf_encrypt(dest.subarray(outOffset, outOffset + msg.length + TAG_BYTES), msg, ad, null, nonce, key);
+  } else if (backend === 'node') {
     const { subkey, iv } = ietfParams(key, nonce);
     const cipher = node()!.createCipheriv('chacha20-poly1305', subkey, iv, { authTagLength: TAG_BYTES });
     cipher.setAAD(ad, { plaintextLength: msg.length });
@@ -85,6 +95,16 @@ export function xchachaEncrypt(msg: Uint8Array, ad: Uint8Array, nonce: Uint8Arra
 /** Raw XChaCha20-Poly1305-IETF opening; throws CryptoError on any failure. */
 export function xchachaDecrypt(sealed: Uint8Array, ad: Uint8Array, nonce: Uint8Array, key: Uint8Array, backend: EnvelopeBackend): Uint8Array {
   if (sealed.length < TAG_BYTES) throw new CryptoError(ErrorCode.BadEnvelope, 'ciphertext shorter than its tag');
+  const small = backend === 'node' && sealed.length - TAG_BYTES <= NATIVE_AEAD_MAX ? native() : null;
+  if (small) {
+    const body = new Uint8Array(sealed.length - TAG_BYTES);
+    try {
+      small.crypto_aead_xchacha20poly1305_ietf_decrypt(body, null, sealed, ad, nonce, key);
+    } catch {
+      throw new CryptoError(ErrorCode.DecryptFailed, 'ciphertext failed authentication');
+    }
+    return body;
+  }
   if (backend === 'node') {
     const { subkey, iv } = ietfParams(key, nonce);
     const decipher = node()!.createDecipheriv('chacha20-poly1305', subkey, iv, { authTagLength: TAG_BYTES });
@@ -107,7 +127,7 @@ export function xchachaDecrypt(sealed: Uint8Array, ad: Uint8Array, nonce: Uint8A
 
 /** Seals `msg` for `key`, bound to `ad`, with a fresh random nonce. */
 export function sealEnvelope(key: Uint8Array, msg: Uint8Array, ad: Uint8Array): Uint8Array {
-  return sealEnvelopeWithNonce(key, msg, ad, na().randombytes_buf(NONCE_BYTES), envelopeBackend());
+  return sealEnvelopeWithNonce(key, msg, ad, randomBytes(NONCE_BYTES), envelopeBackend());
 }
 
 /**

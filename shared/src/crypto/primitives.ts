@@ -13,7 +13,7 @@ export const ID_BYTES = 16;
  */
 export function newId(): string {
   for (;;) {
-    const id = toBase64Url(na().randombytes_buf(ID_BYTES));
+    const id = toBase64Url(randomBytes(ID_BYTES));
     if (id[0] !== '-') return id;
   }
 }
@@ -40,7 +40,11 @@ export function decodeB64(text: string, what: string, length?: number): Uint8Arr
 
 /** Random bytes from libsodium's CSPRNG. */
 export function randomBytes(n: number): Uint8Array {
-  return na().randombytes_buf(n);
+  const s = native();
+  if (!s) return na().randombytes_buf(n);
+  const out = new Uint8Array(n);
+  s.randombytes_buf(out); // the same CSPRNG (the OS's, through libsodium), without WASM's byte-at-a-time hook
+  return out;
 }
 
 /** BLAKE2b with the given output length, optionally keyed. */

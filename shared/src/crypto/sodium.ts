@@ -22,6 +22,11 @@ export interface NativeSodium {
   crypto_kdf_derive_from_key(out: Uint8Array, id: number, context: Uint8Array, key: Uint8Array): void;
   crypto_scalarmult(out: Uint8Array, secretKey: Uint8Array, publicKey: Uint8Array): void;
   crypto_hash_sha256(out: Uint8Array, input: Uint8Array): void;
+  /** Writes ciphertext || tag into `out` (message length + 16); returns its length. */
+  crypto_aead_xchacha20poly1305_ietf_encrypt(out: Uint8Array, message: Uint8Array, ad: Uint8Array, nsec: null, nonce: Uint8Array, key: Uint8Array): number;
+  /** Writes the plaintext into `out` (ciphertext length - 16); throws when the tag does not verify. */
+  crypto_aead_xchacha20poly1305_ietf_decrypt(out: Uint8Array, nsec: null, ciphertext: Uint8Array, ad: Uint8Array, nonce: Uint8Array, key: Uint8Array): number;
+  randombytes_buf(out: Uint8Array): void;
 }
 
 /** Which libsodium build the routed primitives run on. */
