@@ -66,11 +66,15 @@ test.serial('folders: choose, add to a space or a new one, open, remove; status 
   const started = Date.now();
   const created = await app.ok('folders:add', { path: newDir, space: { newSpaceName: `Nieuw ${Date.now()}`, classification: 'internal' } });
   await until('the upload', () => upToDate(created.folderId), 120_000);
+  // Events are pushed, app:status is asked: the last status event (coalesced, at most one per 100 ms) and the pass's
+  // `uploaded` activity may still be on their way when the polled state already says up to date.
+  const uploadedActivity = () => app.events.some((e) => e.type === 'activity' && e.kind === 'uploaded' && e.folderId === created.folderId);
+  await until('the pass\'s events', async () => uploadedActivity() && app.events.slice(before).some((e) => e.type === 'status'), 10_000);
   const statusEvents = app.events.slice(before).filter((e) => e.type === 'status');
   const seconds = (Date.now() - started) / 1000;
   t.true(statusEvents.length > 0);
   t.true(statusEvents.length <= Math.ceil(seconds * 10) + 1, `${statusEvents.length} status events in ${seconds} s`);
-  t.true(app.events.some((e) => e.type === 'activity' && e.kind === 'uploaded' && e.folderId === created.folderId));
+  t.true(uploadedActivity());
   t.true((await app.ok('spaces:list', {})).spaces.some((s) => s.spaceId === created.spaceId && s.role === 'manager'));
 
   t.like(await app.call('folders:open', { folderId: f.folderId }), { ok: true });
