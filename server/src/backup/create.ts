@@ -62,6 +62,17 @@ export async function createBackup(s: OpenedServices, key: ServerSigningKey, org
 }
 
 async function createBackupOnce(s: OpenedServices, key: ServerSigningKey, orgId: string, dir: string): Promise<BackupResult> {
+  const opened: RecordFileWriter[] = [];
+  try {
+    return await writeBackup(s, key, orgId, dir, opened);
+  } catch (err) {
+    // Every file is closed before the caller removes the directory (createBackup's retry, or the failure).
+    await Promise.all(opened.map((w) => w.discard()));
+    throw err;
+  }
+}
+
+async function writeBackup(s: OpenedServices, key: ServerSigningKey, orgId: string, dir: string, opened: RecordFileWriter[]): Promise<BackupResult> {
   const registered = (await s.db('org_backup_keys').where({ org_id: orgId }).first('public_key')) as { public_key: string } | undefined;
   if (!registered) throw new DomainError(ErrorCode.Conflict, 'the organisation has no backup key: generate one offline (kluis-admin backup keygen) and register its public half (kluis-admin backup key set)');
   const unknown = await unclassifiedTables(s.db);
@@ -71,7 +82,11 @@ async function createBackupOnce(s: OpenedServices, key: ServerSigningKey, orgId:
   const { contentKey, sealedKey } = newBackupContentKey(registered.public_key);
   const files: BackupFileEntry[] = [];
   let fileIndex = 0;
-  const writer = (name: string) => new RecordFileWriter(path.join(dir, name), name, backupId, contentKey, ++fileIndex);
+  const writer = (name: string) => {
+    const w = new RecordFileWriter(path.join(dir, name), name, backupId, contentKey, ++fileIndex);
+    opened.push(w);
+    return w;
+  };
   const rows: Record<string, number> = {};
   const objectKeys: string[] = [];
   const kinds = new Map<string, Map<string, 'boolean' | 'binary' | 'number' | 'other'>>();

@@ -57,12 +57,30 @@ export class RecordFileWriter {
   private records = 0;
   private bytes = 0;
 
+  /** The stream's error, kept: an error event with no listener would end the process (the file opens asynchronously). */
+  private failure: Error | null = null;
+
   constructor(path: string, readonly name: string, private readonly backupId: string, contentKey: Uint8Array, private readonly fileIndex: number) {
     this.out = createWriteStream(path, { mode: 0o600, flags: 'wx' });
+    this.out.on('error', (err) => {
+      this.failure ??= err;
+    });
     this.key = backupFileKey(contentKey, fileIndex);
   }
 
+  /**
+   * Gives the file up (the backup failed): the stream is destroyed and its descriptor closed before this resolves, so
+   * that the caller may remove the directory (a stream still opening would otherwise fail on the missing directory).
+   */
+  async discard(): Promise<void> {
+    if (this.out.closed) return;
+    const closed = once(this.out, 'close').catch(() => undefined);
+    this.out.destroy();
+    await closed;
+  }
+
   async add(payload: Uint8Array): Promise<void> {
+    if (this.failure) throw this.failure;
     if (this.pending) await this.flush(false);
     this.pending = payload;
   }
@@ -81,6 +99,7 @@ export class RecordFileWriter {
 
   /** Ends the file (fsynced) and returns its manifest entry. */
   async close(): Promise<BackupFileEntry> {
+    if (this.failure) throw this.failure;
     if (this.pending) await this.flush(true);
     await new Promise<void>((resolve, reject) => this.out.end((err?: Error | null) => (err ? reject(err) : resolve())));
     return { name: this.name, records: this.records, bytes: this.bytes, hash: this.hasher.digest() };
