@@ -354,6 +354,33 @@ test('chunkStream yields owned copies that stay valid when the source reuses its
   t.is(buffers.size, chunks.length);
 });
 
+test('chunkStream with borrow yields views of the right bytes and boundaries, each valid until the next is asked for', async (t) => {
+  // 1 MiB pieces from one reused buffer, as the sync client reads a file; 23 MiB, so the window fills and its tail
+  // is moved to the front several times
+  const input = detBytes(0x5a5a, 23 * MiB + 777);
+  async function* reusing(): AsyncGenerator<Uint8Array> {
+    const scratch = new Uint8Array(MiB);
+    for (let off = 0; off < input.length; off += MiB) {
+      const piece = scratch.subarray(0, Math.min(MiB, input.length - off));
+      piece.set(input.subarray(off, off + piece.length));
+      yield piece;
+      scratch.fill(0x5c);
+    }
+  }
+  const lengths: number[] = [];
+  const windows = new Set<ArrayBufferLike>();
+  let off = 0;
+  for await (const c of chunkStream(reusing(), { borrow: true })) {
+    if (!Buffer.from(c).equals(input.subarray(off, off + c.length))) t.fail(`chunk at ${off}: wrong bytes`);
+    windows.add(c.buffer);
+    lengths.push(c.length);
+    off += c.length;
+  }
+  t.deepEqual(lengths, chunkBoundaries(input));
+  t.is(windows.size, 1, 'every chunk is a view of the one window, not a copy');
+  t.is([...windows][0]!.byteLength, 4 * CHUNK_MAX);
+});
+
 test('chunkStream accepts Node Readable and web ReadableStream, rejects non-byte pieces', async (t) => {
   const input = detBytes(0x1234, 3 * MiB);
   const rs = new ReadableStream<Uint8Array>({

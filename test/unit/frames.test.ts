@@ -35,3 +35,21 @@ test('frameStream equals encodeFrames for lengths around the block size, alone a
     }
   }
 });
+
+test('frameStream: parts stay valid when kept, and large frames cost no block of their own', async (t) => {
+  const block = 1024;
+  const frames = [frame(0, 3 * block), frame(1, 2 * block), frame(2, 41), frame(3, 5 * block), frame(4, 4 * block), frame(5, 100)];
+  const parts: Uint8Array[] = [];
+  for await (const p of frameStream(frames, { blockBytes: block })) parts.push(p); // kept as they are, no copy
+  const whole = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    whole.set(p, at);
+    at += p.length;
+  }
+  t.deepEqual(whole, encodeFrames(frames));
+  // a header met between two large frames travels in a 36-byte array, not in a fresh block of `block` bytes
+  const blocks = parts.filter((p) => p.buffer.byteLength === block).length;
+  t.is(blocks, 2, 'a block only where small frames were gathered (frame 2 with the header of 3, frame 5)');
+  t.is(parts.filter((p) => p.buffer.byteLength === FRAME_HEADER_BYTES).length, 3, 'the headers of frames 0, 1 and 4');
+});

@@ -28,8 +28,9 @@ async function tempDir(t: ExecutionContext): Promise<string> {
 function uploader(): { up: ChunkUploader; sent: Map<string, Uint8Array> } {
   const sent = new Map<string, Uint8Array>();
   const client = {
-    async uploadChunks(_spaceId: string, frames: k.ChunkFrame[]) {
-      for (const f of frames) sent.set(f.id, f.ciphertext);
+    async uploadFramed(_spaceId: string, body: Uint8Array) {
+      // copies: the uploader reuses the body's buffer once this resolves
+      for (const f of k.decodeFrames(body)) sent.set(f.id, f.ciphertext.slice());
     },
     async missingChunks(_spaceId: string, ids: string[]) {
       return ids.filter((id) => !sent.has(id));

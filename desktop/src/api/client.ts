@@ -112,6 +112,22 @@ export class ApiClient {
     return (await res.json()) as { stored: number; duplicate: number };
   }
 
+  /**
+   * Uploads one framed batch already built in `body` (the uploader seals chunks straight into it: chunk-uploader.ts).
+   * Handed to fetch as a one-piece stream: a Uint8Array body would be copied (the fetch standard takes a copy of a
+   * BufferSource). The caller must not change `body` until this resolves.
+   */
+  async uploadFramed(spaceId: string, body: Uint8Array): Promise<{ stored: number; duplicate: number }> {
+    const stream = new ReadableStream<Uint8Array>({
+      start(controller) {
+        controller.enqueue(body);
+        controller.close();
+      },
+    });
+    const res = await this.raw('POST', `/api/v1/spaces/${spaceId}/chunks/upload`, { body: stream, contentLength: body.length });
+    return (await res.json()) as { stored: number; duplicate: number };
+  }
+
   /** Streams the requested chunks back (framed); the caller checks each against its id (decryptChunk). */
   async *downloadChunks(spaceId: string, ids: string[], limits?: Partial<FrameLimits>): AsyncGenerator<ChunkFrame> {
     const res = await this.raw('POST', `/api/v1/spaces/${spaceId}/chunks/download`, { json: { ids } });

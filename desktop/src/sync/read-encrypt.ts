@@ -1,5 +1,5 @@
 // The reading side of an upload: read -> FastCDC -> chunk id -> encrypt -> the uploader (transfer.ts ChunkUploader).
-// A file is read in 1 MiB pieces through chunkStream (one 4 MiB window); small files in one piece.
+// A file is read in 1 MiB pieces through chunkStream (one 8 MiB window, chunks lent as views); small files in one piece.
 //
 // Hash once (issue 22). The scan has just hashed every file it uploads (or reused the index's hash because size,
 // mtime and inode are unchanged). Reading the file again, the upload used to hash it a second time only to notice a
@@ -19,9 +19,9 @@
 // matches, it is taken without FastCDC's gear loop and without a copy.
 import { closeSync, constants as fsConstants, openSync, readSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
-import { chunkBoundaries, chunkId, chunkStream, chunkStreamGuided, contentHash, sealChunk, ContentHasher, type FileSubkeys } from '@kluis/shared';
+import { chunkBoundaries, chunkId, chunkStream, chunkStreamGuided, contentHash, sealChunkInto, sealedChunkLength, ContentHasher, type FileSubkeys } from '@kluis/shared';
 import { PreviousChunks } from './chunk-guide.js';
-import type { ChunkUploader } from './transfer.js';
+import type { ChunkUploader } from './chunk-uploader.js';
 
 const READ_PIECE = 1024 * 1024;
 /** Files up to this size are read in one piece (one read call instead of a stream). */
@@ -103,7 +103,7 @@ class ChunkSink {
       this.onHeld?.(piece.length);
       return;
     }
-    await this.uploader.add(id, sealChunk(this.keys, id, piece), this.known, piece.length);
+    await this.uploader.add(id, sealedChunkLength(piece.length), (dest) => sealChunkInto(this.keys, id, piece, dest), this.known, piece.length);
   }
 
   /** A chunk the guide confirmed as one of the replaced version's: the server holds it. */
@@ -133,9 +133,10 @@ class ChunkSink {
         yield piece;
       }
     }
-    if (!this.guide) for await (const chunk of chunkStream(counted())) await this.take(chunk);
+    // Borrowed views, not copies: `take` hashes and encrypts a chunk before asking for the next, and keeps neither.
+    if (!this.guide) for await (const chunk of chunkStream(counted(), { borrow: true })) await this.take(chunk);
     else {
-      for await (const chunk of chunkStreamGuided(counted(), this.guide)) {
+      for await (const chunk of chunkStreamGuided(counted(), this.guide, { borrow: true })) {
         if (typeof chunk === 'number') this.takeKnown(chunk);
         else await this.take(chunk);
       }

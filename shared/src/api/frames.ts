@@ -184,6 +184,11 @@ function writeHeader(id: string, length: number, out: Uint8Array, at: number, bo
 
 // ------------------------------------------------------------------------------------------------ encoder
 
+/** Writes the 36-byte header of one frame at `out[at]` (an upload batch built in place). */
+export function writeFrameHeader(id: string, length: number, out: Uint8Array, at: number): void {
+  writeHeader(id, length, out, at);
+}
+
 /** The 36-byte header of one frame. */
 export function frameHeader(id: string, length: number): Uint8Array {
   const out = new Uint8Array(FRAME_HEADER_BYTES);
@@ -229,7 +234,9 @@ export async function* frameStream(
   options: FrameStreamOptions = {},
 ): AsyncGenerator<Uint8Array, void, undefined> {
   const blockBytes = Math.max(FRAME_HEADER_BYTES, options.blockBytes ?? 256 * 1024);
-  let block = new Uint8Array(blockBytes);
+  // Allocated when a small frame needs it: a block made at once after every large frame held one 36-byte header,
+  // so a GiB of 600 KiB chunks zero-filled ~430 MB of blocks for 61 KB of headers (issue 22, W1's GC).
+  let block: Uint8Array | null = null;
   let fill = 0;
   let offset = 0; // byte position of the next frame in the body (for error messages)
   for await (const f of items) {
@@ -237,25 +244,33 @@ export async function* frameStream(
     // Small: header and ciphertext fit in one block (a ciphertext just under blockBytes does not: its header needs
     // FRAME_HEADER_BYTES more).
     const small = FRAME_HEADER_BYTES + n <= blockBytes;
-    if (fill + FRAME_HEADER_BYTES + (small ? n : 0) > blockBytes && fill > 0) {
+    if (block && fill + FRAME_HEADER_BYTES + (small ? n : 0) > blockBytes && fill > 0) {
       yield block.subarray(0, fill);
-      block = new Uint8Array(blockBytes);
+      block = null;
       fill = 0;
     }
-    writeHeader(f.id, n, block, fill, offset);
-    fill += FRAME_HEADER_BYTES;
     if (small) {
-      block.set(f.ciphertext, fill);
-      fill += n;
+      block ??= new Uint8Array(blockBytes);
+      writeHeader(f.id, n, block, fill, offset);
+      block.set(f.ciphertext, fill + FRAME_HEADER_BYTES);
+      fill += FRAME_HEADER_BYTES + n;
     } else {
-      yield block.subarray(0, fill);
-      block = new Uint8Array(blockBytes);
-      fill = 0;
+      // A large frame: its header goes out with the block before (if any), then the ciphertext as it is.
+      if (block) {
+        writeHeader(f.id, n, block, fill, offset);
+        yield block.subarray(0, fill + FRAME_HEADER_BYTES);
+        block = null;
+        fill = 0;
+      } else {
+        const header = new Uint8Array(FRAME_HEADER_BYTES);
+        writeHeader(f.id, n, header, 0, offset);
+        yield header;
+      }
       if (n > 0) yield f.ciphertext;
     }
     offset += FRAME_HEADER_BYTES + n;
   }
-  if (fill > 0) yield block.subarray(0, fill);
+  if (block && fill > 0) yield block.subarray(0, fill);
 }
 
 // ------------------------------------------------------------------------------------------------ parser

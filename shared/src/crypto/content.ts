@@ -5,7 +5,7 @@ import { canonicalBytes } from '../canonical.js';
 import { assertSpacePath } from '../paths.js';
 import { na, native } from './sodium.js';
 import type { StateAddress } from 'libsodium-wrappers-sumo';
-import { openEnvelope, sealEnvelope } from './envelope.js';
+import { ENVELOPE_OVERHEAD, openEnvelope, sealEnvelope, sealEnvelopeInto } from './envelope.js';
 import type { FileSubkeys, Signer, SignerPolicy } from './keys.js';
 import { blake2b, constantTimeEqual, idBytes, signDetached, verifyDetached } from './primitives.js';
 import { toBase64Url } from '../encoding.js';
@@ -35,6 +35,19 @@ export function encryptChunk(keys: FileSubkeys, plaintext: Uint8Array): { id: st
  */
 export function sealChunk(keys: FileSubkeys, id: string, plaintext: Uint8Array): Uint8Array {
   return sealEnvelope(keys.chunkKey, plaintext, chunkAd(id));
+}
+
+/** The envelope length of a chunk of `plaintextLength` bytes. */
+export function sealedChunkLength(plaintextLength: number): number {
+  return plaintextLength + ENVELOPE_OVERHEAD;
+}
+
+/**
+ * sealChunk writing the envelope into `dest` (exactly sealedChunkLength(plaintext.length) bytes): the sync client
+ * seals straight into the upload batch it is building, so a GiB uploaded allocates no GiB of ciphertexts.
+ */
+export function sealChunkInto(keys: FileSubkeys, id: string, plaintext: Uint8Array, dest: Uint8Array): void {
+  sealEnvelopeInto(keys.chunkKey, plaintext, chunkAd(id), dest);
 }
 
 /** Opens a chunk and checks that its plaintext hashes to `id`; throws CryptoError otherwise. */

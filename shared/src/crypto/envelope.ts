@@ -135,13 +135,26 @@ export function sealEnvelope(key: Uint8Array, msg: Uint8Array, ad: Uint8Array): 
  * integrity; only test vectors and benchmarks call this.
  */
 export function sealEnvelopeWithNonce(key: Uint8Array, msg: Uint8Array, ad: Uint8Array, nonce: Uint8Array, backend: EnvelopeBackend): Uint8Array {
+  const out = new Uint8Array(ENVELOPE_OVERHEAD + msg.length);
+  writeEnvelope(key, msg, ad, nonce, backend, out);
+  return out;
+}
+
+/**
+ * sealEnvelope writing into `dest` (exactly ENVELOPE_OVERHEAD + msg.length bytes, e.g. a view of an upload batch
+ * being built) instead of a new array: the same bytes, no allocation.
+ */
+export function sealEnvelopeInto(key: Uint8Array, msg: Uint8Array, ad: Uint8Array, dest: Uint8Array): void {
+  if (dest.length !== ENVELOPE_OVERHEAD + msg.length) throw new RangeError(`sealEnvelopeInto: dest must be ${ENVELOPE_OVERHEAD + msg.length} bytes, not ${dest.length}`);
+  writeEnvelope(key, msg, ad, randomBytes(NONCE_BYTES), envelopeBackend(), dest);
+}
+
+function writeEnvelope(key: Uint8Array, msg: Uint8Array, ad: Uint8Array, nonce: Uint8Array, backend: EnvelopeBackend, out: Uint8Array): void {
   checkKey(key);
   if (nonce.length !== NONCE_BYTES) throw new CryptoError(ErrorCode.BadKey, `nonce must be ${NONCE_BYTES} bytes`);
-  const out = new Uint8Array(ENVELOPE_OVERHEAD + msg.length);
   out[0] = ENVELOPE_V1;
   out.set(nonce, 1);
   xchachaEncrypt(msg, ad, nonce, key, backend, out, 1 + NONCE_BYTES);
-  return out;
 }
 
 /** Opens an envelope; throws a typed CryptoError (never returns garbage) on any mismatch. */

@@ -1,0 +1,174 @@
+// The batching chunk uploader (docs/architecture.md §3.1): chunk envelopes are sealed straight into the framed body
+// of the batch being built, in a buffer taken from a small pool, and each batch goes out as one request with a bounded
+// number in flight.
+//
+// Memory and garbage (issue 22, W1). Each chunk used to be sealed into a fresh array, then copied or streamed into
+// the request: a GiB uploaded allocated a GiB of ciphertexts (plus the chunker's copies) that only the garbage
+// collector gave back, and a W1 upload held 50-60 MB of such arrays at its peak. Here the uploader owns at most
+// `inFlight + 1` buffers of `batchBytes + one largest frame`, reused from batch to batch; a batch's body is that
+// buffer's first bytes, already framed (docs/api.md "Chunk batch frames"), sent without a copy.
+//
+// A buffer goes back to the pool only after its request succeeded: the server answers once it has read the whole body,
+// so nothing still writes from it. A failed request's buffer is dropped (a socket may still be sending from it) and a
+// fresh one is made when needed.
+import { CHUNK_MAX, FRAME_HEADER_BYTES, sealedChunkLength, writeFrameHeader } from '@kluis/shared';
+import type { ApiClient } from '../api/client.js';
+import type { RateLimiter } from './transfer.js';
+
+export interface UploaderOptions {
+  batchBytes?: number;
+  maxFrames?: number;
+  inFlight?: number;
+  limiter?: RateLimiter;
+  /**
+   * Plaintext bytes (as `add` was told) that need no more sending: a batch sent or found stored, or a chunk already
+   * queued by an earlier `add`. Progress counts these as done; a batch that fails is never counted.
+   */
+  onDone?: (plainBytes: number) => void;
+}
+
+/** One frame of a batch: where it sits in the batch's buffer. */
+interface Slot {
+  id: string;
+  /** offset of its header in the buffer */
+  at: number;
+  /** header + envelope */
+  length: number;
+}
+
+interface Batch {
+  buf: Uint8Array;
+  /** bytes of the buffer used (the framed body so far) */
+  fill: number;
+  slots: Slot[];
+  /** ids whose presence on the server must be asked first (chunks of known files: delta sync) */
+  check: Set<string>;
+  /** the plaintext bytes of its chunks (progress) */
+  plain: number;
+}
+
+/** Writes one chunk's envelope into `dest` (exactly the length given to `add`). */
+export type SealInto = (dest: Uint8Array) => void;
+
+/** The largest frame a FastCDC chunk makes: its header and the envelope of CHUNK_MAX bytes. */
+const LARGEST_FRAME = FRAME_HEADER_BYTES + sealedChunkLength(CHUNK_MAX);
+
+/**
+ * Collects chunk envelopes into framed batches and uploads them, `inFlight` at a time. `add` waits when that many
+ * are in flight (backpressure). `flush` sends what is left and waits for everything; it rethrows the first failure.
+ */
+export class ChunkUploader {
+  private pending: Batch | null = null;
+  private readonly free: Uint8Array[] = [];
+  private readonly inFlight = new Set<Promise<void>>();
+  private failure: unknown = null;
+  private readonly seen = new Set<string>();
+  readonly batchBytes: number;
+  readonly maxFrames: number;
+  readonly maxInFlight: number;
+  /** the size of a pooled buffer: a batch is sent once it holds batchBytes, so one more frame must fit */
+  private readonly bufferBytes: number;
+  /** ciphertext bytes sent, chunks sent, chunks skipped as already stored */
+  sentBytes = 0;
+  sentChunks = 0;
+  skippedChunks = 0;
+
+  constructor(private readonly c: ApiClient, private readonly spaceId: string, private readonly options: UploaderOptions = {}) {
+    this.batchBytes = options.batchBytes ?? 2 * 1024 * 1024;
+    this.maxFrames = options.maxFrames ?? 4000;
+    this.maxInFlight = options.inFlight ?? 3;
+    this.bufferBytes = this.batchBytes + LARGEST_FRAME;
+  }
+
+  /**
+   * Queues one chunk: `seal` writes its envelope (`sealedLength` bytes) into the batch. `known`: the server may
+   * already hold it (a chunk of an existing file). `plainBytes`: its plaintext size, reported to `onDone` once the
+   * chunk is sent or found stored. A chunk queued before is neither sealed nor sent again.
+   */
+  async add(id: string, sealedLength: number, seal: SealInto, known: boolean, plainBytes = 0): Promise<void> {
+    if (this.failure) throw this.failure;
+    if (this.seen.has(id)) {
+      this.options.onDone?.(plainBytes);
+      return;
+    }
+    const length = FRAME_HEADER_BYTES + sealedLength;
+    // A loop: files are read concurrently, so another add may have started a new batch while this one waited.
+    while (this.pending && this.pending.fill + length > this.pending.buf.length) await this.send();
+    // From here to the end nothing waits, so the batch is this call's alone until it is full.
+    const batch = (this.pending ??= { buf: this.take(length), fill: 0, slots: [], check: new Set(), plain: 0 });
+    writeFrameHeader(id, sealedLength, batch.buf, batch.fill);
+    seal(batch.buf.subarray(batch.fill + FRAME_HEADER_BYTES, batch.fill + length));
+    this.seen.add(id);
+    batch.slots.push({ id, at: batch.fill, length });
+    batch.fill += length;
+    batch.plain += plainBytes;
+    if (known) batch.check.add(id);
+    if (batch.fill >= this.batchBytes || batch.slots.length >= this.maxFrames) await this.send();
+  }
+
+  /** A buffer for a batch whose first frame is `length` bytes: a pooled one, or one of its own for an outsize frame. */
+  private take(length: number): Uint8Array {
+    if (length > this.bufferBytes) return new Uint8Array(length);
+    return this.free.pop() ?? new Uint8Array(this.bufferBytes);
+  }
+
+  private async send(): Promise<void> {
+    const batch = this.pending;
+    this.pending = null;
+    if (!batch || batch.slots.length === 0) return;
+    while (this.inFlight.size >= this.maxInFlight) await Promise.race(this.inFlight);
+    if (this.failure) throw this.failure;
+    const p = this.upload(batch).then(
+      () => {
+        if (batch.buf.length === this.bufferBytes) this.free.push(batch.buf);
+      },
+      (err) => {
+        this.failure ??= err;
+        // forget what this batch carried: a retry must send it again
+        for (const s of batch.slots) this.seen.delete(s.id);
+      },
+    );
+    const tracked = p.finally(() => this.inFlight.delete(tracked));
+    this.inFlight.add(tracked);
+  }
+
+  private async upload(batch: Batch): Promise<void> {
+    let body = batch.buf.subarray(0, batch.fill);
+    let count = batch.slots.length;
+    if (batch.check.size > 0) {
+      const missing = new Set(await this.c.missingChunks(this.spaceId, [...batch.check]));
+      const keep = batch.slots.filter((s) => !batch.check.has(s.id) || missing.has(s.id));
+      this.skippedChunks += count - keep.length;
+      count = keep.length;
+      if (count < batch.slots.length) body = compact(batch.buf, keep);
+    }
+    if (count > 0) {
+      const bytes = body.length - count * FRAME_HEADER_BYTES;
+      await this.options.limiter?.take(bytes);
+      await this.c.uploadFramed(this.spaceId, body);
+      this.sentBytes += bytes;
+      this.sentChunks += count;
+    }
+    this.options.onDone?.(batch.plain);
+  }
+
+  async flush(): Promise<void> {
+    await this.send();
+    while (this.inFlight.size > 0) await Promise.race(this.inFlight);
+    if (this.failure) {
+      const err = this.failure;
+      this.failure = null;
+      throw err;
+    }
+  }
+}
+
+/** Moves the frames to keep (in order) to the front of `buf`; returns the body they make. */
+function compact(buf: Uint8Array, keep: readonly Slot[]): Uint8Array {
+  let to = 0;
+  for (const s of keep) {
+    if (s.at !== to) buf.copyWithin(to, s.at, s.at + s.length);
+    to += s.length;
+  }
+  return buf.subarray(0, to);
+}
