@@ -138,7 +138,7 @@ test('a failed batch fails the flush, its chunks are sent again by a later uploa
   t.false(s.buffers.slice(1).includes(failed.buffer));
 });
 
-test('the largest chunk FastCDC makes fits a batch that already holds frames', async (t) => {
+test('a batch goes when its next frame would not fit; the largest chunk FastCDC makes fits an empty one', async (t) => {
   const s = server();
   const keys = k.deriveFileSubkeys(k.generateFileKey());
   const up = new ChunkUploader(s.client, 'space', { batchBytes: 4 * KiB });
@@ -146,8 +146,11 @@ test('the largest chunk FastCDC makes fits a batch that already holds frames', a
   const big = content(7, k.CHUNK_MAX);
   const a = await addChunk(up, keys, small);
   const b = await addChunk(up, keys, big);
+  const c = await addChunk(up, keys, small.subarray(1));
   await up.flush();
   t.deepEqual(k.decryptChunk(keys, a, s.stored.get(a)!), small);
   t.true(Buffer.from(k.decryptChunk(keys, b, s.stored.get(b)!)).equals(big));
-  t.is(s.buffers.length, 1, 'one batch: the buffer has room for one largest frame beyond batchBytes');
+  t.deepEqual(k.decryptChunk(keys, c, s.stored.get(c)!), small.subarray(1));
+  t.is(s.buffers.length, 3, 'the small frame goes alone: the largest one does not fit beside it');
+  t.is(s.buffers[0]!.byteLength, k.FRAME_HEADER_BYTES + k.sealedChunkLength(k.CHUNK_MAX), 'a buffer is one largest frame when batchBytes is less');
 });

@@ -9,6 +9,8 @@ import path from 'node:path';
 import * as k from '@kluis/shared';
 import { readAndEncrypt, type ReadExpect } from '../../desktop/dist/sync/read-encrypt.js';
 import { ChunkUploader } from '../../desktop/dist/sync/transfer.js';
+import { ConfirmAhead } from '../../desktop/dist/sync/confirm-ahead.js';
+import { PreviousChunks } from '../../desktop/dist/sync/chunk-guide.js';
 import type { ApiClient } from '../../desktop/dist/api/client.js';
 import { detBytes } from '../helpers/det-bytes.js';
 
@@ -158,3 +160,49 @@ test('chunks the server holds (the replaced version\'s) are neither encrypted no
   t.true(back.equals(v2));
   t.is(server.sent.size, before);
 });
+
+test('a large new version is confirmed on two threads: the worker\'s ids from the end give the same chunk list', async (t) => {
+  const dir = await tempDir(t);
+  const file = path.join(dir, 'groot');
+  const v1 = detBytes(21, 40 * MiB);
+  await writeFile(file, v1);
+  const fk = keys();
+  const first = await readAndEncrypt(file, fk, uploader().up, false, { expect: await scanned(file, v1) });
+  // edits in both halves: one the main thread meets, one in the part the worker hashes from the end
+  const v2 = Buffer.from(v1);
+  Buffer.from(detBytes(22, MiB)).copy(v2, 5 * MiB);
+  Buffer.from(detBytes(23, MiB)).copy(v2, 35 * MiB);
+  await writeFile(file, v2);
+  const ahead = new ConfirmAhead(file, fk, first!.chunks);
+  try {
+    t.true(await ahead.started, 'the worker sent ids');
+    const guided = async (g: PreviousChunks): Promise<[string, number][]> => {
+      const list: [string, number][] = [];
+      let at = 0;
+      for await (const c of k.chunkStreamGuided(pieces(v2), g)) {
+        const n = typeof c === 'number' ? c : c.length;
+        list.push([typeof c === 'number' ? g.takeConfirmed() : k.chunkId(fk, c), n]);
+        if (typeof c !== 'number') g.observe(at, list.at(-1)![0]);
+        at += n;
+      }
+      return list;
+    };
+    const guide = new PreviousChunks(fk, first!.chunks, ahead);
+    const list = await guided(guide);
+    t.true(ahead.taken > 0, `ids taken from the worker: ${ahead.taken}`);
+    // the same confirmations and misses as the main thread alone: every id the worker gave was the right one
+    const alone = new PreviousChunks(fk, first!.chunks);
+    t.deepEqual(await guided(alone), list);
+    t.deepEqual([guide.confirmed, guide.missed], [alone.confirmed, alone.missed]);
+    t.true(guide.confirmed > 0 && guide.missed >= 2, `confirmed ${guide.confirmed}, missed ${guide.missed}`);
+    // exactly the chunk list of an unguided read of v2 (FastCDC from scratch, every id computed on this thread)
+    const plain = await readAndEncrypt(file, fk, uploader().up, false, { expect: await scanned(file, v2) });
+    t.deepEqual(list, plain!.chunks);
+  } finally {
+    await ahead.close();
+  }
+});
+
+async function* pieces(bytes: Uint8Array): AsyncGenerator<Uint8Array> {
+  for (let o = 0; o < bytes.length; o += MiB) yield bytes.subarray(o, o + MiB);
+}

@@ -25,7 +25,11 @@ export class PreviousChunks implements ChunkGuide {
   confirmed = 0;
   missed = 0;
 
-  constructor(private readonly keys: FileSubkeys, private readonly previous: readonly (readonly [string, number])[]) {
+  /**
+   * `ahead`: ids already computed by a worker for the bytes at the old chunks' places (confirm-ahead.ts); used where
+   * the new version has not shifted (shift 0), instead of hashing the same bytes again.
+   */
+  constructor(private readonly keys: FileSubkeys, private readonly previous: readonly (readonly [string, number])[], private readonly ahead?: { idAt(i: number): string | null | undefined }) {
     let at = 0;
     previous.forEach(([id, length], i) => {
       this.byStart.set(at, i);
@@ -43,7 +47,8 @@ export class PreviousChunks implements ChunkGuide {
 
   confirm(at: number, bytes: Uint8Array): boolean {
     const i = this.byStart.get(at - this.shift)!;
-    const id = chunkId(this.keys, bytes);
+    const known = this.shift === 0 ? this.ahead?.idAt(i) : undefined;
+    const id = typeof known === 'string' ? known : chunkId(this.keys, bytes);
     if (id === this.previous[i]![0]) {
       this.misses = 0;
       this.confirmed++;

@@ -21,6 +21,7 @@ import { closeSync, constants as fsConstants, openSync, readSync } from 'node:fs
 import { open, type FileHandle } from 'node:fs/promises';
 import { chunkBoundaries, chunkId, chunkStream, chunkStreamGuided, contentHash, sealChunkInto, sealedChunkLength, ContentHasher, type FileSubkeys } from '@kluis/shared';
 import { PreviousChunks } from './chunk-guide.js';
+import { CONFIRM_AHEAD_MIN, ConfirmAhead } from './confirm-ahead.js';
 import type { ChunkUploader } from './chunk-uploader.js';
 
 const READ_PIECE = 1024 * 1024;
@@ -83,10 +84,10 @@ class ChunkSink {
   heldBytes = 0;
   private readonly held: ReadonlySet<string> | undefined;
   private readonly guide: PreviousChunks | undefined;
-  constructor(private readonly keys: FileSubkeys, private readonly uploader: ChunkUploader, private readonly known: boolean, previous?: readonly [string, number][], private readonly onHeld?: (bytes: number) => void) {
+  constructor(private readonly keys: FileSubkeys, private readonly uploader: ChunkUploader, private readonly known: boolean, previous?: readonly [string, number][], private readonly onHeld?: (bytes: number) => void, ahead?: ConfirmAhead) {
     if (previous) {
       this.held = new Set(previous.map(([id]) => id));
-      this.guide = new PreviousChunks(keys, previous);
+      this.guide = new PreviousChunks(keys, previous, ahead);
     }
   }
 
@@ -168,10 +169,20 @@ export interface ReadOptions {
  * uploader. Returns the chunk list and the whole-file hash of the bytes that were read. With `expect`, the file
  * must be what the scan found (see the top): null if it changed since.
  */
-export async function readAndEncrypt(absPath: string, keys: FileSubkeys, uploader: ChunkUploader, known: boolean, options: ReadOptions = {}): Promise<(ReadFile & { heldBytes: number }) | null> {
+export async function readAndEncrypt(absPath: string, keys: FileSubkeys, uploader: ChunkUploader, known: boolean, options: ReadOptions = {}): Promise<(ReadFile & { heldBytes: number; confirmedAhead?: number }) | null> {
   const { expect } = options;
   const sizeHint = options.sizeHint ?? expect?.size;
-  const sink = new ChunkSink(keys, uploader, known, options.previous, options.onHeld);
+  // A large new version of a file whose old chunk list is known: a worker confirms chunks from the end meanwhile.
+  const ahead = options.previous && sizeHint !== undefined && sizeHint >= CONFIRM_AHEAD_MIN ? new ConfirmAhead(absPath, keys, options.previous) : undefined;
+  try {
+    const read = await readInto(absPath, new ChunkSink(keys, uploader, known, options.previous, options.onHeld, ahead), sizeHint, expect);
+    return read && ahead ? { ...read, confirmedAhead: ahead.taken } : read;
+  } finally {
+    await ahead?.close();
+  }
+}
+
+async function readInto(absPath: string, sink: ChunkSink, sizeHint: number | undefined, expect: ReadExpect | undefined): Promise<(ReadFile & { heldBytes: number }) | null> {
   if (sizeHint !== undefined && sizeHint <= SYNC_READ) {
     const content = readSmall(absPath);
     if (content) {
