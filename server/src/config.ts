@@ -24,6 +24,8 @@ const schema = z.object({
   KLUIS_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   KLUIS_ALLOW_EMBEDDED_STORE: z.enum(['0', '1']).default('0'),
   KLUIS_TRUSTED_PROXIES: z.string().default(''),
+  // Chunk ciphertexts of an upload batch shorter than this are packed (docs/architecture.md §3.1); the default packs all.
+  KLUIS_PACK_THRESHOLD: z.coerce.number().int().min(1).max(64 * 1024 * 1024).optional(),
   // How long audit entries are kept: at least the 10 years of the social-security minimum norms, configurable upward
   // only. Nothing in Kluis deletes an entry (the database refuses it); the value is what the operator promises.
   KLUIS_AUDIT_RETENTION_YEARS: z.coerce.number().int().min(10, 'at least 10 (years): the minimum norms keep access records 10 years').max(1000).default(10),
@@ -53,6 +55,8 @@ export interface Config {
    * client). Checked here; compiled with proxy-addr in client-address.ts.
    */
   trustedProxies: string[];
+  /** Chunk ciphertexts of an upload batch shorter than this are packed (absent: the store's default, PACK_THRESHOLD_BYTES). */
+  packThresholdBytes?: number;
   /** PostgreSQL connection URL (KLUIS_DATABASE_URL); absent: the embedded sqlite file in dataDir. Never log it: use redactDatabaseUrl. */
   databaseUrl?: string;
   /** The weakest KDF limits a new account may have (absent: kdfFloor's default for the environment). */
@@ -234,6 +238,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     publicUrl: publicUrl.replace(/\/$/, ''),
     logLevel: e.KLUIS_LOG_LEVEL,
     trustedProxies,
+    ...(e.KLUIS_PACK_THRESHOLD !== undefined ? { packThresholdBytes: e.KLUIS_PACK_THRESHOLD } : {}),
     ...(databaseUrl ? { databaseUrl } : {}),
     kdf,
     ...(certFile && keyFile ? { tls: { certFile, keyFile } } : {}),

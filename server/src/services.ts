@@ -104,7 +104,7 @@ async function assemble(config: Config, log: Logger, db: Db, read: Db, opened: O
   // PostgreSQL: events reach the streams held by other nodes too (LISTEN/NOTIFY).
   const relay = url ? await startEventRelay(url, db, events, log) : undefined;
   if (relay) opened.relay = relay;
-  const chunks = new ChunkStore(db, blobs);
+  const chunks = new ChunkStore(db, blobs, config.packThresholdBytes !== undefined ? { packThresholdBytes: config.packThresholdBytes } : {});
   return {
     config, log, db, read, hot, tx: (fn) => committer.run(fn), blobs, audit, events, chunks, committer, statements, access: new AccessCache(hot),
     auditReads: new AuditBatcher((fn) => committer.run(fn), (trx, entries) => audit.appendBatch(trx, entries)),

@@ -175,6 +175,8 @@ export interface SyncEnvOptions {
   /** Listen on a fixed free port so that the server knows its own address: links it makes point at it (with
    *  KLUIS_PORT=0 and no KLUIS_PUBLIC_URL, a link's address says port 0). */
   fixedPort?: boolean;
+  /** More of the server's environment (e.g. KLUIS_PACK_THRESHOLD). */
+  serverEnv?: Record<string, string>;
 }
 
 const rand = () => randomBytes(5).toString('hex');
@@ -188,7 +190,7 @@ export async function startSyncEnv(options: SyncEnvOptions = {}): Promise<SyncEn
   const dataDir = path.join(root, 'server-data');
   mkdirSync(dataDir);
   const s3 = storage === 'minio' ? await startLocalS3() : null;
-  const serverEnv: Record<string, string> = { KLUIS_DATA_DIR: dataDir };
+  const serverEnv: Record<string, string> = { ...options.serverEnv, KLUIS_DATA_DIR: dataDir };
   // KLUIS_SYNC_SERVER_LOG=info (or debug) makes the server log more, for a post-mortem (default: warn).
   if (process.env.KLUIS_SYNC_SERVER_LOG) serverEnv.KLUIS_LOG_LEVEL = process.env.KLUIS_SYNC_SERVER_LOG;
   // KLUIS_SODIUM=wasm keeps server and clients on libsodium's WASM build (docs/architecture.md §2), to compare.

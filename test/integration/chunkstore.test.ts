@@ -37,6 +37,7 @@ import {
   ChunkStore,
   InvalidChunkError,
   SpaceNotFoundError,
+  PACK_TARGET_BYTES,
   chunkKey,
   packKey,
   type ChunkStoreOptions,
@@ -162,14 +163,36 @@ function suite(name: string, setup: () => Promise<Harness>): void {
     await harness?.cleanup();
   });
 
-  /** A fresh organisation + space and a ChunkStore over a counting proxy. */
+  /**
+   * A fresh organisation + space and a ChunkStore over a counting proxy. Chunks of 512 KiB and more are objects of their
+   * own here (packThresholdBytes), so that these tests cover both kinds; the default packs every chunk of a batch.
+   */
   async function ctx(options: ChunkStoreOptions = {}): Promise<Ctx> {
     await ready;
     if (!harness) throw failure instanceof Error ? failure : new Error(String(failure));
     const blobs = new CountingBlobStore(harness.store);
     const space = await createSpace(harness.db);
-    return { db: harness.db, blobs, cs: new ChunkStore(harness.db, blobs, options), space, org: harness.store.forOrg(space.orgId) };
+    return { db: harness.db, blobs, cs: new ChunkStore(harness.db, blobs, { packThresholdBytes: 512 * KiB, ...options }), space, org: harness.store.forOrg(space.orgId) };
   }
+
+  test(`${name}: by default every chunk of a batch is packed, the largest ciphertext too, and reads back`, async (t) => {
+    await ready;
+    if (!harness) throw failure instanceof Error ? failure : new Error(String(failure));
+    const blobs = new CountingBlobStore(harness.store);
+    const space = await createSpace(harness.db);
+    const c: Ctx = { db: harness.db, blobs, cs: new ChunkStore(harness.db, blobs), space, org: harness.store.forOrg(space.orgId) };
+    const all = shuffle([...chunks(3, CHUNK_CIPHERTEXT_MAX, CHUNK_CIPHERTEXT_MAX), ...chunks(4, 600 * KiB, 700 * KiB), ...chunks(20, 41, 8 * KiB)]);
+    const bytes = all.reduce((s, x) => s + x.ciphertext.length, 0);
+    const res = await put(c, all);
+    t.is(res.standalone, 0);
+    const fewest = Math.ceil(bytes / PACK_TARGET_BYTES);
+    t.true(res.packs >= fewest && res.packs <= fewest + 1, `${res.packs} packs of about PACK_TARGET_BYTES for ${bytes} bytes`);
+    const objects = await listObjects(c.org);
+    t.is([...objects.keys()].filter((k) => k.startsWith(`spaces/${c.space.spaceId}/chunks/`)).length, 0, 'no object of its own');
+    t.deepEqual(await checkIndex(c.db, c.org, c.space.spaceId, { orphans: true }), []);
+    const got = await collect(await c.cs.getBatch(c.space.orgId, c.space.spaceId, shuffle(all.map((x) => x.id))));
+    sameBytes(t, got, all);
+  });
 
   const put = (c: Ctx, items: ChunkFrame[], limits = {}) => c.cs.putBatch(c.space.orgId, c.space.spaceId, parseFrames(pieces(encodeFrames(items)), limits), limits);
 

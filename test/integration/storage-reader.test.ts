@@ -16,7 +16,9 @@ import { readSpace, readVersion, storageName, versionIds } from '../storage-read
 
 let env: SyncEnv;
 test.before(async () => {
-  env = await startSyncEnv({ accounts: ['A', 'B', 'C'], storage: 'fs' });
+  // Chunks of 512 KiB and more as objects of their own (KLUIS_PACK_THRESHOLD; the default packs every chunk of a
+  // batch), so that the reader meets both kinds.
+  env = await startSyncEnv({ accounts: ['A', 'B', 'C'], storage: 'fs', serverEnv: { KLUIS_PACK_THRESHOLD: String(512 * 1024) } });
 });
 test.afterEach.always((t) => {
   if (!t.passed && env) t.log(`server log:\n${env.srv.output().slice(-4000)}`);

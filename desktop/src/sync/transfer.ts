@@ -2,8 +2,8 @@
 // (chunk-uploader.ts; the reading side of an upload is read-encrypt.ts), a windowed downloader that can take chunks
 // from a local copy of an earlier version instead (delta download, each such chunk verified), and a bandwidth limit.
 //
-// Memory is bounded: the uploader holds at most `inFlight + 1` reused batch buffers of `batchBytes` and one frame
-// (default 3 + 1 of 2 MiB + 2 MiB; 8 MiB batches cost 70 MB more peak RSS on a 1 GiB file for no measurable speed),
+// Memory is bounded: the uploader holds at most `inFlight + 1` reused batch buffers of `batchBytes` (default 3 + 1 of
+// 4 MiB, chunk-uploader.ts),
 // a file is read in 1 MiB pieces through chunkStream (one 8 MiB window), and a download keeps two windows of
 // chunks. A 4 GiB file therefore never costs more than a few dozen MiB.
 import { constants as fsConstants } from 'node:fs';

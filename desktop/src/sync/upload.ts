@@ -37,7 +37,7 @@ export async function uploadAll(ctx: SyncContext, uploads: UploadItem[], commits
   const sc = await ctx.crypto();
   // Progress counts plaintext bytes done when they need no more sending: a batch sent or found stored (the uploader's
   // onDone), or a chunk the server holds from the version it replaces (never sent). Not when read: reading runs ahead
-  // of sending by the chunker's 8 MiB window per file and the uploader's batches in flight (up to 8 MiB), so a count
+  // of sending by the chunker's 8 MiB window per file and the uploader's batches in flight (up to 16 MiB), so a count
   // of reads showed the disk's speed, then nothing to go while batches still went at the bandwidth limit.
   // A file given up (changed since the scan, unreadable) leaves the total; chunks of it already queued may still be
   // counted when sent, so done is capped at the total.

@@ -13,14 +13,18 @@ export const MiB = 1024 * KiB;
 export { CHUNK_CIPHERTEXT_MAX, CHUNK_CIPHERTEXT_MIN, FRAME_HEADER_BYTES } from '@kluis/shared';
 
 /**
- * Chunk ciphertexts shorter than this are packed; longer ones are objects of their own. Chosen by
- * scripts/bench/storage.ts part (c) (bench-results/storage.json; medians of 3, local Ceph RGW, 2 cores), MB/s
- * write / read, packed vs standalone: 4 KiB 70/185 vs 3.6/7; 64 KiB 78/201 vs 43/74; 256 KiB 88/228 vs 66/192;
- * 512 KiB 75/347 vs 116/222; 1 MiB 82/262 vs 103/318; 2 MiB 96/292 vs 120/383. Below 512 KiB packing wins
- * clearly; from 512 KiB on, writing plus reading a byte standalone costs no more time than packed, and a
- * standalone chunk that dies is deleted outright instead of being copied by compaction.
+ * Chunk ciphertexts of an upload batch shorter than this are packed; longer ones are objects of their own. The default
+ * is above the largest chunk ciphertext (CHUNK_CIPHERTEXT_MAX, 2 MiB + 41), so every chunk of a batch is packed and a
+ * batch of the sync client (4 MiB) is one object. Issue 22, W1: on a local Ceph RGW, putting 512 MiB cost RGW and its
+ * OSD 4.7-5.5 s of CPU as 600 KiB objects (a 1 GiB file's FastCDC chunks) against 2.9 s as 4 MiB objects and 2.5-2.7 s
+ * as 16 MiB ones (the minio client: 2.6-2.8 against 1.4-1.6 s), 2026-11-30, four puts in flight. When the server and
+ * the store share the machine's cores, that per-object CPU is the upload's speed. Time alone had chosen 512 KiB
+ * before (scripts/bench/storage.ts part (c), MB/s write / read, packed vs standalone: 4 KiB 70/185 vs 3.6/7;
+ * 512 KiB 75/347 vs 116/222; 2 MiB 96/292 vs 120/383, on an idle store). KLUIS_PACK_THRESHOLD sets another value
+ * (e.g. 524288 where the store's per-object cost is low and deleting a dead chunk outright is worth more than packing
+ * it); single-chunk PUTs are always objects of their own.
  */
-export const PACK_THRESHOLD_BYTES = 512 * KiB;
+export const PACK_THRESHOLD_BYTES = 4 * MiB;
 /**
  * A pack is sealed and written once it holds this many bytes (docs/architecture.md §3.1: 8–16 MiB). 8 MiB with two pack uploads in
  * flight wrote as fast as 16 MiB packs did in the benchmark, with a smaller memory bound (3 x 8 MiB per batch) and
