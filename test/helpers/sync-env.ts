@@ -193,6 +193,8 @@ export async function startSyncEnv(options: SyncEnvOptions = {}): Promise<SyncEn
   if (process.env.KLUIS_SYNC_SERVER_LOG) serverEnv.KLUIS_LOG_LEVEL = process.env.KLUIS_SYNC_SERVER_LOG;
   // KLUIS_SODIUM=wasm keeps server and clients on libsodium's WASM build (docs/architecture.md §2), to compare.
   if (process.env.KLUIS_SODIUM) serverEnv.KLUIS_SODIUM = clientEnv.KLUIS_SODIUM = process.env.KLUIS_SODIUM;
+  // KLUIS_S3_PAYLOAD_SIGNING=signed gives the server minio's hashed PUTs (docs/operations.md), to compare in the bench.
+  if (process.env.KLUIS_S3_PAYLOAD_SIGNING) serverEnv.KLUIS_S3_PAYLOAD_SIGNING = process.env.KLUIS_S3_PAYLOAD_SIGNING;
   if (s3) Object.assign(serverEnv, { KLUIS_STORAGE: 'minio', KLUIS_S3_ENDPOINT: s3.endpoint, KLUIS_S3_ACCESS_KEY: s3.accessKey, KLUIS_S3_SECRET_KEY: s3.secretKey });
   const lbPort = options.haproxy ? await freePort() : 0;
   if (options.haproxy) Object.assign(serverEnv, { KLUIS_PUBLIC_URL: `https://127.0.0.1:${lbPort}`, KLUIS_TRUSTED_PROXIES: 'loopback' });
