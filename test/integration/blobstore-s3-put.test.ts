@@ -10,6 +10,8 @@ import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { S3Error } from 'minio';
 import { MinioBlobStore } from '../../server/dist/blobstore/minio.js';
+import { loadConfig } from '../../server/dist/config.js';
+import { openBlobStore } from '../../server/dist/services.js';
 import { startLocalS3, type LocalS3 } from '../helpers/s3.js';
 
 const MiB = 1024 * 1024;
@@ -206,4 +208,15 @@ test('s3 put: an outage rejects with the socket error, and puts work again when 
   await org.put('after', Buffer.from('after the outage'));
   t.is((await readBack(org, 'after')).toString(), 'after the outage');
   t.is(await org.stat('during'), null);
+});
+
+test('s3 put: KLUIS_S3_PAYLOAD_SIGNING chooses the path (unsigned by default), and a wrong value is refused', async (t) => {
+  const base = { KLUIS_DATA_DIR: '/tmp/kluis-config-only', KLUIS_STORAGE: 'minio', KLUIS_S3_ENDPOINT: 'http://127.0.0.1:9', KLUIS_S3_ACCESS_KEY: 'k', KLUIS_S3_SECRET_KEY: 's' };
+  for (const [value, signed] of [[undefined, false], ['unsigned', false], ['signed', true]] as const) {
+    const store = await openBlobStore(loadConfig({ ...base, KLUIS_S3_PAYLOAD_SIGNING: value }));
+    t.true(store instanceof MinioBlobStore);
+    t.is((store as MinioBlobStore).signPayloads, signed, String(value));
+    await store.close();
+  }
+  t.throws(() => loadConfig({ ...base, KLUIS_S3_PAYLOAD_SIGNING: 'md5' }), { name: 'ConfigError', message: /^KLUIS_S3_PAYLOAD_SIGNING: / });
 });
