@@ -1,11 +1,18 @@
 // The minio store's PUTs without payload hashes (server/src/blobstore/s3-put.ts), against a real S3 server (Ceph
 // radosgw on 127.0.0.1, test/helpers/s3.ts). The store talks to RGW through a recording HTTP proxy started here,
 // so the tests see the requests as RGW receives them: unsigned payloads, no Content-MD5, the old hashed path behind
-// `signPayloads`, and how RGW's refusals, a retryable answer and an outage reach the caller. Nothing is mocked:
-// the proxy forwards every request to RGW unless a test tells it to answer 503 (a fault injection) or stops it.
+// `signPayloads`, HTTPS endpoints (the proxy terminates TLS with a throwaway certificate), and how RGW's refusals,
+// a retryable answer and an outage reach the caller. Nothing is mocked: the proxy forwards every request to RGW
+// unless a test tells it to answer 503 (a fault injection), rewrite a key (tampering) or stop (an outage).
 import test from 'ava';
 import { createHash, randomBytes } from 'node:crypto';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
+import os from 'node:os';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { S3Error } from 'minio';
@@ -13,6 +20,7 @@ import { MinioBlobStore } from '../../server/dist/blobstore/minio.js';
 import { loadConfig } from '../../server/dist/config.js';
 import { openBlobStore } from '../../server/dist/services.js';
 import { startLocalS3, type LocalS3 } from '../helpers/s3.js';
+import { repoRoot } from '../helpers/server.js';
 
 const MiB = 1024 * 1024;
 
@@ -37,10 +45,11 @@ interface RecordingProxy {
 
 const SLOW_DOWN = '<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>';
 
-async function startProxy(target: string): Promise<RecordingProxy> {
+/** A recording proxy in front of `target`; with `tls` it speaks HTTPS to the store (and HTTP to RGW). */
+async function startProxy(target: string, tls?: { key: string; cert: string }): Promise<RecordingProxy> {
   const upstream = new URL(target);
   const agent = new http.Agent({ keepAlive: true });
-  const server = http.createServer((req, res) => {
+  const handler: http.RequestListener = (req, res) => {
     const rec: Recorded = { method: req.method!, url: req.url!, headers: req.headers };
     proxy.seen.push(rec);
     if (req.method === 'PUT' && proxy.failPuts > 0) {
@@ -61,7 +70,8 @@ async function startProxy(target: string): Promise<RecordingProxy> {
     });
     up.on('error', (err) => res.destroy(err));
     req.pipe(up);
-  });
+  };
+  const server = tls ? https.createServer(tls, handler) : http.createServer(handler);
   const listen = (port: number) => new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, '127.0.0.1', () => {
@@ -72,7 +82,7 @@ async function startProxy(target: string): Promise<RecordingProxy> {
   await listen(0);
   const port = (server.address() as AddressInfo).port;
   const proxy: RecordingProxy = {
-    endpoint: `http://127.0.0.1:${port}`,
+    endpoint: `${tls ? 'https' : 'http'}://127.0.0.1:${port}`,
     seen: [],
     failPuts: 0,
     stop: () => new Promise<void>((resolve) => {
@@ -219,4 +229,65 @@ test('s3 put: KLUIS_S3_PAYLOAD_SIGNING chooses the path (unsigned by default), a
     await store.close();
   }
   t.throws(() => loadConfig({ ...base, KLUIS_S3_PAYLOAD_SIGNING: 'md5' }), { name: 'ConfigError', message: /^KLUIS_S3_PAYLOAD_SIGNING: / });
+});
+
+// A store in a child process that trusts the proxy's self-signed certificate (NODE_EXTRA_CA_CERTS is read at start):
+// puts a small object and a two-part one over HTTPS, reads both back, prints whether they match.
+const TLS_CHILD = `
+import { randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
+const { MinioBlobStore } = await import(process.env.T_MODULE);
+const e = process.env;
+const store = new MinioBlobStore({ endpoint: e.T_ENDPOINT, accessKey: e.T_ACCESS, secretKey: e.T_SECRET, signPayloads: e.T_SIGN === '1' });
+const org = store.forOrg(e.T_ORG);
+const small = randomBytes(1024 * 1024 + 1);
+const big = randomBytes(20 * 1024 * 1024 + 1);
+await org.put('small', small);
+await org.put('big', Readable.from([big]), big.length);
+const read = async (key) => { const parts = []; for await (const p of (await org.get(key)).stream) parts.push(p); return Buffer.concat(parts); };
+console.log(JSON.stringify({ small: (await read('small')).equals(small), big: (await read('big')).equals(big) }));
+await store.close();
+`;
+
+test('s3 put: over an HTTPS endpoint, unsigned PUTs (and the signed ones with Content-MD5) store the bytes intact', async (t) => {
+  s3 = await startLocalS3();
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'kluis-s3-tls-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const key = path.join(dir, 'key.pem');
+  const cert = path.join(dir, 'cert.pem');
+  const made = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-days', '1',
+    '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', key, '-out', cert], { encoding: 'utf8' });
+  t.is(made.status, 0, made.stderr);
+  const proxy = await startProxy(s3.endpoint, { key: readFileSync(key, 'utf8'), cert: readFileSync(cert, 'utf8') });
+  proxies.push(proxy);
+  for (const sign of [false, true]) {
+    proxy.seen.length = 0;
+    const child = spawn(process.execPath, ['--input-type=module', '-e', TLS_CHILD], {
+      env: {
+        PATH: process.env.PATH ?? '', NODE_EXTRA_CA_CERTS: cert, T_MODULE: pathToFileURL(path.join(repoRoot, 'server/dist/blobstore/minio.js')).href,
+        T_ENDPOINT: proxy.endpoint, T_ACCESS: s3.accessKey, T_SECRET: s3.secretKey, T_SIGN: sign ? '1' : '0', T_ORG: `tls-${randomBytes(4).toString('hex')}`,
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (out += d));
+    const code = await new Promise((resolve) => child.on('exit', resolve));
+    t.is(code, 0, out);
+    t.deepEqual(JSON.parse(out.trim().split('\n').pop()!), { small: true, big: true }, out);
+    const sent = puts(proxy.seen);
+    t.is(sent.length, 1 + 2, 'one object PUT, two part PUTs');
+    for (const r of sent) {
+      t.is(r.status, 200);
+      if (sign) {
+        // minio over TLS: UNSIGNED-PAYLOAD in the header, but an MD5 of every body
+        t.is(r.headers['x-amz-content-sha256'], 'UNSIGNED-PAYLOAD');
+        t.regex(String(r.headers['content-md5']), /^[A-Za-z0-9+/]{22}==$/);
+      } else {
+        t.is(r.headers['content-md5'], undefined);
+        t.is(r.headers['x-amz-content-sha256'], undefined);
+        t.is(new URL(r.url, 'http://x').searchParams.get('X-Amz-SignedHeaders'), 'host');
+      }
+    }
+  }
 });
