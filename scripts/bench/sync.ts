@@ -17,6 +17,10 @@
 // A, B's copy polled every 5 ms until the content matches; --samples, p50/p95), the restart time of `--once` on an
 // already-synced folder of 100,000 tiny files (--100k, on by default, not with --quick), and the peak RSS of
 // syncing one 4 GiB file (--big, on by default, not with --quick; generated only then).
+// CPU: per step, the client's CPU seconds (every tool), the Kluis server's, and the S3's (radosgw + ceph-osd), the
+// last two as deltas of /proc/PID/stat taken just before and after the timed client run (the S3 daemons idle at a
+// few tenths of a second per minute, counted in). Rows "<W> CPU s: client / server / S3 / total" show the split.
+// Inside the server: its CPU profile (scripts/bench/lib/cpu-profile.mjs, KLUIS_SYNC_SERVER_NODE_OPTIONS).
 // Timings are wall times of the client process (start to exit: start-up, key loading, listing included); peak RSS
 // is its VmHWM (scripts/bench/lib/proc.ts), reported per workload (W1, W2, W3, W4 rows, goals W1 < 130 MB, W2 < 100 MB)
 // besides the maximum over W1-W4. With --runs N every W-figure is the median of N runs, each into fresh
@@ -37,7 +41,7 @@ import {
   CLI, changed, okJson, onceArgs, sleep, spawnKluis, startSyncEnv, syncOnce, watch, write,
   type SyncClient, type SyncEnv, type SyncReport,
 } from '../../test/helpers/sync-env.js';
-import { ensureDebianTool, ensureOk, runMeasured, trackCpu, trackPeakRss, versionOf, type Measured } from './lib/proc.js';
+import { cpuSecondsOf, ensureDebianTool, ensureOk, runMeasured, trackCpu, trackPeakRss, versionOf, type Measured } from './lib/proc.js';
 import { GiB, KiB, MiB, generate, manyFiles, mixSummary, officeMix, overwriteMiddle, singleFile, type FileSpec, type Workload } from './lib/sync-workloads.js';
 
 const { values } = parseArgs({
@@ -84,8 +88,12 @@ type Step = 'w1' | 'w3' | 'w2' | 'w2again' | 'w4';
 interface StepResult {
   seconds: number;
   peakRss: number;
-  /** Kluis: the client's CPU seconds (user + system, scripts/bench/lib/proc.ts) */
+  /** the client's CPU seconds (user + system, scripts/bench/lib/proc.ts) */
   cpuSeconds?: number;
+  /** Kluis: the server's CPU seconds during the timed client run */
+  serverCpuSeconds?: number;
+  /** the S3's (radosgw + ceph-osd) CPU seconds during the timed client run */
+  s3CpuSeconds?: number;
   /** bytes sent for this step (W3 figure), when the tool tells or the bucket shows it */
   bytesUploaded: number | null;
   /** Kluis, W1 space: bytes the other member's client downloaded after this step (W3: the delta download) */
@@ -190,6 +198,17 @@ function dropBucket(bucket: string): void {
   spawnSync('radosgw-admin', ['-c', cephConf, 'gc', 'process', '--include-all'], { stdio: 'ignore', timeout: 300_000 });
 }
 
+/** CPU seconds so far of the Kluis server and of the S3 daemons that serve requests (radosgw, ceph-osd; not ceph-mon). */
+function cpuMark(): { server: number; s3: number } {
+  const serverPid = kluisEnv?.srv.proc.pid;
+  return { server: serverPid ? cpuSecondsOf([serverPid]) : 0, s3: cpuSecondsOf(s3!.pids.slice(1)) };
+}
+/** The CPU the server and the S3 spent since `mark` (StepResult fields; the server's only with Kluis). */
+function cpuSince(mark: { server: number; s3: number }, withServer = false): Pick<StepResult, 'serverCpuSeconds' | 's3CpuSeconds'> {
+  const now = cpuMark();
+  return { s3CpuSeconds: now.s3 - mark.s3, ...(withServer ? { serverCpuSeconds: now.server - mark.server } : {}) };
+}
+
 const s3env = { ...process.env, S3_ENDPOINT: s3.endpoint, S3_ACCESS_KEY: s3.accessKey, S3_SECRET_KEY: s3.secretKey };
 
 // ------------------------------------------------------------------------------------------------ the tools
@@ -211,9 +230,11 @@ const rawTool = async (run: number): Promise<ToolRun> => {
     rerun: false,
     readsInPlace: true,
     async upload(dir, slot) {
+      const mark = cpuMark();
       const r = ensureOk(await runMeasured(process.execPath, [path.join(repoRoot, 'scripts/bench/lib/raw-put.mjs'), dir, bucket, slot], { env: s3env }), 'raw put');
+      const cpu = cpuSince(mark);
       const out = JSON.parse(r.stdout) as { files: number; bytes: number };
-      return { seconds: r.seconds, peakRss: r.peakRss, bytesUploaded: out.bytes, detail: out };
+      return { seconds: r.seconds, peakRss: r.peakRss, cpuSeconds: r.cpuSeconds, ...cpu, bytesUploaded: out.bytes, detail: out };
     },
     async cleanup() {
       dropBucket(bucket);
@@ -258,8 +279,9 @@ const rcloneTool = async (run: number): Promise<ToolRun> => {
     rerun: true,
     readsInPlace: true,
     async upload(src, slot) {
+      const mark = cpuMark();
       const r = ensureOk(await runMeasured('rclone', ['sync', src, `crypt:${slot}`, '--transfers', '16', '--checkers', '16', '--stats-log-level', 'NOTICE', '--use-json-log'], { env }), 'rclone sync');
-      return { seconds: r.seconds, peakRss: r.peakRss, bytesUploaded: rcloneBytes(r) };
+      return { seconds: r.seconds, peakRss: r.peakRss, cpuSeconds: r.cpuSeconds, ...cpuSince(mark), bytesUploaded: rcloneBytes(r) };
     },
     async cleanup() {
       dropBucket(bucket);
@@ -282,9 +304,11 @@ const resticTool = async (run: number): Promise<ToolRun> => {
     readsInPlace: true,
     async upload(src) {
       const before = await bucketBytes(bucket);
+      const mark = cpuMark();
       const r = ensureOk(await runMeasured('restic', ['backup', '--json', '--host', 'bench', src], { env }), 'restic backup');
+      const cpu = cpuSince(mark);
       const summary = r.stdout.split('\n').filter((l) => l.includes('"summary"')).map((l) => JSON.parse(l) as Record<string, unknown>).pop();
-      return { seconds: r.seconds, peakRss: r.peakRss, bytesUploaded: (await bucketBytes(bucket)) - before, detail: summary };
+      return { seconds: r.seconds, peakRss: r.peakRss, cpuSeconds: r.cpuSeconds, ...cpu, bytesUploaded: (await bucketBytes(bucket)) - before, detail: summary };
     },
     async cleanup() {
       dropBucket(bucket);
@@ -333,11 +357,13 @@ const kluisTool = async (run: number): Promise<ToolRun> => {
         } else c = await kluisSpace(env, name, dir);
         clients.set(slot, c);
       }
+      const mark = cpuMark();
       const { report, seconds, peakRss, cpuSeconds } = await kluisOnce(c);
+      const cpu = cpuSince(mark, true);
       // Untimed: the other client follows (W1: the whole file; W3: only what it lacks).
       const otherDownloaded = slot === 'w1' && other ? (await kluisOnce(other)).report.bytesDownloaded : undefined;
       return {
-        seconds, peakRss, cpuSeconds, bytesUploaded: report.bytesUploaded, ...(otherDownloaded !== undefined ? { otherDownloaded } : {}),
+        seconds, peakRss, cpuSeconds, ...cpu, bytesUploaded: report.bytesUploaded, ...(otherDownloaded !== undefined ? { otherDownloaded } : {}),
         detail: { uploaded: report.uploaded, downloaded: report.downloaded, seq: report.seq, bytesUploaded: report.bytesUploaded, otherDownloaded },
       };
     },
@@ -362,7 +388,7 @@ async function step(tool: ToolName, name: Step, run: number, fn: () => Promise<S
   try {
     const r = await fn();
     ((results[tool] ??= {})[name] ??= []).push(r);
-    log(`  ${tool.padEnd(6)} ${name.padEnd(8)} ${r.seconds.toFixed(2).padStart(8)} s  rss ${(r.peakRss / MB).toFixed(0).padStart(5)} MB${r.cpuSeconds !== undefined ? `  cpu ${r.cpuSeconds.toFixed(2)} s` : ''}${r.bytesUploaded !== null ? `  sent ${mib(r.bytesUploaded).toFixed(2)} MiB` : ''}${r.otherDownloaded !== undefined ? `  other client downloaded ${mib(r.otherDownloaded).toFixed(2)} MiB` : ''}`);
+    log(`  ${tool.padEnd(6)} ${name.padEnd(8)} ${r.seconds.toFixed(2).padStart(8)} s  rss ${(r.peakRss / MB).toFixed(0).padStart(5)} MB${r.cpuSeconds !== undefined ? `  cpu ${r.cpuSeconds.toFixed(2)} s` : ''}${r.serverCpuSeconds !== undefined ? ` server ${r.serverCpuSeconds.toFixed(2)} s` : ''}${r.s3CpuSeconds !== undefined ? ` S3 ${r.s3CpuSeconds.toFixed(2)} s` : ''}${r.bytesUploaded !== null ? `  sent ${mib(r.bytesUploaded).toFixed(2)} MiB` : ''}${r.otherDownloaded !== undefined ? `  other client downloaded ${mib(r.otherDownloaded).toFixed(2)} MiB` : ''}`);
     return r;
   } catch (err) {
     fail(tool, name, err, run);
@@ -577,6 +603,23 @@ const figures: Figure[] = [
 const cpuSteps = (['w1', 'w3', 'w2', 'w2again', 'w4'] as Step[]).filter((s) => results.kluis?.[s]?.length).map((s) => [s, med('kluis', s, (r) => r.cpuSeconds ?? null)] as const);
 if (cpuSteps.length) {
   figures.push({ figure: `client CPU s (${cpuSteps.map(([s, x]) => `${s} ${x.toFixed(2)}`).join(', ')})`, values: { kluis: cpuSteps.reduce((sum, [, x]) => sum + x, 0) }, digits: 2, goal: '' });
+}
+// Where the CPU of each workload goes (median over runs): the client, the Kluis server, the S3 (radosgw + ceph-osd).
+const CPU_ROWS: { step: Step; workload: 'w1' | 'w2' | 'w4'; label: string }[] = [
+  { step: 'w1', workload: 'w1', label: 'W1' }, { step: 'w3', workload: 'w1', label: 'W3' }, { step: 'w2', workload: 'w2', label: 'W2' }, { step: 'w4', workload: 'w4', label: 'W4' },
+];
+for (const { step: s, label } of CPU_ROWS.filter((r) => WORKLOADS.has(r.workload))) {
+  const part = (f: (r: StepResult) => number | undefined) => (t: ToolName) => med(t, s, (r) => f(r) ?? null);
+  const client = part((r) => r.cpuSeconds);
+  const server = part((r) => r.serverCpuSeconds);
+  const store = part((r) => r.s3CpuSeconds);
+  const row = (name: string, f: (t: ToolName) => number, tools: readonly ToolName[] = TOOLS) => ({ figure: `${label} CPU s: ${name}`, values: Object.fromEntries(tools.map((t) => [t, f(t)])), digits: 2, goal: '' });
+  figures.push(
+    row('client', client),
+    ...(has('kluis') ? [row('server', server, ['kluis'] as const)] : []),
+    row('S3 (radosgw + ceph-osd)', store),
+    row('total', (t) => client(t) + store(t) + (t === 'kluis' ? server(t) : 0)),
+  );
 }
 if (big) figures.push({ figure: 'peak RSS syncing one 4 GiB file: MB', values: { kluis: big.peakRss / MB }, digits: 0, goal: '< 150 MB', met: big.peakRss / MB < 150 });
 if (hundredK) {

@@ -20,6 +20,8 @@ const schema = z.object({
   KLUIS_S3_ACCESS_KEY: z.string().min(1).optional(),
   KLUIS_S3_SECRET_KEY: z.string().min(1).optional(),
   KLUIS_S3_REGION: z.string().min(1).default('us-east-1'),
+  // `signed`: PUT bodies hashed as the minio client does (MD5 + SHA-256), for an S3 server refusing UNSIGNED-PAYLOAD.
+  KLUIS_S3_PAYLOAD_SIGNING: z.enum(['unsigned', 'signed']).default('unsigned'),
   KLUIS_PUBLIC_URL: z.string().url().optional(),
   KLUIS_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   KLUIS_ALLOW_EMBEDDED_STORE: z.enum(['0', '1']).default('0'),
@@ -47,7 +49,7 @@ export interface Config {
   dataDir: string;
   env: z.infer<typeof Env>;
   storage: 'fs' | 'minio';
-  s3?: { endpoint: string; accessKey: string; secretKey: string; region: string };
+  s3?: { endpoint: string; accessKey: string; secretKey: string; region: string; signPayloads?: boolean };
   publicUrl: string;
   logLevel: z.infer<typeof schema>['KLUIS_LOG_LEVEL'];
   /**
@@ -206,6 +208,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
       if (!e[name]) throw new ConfigError(`${name}: required when KLUIS_STORAGE=minio`);
     }
     s3 = { endpoint: e.KLUIS_S3_ENDPOINT!, accessKey: e.KLUIS_S3_ACCESS_KEY!, secretKey: e.KLUIS_S3_SECRET_KEY!, region: e.KLUIS_S3_REGION };
+    if (e.KLUIS_S3_PAYLOAD_SIGNING === 'signed') s3.signPayloads = true;
   }
   const floor = defaultKdfFloor(e.KLUIS_ENV);
   const kdf = { opsLimit: e.KLUIS_KDF_OPS_LIMIT ?? floor.opsLimit, memLimit: e.KLUIS_KDF_MEM_LIMIT ?? floor.memLimit };

@@ -37,7 +37,7 @@ export interface OpenedServices extends Services {
 export async function openBlobStore(config: Config): Promise<BlobStore> {
   if (config.storage === 'minio') {
     const s3 = config.s3!;
-    return new MinioBlobStore({ endpoint: s3.endpoint, accessKey: s3.accessKey, secretKey: s3.secretKey, region: s3.region });
+    return new MinioBlobStore({ endpoint: s3.endpoint, accessKey: s3.accessKey, secretKey: s3.secretKey, region: s3.region, signPayloads: s3.signPayloads });
   }
   return openFsBlobStore({ root: path.join(config.dataDir, 'blobs') });
 }

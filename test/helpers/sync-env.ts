@@ -193,8 +193,14 @@ export async function startSyncEnv(options: SyncEnvOptions = {}): Promise<SyncEn
   const serverEnv: Record<string, string> = { ...options.serverEnv, KLUIS_DATA_DIR: dataDir };
   // KLUIS_SYNC_SERVER_LOG=info (or debug) makes the server log more, for a post-mortem (default: warn).
   if (process.env.KLUIS_SYNC_SERVER_LOG) serverEnv.KLUIS_LOG_LEVEL = process.env.KLUIS_SYNC_SERVER_LOG;
+  // KLUIS_SYNC_SERVER_NODE_OPTIONS becomes the server's NODE_OPTIONS, e.g. `--import scripts/bench/lib/cpu-profile.mjs`
+  // (absolute path) to profile it; that preload writes into KLUIS_CPU_PROFILE_DIR, passed on too.
+  if (process.env.KLUIS_SYNC_SERVER_NODE_OPTIONS) serverEnv.NODE_OPTIONS = process.env.KLUIS_SYNC_SERVER_NODE_OPTIONS;
+  if (process.env.KLUIS_CPU_PROFILE_DIR) serverEnv.KLUIS_CPU_PROFILE_DIR = process.env.KLUIS_CPU_PROFILE_DIR;
   // KLUIS_SODIUM=wasm keeps server and clients on libsodium's WASM build (docs/architecture.md §2), to compare.
   if (process.env.KLUIS_SODIUM) serverEnv.KLUIS_SODIUM = clientEnv.KLUIS_SODIUM = process.env.KLUIS_SODIUM;
+  // KLUIS_S3_PAYLOAD_SIGNING=signed gives the server minio's hashed PUTs (docs/operations.md), to compare in the bench.
+  if (process.env.KLUIS_S3_PAYLOAD_SIGNING) serverEnv.KLUIS_S3_PAYLOAD_SIGNING = process.env.KLUIS_S3_PAYLOAD_SIGNING;
   if (s3) Object.assign(serverEnv, { KLUIS_STORAGE: 'minio', KLUIS_S3_ENDPOINT: s3.endpoint, KLUIS_S3_ACCESS_KEY: s3.accessKey, KLUIS_S3_SECRET_KEY: s3.secretKey });
   const lbPort = options.haproxy ? await freePort() : 0;
   if (options.haproxy) Object.assign(serverEnv, { KLUIS_PUBLIC_URL: `https://127.0.0.1:${lbPort}`, KLUIS_TRUSTED_PROXIES: 'loopback' });

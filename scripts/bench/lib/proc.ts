@@ -1,6 +1,7 @@
 // Child processes for scripts/bench/sync.ts: wall time and peak RSS (VmHWM from /proc/PID/status, polled every
 // 50 ms: the high-water mark only grows, so the last reading misses at most the final 50 ms of the process), and
-// CPU seconds (utime + stime of /proc/PID/stat, all threads, polled alike: the last 50 ms of CPU can be missed).
+// CPU seconds (utime + stime of /proc/PID/stat, all threads, polled alike: the last 50 ms of CPU can be missed;
+// for long-lived processes such as the server and the S3 daemons, read before and after a step: exact).
 // Every process started here is SIGKILLed if the bench exits early (Ctrl-C, a thrown error).
 import { execFile, spawnSync, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -30,6 +31,11 @@ export function cpuSeconds(pid: number): number | null {
   } catch {
     return null;
   }
+}
+
+/** Summed CPU seconds of live processes (a process that cannot be read counts 0): take deltas around a step. */
+export function cpuSecondsOf(pids: number[]): number {
+  return pids.reduce((sum, pid) => sum + (cpuSeconds(pid) ?? 0), 0);
 }
 
 /** Starts polling the CPU seconds of `proc`; the returned function gives the last value read (0 if none). */
@@ -64,6 +70,8 @@ export interface Measured {
   stderr: string;
   seconds: number;
   peakRss: number;
+  /** user + system CPU seconds of the process (polled like the peak RSS; its children not included) */
+  cpuSeconds: number;
   timedOut: boolean;
 }
 
@@ -76,11 +84,12 @@ export function runMeasured(cmd: string, args: string[], options: { env?: NodeJS
       live.delete(proc);
       const seconds = (performance.now() - t0) / 1000;
       const code = err ? (typeof err.code === 'number' ? err.code : null) : 0;
-      resolve({ code, signal: (err?.signal as NodeJS.Signals | undefined) ?? null, stdout, stderr: stderr || (err && code === null ? err.message : ''), seconds, peakRss: peak(), timedOut: Boolean(err?.killed) && seconds * 1000 >= timeout });
+      resolve({ code, signal: (err?.signal as NodeJS.Signals | undefined) ?? null, stdout, stderr: stderr || (err && code === null ? err.message : ''), seconds, peakRss: peak(), cpuSeconds: cpu(), timedOut: Boolean(err?.killed) && seconds * 1000 >= timeout });
     });
     live.add(proc);
     proc.stdin?.end();
     const peak = trackPeakRss(proc);
+    const cpu = trackCpu(proc);
   });
 }
 

@@ -15,6 +15,9 @@
 //   parts larger than `partSize`. Here a failing source, a size mismatch or a failed part aborts the upload:
 //   no object appears and no parts stay behind (only a process that dies mid-upload leaves parts; operators
 //   can add an AbortIncompleteMultipartUpload lifecycle rule for that).
+// - Object and part PUTs skip the payload hashes (MD5 and SHA-256 of every body) by default: ./s3-put.ts says why
+//   and how. `signPayloads: true` (KLUIS_S3_PAYLOAD_SIGNING=signed) keeps minio's own hashed PUTs, for an S3 server
+//   that refuses UNSIGNED-PAYLOAD. Reads hash nothing per byte (a GET's payload hash is that of the empty body).
 // - S3 errors NoSuchKey / NotFound / NoSuchBucket become `BlobNotFoundError` (or null/false for stat/exists,
 //   success for delete, an empty list); InvalidRange becomes `BlobRangeError`.
 import { createHash } from 'node:crypto';
@@ -23,6 +26,7 @@ import https from 'node:https';
 import type { IncomingMessage } from 'node:http';
 import type { Readable } from 'node:stream';
 import { Client } from 'minio';
+import { putUnsignedPayload } from './s3-put.js';
 import {
   BlobNotFoundError,
   BlobRangeError,
@@ -59,6 +63,8 @@ export interface MinioBlobStoreOptions {
   readyTimeoutMs?: number;
   /** Most sockets open to the server at once, default 64. */
   maxSockets?: number;
+  /** Hash every PUT body (Content-MD5, and SHA-256 in the signature over HTTP) as minio does; default false (./s3-put.ts). */
+  signPayloads?: boolean;
 }
 
 const NOT_FOUND_CODES = new Set(['NoSuchKey', 'NotFound', 'NoSuchBucket']);
@@ -107,6 +113,7 @@ export class MinioBlobStore implements BlobStore {
   readonly partSize: number;
   /** @internal the underlying client, for tests and tools. */
   readonly client: Client;
+  readonly signPayloads: boolean;
   private readonly agent: http.Agent;
   private readonly useSSL: boolean;
   private readonly region: string;
@@ -129,6 +136,7 @@ export class MinioBlobStore implements BlobStore {
       throw new TypeError(`partSize must be an integer from 5 MiB to 1 GiB, got ${this.partSize}`);
     }
     this.readyTimeoutMs = options.readyTimeoutMs ?? 5000;
+    this.signPayloads = options.signPayloads ?? false;
     const agentOptions = { keepAlive: true, maxSockets: options.maxSockets ?? 64 };
     this.agent = this.useSSL ? new https.Agent(agentOptions) : new http.Agent(agentOptions);
     const port = url.port ? Number(url.port) : this.useSSL ? 443 : 80;
@@ -187,8 +195,24 @@ export class MinioBlobStore implements BlobStore {
     this.buckets.delete(bucket);
   }
 
+  /** One PUT of a whole object. */
+  async putObject(bucket: string, key: string, body: Buffer): Promise<void> {
+    if (this.signPayloads) await this.client.putObject(bucket, key, body, body.length);
+    else await putUnsignedPayload({ client: this.client, agent: this.agent }, bucket, key, body);
+  }
+
+  /** One part of a multipart upload; returns its ETag. */
+  async putPart(bucket: string, key: string, uploadId: string, partNumber: number, body: Buffer): Promise<string | undefined> {
+    if (!this.signPayloads) return putUnsignedPayload({ client: this.client, agent: this.agent }, bucket, key, body, { uploadId, partNumber: String(partNumber) });
+    const res = await this.client.uploadPart(
+      { bucketName: bucket, objectName: key, uploadID: encodeURIComponent(uploadId), partNumber, headers: this.partHeaders(body) },
+      body,
+    );
+    return res.etag;
+  }
+
   /** Content-MD5 over TLS, where the payload is not signed (over plain HTTP its SHA-256 is in the signature). */
-  partHeaders(body: Buffer): Record<string, string> {
+  private partHeaders(body: Buffer): Record<string, string> {
     return this.useSSL ? { 'Content-MD5': createHash('md5').update(body).digest('base64') } : {};
   }
 }
@@ -216,7 +240,7 @@ class MinioOrgBlobStore implements OrgBlobStore {
     await this.store.ensureBucket(this.bucket);
     if (expected <= this.store.partSize) {
       const body = data instanceof Uint8Array ? asBuffer(data) : await this.collect(key, data, expected);
-      await this.retryingBucket(() => this.client.putObject(this.bucket, key, body, body.length));
+      await this.retryingBucket(() => this.store.putObject(this.bucket, key, body));
       return;
     }
     await this.putMultipart(key, data, expected);
@@ -268,12 +292,9 @@ class MinioOrgBlobStore implements OrgBlobStore {
   }
 
   private async uploadPart(key: string, uploadId: string, partNumber: number, body: Buffer): Promise<{ part: number; etag: string }> {
-    const res = await this.client.uploadPart(
-      { bucketName: this.bucket, objectName: key, uploadID: encodeURIComponent(uploadId), partNumber, headers: this.store.partHeaders(body) },
-      body,
-    );
-    if (!res.etag) throw new Error(`S3 returned no ETag for part ${partNumber} of ${key}`);
-    return { part: partNumber, etag: res.etag };
+    const etag = await this.store.putPart(this.bucket, key, uploadId, partNumber, body);
+    if (!etag) throw new Error(`S3 returned no ETag for part ${partNumber} of ${key}`);
+    return { part: partNumber, etag };
   }
 
   async get(key: string): Promise<BlobRead> {
