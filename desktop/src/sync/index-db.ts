@@ -309,13 +309,24 @@ export class IndexDb {
   }
 
   /**
-   * Runs `body` in one BEGIN IMMEDIATE transaction on the index's connection (ROLLBACK if it throws). Writers take
-   * turns (a chain of promises): one connection holds one transaction at a time. Raw parameterised SQL, no Knex (issue
-   * 22): a commit batch of 500 files is a handful of statements, and Knex's builder and connection pool cost more than
-   * sqlite did to run them.
+   * Runs `write` when the writes before it have finished (a chain of promises). The journal's writes go in turn too, so
+   * that, as when they went through Knex's one pooled connection, none lands inside another caller's transaction (and
+   * would go with its ROLLBACK). `write` must not wait for another write of this IndexDb.
+   */
+  private inTurn<T>(write: () => Promise<T>): Promise<T> {
+    const next = this.writing.then(write, write);
+    this.writing = next.catch(() => undefined);
+    return next;
+  }
+
+  /**
+   * Runs `body` in one BEGIN IMMEDIATE transaction on the index's connection (ROLLBACK if it throws), in turn with the
+   * other writes: one connection holds one transaction at a time. Raw parameterised SQL, no Knex (issue 22): a commit
+   * batch of 500 files is a handful of statements, and Knex's builder and connection pool cost more than sqlite did to
+   * run them.
    */
   private transaction<T>(body: () => Promise<T>): Promise<T> {
-    const run = async (): Promise<T> => {
+    return this.inTurn(async (): Promise<T> => {
       await this.run('BEGIN IMMEDIATE');
       let result: T;
       try {
@@ -326,10 +337,7 @@ export class IndexDb {
       }
       await this.run('COMMIT');
       return result;
-    };
-    const next = this.writing.then(run, run);
-    this.writing = next.catch(() => undefined);
-    return next;
+    });
   }
 
   /** Upserts `rows` (each `columns.length` values) into `table`, `rowsPer` rows per statement. */
@@ -386,14 +394,15 @@ export class IndexDb {
   /** Records a step before it is carried out; returns its id for journalDone. */
   async journalAdd(folderId: number, op: string, payload: unknown): Promise<number> {
     const sql = "INSERT INTO journal (folder_id, op, payload, state, created_at) VALUES (?, ?, ?, 'pending', ?)";
-    return new Promise((resolve, reject) => this.conn.run(sql, [folderId, op, JSON.stringify(payload ?? null), Date.now()], function done(this: { lastID: number }, err: Error | null) {
+    const params = [folderId, op, JSON.stringify(payload ?? null), Date.now()];
+    return this.inTurn(() => new Promise((resolve, reject) => this.conn.run(sql, params, function done(this: { lastID: number }, err: Error | null) {
       if (err) reject(err);
       else resolve(this.lastID);
-    }));
+    })));
   }
 
   async journalDone(id: number): Promise<void> {
-    await this.run("UPDATE journal SET state = 'done', done_at = ? WHERE id = ?", [Date.now(), id]);
+    await this.inTurn(() => this.run("UPDATE journal SET state = 'done', done_at = ? WHERE id = ?", [Date.now(), id]));
   }
 
   /** Steps written but not finished (a crash or kill in between), oldest first: run or undo them at start. */
@@ -405,7 +414,7 @@ export class IndexDb {
 
   /** Deletes finished steps of the folder; returns how many. */
   async journalPrune(folderId: number): Promise<number> {
-    return this.run("DELETE FROM journal WHERE folder_id = ? AND state = 'done'", [folderId]);
+    return this.inTurn(() => this.run("DELETE FROM journal WHERE folder_id = ? AND state = 'done'", [folderId]));
   }
 
   /** The stored file-key wraps of some files (all epochs), by fileId. */
