@@ -587,3 +587,13 @@ test('frames: typed errors for truncation, lengths, ids and limits, raised as ea
   t.throws(() => p2.push(body.subarray(136, 172)), { instanceOf: FrameLimitError });
   t.throws(() => decodeFrames(body.subarray(0, 20)), { instanceOf: FrameTruncatedError });
 });
+
+test('KLUIS_PACK_THRESHOLD: bytes, absent by default (the store packs every chunk of a batch), a bad value refused', async (t) => {
+  const { loadConfig } = await import('../../server/dist/config.js');
+  const base = { KLUIS_DATA_DIR: '/tmp/kluis-config-only' };
+  t.is(loadConfig(base).packThresholdBytes, undefined);
+  t.is(loadConfig({ ...base, KLUIS_PACK_THRESHOLD: '524288' }).packThresholdBytes, 524288);
+  for (const bad of ['0', '-1', 'many', '1.5', String(65 * 1024 * 1024)]) {
+    t.throws(() => loadConfig({ ...base, KLUIS_PACK_THRESHOLD: bad }), { name: 'ConfigError', message: /^KLUIS_PACK_THRESHOLD: / }, bad);
+  }
+});
