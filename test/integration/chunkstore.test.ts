@@ -175,6 +175,37 @@ function suite(name: string, setup: () => Promise<Harness>): void {
     return { db: harness.db, blobs, cs: new ChunkStore(harness.db, blobs, { packThresholdBytes: 512 * KiB, ...options }), space, org: harness.store.forOrg(space.orgId) };
   }
 
+  test(`${name}: pack buffers are reused from batch to batch, and every batch reads back intact`, async (t) => {
+    const c = await ctx();
+    const bodies: ArrayBufferLike[] = [];
+    // the blob store as it is, but every body put is noted
+    const spy = Object.create(c.blobs) as BlobStore;
+    spy.forOrg = (orgId: string) => {
+      const org = c.blobs.forOrg(orgId);
+      return new Proxy(org, {
+        get: (target, prop, receiver) => {
+          const value = Reflect.get(target, prop, receiver) as unknown;
+          if (prop !== 'put' || typeof value !== 'function') return typeof value === 'function' ? value.bind(target) : value;
+          return (key: string, data: Uint8Array, size?: number) => {
+            bodies.push(data.buffer);
+            return org.put(key, data, size);
+          };
+        },
+      });
+    };
+    const cs = new ChunkStore(c.db, spy, { packThresholdBytes: 512 * KiB });
+    const batches = [chunks(40, 41, 60 * KiB), chunks(40, 41, 60 * KiB), chunks(40, 41, 60 * KiB)];
+    for (const b of batches) {
+      const res = await cs.putBatch(c.space.orgId, c.space.spaceId, parseFrames(pieces(encodeFrames(b))));
+      t.is(res.packs, 1);
+      t.is(cs.packBuffers.idle, 1, 'the pack buffer is back in the pool once its object is written');
+    }
+    t.is(bodies.length, 3);
+    t.is(new Set(bodies).size, 1, 'one buffer for the three packs');
+    const all = batches.flat();
+    sameBytes(t, await collect(await cs.getBatch(c.space.orgId, c.space.spaceId, shuffle(all.map((x) => x.id)))), all);
+  });
+
   test(`${name}: by default every chunk of a batch is packed, the largest ciphertext too, and reads back`, async (t) => {
     await ready;
     if (!harness) throw failure instanceof Error ? failure : new Error(String(failure));

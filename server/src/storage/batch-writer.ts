@@ -196,10 +196,10 @@ export class BatchWriter {
     const n = f.ciphertext.length;
     const target = this.store.packTargetBytes;
     if (this.pack && this.pack.fill + n > target) await this.sealPack();
-    // The whole target at once, uninitialised: only the pages written are ever touched, so a small batch pays for what
-    // it holds, not for the target. (Growing by doubling from 1 MiB copied 3 MiB of every 4 MiB batch of the sync
-    // client and left 3 MiB of garbage; issue 22, W1's server profile.)
-    if (!this.pack) this.pack = { buf: Buffer.allocUnsafe(Math.max(target, n)), fill: 0, entries: [] };
+    // The whole target at once, uninitialised and reused from earlier batches (buffer-pool.ts): only the pages written
+    // are ever touched, so a small batch pays for what it holds, not for the target. (Growing by doubling from 1 MiB
+    // copied 3 MiB of every 4 MiB batch of the sync client and left 3 MiB of garbage; issue 22, W1's server profile.)
+    if (!this.pack) this.pack = { buf: this.store.packBuffers.take(n), fill: 0, entries: [] };
     const p = this.pack;
     p.buf.set(f.ciphertext, p.fill);
     p.entries.push({ id: f.id, offset: p.fill, length: n });
@@ -220,6 +220,7 @@ export class BatchWriter {
     await this.slot(this.packWrites, this.store.packWritesInFlight);
     this.start(this.packWrites, async () => {
       await this.blobs.put(key, body);
+      this.store.packBuffers.give(p.buf); // written: nothing reads it any more (never after a failed write)
       await this.store.emit('batch:packWritten', { spaceId: this.spaceId, packId: id, chunks: p.entries.length });
     });
   }

@@ -38,6 +38,7 @@ import {
   type ChunkBatchLimits, type ChunkBatchRead, type ChunkData, type ChunkRead, type ChunkStoreEvent, type ChunkStoreOptions, type CompactResult,
   type IndexRow, type LivenessResult, type PutBatchResult, type PutOneResult, type Q, type RawChunkRow, type SweepOptions, type SweepResult,
 } from './chunk-model.js';
+import { BufferPool } from './buffer-pool.js';
 import { compact } from './compaction.js';
 import { planReads, readUnits } from './read-plan.js';
 import { sweepOrphans } from './sweep.js';
@@ -59,6 +60,8 @@ export class ChunkStore {
   readonly readGapBytes: number;
   readonly readsInFlight: number;
   readonly readAheadBytes: number;
+  /** Pack buffers reused from batch to batch (buffer-pool.ts). */
+  readonly packBuffers: BufferPool;
   private readonly onEvent: ChunkStoreOptions['onEvent'];
   /** Object keys (`<orgId>/<key>`) with a writer or deleter in this process; see the header. */
   private readonly busy = new Map<string, { released: Promise<void>; release: () => void }>();
@@ -77,6 +80,8 @@ export class ChunkStore {
     this.readAheadBytes = options.readAheadBytes ?? 64 * MiB;
     this.onEvent = options.onEvent;
     if (!(this.packTargetBytes >= 1)) throw new TypeError('packTargetBytes must be positive');
+    // As many idle as one batch's pack writes in flight and the pack it fills, for two batches at once.
+    this.packBuffers = new BufferPool(this.packTargetBytes, 2 * (this.packWritesInFlight + 1));
   }
 
   // ------------------------------------------------------------------------------------------ queries
