@@ -3,6 +3,8 @@
 import { ErrorCode, FrameBadIdError, KluisError, isChunkId, parseFrames, frameStream, framedSize, type ChunkFrame, type FrameLimits } from '@kluis/shared';
 
 export const CLIENT_NAME = 'kluis-desktop/0.1.0';
+/** A paced upload (bandwidth limit) sends its body in pieces of this size. */
+const PACED_PIECE = 64 * 1024;
 /** An upload body's blocks: ciphertexts below this are gathered (few writes for small files), larger ones go as they are. */
 const UPLOAD_BLOCK = 64 * 1024;
 
@@ -114,14 +116,20 @@ export class ApiClient {
 
   /**
    * Uploads one framed batch already built in `body` (the uploader seals chunks straight into it: chunk-uploader.ts).
-   * Handed to fetch as a one-piece stream: a Uint8Array body would be copied (the fetch standard takes a copy of a
-   * BufferSource). The caller must not change `body` until this resolves.
+   * Handed to fetch as a stream of views: a Uint8Array body would be copied (the fetch standard takes a copy of a
+   * BufferSource). With `pace` (a bandwidth limit), the body goes in 64 KiB pieces, each after `pace` let it; without,
+   * in one piece. The caller must not change `body` until this resolves.
    */
-  async uploadFramed(spaceId: string, body: Uint8Array): Promise<{ stored: number; duplicate: number }> {
+  async uploadFramed(spaceId: string, body: Uint8Array, pace?: (bytes: number) => Promise<void>): Promise<{ stored: number; duplicate: number }> {
+    const piece = pace ? PACED_PIECE : body.length;
+    let at = 0;
     const stream = new ReadableStream<Uint8Array>({
-      start(controller) {
-        controller.enqueue(body);
-        controller.close();
+      async pull(controller) {
+        if (at >= body.length) return controller.close();
+        const n = Math.min(piece, body.length - at);
+        await pace?.(n);
+        controller.enqueue(body.subarray(at, at + n));
+        at += n;
       },
     });
     const res = await this.raw('POST', `/api/v1/spaces/${spaceId}/chunks/upload`, { body: stream, contentLength: body.length });

@@ -148,8 +148,10 @@ export class ChunkUploader {
     }
     if (count > 0) {
       const bytes = body.length - count * FRAME_HEADER_BYTES;
-      await this.options.limiter?.take(bytes);
-      await this.c.uploadFramed(this.spaceId, body);
+      // A bandwidth limit paces the body as it goes: taken whole before the request, a 4 MiB batch went at once and
+      // its debt was never paid when nothing followed it.
+      const limiter = this.options.limiter;
+      await this.c.uploadFramed(this.spaceId, body, limiter ? (n) => limiter.take(n) : undefined);
       this.sentBytes += bytes;
       this.sentChunks += count;
     }
