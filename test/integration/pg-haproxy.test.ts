@@ -5,7 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import test from 'ava';
 import * as k from '@kluis/shared';
-import { converge, kluis, startSyncEnv, syncOnce, tree, watch, write, type SyncEnv } from '../helpers/sync-env.js';
+import { converge, kluis, sleep, startSyncEnv, syncOnce, tree, watch, write, type SyncEnv } from '../helpers/sync-env.js';
 import { usePostgres } from '../helpers/postgres-suite.js';
 
 let env: SyncEnv;
@@ -60,6 +60,11 @@ test.serial('a device watching through HAProxy hears the other device\'s commits
       write(a!.dir, `later-${round}.txt`, `van A, ronde ${round}`);
       await syncOnce(a!);
       await w.waitFor((e) => e.event === 'synced' && e.downloaded >= 1, { from: mark, timeoutMs: 15_000, what: `the pushed change of round ${round}` });
+      // The pass that matched may be one an earlier round's event set off, ending after `mark` (a CI run under load
+      // saw later-2 missing right after it): the file of this round must arrive within the same 15 s all the same.
+      const deadline = Date.now() + 15_000;
+      while (!(`later-${round}.txt` in tree(b!.dir)) && Date.now() < deadline) await sleep(50);
+      t.true(`later-${round}.txt` in tree(b!.dir), `round ${round}: the pushed change reached B (poll is 10 minutes)`);
     }
     t.deepEqual(tree(b!.dir), tree(a!.dir));
   } finally {
