@@ -104,20 +104,13 @@ export function fromBase32(text: string): Uint8Array {
   return out;
 }
 
-const HEX_CODES = Uint8Array.from('0123456789abcdef', (c) => c.charCodeAt(0));
+const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
 
-/**
- * Lower-case hex. Written into one byte array and decoded once, as toBase64Url: appending two characters at a time made
- * a rope of 32 cons strings per content hash, flattened again by each use (two hashes per new small file; issue 22).
- */
+/** Lower-case hex. */
 export function toHex(bytes: Uint8Array): string {
-  const out = new Uint8Array(bytes.length * 2);
-  for (let i = 0; i < bytes.length; i++) {
-    const b = bytes[i]!;
-    out[2 * i] = HEX_CODES[b >> 4]!;
-    out[2 * i + 1] = HEX_CODES[b & 15]!;
-  }
-  return ascii.decode(out);
+  let out = '';
+  for (const b of bytes) out += HEX[b];
+  return out;
 }
 
 /** Strict lower- or upper-case hex of an even length. */

@@ -20,10 +20,6 @@ test('base32 and hex round trip', (t) => {
   t.deepEqual(k.fromBase32(k.toBase32(bytes)), bytes);
   t.is(k.toBase32(k.utf8('foobar')), 'MZXW6YTBOI'); // RFC 4648 §10 test vector
   t.is(k.toHex(k.fromHex('00ff10')), '00ff10');
-  // every byte value, against the platform's own hex
-  const all = Uint8Array.from({ length: 256 }, (_, i) => i);
-  t.is(k.toHex(all), Buffer.from(all).toString('hex'));
-  t.is(k.toHex(new Uint8Array(0)), '');
   t.throws(() => k.fromHex('0g'), { instanceOf: k.EncodingError });
   t.throws(() => k.fromUtf8(new Uint8Array([0xc3])), { instanceOf: k.EncodingError });
 });

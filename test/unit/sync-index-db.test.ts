@@ -157,37 +157,6 @@ test('index: apply() is all or nothing', async (t) => {
   await t.throwsAsync(db.putBase(ghost, [base(6)]));
 });
 
-test('index: changes applied at once take turns, each all or nothing; a failed one blocks none after it', async (t) => {
-  const { db, home } = await openTemp(t);
-  const f = await db.folder('s', home);
-  // Started together on the one connection: each runs as its own transaction, in the order called.
-  // A journal step written while a transaction is open (its BEGIN sent, rows being written) is not part of it, nor lost
-  // with its ROLLBACK.
-  const refused = db.apply(f.id, { putBase: Array.from({ length: 3 * BATCH_ROWS }, (_, i) => base(1000 + i)), lastSeq: -1 }); // none of it lands
-  await new Promise((resolve) => setImmediate(resolve));
-  const results = await Promise.allSettled([
-    refused,
-    db.journalAdd(f.id, 'commit', { n: 1 }),
-    db.apply(f.id, { putBase: [base(1), base(2)], lastSeq: 5 }),
-    db.apply(f.id, { deleteBase: [base(2).path], putRemote: [remote(4)], lastSeq: 7 }),
-    db.forgetServer(4242), // no such folder: deletes nothing, fails nothing
-  ]);
-  t.deepEqual(results.map((r) => r.status), ['rejected', 'fulfilled', 'fulfilled', 'fulfilled', 'fulfilled']);
-  t.deepEqual([...(await db.baseAll(f.id)).keys()].sort(), [base(1).path]);
-  t.deepEqual([...(await db.remoteAll(f.id)).keys()], [remote(4).fileId]);
-  t.is((await db.folderById(f.id))!.lastSeq, 7);
-  t.is((await db.journalPending(f.id)).length, 1);
-  // forgetServer drops what the index knows of the server for that folder only.
-  const g = await db.folder('s', path.join(home, 'g'));
-  await db.putBase(g.id, [base(9)]);
-  await db.forgetServer(f.id);
-  t.is((await db.baseAll(f.id)).size, 0);
-  t.is((await db.remoteAll(f.id)).size, 0);
-  t.is((await db.journalPending(f.id)).length, 0);
-  t.is((await db.folderById(f.id))!.lastSeq, 0);
-  t.is((await db.baseAll(g.id)).size, 1);
-});
-
 test('index: the operation journal keeps pending steps in order until they are done', async (t) => {
   const { db, home } = await openTemp(t);
   const f = await db.folder('s', home);

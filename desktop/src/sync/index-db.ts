@@ -1,5 +1,5 @@
-// The client's local index (docs/architecture.md §4): one sqlite3 file `<KLUIS_HOME>/index.sqlite3`, like the server's
-// metadata database (numbered in-code Knex migrations, WAL, one connection, BEGIN IMMEDIATE).
+// The client's local index (docs/architecture.md §4): one sqlite3 file `<KLUIS_HOME>/index.sqlite3` through Knex, like the
+// server's metadata database (numbered in-code migrations, WAL, one pooled connection, BEGIN IMMEDIATE).
 //   folders  one row per synced folder: which space, where on disk, how far the change log has been applied
 //   base     per path, the last synced version and the local size/mtime/inode it had then (3-way merge base)
 //   remote   per file, the newest server version known from the change log (opened manifest)
@@ -14,17 +14,16 @@
 import { mkdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import type { Knex } from 'knex';
+import type { Knex, knex as KnexFactory } from 'knex';
 import type * as Sqlite3 from 'sqlite3';
 import type { Database } from 'sqlite3';
-import { knexOn, migrations, upToDate } from './index-migrations.js';
 import type { BaseEntry, EntryKind, RemoteEntry } from './types.js';
 
-// Knex for migrations only (issue 22). Reads and writes are parameterised SQL straight on the one sqlite3 connection:
-// Knex (about 70 files with lodash, a tenth of a no-op `kluis sync --once`) is loaded only when the index is created or
-// migrated, and then runs on that same connection (index-migrations.ts knexOn), so there is still one connection, one
-// writer. Write transactions take turns (IndexDb.transaction). A direct statement is a single statement, never a
-// transaction of its own; one that lands inside a transaction is part of it.
+// Lazy Knex (issue 22). An unchanged folder's pass only reads the index (and writes the engine's status): those
+// statements go straight to the one sqlite3 connection, and Knex (about 70 files with lodash, a tenth of a no-op
+// `kluis sync --once`) is loaded the first time something is written in batches or migrated. Knex then runs on that
+// same connection (IndexSqlite3Client below), so there is still one connection, one writer. A direct statement is a
+// single statement, never a transaction of its own; one that lands inside a Knex transaction is part of it.
 const require = createRequire(import.meta.url);
 const PRAGMAS = ['PRAGMA journal_mode = WAL', 'PRAGMA foreign_keys = ON', 'PRAGMA synchronous = NORMAL', 'PRAGMA busy_timeout = 5000'];
 
@@ -36,6 +35,40 @@ function openConnection(filename: string): Promise<Database> {
   });
 }
 
+/* eslint-disable @typescript-eslint/no-explicit-any */
+/**
+ * A Knex instance on `conn`. Knex starts sqlite transactions with a deferred BEGIN, which fails at once with
+ * SQLITE_BUSY when another process (a `kluis status` beside the engine) wrote in between. BEGIN IMMEDIATE takes the
+ * write lock first, so busy_timeout applies. Same idea as server/src/db/db.ts.
+ */
+function knexOn(conn: Database, filename: string): Knex {
+  const knexFactory = require('knex') as typeof KnexFactory;
+  const ClientSqlite3 = require('knex/lib/dialects/sqlite3/index.js') as any;
+  const TransactionSqlite = require('knex/lib/dialects/sqlite3/execution/sqlite-transaction.js') as any;
+  class ImmediateTransaction extends TransactionSqlite {
+    begin(c: unknown) {
+      return (this as any).query(c, 'BEGIN IMMEDIATE;');
+    }
+  }
+  class IndexSqlite3Client extends ClientSqlite3 {
+    transaction(...args: any[]) {
+      return new (ImmediateTransaction as any)(this, ...args);
+    }
+
+    // The index's own connection (pragmas set when it was opened), closed by IndexDb.close, not by the pool.
+    acquireRawConnection() {
+      return Promise.resolve(conn);
+    }
+
+    async destroyRawConnection() {
+      // IndexDb.close closes it
+    }
+  }
+  // One connection: one writer, every transaction serialisable, no SQLITE_BUSY inside the process.
+  return knexFactory({ client: IndexSqlite3Client as unknown as typeof Knex.Client, connection: { filename }, useNullAsDefault: true, pool: { min: 1, max: 1 } });
+}
+/* eslint-enable @typescript-eslint/no-explicit-any */
+
 /** Rows per multi-row statement. */
 export const BATCH_ROWS = 500;
 /** Rows per page when a folder's base or remote rows are read (index-db folderRows). */
@@ -43,6 +76,130 @@ const READ_PAGE = 5000;
 /** base_chunks rows per statement: a row of a 1 GiB file holds about 150 KB of JSON. */
 const CHUNK_LIST_ROWS = 20;
 export const INDEX_FILENAME = 'index.sqlite3';
+
+interface Migration {
+  name: string;
+  up(knex: Knex): Promise<void>;
+  down(knex: Knex): Promise<void>;
+}
+
+// A migration, once released, is never edited: add the next number. Times are integer ms since 1970 UTC; local
+// mtimes and inodes are doubles (fractional ms; inodes beyond 2^53 round the same way on every read).
+const m001: Migration = {
+  name: '001_index',
+  async up(knex) {
+    await knex.schema.createTable('folders', (t) => {
+      t.increments('id').primary();
+      t.string('space_id', 32).notNullable();
+      t.text('root').notNullable();
+      t.bigInteger('last_seq').notNullable().defaultTo(0);
+      t.bigInteger('created_at').notNullable();
+      t.unique(['space_id', 'root']);
+    });
+    await knex.schema.createTable('base', (t) => {
+      t.integer('folder_id').notNullable().references('folders.id').onDelete('CASCADE');
+      t.text('path').notNullable();
+      t.string('kind', 8).notNullable();
+      t.string('file_id', 32).notNullable();
+      t.string('version_id', 32).notNullable();
+      t.string('hash', 64).notNullable();
+      t.bigInteger('size').notNullable();
+      t.double('mtime_ms').notNullable();
+      t.bigInteger('local_size').notNullable();
+      t.double('local_mtime_ms').notNullable();
+      t.double('local_ino').notNullable();
+      t.primary(['folder_id', 'path']);
+      t.index(['folder_id', 'file_id']);
+    });
+    await knex.schema.createTable('remote', (t) => {
+      t.integer('folder_id').notNullable().references('folders.id').onDelete('CASCADE');
+      t.string('file_id', 32).notNullable();
+      t.string('version_id', 32).notNullable();
+      t.bigInteger('seq').notNullable();
+      t.text('path').notNullable();
+      t.string('kind', 8).notNullable();
+      t.bigInteger('size').notNullable();
+      t.double('mtime_ms').notNullable();
+      t.string('hash', 64).notNullable();
+      t.boolean('deleted').notNullable();
+      t.text('chunks').notNullable(); // JSON [[chunkId, size], ...]
+      t.integer('key_epoch').notNullable();
+      t.primary(['folder_id', 'file_id']);
+      t.index(['folder_id', 'path']);
+    });
+    await knex.schema.createTable('journal', (t) => {
+      t.increments('id').primary();
+      t.integer('folder_id').notNullable().references('folders.id').onDelete('CASCADE');
+      t.string('op', 40).notNullable();
+      t.text('payload').notNullable(); // JSON
+      t.string('state', 8).notNullable().defaultTo('pending'); // pending | done
+      t.bigInteger('created_at').notNullable();
+      t.bigInteger('done_at');
+      t.index(['folder_id', 'state']);
+    });
+  },
+  async down(knex) {
+    await knex.schema.dropTable('journal');
+    await knex.schema.dropTable('remote');
+    await knex.schema.dropTable('base');
+    await knex.schema.dropTable('folders');
+  },
+};
+
+// File-key wraps (sealed to a space key: as safe to keep as on the server) so a new version of a known file can
+// reuse its file key, and the engine's status for `kluis status`.
+const m002: Migration = {
+  name: '002_wraps_status',
+  async up(knex) {
+    await knex.schema.createTable('file_wraps', (t) => {
+      t.integer('folder_id').notNullable().references('folders.id').onDelete('CASCADE');
+      t.string('file_id', 32).notNullable();
+      t.integer('key_epoch').notNullable();
+      t.text('wrap').notNullable(); // JSON FileKeyWrap
+      t.primary(['folder_id', 'file_id', 'key_epoch']);
+    });
+    await knex.schema.alterTable('folders', (t) => {
+      t.string('state', 16).notNullable().defaultTo('idle');
+      t.text('last_error');
+      t.bigInteger('last_sync_at');
+      t.integer('pid');
+    });
+  },
+  async down(knex) {
+    await knex.schema.dropTable('file_wraps');
+  },
+};
+
+// The chunk list of each large synced file (download.ts keepChunks), apart from `base` so that loading the base rows
+// every pass stays small. Keyed by path like `base`; a row whose version_id is not the base row's is stale and ignored.
+const m003: Migration = {
+  name: '003_base_chunks',
+  async up(knex) {
+    await knex.schema.createTable('base_chunks', (t) => {
+      t.integer('folder_id').notNullable().references('folders.id').onDelete('CASCADE');
+      t.text('path').notNullable();
+      t.string('version_id', 32).notNullable();
+      t.text('chunks').notNullable(); // JSON [[chunkId, size], ...]
+      t.primary(['folder_id', 'path']);
+    });
+  },
+  async down(knex) {
+    await knex.schema.dropTable('base_chunks');
+  },
+};
+
+const all: Migration[] = [m001, m002, m003];
+
+const migrations: Knex.MigrationSource<Migration> = {
+  getMigrations: async () => all,
+  getMigrationName: (m) => m.name,
+  getMigration: async (m) => m,
+};
+
+/** Whether `done` (the names in schema_migrations) are exactly the migrations above. */
+function upToDate(done: readonly string[]): boolean {
+  return done.length === all.length && all.every((m) => done.includes(m.name));
+}
 
 export interface FolderRecord {
   id: number;
@@ -140,8 +297,6 @@ const REMOTE_COLUMNS = ['file_id', 'version_id', 'seq', 'path', 'kind', 'size', 
 /** The local sqlite3 index of one client (one KLUIS_HOME). */
 export class IndexDb {
   private knexInstance: Knex | null = null;
-  /** the last write transaction, resolved or not (see transaction) */
-  private writing: Promise<unknown> = Promise.resolve();
 
   private constructor(private readonly conn: Database, private readonly filename: string) {}
 
@@ -308,101 +463,77 @@ export class IndexDb {
     await this.apply(folderId, { lastSeq: seq });
   }
 
-  /**
-   * Runs `write` when the writes before it have finished (a chain of promises). The journal's writes go in turn too, so
-   * that, as when they went through Knex's one pooled connection, none lands inside another caller's transaction (and
-   * would go with its ROLLBACK). `write` must not wait for another write of this IndexDb.
-   */
-  private inTurn<T>(write: () => Promise<T>): Promise<T> {
-    const next = this.writing.then(write, write);
-    this.writing = next.catch(() => undefined);
-    return next;
-  }
-
-  /**
-   * Runs `body` in one BEGIN IMMEDIATE transaction on the index's connection (ROLLBACK if it throws), in turn with the
-   * other writes: one connection holds one transaction at a time. Raw parameterised SQL, no Knex (issue 22): a commit
-   * batch of 500 files is a handful of statements, and Knex's builder and connection pool cost more than sqlite did to
-   * run them.
-   */
-  private transaction<T>(body: () => Promise<T>): Promise<T> {
-    return this.inTurn(async (): Promise<T> => {
-      await this.run('BEGIN IMMEDIATE');
-      let result: T;
-      try {
-        result = await body();
-      } catch (err) {
-        await this.run('ROLLBACK').catch(() => undefined); // sqlite may have rolled back already (e.g. SQLITE_FULL)
-        throw err;
-      }
-      await this.run('COMMIT');
-      return result;
-    });
-  }
-
-  /** Upserts `rows` (each `columns.length` values) into `table`, `rowsPer` rows per statement. */
-  private async upsert(table: string, columns: readonly string[], key: readonly string[], rows: readonly unknown[][], rowsPer = BATCH_ROWS): Promise<void> {
-    const tuple = `(${columns.map(() => '?').join(', ')})`;
-    const merge = columns.filter((c) => !key.includes(c)).map((c) => `${c} = excluded.${c}`).join(', ');
-    for (const batch of chunked(rows, rowsPer)) {
-      const sql = `INSERT INTO ${table} (${columns.join(', ')}) VALUES ${Array(batch.length).fill(tuple).join(', ')} ON CONFLICT (${key.join(', ')}) DO UPDATE SET ${merge}`;
-      await this.run(sql, batch.flat());
-    }
-  }
-
-  /** Deletes the folder's rows of `table` whose `column` is one of `values`. */
-  private async deleteIn(table: string, column: string, folderId: number, values: readonly unknown[]): Promise<void> {
-    for (const batch of chunked(values)) await this.run(`DELETE FROM ${table} WHERE folder_id = ? AND ${column} IN (${batch.map(() => '?').join(', ')})`, [folderId, ...batch]);
-  }
-
   /** Applies all `changes` in one transaction, batched. */
   async apply(folderId: number, changes: IndexChanges): Promise<void> {
-    await this.transaction(async () => {
-      const deleteBase = changes.deleteBase ?? [];
-      await this.deleteIn('base', 'path', folderId, deleteBase);
-      await this.deleteIn('base_chunks', 'path', folderId, deleteBase);
-      const putBase = changes.putBase ?? [];
-      await this.upsert('base', ['folder_id', ...BASE_COLUMNS], ['folder_id', 'path'], putBase.map((e) => [
-        folderId, e.path, e.kind, e.fileId, e.versionId, e.hash, e.size, e.mtimeMs, e.localSize, e.localMtimeMs, e.localIno,
-      ]));
-      const lists = putBase.filter((e) => e.chunks !== undefined);
-      await this.upsert('base_chunks', ['folder_id', 'path', 'version_id', 'chunks'], ['folder_id', 'path'], lists.map((e) => [folderId, e.path, e.versionId, JSON.stringify(e.chunks)]), CHUNK_LIST_ROWS);
-      await this.upsert('remote', ['folder_id', ...REMOTE_COLUMNS], ['folder_id', 'file_id'], (changes.putRemote ?? []).map((e) => [
-        folderId, e.fileId, e.versionId, e.seq, e.path, e.kind, e.size, e.mtimeMs, e.hash, e.deleted ? 1 : 0, JSON.stringify(e.chunks), e.keyEpoch,
-      ]));
-      await this.deleteIn('remote', 'file_id', folderId, changes.deleteRemote ?? []);
+    await this.knex.transaction(async (trx) => {
+      for (const paths of chunked(changes.deleteBase ?? [])) {
+        await trx('base').where({ folder_id: folderId }).whereIn('path', paths).delete();
+        await trx('base_chunks').where({ folder_id: folderId }).whereIn('path', paths).delete();
+      }
+      for (const batch of chunked(changes.putBase ?? [])) {
+        const rows: BaseRow[] = batch.map((e) => ({
+          folder_id: folderId,
+          path: e.path,
+          kind: e.kind,
+          file_id: e.fileId,
+          version_id: e.versionId,
+          hash: e.hash,
+          size: e.size,
+          mtime_ms: e.mtimeMs,
+          local_size: e.localSize,
+          local_mtime_ms: e.localMtimeMs,
+          local_ino: e.localIno,
+        }));
+        await trx('base').insert(rows).onConflict(['folder_id', 'path']).merge();
+      }
+      const lists = (changes.putBase ?? []).filter((e) => e.chunks !== undefined);
+      for (const batch of chunked(lists, CHUNK_LIST_ROWS)) {
+        const rows = batch.map((e) => ({ folder_id: folderId, path: e.path, version_id: e.versionId, chunks: JSON.stringify(e.chunks) }));
+        await trx('base_chunks').insert(rows).onConflict(['folder_id', 'path']).merge();
+      }
+      for (const batch of chunked(changes.putRemote ?? [])) {
+        const rows: RemoteRow[] = batch.map((e) => ({
+          folder_id: folderId,
+          file_id: e.fileId,
+          version_id: e.versionId,
+          seq: e.seq,
+          path: e.path,
+          kind: e.kind,
+          size: e.size,
+          mtime_ms: e.mtimeMs,
+          hash: e.hash,
+          deleted: e.deleted,
+          chunks: JSON.stringify(e.chunks),
+          key_epoch: e.keyEpoch,
+        }));
+        await trx('remote').insert(rows).onConflict(['folder_id', 'file_id']).merge();
+      }
+      for (const ids of chunked(changes.deleteRemote ?? [])) {
+        await trx('remote').where({ folder_id: folderId }).whereIn('file_id', ids).delete();
+      }
       if (changes.lastSeq !== undefined) {
         if (!Number.isSafeInteger(changes.lastSeq) || changes.lastSeq < 0) throw new RangeError(`bad change-log seq ${changes.lastSeq}`);
-        const n = await this.run('UPDATE folders SET last_seq = ? WHERE id = ?', [changes.lastSeq, folderId]);
+        const n = await trx('folders').where({ id: folderId }).update({ last_seq: changes.lastSeq });
         if (n !== 1) throw new Error(`no folder ${folderId} in the index`);
       }
-      await this.upsert('file_wraps', ['folder_id', 'file_id', 'key_epoch', 'wrap'], ['folder_id', 'file_id', 'key_epoch'], (changes.putWraps ?? []).map((w) => [folderId, w.fileId, w.keyEpoch, JSON.stringify(w.wrap)]));
-      for (const ids of chunked(changes.journalDone ?? [])) {
-        await this.run(`UPDATE journal SET state = 'done', done_at = ? WHERE id IN (${ids.map(() => '?').join(', ')})`, [Date.now(), ...ids]);
+      for (const batch of chunked(changes.putWraps ?? [])) {
+        const rows = batch.map((w) => ({ folder_id: folderId, file_id: w.fileId, key_epoch: w.keyEpoch, wrap: JSON.stringify(w.wrap) }));
+        await trx('file_wraps').insert(rows).onConflict(['folder_id', 'file_id', 'key_epoch']).merge();
       }
-    });
-  }
-
-  /** Drops what the index knows of the server for this folder (base, chunk lists, remote, wraps, journal; last_seq 0), in one transaction. */
-  async forgetServer(folderId: number): Promise<void> {
-    await this.transaction(async () => {
-      for (const table of ['base', 'base_chunks', 'remote', 'file_wraps', 'journal']) await this.run(`DELETE FROM ${table} WHERE folder_id = ?`, [folderId]);
-      await this.run('UPDATE folders SET last_seq = 0 WHERE id = ?', [folderId]);
+      for (const ids of chunked(changes.journalDone ?? [])) {
+        await trx('journal').whereIn('id', ids).update({ state: 'done', done_at: Date.now() });
+      }
     });
   }
 
   /** Records a step before it is carried out; returns its id for journalDone. */
   async journalAdd(folderId: number, op: string, payload: unknown): Promise<number> {
-    const sql = "INSERT INTO journal (folder_id, op, payload, state, created_at) VALUES (?, ?, ?, 'pending', ?)";
-    const params = [folderId, op, JSON.stringify(payload ?? null), Date.now()];
-    return this.inTurn(() => new Promise((resolve, reject) => this.conn.run(sql, params, function done(this: { lastID: number }, err: Error | null) {
-      if (err) reject(err);
-      else resolve(this.lastID);
-    })));
+    const [id] = (await this.knex('journal').insert({ folder_id: folderId, op, payload: JSON.stringify(payload ?? null), state: 'pending', created_at: Date.now() }, ['id'])) as ({ id: number } | number)[];
+    return typeof id === 'object' ? id.id : (id as number);
   }
 
   async journalDone(id: number): Promise<void> {
-    await this.inTurn(() => this.run("UPDATE journal SET state = 'done', done_at = ? WHERE id = ?", [Date.now(), id]));
+    await this.knex('journal').where({ id }).update({ state: 'done', done_at: Date.now() });
   }
 
   /** Steps written but not finished (a crash or kill in between), oldest first: run or undo them at start. */
@@ -414,7 +545,7 @@ export class IndexDb {
 
   /** Deletes finished steps of the folder; returns how many. */
   async journalPrune(folderId: number): Promise<number> {
-    return this.inTurn(() => this.run("DELETE FROM journal WHERE folder_id = ? AND state = 'done'", [folderId]));
+    return this.knex('journal').where({ folder_id: folderId, state: 'done' }).delete();
   }
 
   /** The stored file-key wraps of some files (all epochs), by fileId. */

@@ -48,23 +48,16 @@ export const VersionView = z.object({
 });
 export type VersionView = z.infer<typeof VersionView>;
 
-const WrapList = z.array(FileKeyWrapSchema);
-const pageShape = {
+const ChangesPage = z.object({
   spaceId: z.string(),
   head: z.number().int(),
   next: z.number().int(),
   more: z.boolean(),
+  changes: z.array(VersionView),
+  fileKeyWraps: z.record(z.string(), z.array(FileKeyWrapSchema)),
   /** files created through a file request: their grant and receipt (checked by RequestUploads) */
   uploads: z.record(z.string(), z.unknown()).optional(),
-};
-const ChangesPage = z.object({ ...pageShape, changes: z.array(VersionView), fileKeyWraps: z.record(z.string(), WrapList) });
-/**
- * A page as a pull first reads it (issue 22): of each change only what says whether the index holds it already; the
- * rest of a change, and the wraps of its file, are parsed only for the changes the pull opens. After a first sync of
- * 10,000 files, the pull reads back 10,000 of its own commits and their wraps, and opens none of them.
- */
-const ChangeRef = z.looseObject({ seq: z.number().int(), fileId: z.string(), versionId: z.string() });
-const ChangesPageLean = z.object({ ...pageShape, changes: z.array(ChangeRef), fileKeyWraps: z.record(z.string(), z.array(z.unknown())) });
+});
 
 const VersionsAnswer = z.object({ fileId: z.string(), versions: z.array(VersionView), fileKeyWraps: z.array(FileKeyWrapSchema), uploads: z.record(z.string(), z.unknown()).optional() });
 
@@ -289,14 +282,13 @@ export function refusalReason(err: unknown): string {
  * `keys` gives the space's keys: asked for only when a page names a version (an unchanged space needs none of them).
  */
 export async function* pullChanges(c: ApiClient, spaceId: string, keys: () => Promise<SpaceCrypto>, since: number, limit = 1000, known: (versionId: string, seq: number) => boolean = () => false): AsyncGenerator<PulledPage> {
-  for await (const page of changePages(c, spaceId, since, limit, ChangesPageLean)) {
+  for await (const page of changePages(c, spaceId, since, limit)) {
     const opening = page.changes[0];
     const out: PulledPage = { entries: [], uploads: new Map(), wraps: [], refused: [], next: page.next, head: page.head, first: opening ? { seq: opening.seq, versionId: opening.versionId } : null };
-    const newestRef = new Map<string, z.infer<typeof ChangeRef>>();
-    for (const v of page.changes) newestRef.set(v.fileId, v);
-    // Our own commits and versions the index holds already: their remote rows and wraps are in the index.
     const newest = new Map<string, VersionView>();
-    for (const [fileId, v] of newestRef) if (!known(v.versionId, v.seq)) newest.set(fileId, parsed(VersionView, v, 'changes'));
+    for (const v of page.changes) newest.set(v.fileId, v);
+    // Our own commits and versions the index holds already: their remote rows and wraps are in the index.
+    for (const v of [...newest.values()]) if (known(v.versionId, v.seq)) newest.delete(v.fileId);
     if (newest.size === 0) {
       yield out;
       continue;
@@ -305,7 +297,7 @@ export async function* pullChanges(c: ApiClient, spaceId: string, keys: () => Pr
     sc.noteUploads(page.uploads);
     let refreshed = false;
     for (const v of newest.values()) {
-      const wraps = parsed(WrapList, page.fileKeyWraps[v.fileId] ?? [], 'changes');
+      const wraps = page.fileKeyWraps[v.fileId] ?? [];
       for (const w of wraps) out.wraps.push({ fileId: v.fileId, keyEpoch: w.keyEpoch, wrap: w });
       const judge = () => {
         sc.open(v.fileId, wraps);
@@ -338,10 +330,10 @@ export async function* pullChanges(c: ApiClient, spaceId: string, keys: () => Pr
 }
 
 /** The change log after `since`, page by page as the server answers it (every version, its files' key wraps); the caller notes its file-request grants (SpaceCrypto.noteUploads). */
-export async function* changePages<T extends typeof ChangesPage | typeof ChangesPageLean = typeof ChangesPage>(c: ApiClient, spaceId: string, since: number, limit = 1000, schema?: T): AsyncGenerator<z.infer<T>> {
+export async function* changePages(c: ApiClient, spaceId: string, since: number, limit = 1000): AsyncGenerator<z.infer<typeof ChangesPage>> {
   let at = since;
   for (;;) {
-    const page = parsed(schema ?? ChangesPage, await c.json('GET', `/api/v1/spaces/${encodeURIComponent(spaceId)}/changes?since=${at}&limit=${limit}`), 'changes') as z.infer<T>;
+    const page = parsed(ChangesPage, await c.json('GET', `/api/v1/spaces/${encodeURIComponent(spaceId)}/changes?since=${at}&limit=${limit}`), 'changes');
     yield page;
     if (!page.more || page.next <= at) return;
     at = page.next;

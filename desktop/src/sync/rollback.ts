@@ -36,7 +36,10 @@ export function serverWentBack(page: { head: number; first: { seq: number; versi
 /** Drops what the index knows of the server for this folder, in one transaction, and reports it once. */
 export async function rebind(ctx: SyncContext, head: number, probe: RollbackProbe): Promise<void> {
   const folderId = ctx.folder.id;
-  await ctx.db.forgetServer(folderId);
+  await ctx.db.knex.transaction(async (trx) => {
+    for (const table of ['base', 'base_chunks', 'remote', 'file_wraps', 'journal']) await trx(table).where({ folder_id: folderId }).delete();
+    await trx('folders').where({ id: folderId }).update({ last_seq: 0 });
+  });
   ctx.folder.lastSeq = 0;
   ctx.forgetCrypto();
   ctx.rebound = true;
