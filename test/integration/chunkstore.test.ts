@@ -206,6 +206,34 @@ function suite(name: string, setup: () => Promise<Harness>): void {
     sameBytes(t, await collect(await cs.getBatch(c.space.orgId, c.space.spaceId, shuffle(all.map((x) => x.id)))), all);
   });
 
+  test(`${name}: chunks that span socket reads are assembled in pooled buffers, reused only once copied or written`, async (t) => {
+    const c = await ctx();
+    const lent: ArrayBufferLike[] = [];
+    const allocate = c.cs.frameBuffers.allocate.bind(c.cs.frameBuffers);
+    c.cs.frameBuffers.allocate = (length: number) => {
+      const view = allocate(length);
+      lent.push(view.buffer);
+      return view;
+    };
+    // Packed (below 512 KiB here) and standalone chunks, each batch repeating a chunk of its own and one of the batch
+    // before, in 1 byte .. 64 KiB pieces: nearly every chunk is assembled from several pieces.
+    const batches = [chunks(12, 70 * KiB, 900 * KiB), chunks(12, 70 * KiB, 900 * KiB), chunks(12, 70 * KiB, 900 * KiB)];
+    let stored = 0;
+    for (const [i, b] of batches.entries()) {
+      const body = [...b, b[0]!, ...(i > 0 ? [batches[i - 1]![1]!] : [])];
+      const res = await c.cs.putBatch(c.space.orgId, c.space.spaceId, c.cs.framesOf(pieces(encodeFrames(body), 64 * KiB)));
+      t.is(res.duplicate, i > 0 ? 2 : 1);
+      stored += res.stored;
+    }
+    t.is(stored, 36);
+    t.true(lent.length >= 30, `${lent.length} chunks assembled in the pool`);
+    t.true(new Set(lent).size < lent.length, 'buffers given back were lent again');
+    t.true(c.cs.frameBuffers.idle > 0);
+    const all = batches.flat();
+    sameBytes(t, await collect(await c.cs.getBatch(c.space.orgId, c.space.spaceId, shuffle(all.map((x) => x.id)))), all);
+    t.deepEqual(await checkIndex(c.db, c.org, c.space.spaceId, { orphans: true }), []);
+  });
+
   test(`${name}: by default every chunk of a batch is packed, the largest ciphertext too, and reads back`, async (t) => {
     await ready;
     if (!harness) throw failure instanceof Error ? failure : new Error(String(failure));
@@ -225,7 +253,7 @@ function suite(name: string, setup: () => Promise<Harness>): void {
     sameBytes(t, got, all);
   });
 
-  const put = (c: Ctx, items: ChunkFrame[], limits = {}) => c.cs.putBatch(c.space.orgId, c.space.spaceId, parseFrames(pieces(encodeFrames(items)), limits), limits);
+  const put = (c: Ctx, items: ChunkFrame[], limits = {}) => c.cs.putBatch(c.space.orgId, c.space.spaceId, c.cs.framesOf(pieces(encodeFrames(items)), limits), limits);
 
   test(`${name}: round trip of many small and some large chunks (batch and single)`, async (t) => {
     const c = await ctx();

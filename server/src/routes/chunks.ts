@@ -2,7 +2,7 @@
 // and single-chunk streaming PUT/GET for large ones. Storage (packs, ranged reads) lives in storage/chunks.ts.
 import type Router from '@koa/router';
 import { Readable } from 'node:stream';
-import { ChunkIdsRequest, ErrorCode, frameStream, parseFrames } from '@kluis/shared';
+import { ChunkIdsRequest, ErrorCode, frameStream } from '@kluis/shared';
 import { ApiError } from '../errors.js';
 import type { Services } from '../context.js';
 import { auditSuccess, body, type KCtx, parse, pathId, route } from '../http.js';
@@ -59,7 +59,7 @@ export function chunkRoutes(router: Router, services: Services, chunks: ChunkSto
     binaryBody(ctx, 'the chunk frames');
     declaredLength(ctx, MAX_UPLOAD_BYTES);
     // Frames are parsed while they arrive; a truncated or lying body fails before its pack is committed.
-    const r = await chunks.putBatch(space.org_id, spaceId, parseFrames(ctx.req, DEFAULT_CHUNK_BATCH_LIMITS));
+    const r = await chunks.putBatch(space.org_id, spaceId, chunks.framesOf(ctx.req, DEFAULT_CHUNK_BATCH_LIMITS));
     await auditSuccess(services, ctx, caller, 'space', spaceId, { stored: r.stored, duplicate: r.duplicate, bytes: r.bytes });
     ctx.status = 201;
     ctx.body = { stored: r.stored, duplicate: r.duplicate, bytes: r.bytes };

@@ -3,7 +3,7 @@
 // proof. The logic is in services/requests.ts; the page itself is served by routes/web.ts.
 import type Router from '@koa/router';
 import { z } from 'zod';
-import { CreateFileRequest, ErrorCode, REQUEST_MAX_UPLOAD_BYTES, RequestCommit, parseFrames } from '@kluis/shared';
+import { CreateFileRequest, ErrorCode, REQUEST_MAX_UPLOAD_BYTES, RequestCommit } from '@kluis/shared';
 import { ApiError } from '../errors.js';
 import type { Services } from '../context.js';
 import { actor, answerRefusal, auditSuccess, body, type KCtx, meta, parse, pathId, publicRoute, route, target } from '../http.js';
@@ -82,7 +82,7 @@ export function requestRoutes(router: Router, services: Services): void {
     if (declared === null) throw new ApiError(411, ErrorCode.BadRequest, 'Content-Length is required');
     assertBudget(r, declared);
     const limits = { ...DEFAULT_CHUNK_BATCH_LIMITS, maxTotalBytes: REQUEST_MAX_UPLOAD_BYTES };
-    const stored = await services.chunks.putBatch(r.org_id, r.space_id, parseFrames(ctx.req, limits), limits);
+    const stored = await services.chunks.putBatch(r.org_id, r.space_id, services.chunks.framesOf(ctx.req, limits), limits);
     await countBytes(services, r, meta(ctx), stored);
     ctx.status = 201;
     ctx.body = { stored: stored.stored, duplicate: stored.duplicate, bytes: stored.bytes };

@@ -69,6 +69,7 @@ export class BatchWriter {
     if (this.total > this.limits.maxTotalBytes) throw new ChunkLimitError('maxTotalBytes', this.total, this.limits.maxTotalBytes);
     if (this.seen.has(id)) {
       this.duplicate++;
+      this.store.frameBuffers.give(ciphertext);
       return;
     }
     this.seen.add(id);
@@ -178,6 +179,7 @@ export class BatchWriter {
     for (const f of group) {
       if (existing.has(f.id)) {
         this.duplicate++;
+        store.frameBuffers.give(f.ciphertext);
         if (own.has(f.id)) this.releaseKey(chunkKey(spaceId, f.id));
       } else if (own.has(f.id)) {
         await this.writeStandalone(f);
@@ -202,6 +204,7 @@ export class BatchWriter {
     if (!this.pack) this.pack = { buf: this.store.packBuffers.take(n), fill: 0, entries: [] };
     const p = this.pack;
     p.buf.set(f.ciphertext, p.fill);
+    this.store.frameBuffers.give(f.ciphertext); // copied: the parser may assemble the next chunk in it
     p.entries.push({ id: f.id, offset: p.fill, length: n });
     p.fill += n;
     if (p.fill >= target) await this.sealPack();
@@ -231,6 +234,7 @@ export class BatchWriter {
     await this.slot(this.chunkWrites, this.store.standaloneWritesInFlight);
     this.start(this.chunkWrites, async () => {
       await this.blobs.put(key, f.ciphertext);
+      this.store.frameBuffers.give(f.ciphertext); // written (never after a failed write: a socket may still hold it)
       await this.store.emit('batch:standaloneWritten', { spaceId: this.spaceId, chunkId: f.id });
     });
   }

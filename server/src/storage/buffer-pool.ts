@@ -25,3 +25,58 @@ export class BufferPool {
     return this.free.length;
   }
 }
+
+/**
+ * Buffers in which the frame parser assembles a chunk that arrived in several socket reads (FrameParserOptions in
+ * shared/src/api/frames.ts). A W1 upload is a GiB of such chunks: assembled in fresh arrays, that was a second GiB of
+ * external memory beside the socket's own reads, and V8 starts a full collection for about every 64 MB of it (the
+ * server's collections were almost all "external memory" ones). Sizes are powers of two from 64 KiB to `maxSize`; a
+ * view of exactly the asked length is lent, and `give` takes back only views of buffers this pool made (any other
+ * array is ignored), once the caller holds no reference to their bytes any more.
+ */
+export class FrameBufferPool {
+  private readonly free = new Map<number, ArrayBuffer[]>();
+  private readonly mine = new WeakSet<ArrayBuffer>();
+  private idleBytes = 0;
+
+  /** `maxSize`: largest pooled buffer (larger asks get one-off arrays); `maxIdleBytes`: idle bytes kept at most. */
+  constructor(readonly maxSize: number, private readonly maxIdleBytes: number) {}
+
+  /** An array of exactly `length` bytes, uninitialised (possibly used before). */
+  allocate(length: number): Uint8Array {
+    const size = FrameBufferPool.sizeFor(length);
+    if (size > this.maxSize) return new Uint8Array(length);
+    const buf = this.free.get(size)?.pop();
+    if (buf) {
+      this.idleBytes -= size;
+      return new Uint8Array(buf, 0, length);
+    }
+    const fresh = Buffer.allocUnsafeSlow(size).buffer as ArrayBuffer; // its own ArrayBuffer, not Node's shared pool
+    this.mine.add(fresh);
+    return new Uint8Array(fresh, 0, length);
+  }
+
+  /** Takes back `view`'s buffer if this pool lent it and it is not held idle already. */
+  give(view: Uint8Array): void {
+    const buf = view.buffer as ArrayBuffer;
+    if (!this.mine.has(buf) || view.byteOffset !== 0) return;
+    const size = buf.byteLength;
+    if (this.idleBytes + size > this.maxIdleBytes) return;
+    const list = this.free.get(size) ?? [];
+    if (list.includes(buf)) return;
+    list.push(buf);
+    this.free.set(size, list);
+    this.idleBytes += size;
+  }
+
+  /** Idle bytes held (tests). */
+  get idle(): number {
+    return this.idleBytes;
+  }
+
+  private static sizeFor(length: number): number {
+    let size = 64 * 1024;
+    while (size < length) size *= 2;
+    return size;
+  }
+}

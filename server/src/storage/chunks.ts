@@ -29,6 +29,7 @@
 // connection: no blob I/O ever happens inside a transaction, and methods that take a `trx` use only it.
 import { Readable } from 'node:stream';
 import type { Knex } from 'knex';
+import { parseFrames, type FrameLimits } from '@kluis/shared';
 import { BlobNotFoundError, type BlobStore } from '../blobstore/index.js';
 import { nowMs, type Db } from '../db/db.js';
 import { BatchWriter } from './batch-writer.js';
@@ -38,7 +39,7 @@ import {
   type ChunkBatchLimits, type ChunkBatchRead, type ChunkData, type ChunkRead, type ChunkStoreEvent, type ChunkStoreOptions, type CompactResult,
   type IndexRow, type LivenessResult, type PutBatchResult, type PutOneResult, type Q, type RawChunkRow, type SweepOptions, type SweepResult,
 } from './chunk-model.js';
-import { BufferPool } from './buffer-pool.js';
+import { BufferPool, FrameBufferPool } from './buffer-pool.js';
 import { compact } from './compaction.js';
 import { planReads, readUnits } from './read-plan.js';
 import { sweepOrphans } from './sweep.js';
@@ -62,6 +63,8 @@ export class ChunkStore {
   readonly readAheadBytes: number;
   /** Pack buffers reused from batch to batch (buffer-pool.ts). */
   readonly packBuffers: BufferPool;
+  /** Buffers in which the frame parser assembles chunks that span socket reads (buffer-pool.ts). */
+  readonly frameBuffers: FrameBufferPool;
   private readonly onEvent: ChunkStoreOptions['onEvent'];
   /** Object keys (`<orgId>/<key>`) with a writer or deleter in this process; see the header. */
   private readonly busy = new Map<string, { released: Promise<void>; release: () => void }>();
@@ -82,6 +85,8 @@ export class ChunkStore {
     if (!(this.packTargetBytes >= 1)) throw new TypeError('packTargetBytes must be positive');
     // As many idle as one batch's pack writes in flight and the pack it fills, for two batches at once.
     this.packBuffers = new BufferPool(this.packTargetBytes, 2 * (this.packWritesInFlight + 1));
+    // Up to 4 MiB buffers (a chunk's ciphertext is at most 2 MiB + 40 bytes); idle ones up to two lookup groups.
+    this.frameBuffers = new FrameBufferPool(4 * MiB, 16 * MiB);
   }
 
   // ------------------------------------------------------------------------------------------ queries
@@ -100,6 +105,14 @@ export class ChunkStore {
   }
 
   // ------------------------------------------------------------------------------------------ uploads
+
+  /**
+   * The frames of an upload body as they arrive (parseFrames), chunks that span reads assembled in this store's
+   * pooled buffers; `putBatch` gives each back once it copied or wrote it.
+   */
+  framesOf(body: AsyncIterable<Uint8Array> | Iterable<Uint8Array>, limits?: Partial<FrameLimits>): AsyncGenerator<ChunkData, void, undefined> {
+    return parseFrames(body, limits, { allocate: (length) => this.frameBuffers.allocate(length) });
+  }
 
   /**
    * Stores a batch of chunks, all or nothing (see the header). Small ciphertexts are packed; large ones become

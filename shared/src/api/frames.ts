@@ -275,11 +275,21 @@ export async function* frameStream(
 
 // ------------------------------------------------------------------------------------------------ parser
 
+export interface FrameParserOptions {
+  /**
+   * Where a ciphertext that spans pieces is assembled: an array of exactly `length` bytes (its contents are
+   * overwritten). The server lends pooled buffers here, so that a GiB of 1 MiB chunks arriving in 64 KiB socket reads
+   * is not a GiB of fresh external memory (issue 22, W1: that churn set off most of its full collections).
+   */
+  allocate?: (length: number) => Uint8Array;
+}
+
 /**
  * Incremental frame parser. Feed the body in pieces of any size with `push`; each call returns the frames
  * it completed, in order. Call `end()` after the last piece. Any violation throws a FrameError, after which
  * the parser is unusable. A returned ciphertext is a view into the pushed bytes when the whole ciphertext
- * sat in one piece, a fresh copy otherwise; do not modify pushed pieces afterwards.
+ * sat in one piece, otherwise a copy assembled in `allocate(length)` (default: a fresh array); do not modify pushed
+ * pieces afterwards.
  */
 export class FrameParser {
   readonly limits: FrameLimits;
@@ -293,9 +303,18 @@ export class FrameParser {
   private consumed = 0; // bytes pushed so far
   private frames = 0;
   private failed: FrameError | null = null;
+  private readonly allocate: (length: number) => Uint8Array;
 
-  constructor(limits?: Partial<FrameLimits>) {
+  constructor(limits?: Partial<FrameLimits>, options: FrameParserOptions = {}) {
     this.limits = frameLimits(limits);
+    const { allocate } = options;
+    this.allocate = allocate
+      ? (length) => {
+          const body = allocate(length);
+          if (body.length !== length) throw new TypeError(`chunk frames: allocate(${length}) gave ${body.length} bytes`);
+          return body;
+        }
+      : (length) => new Uint8Array(length);
   }
 
   /** Number of complete frames so far. */
@@ -336,7 +355,7 @@ export class FrameParser {
           this.frameStart = base + pos;
           continue;
         }
-        this.body = new Uint8Array(length);
+        this.body = this.allocate(length);
         this.bodyFill = 0;
       }
       if (this.body) {
@@ -383,7 +402,7 @@ export class FrameParser {
         this.awaiting = length; // nothing of it here yet: allocate only if the next piece does not hold it all
         this.bodyId = id;
       } else {
-        this.body = new Uint8Array(length);
+        this.body = this.allocate(length);
         this.bodyFill = 0;
         this.bodyId = id;
       }
@@ -434,8 +453,9 @@ function readU32(bytes: Uint8Array, at: number): number {
 export async function* parseFrames(
   source: AsyncIterable<Uint8Array> | Iterable<Uint8Array>,
   limits?: Partial<FrameLimits>,
+  options?: FrameParserOptions,
 ): AsyncGenerator<ChunkFrame, void, undefined> {
-  const parser = new FrameParser(limits);
+  const parser = new FrameParser(limits, options);
   for await (const piece of source) {
     for (const frame of parser.push(piece)) yield frame;
   }
