@@ -11,9 +11,11 @@ import { runMaintenance } from './services/maintenance.js';
 import { withMaintenanceLock } from './db/maintenance-lock.js';
 import { SigningKeyFileError } from './audit/signing-key.js';
 import { loadIncidentConfig, startIncidents, type IncidentConfig } from './incidents/index.js';
+import { setServerHeapGrowth } from './heap-growth.js';
 
 // Everything the server creates (database, keys, blobs) is for its own user only: see data-dir.ts.
 process.umask(0o077);
+setServerHeapGrowth();
 
 let config: Config;
 let incidentConfig: IncidentConfig;
