@@ -196,7 +196,9 @@ export async function startSyncEnv(options: SyncEnvOptions = {}): Promise<SyncEn
   // KLUIS_SYNC_SERVER_NODE_OPTIONS becomes the server's NODE_OPTIONS, e.g. `--import scripts/bench/lib/cpu-profile.mjs`
   // (absolute path) to profile it; that preload writes into KLUIS_CPU_PROFILE_DIR, passed on too.
   if (process.env.KLUIS_SYNC_SERVER_NODE_OPTIONS) serverEnv.NODE_OPTIONS = process.env.KLUIS_SYNC_SERVER_NODE_OPTIONS;
-  if (process.env.KLUIS_CPU_PROFILE_DIR) serverEnv.KLUIS_CPU_PROFILE_DIR = process.env.KLUIS_CPU_PROFILE_DIR;
+  if (process.env.KLUIS_CPU_PROFILE_DIR) serverEnv.KLUIS_CPU_PROFILE_DIR = clientEnv.KLUIS_CPU_PROFILE_DIR = process.env.KLUIS_CPU_PROFILE_DIR;
+  // KLUIS_SYNC_CLIENT_NODE_OPTIONS, the same for every `kluis` process the tests and benchmarks start.
+  if (process.env.KLUIS_SYNC_CLIENT_NODE_OPTIONS) clientEnv.NODE_OPTIONS = process.env.KLUIS_SYNC_CLIENT_NODE_OPTIONS;
   // KLUIS_SODIUM=wasm keeps server and clients on libsodium's WASM build (docs/architecture.md §2), to compare.
   if (process.env.KLUIS_SODIUM) serverEnv.KLUIS_SODIUM = clientEnv.KLUIS_SODIUM = process.env.KLUIS_SODIUM;
   // KLUIS_S3_PAYLOAD_SIGNING=signed gives the server minio's hashed PUTs (docs/operations.md), to compare in the bench.

@@ -299,3 +299,26 @@ test('random bytes on the native backend: the requested length, and not repeatin
     k.setCryptoBackend(null);
   }
 });
+
+test('XChaCha20-Poly1305 sealed into a caller\'s array (sodium-native at every size) equals OpenSSL\'s and libsodium.js\'s bytes', (t) => {
+  const { xchachaEncrypt, xchachaDecrypt, randomBytes } = k.hazmat;
+  const key = randomBytes(32);
+  const nonce = randomBytes(24);
+  const ad = randomBytes(33);
+  for (const n of [0, 1, 4096, 65536, 65537, 1 << 20, (2 << 20) + 3]) {
+    const msg = randomBytes(n);
+    const libsodium = xchachaEncrypt(msg, ad, nonce, key, 'sodium');
+    // no `out`: OpenSSL above 64 KiB; with `out`: sodium-native on the native backend, OpenSSL on the WASM one
+    const plain = both(() => xchachaEncrypt(msg, ad, nonce, key, 'node'));
+    const into = both(() => {
+      const out = new Uint8Array(n + 16 + 10);
+      xchachaEncrypt(msg, ad, nonce, key, 'node', out, 7);
+      t.deepEqual([out[0], out[6], out[7 + n + 16]], [0, 0, 0], `${n} bytes: nothing written outside the destination`);
+      return out.subarray(7, 7 + n + 16);
+    });
+    for (const [what, bytes] of [['OpenSSL', plain.native], ['into, native', into.native], ['into, WASM', into.wasm]] as const) {
+      t.deepEqual(Buffer.from(bytes), Buffer.from(libsodium), `${n} bytes: ${what}`);
+    }
+    t.deepEqual(Buffer.from(xchachaDecrypt(into.native, ad, nonce, key, 'node')), Buffer.from(msg));
+  }
+});

@@ -6,7 +6,9 @@
 // Below NATIVE_AEAD_MAX bytes the 'node' backend seals and opens with sodium-native's XChaCha20-Poly1305 instead (the
 // same construction in one native call): a node:crypto cipher object and the HChaCha20 step cost ~25 µs, most of a
 // small file's envelope; above it OpenSSL's ChaCha20 is the faster (4 KiB: 3.3 against 26.8 µs; 1 MiB: 663 against
-// 817 MiB/s, same run).
+// 817 MiB/s, same run). But OpenSSL's cipher returns each ciphertext in a fresh buffer: sealing into a caller's array
+// (`out`, the sync client's upload batches) takes sodium-native at every size, since a GiB of such buffers is a GiB of
+// external memory, and V8 answered it with a scavenge every 32 MB and a full collection after most (issue 22, W1).
 import { CryptoError, ErrorCode } from '../errors.js';
 import { na, native } from './sodium.js';
 import { randomBytes } from './primitives.js';
@@ -75,7 +77,7 @@ function ietfParams(key: Uint8Array, nonce: Uint8Array): { subkey: Uint8Array; i
 /** Raw XChaCha20-Poly1305-IETF (ciphertext || tag) with an explicit nonce, on the chosen backend. */
 export function xchachaEncrypt(msg: Uint8Array, ad: Uint8Array, nonce: Uint8Array, key: Uint8Array, backend: EnvelopeBackend, out?: Uint8Array, outOffset = 0): Uint8Array {
   const dest = out ?? new Uint8Array(msg.length + TAG_BYTES);
-  const small = backend === 'node' && msg.length <= NATIVE_AEAD_MAX ? native() : null;
+  const small = backend === 'node' && (msg.length <= NATIVE_AEAD_MAX || out) ? native() : null;
   if (small) {
     small.crypto_aead_xchacha20poly1305_ietf_encrypt(dest.subarray(outOffset, outOffset + msg.length + TAG_BYTES), msg, ad, null, nonce, key);
   } else if (backend === 'node') {
