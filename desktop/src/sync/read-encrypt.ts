@@ -23,6 +23,7 @@ import { chunkBoundaries, chunkId, chunkStream, chunkStreamGuided, contentHash, 
 import { PreviousChunks } from './chunk-guide.js';
 import { CONFIRM_AHEAD_MIN, ConfirmAhead } from './confirm-ahead.js';
 import type { ChunkUploader } from './chunk-uploader.js';
+import { readBuffers } from './read-buffers.js';
 
 const READ_PIECE = 1024 * 1024;
 /** Files up to this size are read in one piece (one read call instead of a stream). */
@@ -36,7 +37,7 @@ const OPEN_FLAGS = fsConstants.O_RDONLY | (fsConstants.O_NOFOLLOW ?? 0);
 const smallScratch = new Uint8Array(SYNC_READ + 1);
 
 /**
- * The whole content of a small file (a copy at its size), or null if it is bigger than SYNC_READ by now. Read into
+ * The whole content of a small file (a copy at its size, lent by readBuffers), or null if it is bigger than SYNC_READ by now. Read into
  * one scratch buffer (the call is synchronous, so no other read shares it meanwhile) and copied out. A fresh
  * SYNC_READ + 1 buffer per file was the earlier way, on the belief that only its pages read are touched: glibc's
  * malloc raises its mmap threshold past that size at the first such buffer freed, and from then on each one comes
@@ -54,7 +55,9 @@ function readSmall(absPath: string): Uint8Array | null {
       filled += n;
       if (filled === buf.length) return null;
     }
-    return buf.slice(0, filled);
+    const content = readBuffers.allocate(filled); // given back by the caller once cut
+    content.set(buf.subarray(0, filled));
+    return content;
   } finally {
     closeSync(fd);
   }
@@ -188,6 +191,7 @@ async function readInto(absPath: string, sink: ChunkSink, sizeHint: number | und
     if (content) {
       await sink.cut(content);
       const hash = contentHash(content);
+      readBuffers.give(content); // sealed and hashed: nothing refers to it any more
       return expect && (hash !== expect.hash || content.length !== expect.size) ? null : { hash, size: content.length, chunks: sink.chunks, heldBytes: sink.heldBytes };
     }
   }
@@ -204,7 +208,7 @@ async function readInto(absPath: string, sink: ChunkSink, sizeHint: number | und
       return size === expect.size && sameFacts(after, expect) ? { ...read, hash: expect.hash } : null;
     };
     if (st.size <= SMALL_FILE) {
-      const buf = new Uint8Array(st.size + 1); // one spare byte shows growth since the stat
+      const buf = readBuffers.allocate(st.size + 1); // one spare byte shows growth since the stat
       let filled = 0;
       for (;;) {
         const { bytesRead } = await handle.read(buf, filled, buf.length - filled, null);
@@ -219,7 +223,8 @@ async function readInto(absPath: string, sink: ChunkSink, sizeHint: number | und
       }
       const content = buf.subarray(0, filled);
       hasher?.update(content);
-      await sink.cut(content);
+      await sink.cut(content); // every chunk sealed into the uploader's batches by now: nothing refers to buf any more
+      readBuffers.give(buf);
       return await finish(filled);
     }
     return await finish(await sink.cutStream(pieces(handle), hasher));

@@ -27,6 +27,7 @@ import type { Stats } from 'node:fs';
 import path from 'node:path';
 import { ContentHasher, contentHash, initCrypto } from '@kluis/shared';
 import type { BaseEntry, LocalEntry } from './types.js';
+import { readBuffers } from './read-buffers.js';
 import { MAX_PATH_BYTES } from '@kluis/shared';
 import { LocalFsError, MARKER_NAME, TEMP_PREFIX, foldCase, inspectLocalName, isCaseInsensitivePlatform } from './local-paths.js';
 
@@ -164,13 +165,14 @@ export async function hashFile(absPath: string, expect?: FileFacts): Promise<Has
       hash = contentHash(buf.subarray(0, total));
     } else {
       const hasher = new ContentHasher();
-      const buf = Buffer.allocUnsafe(READ_BUFFER);
+      const buf = readBuffers.allocate(READ_BUFFER);
       for (;;) {
         const { bytesRead } = await handle.read(buf, 0, buf.length, total);
         if (bytesRead === 0) break;
         hasher.update(buf.subarray(0, bytesRead));
         total += bytesRead;
       }
+      readBuffers.give(buf); // after a failed read it is left to the garbage collector
       hash = hasher.digest();
     }
     const after = await handle.stat();
@@ -186,10 +188,12 @@ export async function hashFile(absPath: string, expect?: FileFacts): Promise<Has
  * than reading 64 KiB from the page cache (10,000 files of 4 KiB: about 0.3 s less per full hash).
  */
 const SYNC_HASH_MAX = 64 * 1024;
+/** One buffer for every small file: the calls below are synchronous, so no other hash shares it meanwhile. */
+const smallHashScratch = new Uint8Array(SYNC_HASH_MAX + 1);
 function hashSmallSync(absPath: string, before: FileFacts): HashedFile | null {
   const fd = openSync(absPath, OPEN_FLAGS);
   try {
-    const buf = Buffer.allocUnsafe(before.size + 1);
+    const buf = smallHashScratch.subarray(0, before.size + 1);
     let total = 0;
     for (;;) {
       const n = readSync(fd, buf, total, buf.length - total, total);

@@ -29,7 +29,7 @@
 // connection: no blob I/O ever happens inside a transaction, and methods that take a `trx` use only it.
 import { Readable } from 'node:stream';
 import type { Knex } from 'knex';
-import { parseFrames, type FrameLimits } from '@kluis/shared';
+import { SizeClassPool, parseFrames, type FrameLimits } from '@kluis/shared';
 import { BlobNotFoundError, type BlobStore } from '../blobstore/index.js';
 import { nowMs, type Db } from '../db/db.js';
 import { BatchWriter } from './batch-writer.js';
@@ -39,7 +39,7 @@ import {
   type ChunkBatchLimits, type ChunkBatchRead, type ChunkData, type ChunkRead, type ChunkStoreEvent, type ChunkStoreOptions, type CompactResult,
   type IndexRow, type LivenessResult, type PutBatchResult, type PutOneResult, type Q, type RawChunkRow, type SweepOptions, type SweepResult,
 } from './chunk-model.js';
-import { BufferPool, FrameBufferPool } from './buffer-pool.js';
+import { BufferPool } from './buffer-pool.js';
 import { compact } from './compaction.js';
 import { planReads, readUnits } from './read-plan.js';
 import { sweepOrphans } from './sweep.js';
@@ -63,8 +63,8 @@ export class ChunkStore {
   readonly readAheadBytes: number;
   /** Pack buffers reused from batch to batch (buffer-pool.ts). */
   readonly packBuffers: BufferPool;
-  /** Buffers in which the frame parser assembles chunks that span socket reads (buffer-pool.ts). */
-  readonly frameBuffers: FrameBufferPool;
+  /** Buffers in which the frame parser assembles chunks that span socket reads (shared/src/buffer-pool.ts). */
+  readonly frameBuffers: SizeClassPool;
   private readonly onEvent: ChunkStoreOptions['onEvent'];
   /** Object keys (`<orgId>/<key>`) with a writer or deleter in this process; see the header. */
   private readonly busy = new Map<string, { released: Promise<void>; release: () => void }>();
@@ -86,7 +86,7 @@ export class ChunkStore {
     // As many idle as one batch's pack writes in flight and the pack it fills, for two batches at once.
     this.packBuffers = new BufferPool(this.packTargetBytes, 2 * (this.packWritesInFlight + 1));
     // Up to 4 MiB buffers (a chunk's ciphertext is at most 2 MiB + 40 bytes); idle ones up to two lookup groups.
-    this.frameBuffers = new FrameBufferPool(4 * MiB, 16 * MiB);
+    this.frameBuffers = new SizeClassPool(4 * MiB, 16 * MiB);
   }
 
   // ------------------------------------------------------------------------------------------ queries

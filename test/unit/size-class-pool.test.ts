@@ -1,8 +1,7 @@
-// The server's pooled buffers for chunks that span socket reads (server/src/storage/buffer-pool.ts) and the frame
-// parser's `allocate` option that uses them (shared/src/api/frames.ts).
+// Pooled arrays by size class (shared/src/buffer-pool.ts: the server's buffers for chunks that span socket reads, the
+// sync client's file reads) and the frame parser's `allocate` option that the server lends them to.
 import test from 'ava';
-import { FrameParser, FRAME_HEADER_BYTES, encodeFrames, type ChunkFrame } from '@kluis/shared';
-import { FrameBufferPool } from '../../server/dist/storage/buffer-pool.js';
+import { FrameParser, FRAME_HEADER_BYTES, SizeClassPool, encodeFrames, type ChunkFrame } from '@kluis/shared';
 
 const KiB = 1024;
 
@@ -12,8 +11,8 @@ function frame(i: number, n: number): ChunkFrame {
   return { id: (i + 1).toString(16).padStart(64, '0'), ciphertext };
 }
 
-test('FrameBufferPool lends views of exactly the asked length and lends a given-back buffer again', (t) => {
-  const pool = new FrameBufferPool(1024 * KiB, 4096 * KiB);
+test('SizeClassPool lends views of exactly the asked length and lends a given-back buffer again', (t) => {
+  const pool = new SizeClassPool(1024 * KiB, 4096 * KiB);
   const a = pool.allocate(100 * KiB + 3);
   t.is(a.length, 100 * KiB + 3);
   t.is(a.buffer.byteLength, 128 * KiB, 'a power of two from 64 KiB');
@@ -28,8 +27,8 @@ test('FrameBufferPool lends views of exactly the asked length and lends a given-
   t.not(c.buffer, before, 'a buffer is never lent twice at once');
 });
 
-test('FrameBufferPool takes back only whole buffers it made, once, and within its idle budget', (t) => {
-  const pool = new FrameBufferPool(1024 * KiB, 256 * KiB);
+test('SizeClassPool takes back only whole buffers it made, once, and within its idle budget', (t) => {
+  const pool = new SizeClassPool(1024 * KiB, 256 * KiB);
   pool.give(new Uint8Array(128 * KiB)); // not the pool's
   pool.give(Buffer.allocUnsafeSlow(128 * KiB));
   t.is(pool.idle, 0);
