@@ -28,6 +28,7 @@ import path from 'node:path';
 import { ContentHasher, contentHash, initCrypto } from '@kluis/shared';
 import type { BaseEntry, LocalEntry } from './types.js';
 import { readBuffers } from './read-buffers.js';
+import { HashPool } from './hash-pool.js';
 import { MAX_PATH_BYTES } from '@kluis/shared';
 import { LocalFsError, MARKER_NAME, TEMP_PREFIX, foldCase, inspectLocalName, isCaseInsensitivePlatform } from './local-paths.js';
 
@@ -141,7 +142,7 @@ export interface FileFacts {
  */
 export async function hashFile(absPath: string, expect?: FileFacts): Promise<HashedFile | null> {
   await initCrypto();
-  if (expect && expect.size <= SYNC_HASH_MAX) return hashSmallSync(absPath, expect);
+  if (expect && expect.size <= SYNC_HASH_MAX) return hashFileSync(absPath, expect);
   const handle = await open(absPath, OPEN_FLAGS);
   try {
     let before: FileFacts;
@@ -175,9 +176,7 @@ export async function hashFile(absPath: string, expect?: FileFacts): Promise<Has
       readBuffers.give(buf); // after a failed read it is left to the garbage collector
       hash = hasher.digest();
     }
-    const after = await handle.stat();
-    if (!after.isFile() || after.ino !== before.ino || total !== before.size || after.size !== before.size || after.mtimeMs !== before.mtimeMs) return null;
-    return { hash, size: total, mtimeMs: before.mtimeMs, ino: before.ino };
+    return unchangedSince(await handle.stat(), before, total) ? { hash, size: total, mtimeMs: before.mtimeMs, ino: before.ino } : null;
   } finally {
     await handle.close();
   }
@@ -188,26 +187,48 @@ export async function hashFile(absPath: string, expect?: FileFacts): Promise<Has
  * than reading 64 KiB from the page cache (10,000 files of 4 KiB: about 0.3 s less per full hash).
  */
 const SYNC_HASH_MAX = 64 * 1024;
-/** One buffer for every small file: the calls below are synchronous, so no other hash shares it meanwhile. */
+/** One buffer for every small file, one for larger ones: the calls below are synchronous, so no other hash shares them. */
 const smallHashScratch = new Uint8Array(SYNC_HASH_MAX + 1);
-function hashSmallSync(absPath: string, before: FileFacts): HashedFile | null {
+let largeHashScratch: Uint8Array | undefined;
+
+/**
+ * hashFile with `expect`, in synchronous calls: small files on the main thread, any size in the scan's hash worker
+ * (hash-pool.ts). Null if the file is not what `before` says any more, or changed while it was read.
+ */
+export function hashFileSync(absPath: string, before: FileFacts): HashedFile | null {
   const fd = openSync(absPath, OPEN_FLAGS);
   try {
-    const buf = smallHashScratch.subarray(0, before.size + 1);
     let total = 0;
-    for (;;) {
-      const n = readSync(fd, buf, total, buf.length - total, total);
-      if (n === 0) break;
-      total += n;
-      if (total === buf.length) return null; // grew while reading
+    let hash: string;
+    if (before.size <= SYNC_HASH_MAX) {
+      const buf = smallHashScratch.subarray(0, before.size + 1);
+      for (;;) {
+        const n = readSync(fd, buf, total, buf.length - total, total);
+        if (n === 0) break;
+        total += n;
+        if (total === buf.length) return null; // grew while reading
+      }
+      hash = contentHash(buf.subarray(0, total));
+    } else {
+      const buf = (largeHashScratch ??= new Uint8Array(READ_BUFFER));
+      const hasher = new ContentHasher();
+      for (;;) {
+        const n = readSync(fd, buf, 0, buf.length, total);
+        if (n === 0) break;
+        hasher.update(buf.subarray(0, n));
+        total += n;
+      }
+      hash = hasher.digest();
     }
-    const hash = contentHash(buf.subarray(0, total));
-    const after = fstatSync(fd);
-    if (!after.isFile() || after.ino !== before.ino || total !== before.size || after.size !== before.size || after.mtimeMs !== before.mtimeMs) return null;
-    return { hash, size: total, mtimeMs: before.mtimeMs, ino: before.ino };
+    return unchangedSince(fstatSync(fd), before, total) ? { hash, size: total, mtimeMs: before.mtimeMs, ino: before.ino } : null;
   } finally {
     closeSync(fd);
   }
+}
+
+/** The file after its read is still the one `before` describes, and `total` bytes were read of it. */
+function unchangedSince(after: Stats, before: FileFacts, total: number): boolean {
+  return after.isFile() && after.ino === before.ino && total === before.size && after.size === before.size && after.mtimeMs === before.mtimeMs;
 }
 
 interface DirTask {
@@ -247,12 +268,28 @@ function partialStart(absRoot: string, only: NonNullable<ScanOptions['only']>, r
 export async function scanFolder(root: string, base: ReadonlyMap<string, BaseEntry>, options: ScanOptions = {}): Promise<ScanResult> {
   await initCrypto();
   const absRoot = path.resolve(root);
+  const hashSlot = limiter(Math.max(1, options.concurrency ?? 4));
+  // Files above SYNC_HASH_MAX are hashed on the main thread and, once there are two or more, on a worker too.
+  const pool = new HashPool(SYNC_HASH_MAX, hashFile);
+  try {
+    return await scanWith(absRoot, base, options, hashSlot, pool);
+  } finally {
+    await pool.close();
+  }
+}
+
+async function scanWith(
+  absRoot: string,
+  base: ReadonlyMap<string, BaseEntry>,
+  options: ScanOptions,
+  hashSlot: <T>(fn: () => Promise<T>) => Promise<T>,
+  pool: HashPool,
+): Promise<ScanResult> {
   const settleMs = options.settleMs ?? 1000;
   const platform = options.platform ?? process.platform;
   const ci = options.caseInsensitive ?? isCaseInsensitivePlatform(platform);
   const statBatch = Math.max(1, options.statBatch ?? 64);
   const statMode = options.statMode ?? 'sync';
-  const hashSlot = limiter(Math.max(1, options.concurrency ?? 4));
 
   let rootStat: Stats;
   try {
@@ -271,7 +308,8 @@ export async function scanFolder(root: string, base: ReadonlyMap<string, BaseEnt
     hashSlot(async () => {
       let h: HashedFile | null;
       try {
-        h = await hashFile(abs, { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino });
+        const facts = { size: st.size, mtimeMs: st.mtimeMs, ino: st.ino };
+        h = await (pool.tryHash(abs, facts) ?? hashFile(abs, facts));
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code;
         if (code === 'ENOENT') result.skipped.push({ path: rel, reason: 'vanished' });
