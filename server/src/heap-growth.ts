@@ -7,7 +7,8 @@
 // received), and the four GC helper threads spent about as much CPU as the main thread. Factor 4 (V8's own largest,
 // `--heap-growing-percent=300`, read at every full collection, so it applies when set at run time) took that to 18-19
 // collections and the server's CPU for W1 from 5.3-6.9 s to 3.5-3.8 s. The heap may hold up to four times its live
-// size in garbage (about 120 MB beside 31 MB live); no heap cap changes.
+// size in garbage: the server's peak RSS in the whole sync benchmark went from 235-280 MB to 386 MB (operations.md,
+// "Memory"); no heap cap changes.
 import { setFlagsFromString } from 'node:v8';
 
 /** The heap may grow to the live size times 1 + this / 100 before the next full collection. */
