@@ -268,11 +268,10 @@ function partialStart(absRoot: string, only: NonNullable<ScanOptions['only']>, r
 export async function scanFolder(root: string, base: ReadonlyMap<string, BaseEntry>, options: ScanOptions = {}): Promise<ScanResult> {
   await initCrypto();
   const absRoot = path.resolve(root);
-  const hashSlot = limiter(Math.max(1, options.concurrency ?? 4));
   // Files above SYNC_HASH_MAX are hashed on the main thread and, once there are two or more, on a worker too.
   const pool = new HashPool(SYNC_HASH_MAX, hashFile);
   try {
-    return await scanWith(absRoot, base, options, hashSlot, pool);
+    return await scanWith(absRoot, base, options, pool);
   } finally {
     await pool.close();
   }
@@ -282,9 +281,9 @@ async function scanWith(
   absRoot: string,
   base: ReadonlyMap<string, BaseEntry>,
   options: ScanOptions,
-  hashSlot: <T>(fn: () => Promise<T>) => Promise<T>,
   pool: HashPool,
 ): Promise<ScanResult> {
+  const hashSlot = limiter(Math.max(1, options.concurrency ?? 4));
   const settleMs = options.settleMs ?? 1000;
   const platform = options.platform ?? process.platform;
   const ci = options.caseInsensitive ?? isCaseInsensitivePlatform(platform);

@@ -25,4 +25,3 @@ export class BufferPool {
     return this.free.length;
   }
 }
-
