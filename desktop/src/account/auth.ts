@@ -169,7 +169,7 @@ export async function signup(o: SignupOptions): Promise<AccountResult & { recove
   checkNewPassword(o.password);
   acceptedKdfFloor(env);
   refuseIfLoggedIn(home);
-  await initCrypto();
+  await initCrypto({ wasm: 'lazy' });
   const c = clientFor(server);
   const info = await api.info(c);
   const kdf = chooseKdf(info.kdf, env);
@@ -212,7 +212,7 @@ export async function login(o: LoginOptions): Promise<AccountResult> {
   const deviceName = deviceNameOf(o);
   const floor = acceptedKdfFloor(env);
   refuseIfLoggedIn(home);
-  await initCrypto();
+  await initCrypto({ wasm: 'lazy' });
   const c = clientFor(server);
   const { kdf } = await api.prelogin(c, email);
   const limits = { opsLimit: kdf.opsLimit, memLimit: kdf.memLimit };
@@ -301,7 +301,7 @@ export async function recover(o: RecoverOptions): Promise<AccountResult> {
   const home = o.home ?? kluisHome(env);
   const server = normaliseServerUrl(o.server, env);
   const email = normaliseEmail(o.email);
-  await initCrypto();
+  await initCrypto({ wasm: 'lazy' });
   // A typo is reported here, before anything goes to the server.
   const recovery = parseRecoveryKey(o.recoveryKey);
   checkNewPassword(o.newPassword);

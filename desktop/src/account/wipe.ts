@@ -41,7 +41,7 @@ function readDevice(home: string): DeviceFile | null {
  * verified, though the wipe itself still happens.
  */
 export async function ensureDeviceKey(account: Account): Promise<void> {
-  await initCrypto();
+  await initCrypto({ wasm: 'lazy' });
   let device = readDevice(account.home);
   if (!device || device.deviceId !== account.session.deviceId) {
     device = { v: 1, deviceId: account.session.deviceId, seed: newDeviceSeed(), registered: false };
@@ -266,7 +266,7 @@ export async function wipeIfOrdered(home: string): Promise<WipeOutcome | null> {
 }
 
 async function wipe(home: string, session: Session, orderId: string): Promise<WipeOutcome> {
-  await initCrypto();
+  await initCrypto({ wasm: 'lazy' });
   // What the report needs is read before anything is deleted: the account's public key (to seal the paths to) and
   // the device key (to sign). The public key only: the desktop app's secret keys are sealed by the OS keychain.
   let encPublicKey: string | null = null;
@@ -319,7 +319,7 @@ async function wipe(home: string, session: Session, orderId: string): Promise<Wi
  * sealed to this account opened ("<spaceId>/<path>"; null when it sealed none).
  */
 export async function readWipeReport(account: Account, deviceId: string): Promise<WipeReportRecord & { unsyncedPaths: string[] | null }> {
-  await initCrypto();
+  await initCrypto({ wasm: 'lazy' });
   const record = WipeReportRecord.parse(await client(account.session).json('GET', `/api/v1/devices/${encodeURIComponent(deviceId)}/wipe-report`));
   if (record.report.deviceId !== deviceId) throw new ApiRequestError(502, ErrorCode.BadSignature, 'the server answered with another device\'s report');
   verifyWipeReport(record.report, record.signature, record.devicePublicKey);

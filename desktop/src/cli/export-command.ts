@@ -22,7 +22,7 @@ export function registerExportCommand(program: Command): void {
     .requiredOption('--space <space>', 'the space, by name or id')
     .option('--all-versions', 'also write the content of older versions, under DIR/.kluis-versions/<versionId>/<path>')
     .action(async (dir: string, o, cmd: Command) => {
-      await initCrypto();
+      await initCrypto({ wasm: 'lazy' });
       const account = await loadAccount(kluisHome());
       const space = await resolveSpace(accountClient(account), String(o.space));
       const r = await exportSpace(account, space.spaceId, dir, { allVersions: o.allVersions === true });

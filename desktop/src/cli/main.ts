@@ -47,7 +47,7 @@ function when(ms: number | null): string {
 }
 
 async function loadOpenAccount() {
-  await initCrypto();
+  await initCrypto({ wasm: 'lazy' });
   return loadAccount(kluisHome());
 }
 

@@ -12,7 +12,7 @@ import { CliError, emit, isJson, safeText, table } from './io.js';
 import { ensureDeviceKey, flushPendingWipeReport } from '../account/wipe.js';
 
 async function openAccount(): Promise<Account> {
-  await initCrypto();
+  await initCrypto({ wasm: 'lazy' });
   return loadAccount(kluisHome());
 }
 

@@ -8,7 +8,7 @@ import { locateFile as locate } from '../sync/door.js';
 export type { SyncedFile };
 
 export async function openAccount(): Promise<Account> {
-  await initCrypto();
+  await initCrypto({ wasm: 'lazy' });
   return loadAccount(kluisHome());
 }
 

@@ -106,7 +106,7 @@ async function factsOf(abs: string): Promise<LocalFacts | null> {
  * mtime set, fsync, rename over the target, fsync of the folder. Returns the new file's local facts.
  */
 export async function writeFileAtomic(root: string, relPath: string, source: AsyncIterable<Uint8Array>, expect: WriteExpectation, options: WriteOptions = {}): Promise<LocalFacts> {
-  await initCrypto();
+  await initCrypto({ wasm: 'lazy' });
   const platform = options.platform ?? process.platform;
   const dir = await parentOf(root, relPath, platform);
   const target = await resolveInside(root, relPath, platform);

@@ -25,7 +25,7 @@ export interface ChunkIdResult {
 }
 
 async function run(job: ChunkIdJob): Promise<void> {
-  await initCrypto();
+  await initCrypto({ wasm: 'lazy' });
   const progress = new Int32Array(job.progress);
   const buf = new Uint8Array(CHUNK_MAX);
   const fd = openSync(job.absPath, fsConstants.O_RDONLY | (fsConstants.O_NOFOLLOW ?? 0));

@@ -17,7 +17,7 @@ export type HashAnswer = { seq: number; hashed: HashedFile | null } | { seq: num
 
 if (parentPort && workerData === HASH_WORKER) {
   const port = parentPort;
-  await initCrypto();
+  await initCrypto({ wasm: 'lazy' });
   port.on('message', (job: HashJob) => {
     let answer: HashAnswer;
     try {

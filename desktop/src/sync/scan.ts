@@ -141,7 +141,7 @@ export interface FileFacts {
  * `expect` the first fstat is skipped: the scan already paid for an lstat.
  */
 export async function hashFile(absPath: string, expect?: FileFacts): Promise<HashedFile | null> {
-  await initCrypto();
+  await initCrypto({ wasm: 'lazy' });
   if (expect && expect.size <= SYNC_HASH_MAX) return hashFileSync(absPath, expect);
   const handle = await open(absPath, OPEN_FLAGS);
   try {
@@ -266,7 +266,7 @@ function partialStart(absRoot: string, only: NonNullable<ScanOptions['only']>, r
 
 /** Walks `root` and returns what is there, reusing `base` hashes for files whose size + mtime + inode match. */
 export async function scanFolder(root: string, base: ReadonlyMap<string, BaseEntry>, options: ScanOptions = {}): Promise<ScanResult> {
-  await initCrypto();
+  await initCrypto({ wasm: 'lazy' });
   const absRoot = path.resolve(root);
   // Files above SYNC_HASH_MAX are hashed on the main thread and, once there are two or more, on a worker too.
   const pool = new HashPool(SYNC_HASH_MAX, hashFile);

@@ -3,8 +3,7 @@
 import { CryptoError, ErrorCode } from '../errors.js';
 import { concatBytes, toBase64Url, utf8 } from '../encoding.js';
 import { canonicalBytes } from '../canonical.js';
-import { na } from './sodium.js';
-import { constantTimeEqual, decodeB64, idBytes, randomBytes, signDetached, verifyDetached } from './primitives.js';
+import { constantTimeEqual, decodeB64, idBytes, randomBytes, signDetached, verifyDetached, boxKeyPair, kdfDerive, openSealedBox, sealBox, x25519Base } from './primitives.js';
 import { openEnvelope, sealEnvelope } from './envelope.js';
 
 export interface BackupKeyPair {
@@ -16,20 +15,20 @@ export interface BackupKeyPair {
 
 /** A fresh organisation backup key pair (crypto_box_keypair). */
 export function generateBackupKeyPair(): BackupKeyPair {
-  const kp = na().crypto_box_keypair();
+  const kp = boxKeyPair();
   return { publicKey: toBase64Url(kp.publicKey), secretKey: kp.privateKey };
 }
 
 /** The key pair of a 32-byte secret key (its public half recomputed with crypto_scalarmult_base). */
 export function backupKeyPairFromSecret(secretKey: Uint8Array): BackupKeyPair {
   if (secretKey.length !== 32) throw new CryptoError(ErrorCode.BadKey, 'backup secret key must be 32 bytes');
-  return { publicKey: toBase64Url(na().crypto_scalarmult_base(secretKey)), secretKey };
+  return { publicKey: toBase64Url(x25519Base(secretKey)), secretKey };
 }
 
 /** A fresh 32-byte content key and its Seal to the backup public key (base64url). */
 export function newBackupContentKey(publicKey: string): { contentKey: Uint8Array; sealedKey: string } {
   const contentKey = randomBytes(32);
-  return { contentKey, sealedKey: toBase64Url(na().crypto_box_seal(contentKey, decodeB64(publicKey, 'backup public key', 32))) };
+  return { contentKey, sealedKey: toBase64Url(sealBox(contentKey, decodeB64(publicKey, 'backup public key', 32))) };
 }
 
 /** Opens the sealed content key; throws CryptoError(decrypt_failed) for any other key pair. */
@@ -37,7 +36,7 @@ export function openBackupContentKey(sealedKey: string, pair: BackupKeyPair): Ui
   const pk = decodeB64(pair.publicKey, 'backup public key', 32);
   let key: Uint8Array;
   try {
-    key = na().crypto_box_seal_open(decodeB64(sealedKey, 'sealed key'), pk, pair.secretKey);
+    key = openSealedBox(decodeB64(sealedKey, 'sealed key'), pk, pair.secretKey);
   } catch {
     throw new CryptoError(ErrorCode.DecryptFailed, 'the backup is not sealed to this key');
   }
@@ -48,7 +47,7 @@ export function openBackupContentKey(sealedKey: string, pair: BackupKeyPair): Ui
 /** The key of the backup's file number `index` (1-based): KDF(index, "kluisbak", contentKey). */
 export function backupFileKey(contentKey: Uint8Array, index: number): Uint8Array {
   if (!Number.isSafeInteger(index) || index < 1) throw new CryptoError(ErrorCode.BadKey, 'backup file index must be 1 or more');
-  return na().crypto_kdf_derive_from_key(32, index, 'kluisbak', contentKey);
+  return kdfDerive(32, index, 'kluisbak', contentKey);
 }
 
 /** ad of a record: "kluis/backup-record/v1" || backupId (16) || u32 BE file index || u64 BE record index || u8 last. */

@@ -4,10 +4,9 @@
 import { CryptoError, ErrorCode } from '../errors.js';
 import { concatBytes, toBase64Url, utf8 } from '../encoding.js';
 import { canonicalBytes } from '../canonical.js';
-import { na } from './sodium.js';
 import { openEnvelope, sealEnvelope } from './envelope.js';
 import { merkleLeafHash, merkleNodeHash, verifyMerkleInclusion } from './merkle.js';
-import { blake2b, constantTimeEqual, decodeB64, idBytes, signDetached, verifyDetached, x25519 } from './primitives.js';
+import { blake2b, constantTimeEqual, decodeB64, idBytes, signDetached, verifyDetached, x25519, boxKeyPair } from './primitives.js';
 import type { Signer, SignerPolicy, WrapExpectation } from './keys.js';
 
 const CTX_KEY = 'kluis/wrap-key/v2';
@@ -98,7 +97,7 @@ export function wrapFileKeysBatch(items: readonly { fileId: string; fileKey: Uin
   if (items.length === 0) throw new CryptoError(ErrorCode.BadKey, 'a wrap batch needs at least one file key');
   const recipientPk = decodeB64(target.recipient, 'recipient', 32);
   u32be(target.keyEpoch);
-  const eph = ephemeral ?? na().crypto_box_keypair();
+  const eph = ephemeral ?? boxKeyPair();
   const key = wrapKey(exchange(eph.privateKey, recipientPk), eph.publicKey, recipientPk);
   if (!ephemeral) eph.privateKey.fill(0);
   const sealed = items.map(({ fileId, fileKey }) => {

@@ -9,7 +9,7 @@ import { decryptChunk } from './content.js';
 import { ENVELOPE_OVERHEAD, ENVELOPE_V1, KEY_BYTES, NONCE_BYTES, TAG_BYTES } from './envelope.js';
 import type { FileSubkeys } from './keys.js';
 import { constantTimeEqual } from './primitives.js';
-import { na } from './sodium.js';
+import { na, wasmLoaded } from './sodium.js';
 
 /** The parts of libsodium.js's raw module used here (64-bit lengths are passed as two 32-bit halves). */
 interface RawSodium {
@@ -21,6 +21,7 @@ interface RawSodium {
 }
 
 function raw(): RawSodium | null {
+  if (!wasmLoaded()) return null; // a Node process that left WASM out (initCrypto wasm: 'lazy'): decryptChunk, natively
   const mod = (na() as unknown as { libsodium?: Partial<RawSodium> }).libsodium;
   return mod && typeof mod._malloc === 'function' && typeof mod._crypto_aead_xchacha20poly1305_ietf_decrypt === 'function' && typeof mod._crypto_generichash === 'function' ? (mod as RawSodium) : null;
 }

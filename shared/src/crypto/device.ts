@@ -6,8 +6,7 @@
 import { CryptoError, ErrorCode } from '../errors.js';
 import { fromBase64Url, toBase64Url, utf8 } from '../encoding.js';
 import { canonicalBytes } from '../canonical.js';
-import { na } from './sodium.js';
-import { decodeB64, randomBytes, signDetached, verifyDetached } from './primitives.js';
+import { decodeB64, randomBytes, signDetached, verifyDetached, openSealedBox, sealBox, signSeedKeyPair } from './primitives.js';
 import type { AccountKeys } from './keys.js';
 
 const CTX_WIPE_REPORT = 'kluis/device-wipe-report/v1';
@@ -29,7 +28,7 @@ export function newDeviceSeed(): string {
 export function deviceKeysFromSeed(seedB64: string): DeviceKeys {
   const seed = decodeB64(seedB64, 'device seed', 32);
   try {
-    const kp = na().crypto_sign_seed_keypair(seed);
+    const kp = signSeedKeyPair(seed);
     return { publicKey: toBase64Url(kp.publicKey), secretKey: kp.privateKey };
   } finally {
     seed.fill(0);
@@ -48,14 +47,14 @@ export function verifyWipeReport(report: object, signatureB64: string, devicePub
 
 /** Seals a list of paths to an account's encPublicKey (crypto_box_seal of UTF-8 JSON), base64url. */
 export function sealWipePaths(paths: readonly string[], encPublicKeyB64: string): string {
-  return toBase64Url(na().crypto_box_seal(utf8(JSON.stringify(paths)), decodeB64(encPublicKeyB64, 'encPublicKey', 32)));
+  return toBase64Url(sealBox(utf8(JSON.stringify(paths)), decodeB64(encPublicKeyB64, 'encPublicKey', 32)));
 }
 
 /** Opens sealWipePaths with the account's keys; throws CryptoError(decrypt_failed) if it is not for them. */
 export function openWipePaths(sealedB64: string, keys: AccountKeys): string[] {
   let text: string;
   try {
-    text = new TextDecoder('utf-8', { fatal: true }).decode(na().crypto_box_seal_open(fromBase64Url(sealedB64), keys.encPublicKey, keys.encSecretKey));
+    text = new TextDecoder('utf-8', { fatal: true }).decode(openSealedBox(fromBase64Url(sealedB64), keys.encPublicKey, keys.encSecretKey));
   } catch {
     throw new CryptoError(ErrorCode.DecryptFailed, 'the wipe report\'s sealed paths do not open with this account\'s key');
   }

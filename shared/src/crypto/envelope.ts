@@ -9,8 +9,10 @@
 // 817 MiB/s, same run). But OpenSSL's cipher returns each ciphertext in a fresh buffer: sealing into a caller's array
 // (`out`, the sync client's upload batches) takes sodium-native at every size, since a GiB of such buffers is a GiB of
 // external memory, and V8 answered it with a scavenge every 32 MB and a full collection after most (issue 22, W1).
+// The OpenSSL path needs HChaCha20, which only the WASM build offers: in a process that left WASM out (sodium.ts,
+// `wasm: 'lazy'`) every size goes through sodium-native.
 import { CryptoError, ErrorCode } from '../errors.js';
-import { na, native } from './sodium.js';
+import { na, native, wasmLoaded } from './sodium.js';
 import { randomBytes } from './primitives.js';
 
 export const ENVELOPE_V1 = 0x01;
@@ -77,7 +79,7 @@ function ietfParams(key: Uint8Array, nonce: Uint8Array): { subkey: Uint8Array; i
 /** Raw XChaCha20-Poly1305-IETF (ciphertext || tag) with an explicit nonce, on the chosen backend. */
 export function xchachaEncrypt(msg: Uint8Array, ad: Uint8Array, nonce: Uint8Array, key: Uint8Array, backend: EnvelopeBackend, out?: Uint8Array, outOffset = 0): Uint8Array {
   const dest = out ?? new Uint8Array(msg.length + TAG_BYTES);
-  const small = backend === 'node' && (msg.length <= NATIVE_AEAD_MAX || out) ? native() : null;
+  const small = backend === 'node' && (msg.length <= NATIVE_AEAD_MAX || out || !wasmLoaded()) ? native() : null;
   if (small) {
     small.crypto_aead_xchacha20poly1305_ietf_encrypt(dest.subarray(outOffset, outOffset + msg.length + TAG_BYTES), msg, ad, null, nonce, key);
   } else if (backend === 'node') {
@@ -97,7 +99,7 @@ export function xchachaEncrypt(msg: Uint8Array, ad: Uint8Array, nonce: Uint8Arra
 /** Raw XChaCha20-Poly1305-IETF opening; throws CryptoError on any failure. */
 export function xchachaDecrypt(sealed: Uint8Array, ad: Uint8Array, nonce: Uint8Array, key: Uint8Array, backend: EnvelopeBackend): Uint8Array {
   if (sealed.length < TAG_BYTES) throw new CryptoError(ErrorCode.BadEnvelope, 'ciphertext shorter than its tag');
-  const small = backend === 'node' && sealed.length - TAG_BYTES <= NATIVE_AEAD_MAX ? native() : null;
+  const small = backend === 'node' && (sealed.length - TAG_BYTES <= NATIVE_AEAD_MAX || !wasmLoaded()) ? native() : null;
   if (small) {
     const body = new Uint8Array(sealed.length - TAG_BYTES);
     try {

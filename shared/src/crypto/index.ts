@@ -1,7 +1,7 @@
 // The crypto facade (docs/architecture.md §2): every cryptographic operation of Kluis, and the only code that uses libsodium.
 // Callers get operations (seal a file key, encrypt a chunk, open a manifest), never raw primitives,
 // except through `hazmat`, which exists for test vectors and benchmarks.
-export { initCrypto, cryptoBackend, setCryptoBackend, type SodiumBackend } from './sodium.js';
+export { initCrypto, cryptoBackend, setCryptoBackend, wasmLoaded, type InitOptions, type SodiumBackend } from './sodium.js';
 export { setEnvelopeBackend, envelopeBackend, sealEnvelope, openEnvelope, ENVELOPE_OVERHEAD, type EnvelopeBackend } from './envelope.js';
 export { newId, idBytes, constantTimeEqual } from './primitives.js';
 export * from './keys.js';
@@ -18,7 +18,7 @@ export * from './request.js';
 export * from './backup.js';
 
 import { sealEnvelopeWithNonce, xchachaEncrypt, xchachaDecrypt } from './envelope.js';
-import { blake2b, kdfDerive, openSealedBox, randomBytes, sealBox, sha256, signDetached, signingInput, verifyDetached, x25519 } from './primitives.js';
+import { argon2id, blake2b, boxSeedKeyPair, kdfDerive, openSealedBox, randomBytes, sealBox, sha256, signDetached, signingInput, signSeedKeyPair, verifyDetached, x25519 } from './primitives.js';
 import { na } from './sodium.js';
 
 /**
@@ -33,20 +33,19 @@ export const hazmat = {
   randomBytes,
   signDetached,
   /** Argon2id13 with explicit output length, for vectors. */
-  pwhash: (length: number, password: Uint8Array, salt: Uint8Array, opsLimit: number, memLimit: number): Uint8Array =>
-    na().crypto_pwhash(length, password, salt, opsLimit, memLimit, na().crypto_pwhash_ALG_ARGON2ID13),
+  pwhash: argon2id,
   kdf: kdfDerive,
   sha256,
   verifyDetached,
   /** crypto_box_seal and its opening (file-key wraps of version 1, docs/crypto.md §5). */
   sealBox,
   openSealedBox,
-  signSeedKeypair: (seed: Uint8Array) => na().crypto_sign_seed_keypair(seed),
+  signSeedKeypair: signSeedKeyPair,
   /** libsodium.js's own Ed25519 signing (signDetached may use sodium-native or node:crypto): tests compare them. */
   signDetachedSodium: (context: string, body: Uint8Array, signSecretKey: Uint8Array): Uint8Array => na().crypto_sign_detached(signingInput(context, body), signSecretKey),
   /** libsodium's randombytes_random() (32 bits from the CSPRNG hook): tests check the pooled hook. */
   randomUint32: (): number => na().randombytes_random(),
-  boxSeedKeypair: (seed: Uint8Array) => na().crypto_box_seed_keypair(seed),
+  boxSeedKeypair: boxSeedKeyPair,
   /** X25519 (crypto_scalarmult), for the batch-wrap vectors (docs/crypto.md §5.2). */
   x25519,
 } as const;

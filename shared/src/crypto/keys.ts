@@ -3,9 +3,8 @@
 import { CryptoError, ErrorCode } from '../errors.js';
 import { concatBytes, fromBase32, toBase32, toBase64Url, toHex, utf8, EncodingError } from '../encoding.js';
 import { canonicalBytes } from '../canonical.js';
-import { na } from './sodium.js';
 import { openEnvelope, sealEnvelope } from './envelope.js';
-import { blake2b, constantTimeEqual, decodeB64, kdfDerive, openSealedBox, randomBytes, sealBox, signDetached, verifyDetached, idBytes } from './primitives.js';
+import { blake2b, constantTimeEqual, decodeB64, kdfDerive, openSealedBox, randomBytes, sealBox, signDetached, verifyDetached, idBytes, argon2id, boxKeyPair, signKeyPair, signSeedKeyPair, x25519Base } from './primitives.js';
 import { openBatchWrap, verifyBatchWrapSignature, type BatchFileKeyWrap } from './batch-wrap.js';
 
 // ---------------------------------------------------------------------------------------------------------
@@ -56,7 +55,7 @@ export interface PasswordKeys {
 export function derivePasswordKeys(password: string, saltB64: string, params: KdfParams, floor: KdfParams = KDF_MIN): PasswordKeys {
   assertKdfParams(params, floor);
   const salt = decodeB64(saltB64, 'salt', SALT_BYTES);
-  const out = na().crypto_pwhash(64, passwordBytes(password), salt, params.opsLimit, params.memLimit, na().crypto_pwhash_ALG_ARGON2ID13);
+  const out = argon2id(64, passwordBytes(password), salt, params.opsLimit, params.memLimit);
   return { masterKey: out.slice(0, 32), authKey: out.slice(32, 64) };
 }
 
@@ -91,15 +90,15 @@ export interface PublicIdentity {
 
 /** A fresh account identity. */
 export function generateAccountKeys(): AccountKeys {
-  const enc = na().crypto_box_keypair();
-  const sign = na().crypto_sign_keypair();
+  const enc = boxKeyPair();
+  const sign = signKeyPair();
   return { encPublicKey: enc.publicKey, encSecretKey: enc.privateKey, signPublicKey: sign.publicKey, signSecretKey: sign.privateKey };
 }
 
 /** Rebuilds an identity from its two 32-byte secrets (X25519 secret, Ed25519 seed). */
 function accountFromSecrets(encSecretKey: Uint8Array, signSeed: Uint8Array): AccountKeys {
-  const sign = na().crypto_sign_seed_keypair(signSeed);
-  return { encPublicKey: na().crypto_scalarmult_base(encSecretKey), encSecretKey, signPublicKey: sign.publicKey, signSecretKey: sign.privateKey };
+  const sign = signSeedKeyPair(signSeed);
+  return { encPublicKey: x25519Base(encSecretKey), encSecretKey, signPublicKey: sign.publicKey, signSecretKey: sign.privateKey };
 }
 
 export function publicIdentity(keys: AccountKeys): PublicIdentity {
@@ -151,11 +150,11 @@ function bundleAd(context: string, encPk: Uint8Array, signPk: Uint8Array): Uint8
 }
 
 function passwordBundleKey(masterKey: Uint8Array): Uint8Array {
-  return na().crypto_kdf_derive_from_key(32, 1, 'kluisacc', masterKey);
+  return kdfDerive(32, 1, 'kluisacc', masterKey);
 }
 
 function recoveryBundleKey(recoveryKey: Uint8Array): Uint8Array {
-  return na().crypto_kdf_derive_from_key(32, 1, 'kluisrec', recoveryKey);
+  return kdfDerive(32, 1, 'kluisrec', recoveryKey);
 }
 
 /** Seals an identity's secrets for the server to keep. */
@@ -238,7 +237,7 @@ export interface SpaceKeyPair {
 
 /** A fresh X25519 keypair for a space (one per key epoch). */
 export function generateSpaceKeyPair(): SpaceKeyPair {
-  const kp = na().crypto_box_keypair();
+  const kp = boxKeyPair();
   return { publicKey: kp.publicKey, secretKey: kp.privateKey };
 }
 
@@ -370,7 +369,7 @@ export function openSpaceKeyWrap(wrap: SpaceKeyWrap, expect: WrapExpectation, me
   if (wrap.kind !== 'space-key') throw new CryptoError(ErrorCode.BadKey, 'not a space-key wrap');
   verifyWrap(wrap, expect, { publicKey: member.encPublicKey }, trusted);
   const secretKey = unseal(wrap.sealed, { publicKey: member.encPublicKey, secretKey: member.encSecretKey });
-  const publicKey = na().crypto_scalarmult_base(secretKey);
+  const publicKey = x25519Base(secretKey);
   if (!constantTimeEqual(publicKey, decodeB64(wrap.spacePublicKey, 'spacePublicKey', 32))) {
     throw new CryptoError(ErrorCode.BadKey, 'space secret key does not match its public key');
   }

@@ -1,10 +1,9 @@
 // Share links (docs/crypto.md §9): https://<host>/s/<linkId>#<linkSecret>. The secret stays in the fragment.
 import { CryptoError, ErrorCode } from '../errors.js';
 import { concatBytes, fromHex, toBase64Url, toHex, utf8 } from '../encoding.js';
-import { na } from './sodium.js';
 import { openEnvelope, sealEnvelope } from './envelope.js';
 import { assertKdfParams, KDF_MIN, SALT_BYTES, type KdfParams } from './keys.js';
-import { blake2b, constantTimeEqual, decodeB64, idBytes, randomBytes } from './primitives.js';
+import { blake2b, constantTimeEqual, decodeB64, idBytes, randomBytes, argon2id } from './primitives.js';
 
 export const LINK_SECRET_BYTES = 32;
 
@@ -24,7 +23,7 @@ export function newLinkSecret(): string {
 export function hashLinkPassword(password: string, saltB64: string, params: KdfParams, floor: KdfParams = KDF_MIN): Uint8Array {
   assertKdfParams(params, floor);
   const salt = decodeB64(saltB64, 'salt', SALT_BYTES);
-  return na().crypto_pwhash(32, utf8(password.normalize('NFC')), salt, params.opsLimit, params.memLimit, na().crypto_pwhash_ALG_ARGON2ID13);
+  return argon2id(32, utf8(password.normalize('NFC')), salt, params.opsLimit, params.memLimit);
 }
 
 /**

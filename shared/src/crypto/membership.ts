@@ -5,10 +5,9 @@
 import { CryptoError, ErrorCode } from '../errors.js';
 import { concatBytes, toBase64Url, toHex, utf8 } from '../encoding.js';
 import { canonicalBytes } from '../canonical.js';
-import { na } from './sodium.js';
 import type { AccountKeys, SpaceKeyPair } from './keys.js';
 import { verifyIdentity } from './keys.js';
-import { blake2b, constantTimeEqual, decodeB64, idBytes, openSealedBox, sealBox, signDetached, verifyDetached } from './primitives.js';
+import { blake2b, constantTimeEqual, decodeB64, idBytes, openSealedBox, sealBox, signDetached, verifyDetached, x25519Base } from './primitives.js';
 
 export type MemberRole = 'viewer' | 'editor' | 'manager';
 export type MembershipOp = 'create' | 'add' | 'remove' | 'role' | 'rotate';
@@ -328,7 +327,7 @@ export function openPreviousEpoch(sealed: string, next: SpaceKeyPair, expectedPu
   } catch {
     throw new CryptoError(ErrorCode.DecryptFailed, 'the previous epoch key does not open');
   }
-  const publicKey = na().crypto_scalarmult_base(secretKey);
+  const publicKey = x25519Base(secretKey);
   if (!constantTimeEqual(publicKey, decodeB64(expectedPublicKey, 'spacePublicKey', 32))) throw new CryptoError(ErrorCode.BadKey, 'the previous epoch key does not match the membership log');
   return { publicKey, secretKey };
 }

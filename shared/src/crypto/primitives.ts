@@ -125,7 +125,84 @@ export function openSealedBox(sealed: Uint8Array, publicKey: Uint8Array, secretK
 /** Constant-time equality of two byte strings of equal length (false on different lengths). */
 export function constantTimeEqual(a: Uint8Array, b: Uint8Array): boolean {
   if (a.length !== b.length) return false;
-  return na().memcmp(a, b);
+  const n = native();
+  return n ? n.sodium_memcmp(a, b) : na().memcmp(a, b);
+}
+
+/** Overwrites secrets with zeros (sodium_memzero: not optimised away). */
+export function wipe(...buffers: (Uint8Array | null | undefined)[]): void {
+  const n = native();
+  for (const b of buffers) {
+    if (!b) continue;
+    if (n) n.sodium_memzero(b);
+    else na().memzero(b);
+  }
+}
+
+/** A public key and its secret key, named as libsodium.js names them. */
+export interface KeyPair {
+  publicKey: Uint8Array;
+  privateKey: Uint8Array;
+}
+
+type NativeKeyPairFn = (publicKey: Uint8Array, secretKey: Uint8Array, seed: Uint8Array) => void;
+
+function nativePair(publicBytes: number, secretBytes: number, make: NativeKeyPairFn, seed?: Uint8Array): KeyPair {
+  const publicKey = new Uint8Array(publicBytes);
+  const privateKey = new Uint8Array(secretBytes);
+  make(publicKey, privateKey, seed!);
+  return { publicKey, privateKey };
+}
+
+/** A fresh Ed25519 key pair (secret key: 64 bytes, seed || public key). */
+export function signKeyPair(): KeyPair {
+  const n = native();
+  return n ? nativePair(32, 64, (pk, sk) => n.crypto_sign_keypair(pk, sk)) : na().crypto_sign_keypair();
+}
+
+/** The Ed25519 key pair of a 32-byte seed. */
+export function signSeedKeyPair(seed: Uint8Array): KeyPair {
+  const n = native();
+  return n ? nativePair(32, 64, (pk, sk, sd) => n.crypto_sign_seed_keypair(pk, sk, sd), seed) : na().crypto_sign_seed_keypair(seed);
+}
+
+/** A fresh X25519 key pair. */
+export function boxKeyPair(): KeyPair {
+  const n = native();
+  return n ? nativePair(32, 32, (pk, sk) => n.crypto_box_keypair(pk, sk)) : na().crypto_box_keypair();
+}
+
+/** The X25519 key pair of a 32-byte seed (crypto_box_seed_keypair: the secret key is a hash of the seed). */
+export function boxSeedKeyPair(seed: Uint8Array): KeyPair {
+  const n = native();
+  return n ? nativePair(32, 32, (pk, sk, sd) => n.crypto_box_seed_keypair(pk, sk, sd), seed) : na().crypto_box_seed_keypair(seed);
+}
+
+/** The X25519 public key of a secret key (crypto_scalarmult_base). */
+export function x25519Base(secretKey: Uint8Array): Uint8Array {
+  const n = native();
+  if (!n) return na().crypto_scalarmult_base(secretKey);
+  const out = new Uint8Array(32);
+  n.crypto_scalarmult_base(out, secretKey);
+  return out;
+}
+
+/** Argon2id13 (crypto_pwhash) with an explicit output length. */
+export function argon2id(length: number, password: Uint8Array, salt: Uint8Array, opsLimit: number, memLimit: number): Uint8Array {
+  const n = native();
+  if (!n) return na().crypto_pwhash(length, password, salt, opsLimit, memLimit, na().crypto_pwhash_ALG_ARGON2ID13);
+  const out = new Uint8Array(length);
+  n.crypto_pwhash(out, password, salt, opsLimit, memLimit, n.crypto_pwhash_ALG_ARGON2ID13);
+  return out;
+}
+
+/** XChaCha20 keystream XOR (no tag): `message` encrypted or decrypted under a 24-byte nonce. */
+export function xchacha20Xor(message: Uint8Array, nonce: Uint8Array, key: Uint8Array): Uint8Array {
+  const n = native();
+  if (!n) return na().crypto_stream_xchacha20_xor(message, nonce, key);
+  const out = new Uint8Array(message.length);
+  n.crypto_stream_xchacha20_xor(out, message, nonce, key);
+  return out;
 }
 
 /** The message a detached signature covers: UTF-8(context) || 0x00 || body. */

@@ -5,9 +5,8 @@
 import { CryptoError, ErrorCode } from '../errors.js';
 import { concatBytes, toBase64Url, utf8 } from '../encoding.js';
 import { canonicalBytes } from '../canonical.js';
-import { na } from './sodium.js';
 import { ENVELOPE_V1, NONCE_BYTES, TAG_BYTES } from './envelope.js';
-import { blake2b, constantTimeEqual, decodeB64, randomBytes, signDetached, verifyDetached } from './primitives.js';
+import { blake2b, constantTimeEqual, decodeB64, randomBytes, signDetached, verifyDetached, boxSeedKeyPair, signSeedKeyPair, wipe, x25519Base, xchacha20Xor } from './primitives.js';
 import type { AccountKeys, KeyBundle } from './keys.js';
 
 const CTX_RECOVERY_RESET = 'kluis/recovery-reset/v1';
@@ -80,11 +79,11 @@ export interface FakeRecoveryMaterial {
 export function fakeRecoveryMaterial(serverSecret: Uint8Array, email: string): FakeRecoveryMaterial {
   if (serverSecret.length !== 32) throw new CryptoError(ErrorCode.BadKey, 'server secret must be 32 bytes');
   const seed = blake2b(64, concatBytes(utf8(CTX_FAKE_RECOVERY), utf8(email)), serverSecret);
-  const enc = na().crypto_box_seed_keypair(seed.subarray(0, 32));
-  const sign = na().crypto_sign_seed_keypair(seed.subarray(32, 64));
+  const enc = boxSeedKeyPair(seed.subarray(0, 32));
+  const sign = signSeedKeyPair(seed.subarray(32, 64));
   // A real sealedByRecovery is 0x01 || nonce (24) || ciphertext of 64 bytes || tag (16) = 105 bytes.
   const streamKey = blake2b(32, concatBytes(utf8(CTX_FAKE_RECOVERY), seed));
-  const body = na().crypto_stream_xchacha20_xor(new Uint8Array(NONCE_BYTES + 64 + TAG_BYTES), new Uint8Array(NONCE_BYTES), streamKey);
+  const body = xchacha20Xor(new Uint8Array(NONCE_BYTES + 64 + TAG_BYTES), new Uint8Array(NONCE_BYTES), streamKey);
   return {
     encPublicKey: toBase64Url(enc.publicKey),
     signPublicKey: toBase64Url(sign.publicKey),
@@ -112,8 +111,8 @@ export function accountSecrets(keys: AccountKeys): AccountSecrets {
  */
 export function accountKeysFromSecrets(secrets: AccountSecrets, expected: { encPublicKey: string; signPublicKey: string }): AccountKeys {
   if (secrets.encSecretKey.length !== 32 || secrets.signSeed.length !== 32) throw new CryptoError(ErrorCode.BadKey, 'account secrets must be 32 bytes each');
-  const sign = na().crypto_sign_seed_keypair(secrets.signSeed);
-  const encPublicKey = na().crypto_scalarmult_base(secrets.encSecretKey);
+  const sign = signSeedKeyPair(secrets.signSeed);
+  const encPublicKey = x25519Base(secrets.encSecretKey);
   if (!constantTimeEqual(encPublicKey, decodeB64(expected.encPublicKey, 'encPublicKey', 32)) || !constantTimeEqual(sign.publicKey, decodeB64(expected.signPublicKey, 'signPublicKey', 32))) {
     throw new CryptoError(ErrorCode.BadKey, 'the stored secret keys do not match the account\'s public keys');
   }
@@ -122,5 +121,5 @@ export function accountKeysFromSecrets(secrets: AccountSecrets, expected: { encP
 
 /** Overwrites key material in memory (best effort: JavaScript may have copied it elsewhere). */
 export function wipeBytes(...buffers: (Uint8Array | null | undefined)[]): void {
-  for (const b of buffers) if (b) na().memzero(b);
+  wipe(...buffers);
 }

@@ -9,12 +9,11 @@ import { CryptoError, ErrorCode } from '../errors.js';
 import { assertSpacePath } from '../paths.js';
 import { canonicalBytes } from '../canonical.js';
 import { concatBytes, fromUtf8, toBase64Url, utf8 } from '../encoding.js';
-import { na } from './sodium.js';
 import { openEnvelope, sealEnvelope } from './envelope.js';
 import type { AccountKeys, SpaceKeyPair } from './keys.js';
 import type { Manifest } from './content.js';
 import { linkAuthHash } from './link.js';
-import { constantTimeEqual, decodeB64, idBytes, randomBytes, signDetached, verifyDetached } from './primitives.js';
+import { constantTimeEqual, decodeB64, idBytes, randomBytes, signDetached, verifyDetached, kdfDerive, openSealedBox, sealBox, signSeedKeyPair } from './primitives.js';
 
 export const REQUEST_SECRET_BYTES = 32;
 const KDF_CTX = 'kluisreq';
@@ -41,8 +40,8 @@ export function newRequestSecret(): string {
 /** signSeed = KDF(1, "kluisreq", secret), folderKey = KDF(2, …), requestAuth = KDF(3, …). */
 export function deriveRequestKeys(secretB64: string): RequestKeys {
   const secret = decodeB64(secretB64, 'requestSecret', REQUEST_SECRET_BYTES);
-  const kdf = (id: number) => na().crypto_kdf_derive_from_key(32, id, KDF_CTX, secret);
-  const sign = na().crypto_sign_seed_keypair(kdf(1));
+  const kdf = (id: number) => kdfDerive(32, id, KDF_CTX, secret);
+  const sign = signSeedKeyPair(kdf(1));
   return { signPublicKey: sign.publicKey, signSecretKey: sign.privateKey, folderKey: kdf(2), requestAuth: kdf(3) };
 }
 
@@ -100,7 +99,7 @@ export function signUploadGrant(f: GrantFields, request: RequestKeys, author: Ac
   const fields: Omit<UploadGrant, 'sig'> = {
     v: 1, kind: 'upload-grant', requestId: f.requestId, spaceId: f.spaceId, keyEpoch: f.keyEpoch, spacePublicKey: f.spacePublicKey,
     memberSeq: f.memberSeq, expiresAt: f.expiresAt, maxFiles: f.maxFiles, requestPublicKey: toBase64Url(request.signPublicKey),
-    folderSealed: toBase64Url(na().crypto_box_seal(folder, spacePk)),
+    folderSealed: toBase64Url(sealBox(folder, spacePk)),
     folderForUploader: toBase64Url(sealEnvelope(request.folderKey, folder, folderAd(f.requestId, f.spaceId, f.spacePublicKey))),
     signer: toBase64Url(author.signPublicKey),
   };
@@ -152,7 +151,7 @@ export function openGrantForMember(grant: unknown, spaceId: string, spaceKey: Sp
   if (grant.spaceId !== spaceId) throw new CryptoError(ErrorCode.BadSignature, 'the grant belongs to another space');
   if (grant.spacePublicKey !== toBase64Url(spaceKey.publicKey)) throw new CryptoError(ErrorCode.BadKey, 'the grant names another space key than the log');
   if (!writerAt(grant.signer, grant.memberSeq)) throw new CryptoError(ErrorCode.UntrustedSigner, 'the grant was signed by someone who was not a writer of this space');
-  const opened = na().crypto_box_seal_open(decodeB64(grant.folderSealed, 'folderSealed'), spaceKey.publicKey, spaceKey.secretKey);
+  const opened = openSealedBox(decodeB64(grant.folderSealed, 'folderSealed'), spaceKey.publicKey, spaceKey.secretKey);
   return { grant, folder: assertFolder(fromUtf8(opened)) };
 }
 

@@ -2,8 +2,7 @@
 import { CryptoError, ErrorCode } from '../errors.js';
 import { concatBytes, fromHex, toBase64Url, toHex, utf8 } from '../encoding.js';
 import { canonicalBytes } from '../canonical.js';
-import { na } from './sodium.js';
-import { blake2b, constantTimeEqual, decodeB64, idBytes, randomBytes, signDetached, verifyDetached } from './primitives.js';
+import { blake2b, constantTimeEqual, decodeB64, idBytes, randomBytes, signDetached, verifyDetached, kdfDerive, signKeyPair, signSeedKeyPair } from './primitives.js';
 import { openEnvelope, sealEnvelope } from './envelope.js';
 
 /** A fresh bearer secret (session token, invite token): 32 random bytes, base64url. */
@@ -47,14 +46,14 @@ export interface ServerSigningKey {
 
 /** A fresh Ed25519 key for signing audit checkpoints. */
 export function generateServerSigningKey(): ServerSigningKey {
-  const kp = na().crypto_sign_keypair();
+  const kp = signKeyPair();
   return { publicKey: toBase64Url(kp.publicKey), secretKey: kp.privateKey };
 }
 
 /** Rebuilds the key from its 32-byte seed (as stored in the data directory). */
 export function serverSigningKeyFromSeed(seed: Uint8Array): ServerSigningKey {
   if (seed.length !== 32) throw new CryptoError(ErrorCode.BadKey, 'signing seed must be 32 bytes');
-  const kp = na().crypto_sign_seed_keypair(seed);
+  const kp = signSeedKeyPair(seed);
   return { publicKey: toBase64Url(kp.publicKey), secretKey: kp.privateKey };
 }
 
@@ -85,7 +84,7 @@ export function fakeSalt(serverSecret: Uint8Array, email: string): string {
 
 /** Purpose-bound 32-byte secrets derived from the server's key seed: KDF(id, "kluissrv", seed). Id 1: fake salts. */
 export function serverSubkey(key: ServerSigningKey, id: number): Uint8Array {
-  return na().crypto_kdf_derive_from_key(32, id, 'kluissrv', key.secretKey.subarray(0, 32));
+  return kdfDerive(32, id, 'kluissrv', key.secretKey.subarray(0, 32));
 }
 
 /**

@@ -1,9 +1,14 @@
 // The one place libsodium is loaded. Everything in shared/src/crypto/ reaches it through `na()` (libsodium.js, WASM,
 // everywhere) or `native()` (sodium-native, the same C library as an N-API addon, Node only); nothing outside this
 // folder may import either (lint rule).
-import sodium from 'libsodium-wrappers-sumo';
+//
+// Where sodium-native loads, a process may leave the WASM build unloaded (`initCrypto({ wasm: 'lazy' })`, the CLI and
+// the sync workers): every primitive it runs then has a native path (primitives.ts), and the WASM module's 13.5 MB of
+// memory and its start-up are saved (issue 22, docs/architecture.md §2). `na()` throws there rather than load it.
+import type Sodium from 'libsodium-wrappers-sumo';
 
 let loaded = false;
+let sodium: typeof Sodium | null = null;
 
 /**
  * The parts of sodium-native used on hot paths (docs/architecture.md §2, "Native libsodium"), declared structurally
@@ -11,6 +16,16 @@ let loaded = false;
  */
 export interface NativeSodium {
   crypto_generichash(out: Uint8Array, input: Uint8Array, key?: Uint8Array): void;
+  crypto_sign_keypair(publicKey: Uint8Array, secretKey: Uint8Array): void;
+  crypto_sign_seed_keypair(publicKey: Uint8Array, secretKey: Uint8Array, seed: Uint8Array): void;
+  crypto_box_keypair(publicKey: Uint8Array, secretKey: Uint8Array): void;
+  crypto_box_seed_keypair(publicKey: Uint8Array, secretKey: Uint8Array, seed: Uint8Array): void;
+  crypto_scalarmult_base(out: Uint8Array, secretKey: Uint8Array): void;
+  crypto_pwhash(out: Uint8Array, password: Uint8Array, salt: Uint8Array, opsLimit: number, memLimit: number, alg: number): void;
+  crypto_pwhash_ALG_ARGON2ID13: number;
+  crypto_stream_xchacha20_xor(out: Uint8Array, message: Uint8Array, nonce: Uint8Array, key: Uint8Array): void;
+  sodium_memcmp(a: Uint8Array, b: Uint8Array): boolean;
+  sodium_memzero(buf: Uint8Array): void;
   crypto_generichash_STATEBYTES: number;
   crypto_generichash_init(state: Uint8Array, key: Uint8Array | null, outlen: number): void;
   crypto_generichash_update(state: Uint8Array, input: Uint8Array): void;
@@ -61,13 +76,43 @@ async function loadNative(): Promise<NativeSodium | null> {
   }
 }
 
-/** Loads libsodium's WASM, and sodium-native in Node. Call (and await) once before any other crypto function. */
-export async function initCrypto(): Promise<void> {
-  if (loaded) return;
-  await sodium.ready;
-  poolRandomness();
-  nativeMod = await loadNative();
-  loaded = true;
+export interface InitOptions {
+  /**
+   * 'eager' (the default): libsodium's WASM build is loaded as well as sodium-native, so `na()` always works.
+   * 'lazy': where sodium-native loads (and KLUIS_SODIUM is not 'wasm'), the WASM build is not loaded at all; see the top.
+   */
+  wasm?: 'eager' | 'lazy';
+}
+
+async function loadWasm(): Promise<void> {
+  const mod = (await import('libsodium-wrappers-sumo')) as { default?: typeof Sodium } & typeof Sodium;
+  const s = mod.default ?? mod;
+  await s.ready;
+  sodium = s;
+  poolRandomness(s);
+}
+
+/**
+ * Loads sodium-native in Node and libsodium's WASM build (unless `wasm: 'lazy'` and sodium-native loaded). Call (and
+ * await) once before any other crypto function; a later eager call loads the WASM build a lazy one left out.
+ */
+export async function initCrypto(options: InitOptions = {}): Promise<void> {
+  nativeLoad ??= loadNative().then((mod) => {
+    nativeMod = mod;
+    loaded = true;
+  });
+  await nativeLoad;
+  if (options.wasm === 'lazy' && nativeMod) return;
+  wasmLoad ??= loadWasm();
+  await wasmLoad;
+}
+
+let nativeLoad: Promise<void> | null = null;
+let wasmLoad: Promise<void> | null = null;
+
+/** Whether libsodium's WASM build is loaded (initCrypto). */
+export function wasmLoaded(): boolean {
+  return sodium !== null;
 }
 
 /** The backend the routed primitives use now: 'native' in Node with sodium-native, unless KLUIS_SODIUM=wasm. */
@@ -80,6 +125,7 @@ export function cryptoBackend(): SodiumBackend {
 export function setCryptoBackend(backend: SodiumBackend | null): void {
   if (!loaded) throw new Error('crypto not initialised: await initCrypto() first');
   if (backend === 'native' && !nativeMod) throw new Error('sodium-native is not loaded here');
+  if (backend === 'wasm' && !sodium) throw new Error('libsodium WASM is not loaded here: initCrypto() without wasm: \'lazy\'');
   forced = backend;
 }
 
@@ -93,7 +139,7 @@ export function native(): NativeSodium | null {
 // 40% of the client's CPU when syncing 10,000 small files. The same CSPRNG now fills a 4 KiB pool that the calls
 // drain 4 bytes per call (the pool is plain process memory, like the keys it becomes). Where no such hook exists nothing changes.
 const POOL_BYTES = 4096;
-function poolRandomness(): void {
+function poolRandomness(sodium: typeof Sodium): void {
   const mod = (sodium as unknown as { libsodium?: { getRandomValue?: () => number } }).libsodium;
   const webCrypto = (globalThis as { crypto?: { getRandomValues?: (a: Uint8Array) => Uint8Array } }).crypto;
   if (!mod || typeof mod.getRandomValue !== 'function' || typeof webCrypto?.getRandomValues !== 'function') return;
@@ -112,8 +158,9 @@ function poolRandomness(): void {
   };
 }
 
-/** The loaded libsodium module; throws if `initCrypto()` has not finished. */
-export function na(): typeof sodium {
+/** The loaded libsodium WASM module; throws if `initCrypto()` has not finished or left it out (wasm: 'lazy'). */
+export function na(): typeof Sodium {
   if (!loaded) throw new Error('crypto not initialised: await initCrypto() first');
+  if (!sodium) throw new Error('libsodium WASM is not loaded in this process (initCrypto wasm: \'lazy\'), and this operation has no sodium-native path');
   return sodium;
 }

@@ -60,7 +60,7 @@ export class AppCore {
 
   /** Opens the saved account and its folders, if any. A sealed key the keychain no longer opens means: log in again. */
   async start(): Promise<void> {
-    await initCrypto();
+    await initCrypto({ wasm: 'lazy' });
     if (this.o.protection.mode === 'file-only') {
       this.o.notifier.add({ kind: 'keys', scope: 'keys', detail: 'This computer offers no system keychain to Kluis: your keys are kept in a file only you can read. Encrypt your disk.' });
     }

@@ -47,7 +47,7 @@ function serve(folder: SyncFolder): void {
 
 const start = workerData as WorkerStart;
 try {
-  await initCrypto();
+  await initCrypto({ wasm: 'lazy' });
   const folder = await openFolder(start.account, start.dir, start.open);
   serve(folder);
   post({ type: 'opened', folder: folder.folder });
