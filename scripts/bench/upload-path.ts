@@ -19,7 +19,7 @@ import { parseArgs } from 'node:util';
 import { chunkId, ContentHasher, deriveFileSubkeys, generateFileKey, initCrypto, sealChunk } from '@kluis/shared';
 import type { ApiClient } from '../../desktop/dist/api/client.js';
 import { readAndEncrypt } from '../../desktop/dist/sync/read-encrypt.js';
-import { hashFile } from '../../desktop/dist/sync/scan.js';
+import { hashFile } from '../../desktop/dist/sync/file-hash.js';
 import { ChunkUploader } from '../../desktop/dist/sync/transfer.js';
 
 const { values } = parseArgs({ options: { mib: { type: 'string', default: '512' }, reps: { type: 'string', default: '3' }, only: { type: 'string' } } });

@@ -9,7 +9,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { contentHash, initCrypto } from '@kluis/shared';
 import { HashPool } from '../../desktop/dist/sync/hash-pool.js';
-import { hashFile, scanFolder, type FileFacts, type HashedFile } from '../../desktop/dist/sync/scan.js';
+import { scanFolder } from '../../desktop/dist/sync/scan.js';
+import { hashFile, type FileFacts, type HashedFile } from '../../desktop/dist/sync/file-hash.js';
 
 const KiB = 1024;
 

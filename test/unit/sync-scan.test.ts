@@ -7,7 +7,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { contentHash, initCrypto } from '@kluis/shared';
 import { reconcile } from '../../desktop/dist/sync/reconcile.js';
-import { EMPTY_HASH, hashFile, scanFolder, unknownPaths, type ScanResult } from '../../desktop/dist/sync/scan.js';
+import { EMPTY_HASH, scanFolder, unknownPaths, type ScanResult } from '../../desktop/dist/sync/scan.js';
+import { hashFile } from '../../desktop/dist/sync/file-hash.js';
 import { LocalFsError } from '../../desktop/dist/sync/local-paths.js';
 import type { BaseEntry, LocalEntry } from '../../desktop/dist/sync/types.js';
 

@@ -11,7 +11,8 @@ import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { ContentHasher, initCrypto } from '@kluis/shared';
 import { LocalFsError, TEMP_PREFIX, resolveInside } from './local-paths.js';
-import { EMPTY_HASH, hashFile } from './scan.js';
+import { hashFile } from './file-hash.js';
+import { EMPTY_HASH } from './scan.js';
 
 /** What a downloaded file must be. */
 export interface WriteExpectation {

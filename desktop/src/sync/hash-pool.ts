@@ -1,12 +1,12 @@
 // The scan's second hasher (issue 22, W4: a first sync of 2,000 office files spent 1.3 s hashing them on one core
 // before the first byte went out, with the server and the object store idle). Files above the synchronous size are
-// hashed by the main thread (scan.ts hashFile) and by one worker thread (hash-worker.ts), each taking the next file
+// hashed by the main thread (file-hash.ts hashFile) and by one worker thread (hash-worker.ts), each taking the next file
 // when it has room. The worker starts only at the second such file of a scan (it costs about 50 ms and 15 MB to start:
 // a scan of one large file, W1, does not pay for it) and ends with the scan. A worker that fails or is ended leaves its
 // files to the main thread: every tryHash answer still comes, from one thread or the other.
 import { Worker } from 'node:worker_threads';
 import { LocalFsError } from './local-paths.js';
-import type { FileFacts, HashedFile } from './scan.js';
+import type { FileFacts, HashedFile } from './file-hash.js';
 import type { HashAnswer, HashJob } from './hash-worker.js';
 
 /** workerData that marks the hash worker's thread (an engine thread is a worker too). */
@@ -30,7 +30,7 @@ export class HashPool {
 
   /**
    * `minSize`: files up to this size are not offered (the caller hashes them synchronously); `hashHere`: how the main
-   * thread hashes a file (scan.ts hashFile), for those the worker was given and could not answer.
+   * thread hashes a file (file-hash.ts hashFile), for those the worker was given and could not answer.
    */
   constructor(
     private readonly minSize: number,

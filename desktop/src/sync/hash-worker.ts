@@ -1,11 +1,11 @@
-// Worker thread of hash-pool.ts: hashes whole files for the scan (hashFileSync, scan.ts) while the main thread hashes
+// Worker thread of hash-pool.ts: hashes whole files for the scan (hashFileSync, file-hash.ts) while the main thread hashes
 // others, so that a first sync of many large files reads and hashes on both cores. Nothing but paths, facts and
 // hashes crosses between the threads.
 import { parentPort, workerData } from 'node:worker_threads';
 import { initCrypto } from '@kluis/shared';
 import { HASH_WORKER } from './hash-pool.js';
 import { LocalFsError } from './local-paths.js';
-import { hashFileSync, type FileFacts, type HashedFile } from './scan.js';
+import { hashFileSync, type FileFacts, type HashedFile } from './file-hash.js';
 
 export interface HashJob {
   seq: number;

@@ -12,7 +12,7 @@ import type { SyncContext } from './context.js';
 import { keepChunks } from './download.js';
 import type { IndexChanges } from './index-db.js';
 import { fileHistory, isTransient } from './remote.js';
-import { hashFile } from './scan.js';
+import { hashFile } from './file-hash.js';
 import type { BaseEntry, RemoteEntry, SyncAction } from './types.js';
 
 /** Local writes and moves about to happen: after a kill, the ones found done on disk get their base rows. */

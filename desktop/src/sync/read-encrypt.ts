@@ -5,7 +5,7 @@
 // mtime and inode are unchanged). Reading the file again, the upload used to hash it a second time only to notice a
 // file changed since the scan. With `expect` (the scan's facts and hash), a file above SYNC_READ is not hashed again:
 // its inode, size and mtime, taken when it is opened and again after the last byte is read, must be the scan's; that
-// is the test by which the scan trusts its own hash (scan.ts hashFile) and the index a stored one. If they differ, the
+// is the test by which the scan trusts its own hash (file-hash.ts hashFile) and the index a stored one. If they differ, the
 // file changed since the scan: null, and the next pass takes it. Small files are still hashed (cheaper than a stat).
 //
 // Chunks the server holds. A new version of a large file mostly repeats the version it replaces, under the same file
