@@ -3,8 +3,9 @@
 // folder may import either (lint rule).
 //
 // Where sodium-native loads, a process may leave the WASM build unloaded (`initCrypto({ wasm: 'lazy' })`, the CLI and
-// the sync workers): every primitive it runs then has a native path (primitives.ts), and the WASM module's 13.5 MB of
-// memory and its start-up are saved (issue 22, docs/architecture.md §2). `na()` throws there rather than load it.
+// the sync workers): every primitive it runs then has a native path (primitives.ts), and the WASM module's start-up
+// (30-80 ms) and about 5 MB of memory are saved (issue 22, docs/architecture.md §2). `na()` throws there rather than
+// load it.
 import type Sodium from 'libsodium-wrappers-sumo';
 
 let loaded = false;
