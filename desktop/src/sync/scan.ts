@@ -22,7 +22,7 @@
 // - Every path that is not in `entries` but was seen (skipped, refused, unreadable) must be passed to reconcile as
 //   `unknown`: a path that was not seen is not a deletion. `unknownPaths(result)` gives that list.
 import { lstatSync, readdirSync } from 'node:fs';
-import { lstat, open, opendir, stat } from 'node:fs/promises';
+import { lstat, opendir, stat } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import path from 'node:path';
 import { initCrypto } from '@kluis/shared';
