@@ -69,6 +69,33 @@ test.serial('an unchanged re-run asks the server two things (space list, one pag
   }
 });
 
+test.serial('a first sync does not pull its own versions back: one page of changes per pass, then a colleague\'s change is still seen', async (t) => {
+  const [a, b] = (await env.newSpace()).clients as [SyncClient, SyncClient];
+  // 1,200 files: three commit batches, and more than one page (1,000) of the change log if they were pulled back.
+  for (let i = 0; i < 1200; i++) write(a.dir, `stukken/${i}.txt`, `stuk ${i}`);
+  let report: Record<string, unknown> = {};
+  const asked = await requestsDuring(async () => {
+    report = await syncOnce(a) as unknown as Record<string, unknown>;
+  });
+  t.is(report.uploaded, 1201);
+  // The pass that uploads and the pass that finds nothing left: one page each, both empty of A's own versions.
+  t.is(asked['GET /api/v1/spaces/:spaceId/changes'], 2, JSON.stringify(asked));
+  t.deepEqual(await requestsDuring(() => syncOnce(a)), UNCHANGED);
+
+  // The position A moved to is the server's: B's commit after it reaches A, A's later commits reach B.
+  t.is((await syncOnce(b)).downloaded, 1201);
+  write(b.dir, 'stukken/van-b.txt', 'van B');
+  await syncOnce(b);
+  write(a.dir, 'stukken/van-a.txt', 'van A');
+  const next = await syncOnce(a);
+  t.is(next.downloaded, 1);
+  t.is(next.uploaded, 1);
+  t.is(read(a.dir, 'stukken/van-b.txt').toString(), 'van B');
+  t.is((await syncOnce(b)).downloaded, 1);
+  t.is(read(b.dir, 'stukken/van-a.txt').toString(), 'van A');
+  await converge([a, b]);
+});
+
 test.serial('after a colleague\'s change the re-run opens the keys and downloads; then it is back to two requests', async (t) => {
   const [a, b] = (await env.newSpace()).clients as [SyncClient, SyncClient];
   write(a.dir, 'brief.txt', 'eerste versie');

@@ -60,6 +60,19 @@ function wrapNewKeys(ctx: SyncContext, sc: SpaceCrypto, batch: PendingCommit[]):
   });
 }
 
+/**
+ * The change-log position the index may move to after committing versions at `seqs`: from `lastSeq`, as far as the
+ * next seqs are all among them. Every version in that run is this device's, its remote row written with its seq by
+ * the same transaction, so the pull would only skip them (pull.ts). A seq of another device's version (or a gap)
+ * ends the run: the pull fetches from there as before.
+ */
+export function ownRunEnd(lastSeq: number, seqs: readonly number[]): number {
+  const own = new Set(seqs);
+  let at = lastSeq;
+  while (own.has(at + 1)) at++;
+  return at;
+}
+
 /** Commits one batch (journalled); drops versions the server refuses as stale (the next pass reconciles them). */
 export async function commitBatch(ctx: SyncContext, batch: PendingCommit[]): Promise<void> {
   const sc = await ctx.crypto();
@@ -124,7 +137,11 @@ export async function commitBatch(ctx: SyncContext, batch: PendingCommit[]): Pro
     else if (p.kind === 'delete') report.deletedRemote++;
     else report.moved++;
   }
-  await ctx.db.apply(ctx.folder.id, { deleteBase, putBase, putRemote, putWraps, journalDone: [journalId] });
+  // The change log's next entries are these versions: the index moves past them now, so the next pull does not fetch
+  // them back (a first sync of 10,000 files pulled its own 10,000 versions again: 0.75 s of its 6 s, issue 22).
+  const past = ownRunEnd(ctx.folder.lastSeq, done.map((d) => d.seq));
+  await ctx.db.apply(ctx.folder.id, { deleteBase, putBase, putRemote, putWraps, journalDone: [journalId], ...(past > ctx.folder.lastSeq ? { lastSeq: past } : {}) });
+  ctx.folder.lastSeq = past;
   // A fresh key after a rotation: the colleagues a file is shared with get it too (sync/share-wraps.ts).
   await shareFreshKeys(ctx, sc, putWraps);
   // The keys of new files committed here are needed by no other step of this pass (a file is uploaded once a pass, and
