@@ -1,7 +1,8 @@
 // Conflict copies and three-way reconciliation (docs/architecture.md §4): table tests for every rule of desktop/src/sync/reconcile.ts,
 // plus generated states checking the invariants (in sync -> nothing to do; never lose a byte).
 import test from 'ava';
-import { conflictName, conflictStamp, reconcile, sanitizeDeviceName, uploadTarget, type ReconcileOptions } from '../../desktop/dist/sync/reconcile.js';
+import { reconcile, uploadTarget, type ReconcileOptions } from '../../desktop/dist/sync/reconcile.js';
+import { conflictName, conflictStamp, sanitizeDeviceName } from '../../desktop/dist/sync/tagged-names.js';
 import type { BaseEntry, EntryKind, LocalEntry, RemoteEntry, SyncAction } from '../../desktop/dist/sync/types.js';
 
 const EMPTY = '0e5751c026e543b2e8ab2eb06099daa1d1e5df47778f7787faab45cdf12fe3a8';

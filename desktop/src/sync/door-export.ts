@@ -20,7 +20,7 @@ import { accountClient } from '../account/spaces.js';
 import { writeFileAtomic, mkdirInside } from './atomic-write.js';
 import { LocalFsError, foldCase, inspectLocalPath, isCaseInsensitivePlatform } from './local-paths.js';
 import { SpaceCrypto, entryOf } from './remote.js';
-import { conflictStamp, taggedName } from './reconcile.js';
+import { conflictStamp, taggedName } from './tagged-names.js';
 import { spaceHistory } from './export-history.js';
 import { each, fileContent } from './transfer.js';
 import type { RemoteEntry } from './types.js';

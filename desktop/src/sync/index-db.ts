@@ -11,63 +11,14 @@
 // synchronous = NORMAL (not FULL as on the server): in WAL mode a power cut may lose the last transactions but
 // never corrupts the file, and everything in the index can be rebuilt from the disk and the server — the journal
 // makes the lost steps run again.
+// The connection (direct sqlite3, Knex loaded lazily on it) is index-connection.ts; the schema, index-migrations.ts.
 import { mkdirSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import path from 'node:path';
-import type { Knex, knex as KnexFactory } from 'knex';
-import type * as Sqlite3 from 'sqlite3';
+import type { Knex } from 'knex';
 import type { Database } from 'sqlite3';
 import type { BaseEntry, EntryKind, RemoteEntry } from './types.js';
-
-// Lazy Knex (issue 22). An unchanged folder's pass only reads the index (and writes the engine's status): those
-// statements go straight to the one sqlite3 connection, and Knex (about 70 files with lodash, a tenth of a no-op
-// `kluis sync --once`) is loaded the first time something is written in batches or migrated. Knex then runs on that
-// same connection (IndexSqlite3Client below), so there is still one connection, one writer. A direct statement is a
-// single statement, never a transaction of its own; one that lands inside a Knex transaction is part of it.
-const require = createRequire(import.meta.url);
-const PRAGMAS = ['PRAGMA journal_mode = WAL', 'PRAGMA foreign_keys = ON', 'PRAGMA synchronous = NORMAL', 'PRAGMA busy_timeout = 5000'];
-
-/** Opens the sqlite3 file (read-write, created if missing: the driver's default, as Knex opened it). */
-function openConnection(filename: string): Promise<Database> {
-  const sqlite3 = require('sqlite3') as typeof Sqlite3;
-  return new Promise((resolve, reject) => {
-    const conn: Database = new sqlite3.Database(filename, (err) => (err ? reject(err) : resolve(conn)));
-  });
-}
-
-/* eslint-disable @typescript-eslint/no-explicit-any */
-/**
- * A Knex instance on `conn`. Knex starts sqlite transactions with a deferred BEGIN, which fails at once with
- * SQLITE_BUSY when another process (a `kluis status` beside the engine) wrote in between. BEGIN IMMEDIATE takes the
- * write lock first, so busy_timeout applies. Same idea as server/src/db/db.ts.
- */
-function knexOn(conn: Database, filename: string): Knex {
-  const knexFactory = require('knex') as typeof KnexFactory;
-  const ClientSqlite3 = require('knex/lib/dialects/sqlite3/index.js') as any;
-  const TransactionSqlite = require('knex/lib/dialects/sqlite3/execution/sqlite-transaction.js') as any;
-  class ImmediateTransaction extends TransactionSqlite {
-    begin(c: unknown) {
-      return (this as any).query(c, 'BEGIN IMMEDIATE;');
-    }
-  }
-  class IndexSqlite3Client extends ClientSqlite3 {
-    transaction(...args: any[]) {
-      return new (ImmediateTransaction as any)(this, ...args);
-    }
-
-    // The index's own connection (pragmas set when it was opened), closed by IndexDb.close, not by the pool.
-    acquireRawConnection() {
-      return Promise.resolve(conn);
-    }
-
-    async destroyRawConnection() {
-      // IndexDb.close closes it
-    }
-  }
-  // One connection: one writer, every transaction serialisable, no SQLITE_BUSY inside the process.
-  return knexFactory({ client: IndexSqlite3Client as unknown as typeof Knex.Client, connection: { filename }, useNullAsDefault: true, pool: { min: 1, max: 1 } });
-}
-/* eslint-enable @typescript-eslint/no-explicit-any */
+import { PRAGMAS, knexOn, openConnection } from './index-connection.js';
+import { migrations, upToDate } from './index-migrations.js';
 
 /** Rows per multi-row statement. */
 export const BATCH_ROWS = 500;
@@ -77,129 +28,6 @@ const READ_PAGE = 5000;
 const CHUNK_LIST_ROWS = 20;
 export const INDEX_FILENAME = 'index.sqlite3';
 
-interface Migration {
-  name: string;
-  up(knex: Knex): Promise<void>;
-  down(knex: Knex): Promise<void>;
-}
-
-// A migration, once released, is never edited: add the next number. Times are integer ms since 1970 UTC; local
-// mtimes and inodes are doubles (fractional ms; inodes beyond 2^53 round the same way on every read).
-const m001: Migration = {
-  name: '001_index',
-  async up(knex) {
-    await knex.schema.createTable('folders', (t) => {
-      t.increments('id').primary();
-      t.string('space_id', 32).notNullable();
-      t.text('root').notNullable();
-      t.bigInteger('last_seq').notNullable().defaultTo(0);
-      t.bigInteger('created_at').notNullable();
-      t.unique(['space_id', 'root']);
-    });
-    await knex.schema.createTable('base', (t) => {
-      t.integer('folder_id').notNullable().references('folders.id').onDelete('CASCADE');
-      t.text('path').notNullable();
-      t.string('kind', 8).notNullable();
-      t.string('file_id', 32).notNullable();
-      t.string('version_id', 32).notNullable();
-      t.string('hash', 64).notNullable();
-      t.bigInteger('size').notNullable();
-      t.double('mtime_ms').notNullable();
-      t.bigInteger('local_size').notNullable();
-      t.double('local_mtime_ms').notNullable();
-      t.double('local_ino').notNullable();
-      t.primary(['folder_id', 'path']);
-      t.index(['folder_id', 'file_id']);
-    });
-    await knex.schema.createTable('remote', (t) => {
-      t.integer('folder_id').notNullable().references('folders.id').onDelete('CASCADE');
-      t.string('file_id', 32).notNullable();
-      t.string('version_id', 32).notNullable();
-      t.bigInteger('seq').notNullable();
-      t.text('path').notNullable();
-      t.string('kind', 8).notNullable();
-      t.bigInteger('size').notNullable();
-      t.double('mtime_ms').notNullable();
-      t.string('hash', 64).notNullable();
-      t.boolean('deleted').notNullable();
-      t.text('chunks').notNullable(); // JSON [[chunkId, size], ...]
-      t.integer('key_epoch').notNullable();
-      t.primary(['folder_id', 'file_id']);
-      t.index(['folder_id', 'path']);
-    });
-    await knex.schema.createTable('journal', (t) => {
-      t.increments('id').primary();
-      t.integer('folder_id').notNullable().references('folders.id').onDelete('CASCADE');
-      t.string('op', 40).notNullable();
-      t.text('payload').notNullable(); // JSON
-      t.string('state', 8).notNullable().defaultTo('pending'); // pending | done
-      t.bigInteger('created_at').notNullable();
-      t.bigInteger('done_at');
-      t.index(['folder_id', 'state']);
-    });
-  },
-  async down(knex) {
-    await knex.schema.dropTable('journal');
-    await knex.schema.dropTable('remote');
-    await knex.schema.dropTable('base');
-    await knex.schema.dropTable('folders');
-  },
-};
-
-// File-key wraps (sealed to a space key: as safe to keep as on the server) so a new version of a known file can
-// reuse its file key, and the engine's status for `kluis status`.
-const m002: Migration = {
-  name: '002_wraps_status',
-  async up(knex) {
-    await knex.schema.createTable('file_wraps', (t) => {
-      t.integer('folder_id').notNullable().references('folders.id').onDelete('CASCADE');
-      t.string('file_id', 32).notNullable();
-      t.integer('key_epoch').notNullable();
-      t.text('wrap').notNullable(); // JSON FileKeyWrap
-      t.primary(['folder_id', 'file_id', 'key_epoch']);
-    });
-    await knex.schema.alterTable('folders', (t) => {
-      t.string('state', 16).notNullable().defaultTo('idle');
-      t.text('last_error');
-      t.bigInteger('last_sync_at');
-      t.integer('pid');
-    });
-  },
-  async down(knex) {
-    await knex.schema.dropTable('file_wraps');
-  },
-};
-
-// The chunk list of each large synced file (download.ts keepChunks), apart from `base` so that loading the base rows
-// every pass stays small. Keyed by path like `base`; a row whose version_id is not the base row's is stale and ignored.
-const m003: Migration = {
-  name: '003_base_chunks',
-  async up(knex) {
-    await knex.schema.createTable('base_chunks', (t) => {
-      t.integer('folder_id').notNullable().references('folders.id').onDelete('CASCADE');
-      t.text('path').notNullable();
-      t.string('version_id', 32).notNullable();
-      t.text('chunks').notNullable(); // JSON [[chunkId, size], ...]
-      t.primary(['folder_id', 'path']);
-    });
-  },
-  async down(knex) {
-    await knex.schema.dropTable('base_chunks');
-  },
-};
-
-const all: Migration[] = [m001, m002, m003];
-
-const migrations: Knex.MigrationSource<Migration> = {
-  getMigrations: async () => all,
-  getMigrationName: (m) => m.name,
-  getMigration: async (m) => m,
-};
-
-/** Whether `done` (the names in schema_migrations) are exactly the migrations above. */
-function upToDate(done: readonly string[]): boolean {
-  return done.length === all.length && all.every((m) => done.includes(m.name));
-}
 
 export interface FolderRecord {
   id: number;

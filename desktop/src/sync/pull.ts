@@ -3,7 +3,7 @@
 // are placed so that they never take the place of another file.
 import { existsSync } from 'node:fs';
 import type { SyncContext } from './context.js';
-import { conflictStamp, taggedName } from './reconcile.js';
+import { conflictStamp, taggedName } from './tagged-names.js';
 import { pullChanges } from './remote.js';
 import { probeStart, rebind, serverWentBack } from './rollback.js';
 import type { RemoteEntry } from './types.js';

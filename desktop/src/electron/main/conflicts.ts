@@ -8,7 +8,7 @@ import { copyFileSync, readdirSync, renameSync, rmSync, statSync, existsSync } f
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { ErrorCode, KluisError } from '@kluis/shared';
-import { taggedName } from '../../sync/reconcile.js';
+import { taggedName } from '../../sync/tagged-names.js';
 import { isReservedName } from '../../sync/local-paths.js';
 import type { AppCore } from './core.js';
 import { insideFolder } from './folder-channels.js';
