@@ -66,8 +66,8 @@ function wrapNewKeys(ctx: SyncContext, sc: SpaceCrypto, batch: PendingCommit[]):
  * the same transaction, so the pull would only skip them (pull.ts). A seq of another device's version (or a gap)
  * ends the run: the pull fetches from there as before.
  */
-export function ownRunEnd(lastSeq: number, seqs: readonly number[]): number {
-  const own = new Set(seqs);
+export function ownRunEnd(lastSeq: number, seqs: Iterable<number>): number {
+  const own = seqs instanceof Set ? (seqs as Set<number>) : new Set(seqs);
   let at = lastSeq;
   while (own.has(at + 1)) at++;
   return at;
@@ -137,11 +137,18 @@ export async function commitBatch(ctx: SyncContext, batch: PendingCommit[]): Pro
     else if (p.kind === 'delete') report.deletedRemote++;
     else report.moved++;
   }
-  // The change log's next entries are these versions: the index moves past them now, so the next pull does not fetch
-  // them back (a first sync of 10,000 files pulled its own 10,000 versions again: 0.75 s of its 6 s, issue 22).
-  const past = ownRunEnd(ctx.folder.lastSeq, done.map((d) => d.seq));
+  // The change log's next entries are this engine's versions: the index moves past them now, so the next pull does not
+  // fetch them back (a first sync of 10,000 files pulled its own 10,000 versions again: 0.75 s of its 6 s, issue 22).
+  // Batches may complete in any order: their seqs wait in ownSeqs until the run from the position reaches them. The
+  // run is computed and handed to the index's queue of transactions (run one at a time, in order) in one synchronous
+  // step, so the positions written only grow; the engine's copy follows once the transaction is done.
+  for (const { seq } of done) if (seq > ctx.folder.lastSeq) ctx.ownSeqs.add(seq);
+  const past = ownRunEnd(ctx.folder.lastSeq, ctx.ownSeqs);
   await ctx.db.apply(ctx.folder.id, { deleteBase, putBase, putRemote, putWraps, journalDone: [journalId], ...(past > ctx.folder.lastSeq ? { lastSeq: past } : {}) });
-  ctx.folder.lastSeq = past;
+  if (past > ctx.folder.lastSeq) {
+    for (let s = ctx.folder.lastSeq + 1; s <= past; s++) ctx.ownSeqs.delete(s);
+    ctx.folder.lastSeq = past;
+  }
   // A fresh key after a rotation: the colleagues a file is shared with get it too (sync/share-wraps.ts).
   await shareFreshKeys(ctx, sc, putWraps);
   // The keys of new files committed here are needed by no other step of this pass (a file is uploaded once a pass, and

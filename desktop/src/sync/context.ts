@@ -61,6 +61,8 @@ export class SyncContext {
   report: SyncReport;
   /** versions this engine committed (their remote rows are written at commit): not opened again when pulled */
   readonly ownCommits = new Set<string>();
+  /** the change-log seqs of those versions past the index's position, until it moves over them (commit.ts ownRunEnd) */
+  readonly ownSeqs = new Set<number>();
   /** files whose commit the server refused for missing chunks: their next upload sends every chunk (upload.ts) */
   readonly chunksMissing = new Set<string>();
   /** set when a pull bound the folder afresh (rollback.ts): base rows read before it are stale */

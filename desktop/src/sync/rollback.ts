@@ -41,6 +41,7 @@ export async function rebind(ctx: SyncContext, head: number, probe: RollbackProb
     await trx('folders').where({ id: folderId }).update({ last_seq: 0 });
   });
   ctx.folder.lastSeq = 0;
+  ctx.ownSeqs.clear(); // seqs of the log that went back; others' versions take them again
   ctx.forgetCrypto();
   ctx.rebound = true;
   const behind = { head, seen: probe.seen };

@@ -67,9 +67,9 @@ export async function uploadAll(ctx: SyncContext, uploads: UploadItem[], commits
   const maybeCommit = async (): Promise<void> => {
     if (queue.length < COMMIT_BATCH) return;
     const batch = queue.splice(0, queue.length);
-    // one commit at a time, in order, while reading goes on
-    await committing;
-    committing = commitNow(batch);
+    // One commit at a time, in order, while reading goes on: chained, so that two readers that filled a batch each
+    // while the previous commit was in flight do not both start theirs when it ends.
+    committing = committing.then(() => commitNow(batch));
     await committing;
   };
 
