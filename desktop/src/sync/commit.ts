@@ -74,7 +74,7 @@ export function ownRunEnd(lastSeq: number, seqs: Iterable<number>): number {
 }
 
 /** Commits one batch (journalled); drops versions the server refuses as stale (the next pass reconciles them). */
-export async function commitBatch(ctx: SyncContext, batch: PendingCommit[]): Promise<void> {
+export async function commitBatch(ctx: SyncContext, batch: PendingCommit[], after?: Promise<void>): Promise<void> {
   const sc = await ctx.crypto();
   wrapNewKeys(ctx, sc, batch);
   const journalId = await journalCommit(ctx, batch.map((p) => ({
@@ -142,6 +142,7 @@ export async function commitBatch(ctx: SyncContext, batch: PendingCommit[]): Pro
   // Batches may complete in any order: their seqs wait in ownSeqs until the run from the position reaches them. The
   // run is computed and handed to the index's queue of transactions (run one at a time, in order) in one synchronous
   // step, so the positions written only grow; the engine's copy follows once the transaction is done.
+  await after; // the index writes of the batch committed before this one, first (upload.ts)
   for (const { seq } of done) if (seq > ctx.folder.lastSeq) ctx.ownSeqs.add(seq);
   const past = ownRunEnd(ctx.folder.lastSeq, ctx.ownSeqs);
   await ctx.db.apply(ctx.folder.id, { deleteBase, putBase, putRemote, putWraps, journalDone: [journalId], ...(past > ctx.folder.lastSeq ? { lastSeq: past } : {}) });

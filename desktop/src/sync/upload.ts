@@ -57,20 +57,24 @@ export async function uploadAll(ctx: SyncContext, uploads: UploadItem[], commits
   };
   const uploader = new ChunkUploader(ctx.client, sc.spaceId, { limiter: ctx.limiter, onDone: done });
   emitProgress(); // what there is to do, before the first byte goes
-  let committing: Promise<void> = Promise.resolve();
-  const commitNow = async (batch: PendingCommit[]): Promise<void> => {
-    if (!batch.length) return;
-    await uploader.flush();
-    await commitBatch(ctx, batch);
+  // Commits: up to two in flight (the server checks and stores one while the next is on its way), their index writes
+  // in the order they were started (commit.ts commitBatch `after`), so a later batch never lands before an earlier one.
+  let recorded: Promise<void> = Promise.resolve();
+  const commitNow = (batch: PendingCommit[]): Promise<void> => {
+    const before = recorded;
+    const mine = (async () => {
+      await uploader.flush();
+      await commitBatch(ctx, batch, before);
+    })();
+    recorded = mine;
+    mine.catch(() => undefined); // awaited by the next commit, or at the end
+    return before;
   };
   const queue = commits;
   const maybeCommit = async (): Promise<void> => {
     if (queue.length < COMMIT_BATCH) return;
-    const batch = queue.splice(0, queue.length);
-    // One commit at a time, in order, while reading goes on: chained, so that two readers that filled a batch each
-    // while the previous commit was in flight do not both start theirs when it ends.
-    committing = committing.then(() => commitNow(batch));
-    await committing;
+    // This reader waits for the commit before its own: at most two in flight.
+    await commitNow(queue.splice(0, queue.length));
   };
 
   await each(uploads, READ_CONCURRENCY, async (a) => {
@@ -120,7 +124,7 @@ export async function uploadAll(ctx: SyncContext, uploads: UploadItem[], commits
     emitProgress();
     await maybeCommit();
   });
-  await committing;
-  await commitNow(queue.splice(0, queue.length));
+  if (queue.length) commitNow(queue.splice(0, queue.length));
+  await recorded;
   ctx.report.bytesUploaded += uploader.sentBytes;
 }
