@@ -1,6 +1,7 @@
 // The uploads of one pass: a batched, bounded pipeline (read -> FastCDC -> encrypt -> framed batch upload -> batched
 // commit). Chunks are uploaded before the commit that names them; unreferenced chunks of an interrupted upload cost
-// space only. Commits go COMMIT_BATCH versions at a time, one at a time and in order, while reading goes on.
+// space only. Commits go COMMIT_BATCH versions at a time while reading goes on, two in flight, their index writes in
+// the order they were started.
 import { commitBatch, makeVersion, type PendingCommit } from './commit.js';
 import type { Progress, SyncContext } from './context.js';
 import { isTransient, type FileKeys } from './remote.js';
