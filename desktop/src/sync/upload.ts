@@ -1,7 +1,7 @@
 // The uploads of one pass: a batched, bounded pipeline (read -> FastCDC -> encrypt -> framed batch upload -> batched
 // commit). Chunks are uploaded before the commit that names them; unreferenced chunks of an interrupted upload cost
-// space only. Commits go COMMIT_BATCH versions at a time while reading goes on, two in flight, their index writes in
-// the order they were started.
+// space only. Commits go COMMIT_BATCH versions at a time while reading goes on; they overlap (usually two in flight),
+// their index writes in the order they were started.
 import { commitBatch, makeVersion, type PendingCommit } from './commit.js';
 import type { Progress, SyncContext } from './context.js';
 import { isTransient, type FileKeys } from './remote.js';
@@ -58,8 +58,8 @@ export async function uploadAll(ctx: SyncContext, uploads: UploadItem[], commits
   };
   const uploader = new ChunkUploader(ctx.client, sc.spaceId, { limiter: ctx.limiter, onDone: done });
   emitProgress(); // what there is to do, before the first byte goes
-  // Commits: up to two in flight (the server checks and stores one while the next is on its way), their index writes
-  // in the order they were started (commit.ts commitBatch `after`), so a later batch never lands before an earlier one.
+  // Commits overlap (the server checks and stores one while the next is on its way), their index writes in the order
+  // they were started (commit.ts commitBatch `after`), so a later batch never lands before an earlier one.
   let recorded: Promise<void> = Promise.resolve();
   const commitNow = (batch: PendingCommit[]): Promise<void> => {
     const before = recorded;
@@ -74,7 +74,7 @@ export async function uploadAll(ctx: SyncContext, uploads: UploadItem[], commits
   const queue = commits;
   const maybeCommit = async (): Promise<void> => {
     if (queue.length < COMMIT_BATCH) return;
-    // This reader waits for the commit before its own: at most two in flight.
+    // This reader waits for the commit before its own, so commits overlap by about two (at most one per reader).
     await commitNow(queue.splice(0, queue.length));
   };
 
