@@ -73,7 +73,10 @@ export function ownRunEnd(lastSeq: number, seqs: Iterable<number>): number {
   return at;
 }
 
-/** Commits one batch (journalled); drops versions the server refuses as stale (the next pass reconciles them). */
+/**
+ * Commits one batch (journalled); drops versions the server refuses as stale (the next pass reconciles them).
+ * `after`: the commit started before this one (upload.ts); this batch's index writes wait for it.
+ */
 export async function commitBatch(ctx: SyncContext, batch: PendingCommit[], after?: Promise<void>): Promise<void> {
   const sc = await ctx.crypto();
   wrapNewKeys(ctx, sc, batch);
