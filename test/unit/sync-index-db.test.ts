@@ -198,3 +198,45 @@ test('index: base and remote rows of a folder larger than one read page come bac
   t.false(gotBase.has(base(n + 1).path));
   t.false(gotRemote.has(`file${n + 1}`));
 });
+
+test('index: writes run one at a time in the order asked; a journal step asked for during a failing transaction survives it', async (t) => {
+  const { db, home } = await openTemp(t);
+  const f = await db.folder('s', home);
+  // Not awaited in between: a transaction that fails after its first statement (a negative position) and rolls back,
+  // a journal step asked for while it runs, another transaction, another step. On one connection without the queue
+  // the first step's INSERT would land inside the failing transaction and vanish with it, and the second BEGIN
+  // would fail inside the first.
+  const failing = db.apply(f.id, { putBase: [base(1)], lastSeq: -4 });
+  const step = db.journalAdd(f.id, 'commit', { versions: ['v1'] });
+  const good = db.apply(f.id, { putBase: [base(2)], lastSeq: 5, putWraps: [{ fileId: 'file2', keyEpoch: 1, wrap: { v: 2 } }] });
+  const after = db.journalAdd(f.id, 'local', { steps: [] });
+  await t.throwsAsync(failing, { instanceOf: RangeError });
+  await good;
+  const [a, b] = [await step, await after];
+  t.true(b > a, 'in the order asked');
+  t.deepEqual((await db.journalPending(f.id)).map((p) => p.id), [a, b]);
+  t.deepEqual([...(await db.baseAll(f.id)).keys()], [base(2).path], 'the failing transaction left nothing, the next one committed');
+  t.is((await db.folderById(f.id))!.lastSeq, 5);
+});
+
+test('index: wraps and chunk lists round trip as JSON; names that look like SQL or JSON are data', async (t) => {
+  const { db, home } = await openTemp(t);
+  const f = await db.folder('s', home);
+  const wrap = { v: 2, epoch: 3, sealed: 'AbC-_'.repeat(20), nested: { list: [1, 2.5, null, true], text: 'é"\\\u0000' } };
+  const odd = `it's "quoted" ], [ '); DROP TABLE base; --`;
+  const chunks: [string, number][] = [['ef'.repeat(32), 2_097_152], ['01'.repeat(32), 1]];
+  await db.apply(f.id, {
+    putBase: [base(1, { path: odd, chunks }), base(2, { path: '[1,2]' })],
+    putRemote: [remote(1, { path: odd, chunks })],
+    putWraps: [{ fileId: 'file1', keyEpoch: 1, wrap }, { fileId: 'file1', keyEpoch: 2, wrap: { ...wrap, epoch: 4 } }],
+  });
+  t.deepEqual([...(await db.baseAll(f.id)).keys()].sort(), ['[1,2]', odd].sort());
+  t.deepEqual(await db.baseChunks(f.id, odd, 'ver1'), chunks);
+  t.is(await db.baseChunks(f.id, '[1,2]', 'ver2'), null, 'an entry without chunks has no chunk list');
+  t.deepEqual((await db.remoteAll(f.id)).get('file1')!.chunks, chunks);
+  t.deepEqual((await db.wraps(f.id, ['file1', 'file2'])).get('file1'), [wrap, { ...wrap, epoch: 4 }]);
+  // A move drops the old path's chunk list with its base row.
+  await db.apply(f.id, { deleteBase: [odd], deleteRemote: ['file1'] });
+  t.is(await db.baseChunks(f.id, odd, 'ver1'), null);
+  t.is((await db.remoteAll(f.id)).size, 0);
+});

@@ -1,15 +1,14 @@
-// The index's sqlite3 connection (index-db.ts): opened directly for the reads of an unchanged pass, with Knex loaded
-// on the same connection only when something is written in batches or migrated.
+// The index's sqlite3 connection (index-db.ts): opened directly for every read and write, with Knex loaded on the same
+// connection only when the index is created or migrated (and by tests that look at its schema).
 import { createRequire } from 'node:module';
 import type { Knex, knex as KnexFactory } from 'knex';
 import type * as Sqlite3 from 'sqlite3';
 import type { Database } from 'sqlite3';
 
-// Lazy Knex (issue 22). An unchanged folder's pass only reads the index (and writes the engine's status): those
-// statements go straight to the one sqlite3 connection, and Knex (about 70 files with lodash, a tenth of a no-op
-// `kluis sync --once`) is loaded the first time something is written in batches or migrated. Knex then runs on that
-// same connection (IndexSqlite3Client below), so there is still one connection, one writer. A direct statement is a
-// single statement, never a transaction of its own; one that lands inside a Knex transaction is part of it.
+// Lazy Knex (issue 22). Every statement of a sync goes straight to the one sqlite3 connection (writes as JSON
+// parameters, index-writes.ts), and Knex (about 70 files with lodash, a tenth of a no-op `kluis sync --once`, about
+// 6 MB of RSS) is loaded only to create or migrate the index. Knex then runs on that same connection
+// (IndexSqlite3Client below), so there is still one connection, one writer.
 const require = createRequire(import.meta.url);
 export const PRAGMAS = ['PRAGMA journal_mode = WAL', 'PRAGMA foreign_keys = ON', 'PRAGMA synchronous = NORMAL', 'PRAGMA busy_timeout = 5000'];
 

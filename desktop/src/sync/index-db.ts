@@ -1,17 +1,19 @@
-// The client's local index (docs/architecture.md §4): one sqlite3 file `<KLUIS_HOME>/index.sqlite3` through Knex, like the
-// server's metadata database (numbered in-code migrations, WAL, one pooled connection, BEGIN IMMEDIATE).
+// The client's local index (docs/architecture.md §4): one sqlite3 file `<KLUIS_HOME>/index.sqlite3`, migrated by Knex
+// like the server's metadata database (numbered in-code migrations, WAL, one connection, BEGIN IMMEDIATE).
 //   folders  one row per synced folder: which space, where on disk, how far the change log has been applied
 //   base     per path, the last synced version and the local size/mtime/inode it had then (3-way merge base)
 //   remote   per file, the newest server version known from the change log (opened manifest)
 //   journal  the operation journal: a step is written 'pending' before it touches disk or server, 'done' after
 //   base_chunks  per path, the chunk list of the synced version of a large file: a delta download of the next
 //            version reuses the chunks it names (download.ts); a row is used only while its version_id is the base's
-// Every write is batched (≤ 500 rows per statement: sqlite's compound-select limit and well under its variable
-// limit) inside one transaction, so 100,000 paths cost a few hundred statements, not 100,000.
+// Every write is batched (≤ 500 rows per statement, as one JSON parameter: index-writes.ts) inside one transaction,
+// so 100,000 paths cost a few hundred statements, not 100,000. Writes (transactions and journal steps) are queued and
+// run one at a time on the one connection (`exclusive`); reads and status updates are single statements beside them.
 // synchronous = NORMAL (not FULL as on the server): in WAL mode a power cut may lose the last transactions but
 // never corrupts the file, and everything in the index can be rebuilt from the disk and the server — the journal
 // makes the lost steps run again.
-// The connection (direct sqlite3, Knex loaded lazily on it) is index-connection.ts; the schema, index-migrations.ts.
+// The connection (direct sqlite3; Knex loaded on it only to migrate) is index-connection.ts; the schema,
+// index-migrations.ts.
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import type { Knex } from 'knex';
@@ -19,13 +21,12 @@ import type { Database } from 'sqlite3';
 import type { BaseEntry, EntryKind, RemoteEntry } from './types.js';
 import { PRAGMAS, knexOn, openConnection } from './index-connection.js';
 import { migrations, upToDate } from './index-migrations.js';
+import { BATCH_ROWS, type IndexChanges, writeChanges } from './index-writes.js';
 
-/** Rows per multi-row statement. */
-export const BATCH_ROWS = 500;
+export { BATCH_ROWS, type IndexChanges };
+
 /** Rows per page when a folder's base or remote rows are read (index-db folderRows). */
 const READ_PAGE = 5000;
-/** base_chunks rows per statement: a row of a 1 GiB file holds about 150 KB of JSON. */
-const CHUNK_LIST_ROWS = 20;
 export const INDEX_FILENAME = 'index.sqlite3';
 
 
@@ -48,20 +49,6 @@ export interface JournalEntry {
   payload: unknown;
   state: JournalState;
   createdAt: number;
-}
-
-/** Index changes applied together in one transaction (e.g. a finished download: base row + journal step done). */
-export interface IndexChanges {
-  /** applied first, so a move is `deleteBase: [from], putBase: [to]` (their base_chunks rows go too) */
-  deleteBase?: readonly string[];
-  /** an entry with `chunks` also stores them in base_chunks; one without leaves that row alone */
-  putBase?: readonly BaseEntry[];
-  putRemote?: readonly RemoteEntry[];
-  deleteRemote?: readonly string[];
-  lastSeq?: number;
-  journalDone?: readonly number[];
-  /** file-key wraps to keep (by file and epoch) */
-  putWraps?: readonly { fileId: string; keyEpoch: number; wrap: unknown }[];
 }
 
 /** What `kluis status` shows of a folder's engine. */
@@ -125,6 +112,8 @@ const REMOTE_COLUMNS = ['file_id', 'version_id', 'seq', 'path', 'kind', 'size', 
 /** The local sqlite3 index of one client (one KLUIS_HOME). */
 export class IndexDb {
   private knexInstance: Knex | null = null;
+  /** The last queued write (exclusive): writes run one after another, in the order they were asked for. */
+  private writes: Promise<void> = Promise.resolve();
 
   private constructor(private readonly conn: Database, private readonly filename: string) {}
 
@@ -166,6 +155,38 @@ export class IndexDb {
       if (err) reject(err);
       else resolve(this.changes);
     }));
+  }
+
+  /** Runs one INSERT; resolves with the new row's id. */
+  private insert(sql: string, params: readonly unknown[]): Promise<number> {
+    return new Promise((resolve, reject) => this.conn.run(sql, params, function done(this: { lastID: number }, err: Error | null) {
+      if (err) reject(err);
+      else resolve(this.lastID);
+    }));
+  }
+
+  /**
+   * Runs `fn` after every write queued before it has finished (see the top): one connection carries every statement,
+   * so a journal step written while a transaction is open would otherwise become part of it, and vanish if it rolled back.
+   */
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const result = this.writes.then(fn);
+    this.writes = result.then(() => undefined, () => undefined);
+    return result;
+  }
+
+  /** `fn`'s statements in one transaction (BEGIN IMMEDIATE: another process's write lock is waited for). */
+  private transaction(fn: () => Promise<void>): Promise<void> {
+    return this.exclusive(async () => {
+      await this.run('BEGIN IMMEDIATE');
+      try {
+        await fn();
+      } catch (err) {
+        await this.run('ROLLBACK').catch(() => undefined);
+        throw err;
+      }
+      await this.run('COMMIT');
+    });
   }
 
   async close(): Promise<void> {
@@ -291,77 +312,27 @@ export class IndexDb {
     await this.apply(folderId, { lastSeq: seq });
   }
 
-  /** Applies all `changes` in one transaction, batched. */
+  /** Applies all `changes` in one transaction, batched (index-writes.ts). */
   async apply(folderId: number, changes: IndexChanges): Promise<void> {
-    await this.knex.transaction(async (trx) => {
-      for (const paths of chunked(changes.deleteBase ?? [])) {
-        await trx('base').where({ folder_id: folderId }).whereIn('path', paths).delete();
-        await trx('base_chunks').where({ folder_id: folderId }).whereIn('path', paths).delete();
-      }
-      for (const batch of chunked(changes.putBase ?? [])) {
-        const rows: BaseRow[] = batch.map((e) => ({
-          folder_id: folderId,
-          path: e.path,
-          kind: e.kind,
-          file_id: e.fileId,
-          version_id: e.versionId,
-          hash: e.hash,
-          size: e.size,
-          mtime_ms: e.mtimeMs,
-          local_size: e.localSize,
-          local_mtime_ms: e.localMtimeMs,
-          local_ino: e.localIno,
-        }));
-        await trx('base').insert(rows).onConflict(['folder_id', 'path']).merge();
-      }
-      const lists = (changes.putBase ?? []).filter((e) => e.chunks !== undefined);
-      for (const batch of chunked(lists, CHUNK_LIST_ROWS)) {
-        const rows = batch.map((e) => ({ folder_id: folderId, path: e.path, version_id: e.versionId, chunks: JSON.stringify(e.chunks) }));
-        await trx('base_chunks').insert(rows).onConflict(['folder_id', 'path']).merge();
-      }
-      for (const batch of chunked(changes.putRemote ?? [])) {
-        const rows: RemoteRow[] = batch.map((e) => ({
-          folder_id: folderId,
-          file_id: e.fileId,
-          version_id: e.versionId,
-          seq: e.seq,
-          path: e.path,
-          kind: e.kind,
-          size: e.size,
-          mtime_ms: e.mtimeMs,
-          hash: e.hash,
-          deleted: e.deleted,
-          chunks: JSON.stringify(e.chunks),
-          key_epoch: e.keyEpoch,
-        }));
-        await trx('remote').insert(rows).onConflict(['folder_id', 'file_id']).merge();
-      }
-      for (const ids of chunked(changes.deleteRemote ?? [])) {
-        await trx('remote').where({ folder_id: folderId }).whereIn('file_id', ids).delete();
-      }
-      if (changes.lastSeq !== undefined) {
-        if (!Number.isSafeInteger(changes.lastSeq) || changes.lastSeq < 0) throw new RangeError(`bad change-log seq ${changes.lastSeq}`);
-        const n = await trx('folders').where({ id: folderId }).update({ last_seq: changes.lastSeq });
-        if (n !== 1) throw new Error(`no folder ${folderId} in the index`);
-      }
-      for (const batch of chunked(changes.putWraps ?? [])) {
-        const rows = batch.map((w) => ({ folder_id: folderId, file_id: w.fileId, key_epoch: w.keyEpoch, wrap: JSON.stringify(w.wrap) }));
-        await trx('file_wraps').insert(rows).onConflict(['folder_id', 'file_id', 'key_epoch']).merge();
-      }
-      for (const ids of chunked(changes.journalDone ?? [])) {
-        await trx('journal').whereIn('id', ids).update({ state: 'done', done_at: Date.now() });
-      }
+    await this.transaction(() => writeChanges((sql, params) => this.run(sql, params), folderId, changes));
+  }
+
+  /** Forgets everything the index knows of the server for a folder (rollback.ts rebind), in one transaction. */
+  async forgetServer(folderId: number): Promise<void> {
+    await this.transaction(async () => {
+      for (const table of ['base', 'base_chunks', 'remote', 'file_wraps', 'journal']) await this.run(`DELETE FROM ${table} WHERE folder_id = ?`, [folderId]);
+      await this.run('UPDATE folders SET last_seq = 0 WHERE id = ?', [folderId]);
     });
   }
 
   /** Records a step before it is carried out; returns its id for journalDone. */
   async journalAdd(folderId: number, op: string, payload: unknown): Promise<number> {
-    const [id] = (await this.knex('journal').insert({ folder_id: folderId, op, payload: JSON.stringify(payload ?? null), state: 'pending', created_at: Date.now() }, ['id'])) as ({ id: number } | number)[];
-    return typeof id === 'object' ? id.id : (id as number);
+    const row = [folderId, op, JSON.stringify(payload ?? null), Date.now()];
+    return this.exclusive(() => this.insert("INSERT INTO journal (folder_id, op, payload, state, created_at) VALUES (?, ?, ?, 'pending', ?)", row));
   }
 
   async journalDone(id: number): Promise<void> {
-    await this.knex('journal').where({ id }).update({ state: 'done', done_at: Date.now() });
+    await this.exclusive(() => this.run("UPDATE journal SET state = 'done', done_at = ? WHERE id = ?", [Date.now(), id]));
   }
 
   /** Steps written but not finished (a crash or kill in between), oldest first: run or undo them at start. */
@@ -373,7 +344,7 @@ export class IndexDb {
 
   /** Deletes finished steps of the folder; returns how many. */
   async journalPrune(folderId: number): Promise<number> {
-    return this.knex('journal').where({ folder_id: folderId, state: 'done' }).delete();
+    return this.exclusive(() => this.run("DELETE FROM journal WHERE folder_id = ? AND state = 'done'", [folderId]));
   }
 
   /** The stored file-key wraps of some files (all epochs), by fileId. */

@@ -35,11 +35,7 @@ export function serverWentBack(page: { head: number; first: { seq: number; versi
 
 /** Drops what the index knows of the server for this folder, in one transaction, and reports it once. */
 export async function rebind(ctx: SyncContext, head: number, probe: RollbackProbe): Promise<void> {
-  const folderId = ctx.folder.id;
-  await ctx.db.knex.transaction(async (trx) => {
-    for (const table of ['base', 'base_chunks', 'remote', 'file_wraps', 'journal']) await trx(table).where({ folder_id: folderId }).delete();
-    await trx('folders').where({ id: folderId }).update({ last_seq: 0 });
-  });
+  await ctx.db.forgetServer(ctx.folder.id);
   ctx.folder.lastSeq = 0;
   ctx.ownSeqs.clear(); // seqs of the log that went back; others' versions take them again
   ctx.forgetCrypto();
