@@ -21,6 +21,13 @@ test('base32 and hex round trip', (t) => {
   t.is(k.toBase32(k.utf8('foobar')), 'MZXW6YTBOI'); // RFC 4648 §10 test vector
   t.is(k.toHex(k.fromHex('00ff10')), '00ff10');
   t.throws(() => k.fromHex('0g'), { instanceOf: k.EncodingError });
+  const every = Uint8Array.from({ length: 256 }, (_, i) => i);
+  t.deepEqual(k.fromHex(k.toHex(every)), every);
+  t.deepEqual(k.fromHex('ABCDEFabcdef0919'), Uint8Array.from([0xab, 0xcd, 0xef, 0xab, 0xcd, 0xef, 0x09, 0x19]));
+  t.deepEqual(k.fromHex(''), new Uint8Array(0));
+  for (const bad of ['0', 'abc', 'g0', '0G', ' 0', '0:', '/0', '@0', '0`', 'é0', '0\u0130', '\u{1F600}', '0\u0000']) {
+    t.throws(() => k.fromHex(bad), { instanceOf: k.EncodingError }, JSON.stringify(bad));
+  }
   t.throws(() => k.fromUtf8(new Uint8Array([0xc3])), { instanceOf: k.EncodingError });
 });
 

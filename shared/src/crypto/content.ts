@@ -18,9 +18,15 @@ export function chunkId(keys: FileSubkeys, plaintext: Uint8Array): string {
   return toHex(blake2b(32, plaintext, keys.chunkIdKey));
 }
 
+const CHUNK_AD_PREFIX = utf8(CTX_CHUNK);
+
 function chunkAd(id: string): Uint8Array {
   if (!/^[0-9a-f]{64}$/.test(id)) throw new CryptoError(ErrorCode.ChunkIdMismatch, 'a chunk id is 64 lower-case hex digits');
-  return concatBytes(utf8(CTX_CHUNK), fromHex(id));
+  const raw = fromHex(id);
+  const ad = new Uint8Array(CHUNK_AD_PREFIX.length + 32);
+  ad.set(CHUNK_AD_PREFIX);
+  ad.set(raw, CHUNK_AD_PREFIX.length);
+  return ad;
 }
 
 /** Encrypts one chunk: returns its id and its envelope (ad = "kluis/chunk/v1" || raw chunk id). */

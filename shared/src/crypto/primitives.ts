@@ -88,7 +88,7 @@ export function kdfDerive(length: number, id: number, context: string, key: Uint
   const n = native();
   if (!n) return na().crypto_kdf_derive_from_key(length, id, context, key);
   const out = new Uint8Array(length);
-  n.crypto_kdf_derive_from_key(out, id, utf8(context), key);
+  n.crypto_kdf_derive_from_key(out, id, contextBytes(context), key);
   return out;
 }
 
@@ -207,7 +207,20 @@ export function xchacha20Xor(message: Uint8Array, nonce: Uint8Array, key: Uint8A
 
 /** The message a detached signature covers: UTF-8(context) || 0x00 || body. */
 export function signingInput(context: string, body: Uint8Array): Uint8Array {
-  return concatBytes(utf8(context), new Uint8Array([0]), body);
+  const prefix = contextBytes(context);
+  const out = new Uint8Array(prefix.length + 1 + body.length); // the 0x00 separator is the fresh array's zero
+  out.set(prefix);
+  out.set(body, prefix.length + 1);
+  return out;
+}
+
+const contexts = new Map<string, Uint8Array>();
+
+/** UTF-8 of a protocol context string, encoded once per context (callers only read it). */
+function contextBytes(context: string): Uint8Array {
+  let bytes = contexts.get(context);
+  if (!bytes) contexts.set(context, (bytes = utf8(context)));
+  return bytes;
 }
 
 // Node fast path for SIGNING when sodium-native is absent (or KLUIS_SODIUM=wasm): Ed25519 signatures are
