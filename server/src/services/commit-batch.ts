@@ -7,6 +7,7 @@ import type { Services } from '../context.js';
 import { frozenRefusal, frozenWitness } from './access.js';
 import type { Tx } from '../db/db.js';
 import { isPostgres } from '../db/postgres.js';
+import { insertRows } from '../db/bulk-insert.js';
 
 export type { CommitAuthor } from './commit-check.js';
 
@@ -118,10 +119,13 @@ export async function readFilesAndVersions(trx: Tx, fileIds: string[], versionId
     { kind: number | string; id: string; space_id: string; head: string | null; n: number | string | null }[];
 }
 
-/** Multi-row INSERTs of a commit's rows (or a group's), in parts that stay below every engine's limit on bound parameters. */
+/**
+ * Multi-row INSERTs of a commit's rows (or a group's): db/bulk-insert.ts, on PostgreSQL in parts that stay below its
+ * limit on bound parameters.
+ */
 export async function insertCommitRows(trx: Tx, rows: { newFiles: object[]; versionRows: object[]; chunkRows: object[]; wrapRows: object[] }): Promise<void> {
-  for (const part of chunked(rows.newFiles, 200)) await trx('files').insert(part);
-  for (const part of chunked(rows.versionRows, 50)) await trx('versions').insert(part);
-  for (const part of chunked(rows.chunkRows, 300)) await trx('version_chunks').insert(part);
-  for (const part of chunked(rows.wrapRows, 200)) await trx('file_key_wraps').insert(part);
+  await insertRows(trx, 'files', rows.newFiles as Record<string, unknown>[], 200);
+  await insertRows(trx, 'versions', rows.versionRows as Record<string, unknown>[], 50);
+  await insertRows(trx, 'version_chunks', rows.chunkRows as Record<string, unknown>[], 300);
+  await insertRows(trx, 'file_key_wraps', rows.wrapRows as Record<string, unknown>[], 200);
 }
