@@ -1,6 +1,7 @@
-// insertRows (server/src/db/bulk-insert.ts): a commit's rows as one JSON parameter per part on sqlite, Knex's
-// multi-row INSERT on PostgreSQL. Every value comes back as Knex's own INSERT stores it (a twin table), across parts,
-// and a failing row fails the statement like an INSERT.
+// insertRows (server/src/db/bulk-insert.ts) and whereInValues (db/in-values.ts): a commit's rows and id lists as one
+// JSON parameter on sqlite, Knex's multi-row INSERT and whereIn on PostgreSQL. Every value comes back as Knex's own
+// INSERT stores it (a twin table), across parts; a failing row fails the statement like an INSERT; a list selects
+// exactly what Knex's whereIn selects.
 import test from 'ava';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -8,6 +9,7 @@ import path from 'node:path';
 import type { Knex } from 'knex';
 import { openDatabase } from '../../server/dist/db/db.js';
 import { insertRows } from '../../server/dist/db/bulk-insert.js';
+import { whereInValues } from '../../server/dist/db/in-values.js';
 import { databaseEnv } from '../helpers/server.js';
 
 async function columns(db: Knex, name: string): Promise<void> {
@@ -64,4 +66,26 @@ test('insertRows stores what Knex\'s INSERT stores, across parts; a bad row fail
   await t.throwsAsync(insertRows(db, 'bulk_json', [row(6000), { ...row(6001), extra: 1 }], 50), { message: /different columns/ });
   await insertRows(db, 'bulk_json', [], 50);
   t.is(Number((await db('bulk_json').count({ n: '*' }))[0]!.n), rows.length);
+});
+
+test('whereInValues selects what whereIn selects: missing, repeated and odd ids, an empty list, combined with other conditions', async (t) => {
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'kluis-inlist-'));
+  const { KLUIS_DATABASE_URL: url } = await databaseEnv(dataDir);
+  const db = await openDatabase({ dataDir, ...(url ? { url } : {}) });
+  t.teardown(async () => {
+    await db.destroy();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+  await columns(db, 'in_probe');
+  const odd = `it's "x") OR 1=1 --`;
+  await insertRows(db, 'in_probe', [...Array.from({ length: 700 }, (_, i) => row(i)), { ...row(9999), id: odd }], 50);
+  const ids = [...Array.from({ length: 600 }, (_, i) => row(i * 2).id), 'absent', row(4).id, odd];
+  const ours = (list: string[]) => whereInValues(db, db('in_probe as p').where('p.ord', '>', -590), 'p.id', list).select('p.id').orderBy('p.id');
+  const knexs = (list: string[]) => db('in_probe as p').where('p.ord', '>', -590).whereIn('p.id', list).select('p.id').orderBy('p.id');
+  const got = await ours(ids);
+  t.deepEqual(got, await knexs(ids));
+  t.is(got.length, 345, 'the even ids from 12 to 698 (ord > -590) and the odd one, each once');
+  t.true(got.some((r: { id: string }) => r.id === odd));
+  t.deepEqual(await ours([]), []);
+  t.deepEqual(await ours(['absent']), []);
 });

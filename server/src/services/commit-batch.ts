@@ -8,6 +8,7 @@ import { frozenRefusal, frozenWitness } from './access.js';
 import type { Tx } from '../db/db.js';
 import { isPostgres } from '../db/postgres.js';
 import { insertRows } from '../db/bulk-insert.js';
+import { whereInValues } from '../db/in-values.js';
 
 export type { CommitAuthor } from './commit-check.js';
 
@@ -92,7 +93,7 @@ export async function commitBatch(trx: Tx, services: Services, author: CommitAut
   const lengths = new Map<string, number>();
   let dead = false;
   for (const part of chunked([...new Set(versions.flatMap((v) => v.chunks))])) {
-    for (const r of await trx('chunks').where({ space_id: spaceId }).whereIn('id', part).select('id', 'length', 'live')) {
+    for (const r of await whereInValues(trx, trx('chunks').where({ space_id: spaceId }), 'id', part).select('id', 'length', 'live')) {
       lengths.set(r.id, Number(r.length));
       if (!Number(r.live)) dead = true;
     }
@@ -113,9 +114,9 @@ export async function commitBatch(trx: Tx, services: Services, author: CommitAut
 
 /** Files (kind 0: space, head, newest wrap epoch as n) and versions (kind 1: space, seq as n) with these ids, in one statement. */
 export async function readFilesAndVersions(trx: Tx, fileIds: string[], versionIds: string[]) {
-  return await trx('files as f').whereIn('f.id', fileIds)
+  return await whereInValues(trx, trx('files as f'), 'f.id', fileIds)
     .select(trx.raw('0 AS kind'), 'f.id', 'f.space_id', 'f.head_version_id as head', trx('file_key_wraps as w').max('w.key_epoch').whereRaw('w.file_id = f.id').as('n'))
-    .unionAll(trx('versions as v').whereIn('v.id', versionIds).select(trx.raw('1 AS kind'), 'v.id', 'v.space_id', trx.raw('NULL AS head'), 'v.seq as n')) as
+    .unionAll(whereInValues(trx, trx('versions as v'), 'v.id', versionIds).select(trx.raw('1 AS kind'), 'v.id', 'v.space_id', trx.raw('NULL AS head'), 'v.seq as n')) as
     { kind: number | string; id: string; space_id: string; head: string | null; n: number | string | null }[];
 }
 

@@ -13,6 +13,7 @@ import type { Services } from '../context.js';
 import type { Tx } from '../db/db.js';
 import { isPostgres } from '../db/postgres.js';
 import { DomainError } from '../domain-error.js';
+import { whereInValues } from '../db/in-values.js';
 import { chunked, commitBatch, insertCommitRows, readFilesAndVersions, type CommitAuthor } from './commit-batch.js';
 import { frozenRefusal, frozenWitness } from './access.js';
 import { checkChunks, checkVersions, commitRows, type CommitSpace, type VersionRow } from './commit-check.js';
@@ -152,7 +153,7 @@ async function combine(trx: Tx, services: Services, jobs: CommitJob[]): Promise<
   const lengths = new Map<string, Map<string, number>>(spaceIds.map((id) => [id, new Map()]));
   const dead = new Set<string>();
   for (const part of chunked([...new Set(jobs.flatMap((j) => j.versions.flatMap((v) => v.chunks)))])) {
-    for (const r of await trx('chunks').whereIn('space_id', spaceIds).whereIn('id', part).select('space_id', 'id', 'length', 'live')) {
+    for (const r of await whereInValues(trx, trx('chunks').whereIn('space_id', spaceIds), 'id', part).select('space_id', 'id', 'length', 'live')) {
       lengths.get(r.space_id)!.set(r.id, Number(r.length));
       if (!Number(r.live)) dead.add(`${r.space_id}/${r.id}`);
     }
