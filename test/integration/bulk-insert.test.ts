@@ -2,7 +2,7 @@
 // JSON parameter on sqlite, Knex's multi-row INSERT and whereIn on PostgreSQL. Every value comes back as Knex's own
 // INSERT stores it (a twin table), across parts; a failing row fails the statement like an INSERT; a list selects
 // exactly what Knex's whereIn selects.
-import test from 'ava';
+import test, { type ExecutionContext } from 'ava';
 import { mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -11,6 +11,18 @@ import { openDatabase } from '../../server/dist/db/db.js';
 import { insertRows } from '../../server/dist/db/bulk-insert.js';
 import { whereInValues } from '../../server/dist/db/in-values.js';
 import { databaseEnv } from '../helpers/server.js';
+
+/** The server's database (sqlite, or PostgreSQL in the pg- twin) in a temp dir, closed and removed after the test. */
+async function openTemp(t: ExecutionContext): Promise<Knex> {
+  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'kluis-bulk-'));
+  const { KLUIS_DATABASE_URL: url } = await databaseEnv(dataDir);
+  const db = await openDatabase({ dataDir, ...(url ? { url } : {}) });
+  t.teardown(async () => {
+    await db.destroy();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+  return db;
+}
 
 async function columns(db: Knex, name: string): Promise<void> {
   await db.schema.createTable(name, (tb) => {
@@ -39,13 +51,7 @@ function row(i: number) {
 }
 
 test('insertRows stores what Knex\'s INSERT stores, across parts; a bad row fails the whole statement', async (t) => {
-  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'kluis-bulk-'));
-  const { KLUIS_DATABASE_URL: url } = await databaseEnv(dataDir);
-  const db = await openDatabase({ dataDir, ...(url ? { url } : {}) });
-  t.teardown(async () => {
-    await db.destroy();
-    rmSync(dataDir, { recursive: true, force: true });
-  });
+  const db = await openTemp(t);
   await columns(db, 'bulk_json');
   await columns(db, 'bulk_knex');
   const rows = Array.from({ length: 1_234 }, (_, i) => row(i)); // three sqlite parts of at most 500
@@ -69,13 +75,7 @@ test('insertRows stores what Knex\'s INSERT stores, across parts; a bad row fail
 });
 
 test('whereInValues selects what whereIn selects: missing, repeated and odd ids, an empty list, combined with other conditions', async (t) => {
-  const dataDir = mkdtempSync(path.join(os.tmpdir(), 'kluis-inlist-'));
-  const { KLUIS_DATABASE_URL: url } = await databaseEnv(dataDir);
-  const db = await openDatabase({ dataDir, ...(url ? { url } : {}) });
-  t.teardown(async () => {
-    await db.destroy();
-    rmSync(dataDir, { recursive: true, force: true });
-  });
+  const db = await openTemp(t);
   await columns(db, 'in_probe');
   const odd = `it's "x") OR 1=1 --`;
   await insertRows(db, 'in_probe', [...Array.from({ length: 700 }, (_, i) => row(i)), { ...row(9999), id: odd }], 50);
