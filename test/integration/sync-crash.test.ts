@@ -190,6 +190,11 @@ test.serial('kill -9 during downloads that create and overwrite files; restart; 
 });
 
 test.serial('kill -9 while committing renames, moves and deletions (either client); restart; one file per path, no conflict copies', async (t) => {
+  if (smallFiles().length < 10) {
+    // Run alone (ava --match): the tests before it made the files it moves; make some, synced on both clients.
+    batch('alone', 40, false);
+    await converge([a, b]);
+  }
   await killLoop(t, 'commit', 10, async (attempt) => {
     const tag = `mix-${attempt}`;
     const smalls = smallFiles();
@@ -217,5 +222,5 @@ test.serial('kill -9 while committing renames, moves and deletions (either clien
   });
   await settleAndCheck(t, 'after commit kills');
   const total = Object.values(landed).reduce((x, y) => x + y, 0);
-  t.true(total >= 30, `kills that landed: ${JSON.stringify(landed)}`);
+  t.true(total >= 10 * Object.keys(landed).length, `kills that landed: ${JSON.stringify(landed)}`);
 });
