@@ -181,11 +181,12 @@ export class IndexDb {
       await this.run('BEGIN IMMEDIATE');
       try {
         await fn();
+        await this.run('COMMIT');
       } catch (err) {
+        // A failed COMMIT leaves the transaction open: roll it back too, or the next BEGIN would fail inside it.
         await this.run('ROLLBACK').catch(() => undefined);
         throw err;
       }
-      await this.run('COMMIT');
     });
   }
 
