@@ -191,6 +191,7 @@ export class IndexDb {
   }
 
   async close(): Promise<void> {
+    await this.writes; // queued writes finish first (none fails here: the chain keeps no errors)
     if (this.knexInstance) await this.knexInstance.destroy();
     this.knexInstance = null;
     await new Promise<void>((resolve, reject) => this.conn.close((err) => (err ? reject(err) : resolve())));
