@@ -240,3 +240,17 @@ test('index: wraps and chunk lists round trip as JSON; names that look like SQL 
   t.is(await db.baseChunks(f.id, odd, 'ver1'), null);
   t.is((await db.remoteAll(f.id)).size, 0);
 });
+
+test('index: close() lets the writes asked for before it finish', async (t) => {
+  const { db, home } = await openTemp(t);
+  const f = await db.folder('s', home);
+  const entries = Array.from({ length: BATCH_ROWS * 2 + 7 }, (_, i) => base(i));
+  const writes = [db.putBase(f.id, entries), db.journalAdd(f.id, 'commit', { versions: [] }), db.setLastSeq(f.id, 42)];
+  await db.close();
+  await Promise.all(writes);
+  const again = await IndexDb.open(home);
+  t.teardown(() => again.close());
+  t.is((await again.baseAll(f.id)).size, entries.length);
+  t.is((await again.journalPending(f.id)).length, 1);
+  t.is((await again.folderById(f.id))!.lastSeq, 42);
+});
