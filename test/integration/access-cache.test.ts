@@ -100,9 +100,14 @@ test.serial('a cached read does not cost the session and membership statements; 
     const text = await (await fetch(`${nodeB.url}/metrics`)).text();
     return [...text.matchAll(/^kluis_db_statements_total\{pool="(\w+)"\} (\d+)/gm)].reduce((n, m) => n + Number(m[2]), 0);
   };
-  const before = await statements();
-  for (let i = 0; i < 10; i++) t.is((await changes(a, spaceId)).status, 200);
-  const per = ((await statements()) - before) / 10;
+  // Two windows of 10 reads, the smaller count kept: a background statement of node B (its incident round, a
+  // checkpoint) that lands in one window is not the request's (CI once saw 11.1 on PostgreSQL: one such statement).
+  const window = async () => {
+    const before = await statements();
+    for (let i = 0; i < 10; i++) t.is((await changes(a, spaceId)).status, 200);
+    return ((await statements()) - before) / 10;
+  };
+  const per = Math.min(await window(), await window());
   t.log(`${per} statements per cached GET changes, alone`);
   // Alone (no batching partner): generation, page, keys, and the audit transaction (BEGIN, INSERT entry, INSERT tree
   // nodes, read of the space's organisation, COMMIT; PostgreSQL adds the writer and audit locks and the read of the
@@ -110,7 +115,7 @@ test.serial('a cached read does not cost the session and membership statements; 
   t.true(per <= (testEngine() === 'postgres' ? 11 : 8), `${per} statements per request`);
   const audit = await admin(nodeA.dataDir, ['audit', 'export', '--org', a.orgId, '--format', 'json']);
   const reads = (Array.isArray(audit) ? audit : audit.entries).filter((e: { action: string; targetId: string }) => e.action === 'changes.read' && e.targetId === spaceId);
-  t.is(reads.length, 13, 'every read audited (3 warm + 10)');
+  t.is(reads.length, 23, 'every read audited (3 warm + 2 × 10)');
 });
 
 /** Statements node B sent so far, per pool. */
