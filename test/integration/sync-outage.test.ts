@@ -60,23 +60,31 @@ async function waitForTrees(t: ExecutionContext, x: SyncClient, y: SyncClient, m
   }
 }
 
+/** Files of the server-outage test's workload (four of them 2 MiB). */
+const FILES = 3004;
+
 test.serial('server killed mid-sync and restarted on the same port: --once waits, retries, finishes with exit 0; a watcher reports the error and recovers', async (t) => {
   const [a, b] = (await env.newSpace()).clients as [SyncClient, SyncClient];
   const w = watch(b, ['--poll', '2'], { env: { KLUIS_SYNC_GIVE_UP_MS: '600000' } });
+  let down = false;
   try {
     await w.waitFor((e) => e.event === 'state' && e.state === 'idle', { what: 'the watcher to be idle' });
-    workload(a, 'veel', 800, 4, 2 * MiB);
+    // Enough that the sync is far from done when its first commit lands (800 files took 1.6 s in all by 2026-11-30:
+    // the run sometimes finished between that commit and the kill).
+    workload(a, 'veel', FILES - 4, 4, 2 * MiB);
     const run = spawnSyncOnce(a, { env: { KLUIS_SYNC_GIVE_UP_MS: '180000' }, timeoutMs: 240_000 });
     await midway(a, 1500);
     t.is(run.proc.exitCode, null, 'the sync was still running when the server went down (else: make the workload bigger)');
     const mark = w.events.length;
     const downAt = Date.now();
+    down = true;
     await env.stopServer('SIGKILL');
     const err = await w.waitFor((e) => e.event === 'state' && e.state === 'error', { from: mark, timeoutMs: 45_000, what: 'state error while the server is down' });
     t.truthy(err.reason, 'the error state says why');
     await sleep(Math.max(0, 4000 - (Date.now() - downAt)));
     t.is(run.proc.exitCode, null, '--once is still waiting for the server');
     await env.startServerAgain();
+    down = false;
     const r = await run.done;
     t.is(r.code, 0, `exit 0 after the outage; stderr: ${r.stderr}`);
     const report = okJson<SyncReport>(r, '--once across the outage');
@@ -85,15 +93,16 @@ test.serial('server killed mid-sync and restarted on the same port: --once waits
 
     const remote = await remoteState(a);
     const remoteFiles = [...remote.byPath.values()].flat().filter((f) => f.kind === 'file').length;
-    t.is(remoteFiles, 804, 'every file is on the server');
+    t.is(remoteFiles, FILES, 'every file is on the server');
     await waitForTrees(t, a, b, 90_000);
     await w.waitFor((e) => e.event === 'synced' && e.downloaded > 0, { from: mark, what: 'a synced event after the outage' });
   } finally {
+    if (down) await env.startServerAgain(); // a failed assertion ends the test: the next tests need the server
     const end = await w.stop('SIGTERM');
     t.is(end.code, 0, `watcher exit; stderr: ${w.stderr().slice(-1000)}`);
   }
   const c = await converge([a, b]);
-  t.is(Object.values(c.tree).filter((h) => h !== 'dir').length, 804);
+  t.is(Object.values(c.tree).filter((h) => h !== 'dir').length, FILES);
   t.deepEqual(await remoteDuplicates(a), []);
 });
 
