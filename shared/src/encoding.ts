@@ -134,7 +134,6 @@ export function fromHex(text: string): Uint8Array {
   return out;
 }
 
-
 const encoder = new TextEncoder();
 const decoder = new TextDecoder('utf-8', { fatal: true });
 

@@ -21,7 +21,7 @@ import type { Database } from 'sqlite3';
 import type { BaseEntry, EntryKind, RemoteEntry } from './types.js';
 import { PRAGMAS, knexOn, openConnection } from './index-connection.js';
 import { migrations, upToDate } from './index-migrations.js';
-import { BATCH_ROWS, type IndexChanges, writeChanges } from './index-writes.js';
+import { BATCH_ROWS, type IndexChanges, chunked, writeChanges } from './index-writes.js';
 
 export { BATCH_ROWS, type IndexChanges };
 
@@ -98,12 +98,6 @@ interface FolderRow {
 
 function folderOf(row: FolderRow): FolderRecord {
   return { id: row.id, spaceId: row.space_id, root: row.root, lastSeq: Number(row.last_seq), createdAt: Number(row.created_at) };
-}
-
-function chunked<T>(items: readonly T[], size = BATCH_ROWS): T[][] {
-  const out: T[][] = [];
-  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
-  return out;
 }
 
 const BASE_COLUMNS = ['path', 'kind', 'file_id', 'version_id', 'hash', 'size', 'mtime_ms', 'local_size', 'local_mtime_ms', 'local_ino'];

@@ -42,7 +42,8 @@ const PUT_BASE_CHUNKS = upsert('base_chunks', ['path', 'version_id', 'chunks'], 
 const PUT_REMOTE = upsert('remote', ['file_id', 'version_id', 'seq', 'path', 'kind', 'size', 'mtime_ms', 'hash', 'deleted', 'chunks', 'key_epoch'], ['file_id'], new Set(['chunks']));
 const PUT_WRAPS = upsert('file_wraps', ['file_id', 'key_epoch', 'wrap'], ['file_id', 'key_epoch'], new Set(['wrap']));
 
-function* chunked<T>(items: readonly T[], size = BATCH_ROWS): Generator<readonly T[]> {
+/** `items` in consecutive slices of at most `size` (the index's reads use it too). */
+export function* chunked<T>(items: readonly T[], size = BATCH_ROWS): Generator<readonly T[]> {
   for (let i = 0; i < items.length; i += size) yield items.slice(i, i + size);
 }
 
