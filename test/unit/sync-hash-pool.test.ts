@@ -102,3 +102,19 @@ test('a scan of many large files gives every file its content hash', async (t) =
   t.is(r.hashed, 12);
   for (let i = 0; i < bytes.length; i++) t.is(r.entries.get(`f${i}.bin`)?.hash, contentHash(bytes[i]!), `f${i}`);
 });
+
+test('hashAside (an upload\'s hash of a file the scan left to it) always takes the worker, whatever the size and queue; after close, the main thread', async (t) => {
+  const { paths, bytes } = await files(t, [10, 3000 * KiB, 200 * KiB, 5 * KiB]);
+  const hereCalls: string[] = [];
+  const pool = new HashPool(0, (p, f) => {
+    hereCalls.push(p);
+    return hashFile(p, f);
+  });
+  const hashes = await Promise.all(paths.map(async (p) => pool.hashAside(p, await factsOf(p))));
+  t.deepEqual(hashes.map((h) => h!.hash), bytes.map((b) => contentHash(b)));
+  t.deepEqual(hereCalls, [], 'four files at once, the first of them tiny: all on the worker');
+  await pool.close();
+  const after = await pool.hashAside(paths[0]!, await factsOf(paths[0]!));
+  t.is(after!.hash, contentHash(bytes[0]!));
+  t.deepEqual(hereCalls, [paths[0]], 'no worker any more: hashed here');
+});

@@ -13,6 +13,7 @@ import { ConfirmAhead } from '../../desktop/dist/sync/confirm-ahead.js';
 import { PreviousChunks } from '../../desktop/dist/sync/chunk-guide.js';
 import type { ApiClient } from '../../desktop/dist/api/client.js';
 import { detBytes } from '../helpers/det-bytes.js';
+import { HASH_LATER } from '../../desktop/dist/sync/types.js';
 
 const MiB = 1024 * 1024;
 
@@ -120,6 +121,24 @@ test('small files are still hashed: a different hash with the same facts gives n
   const right = await scanned(file, content);
   t.is((await readAndEncrypt(file, keys(), uploader().up, false, { expect: right }))?.hash, right.hash);
   t.is(await readAndEncrypt(file, keys(), uploader().up, false, { expect: { ...right, hash: 'c'.repeat(64) } }), null);
+});
+
+test('a file the scan left to its upload to hash (HASH_LATER): a small one is hashed in the read, a larger one keeps the mark for the upload\'s hash', async (t) => {
+  const dir = await tempDir(t);
+  const small = path.join(dir, 'small');
+  const smallContent = detBytes(16, 100 * 1024);
+  await writeFile(small, smallContent);
+  const s = await scanned(small, smallContent);
+  t.is((await readAndEncrypt(small, keys(), uploader().up, false, { expect: { ...s, hash: HASH_LATER } }))?.hash, k.contentHash(smallContent));
+  const large = path.join(dir, 'large');
+  const largeContent = detBytes(17, 6 * MiB);
+  await writeFile(large, largeContent);
+  const l = await scanned(large, largeContent);
+  const read = await readAndEncrypt(large, keys(), uploader().up, false, { expect: { ...l, hash: HASH_LATER } });
+  t.is(read?.hash, HASH_LATER);
+  t.is(read?.size, largeContent.length);
+  await appendFile(large, Buffer.alloc(3)); // and the facts still decide
+  t.is(await readAndEncrypt(large, keys(), uploader().up, false, { expect: { ...l, hash: HASH_LATER } }), null);
 });
 
 test('without the scan\'s facts the file is hashed as it is read', async (t) => {

@@ -119,7 +119,12 @@ export function registerSyncCommands(program: Command): void {
       // The summary just read names the removals an admin asked for (managers only; others have none to send): when
       // there are none, the first pass does not ask for the space's details again.
       const noRemovalsPending = space.role !== 'manager' || (space.pendingRemovals !== undefined && space.pendingRemovals.length === 0);
-      const folder = await openFolder(account, dir, { spaceId: space.spaceId, home: kluisHome(), settleMs, bwlimit, noRemovalsPending, ...(giveUp ? { giveUpMs: giveUp } : {}) });
+      const hashLater = process.env.KLUIS_SYNC_HASH_LATER_MIN;
+      const hashLaterMin = hashLater ? Number(hashLater) : undefined;
+      if (hashLaterMin !== undefined && !(Number.isInteger(hashLaterMin) && hashLaterMin >= 1)) throw new CliError('KLUIS_SYNC_HASH_LATER_MIN: bytes, an integer of at least 1');
+      const folder = await openFolder(account, dir, {
+        spaceId: space.spaceId, home: kluisHome(), settleMs, bwlimit, noRemovalsPending, ...(giveUp ? { giveUpMs: giveUp } : {}), ...(hashLaterMin ? { hashLaterMin } : {}),
+      });
       try {
         // Progress when a person watches (stdout is a terminal); drawn on stderr so it never mixes with results.
         const tty = Boolean(process.stdout.isTTY) && Boolean(process.stderr.isTTY) && !json && !o.quiet;

@@ -110,7 +110,7 @@ export async function act(ctx: SyncContext, actions: SyncAction[], base: Map<str
           break;
         }
         busy = true;
-        uploads.push({ path: a.path, local: a.local, ...uploadTarget(a) });
+        uploads.push({ path: a.path, local: a.local, ...uploadTarget(a), base: a.base });
         break;
       case 'download':
         busy = true;

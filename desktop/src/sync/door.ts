@@ -64,6 +64,8 @@ export interface OpenOptions {
   giveUpMs?: number;
   /** the space's summary, read just now, named no removal pending (SyncEngine's option of that name) */
   noRemovalsPending?: boolean;
+  /** SyncEngine's option of that name (hash-later.ts) */
+  hashLaterMin?: number;
 }
 
 /** The folder's root as the index records it (real path when it exists). */
@@ -137,7 +139,7 @@ export class SyncFolder extends FolderEvents {
       const engine = new SyncEngine({
         db, folder, client: accountClient(account), account, device: o.device ?? (() => deviceName(account)), bwlimit,
         ...(o.settleMs !== undefined ? { settleMs: o.settleMs } : {}), ...(o.giveUpMs !== undefined ? { giveUpMs: o.giveUpMs } : {}),
-        ...(o.noRemovalsPending ? { noRemovalsPending: true } : {}),
+        ...(o.noRemovalsPending ? { noRemovalsPending: true } : {}), ...(o.hashLaterMin !== undefined ? { hashLaterMin: o.hashLaterMin } : {}),
       });
       return new SyncFolder(db, engine, unlock);
     } catch (err) {

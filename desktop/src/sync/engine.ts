@@ -37,6 +37,7 @@ import { reconcile } from './reconcile.js';
 import { isTransient, type FileKeys, type SpaceCrypto } from './remote.js';
 import { Backoff, sleep } from './retry.js';
 import { scanFolder, unknownPaths, type ScanResult } from './scan.js';
+import { HASH_LATER_MIN, hashNow, pathsToHashNow } from './hash-later.js';
 import { RateLimiter } from './transfer.js';
 import type { BaseEntry, EngineState, RemoteEntry, SyncAction } from './types.js';
 
@@ -62,6 +63,8 @@ export interface EngineOptions {
    * pass does not ask again (one request less on an unchanged folder, issue 22). Hints and polls ask as before.
    */
   noRemovalsPending?: boolean;
+  /** new or changed files of at least this size are hashed by their upload (hash-later.ts; default HASH_LATER_MIN) */
+  hashLaterMin?: number;
 }
 
 const MAX_CYCLES_ONCE = 30;
@@ -73,6 +76,7 @@ export class SyncEngine extends EventEmitter {
   readonly account: Account;
   private deviceName: string | (() => Promise<string>);
   readonly settleMs: number;
+  private readonly hashLaterMin: number;
   readonly limiter: RateLimiter;
   private readonly ctx: SyncContext;
   private stateValue: EngineState = 'idle';
@@ -95,6 +99,7 @@ export class SyncEngine extends EventEmitter {
     this.account = options.account;
     this.deviceName = options.device;
     this.settleMs = options.settleMs ?? 1000;
+    this.hashLaterMin = options.hashLaterMin ?? HASH_LATER_MIN;
     this.limiter = new RateLimiter(options.bwlimit ?? 0);
     this.giveUpMs = options.giveUpMs;
     this.removalsDue = !options.noRemovalsPending;
@@ -199,7 +204,7 @@ export class SyncEngine extends EventEmitter {
   private async scan(base: Map<string, BaseEntry>, signal?: AbortSignal): Promise<ScanResult> {
     const dirty = [...this.dirty];
     this.dirty = new Set();
-    const options = { settleMs: this.settleMs, ...(signal ? { signal } : {}) };
+    const options = { settleMs: this.settleMs, hashLaterMin: this.hashLaterMin, ...(signal ? { signal } : {}) };
     if (!this.lastScan || dirty.includes('')) return scanFolder(this.folder.root, base, options);
     if (dirty.length === 0) return this.lastScan;
     const dirs = new Set<string>();
@@ -278,6 +283,8 @@ export class SyncEngine extends EventEmitter {
     }
     const { base, scan } = await local;
     traceMemory('scanned');
+    // Large files the scan left to their upload are hashed now where the remote side needs their content compared.
+    await hashNow(scan, pathsToHashNow(scan.entries, base, remote), (p) => this.ctx.abs(p));
     if (this.firstCycle) {
       await cleanTemp(this.folder.root, scan.temps).catch(() => 0);
       this.firstCycle = false;

@@ -42,7 +42,19 @@ export class HashPool {
     if (this.failed || facts.size <= this.minSize) return null;
     if (++this.asked < 2 || this.pending.size >= WORKER_QUEUE) return null;
     const worker = this.worker ?? this.start();
-    if (!worker) return null;
+    return worker ? this.post(worker, absPath, facts) : null;
+  }
+
+  /**
+   * Hashes the file on the worker whatever its size and however many files wait (the upload of a file the scan left
+   * to it, hash-later.ts), or on the main thread when no worker runs.
+   */
+  hashAside(absPath: string, facts: FileFacts): Promise<HashedFile | null> {
+    const worker = this.failed ? null : this.worker ?? this.start();
+    return worker ? this.post(worker, absPath, facts) : this.hashHere(absPath, facts);
+  }
+
+  private post(worker: Worker, absPath: string, facts: FileFacts): Promise<HashedFile | null> {
     const job: HashJob = { seq: ++this.seq, absPath, facts };
     return new Promise((resolve, reject) => {
       this.pending.set(job.seq, { job, resolve, reject });

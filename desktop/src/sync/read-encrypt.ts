@@ -7,6 +7,8 @@
 // its inode, size and mtime, taken when it is opened and again after the last byte is read, must be the scan's; that
 // is the test by which the scan trusts its own hash (file-hash.ts hashFile) and the index a stored one. If they differ, the
 // file changed since the scan: null, and the next pass takes it. Small files are still hashed (cheaper than a stat).
+// A file the scan did not hash (HASH_LATER, hash-later.ts) keeps that hash here (the upload has it hashed beside the
+// read) unless it is small enough to be read in one piece, which is hashed anyway.
 //
 // Chunks the server holds. A new version of a large file mostly repeats the version it replaces, under the same file
 // key, so with the same keyed chunk ids; the index keeps that version's chunk list (download.ts keepChunks). With
@@ -21,6 +23,7 @@ import { closeSync, constants as fsConstants, openSync, readSync } from 'node:fs
 import { open, type FileHandle } from 'node:fs/promises';
 import { chunkBoundaries, chunkId, chunkStream, chunkStreamGuided, contentHash, sealChunkInto, sealedChunkLength, ContentHasher, type FileSubkeys } from '@kluis/shared';
 import { PreviousChunks } from './chunk-guide.js';
+import { HASH_LATER } from './types.js';
 import { CONFIRM_AHEAD_MIN, ConfirmAhead } from './confirm-ahead.js';
 import type { ChunkUploader } from './chunk-uploader.js';
 import { readBuffers } from './read-buffers.js';
@@ -192,7 +195,8 @@ async function readInto(absPath: string, sink: ChunkSink, sizeHint: number | und
       await sink.cut(content);
       const hash = contentHash(content);
       readBuffers.give(content); // sealed and hashed: nothing refers to it any more
-      return expect && (hash !== expect.hash || content.length !== expect.size) ? null : { hash, size: content.length, chunks: sink.chunks, heldBytes: sink.heldBytes };
+      const differs = expect && (content.length !== expect.size || (expect.hash !== HASH_LATER && hash !== expect.hash));
+      return differs ? null : { hash, size: content.length, chunks: sink.chunks, heldBytes: sink.heldBytes };
     }
   }
   const handle = await open(absPath, OPEN_FLAGS);

@@ -21,12 +21,14 @@
 //   name `.kluis` at the root (reserved; the engine may keep a marker there).
 // - Every path that is not in `entries` but was seen (skipped, refused, unreadable) must be passed to reconcile as
 //   `unknown`: a path that was not seen is not a deletion. `unknownPaths(result)` gives that list.
+// - With `hashLaterMin`, large new or changed files are left to the upload to hash (hash-later.ts).
 import { lstatSync, readdirSync } from 'node:fs';
 import { lstat, opendir, stat } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import path from 'node:path';
 import { initCrypto } from '@kluis/shared';
-import type { BaseEntry, LocalEntry } from './types.js';
+import { HASH_LATER, type BaseEntry, type LocalEntry } from './types.js';
+import { mayBeMove, moveFacts } from './hash-later.js';
 import { SYNC_HASH_MAX, hashFile, type HashedFile } from './file-hash.js';
 import { HashPool } from './hash-pool.js';
 import { MAX_PATH_BYTES } from '@kluis/shared';
@@ -73,6 +75,11 @@ export interface ScanOptions {
    * engine runs full scans at start, after every pass that changed the disk, and periodically.
    */
   only?: { previous: ScanResult; dirs: readonly string[] };
+  /**
+   * New or changed files of at least this many bytes are not hashed: their entry's hash is HASH_LATER and the upload
+   * hashes them (hash-later.ts), unless they may be a move. Default: every file is hashed.
+   */
+  hashLaterMin?: number;
 }
 
 export interface ScanResult {
@@ -176,6 +183,8 @@ async function scanWith(
   const ci = options.caseInsensitive ?? isCaseInsensitivePlatform(platform);
   const statBatch = Math.max(1, options.statBatch ?? 64);
   const statMode = options.statMode ?? 'sync';
+  const hashLaterMin = options.hashLaterMin ?? Infinity;
+  let moves: Set<string> | undefined; // moveFacts(base), made at the first large file
 
   let rootStat: Stats;
   try {
@@ -326,6 +335,8 @@ async function scanWith(
           } else if (Math.abs((options.now ?? Date.now()) - st.mtimeMs) < settleMs) {
             // Within settleMs of now on either side; an mtime further in the future (clock skew) is not waited for.
             result.skipped.push({ path: t.rel, reason: 'settling' });
+          } else if (st.size >= hashLaterMin && !mayBeMove((moves ??= moveFacts(base, hashLaterMin)), st)) {
+            result.entries.set(t.rel, { path: t.rel, kind: 'file', size: st.size, mtimeMs: st.mtimeMs, ino: st.ino, hash: HASH_LATER });
           } else {
             hashing.push(hashInto(abs, t.rel, st));
           }

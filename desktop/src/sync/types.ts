@@ -31,9 +31,15 @@ export interface LocalEntry {
   size: number;
   mtimeMs: number;
   ino: number;
-  /** hex BLAKE2b-256 of the content; reused from the index when size+mtime+inode are unchanged */
+  /**
+   * hex BLAKE2b-256 of the content; reused from the index when size+mtime+inode are unchanged. HASH_LATER for a large
+   * file the scan left to the upload to hash (hash-later.ts); the upload writes the real hash here once it has it.
+   */
   hash: string;
 }
+
+/** LocalEntry.hash of a file hashed by its upload, not by the scan (hash-later.ts): equal to no real hash. */
+export const HASH_LATER = 'later';
 
 /** The newest version of a file on the server, as known from the change log (opened manifest). */
 export interface RemoteEntry {

@@ -8,8 +8,10 @@ import { isTransient, type FileKeys } from './remote.js';
 import { EMPTY_HASH, type ScanResult } from './scan.js';
 import { readAndEncrypt, type ReadFile } from './read-encrypt.js';
 import { ChunkUploader, each } from './transfer.js';
-import type { LocalEntry } from './types.js';
+import { HASH_LATER, type BaseEntry, type LocalEntry } from './types.js';
 import { traceMemory } from './memory-trace.js';
+import { hashFile } from './file-hash.js';
+import { HashPool } from './hash-pool.js';
 
 const COMMIT_BATCH = 500;
 const READ_CONCURRENCY = 4;
@@ -22,6 +24,18 @@ export interface UploadItem {
   parent: string | null;
   /** a move re-uploaded under a fresh key: the old path's base row goes */
   deleteBase?: string;
+  /** the path's base row: a file hashed by its upload (HASH_LATER) whose content is this row's is not committed */
+  base?: BaseEntry | null;
+}
+
+/**
+ * A file the scan left to its upload to hash (hash-later.ts) that turned out to hold its base version's content
+ * (touched, or written back unchanged): the base row with the file's new facts, to store instead of a new version.
+ */
+function unchangedAfterAll(a: UploadItem, hash: string): BaseEntry | null {
+  const b = a.base;
+  if (!b || b.kind !== 'file' || b.hash !== hash || a.fileId !== b.fileId || a.parent !== b.versionId) return null;
+  return { ...b, localSize: a.local.size, localMtimeMs: a.local.mtimeMs, localIno: a.local.ino };
 }
 
 /**
@@ -78,53 +92,81 @@ export async function uploadAll(ctx: SyncContext, uploads: UploadItem[], commits
     await commitNow(queue.splice(0, queue.length));
   };
 
-  await each(uploads, READ_CONCURRENCY, async (a) => {
-    if (signal?.aborted) return;
-    const l = a.local;
-    let keys: FileKeys;
-    let fileId: string;
-    let known = false;
-    if (a.fileId === null) {
-      ({ fileId, keys } = sc.newFile());
-    } else {
-      if (!sc.knows(a.fileId)) {
-        ctx.report.errors.push({ path: a.path, reason: 'no key of this file opens for you' });
-        giveUp(a);
-        return;
+  let hasher: HashPool | undefined; // started at the first file to hash (HASH_LATER), ended with the pass
+  try {
+    await each(uploads, READ_CONCURRENCY, async (a) => {
+      if (signal?.aborted) return;
+      const l = a.local;
+      let keys: FileKeys;
+      let fileId: string;
+      let known = false;
+      if (a.fileId === null) {
+        ({ fileId, keys } = sc.newFile());
+      } else {
+        if (!sc.knows(a.fileId)) {
+          ctx.report.errors.push({ path: a.path, reason: 'no key of this file opens for you' });
+          giveUp(a);
+          return;
+        }
+        fileId = a.fileId;
+        const w = sc.writeKeys(fileId);
+        keys = w.keys;
+        known = !w.fresh;
       }
-      fileId = a.fileId;
-      const w = sc.writeKeys(fileId);
-      keys = w.keys;
-      known = !w.fresh;
-    }
-    let content = { hash: EMPTY_HASH, size: 0, chunks: [] as [string, number][] };
-    if (l.kind === 'file') {
-      let read: ReadFile | null;
-      try {
-        // The scan's hash is reused when the file is still what the scan found (read-encrypt.ts, "Hash once").
-        const previous = known ? await heldChunks(ctx, a) : undefined;
-        read = await readAndEncrypt(ctx.abs(scan.diskPaths.get(a.path) ?? a.path), keys.subkeys, uploader, known, { onHeld: done, expect: l, ...(previous ? { previous } : {}) });
-      } catch (err) {
-        if (isTransient(err)) throw err;
-        ctx.localFailure(a.path, err);
-        giveUp(a);
-        return;
+      let content = { hash: EMPTY_HASH, size: 0, chunks: [] as [string, number][] };
+      if (l.kind === 'file') {
+        let read: ReadFile | null;
+        const abs = ctx.abs(scan.diskPaths.get(a.path) ?? a.path);
+        // A file the scan left to its upload to hash (hash-later.ts): a worker hashes it while this thread cuts and
+        // encrypts it (null: gone or changed; a failure is the read's to report).
+        const aside = l.hash === HASH_LATER ? (hasher ??= new HashPool(0, hashFile)).hashAside(abs, l).catch(() => null) : undefined;
+        try {
+          // The scan's hash is reused when the file is still what the scan found (read-encrypt.ts, "Hash once").
+          const previous = known ? await heldChunks(ctx, a) : undefined;
+          read = await readAndEncrypt(abs, keys.subkeys, uploader, known, { onHeld: done, expect: l, ...(previous ? { previous } : {}) });
+        } catch (err) {
+          if (isTransient(err)) throw err;
+          ctx.localFailure(a.path, err);
+          giveUp(a);
+          return;
+        }
+        // Changed since the scan (still being written): not uploaded half-written; the next pass takes it.
+        if (!read) {
+          giveUp(a);
+          return;
+        }
+        if (read.hash === HASH_LATER) {
+          // Hashed beside the read, under the same test of the file's facts (file-hash.ts): both saw the scan's file.
+          const h = await aside!;
+          if (!h || h.size !== l.size || h.mtimeMs !== l.mtimeMs) {
+            giveUp(a);
+            return;
+          }
+          read.hash = h.hash;
+        }
+        content = read;
+        if (l.hash === HASH_LATER) {
+          l.hash = read.hash; // the scan's entry (the engine's last scan) holds the real hash from now on
+          const refreshed = unchangedAfterAll(a, read.hash);
+          if (refreshed) {
+            await ctx.db.apply(ctx.folder.id, { putBase: [refreshed] });
+            filesDone++;
+            emitProgress();
+            return;
+          }
+        }
       }
-      // Changed since the scan (still being written): not uploaded half-written; the next pass takes it.
-      if (!read) {
-        giveUp(a);
-        return;
-      }
-      content = read;
-    }
-    queue.push(makeVersion(ctx, sc, keys, {
-      fileId, parent: a.parent, path: a.path, kind: l.kind, size: content.size, mtimeMs: Math.trunc(l.mtimeMs), chunks: content.chunks, hash: content.hash, deleted: false,
-    }, a.deleteBase !== undefined ? 'move' : 'upload', { local: l, ...(a.deleteBase !== undefined ? { deleteBase: a.deleteBase } : {}) }));
-    filesDone++;
-    if (filesDone % 1000 === 0) traceMemory(`uploaded ${filesDone}`);
-    emitProgress();
-    await maybeCommit();
-  });
+      queue.push(makeVersion(ctx, sc, keys, {
+        fileId, parent: a.parent, path: a.path, kind: l.kind, size: content.size, mtimeMs: Math.trunc(l.mtimeMs), chunks: content.chunks, hash: content.hash, deleted: false,
+      }, a.deleteBase !== undefined ? 'move' : 'upload', { local: l, ...(a.deleteBase !== undefined ? { deleteBase: a.deleteBase } : {}) }));
+      filesDone++;
+      if (filesDone % 1000 === 0) traceMemory(`uploaded ${filesDone}`);
+      emitProgress();
+      await maybeCommit();
+    });
+  } finally {
+    await hasher?.close();
+  }
   if (queue.length) commitNow(queue.splice(0, queue.length));
   await recorded;
   ctx.report.bytesUploaded += uploader.sentBytes;
