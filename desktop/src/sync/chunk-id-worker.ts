@@ -4,7 +4,7 @@
 // nothing is copied between the threads but the ids.
 import { closeSync, openSync, readSync, constants as fsConstants } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
-import { CHUNK_MAX, chunkId, initCrypto, type FileSubkeys } from '@kluis/shared';
+import { CHUNK_MAX, chunkId, initCrypto, type FileSubkeys } from '@kluis/shared/hashing';
 
 export interface ChunkIdJob {
   absPath: string;

@@ -4,7 +4,7 @@
 import { closeSync, constants as fsConstants, fstatSync, openSync, readSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
-import { ContentHasher, contentHash, initCrypto } from '@kluis/shared';
+import { ContentHasher, contentHash, initCrypto } from '@kluis/shared/hashing';
 import { LocalFsError } from './local-paths.js';
 import { readBuffers } from './read-buffers.js';
 

@@ -2,7 +2,7 @@
 // others, so that a first sync of many large files reads and hashes on both cores. Nothing but paths, facts and
 // hashes crosses between the threads.
 import { parentPort, workerData } from 'node:worker_threads';
-import { initCrypto } from '@kluis/shared';
+import { initCrypto } from '@kluis/shared/hashing';
 import { HASH_WORKER } from './hash-pool.js';
 import { LocalFsError } from './local-paths.js';
 import { hashFileSync, type FileFacts, type HashedFile } from './file-hash.js';

@@ -11,7 +11,7 @@
 // always refuse.
 import { lstat } from 'node:fs/promises';
 import path from 'node:path';
-import { MAX_PATH_BYTES, MAX_SEGMENT_BYTES } from '@kluis/shared';
+import { MAX_PATH_BYTES, MAX_SEGMENT_BYTES } from '@kluis/shared/hashing';
 
 /** Prefix of the engine's own temp files (atomic writes); the scan ignores them, `cleanTemp` removes leftovers. */
 export const TEMP_PREFIX = '.kluis-tmp-';

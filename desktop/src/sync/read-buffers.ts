@@ -1,7 +1,7 @@
 // The arrays the sync client reads files into, reused from file to file (shared/src/buffer-pool.ts). W4's 2,000
 // office files were read twice in fresh arrays (the scan's hash, 1 MiB each; the upload's whole small file): 1.7 GiB
 // of external memory for 1 GiB of files, and the full collections that follow it (issue 22).
-import { SizeClassPool } from '@kluis/shared';
+import { SizeClassPool } from '@kluis/shared/hashing';
 
 const MiB = 1024 * 1024;
 
