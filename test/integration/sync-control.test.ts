@@ -1,7 +1,7 @@
 // Controlling a running `kluis sync`: pause and resume by signal, the bandwidth limit, one engine per folder, one
 // space per folder, `kluis status`, a clean stop on SIGTERM, and a viewer whose local changes are not uploaded.
 import test from 'ava';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { randomBytes } from 'node:crypto';
@@ -135,6 +135,14 @@ test('a viewer\'s local changes are refused with a message and never reach the s
   t.is(report.uploaded, 0);
   t.true(report.refused.some((x: { path: string; reason: string }) => x.path === 'poging.txt' && /viewer/.test(x.reason)), JSON.stringify(report.refused));
   t.is(await head(owner, spaceId), headBefore);
+  // A file only touched is no change, also when the scan leaves its hash to the upload (KLUIS_SYNC_HASH_LATER_MIN).
+  const touched = new Date(Date.now() - 60_000);
+  utimesSync(path.join(viewerDir, 'beleid.txt'), touched, touched);
+  for (let run = 0; run < 2; run++) {
+    const again = await kluis(viewerHome, ['sync', viewerDir, '--space', spaceId, '--once', '--json'], '', { KLUIS_SYNC_HASH_LATER_MIN: '1' });
+    t.is(again.code, 0, again.stderr);
+    t.deepEqual(JSON.parse(again.stdout).refused.map((x: { path: string }) => x.path), ['poging.txt'], `run ${run}`);
+  }
 });
 
 test('on a terminal a progress line shows files and bytes done, rate and time left; not with --json', async (t) => {

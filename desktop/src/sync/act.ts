@@ -10,7 +10,8 @@ import { limitHeapGrowth } from './heap-growth.js';
 import { journalLocal } from './journal.js';
 import { uploadTarget } from './reconcile.js';
 import { EMPTY_HASH, type ScanResult } from './scan.js';
-import type { BaseEntry, LocalEntry, SyncAction } from './types.js';
+import { HASH_LATER, type BaseEntry, type LocalEntry, type SyncAction } from './types.js';
+import { hashNow } from './hash-later.js';
 import { uploadAll, type UploadItem } from './upload.js';
 
 function currentFacts(l: LocalEntry | undefined): LocalFacts | null {
@@ -106,7 +107,11 @@ export async function act(ctx: SyncContext, actions: SyncAction[], base: Map<str
       }
       case 'upload':
         if (!sc.canWrite || sc.frozen) {
-          ctx.readOnly(a.path, sc.frozen);
+          // A large file the scan left to its upload (hash-later.ts) may only have been touched: hashed here to tell.
+          if (a.local.hash === HASH_LATER) await hashNow(scan, [a.path], (p) => ctx.abs(p));
+          const refreshed = refreshedFacts(a, base, scan);
+          if (refreshed) index.putBase.push(refreshed);
+          else if (scan.entries.has(a.path)) ctx.readOnly(a.path, sc.frozen);
           break;
         }
         busy = true;

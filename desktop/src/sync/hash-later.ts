@@ -11,7 +11,8 @@
 //   HASH_LATER entry whose path the remote side touched (pathsToHashNow) is hashed as before (hashNow).
 // What is left is an upload of local content over an unchanged remote. If the content turns out to be the base's
 // after all (a file touched, or written back unchanged), the upload commits nothing and refreshes the base row's
-// local facts (upload.ts), as act.ts does for a touched file the scan hashed.
+// local facts (upload.ts), as act.ts does for a touched file the scan hashed. Where nothing may be uploaded (a viewer,
+// a frozen space) act.ts hashes the file before calling it a refused change, so a touched file is no refusal.
 import { hashFile } from './file-hash.js';
 import type { ScanResult } from './scan.js';
 import { HASH_LATER, type BaseEntry, type LocalEntry, type RemoteEntry } from './types.js';
