@@ -135,19 +135,16 @@ export async function uploadAll(ctx: SyncContext, uploads: UploadItem[], commits
           giveUp(a);
           return;
         }
-        if (read.hash === HASH_LATER) {
-          // Hashed beside the read, under the same test of the file's facts (file-hash.ts): both saw the scan's file.
-          const h = await aside!;
-          if (!h || h.size !== l.size || h.mtimeMs !== l.mtimeMs) {
+        if (aside) {
+          // Hashed beside the read (unless it was small enough to be hashed in it), under the same test of the file's
+          // facts (file-hash.ts hashFileSync): both saw the scan's file. null: changed or gone since.
+          const h = read.hash === HASH_LATER ? await aside : { hash: read.hash };
+          if (!h) {
             giveUp(a);
             return;
           }
-          read.hash = h.hash;
-        }
-        content = read;
-        if (l.hash === HASH_LATER) {
-          l.hash = read.hash; // the scan's entry (the engine's last scan) holds the real hash from now on
-          const refreshed = unchangedAfterAll(a, read.hash);
+          read.hash = l.hash = h.hash; // the scan's entry (the engine's last scan) holds the real hash from now on
+          const refreshed = unchangedAfterAll(a, h.hash);
           if (refreshed) {
             await ctx.db.apply(ctx.folder.id, { putBase: [refreshed] });
             filesDone++;
@@ -155,6 +152,7 @@ export async function uploadAll(ctx: SyncContext, uploads: UploadItem[], commits
             return;
           }
         }
+        content = read;
       }
       queue.push(makeVersion(ctx, sc, keys, {
         fileId, parent: a.parent, path: a.path, kind: l.kind, size: content.size, mtimeMs: Math.trunc(l.mtimeMs), chunks: content.chunks, hash: content.hash, deleted: false,
