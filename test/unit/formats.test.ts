@@ -23,6 +23,11 @@ test('base32 and hex round trip', (t) => {
   t.throws(() => k.fromHex('0g'), { instanceOf: k.EncodingError });
   const every = Uint8Array.from({ length: 256 }, (_, i) => i);
   t.deepEqual(k.fromHex(k.toHex(every)), every);
+  // toHex works in blocks of 4,096 bytes: lengths around and across the block edge.
+  for (const n of [0, 1, 32, 4095, 4096, 4097, 8192, 10_001]) {
+    const long = Uint8Array.from({ length: n }, (_, i) => (i * 131 + (i >> 8)) & 0xff);
+    t.is(k.toHex(long), Buffer.from(long).toString('hex'), `length ${n}`);
+  }
   t.deepEqual(k.fromHex('ABCDEFabcdef0919'), Uint8Array.from([0xab, 0xcd, 0xef, 0xab, 0xcd, 0xef, 0x09, 0x19]));
   t.deepEqual(k.fromHex(''), new Uint8Array(0));
   for (const bad of ['0', 'abc', 'g0', '0G', ' 0', '0:', '/0', '@0', '0`', 'é0', '0\u0130', '\u{1F600}', '0\u0000']) {
