@@ -123,11 +123,11 @@ async function killAfter(t: ExecutionContext, c: SyncClient, delayMs: number): P
 async function killLoop(t: ExecutionContext, phase: string, target: number, prepare: (attempt: number) => Promise<SyncClient>): Promise<void> {
   let count = 0;
   let window = 2500;
-  const delays: number[] = [];
+  const delays: string[] = [];
   const hit = async (victim: SyncClient, delay: number, what: string) => {
     if (!(await killAfter(t, victim, delay))) return false;
     count++;
-    delays.push(delay);
+    delays.push(`${victim.label} ${delay}`);
     assertNoPartial(t, victim, `after a kill at ${delay} ms (${what})`);
     return true;
   };
@@ -154,6 +154,9 @@ async function settleAndCheck(t: ExecutionContext, when: string): Promise<void> 
   for (const r of c.reports) t.deepEqual([r.conflicts, r.refused], [[], []], `${when}: ${JSON.stringify(r)}`);
   const files = Object.fromEntries(Object.entries(c.tree).filter(([, h]) => h !== 'dir'));
   const expected = Object.fromEntries([...model].sort(([x], [y]) => (x < y ? -1 : 1)));
+  // The short form first: a CI log that cuts the long assertions below still says what differs.
+  const diff = treeDiff(files, expected);
+  if (diff !== 'equal') t.log(`${when}: the folders against the model: ${diff}`);
   t.deepEqual(Object.keys(files).sort(), Object.keys(expected).sort(), `${when}: every file exactly once: ${treeDiff(files, expected)}`);
   t.deepEqual(files, expected, `${when}: right content`);
   t.deepEqual(temps(a.dir), [], 'no temp files left on A');
@@ -161,6 +164,8 @@ async function settleAndCheck(t: ExecutionContext, when: string): Promise<void> 
   const remote = await remoteState(a);
   const remoteFiles = [...remote.byPath].filter(([, list]) => list.some((f) => f.kind === 'file'));
   t.deepEqual([...remote.byPath].filter(([, list]) => list.length > 1).map(([p]) => p), [], `${when}: no path has two live files on the server`);
+  const remoteDiff = treeDiff(Object.fromEntries(remoteFiles.map(([p]) => [p, 'file'])), Object.fromEntries(Object.keys(expected).map((p) => [p, 'file'])));
+  if (remoteDiff !== 'equal') t.log(`${when}: the server's live files against the model: ${remoteDiff}`);
   t.deepEqual(remoteFiles.map(([p]) => p).sort(), Object.keys(expected).sort(), `${when}: the server's live files are the model`);
   for (const [p, list] of remoteFiles) t.is(list[0]!.size, statSync(path.join(a.dir, p)).size, `${when}: size of ${p} on the server`);
 }
