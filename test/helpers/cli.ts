@@ -1,5 +1,6 @@
-// Drives the built `kluis` CLI (node desktop/dist/cli/main.js) for integration tests that need only a few clients
-// on the fs-store server (test/helpers/sync-env.ts is the full multi-client harness on S3).
+// Drives the built `kluis` CLI (node desktop/dist/cli/kluis.mjs, the bundle `npm run build` makes with
+// scripts/build-cli.mjs) for integration tests that need only a few clients on the fs-store server
+// (test/helpers/sync-env.ts is the full multi-client harness on S3).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -7,7 +8,7 @@ import path from 'node:path';
 import { repoRoot } from './server.js';
 import type { User } from './api.js';
 
-export const CLI = path.join(repoRoot, 'desktop/dist/cli/main.js');
+export const CLI = path.join(repoRoot, 'desktop/dist/cli/kluis.mjs');
 
 export interface CliRun {
   code: number | null;

@@ -319,6 +319,10 @@ const invokedDirectly = (() => {
   }
 })();
 
+// Where this module's code (in the CLI bundle, desktop/dist/cli/kluis.mjs) finds the worker threads: checked by
+// test/integration/cli-bin.test.ts against the bundle itself.
+export { CHUNK_ID_WORKER_URL, HASH_WORKER_URL } from '../sync/worker-urls.js';
+
 /** The whole `kluis` program, as the npm bin (desktop/bin/kluis.js) and a direct run both start it. */
 export function fullProgram(): Command {
   return buildProgram((p) => {

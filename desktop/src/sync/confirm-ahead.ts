@@ -11,6 +11,7 @@
 import { Worker } from 'node:worker_threads';
 import type { FileSubkeys } from '@kluis/shared';
 import type { ChunkIdJob, ChunkIdResult } from './chunk-id-worker.js';
+import { CHUNK_ID_WORKER_URL } from './worker-urls.js';
 
 /** Files below this size are confirmed by the main thread alone: a worker costs ~50 ms and ~15 MB to start. */
 export const CONFIRM_AHEAD_MIN = 64 * 1024 * 1024;
@@ -31,7 +32,7 @@ export class ConfirmAhead {
     }
     Atomics.store(this.progress, 0, -1);
     const job: ChunkIdJob = { absPath, keys: { chunkKey: new Uint8Array(32), chunkIdKey: keys.chunkIdKey, manifestKey: new Uint8Array(32) }, ranges, progress: this.progress.buffer as SharedArrayBuffer };
-    this.worker = new Worker(new URL('./chunk-id-worker.js', import.meta.url), { workerData: job });
+    this.worker = new Worker(CHUNK_ID_WORKER_URL, { workerData: job });
     this.worker.unref();
     let started: (ok: boolean) => void = () => {};
     this.started = new Promise((resolve) => (started = resolve));

@@ -8,6 +8,7 @@ import { Worker } from 'node:worker_threads';
 import { LocalFsError } from './local-paths.js';
 import type { FileFacts, HashedFile } from './file-hash.js';
 import type { HashAnswer, HashJob } from './hash-worker.js';
+import { HASH_WORKER_URL } from './worker-urls.js';
 
 /** workerData that marks the hash worker's thread (an engine thread is a worker too). */
 export const HASH_WORKER = 'kluis-hash-worker';
@@ -73,7 +74,7 @@ export class HashPool {
 
   private start(): Worker | null {
     try {
-      const w = new Worker(new URL('./hash-worker.js', import.meta.url), { workerData: HASH_WORKER });
+      const w = new Worker(HASH_WORKER_URL, { workerData: HASH_WORKER });
       w.unref();
       w.on('message', (a: HashAnswer) => this.answer(a));
       w.on('error', () => void this.close());
