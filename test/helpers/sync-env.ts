@@ -1,7 +1,8 @@
 // End-to-end sync harness: one server per test file (blob store on a real S3 — Ceph RGW from ./s3.ts — or the
 // embedded fs store), CLI accounts each with its own KLUIS_HOME, and per test a fresh space with one folder per
-// member. Everything is driven through the built CLI (node desktop/dist/cli/main.js) as a user or script would,
-// following the sync contract (`kluis sync DIR --space S --once --json`, `status`, `versions`, `restore`).
+// member. Everything is driven through the built CLI (node desktop/dist/cli/kluis.mjs, the bundle `npm run build`
+// makes with scripts/build-cli.mjs) as a user or script would, following the sync contract
+// (`kluis sync DIR --space S --once --json`, `status`, `versions`, `restore`).
 //
 //   const env = await startSyncEnv({ accounts: ['A', 'B'] });       // test.before
 //   const { clients: [a, b] } = await env.newSpace();                // per test: new space + folders
@@ -26,7 +27,7 @@ import { admin, call, enrolTotp, enterpriseNumber, type User } from './api.js';
 import { detBytes } from './det-bytes.js';
 import { newFile, version } from './files.js';
 
-export const CLI = path.join(repoRoot, 'desktop/dist/cli/main.js');
+export const CLI = path.join(repoRoot, 'desktop/dist/cli/kluis.mjs');
 /** Prefix of the engine's temp files (contract: `.kluis-tmp-*` beside the target). */
 export const TEMP_PREFIX = '.kluis-tmp-';
 
@@ -581,8 +582,20 @@ export interface RemoteFile {
   chunks: [string, number][];
 }
 
-/** The live (not deleted) files of the space as the server's change log says, by path; opened with c's keys. */
-export async function remoteState(c: SyncClient): Promise<{ seq: number; byPath: Map<string, RemoteFile[]> }> {
+/** One version as the space's change log lists it. */
+interface LoggedVersion {
+  seq: number;
+  fileId: string;
+  versionId: string;
+  parent: string | null;
+  keyEpoch: number;
+  manifest: string;
+  deleted: boolean;
+  authorDeviceId: string | null;
+}
+
+/** Every version in the space's change log, in order, and a way to open one's manifest with c's keys. */
+async function changeLog(c: SyncClient): Promise<{ head: number; versions: LoggedVersion[]; open: (v: LoggedVersion) => k.Manifest }> {
   await k.initCrypto();
   const keys = keysOf(c.home);
   const { server, token } = sessionOf(c.home);
@@ -590,32 +603,73 @@ export async function remoteState(c: SyncClient): Promise<{ seq: number; byPath:
   if (details.status !== 200) throw new Error(`space details: ${JSON.stringify(details.body)}`);
   const pairs = new Map<number, k.SpaceKeyPair>();
   for (const w of details.body.myWraps as k.SpaceKeyWrap[]) pairs.set(w.keyEpoch, k.openSpaceKeyWrap(w, { spaceId: c.spaceId, keyEpoch: w.keyEpoch }, keys, () => true));
-  const heads = new Map<string, { versionId: string; keyEpoch: number; manifest: string; deleted: boolean }>();
+  const versions: LoggedVersion[] = [];
   const wraps = new Map<string, k.FileKeyWrap[]>();
   let since = 0;
   let head = 0;
   for (;;) {
     const page = await call(server, 'GET', `/api/v1/spaces/${c.spaceId}/changes?since=${since}&limit=5000`, { token });
     if (page.status !== 200) throw new Error(`changes: ${JSON.stringify(page.body)}`);
-    for (const ch of page.body.changes) heads.set(ch.fileId, ch);
+    versions.push(...(page.body.changes as LoggedVersion[]));
     for (const [fileId, list] of Object.entries(page.body.fileKeyWraps as Record<string, k.FileKeyWrap[]>)) wraps.set(fileId, list);
     head = page.body.head;
     since = page.body.next;
     if (!page.body.more) break;
   }
+  const open = (v: LoggedVersion): k.Manifest => {
+    const wrap = (wraps.get(v.fileId) ?? []).find((w) => w.keyEpoch === v.keyEpoch);
+    if (!wrap) throw new Error(`no file key wrap for ${v.fileId} at epoch ${v.keyEpoch}`);
+    const fileKey = k.openFileKeyWrap(wrap, { spaceId: c.spaceId, keyEpoch: v.keyEpoch, fileId: v.fileId }, pairs.get(v.keyEpoch)!, () => true);
+    return k.openManifest(k.fromBase64Url(v.manifest), k.deriveFileSubkeys(fileKey), { fileId: v.fileId, versionId: v.versionId }, () => true).manifest;
+  };
+  return { head, versions, open };
+}
+
+/** The live (not deleted) files of the space as the server's change log says, by path; opened with c's keys. */
+export async function remoteState(c: SyncClient): Promise<{ seq: number; byPath: Map<string, RemoteFile[]> }> {
+  const { head, versions, open } = await changeLog(c);
+  const heads = new Map<string, LoggedVersion>();
+  for (const v of versions) heads.set(v.fileId, v);
   const byPath = new Map<string, RemoteFile[]>();
   for (const [fileId, v] of heads) {
     if (v.deleted) continue;
-    const wrap = (wraps.get(fileId) ?? []).find((w) => w.keyEpoch === v.keyEpoch);
-    if (!wrap) throw new Error(`no file key wrap for ${fileId} at epoch ${v.keyEpoch}`);
-    const fileKey = k.openFileKeyWrap(wrap, { spaceId: c.spaceId, keyEpoch: v.keyEpoch, fileId }, pairs.get(v.keyEpoch)!, () => true);
-    const { manifest } = k.openManifest(k.fromBase64Url(v.manifest), k.deriveFileSubkeys(fileKey), { fileId, versionId: v.versionId }, () => true);
+    const manifest = open(v);
     if (manifest.deleted) continue;
     const list = byPath.get(manifest.path) ?? [];
     list.push({ fileId, versionId: v.versionId, path: manifest.path, kind: manifest.kind, size: manifest.size, hash: manifest.hash, chunks: manifest.chunks });
     byPath.set(manifest.path, list);
   }
   return { seq: head, byPath };
+}
+
+/** One version in a file's history on the server (remoteHistory); ids cut to 6 characters. */
+export interface HistoryLine {
+  seq: number;
+  fileId: string;
+  versionId: string;
+  parent: string;
+  /** the manifest's path, or why it could not be opened */
+  path: string;
+  deleted: boolean;
+  device: string;
+}
+
+/** For a failing test's log: every version, in change-log order, of each file that was ever at one of `paths`. */
+export async function remoteHistory(c: SyncClient, paths: readonly string[]): Promise<HistoryLine[]> {
+  const { versions, open } = await changeLog(c);
+  const cut = (id: string | null) => (id ? id.slice(0, 6) : '-');
+  const lines = versions.map((v): HistoryLine => {
+    let p: string;
+    try {
+      p = open(v).path;
+    } catch (err) {
+      p = `(not opened: ${(err as Error).message})`;
+    }
+    return { seq: v.seq, fileId: cut(v.fileId), versionId: cut(v.versionId), parent: cut(v.parent), path: p, deleted: v.deleted, device: cut(v.authorDeviceId) };
+  });
+  const wanted = new Set(paths);
+  const files = new Set(lines.filter((l) => wanted.has(l.path)).map((l) => l.fileId));
+  return lines.filter((l) => files.has(l.fileId));
 }
 
 /** Paths with more than one live file on the server (duplicates). */

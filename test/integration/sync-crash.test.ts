@@ -8,7 +8,7 @@ import test, { type ExecutionContext } from 'ava';
 import { mkdirSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import {
-  TEMP_PREFIX, bytes, clientEnv, conflictCopies, converge, prng, remoteState, sleep, spawnSyncOnce, startSyncEnv, syncOnce, tree, treeDiff, write,
+  TEMP_PREFIX, bytes, clientEnv, conflictCopies, converge, prng, remoteHistory, remoteState, sleep, spawnSyncOnce, startSyncEnv, syncOnce, tree, treeDiff, write,
   type SyncClient, type SyncEnv,
 } from '../helpers/sync-env.js';
 
@@ -29,6 +29,8 @@ const model = new Map<string, string>();
 const history = new Map<string, Set<string>>();
 /** Kills that hit a running process, per phase. */
 const landed: Record<string, number> = {};
+/** What the test did, in order (file operations on A, kills): a failure logs the lines about the paths that differ. */
+const ops: string[] = [];
 
 test.before(async () => {
   env = await startSyncEnv({ accounts: ['A', 'B'] });
@@ -49,18 +51,21 @@ function remember(rel: string, h: string): void {
 
 function put(rel: string, size: number): void {
   const h = write(a.dir, rel, bytes(randInt(0, 2 ** 31), size));
+  ops.push(`${model.has(rel) ? 'edit' : 'new'} ${rel}`);
   model.set(rel, h);
   remember(rel, h);
 }
 
 function remove(rel: string): void {
   rmSync(path.join(a.dir, rel));
+  ops.push(`delete ${rel}`);
   model.delete(rel);
 }
 
 function move(from: string, to: string): void {
   mkdirSync(path.dirname(path.join(a.dir, to)), { recursive: true });
   renameSync(path.join(a.dir, from), path.join(a.dir, to));
+  ops.push(`move ${from} -> ${to}`);
   const h = model.get(from)!;
   model.delete(from);
   model.set(to, h);
@@ -107,11 +112,13 @@ async function killAfter(t: ExecutionContext, c: SyncClient, delayMs: number): P
   const first = await Promise.race([done.then(() => 'exited' as const), sleep(delayMs).then(() => 'timer' as const)]);
   if (first === 'exited') {
     const r = await done;
+    ops.push(`* ${c.label} ran to its end (kill at ${delayMs} ms)`);
     if (r.code !== 0) t.fail(`${c.label}: --once failed on its own (exit ${r.code}): ${r.stderr}`);
     return false;
   }
   proc.kill('SIGKILL');
   const r = await done;
+  ops.push(`* ${c.label} ${r.signal === 'SIGKILL' ? 'killed' : 'exited before its kill'} at ${delayMs} ms`);
   return r.signal === 'SIGKILL';
 }
 
@@ -136,6 +143,7 @@ async function killLoop(t: ExecutionContext, phase: string, target: number, prep
       t.fail(`${phase}: only ${count} of ${target} kills landed in ${attempt} attempts`);
       break;
     }
+    ops.push(`* ${phase} #${attempt}`);
     const victim = await prepare(attempt);
     if (await hit(victim, 150 + Math.floor(rng() * window), `${phase} #${attempt}`)) {
       // Sometimes kill the restart too, while it recovers from the journal.
@@ -148,6 +156,26 @@ async function killLoop(t: ExecutionContext, phase: string, target: number, prep
   t.log(`${phase}: ${count} kills at ${delays.join(', ')} ms`);
 }
 
+/**
+ * Logs what differs (`summary`), then, for each differing path (at most 5), the test's operations and kills that
+ * named it or its folder, and its files' versions on the server: a CI log that cuts the long assertions still says
+ * how it came about.
+ */
+async function explain(t: ExecutionContext, summary: string, actual: Record<string, string>, expected: Record<string, string>): Promise<void> {
+  t.log(summary);
+  const paths = [...new Set([...Object.keys(actual), ...Object.keys(expected)])].filter((p) => actual[p] !== expected[p]).slice(0, 5);
+  for (const p of paths) {
+    const versions = await remoteHistory(a, [p]).catch((err: unknown) => `(server history failed: ${String(err)})`);
+    const lines = typeof versions === 'string' ? [versions] : versions.map((v) => `seq ${v.seq} file ${v.fileId} version ${v.versionId} parent ${v.parent} ${v.path}${v.deleted ? ' DELETED' : ''} by device ${v.device}`);
+    t.log(`${p} on the server: ${lines.join('; ') || 'never'}`);
+    // The test's operations on this path, on the paths its file had, and on their folders; kills and passes for context.
+    const names = new Set([p, ...(typeof versions === 'string' ? [] : versions.map((v) => v.path))]);
+    const folders = new Set([...names].map((n) => `${n.split('/')[0]!}/`));
+    const related = ops.filter((o) => o.startsWith('* ') || [...names].some((n) => o.includes(n)) || [...folders].some((f) => o.includes(` ${f} `) || o.endsWith(` ${f}`)));
+    t.log(`${p}: ${related.slice(-80).join('; ')}`);
+  }
+}
+
 /** Finishes without kills and checks disk, server and the other client against the model. */
 async function settleAndCheck(t: ExecutionContext, when: string): Promise<void> {
   const c = await converge([a, b]);
@@ -156,7 +184,7 @@ async function settleAndCheck(t: ExecutionContext, when: string): Promise<void> 
   const expected = Object.fromEntries([...model].sort(([x], [y]) => (x < y ? -1 : 1)));
   // The short form first: a CI log that cuts the long assertions below still says what differs.
   const diff = treeDiff(files, expected);
-  if (diff !== 'equal') t.log(`${when}: the folders against the model: ${diff}`);
+  if (diff !== 'equal') await explain(t, `${when}: the folders against the model: ${diff}`, files, expected);
   t.deepEqual(Object.keys(files).sort(), Object.keys(expected).sort(), `${when}: every file exactly once: ${treeDiff(files, expected)}`);
   t.deepEqual(files, expected, `${when}: right content`);
   t.deepEqual(temps(a.dir), [], 'no temp files left on A');
@@ -164,8 +192,10 @@ async function settleAndCheck(t: ExecutionContext, when: string): Promise<void> 
   const remote = await remoteState(a);
   const remoteFiles = [...remote.byPath].filter(([, list]) => list.some((f) => f.kind === 'file'));
   t.deepEqual([...remote.byPath].filter(([, list]) => list.length > 1).map(([p]) => p), [], `${when}: no path has two live files on the server`);
-  const remoteDiff = treeDiff(Object.fromEntries(remoteFiles.map(([p]) => [p, 'file'])), Object.fromEntries(Object.keys(expected).map((p) => [p, 'file'])));
-  if (remoteDiff !== 'equal') t.log(`${when}: the server's live files against the model: ${remoteDiff}`);
+  const remoteTree = Object.fromEntries(remoteFiles.map(([p]) => [p, 'file']));
+  const modelFiles = Object.fromEntries(Object.keys(expected).map((p) => [p, 'file']));
+  const remoteDiff = treeDiff(remoteTree, modelFiles);
+  if (remoteDiff !== 'equal') await explain(t, `${when}: the server's live files against the model: ${remoteDiff}`, remoteTree, modelFiles);
   t.deepEqual(remoteFiles.map(([p]) => p).sort(), Object.keys(expected).sort(), `${when}: the server's live files are the model`);
   for (const [p, list] of remoteFiles) t.is(list[0]!.size, statSync(path.join(a.dir, p)).size, `${when}: size of ${p} on the server`);
 }
@@ -221,11 +251,13 @@ test.serial('kill -9 while committing renames, moves and deletions (either clien
       remember(to, h);
     }
     renameSync(path.join(a.dir, folder), path.join(a.dir, `${tag}-map`));
+    ops.push(`move folder ${folder}/ -> ${tag}-map/`);
     for (let j = 0; j < 2; j++) remove(pick(smallFiles()));
     for (let j = 0; j < 2; j++) put(pick(smallFiles()), randInt(1, 20_000));
     batch(tag, 8, false);
     if (attempt % 2 === 0) return a;
     await syncOnce(a);
+    ops.push('* A synced');
     return b;
   });
   await settleAndCheck(t, 'after commit kills');
