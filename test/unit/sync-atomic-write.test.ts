@@ -3,12 +3,12 @@
 import test, { type ExecutionContext } from 'ava';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { lstat, mkdir, mkdtemp, readFile, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { link, lstat, mkdir, mkdtemp, readFile, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { contentHash, initCrypto } from '@kluis/shared';
-import { cleanTemp, mkdirInside, moveLocal, removeLocal, writeFileAtomic } from '../../desktop/dist/sync/atomic-write.js';
+import { cleanTemp, dropLeftoverLink, mkdirInside, moveLocal, removeLocal, writeFileAtomic } from '../../desktop/dist/sync/atomic-write.js';
 import { LocalFsError, TEMP_PREFIX, type LocalFsErrorCode } from '../../desktop/dist/sync/local-paths.js';
 import { EMPTY_HASH, scanFolder } from '../../desktop/dist/sync/scan.js';
 
@@ -184,6 +184,37 @@ test('removeLocal: deletes only what still hashes as expected; a changed file is
   await symlink(path.join(root, 'edited.txt'), path.join(root, 'link'));
   await t.throwsAsync(removeLocal(root, 'link', synced), { instanceOf: LocalFsError });
   t.true((await lstat(path.join(root, 'link'))).isSymbolicLink());
+});
+
+test('a move killed between link and unlink: moveLocal and dropLeftoverLink finish it, and touch nothing else', async (t) => {
+  const root = await tempRoot(t);
+  const h = contentHash(new TextEncoder().encode('content'));
+  // The state a kill leaves: the file under its old and its new name (moveLocal links, then unlinks).
+  await mkdir(path.join(root, 'oud'));
+  await mkdir(path.join(root, 'nieuw'));
+  await writeFile(path.join(root, 'oud', 'a.txt'), 'content');
+  await link(path.join(root, 'oud', 'a.txt'), path.join(root, 'nieuw', 'a.txt'));
+  const ino = (await stat(path.join(root, 'nieuw', 'a.txt'))).ino;
+  // moveLocal run again on that state (rename() would leave both names: POSIX does nothing for two names of one file).
+  const facts = await moveLocal(root, 'oud/a.txt', 'nieuw/a.txt', h);
+  t.is(facts.ino, ino);
+  await t.throwsAsync(lstat(path.join(root, 'oud', 'a.txt')), undefined, 'the old name is gone');
+  t.is((await stat(path.join(root, 'nieuw', 'a.txt'))).nlink, 1);
+  // Journal recovery's way (journal.ts): the move is found done at its target, the leftover name removed.
+  await link(path.join(root, 'nieuw', 'a.txt'), path.join(root, 'oud', 'b.txt'));
+  t.true(await dropLeftoverLink(root, 'oud/b.txt', 'nieuw/a.txt', ino));
+  await t.throwsAsync(lstat(path.join(root, 'oud', 'b.txt')));
+  t.is(await readFile(path.join(root, 'nieuw', 'a.txt'), 'utf8'), 'content');
+  // Not another file that happens to be at the old path, not a file with one name, not a name that is gone.
+  await writeFile(path.join(root, 'oud', 'c.txt'), 'content');
+  t.false(await dropLeftoverLink(root, 'oud/c.txt', 'nieuw/a.txt', ino), 'another inode');
+  t.false(await dropLeftoverLink(root, 'nieuw/a.txt', 'oud/x.txt', ino), 'the only name of the file');
+  t.false(await dropLeftoverLink(root, 'oud/weg.txt', 'nieuw/a.txt', ino));
+  // Never for a case-only move: on a case-insensitive disk both are one name, the file's only one.
+  await link(path.join(root, 'nieuw', 'a.txt'), path.join(root, 'nieuw', 'A.txt'));
+  t.false(await dropLeftoverLink(root, 'nieuw/A.txt', 'nieuw/a.txt', ino));
+  t.is(await readFile(path.join(root, 'nieuw', 'A.txt'), 'utf8'), 'content');
+  t.is(await readFile(path.join(root, 'oud', 'c.txt'), 'utf8'), 'content');
 });
 
 test('moveLocal: renames unchanged content, never replaces, replays cleanly', async (t) => {

@@ -10,7 +10,7 @@ import { link, lstat, mkdir, open, opendir, rename, rmdir, unlink } from 'node:f
 import type { FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 import { ContentHasher, initCrypto } from '@kluis/shared';
-import { LocalFsError, TEMP_PREFIX, resolveInside } from './local-paths.js';
+import { LocalFsError, TEMP_PREFIX, foldCase, resolveInside } from './local-paths.js';
 import { hashFile } from './file-hash.js';
 import { EMPTY_HASH } from './scan.js';
 
@@ -214,7 +214,11 @@ export async function moveLocal(root: string, from: string, to: string, expectHa
   const dst = await factsOf(absTo);
   if (dst !== null && dst.ino !== src.ino) throw new LocalFsError('exists', `${to} already exists`, to);
   const fromSt = await lstat(absFrom);
-  if (dst !== null || fromSt.isDirectory()) {
+  if (dst !== null && fromSt.isFile() && fromSt.nlink > 1 && foldCase(from) !== foldCase(to)) {
+    // Two names of one file: a move of ours that a kill cut between link and unlink (dropLeftoverLink). Finish it;
+    // rename() would do nothing here (POSIX: both names are the same file).
+    await unlink(absFrom);
+  } else if (dst !== null || fromSt.isDirectory()) {
     // Same inode (case-only rename on a case-insensitive disk) or a folder: rename is the only way.
     if (dst === null && (await factsOf(absTo)) !== null) throw new LocalFsError('exists', `${to} already exists`, to);
     await rename(absFrom, absTo);
@@ -237,6 +241,30 @@ export async function moveLocal(root: string, from: string, to: string, expectHa
   const facts = await factsOf(absTo);
   if (!facts) throw new LocalFsError('not_found', `${to} vanished right after the move`, to);
   return facts;
+}
+
+/**
+ * Finishes a move of a file that moveLocal began and a kill interrupted between its link() and unlink(): if `from` is
+ * still another name of the file at the move's target (inode `ino`, more than one link), that name is removed and
+ * true returned. Without this, journal recovery (journal.ts) recorded the move as done and dropped `from`'s base row
+ * while the file was still there under the old name: the next pass took it for a new file and uploaded it, bringing
+ * the moved file back at its old path for every member (found by test/integration/sync-crash.test.ts). Never for two
+ * paths that differ only in letter case: on a case-insensitive disk they are one name, and removing it would lose the
+ * file.
+ */
+export async function dropLeftoverLink(root: string, from: string, to: string, ino: number, platform: NodeJS.Platform = process.platform): Promise<boolean> {
+  if (foldCase(from) === foldCase(to)) return false;
+  let abs: string;
+  try {
+    abs = await resolveInside(root, from, platform);
+  } catch {
+    return false;
+  }
+  const st = await lstat(abs).catch(() => null);
+  if (!st || !st.isFile() || st.ino !== ino || st.nlink < 2) return false;
+  await unlink(abs);
+  await fsyncDir(path.dirname(abs));
+  return true;
 }
 
 /**

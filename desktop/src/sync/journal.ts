@@ -7,7 +7,7 @@
 //   holds gets its base rows, so a later local edit is an ordinary edit and never a conflict with ourselves; a commit
 //   the server never got is simply redone by the next cycle.
 import { lstat } from 'node:fs/promises';
-import type { LocalFacts } from './atomic-write.js';
+import { dropLeftoverLink, type LocalFacts } from './atomic-write.js';
 import type { SyncContext } from './context.js';
 import { keepChunks } from './download.js';
 import type { IndexChanges } from './index-db.js';
@@ -65,7 +65,11 @@ export async function recoverJournal(ctx: SyncContext, remote: Map<string, Remot
         const facts = await onDisk(ctx, step.disk, step.base.kind, step.base.hash);
         if (!facts) continue;
         putBase.push({ ...step.base, localSize: facts.size, localMtimeMs: facts.mtimeMs, localIno: facts.ino });
-        if (step.from !== undefined && step.from !== step.path) deleteBase.push(step.from);
+        if (step.from !== undefined && step.from !== step.path) {
+          // A move killed between its link and its unlink left the file under both names: the old one goes too.
+          if (step.base.kind === 'file') await dropLeftoverLink(ctx.folder.root, step.from, step.disk, facts.ino);
+          deleteBase.push(step.from);
+        }
       }
       changes.putBase = putBase;
       changes.deleteBase = deleteBase;
