@@ -22,6 +22,7 @@
 // few tenths of a second per minute, counted in). Rows "<W> CPU s: client / server / S3 / total" show the split.
 // Inside the server: its CPU profile (scripts/bench/lib/cpu-profile.mjs, KLUIS_SYNC_SERVER_NODE_OPTIONS); inside
 // every kluis process: the same with KLUIS_SYNC_CLIENT_NODE_OPTIONS (one profile per process, in KLUIS_CPU_PROFILE_DIR).
+// KLUIS_SYNC_CLI runs another build of the CLI bundle (test/helpers/sync-env.ts): two builds in turn, for an A/B.
 // Timings are wall times of the client process (start to exit: start-up, key loading, listing included); peak RSS
 // is its VmHWM (scripts/bench/lib/proc.ts), reported per workload (W1, W2, W3, W4 rows, goals W1 < 130 MB, W2 < 100 MB)
 // besides the maximum over W1-W4. With --runs N every W-figure is the median of N runs, each into fresh

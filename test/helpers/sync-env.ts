@@ -27,7 +27,8 @@ import { admin, call, enrolTotp, enterpriseNumber, type User } from './api.js';
 import { detBytes } from './det-bytes.js';
 import { newFile, version } from './files.js';
 
-export const CLI = path.join(repoRoot, 'desktop/dist/cli/kluis.mjs');
+// KLUIS_SYNC_CLI: another build of the CLI bundle for the tests and benchmarks to run (an A/B of two builds).
+export const CLI = process.env.KLUIS_SYNC_CLI ?? path.join(repoRoot, 'desktop/dist/cli/kluis.mjs');
 /** Prefix of the engine's temp files (contract: `.kluis-tmp-*` beside the target). */
 export const TEMP_PREFIX = '.kluis-tmp-';
 
