@@ -2,8 +2,9 @@
 // code: one server (embedded fs store: a no-op run reads no chunk), one account, W2's folder (10,000 files of 4 KiB
 // in 100 folders, scripts/bench/lib/sync-workloads.ts), synced once; then `kluis --json sync DIR --space S --once` on
 // the unchanged folder again and again, wall time of the client process (start to exit).
-// With --before PATH (a copy of an earlier desktop/dist/cli/main.js, e.g. `cp -r desktop/dist bench-results/before`)
-// the earlier CLI and this one take turns on the same folder, so both are measured under the same load; bare
+// With --before PATH (an earlier CLI: a copy of an earlier bundle kept beside desktop/dist/cli/kluis.mjs, so that it
+// finds the worker threads and packages as the bundle does, or the unbundled desktop/dist/cli/main.js) the earlier CLI
+// and this one take turns on the same folder, so both are measured under the same load; bare
 // `node -e 0` takes its turn too (the floor no CLI can beat). Wall and CPU time (GNU time); load average printed before
 // and after.
 // --cpu-prof DIR: one more run of this CLI under `node --cpu-prof` (open the .cpuprofile in Chrome DevTools).
