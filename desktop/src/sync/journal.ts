@@ -17,7 +17,15 @@ import type { BaseEntry, RemoteEntry, SyncAction } from './types.js';
 
 /** Local writes and moves about to happen: after a kill, the ones found done on disk get their base rows. */
 export interface JournalLocal {
-  steps: { path: string; disk: string; from?: string; base: Omit<BaseEntry, 'localSize' | 'localMtimeMs' | 'localIno'> }[];
+  steps: {
+    path: string;
+    disk: string;
+    /** a move: the path it moves from */
+    from?: string;
+    /** a conflict: the conflict copy the local file is moved to before the server's version is downloaded */
+    copy?: string;
+    base: Omit<BaseEntry, 'localSize' | 'localMtimeMs' | 'localIno'>;
+  }[];
 }
 
 /** A commit batch about to be sent: after a kill, the versions the server holds get their base rows. */
@@ -37,7 +45,8 @@ export async function journalLocal(ctx: SyncContext, actions: readonly SyncActio
     return { path: r.path, kind: r.kind, fileId: r.fileId, versionId: r.versionId, hash: r.hash, size: r.size, mtimeMs: r.mtimeMs, ...(chunks ? { chunks } : {}) };
   };
   for (const a of actions) {
-    if (a.type === 'download' || a.type === 'conflict') steps.push({ path: a.path, disk: disk(a.path), base: target(a.remote) });
+    if (a.type === 'download') steps.push({ path: a.path, disk: disk(a.path), base: target(a.remote) });
+    else if (a.type === 'conflict') steps.push({ path: a.path, disk: disk(a.path), copy: a.conflictPath, base: target(a.remote) });
     else if (a.type === 'move-local') steps.push({ path: a.to, disk: a.to, from: a.from, base: target(a.remote) });
   }
   return steps.length ? ctx.db.journalAdd(ctx.folder.id, 'local', { steps } satisfies JournalLocal) : null;
@@ -62,6 +71,12 @@ export async function recoverJournal(ctx: SyncContext, remote: Map<string, Remot
       const putBase: BaseEntry[] = [];
       const deleteBase: string[] = [];
       for (const step of (j.payload as JournalLocal).steps) {
+        if (step.copy !== undefined) {
+          // The local version is moved aside (link, then unlink) before the download: a kill between the two left it
+          // under both names, and the next pass would have made a second conflict copy of it. The old name goes.
+          const copied = await lstat(ctx.abs(step.copy)).catch(() => null);
+          if (copied?.isFile()) await dropLeftoverLink(ctx.folder.root, step.disk, step.copy, copied.ino);
+        }
         const facts = await onDisk(ctx, step.disk, step.base.kind, step.base.hash);
         if (!facts) continue;
         putBase.push({ ...step.base, localSize: facts.size, localMtimeMs: facts.mtimeMs, localIno: facts.ino });
