@@ -214,10 +214,10 @@ export async function moveLocal(root: string, from: string, to: string, expectHa
   const dst = await factsOf(absTo);
   if (dst !== null && dst.ino !== src.ino) throw new LocalFsError('exists', `${to} already exists`, to);
   const fromSt = await lstat(absFrom);
-  if (dst !== null && fromSt.isFile() && fromSt.nlink > 1 && foldCase(from) !== foldCase(to)) {
-    // Two names of one file: a move of ours that a kill cut between link and unlink (dropLeftoverLink). Finish it;
-    // rename() would do nothing here (POSIX: both names are the same file).
-    await unlink(absFrom);
+  // Two names of one file: a move of ours that a kill cut between link and unlink; dropLeftoverLink finishes it
+  // (rename() would do nothing here: POSIX leaves both names of one file).
+  if (dst !== null && (await dropLeftoverLink(root, from, to, dst.ino, platform))) {
+    // the old name is gone: the move is done
   } else if (dst !== null || fromSt.isDirectory()) {
     // Same inode (case-only rename on a case-insensitive disk) or a folder: rename is the only way.
     if (dst === null && (await factsOf(absTo)) !== null) throw new LocalFsError('exists', `${to} already exists`, to);
