@@ -118,6 +118,18 @@ const files = Array.from({ length: 256 }, () => ({ fileId: k.newId(), fileKey: k
 const manifestBody = k.hazmat.randomBytes(400);
 const manifestSig = k.hazmat.signDetached('kluis/manifest/v1', manifestBody, account.signSecretKey);
 const batch = k.wrapFileKeysBatch(files, target, account);
+// A small file's version-2 manifest per file (one chunk), as a first sync of small files seals them (crypto.md §8, §8.1).
+const manifests = files.map((f, i) => {
+  const keys = k.deriveFileSubkeys(f.fileKey);
+  const manifest: k.Manifest = {
+    v: 2, memberSeq: 3, fileId: f.fileId, versionId: k.newId(), parent: null, path: `Dossiers/2026/brief-${i}.odt`, kind: 'file', size: 4096,
+    mtimeMs: 1_764_000_000_000 + i, chunks: [[k.toHex(k.hazmat.randomBytes(32)), 4096]], hash: k.toHex(k.hazmat.randomBytes(32)), deleted: false,
+  };
+  return { manifest, keys };
+});
+const sealedAlone = manifests.map((m) => k.sealManifest(m.manifest, m.keys, account));
+const sealedBatch = k.sealManifests(manifests, account);
+const openAll = (sealed: Uint8Array[]) => sealed.forEach((s, i) => k.openManifest(s, manifests[i]!.keys, manifests[i]!.manifest, trusted));
 const singles = files.map((f) => k.wrapFileKey(f.fileKey, { ...target, fileId: f.fileId }, account));
 
 /** Seconds of one call of `fn` on `backend`. */
@@ -171,6 +183,12 @@ if (k.cryptoBackend() === 'native') {
   compare('wrap v1, per file (seal + sign)', 'µs', files.length, () => {
     for (const f of files) k.wrapFileKey(f.fileKey, { ...target, fileId: f.fileId }, account);
   });
+  compare('seal manifest alone (§8), per file', 'µs', files.length, () => {
+    for (const m of manifests) k.sealManifest(m.manifest, m.keys, account);
+  });
+  compare('seal manifests, batch of 256 (§8.1), per file', 'µs', files.length, () => k.sealManifests(manifests, account));
+  compare('open manifest signed alone, per file', 'µs', files.length, () => openAll(sealedAlone));
+  compare('open batch-signed manifest, per file', 'µs', files.length, () => openAll(sealedBatch));
   compare('server check v2, per file (statement cached)', 'µs', files.length, () => k.verifyBatchWrapSignatures(batch));
   compare('open wrap v2, per file', 'µs', files.length, () => {
     for (let i = 0; i < files.length; i++) k.openFileKeyWrap(batch[i]!, { ...target, fileId: files[i]!.fileId }, space, trusted);

@@ -1,7 +1,8 @@
-// Old and new file-key wraps side by side (docs/crypto.md §5, §5.2): a space whose files were committed with
-// version-1 wraps (one sealed box and one signature per file, as clients wrote before issue 22) still syncs and
-// restores with today's client, which writes version-2 wraps (one per batch) for the files it adds; both clients and
-// an independent reader of the storage (test/storage-reader/, written from docs/crypto.md) get the same tree.
+// Old and new file-key wraps and manifests side by side (docs/crypto.md §5, §5.2, §8, §8.1): a space whose files were
+// committed with version-1 wraps and manifests signed alone (one sealed box and two signatures per file, as clients
+// wrote before issue 22) still syncs and restores with today's client, which writes version-2 wraps and batch-signed
+// manifests (one signature each per batch) for what it commits; both clients and an independent reader of the storage
+// (test/storage-reader/, written from docs/crypto.md) get the same tree.
 import test from 'ava';
 import path from 'node:path';
 import { mkdtempSync } from 'node:fs';
@@ -73,6 +74,25 @@ test('a space with version-1 wraps syncs, restores and takes version-2 wraps bes
   for (const w of fresh) batches.set(w.sig, [...(batches.get(w.sig) ?? []), w]);
   t.true(batches.size <= 2, `${batches.size} batches for ${fresh.length} wraps`);
   for (const ws of batches.values()) t.true(ws.every((w) => w.v === 2 && w.size === ws.length));
+
+  // Manifests (docs/crypto.md §8, §8.1): the old client's two versions are signed alone (byte 96 of the plaintext is the
+  // body's '{'), today's client signed the restore and every new file's version in batches (0x03, a batch of `size`).
+  const layoutOf = (v: { fileId: string; versionId: string; manifest: string }, sub: k.FileSubkeys) => {
+    const plain = k.openEnvelope(sub.manifestKey, k.fromBase64Url(v.manifest), k.concatBytes(k.utf8('kluis/manifest/v1'), k.idBytes(v.fileId), k.idBytes(v.versionId)));
+    return { mark: plain[96], sig: k.toBase64Url(plain.subarray(32, 96)), size: new DataView(plain.buffer, plain.byteOffset).getUint32(101) };
+  };
+  t.deepEqual(history.versions.map((v: { fileId: string; versionId: string; manifest: string }) => layoutOf(v, file.sub).mark), [0x03, 0x7b, 0x7b]); // newest first
+  const newVersions = (page as unknown as { changes: { fileId: string; versionId: string; manifest: string }[] }).changes.filter((v) => v.fileId !== file.fileId);
+  t.true(newVersions.length >= 12);
+  const layouts = newVersions.map((v) => {
+    const w = page.fileKeyWraps[v.fileId]![0]!;
+    return layoutOf(v, k.deriveFileSubkeys(k.openFileKeyWrap(w, { spaceId: space.spaceId, keyEpoch: 1, fileId: v.fileId }, pair, () => true)));
+  });
+  t.true(layouts.every((l) => l.mark === 0x03));
+  const manifestBatches = new Map<string, number[]>();
+  for (const l of layouts) manifestBatches.set(l.sig, [...(manifestBatches.get(l.sig) ?? []), l.size]);
+  t.true(manifestBatches.size <= 2, `${manifestBatches.size} manifest signatures for ${layouts.length} versions`);
+  for (const sizes of manifestBatches.values()) t.true(sizes.every((n) => n === sizes.length));
 
   // An independent reader of the storage opens both kinds. It reads the sqlite file (docs/storage.md), so not when this
   // suite runs on PostgreSQL (pg-sync-wrap-versions.test.ts), where everything above runs the same.

@@ -5,7 +5,7 @@ import { b64u, canonical, concat, equal, openEnvelope, sodium, utf8, verifySigne
 const sha256 = (m: Uint8Array): Uint8Array => sodium.crypto_hash_sha256(m);
 
 /** RFC 9162 §2.1.3.2, step by step as the RFC writes it. */
-function rootFromProof(index: number, size: number, leaf: Uint8Array, proof: Uint8Array[]): Uint8Array | null {
+export function rootFromProof(index: number, size: number, leaf: Uint8Array, proof: Uint8Array[]): Uint8Array | null {
   if (index >= size) return null;
   let fn = index;
   let sn = size - 1;

@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import path from 'node:path';
 import sqlite3 from 'sqlite3';
 import { openWrapV2 } from './batch-wrap.js';
+import { openBatchManifestPlain } from './manifest-batch.js';
 import { heldDuringEpoch, verifyLog, writerAt, type VerifiedLog } from './membership.js';
 import { uploadManifestOk, uploadRules, type UploadRule } from './requests.js';
 import {
@@ -137,10 +138,12 @@ function openManifest(log: VerifiedLog, fileKey: Uint8Array, row: Row, upload?: 
   const fileId = b64u(String(row.file_id));
   const versionId = b64u(String(row.id));
   const plain = openEnvelope(kdf(3, 'kluisfil', fileKey), new Uint8Array(row.manifest as Buffer), concat(utf8('kluis/manifest/v1'), fileId, versionId));
-  const signer = plain.subarray(0, 32);
-  const body = plain.subarray(96);
-  if (!verifySigned('kluis/manifest/v1', concat(fileId, versionId, body), plain.subarray(32, 96), signer)) throw new Error('manifest: bad signature');
+  let signer = plain.subarray(0, 32);
+  let body = plain.subarray(96);
+  if (plain[96] === 0x03) ({ signer, body } = openBatchManifestPlain(plain, fileId, versionId));
+  else if (!verifySigned('kluis/manifest/v1', concat(fileId, versionId, body), plain.subarray(32, 96), signer)) throw new Error('manifest: bad signature');
   const m = parseCanonical<Manifest>(new TextDecoder('utf-8', { fatal: true }).decode(body));
+  if (plain[96] === 0x03 && m.v !== 2) throw new Error('manifest v3: the body is not a version-2 manifest');
   if (m.fileId !== row.file_id || m.versionId !== row.id || m.deleted !== Boolean(row.deleted)) throw new Error('manifest: not this version\'s');
   const signerB64 = sodium.to_base64(signer, sodium.base64_variants.URLSAFE_NO_PADDING);
   if (!writerAt(log, signerB64, m.v === 2 ? m.memberSeq! : null) && !uploadManifestOk(upload, signerB64, m, Number(row.created_at))) throw new Error('manifest: not signed by a writer');

@@ -5,7 +5,7 @@ import { CryptoError, ErrorCode } from '../errors.js';
 import { concatBytes, toBase64Url, utf8 } from '../encoding.js';
 import { canonicalBytes } from '../canonical.js';
 import { openEnvelope, sealEnvelope } from './envelope.js';
-import { merkleLeafHash, merkleNodeHash, verifyMerkleInclusion } from './merkle.js';
+import { merkleLeafHash, merkleTreeProofs, verifyMerkleInclusion } from './merkle.js';
 import { blake2b, constantTimeEqual, decodeB64, idBytes, signDetached, verifyDetached, x25519, boxKeyPair } from './primitives.js';
 import type { Signer, SignerPolicy, WrapExpectation } from './keys.js';
 
@@ -77,18 +77,6 @@ function statementBytes(w: Pick<BatchFileKeyWrap, 'spaceId' | 'keyEpoch' | 'reci
   return canonicalBytes({ v: 2, spaceId: w.spaceId, keyEpoch: w.keyEpoch, recipient: w.recipient, ephemeral: w.ephemeral, signer: w.signer, size: w.size, root: w.root });
 }
 
-/** RFC 9162 §2.1.1 tree hash of leaves[lo, hi), appending each leaf's inclusion proof (leaf upward) to proofs. */
-function buildTree(leaves: Uint8Array[], lo: number, hi: number, proofs: Uint8Array[][]): Uint8Array {
-  if (hi - lo === 1) return leaves[lo]!;
-  let k = 1;
-  while (k * 2 < hi - lo) k *= 2;
-  const left = buildTree(leaves, lo, lo + k, proofs);
-  const right = buildTree(leaves, lo + k, hi, proofs);
-  for (let i = lo; i < lo + k; i++) proofs[i]!.push(right);
-  for (let i = lo + k; i < hi; i++) proofs[i]!.push(left);
-  return merkleNodeHash(left, right);
-}
-
 /**
  * Wraps many file keys at once: one ephemeral X25519 exchange with `target.recipient` and one signature by `author`.
  * `ephemeral` is for test vectors only (a fixed keypair); product code lets it be drawn here.
@@ -106,8 +94,7 @@ export function wrapFileKeysBatch(items: readonly { fileId: string; fileKey: Uin
   });
   key.fill(0);
   const leaves = items.map(({ fileId }, i) => leafHash(fileId, sealed[i]!));
-  const proofs = items.map((): Uint8Array[] => []);
-  const root = buildTree(leaves, 0, leaves.length, proofs);
+  const { root, proofs } = merkleTreeProofs(leaves);
   const common = {
     spaceId: target.spaceId, keyEpoch: target.keyEpoch, recipient: target.recipient, ephemeral: toBase64Url(eph.publicKey),
     signer: toBase64Url(author.signPublicKey), size: items.length, root: toBase64Url(root),
@@ -198,9 +185,9 @@ export function verifyBatchWrapSignatures(wraps: readonly BatchFileKeyWrap[]): v
     }
     const order = byIndex as number[];
     const leaves = order.map((i) => leafHash(group[i]!.fileId, sealed[i]!));
-    const proofs = order.map((): Uint8Array[] => []);
+    const { root, proofs } = merkleTreeProofs(leaves);
     const enc = encoder();
-    if (enc(buildTree(leaves, 0, n, proofs)) !== group[0]!.root) bad('the wraps are not the signed batch');
+    if (enc(root) !== group[0]!.root) bad('the wraps are not the signed batch');
     order.forEach((i, index) => {
       const want = proofs[index]!;
       const got = group[i]!.proof;

@@ -8,6 +8,7 @@ import type { StateAddress } from 'libsodium-wrappers-sumo';
 import { ENVELOPE_OVERHEAD, openEnvelope, sealEnvelope, sealEnvelopeInto } from './envelope.js';
 import type { FileSubkeys, Signer, SignerPolicy } from './keys.js';
 import { blake2b, constantTimeEqual, idBytes, signDetached, verifyDetached } from './primitives.js';
+import { MANIFEST_BATCH_MARK, openManifestBatchPlain, signManifestBatch } from './manifest-batch.js';
 import { toBase64Url } from '../encoding.js';
 
 const CTX_CHUNK = 'kluis/chunk/v1';
@@ -187,6 +188,21 @@ export function sealManifest(manifest: Manifest, keys: FileSubkeys, author: Sign
 }
 
 /**
+ * Signs and encrypts many manifests with one signature (docs/crypto.md §8.1): each envelope holds the signer's key,
+ * the batch signature, the manifest's inclusion proof and salt, then its canonical JSON. Every manifest must be of
+ * version 2. `keys[i]` are the subkeys of `manifests[i]`'s file. `salts` is for test vectors only.
+ */
+export function sealManifests(items: readonly { manifest: Manifest; keys: FileSubkeys }[], author: Signer, salts?: readonly Uint8Array[]): Uint8Array[] {
+  const batch = items.map(({ manifest }) => {
+    assertManifest(manifest);
+    if (manifest.v !== 2) throw new CryptoError(ErrorCode.BadManifest, 'a batch-signed manifest is of version 2');
+    return { fileId: idBytes(manifest.fileId, 'fileId'), versionId: idBytes(manifest.versionId, 'versionId'), body: canonicalBytes(manifest) };
+  });
+  const plains = signManifestBatch(batch, author, salts);
+  return items.map(({ manifest, keys }, i) => sealEnvelope(keys.manifestKey, plains[i]!, manifestAd(manifest.fileId, manifest.versionId)));
+}
+
+/**
  * Who may have written a manifest: its signer's key and the membership position it names (null for a v1 manifest,
  * which names none). A plain SignerPolicy ignores the position.
  */
@@ -196,10 +212,20 @@ export type ManifestSignerPolicy = (signPublicKey: string, memberSeq: number | n
 export function openManifest(sealed: Uint8Array, keys: FileSubkeys, expect: { fileId: string; versionId: string }, trusted: SignerPolicy | ManifestSignerPolicy): { manifest: Manifest; signer: string } {
   const ad = manifestAd(expect.fileId, expect.versionId);
   const plain = openEnvelope(keys.manifestKey, sealed, ad);
-  if (plain.length < 96) throw new CryptoError(ErrorCode.BadManifest, 'manifest too short');
-  const signerPk = plain.subarray(0, 32);
-  const body = plain.subarray(96);
-  verifyDetached(CTX_MANIFEST, concatBytes(ad.subarray(utf8(CTX_MANIFEST).length), body), plain.subarray(32, 96), signerPk);
+  if (plain.length < 97) throw new CryptoError(ErrorCode.BadManifest, 'manifest too short');
+  let signerPk: Uint8Array;
+  let body: Uint8Array;
+  // Byte 96 tells the layout: '{' begins the body of a manifest signed alone, MANIFEST_BATCH_MARK a batch's layout.
+  const batched = plain[96] === MANIFEST_BATCH_MARK;
+  if (!batched && plain[96] !== 0x7b) throw new CryptoError(ErrorCode.BadManifest, 'unknown manifest layout');
+  if (batched) {
+    const ids = ad.subarray(utf8(CTX_MANIFEST).length);
+    ({ signer: signerPk, body } = openManifestBatchPlain(plain, ids.subarray(0, 16), ids.subarray(16)));
+  } else {
+    signerPk = plain.subarray(0, 32);
+    body = plain.subarray(96);
+    verifyDetached(CTX_MANIFEST, concatBytes(ad.subarray(utf8(CTX_MANIFEST).length), body), plain.subarray(32, 96), signerPk);
+  }
   const signer = toBase64Url(signerPk);
   let parsed: unknown;
   try {
@@ -211,6 +237,7 @@ export function openManifest(sealed: Uint8Array, keys: FileSubkeys, expect: { fi
   // Only the canonical form is accepted, so one manifest has exactly one signed byte string.
   if (!constantTimeEqual(canonicalBytes(parsed), body)) throw new CryptoError(ErrorCode.BadManifest, 'manifest is not in canonical form');
   if (parsed.fileId !== expect.fileId || parsed.versionId !== expect.versionId) throw new CryptoError(ErrorCode.BadManifest, 'manifest belongs to another version');
+  if (batched && parsed.v !== 2) throw new CryptoError(ErrorCode.BadManifest, 'a batch-signed manifest is of version 2');
   // Judged only now that the signed body is parsed: a v2 manifest is judged at the log position it names.
   if (!trusted(signer, parsed.v === 2 ? parsed.memberSeq! : null)) throw new CryptoError(ErrorCode.UntrustedSigner, 'the manifest was signed by someone who may not write here');
   return { manifest: parsed, signer };

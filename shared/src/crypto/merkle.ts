@@ -44,6 +44,25 @@ function splitPoint(n: number): number {
   return k;
 }
 
+/**
+ * The RFC 9162 §2.1.1 tree hash of `leaves` (at least one) and, for each leaf, its §2.1.3.1 inclusion proof (leaf
+ * upward): what a signer of a batch (docs/crypto.md §5.2, §8.1) hands out beside one signature over the root.
+ */
+export function merkleTreeProofs(leaves: readonly Uint8Array[]): { root: Uint8Array; proofs: Uint8Array[][] } {
+  if (leaves.length === 0) throw new CryptoError(ErrorCode.BadKey, 'a Merkle batch needs at least one leaf');
+  const proofs = leaves.map((): Uint8Array[] => []);
+  const build = (lo: number, hi: number): Uint8Array => {
+    if (hi - lo === 1) return leaves[lo]!;
+    const k = splitPoint(hi - lo);
+    const left = build(lo, lo + k);
+    const right = build(lo + k, hi);
+    for (let i = lo; i < lo + k; i++) proofs[i]!.push(right);
+    for (let i = lo + k; i < hi; i++) proofs[i]!.push(left);
+    return merkleNodeHash(left, right);
+  };
+  return { root: build(0, leaves.length), proofs };
+}
+
 function isPowerOfTwo(n: number): boolean {
   let k = 1;
   while (k < n) k *= 2;
@@ -178,14 +197,17 @@ function equal(a: Uint8Array, b: Uint8Array): boolean {
   return d === 0;
 }
 
-/** RFC 9162 §2.1.3.2: true iff `proof` shows leaf `index` with hash `leaf` in the tree of `size` leaves with `root`. */
-export function verifyMerkleInclusion(index: number, size: number, leaf: Uint8Array, proof: readonly Uint8Array[], root: Uint8Array): boolean {
-  if (!Number.isSafeInteger(index) || !Number.isSafeInteger(size) || index < 0 || index >= size) return false;
+/**
+ * RFC 9162 §2.1.3.2 without the final comparison: the root that `proof` leads to from leaf `index` (hash `leaf`) of a
+ * tree of `size` leaves, or null when the proof does not fit such a tree (wrong length, index out of range).
+ */
+export function merkleRootFromInclusion(index: number, size: number, leaf: Uint8Array, proof: readonly Uint8Array[]): Uint8Array | null {
+  if (!Number.isSafeInteger(index) || !Number.isSafeInteger(size) || index < 0 || index >= size) return null;
   let fn = index;
   let sn = size - 1;
   let r = leaf;
   for (const p of proof) {
-    if (sn === 0) return false;
+    if (sn === 0) return null;
     if (odd(fn) || fn === sn) {
       r = merkleNodeHash(p, r);
       if (!odd(fn)) {
@@ -200,7 +222,13 @@ export function verifyMerkleInclusion(index: number, size: number, leaf: Uint8Ar
     fn = half(fn);
     sn = half(sn);
   }
-  return sn === 0 && equal(r, root);
+  return sn === 0 ? r : null;
+}
+
+/** RFC 9162 §2.1.3.2: true iff `proof` shows leaf `index` with hash `leaf` in the tree of `size` leaves with `root`. */
+export function verifyMerkleInclusion(index: number, size: number, leaf: Uint8Array, proof: readonly Uint8Array[], root: Uint8Array): boolean {
+  const r = merkleRootFromInclusion(index, size, leaf, proof);
+  return r !== null && equal(r, root);
 }
 
 /** RFC 9162 §2.1.4.2: true iff `proof` shows the tree (`first`, `firstRoot`) is a prefix of (`second`, `secondRoot`). */
