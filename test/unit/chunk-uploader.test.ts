@@ -154,3 +154,61 @@ test('a batch goes when its next frame would not fit; the largest chunk FastCDC 
   t.is(s.buffers.length, 3, 'the small frame goes alone: the largest one does not fit beside it');
   t.is(s.buffers[0]!.byteLength, k.FRAME_HEADER_BYTES + k.sealedChunkLength(k.CHUNK_MAX), 'a buffer is one largest frame when batchBytes is less');
 });
+
+test('barrier waits for every batch begun before it, also one still waiting for a place, but not for later ones', async (t) => {
+  // A server whose uploads end only when the test says so.
+  const gates: { ids: string[]; open: () => void }[] = [];
+  const stored = new Set<string>();
+  const client = {
+    async uploadFramed(_space: string, body: Uint8Array) {
+      const ids = k.decodeFrames(body).map((f) => f.id);
+      await new Promise<void>((resolve) => gates.push({ ids, open: resolve }));
+      for (const id of ids) stored.add(id);
+      return { stored: ids.length, duplicate: 0 };
+    },
+  } as unknown as ApiClient;
+  const keys = k.deriveFileSubkeys(k.generateFileKey());
+  // Batches of one 40 KiB chunk each, two in flight at a time.
+  const up = new ChunkUploader(client, 'space', { batchBytes: 32 * KiB, inFlight: 2 });
+  const settle = () => new Promise((resolve) => setTimeout(resolve, 5));
+  const a = await addChunk(up, keys, content(1, 40 * KiB)); // batch 1: in flight
+  const b = await addChunk(up, keys, content(2, 40 * KiB)); // batch 2: in flight
+  const adding = addChunk(up, keys, content(3, 40 * KiB)); // batch 3: taken, waiting for a place
+  await settle();
+  t.is(gates.length, 2);
+  let passed = false;
+  const barrier = up.barrier().then(() => (passed = true));
+  // A reader adds a chunk after the barrier began: batch 4, which the barrier must not wait for.
+  const later = addChunk(up, keys, content(4, 40 * KiB));
+  gates[0]!.open(); // batch 1 ends; batch 3 goes
+  const c = await adding;
+  await settle();
+  gates[1]!.open(); // batch 2 ends; batch 4 goes
+  await settle();
+  t.is(gates.length, 4);
+  t.false(passed, 'batch 3 (taken before the barrier) is still being sent');
+  gates[2]!.open();
+  await settle();
+  t.true(passed, 'batch 4, begun after the barrier, is not waited for');
+  await barrier;
+  t.true(stored.has(a) && stored.has(b) && stored.has(c));
+  t.false(stored.has(await later));
+  gates[3]!.open();
+  await up.flush();
+  t.is(stored.size, 4);
+});
+
+test('barrier sends the batch being filled and rethrows a failed batch once', async (t) => {
+  const s = server();
+  const keys = k.deriveFileSubkeys(k.generateFileKey());
+  const up = new ChunkUploader(s.client, 'space', { batchBytes: 64 * KiB, inFlight: 2 });
+  const id = await addChunk(up, keys, content(7, 5 * KiB));
+  t.is(s.stored.size, 0, 'a partly filled batch waits');
+  await up.barrier();
+  t.true(s.stored.has(id));
+  s.failNext = 1;
+  await addChunk(up, keys, content(8, 5 * KiB));
+  await t.throwsAsync(up.barrier(), { message: 'connection reset' });
+  await up.barrier(); // reported once
+  t.pass();
+});

@@ -61,6 +61,8 @@ export class ChunkUploader {
   private pending: Batch | null = null;
   private readonly free: Uint8Array[] = [];
   private readonly inFlight = new Set<Promise<void>>();
+  /** Every batch taken from `pending` whose upload has not ended yet, in flight or still waiting for a place (barrier). */
+  private readonly unsettled = new Set<Promise<void>>();
   private failure: unknown = null;
   private readonly seen = new Set<string>();
   readonly batchBytes: number;
@@ -120,8 +122,21 @@ export class ChunkUploader {
     const batch = this.pending;
     this.pending = null;
     if (!batch || batch.slots.length === 0) return;
-    while (this.inFlight.size >= this.maxInFlight) await Promise.race(this.inFlight);
-    if (this.failure) throw this.failure;
+    // Tracked from here, before waiting for a place: a chunk of a version about to be committed may be in it (barrier).
+    let settle!: () => void;
+    const settled = new Promise<void>((resolve) => (settle = resolve));
+    this.unsettled.add(settled);
+    const ended = (): void => {
+      this.unsettled.delete(settled);
+      settle();
+    };
+    try {
+      while (this.inFlight.size >= this.maxInFlight) await Promise.race(this.inFlight);
+      if (this.failure) throw this.failure;
+    } catch (err) {
+      ended();
+      throw err;
+    }
     const p = this.upload(batch).then(
       () => {
         if (batch.buf.length === this.bufferBytes) this.free.push(batch.buf);
@@ -132,7 +147,10 @@ export class ChunkUploader {
         for (const s of batch.slots) this.seen.delete(s.id);
       },
     );
-    const tracked = p.finally(() => this.inFlight.delete(tracked));
+    const tracked = p.finally(() => {
+      this.inFlight.delete(tracked);
+      ended();
+    });
     this.inFlight.add(tracked);
   }
 
@@ -161,6 +179,24 @@ export class ChunkUploader {
   async flush(): Promise<void> {
     await this.send();
     while (this.inFlight.size > 0) await Promise.race(this.inFlight);
+    this.rethrow();
+  }
+
+  /**
+   * Sends the batch being filled and waits for every batch begun before this call, but not for those other readers
+   * begin meanwhile: what a commit needs (every chunk of its versions was added before it). Waiting for the uploader to
+   * be empty, as flush does, held commits back while readers kept it busy, and they went out five at a time while the
+   * readers waited for them (issue 22, W2). Rethrows a failure of any batch, as flush does.
+   */
+  async barrier(): Promise<void> {
+    const sending = this.send(); // takes `pending` and tracks it before its first wait
+    const before = [...this.unsettled];
+    await sending;
+    await Promise.all(before);
+    this.rethrow();
+  }
+
+  private rethrow(): void {
     if (this.failure) {
       const err = this.failure;
       this.failure = null;

@@ -78,7 +78,7 @@ export async function uploadAll(ctx: SyncContext, uploads: UploadItem[], commits
   const commitNow = (batch: PendingCommit[]): Promise<void> => {
     const before = recorded;
     const mine = (async () => {
-      await uploader.flush();
+      await uploader.barrier(); // the chunks of this batch's versions, not those read since
       await commitBatch(ctx, batch, before);
     })();
     recorded = mine;
