@@ -171,6 +171,9 @@ export function assertContent(o: Record<string, unknown>, bad: (why: string) => 
   if (total !== o.size) bad('chunk sizes do not add up to size');
 }
 
+/** Where the raw ids start in a manifest's ad (after the context string). */
+const AD_IDS_AT = utf8(CTX_MANIFEST).length;
+
 function manifestAd(fileId: string, versionId: string): Uint8Array {
   return concatBytes(utf8(CTX_MANIFEST), idBytes(fileId, 'fileId'), idBytes(versionId, 'versionId'));
 }
@@ -183,7 +186,7 @@ export function sealManifest(manifest: Manifest, keys: FileSubkeys, author: Sign
   assertManifest(manifest);
   const body = canonicalBytes(manifest);
   const ad = manifestAd(manifest.fileId, manifest.versionId);
-  const signature = signDetached(CTX_MANIFEST, concatBytes(ad.subarray(utf8(CTX_MANIFEST).length), body), author.signSecretKey);
+  const signature = signDetached(CTX_MANIFEST, concatBytes(ad.subarray(AD_IDS_AT), body), author.signSecretKey);
   return sealEnvelope(keys.manifestKey, concatBytes(author.signPublicKey, signature, body), ad);
 }
 
@@ -196,10 +199,11 @@ export function sealManifests(items: readonly { manifest: Manifest; keys: FileSu
   const batch = items.map(({ manifest }) => {
     assertManifest(manifest);
     if (manifest.v !== 2) throw new CryptoError(ErrorCode.BadManifest, 'a batch-signed manifest is of version 2');
-    return { fileId: idBytes(manifest.fileId, 'fileId'), versionId: idBytes(manifest.versionId, 'versionId'), body: canonicalBytes(manifest) };
+    const ad = manifestAd(manifest.fileId, manifest.versionId);
+    return { ad, fileId: ad.subarray(AD_IDS_AT, AD_IDS_AT + 16), versionId: ad.subarray(AD_IDS_AT + 16), body: canonicalBytes(manifest) };
   });
   const plains = signManifestBatch(batch, author, salts);
-  return items.map(({ manifest, keys }, i) => sealEnvelope(keys.manifestKey, plains[i]!, manifestAd(manifest.fileId, manifest.versionId)));
+  return items.map(({ keys }, i) => sealEnvelope(keys.manifestKey, plains[i]!, batch[i]!.ad));
 }
 
 /**
@@ -218,13 +222,13 @@ export function openManifest(sealed: Uint8Array, keys: FileSubkeys, expect: { fi
   // Byte 96 tells the layout: '{' begins the body of a manifest signed alone, MANIFEST_BATCH_MARK a batch's layout.
   const batched = plain[96] === MANIFEST_BATCH_MARK;
   if (!batched && plain[96] !== 0x7b) throw new CryptoError(ErrorCode.BadManifest, 'unknown manifest layout');
+  const ids = ad.subarray(AD_IDS_AT); // fileId || versionId, raw
   if (batched) {
-    const ids = ad.subarray(utf8(CTX_MANIFEST).length);
     ({ signer: signerPk, body } = openManifestBatchPlain(plain, ids.subarray(0, 16), ids.subarray(16)));
   } else {
     signerPk = plain.subarray(0, 32);
     body = plain.subarray(96);
-    verifyDetached(CTX_MANIFEST, concatBytes(ad.subarray(utf8(CTX_MANIFEST).length), body), plain.subarray(32, 96), signerPk);
+    verifyDetached(CTX_MANIFEST, concatBytes(ids, body), plain.subarray(32, 96), signerPk);
   }
   const signer = toBase64Url(signerPk);
   let parsed: unknown;
