@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // `kluis`: the headless client (docs/architecture.md §10; docs/cli.md). Account and space commands live here; sync, status,
 // versions and restore are registered by ./sync-commands.ts. Names of commands and options are a contract.
+import './young-start.js';
 import './fast-start.js';
 import { realpathSync } from 'node:fs';
 import { pathToFileURL } from 'node:url';

@@ -6,7 +6,7 @@ import { makeVersion, type PendingCommit } from './commit.js';
 import type { SyncContext } from './context.js';
 import { baseOf, downloadAll, type DownloadItem } from './download.js';
 import type { IndexChanges } from './index-db.js';
-import { limitHeapGrowth } from './heap-growth.js';
+import { limitHeapGrowth, youngGenerationFor } from './heap-growth.js';
 import { journalLocal } from './journal.js';
 import { uploadTarget } from './reconcile.js';
 import { EMPTY_HASH, type ScanResult } from './scan.js';
@@ -39,6 +39,7 @@ export async function act(ctx: SyncContext, actions: SyncAction[], base: Map<str
   // A pass with work makes garbage in proportion to its files: from here on V8 grows the heap less between full
   // collections (heap-growth.ts). Not before: an unchanged re-run, the CLI's usual pass, would pay the extra collections.
   limitHeapGrowth();
+  youngGenerationFor(actions.reduce((n, a) => (a.type === 'none' ? n : n + 1), 0));
   const sc = await ctx.crypto();
   const report = ctx.report;
   const disk = (p: string): string => scan.diskPaths.get(p) ?? p;

@@ -12,6 +12,7 @@ import { Worker } from 'node:worker_threads';
 import type { FileSubkeys } from '@kluis/shared';
 import type { ChunkIdJob, ChunkIdResult } from './chunk-id-worker.js';
 import { CHUNK_ID_WORKER_URL } from './worker-urls.js';
+import { workerOnline } from './heap-growth.js';
 
 /** Files below this size are confirmed by the main thread alone: a worker costs ~50 ms and ~15 MB to start. */
 export const CONFIRM_AHEAD_MIN = 64 * 1024 * 1024;
@@ -34,6 +35,7 @@ export class ConfirmAhead {
     const job: ChunkIdJob = { absPath, keys: { chunkKey: new Uint8Array(32), chunkIdKey: keys.chunkIdKey, manifestKey: new Uint8Array(32) }, ranges, progress: this.progress.buffer as SharedArrayBuffer };
     this.worker = new Worker(CHUNK_ID_WORKER_URL, { workerData: job });
     this.worker.unref();
+    this.worker.on('online', workerOnline);
     let started: (ok: boolean) => void = () => {};
     this.started = new Promise((resolve) => (started = resolve));
     this.worker.on('message', (r: ChunkIdResult) => {

@@ -6,6 +6,7 @@
 // files to the main thread: every tryHash answer still comes, from one thread or the other.
 import { Worker } from 'node:worker_threads';
 import { LocalFsError } from './local-paths.js';
+import { workerOnline } from './heap-growth.js';
 import type { FileFacts, HashedFile } from './file-hash.js';
 import type { HashAnswer, HashJob } from './hash-worker.js';
 import { HASH_WORKER_URL } from './worker-urls.js';
@@ -76,6 +77,7 @@ export class HashPool {
     try {
       const w = new Worker(HASH_WORKER_URL, { workerData: HASH_WORKER });
       w.unref();
+      w.on('online', workerOnline);
       w.on('message', (a: HashAnswer) => this.answer(a));
       w.on('error', () => void this.close());
       w.on('exit', () => {
