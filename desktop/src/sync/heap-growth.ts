@@ -17,8 +17,8 @@
 // large file, whose scavenges are set off by chunk buffers rather than by JavaScript garbage, took it to its 34 MB
 // maximum for nothing: W1's peak RSS was about 160 MB, about 133 MB with the young generation held at its first size,
 // for the same CPU. A pass over many files makes young garbage in proportion to them, and there the larger young
-// generation saves scavenges (W2 held: 35-45 MB less, 10-20 % more client CPU), so such a pass lets it grow. Only the
-// CLI holds it (./cli/young-start.ts); the desktop app's long-lived process keeps V8's default.
+// generation saves scavenges (W2 held: 35-45 MB less, 8-20 % more client CPU), so such a pass lets it grow. Only the
+// CLI holds it (../cli/young-start.ts); the desktop app's long-lived process keeps V8's default.
 // V8 puts the growth factor back to its default whenever it sets up an isolate's heap (it keeps it at 2 or more), so
 // each worker thread's start undoes the hold: the pools call `workerOnline` once their worker runs.
 import { setFlagsFromString } from 'node:v8';
