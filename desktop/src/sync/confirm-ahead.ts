@@ -8,11 +8,11 @@
 // The worker reads the same file by itself; both reads happen between the upload's two checks of the file's facts
 // (read-encrypt.ts: inode, size and mtime when opened and after the last byte), so a file changed meanwhile is
 // caught as before and taken again by the next pass.
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import type { FileSubkeys } from '@kluis/shared';
 import type { ChunkIdJob, ChunkIdResult } from './chunk-id-worker.js';
 import { CHUNK_ID_WORKER_URL } from './worker-urls.js';
-import { workerOnline } from './heap-growth.js';
+import { startWorker } from './heap-growth.js';
 
 /** Files below this size are confirmed by the main thread alone: a worker costs ~50 ms and ~15 MB to start. */
 export const CONFIRM_AHEAD_MIN = 64 * 1024 * 1024;
@@ -33,9 +33,8 @@ export class ConfirmAhead {
     }
     Atomics.store(this.progress, 0, -1);
     const job: ChunkIdJob = { absPath, keys: { chunkKey: new Uint8Array(32), chunkIdKey: keys.chunkIdKey, manifestKey: new Uint8Array(32) }, ranges, progress: this.progress.buffer as SharedArrayBuffer };
-    this.worker = new Worker(CHUNK_ID_WORKER_URL, { workerData: job });
+    this.worker = startWorker(CHUNK_ID_WORKER_URL, job);
     this.worker.unref();
-    this.worker.on('online', workerOnline);
     let started: (ok: boolean) => void = () => {};
     this.started = new Promise((resolve) => (started = resolve));
     this.worker.on('message', (r: ChunkIdResult) => {

@@ -4,9 +4,9 @@
 // when it has room. The worker starts only at the second such file of a scan (it costs about 50 ms and 15 MB to start:
 // a scan of one large file, W1, does not pay for it) and ends with the scan. A worker that fails or is ended leaves its
 // files to the main thread: every tryHash answer still comes, from one thread or the other.
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import { LocalFsError } from './local-paths.js';
-import { workerOnline } from './heap-growth.js';
+import { startWorker } from './heap-growth.js';
 import type { FileFacts, HashedFile } from './file-hash.js';
 import type { HashAnswer, HashJob } from './hash-worker.js';
 import { HASH_WORKER_URL } from './worker-urls.js';
@@ -75,9 +75,8 @@ export class HashPool {
 
   private start(): Worker | null {
     try {
-      const w = new Worker(HASH_WORKER_URL, { workerData: HASH_WORKER });
+      const w = startWorker(HASH_WORKER_URL, HASH_WORKER);
       w.unref();
-      w.on('online', workerOnline);
       w.on('message', (a: HashAnswer) => this.answer(a));
       w.on('error', () => void this.close());
       w.on('exit', () => {

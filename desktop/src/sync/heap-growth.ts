@@ -20,8 +20,10 @@
 // generation saves scavenges (W2 held: 35-45 MB less, 8-20 % more client CPU), so such a pass lets it grow. Only the
 // CLI holds it (../cli/young-start.ts); the desktop app's long-lived process keeps V8's default.
 // V8 puts the growth factor back to its default whenever it sets up an isolate's heap (it keeps it at 2 or more), so
-// each worker thread's start undoes the hold: the pools call `workerOnline` once their worker runs.
+// each worker thread's start undoes the hold: the engine's workers are started by `startWorker`, which holds it again
+// once the worker runs.
 import { setFlagsFromString } from 'node:v8';
+import { Worker } from 'node:worker_threads';
 
 /** The heap may grow to the live size times 1 + this / 100 before the next full collection. */
 export const HEAP_GROWING_PERCENT = 60;
@@ -49,7 +51,14 @@ export function youngGenerationFor(files: number): void {
   setFlagsFromString('--semi-space-growth-factor=2');
 }
 
-/** A worker thread of this process is running: V8 reset the growth factor when it set up the worker's heap. */
-export function workerOnline(): void {
-  if (youngHeld) setFlagsFromString('--semi-space-growth-factor=1');
+/**
+ * Starts one of the sync engine's worker threads (worker-urls.ts). V8 resets the growth factor when it sets up the
+ * worker's heap, so a hold is applied again once the worker runs.
+ */
+export function startWorker(url: URL, workerData: unknown): Worker {
+  const w = new Worker(url, { workerData });
+  w.on('online', () => {
+    if (youngHeld) setFlagsFromString('--semi-space-growth-factor=1');
+  });
+  return w;
 }
