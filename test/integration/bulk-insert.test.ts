@@ -34,6 +34,7 @@ async function columns(db: Knex, name: string): Promise<void> {
     tb.boolean('deleted').notNullable();
     tb.binary('manifest').notNullable();
     tb.text('wrap').notNullable();
+    tb.text('note');
   });
 }
 
@@ -45,8 +46,10 @@ function row(i: number) {
     big: 2 ** 52 + i,
     mtime: i % 2 ? 1_790_000_000_000.125 + i : null,
     deleted: i % 4 === 0,
-    manifest: Buffer.from(Array.from({ length: 40 + (i % 7) }, (_, k) => (i * 31 + k * 7) & 0xff)),
-    wrap: JSON.stringify({ v: 2, text: `é"\\'; DROP TABLE versions; -- ${i}`, n: i }),
+    manifest: Buffer.from(Array.from({ length: i % 11 ? 40 + (i % 7) : 0 }, (_, k) => (i * 31 + k * 7) & 0xff)),
+    // long (beside the JSON, db/bulk-insert.ts) for odd rows
+    wrap: JSON.stringify({ v: 2, text: `é"\\'; DROP TABLE versions; -- ${i}`, n: i, ...(i % 2 ? { pad: 'x'.repeat(300) } : {}) }),
+    note: i % 5 === 0 ? null : i % 5 === 1 ? `${i}: é€😀\u0000 `.repeat(40) : i % 5 === 2 ? '' : `n${i}`,
   };
 }
 
@@ -64,12 +67,17 @@ test('insertRows stores what Knex\'s INSERT stores, across parts; a bad row fail
   t.true(Buffer.isBuffer(viaJson[5].manifest));
   t.deepEqual(viaJson[5].manifest, rows[5]!.manifest);
   t.is(viaJson[7].wrap, rows[7]!.wrap);
+  t.is(viaJson[6].note, rows[6]!.note);
+  t.is(viaJson[5].note, null);
+  t.is(viaJson[7].note, '');
+  t.deepEqual(viaJson[11].manifest, Buffer.alloc(0));
 
   // A duplicate key in the last part: nothing of that call is left once its transaction rolls back.
   const again = [row(5000), row(5001), row(3)];
   await t.throwsAsync(db.transaction(async (trx) => insertRows(trx, 'bulk_json', again, 50)));
   t.is(Number((await db('bulk_json').count({ n: '*' }))[0]!.n), rows.length);
   await t.throwsAsync(insertRows(db, 'bulk_json', [row(6000), { ...row(6001), extra: 1 }], 50), { message: /different columns/ });
+  await t.throwsAsync(insertRows(db, 'bulk_json', [row(6000), { ...row(6001), manifest: 'text' }], 50), { message: /mixes Buffers/ });
   await insertRows(db, 'bulk_json', [], 50);
   t.is(Number((await db('bulk_json').count({ n: '*' }))[0]!.n), rows.length);
 });
