@@ -1,9 +1,12 @@
 // The sync client's HTTP transport (desktop/src/api/client.ts) against a real HTTP server on a free port: a redirect
 // is refused with an error that says so (and its target is never asked), bodies reach the server whole, and fetch
-// sends the request it is given, not a clone whose body is a tee of it (issue 22: a copy of every JSON body).
+// sends the request it is given, not a clone whose body is a tee of it (issue 22: a copy of every JSON body); the
+// server-sent events stream still ends when its signal aborts after a garbage collection (nodejs/node#55428).
 import test from 'ava';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import { ApiClient, ApiRequestError, NetworkError } from '../../desktop/dist/api/client.js';
 
 interface Seen {
@@ -79,4 +82,33 @@ test('fetch sends the request it is given: no request body is teed into a clone'
   await client.json('POST', '/api/v1/spaces/s/chunks/missing', { ids: ['a'.repeat(64)] });
   await client.uploadFramed('s', new Uint8Array(1024));
   t.is(tees, 0);
+});
+
+test('the events stream ends when its signal aborts, also after a garbage collection', async (t) => {
+  const server = http.createServer((_req, res) => {
+    res.writeHead(200, { 'content-type': 'text/event-stream' });
+    res.write('event: hello\ndata: {}\n\n');
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => {
+    server.closeAllConnections();
+    server.close();
+  });
+  const client = new ApiClient({ baseUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}` });
+  v8.setFlagsFromString('--expose-gc');
+  const gc = vm.runInNewContext('gc') as () => void;
+  const ac = new AbortController();
+  const seen: string[] = [];
+  const loop = (async () => {
+    for await (const e of client.events(ac.signal)) seen.push(e.event);
+  })();
+  while (!seen.length) await new Promise((resolve) => setTimeout(resolve, 10));
+  for (let i = 0; i < 3; i++) {
+    gc();
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  ac.abort();
+  const outcome = await Promise.race([loop.then(() => 'ended', (err: Error) => err.name), new Promise((resolve) => setTimeout(() => resolve('still reading after 3 s'), 3000))]);
+  t.is(outcome, 'AbortError');
+  t.deepEqual(seen, ['hello']);
 });

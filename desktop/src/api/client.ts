@@ -164,11 +164,19 @@ export class ApiClient {
   async *events(signal: AbortSignal): AsyncGenerator<{ event: string; data: unknown }> {
     const res = await this.raw('GET', '/api/v1/events', { signal });
     const reader = res.body!.getReader();
+    // The stream ends when `signal` aborts: cancelled here, not left to fetch. Node's fetch (undici) follows a request's
+    // signal through a WeakRef to the Request object, and a request sent as it is (raw: no clone) is held by nothing
+    // else once fetch has answered; after a garbage collection the abort no longer reached the connection
+    // (nodejs/node#55428) and a watcher never stopped. A cancelled reader's pending read ends as done.
+    const onAbort = () => void reader.cancel(signal.reason).catch(() => undefined);
+    signal.addEventListener('abort', onAbort, { once: true });
+    if (signal.aborted) onAbort();
     const decoder = new TextDecoder();
     let buffer = '';
     try {
       for (;;) {
         const { value, done } = await reader.read();
+        if (signal.aborted) throw signal.reason; // an AbortError, as from fetch
         if (done) return;
         buffer += decoder.decode(value, { stream: true });
         let sep: number;
@@ -185,6 +193,7 @@ export class ApiClient {
         }
       }
     } finally {
+      signal.removeEventListener('abort', onAbort);
       reader.releaseLock();
     }
   }
