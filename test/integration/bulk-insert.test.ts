@@ -49,7 +49,7 @@ function row(i: number) {
     manifest: Buffer.from(Array.from({ length: i % 11 ? 40 + (i % 7) : 0 }, (_, k) => (i * 31 + k * 7) & 0xff)),
     // long (beside the JSON, db/bulk-insert.ts) for odd rows
     wrap: JSON.stringify({ v: 2, text: `é"\\'; DROP TABLE versions; -- ${i}`, n: i, ...(i % 2 ? { pad: 'x'.repeat(300) } : {}) }),
-    note: i % 5 === 0 ? null : i % 5 === 1 ? `${i}: é€😀\u0000 `.repeat(40) : i % 5 === 2 ? '' : `n${i}`,
+    note: i % 5 === 0 ? null : i % 5 === 1 ? `${i}: é€😀 `.repeat(40) : i % 5 === 2 ? '' : `n${i}`,
   };
 }
 
