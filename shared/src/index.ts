@@ -18,3 +18,4 @@ export * from './api/requests.js';
 export * from './api/admin-console.js';
 export * from './api/audit-merkle.js';
 export * from './api/incidents.js';
+export * from './api/commit-wire.js';

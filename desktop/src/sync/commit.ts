@@ -1,6 +1,6 @@
 // Making and committing versions (docs/architecture.md §4): a version is a signed, sealed manifest; commits go in
 // batches, journalled first (journal.ts), and what the server answers becomes the index's base and remote rows.
-import { ErrorCode, newId, sealManifests, toBase64Url, wrapFileKeysBatch, type CommitVersion, type FileKeyWrap, type FileSubkeys, type Manifest } from '@kluis/shared';
+import { compactCommit, ErrorCode, newId, sealManifests, toBase64Url, wrapFileKeysBatch, type CommitVersion, type FileKeyWrap, type FileSubkeys, type Manifest } from '@kluis/shared';
 import { ApiRequestError } from '../api/client.js';
 import type { LocalFacts } from './atomic-write.js';
 import { FROZEN, type SyncContext } from './context.js';
@@ -104,7 +104,8 @@ export async function commitBatch(ctx: SyncContext, batch: PendingCommit[], afte
   const done: { p: PendingCommit; seq: number }[] = [];
   for (let attempt = 0; pending.length && attempt < 5; attempt++) {
     try {
-      const answer = await ctx.client.json<{ seq: number; versions: { fileId: string; versionId: string; seq: number }[] }>('POST', `/api/v1/spaces/${encodeURIComponent(sc.spaceId)}/commits`, { versions: pending.map((p) => p.version) });
+      // A batch of wraps whole in the request goes as one statement (docs/api.md "A batch of wraps sent whole").
+      const answer = await ctx.client.json<{ seq: number; versions: { fileId: string; versionId: string; seq: number }[] }>('POST', `/api/v1/spaces/${encodeURIComponent(sc.spaceId)}/commits`, compactCommit(pending.map((p) => p.version)));
       const seqOf = new Map(answer.versions.map((v) => [v.versionId, v.seq]));
       for (const p of pending) done.push({ p, seq: seqOf.get(p.version.versionId) ?? 0 });
       pending = [];

@@ -12,6 +12,7 @@ import { changePageJson, fileKeysJson, readChangePage, versionView } from '../se
 import { inList } from '../db/hot-reads.js';
 import { requestUploads } from '../services/requests.js';
 import { CommitCombiner } from '../services/commit-combiner.js';
+import { expandCommit } from '../services/commit-wire.js';
 
 function intQuery(ctx: KCtx, name: string, fallback: number, min: number, max: number): number {
   const raw = ctx.query[name];
@@ -42,13 +43,14 @@ export function commitRoutes(router: Router, services: Services): void {
   route(router, services, 'post', '/api/v1/spaces/:spaceId/commits', { action: 'commit.create' }, async (ctx, caller) => {
     const spaceId = pathId(ctx, 'spaceId', 'space');
     await memberRole(services, caller, spaceId, 'editor');
-    const req = parse(CommitRequest, body(ctx));
+    // Wraps of a batch sent whole are rebuilt (and verified) first: from here on every version carries its own.
+    const { versions, verified } = expandCommit(parse(CommitRequest, body(ctx)));
     const signer = caller.signPublicKey!;
     // Public-key work before the transaction, which one writer runs at a time (verifiedWraps).
-    const checkedWraps = verifiedWraps(req.versions);
+    const checkedWraps = verifiedWraps(versions, verified);
     // Concurrent commits are checked and written together, as one member of the group commit (services/commit-combiner.ts).
     const result = await combiner.commit({
-      author: caller, spaceId, signer, versions: req.versions, checkedWraps,
+      author: caller, spaceId, signer, versions, checkedWraps,
       audit: { ...actor(ctx, caller), action: 'commit.create', targetType: 'space', targetId: spaceId, outcome: 'success' },
     });
     events.publish({ spaceId, seq: result.lastSeq });

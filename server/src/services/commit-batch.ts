@@ -24,11 +24,12 @@ export function chunked<T>(items: T[], size = IN_BATCH): T[][] {
  * The wraps of `versions` whose signatures verify. A signature needs no database, so a caller checks them before its
  * transaction (checkedWraps option of commitBatch): inside it the single writer would wait for every other commit's
  * public-key work too. Version-2 wraps are checked together (one signature per batch, the tree rebuilt once); when that
- * fails each is checked alone, so that the refusal names the wrap.
+ * fails each is checked alone, so that the refusal names the wrap. `known`: wraps verified already (rebuilt from a
+ * batch sent whole, services/commit-wire.ts).
  */
-export function verifiedWraps(versions: CommitVersion[]): ReadonlySet<FileKeyWrap> {
-  const ok = new Set<FileKeyWrap>();
-  const batch = versions.flatMap((v) => (v.fileKeyWrap?.v === 2 ? [v.fileKeyWrap as BatchFileKeyWrap] : []));
+export function verifiedWraps(versions: CommitVersion[], known: ReadonlySet<FileKeyWrap> = new Set()): ReadonlySet<FileKeyWrap> {
+  const ok = new Set<FileKeyWrap>(known);
+  const batch = versions.flatMap((v) => (v.fileKeyWrap?.v === 2 && !known.has(v.fileKeyWrap) ? [v.fileKeyWrap as BatchFileKeyWrap] : []));
   let batchOk = false;
   try {
     verifyBatchWrapSignatures(batch);
@@ -38,7 +39,7 @@ export function verifiedWraps(versions: CommitVersion[]): ReadonlySet<FileKeyWra
   }
   for (const v of versions) {
     const w = v.fileKeyWrap;
-    if (!w) continue;
+    if (!w || known.has(w)) continue;
     if (batchOk && w.v === 2) ok.add(w);
     else {
       try {

@@ -159,6 +159,30 @@ export const RemoveMemberRequest = z.object({
 export const MAX_COMMIT_VERSIONS = 1000;
 export const MAX_CHUNKS_PER_VERSION = 1_000_000;
 
+/**
+ * The signed statement of a batch of version-2 file-key wraps, sent once for all its wraps (docs/api.md "A batch of
+ * wraps sent whole"; docs/crypto.md §5.2).
+ */
+export const WrapBatchSchema = z.object({
+  v: z.literal(2),
+  kind: z.literal('file-key'),
+  spaceId: Id,
+  keyEpoch: z.number().int().min(1),
+  recipient: Key32,
+  ephemeral: Key32,
+  signer: Key32,
+  size: z.number().int().min(1).max(MAX_COMMIT_VERSIONS),
+  root: Key32,
+  sig: Sig,
+}).strict();
+
+/** A version's wrap as a member of `wrapBatches[batch]`: the server rebuilds the rest (the proof from the batch's tree). */
+export const BatchWrapRef = z.object({
+  batch: z.number().int().min(0).max(MAX_COMMIT_VERSIONS - 1),
+  index: z.number().int().min(0).max(MAX_COMMIT_VERSIONS - 1),
+  sealed: b64u(73),
+}).strict();
+
 export const CommitVersion = z.object({
   fileId: Id,
   versionId: Id,
@@ -169,10 +193,16 @@ export const CommitVersion = z.object({
   deleted: z.boolean(),
   /** required for the first version of a file and for the first version under a new key epoch */
   fileKeyWrap: FileKeyWrapSchema.optional(),
+  /** instead of fileKeyWrap: the version's wrap as a member of one of the request's wrapBatches */
+  batchWrap: BatchWrapRef.optional(),
 }).strict();
 export type CommitVersion = z.infer<typeof CommitVersion>;
 
-export const CommitRequest = z.object({ versions: z.array(CommitVersion).min(1).max(MAX_COMMIT_VERSIONS) }).strict();
+export const CommitRequest = z.object({
+  versions: z.array(CommitVersion).min(1).max(MAX_COMMIT_VERSIONS),
+  wrapBatches: z.array(WrapBatchSchema).min(1).max(MAX_COMMIT_VERSIONS).optional(),
+}).strict();
+export type CommitRequest = z.infer<typeof CommitRequest>;
 
 /** Most ids in one chunks/missing or chunks/download request (their JSON body may be up to 1 MiB). */
 export const MAX_CHUNK_IDS = 10_000;

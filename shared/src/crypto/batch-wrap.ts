@@ -126,12 +126,12 @@ const bad = (why: string): never => {
 };
 
 /** The signature and every field of the statement, unambiguously (JSON): one key per signed statement. */
-function statementKey(w: BatchFileKeyWrap): string {
+function statementKey(w: WrapBatchStatement): string {
   return JSON.stringify([w.sig, w.spaceId, w.keyEpoch, w.recipient, w.ephemeral, w.signer, w.size, w.root]);
 }
 
 /** The statement's signature by `signer`, checked once per statement (cached). */
-function checkStatement(wrap: BatchFileKeyWrap): void {
+function checkStatement(wrap: WrapBatchStatement): void {
   const key = statementKey(wrap);
   if (verified.has(key)) return;
   verifyDetached(CTX_BATCH, statementBytes(wrap), decodeB64(wrap.sig, 'sig', 64), decodeB64(wrap.signer, 'signer', 32));
@@ -161,6 +161,32 @@ export function verifyBatchWrapSignature(wrap: BatchFileKeyWrap): void {
 }
 
 /**
+ * The order of a complete batch's members by `index` (each 0..size-1 exactly once), or null when some are missing or
+ * repeated.
+ */
+function completeOrder(indexes: readonly number[], size: number): number[] | null {
+  if (indexes.length !== size) return null;
+  const byIndex: (number | undefined)[] = new Array(size);
+  for (let i = 0; i < indexes.length; i++) {
+    const at = indexes[i]!;
+    if (!Number.isSafeInteger(at) || at < 0 || at >= size || byIndex[at] !== undefined) return null;
+    byIndex[at] = i;
+  }
+  return byIndex as number[];
+}
+
+/**
+ * The tree over a complete batch's leaves (in index order), its root required to be `root`: the proofs, base64url,
+ * leaf by leaf (each node encoded once).
+ */
+function batchTreeProofs(root: string, leaves: readonly { fileId: string; sealed: Uint8Array }[]): string[][] {
+  const tree = merkleTreeProofs(leaves.map((l) => leafHash(l.fileId, l.sealed)));
+  const enc = encoder();
+  if (enc(tree.root) !== root) bad('the wraps are not the signed batch');
+  return tree.proofs.map((p) => p.map(enc));
+}
+
+/**
  * verifyBatchWrapSignature for many wraps at once (a commit's): the wraps of a complete batch (each index 0..size-1
  * once) are checked by rebuilding the tree from their leaves, about two hashes a wrap instead of a proof's worth, and
  * requiring each proof to be exactly the one the tree gives (base64url has one encoding per value, and a tree one
@@ -176,25 +202,57 @@ export function verifyBatchWrapSignatures(wraps: readonly BatchFileKeyWrap[]): v
   }
   for (const group of groups.values()) {
     const sealed = group.map(checkShape);
-    const n = group[0]!.size;
-    const byIndex: (number | undefined)[] = new Array(n);
-    group.forEach((w, i) => (byIndex[w.index] = byIndex[w.index] === undefined ? i : -1));
-    if (group.length !== n || byIndex.some((i) => i === undefined || i < 0)) {
+    const order = completeOrder(group.map((w) => w.index), group[0]!.size);
+    if (!order) {
       group.forEach(verifyBatchWrapSignature);
       continue;
     }
-    const order = byIndex as number[];
-    const leaves = order.map((i) => leafHash(group[i]!.fileId, sealed[i]!));
-    const { root, proofs } = merkleTreeProofs(leaves);
-    const enc = encoder();
-    if (enc(root) !== group[0]!.root) bad('the wraps are not the signed batch');
+    const proofs = batchTreeProofs(group[0]!.root, order.map((i) => ({ fileId: group[i]!.fileId, sealed: sealed[i]! })));
     order.forEach((i, index) => {
       const want = proofs[index]!;
       const got = group[i]!.proof;
-      if (got.length !== want.length || got.some((h, j) => h !== enc(want[j]!))) bad('a proof is not the batch tree\'s');
+      if (got.length !== want.length || got.some((h, j) => h !== want[j])) bad('a proof is not the batch tree\'s');
     });
     checkStatement(group[0]!);
   }
+}
+
+/** What every wrap of a batch repeats: its signed statement and signature (a commit may send it once, docs/api.md). */
+export type WrapBatchStatement = Pick<BatchFileKeyWrap, 'v' | 'kind' | 'spaceId' | 'keyEpoch' | 'recipient' | 'ephemeral' | 'signer' | 'size' | 'root' | 'sig'>;
+
+/** A wrap of a batch sent whole, without what its statement holds and without its proof (the tree gives it). */
+export interface WrapBatchMember {
+  fileId: string;
+  index: number;
+  sealed: string;
+}
+
+/** The statement of a version-2 wrap's batch. */
+export function wrapBatchStatement(w: BatchFileKeyWrap): WrapBatchStatement {
+  return { v: 2, kind: 'file-key', spaceId: w.spaceId, keyEpoch: w.keyEpoch, recipient: w.recipient, ephemeral: w.ephemeral, signer: w.signer, size: w.size, root: w.root, sig: w.sig };
+}
+
+/**
+ * The wraps of a batch sent whole (docs/crypto.md §5.2 "A batch sent whole"): every member (each index 0..size-1
+ * once), the tree rebuilt from their leaves and its root the statement's, the statement's signature checked. Returns
+ * each member's complete wrap, proof included, in `members`' order: the very records the batch's author made, each
+ * verified. Throws CryptoError(bad_signature) otherwise.
+ */
+export function expandWrapBatch(statement: WrapBatchStatement, members: readonly WrapBatchMember[]): BatchFileKeyWrap[] {
+  if (statement.v !== 2 || statement.kind !== 'file-key') throw new CryptoError(ErrorCode.UnsupportedVersion, 'not a version-2 file-key batch');
+  const order = completeOrder(members.map((m) => m.index), statement.size);
+  if (!order) bad(`a batch of ${statement.size} wraps is sent whole: each index from 0 to ${statement.size - 1} once`);
+  const sealed = members.map((m) => {
+    const bytes = decodeB64(m.sealed, 'sealed');
+    if (bytes.length !== SEALED_BYTES) bad('sealed key has the wrong length');
+    return bytes;
+  });
+  const proofs = batchTreeProofs(statement.root, order!.map((i) => ({ fileId: members[i]!.fileId, sealed: sealed[i]! })));
+  checkStatement(statement);
+  const { spaceId, keyEpoch, recipient, ephemeral, signer, size, root, sig } = statement;
+  return members.map((m) => ({
+    v: 2, kind: 'file-key', spaceId, keyEpoch, recipient, ephemeral, signer, size, root, fileId: m.fileId, sealed: m.sealed, index: m.index, proof: proofs[m.index]!, sig,
+  }));
 }
 
 /** Verifies a version-2 wrap as docs/crypto.md §5.2 says and opens it with the recipient's keypair. */

@@ -5,7 +5,7 @@ export { initCrypto, cryptoBackend, setCryptoBackend, wasmLoaded, type InitOptio
 export { setEnvelopeBackend, envelopeBackend, sealEnvelope, openEnvelope, ENVELOPE_OVERHEAD, type EnvelopeBackend } from './envelope.js';
 export { newId, idBytes, constantTimeEqual } from './primitives.js';
 export * from './keys.js';
-export { wrapFileKeysBatch, verifyBatchWrapSignature, verifyBatchWrapSignatures, type BatchFileKeyWrap, type BatchWrapTarget } from './batch-wrap.js';
+export { wrapFileKeysBatch, verifyBatchWrapSignature, verifyBatchWrapSignatures, wrapBatchStatement, expandWrapBatch, type BatchFileKeyWrap, type BatchWrapTarget, type WrapBatchStatement, type WrapBatchMember } from './batch-wrap.js';
 export * from './content.js';
 export { openChunkInPlace } from './chunk-open.js';
 export * from './link.js';
