@@ -17,12 +17,16 @@
 // large file, whose scavenges are set off by chunk buffers rather than by JavaScript garbage, took it to its 34 MB
 // maximum for nothing: W1's peak RSS was about 160 MB, about 133 MB with the young generation held at its first size,
 // for the same CPU. A pass over many files makes young garbage in proportion to them, and there the larger young
-// generation saves scavenges (W2 held: 35-45 MB less, 8-20 % more client CPU), so such a pass lets it grow. Only the
-// CLI holds it (../cli/young-start.ts); the desktop app's long-lived process keeps V8's default.
+// generation saves scavenges (W2 held: 35-45 MB less, 8-20 % more client CPU), so such a pass lets it grow, but to
+// semi-spaces of 8 MB, half V8's maximum: W2's peak RSS about 18 MB less for the same CPU (a cap of 2 MB: 39 MB less
+// for 9 % more CPU). V8 has no run-time flag for that maximum (--max-semi-space-size is read once, when the heap is set
+// up), so the growth factor goes back to 1 once the new space is that large, seen after a scavenge. Only the CLI holds
+// it (../cli/young-start.ts); the desktop app's long-lived process keeps V8's default.
 // V8 puts the growth factor back to its default whenever it sets up an isolate's heap (it keeps it at 2 or more), so
 // each worker thread's start undoes the hold: the engine's workers are started by `startWorker`, which holds it again
 // once the worker runs.
-import { setFlagsFromString } from 'node:v8';
+import { PerformanceObserver } from 'node:perf_hooks';
+import { getHeapSpaceStatistics, setFlagsFromString } from 'node:v8';
 import { Worker } from 'node:worker_threads';
 
 /** The heap may grow to the live size times 1 + this / 100 before the next full collection. */
@@ -36,29 +40,57 @@ export function limitHeapGrowth(): void {
 /** A pass acting on more files than this lets the young generation grow (above). */
 export const YOUNG_HOLD_MAX_FILES = 1000;
 
-let youngHeld = false;
+/** Released by a busy pass, the young generation grows to semi-spaces of this size at most, MB (V8's maximum: 16). */
+export const YOUNG_SEMI_SPACE_MAX_MB = 8;
+
+/**
+ * held: at its first size; growing: released, up to YOUNG_SEMI_SPACE_MAX_MB; capped: grown to that size and held there;
+ * free: never held (V8's default).
+ */
+let young: 'free' | 'held' | 'growing' | 'capped' = 'free';
+
+/** V8's semi-space growth factor: 1 stops the young generation growing, 2 is V8's default. */
+function growthFactor(f: 1 | 2): void {
+  setFlagsFromString(`--semi-space-growth-factor=${f}`);
+}
 
 /** Keeps V8's young generation at its first size (semi-space growth factor 1) until a busy pass releases it. */
 export function holdYoungGeneration(): void {
-  youngHeld = true;
-  setFlagsFromString('--semi-space-growth-factor=1');
+  young = 'held';
+  growthFactor(1);
 }
 
-/** A pass acting on `files` files: past YOUNG_HOLD_MAX_FILES the young generation may grow again (V8's default). */
+/** The new space: its two semi-spaces, bytes. */
+function newSpaceBytes(): number {
+  return getHeapSpaceStatistics().find((s) => s.space_name === 'new_space')?.space_size ?? 0;
+}
+
+/**
+ * A pass acting on `files` files: past YOUNG_HOLD_MAX_FILES the young generation may grow again, up to
+ * YOUNG_SEMI_SPACE_MAX_MB: V8 grows it only at a scavenge, so after each one (a 'gc' entry) its size is looked at, and
+ * at the cap the growth factor goes back to 1 for the rest of the process.
+ */
 export function youngGenerationFor(files: number): void {
-  if (!youngHeld || files <= YOUNG_HOLD_MAX_FILES) return;
-  youngHeld = false;
-  setFlagsFromString('--semi-space-growth-factor=2');
+  if (young !== 'held' || files <= YOUNG_HOLD_MAX_FILES) return;
+  young = 'growing';
+  growthFactor(2);
+  const watch = new PerformanceObserver(() => {
+    if (young !== 'growing' || newSpaceBytes() < 2 * YOUNG_SEMI_SPACE_MAX_MB * 1024 * 1024) return;
+    young = 'capped';
+    growthFactor(1);
+    watch.disconnect();
+  });
+  watch.observe({ entryTypes: ['gc'] });
 }
 
 /**
  * Starts one of the sync engine's worker threads (worker-urls.ts). V8 resets the growth factor when it sets up the
- * worker's heap, so a hold is applied again once the worker runs.
+ * worker's heap, so a hold (or the cap) is applied again once the worker runs.
  */
 export function startWorker(url: URL, workerData: unknown): Worker {
   const w = new Worker(url, { workerData });
   w.on('online', () => {
-    if (youngHeld) setFlagsFromString('--semi-space-growth-factor=1');
+    if (young === 'held' || young === 'capped') growthFactor(1);
   });
   return w;
 }
