@@ -39,3 +39,15 @@ test('the CLI bundle imports only Node modules and the packages left out of it, 
     t.true(existsSync(url), `${file} is where the bundle looks for it`);
   }
 });
+
+test('the CLI bundle is ASCII only, so V8 keeps its source in one byte a character, and means what it meant', (t) => {
+  const bytes = readFileSync(BUNDLE);
+  t.is(bytes.findIndex((b) => b > 0x7f), -1);
+  // Reserved Windows names with superscript digits (sync/local-paths.ts): escaped inside a regular expression.
+  const line = /^var WINDOWS_RESERVED = .*$/m.exec(bytes.toString('latin1'))?.[0];
+  t.truthy(line);
+  const reserved = new Function(`${line}; return WINDOWS_RESERVED;`)() as RegExp;
+  t.true(reserved.test('com\u00b9'));
+  t.true(reserved.test('LPT\u00b3'));
+  t.false(reserved.test('com\u00b4'));
+});
