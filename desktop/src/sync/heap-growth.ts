@@ -18,8 +18,8 @@
 // maximum for nothing: W1's peak RSS was about 160 MB, about 133 MB with the young generation held at its first size,
 // for the same CPU. A pass over many files makes young garbage in proportion to them, and there the larger young
 // generation saves scavenges (W2 held: 35-45 MB less, 8-20 % more client CPU), so such a pass lets it grow, but to
-// semi-spaces of 8 MB, half V8's maximum: W2's peak RSS about 18 MB less for the same CPU (a cap of 2 MB: 39 MB less
-// for 9 % more CPU). V8 has no run-time flag for that maximum (--max-semi-space-size is read once, when the heap is set
+// semi-spaces of 8 MB, half V8's maximum: W2's peak RSS 20-27 MB less, its CPU within the spread (a cap of 2 MB: 39 MB
+// less for 9 % more CPU; docs/architecture.md §4). V8 has no run-time flag for that maximum (--max-semi-space-size is read once, when the heap is set
 // up), so the growth factor goes back to 1 once the new space is that large, seen after a scavenge. Only the CLI holds
 // it (../cli/young-start.ts); the desktop app's long-lived process keeps V8's default.
 // V8 puts the growth factor back to its default whenever it sets up an isolate's heap (it keeps it at 2 or more), so
