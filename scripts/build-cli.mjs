@@ -9,7 +9,8 @@
 // The bundle is written in ASCII only. esbuild escapes what is not ASCII in strings and names, but keeps comments as they
 // are, and a few hold a dash or an ellipsis: one character above Latin-1 and V8 keeps the whole 1.3 MB source, which every
 // `kluis` process holds for lazy compilation, in two bytes a character (about 1.4 MB more RSS per process). Escaped here
-// (\uXXXX, which means the same inside a string, a name or a regular expression, and is harmless in a comment).
+// (a \u escape of four hex digits, which means the same inside a string, a name or a regular expression, and is harmless
+// in a comment).
 import { build } from 'esbuild';
 import { chmodSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
