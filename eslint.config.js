@@ -21,6 +21,12 @@ export default tseslint.config(
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
       '@typescript-eslint/consistent-type-imports': 'error',
       'no-console': 'off',
+      // zod's own advice (and what esbuild can shake): the named `z` is zod's whole namespace as one value, so every
+      // bundle that imports it keeps all of zod, every locale included (docs/architecture.md §4).
+      'no-restricted-syntax': ['error', {
+        selector: "ImportDeclaration[source.value='zod'] > ImportSpecifier[imported.name='z']",
+        message: "Write import * as z from 'zod': the named z keeps all of zod (its locales too) in every bundle.",
+      }],
     },
   },
   {

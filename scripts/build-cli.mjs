@@ -7,8 +7,8 @@
 // engine starts desktop/dist/sync/hash-worker.js and chunk-id-worker.js (desktop/src/sync/worker-urls.ts). Runs
 // after tsc in `npm run build`.
 // The bundle is written in ASCII only. esbuild escapes what is not ASCII in strings and names, but keeps comments as they
-// are, and a few hold a dash or an ellipsis: one character above Latin-1 and V8 keeps the whole 1.3 MB source, which every
-// `kluis` process holds for lazy compilation, in two bytes a character (about 1.4 MB more RSS per process). Escaped here
+// are, and a few hold a dash or an ellipsis: one character above Latin-1 and V8 keeps the whole 0.7 MB source, which every
+// `kluis` process holds for lazy compilation, in two bytes a character (as much again in RSS, per process). Escaped here
 // (a \u escape of four hex digits, which means the same inside a string, a name or a regular expression, and is harmless
 // in a comment).
 import { build } from 'esbuild';

@@ -4,7 +4,7 @@ import { accessSync, constants as fsc } from 'node:fs';
 import { isIP } from 'node:net';
 import path from 'node:path';
 import proxyaddr from 'proxy-addr';
-import { z } from 'zod';
+import * as z from 'zod';
 import { KDF_MAX, KDF_MIN, KDF_MODERATE, type KdfParams } from '@kluis/shared';
 import { productionProblems } from './config-production.js';
 

@@ -2,7 +2,7 @@
 // queries are parsed with zod schemas at the boundary.
 import type Router from '@koa/router';
 import type { Context, Next } from 'koa';
-import type { z } from 'zod';
+import type * as z from 'zod';
 import { ErrorCode } from '@kluis/shared';
 import { DomainError, RetryLater } from './domain-error.js';
 import { statusOf } from './errors.js';

@@ -1,7 +1,7 @@
 // The console's HTTP client: same origin, JSON, the session token in a module variable only (never in a URL, never
 // in storage: a reload or a closed tab ends the session; see docs/admin.md "The admin console"). Every answer is
 // parsed with the shared schemas where one exists; every failure becomes an ApiProblem the views can explain.
-import { z } from 'zod';
+import * as z from 'zod';
 import { KDF_MIN, assertKdfParams, derivePasswordKeys, initCrypto, toBase64Url, type KdfParams } from '@kluis/shared';
 
 export class ApiProblem extends Error {

@@ -1,7 +1,7 @@
 // The audit trail view: the chain's status, filters (who, what, on what, outcome, time range), pages newest first,
 // and exports (CSV, JSON) of everything the filters match. People and spaces are shown by name; the filter "on"
 // takes an e-mail address or a space name and asks the server by id.
-import { z } from 'zod';
+import * as z from 'zod';
 import { AuditChainStatus } from '@kluis/shared';
 import { api, fetchFile } from './api.js';
 import { formatDate, formatDateTime, formatNumber, t, type Key } from './i18n.js';

@@ -1,7 +1,7 @@
 // The Domains view (docs/admin.md "Roles and delegation"; docs/api.md "Administration"): each domain with its spaces
 // and domain admins; create, rename and delete a domain, appoint and remove a domain admin, and put a space in a
 // domain (or in none). Main and backup admins only; the server checks every act again.
-import { z } from 'zod';
+import * as z from 'zod';
 import { AdminSpaceView, DomainView, PersonView } from '@kluis/shared';
 import { api } from './api.js';
 import { ask } from './dialog.js';

@@ -2,7 +2,7 @@
 // made here, 2-step verification (enrol or verify), then the views the caller's role may see. One render function per
 // stage; the views live in views.ts and audit-view.ts. Everything people read comes from i18n.ts, set as text only.
 import '../common/zod-config.js'; // first: before any schema exists (the page's CSP forbids eval)
-import { z } from 'zod';
+import * as z from 'zod';
 import { OrgRole, TOTP_ROLES, TotpEnrolment, TotpStatus } from '@kluis/shared';
 import { ApiProblem, api, signIn, signOut, signedIn } from './api.js';
 import { initialLang, setLang, t, type Key, type Lang } from './i18n.js';

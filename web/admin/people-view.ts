@@ -2,7 +2,7 @@
 // state and last contact; main and backup admins reset 2-step verification, block, unblock and offboard, each after
 // a confirmation that says what happens (offboarding: final, and the window until a manager's client rotates the
 // keys). Nobody acts on their own account or on the main admin's; a backup admin not on another backup admin.
-import { z } from 'zod';
+import * as z from 'zod';
 import { OffboardAnswer, PersonView, TOTP_ROLES } from '@kluis/shared';
 import { api } from './api.js';
 import { ask } from './dialog.js';

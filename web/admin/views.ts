@@ -2,7 +2,7 @@
 // (revoke) here; people (people-view.ts), devices and remote wipe (devices-view.ts), domains (domains-view.ts) and the
 // audit trail (audit-view.ts) in their own modules, routed from renderView. Each view loads what it shows when opened;
 // names and e-mail addresses are shown, not ids.
-import { z } from 'zod';
+import * as z from 'zod';
 import { AdminLink, AdminSpace, OrgUser, type OrgRole } from '@kluis/shared';
 import { ApiProblem, api } from './api.js';
 import { formatDate, formatNumber, t, type Key } from './i18n.js';

@@ -2,7 +2,7 @@
 // of every epoch this account holds is sealed to the colleague's encPublicKey, taken from the directory with a
 // verified identity signature and checked against the key pinned on first use. The server keeps one share per file
 // and colleague and adds only the epochs it lacks, so sharing again is how a missing epoch is added.
-import type { z } from 'zod';
+import type * as z from 'zod';
 import {
   CreateFileShareResponse, ErrorCode, KluisError, SpaceSharesResponse, verifyIdentity, wrapFileKey,
   type DirectoryEntry, type FileKeyWrap,

@@ -1,7 +1,7 @@
 // Share links from the client side (docs/crypto.md §9, docs/api.md "Share links"): the link secret is made here and
 // goes only into the printed URL's fragment; the server gets the link's limits, the file key wrapped under linkKey and
 // hex(BLAKE2b-256(linkAuth)). With a password, linkKey and linkAuth also depend on Argon2id(password) with a fresh salt.
-import { z } from 'zod';
+import * as z from 'zod';
 import {
   KDF_INTERACTIVE, LINK_MAX_DAYS, LINK_MAX_DOWNLOADS, LinkInfo, deriveLinkKeys, hashLinkPassword, linkAuthHash, newId, newLinkSecret, newSalt,
   sealFolderListing, toBase64Url, wrapFileKeyForLink, type CreateFolderLinkRequest, type CreateLinkRequest, type FolderListingFile, type KdfParams, type LinkKeys,

@@ -2,7 +2,7 @@
 // here and goes only into the printed URL's fragment. The server gets the request's limits, hex(BLAKE2b-256(requestAuth))
 // and the grant this account signs: the request key, the space key of the current epoch, this client's verified
 // membership position, and the folder sealed to the space key (for members) and under the secret (for the uploader).
-import { z } from 'zod';
+import * as z from 'zod';
 import {
   FileRequestInfo, REQUEST_MAX_FILES, deriveRequestKeys, newId, newRequestSecret, requestAuthHash, signUploadGrant, type CreateFileRequest,
 } from '@kluis/shared';

@@ -7,7 +7,7 @@
 // says added it, sealed to our own encPublicKey, about this space, file and epoch; the manifest opens with that key,
 // is signed by the version's author and names this file and version; the content matches the manifest's hash.
 import path from 'node:path';
-import type { z } from 'zod';
+import type * as z from 'zod';
 import {
   CryptoError, ErrorCode, KluisError, SharedResponse, decryptChunk, deriveFileSubkeys, fromBase64Url, openFileKeyWrap, openManifest, parseFrames, verifyIdentity,
   type DirectoryEntry, type FileKeyWrap, type FileSubkeys, type Manifest, type SharedItem,

@@ -16,7 +16,7 @@ import { closeSync, constants, fstatSync, fsyncSync, lstatSync, mkdirSync, openS
 import { homedir } from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { z } from 'zod';
+import * as z from 'zod';
 import {
   Id, Key32, OrgRole, accountKeysFromSecrets, accountSecrets, fromBase64Url, toBase64Url, wipeBytes, type AccountKeys,
 } from '@kluis/shared';

@@ -8,7 +8,7 @@
 // (with the revoked token, good for nothing else) and goes out at the next run.
 import { closeSync, lstatSync, openSync, readdirSync, readFileSync, realpathSync, rmdirSync, rmSync, unlinkSync, writeSync } from 'node:fs';
 import path from 'node:path';
-import { z } from 'zod';
+import * as z from 'zod';
 import {
   ErrorCode, Id, MAX_WIPE_FOLDERS, MAX_WIPE_PATHS_BYTES, WipeCheckResponse, WipeReport, WipeReportRecord, Sig, deviceKeysFromSeed, initCrypto, newDeviceSeed, openWipePaths, sealWipePaths,
   signWipeReport, verifyWipeReport, type WipeFolder,

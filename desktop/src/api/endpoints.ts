@@ -1,7 +1,7 @@
 // Typed calls of the account, directory, space and recovery endpoints (docs/api.md) over ApiClient. Every answer
 // is parsed with a schema here, at the boundary: the server is trusted to serve, not to be well-formed.
 // NOTE: desktop/ uses zod through @kluis/shared's dependency; it should be declared in desktop/package.json.
-import { z } from 'zod';
+import * as z from 'zod';
 import {
   Classification, DirectoryEntry, ErrorCode, Id, Key32, KeyBundleSchema, KluisError, MembershipEntrySchema, OrgRole, SessionResponse, Sig, SpaceKeyWrapSchema, SpaceRole, b64u,
   type KeyBundle, type MembershipEntry, type SpaceKeyWrap,

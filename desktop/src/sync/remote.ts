@@ -7,7 +7,7 @@
 // a manifest only when signed by a writer at the log position it names (v1 manifests, which name none: by anyone
 // who was a writer). A colleague who has left keeps the versions they wrote. Anything else is refused and reported,
 // never written to disk. A refused version leaves the file's previous remote state in place.
-import { z } from 'zod';
+import * as z from 'zod';
 import {
   CryptoError, ErrorCode, FileKeyWrapSchema, deriveFileSubkeys, fromBase64Url, generateFileKey, newId, openFileKeyWrap, openManifest, toBase64Url,
   type FileKeyWrap, type FileSubkeys, type Manifest, type MembershipState, type SpaceKeyPair,

@@ -17,7 +17,7 @@ import {
   verifyMerkleConsistency,
   type WitnessAlertKind,
 } from '@kluis/shared';
-import type { z } from 'zod';
+import type * as z from 'zod';
 import { writeFileAtomicallySync } from '../fsync-dir.js';
 
 export const WITNESS_STATE_FILE = 'witness.json';

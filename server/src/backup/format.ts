@@ -2,7 +2,7 @@
 // of frames `u32 BE length || Env(record)`. Writing, reading frames (with or without the key) and the manifest's schema.
 import { createReadStream, createWriteStream, type WriteStream } from 'node:fs';
 import { once } from 'node:events';
-import { z } from 'zod';
+import * as z from 'zod';
 import { ContentHasher, backupFileKey, openBackupRecord, sealBackupRecord } from '@kluis/shared';
 
 export const BACKUP_FORMAT = 'kluis-backup/v1';

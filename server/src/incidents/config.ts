@@ -1,6 +1,6 @@
 // Configuration of incidents from the environment (docs/operations.md "Incidents and their e-mail"), validated at
 // start beside the rest (config.ts): the SMTP relay that mails security advisors and admins, and the watcher's pace.
-import { z } from 'zod';
+import * as z from 'zod';
 import { ConfigError, type Config } from '../config.js';
 
 export interface IncidentConfig {

@@ -3,7 +3,7 @@
 // the main and backup access admins, on a session that passed 2-step verification where the policy asks it; the chain
 // status also for auditors. Every read is audited, as every denial (the error middleware).
 import type Router from '@koa/router';
-import { z } from 'zod';
+import * as z from 'zod';
 import { ErrorCode, type AuditChainStatus, type AdminSpace, type ClassName, type OrgRole, type SpaceRole } from '@kluis/shared';
 import { DomainError } from '../domain-error.js';
 import type { Caller, Services } from '../context.js';

@@ -3,7 +3,7 @@
 // search (main and backup admins and auditors of the organisation, step-up included). A witness (kluis-admin audit
 // witness) polls the heads and proofs; every answer and refusal is audited like the search.
 import type Router from '@koa/router';
-import { z } from 'zod';
+import * as z from 'zod';
 import { ErrorCode, WitnessAlertRequest, type ConsistencyProof, type InclusionProof, type OrgRole, type SignedTreeHead, type TreeHeadList } from '@kluis/shared';
 import { DomainError } from '../domain-error.js';
 import type { Caller, Services } from '../context.js';

@@ -2,7 +2,7 @@
 // Every search and export is itself audited. Auditors see their organisation's entries and nothing else.
 import type Router from '@koa/router';
 import { PassThrough } from 'node:stream';
-import { z } from 'zod';
+import * as z from 'zod';
 import { ErrorCode, Id, type OrgRole } from '@kluis/shared';
 import { DomainError } from '../domain-error.js';
 import type { Services } from '../context.js';

@@ -3,7 +3,7 @@
 // downloads that file's chunks, and the sharer or a manager revokes. The logic is in services/file-shares.ts.
 import type Router from '@koa/router';
 import { Readable } from 'node:stream';
-import { z } from 'zod';
+import * as z from 'zod';
 import { CreateFileShareRequest, ErrorCode, SharedChunksRequest, frameStream } from '@kluis/shared';
 import { DomainError } from '../domain-error.js';
 import type { Services } from '../context.js';

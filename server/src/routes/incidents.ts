@@ -2,7 +2,7 @@
 // (auditors), who read and act on them; nobody else (403), and never another organisation's (404). The thresholds
 // are read by the same people and changed by the main and backup admins. Every read and act is audited.
 import type Router from '@koa/router';
-import { z } from 'zod';
+import * as z from 'zod';
 import {
   ErrorCode, Id, IncidentAssignRequest, IncidentCloseRequest, IncidentEmptyRequest, IncidentEscalateRequest, IncidentNoteRequest, IncidentSettingsChange, IncidentStatus,
   type OrgRole,

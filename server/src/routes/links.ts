@@ -3,7 +3,7 @@
 // the version's chunks with that token. The logic is in services/links.ts; the page itself is served elsewhere.
 import type Router from '@koa/router';
 import { Readable } from 'node:stream';
-import { z } from 'zod';
+import * as z from 'zod';
 import { CreateFolderLinkRequest, CreateLinkRequest, ErrorCode, LinkAccessRequest, LinkChunksRequest, frameStream } from '@kluis/shared';
 import type { Services } from '../context.js';
 import { actor, answerRefusal, auditSuccess, body, type KCtx, meta, parse, pathId, publicRoute, route, target } from '../http.js';

@@ -1,7 +1,7 @@
 // Organisation administration (CSAM-style roles) and the public-key directory, scoped to the caller's organisation
 // (people of other organisations only as services/directory.ts allows).
 import type Router from '@koa/router';
-import { z } from 'zod';
+import * as z from 'zod';
 import { Email, ErrorCode, InviteRequest, RoleChangeRequest, type OrgRole } from '@kluis/shared';
 import { DomainError } from '../domain-error.js';
 import type { Caller, Services } from '../context.js';

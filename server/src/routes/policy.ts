@@ -3,7 +3,7 @@
 // and not while the space shares what the new class forbids (services/class-change.ts).
 import type Router from '@koa/router';
 import { ChangeClassRequest, ClassPolicy, CLASS_ORDER, ErrorCode, type ClassName } from '@kluis/shared';
-import { z } from 'zod';
+import * as z from 'zod';
 import { DomainError } from '../domain-error.js';
 import type { Services } from '../context.js';
 import { actor, auditSuccess, body, parse, pathId, route } from '../http.js';

@@ -3,7 +3,7 @@
 // key, so nothing to guess offline); `finish` accepts a new password's verifier and a re-sealed bundle only when the
 // account's own Ed25519 key signed them together with that challenge.
 import type Router from '@koa/router';
-import { z } from 'zod';
+import * as z from 'zod';
 import {
   DeviceName, Email, ErrorCode, KdfParamsSchema, KeyBundleSchema, Key32, Sig, authKeyVerifier, b64u, fakeRecoveryMaterial, fromBase64Url,
   newId, newRecoveryChallenge, tokenHash, verifyRecoveryReset, RECOVERY_CHALLENGE_BYTES,

@@ -2,7 +2,7 @@
 // reads a request's public facts, uploads chunk frames and commits one new file at a time with the request's bearer
 // proof. The logic is in services/requests.ts; the page itself is served by routes/web.ts.
 import type Router from '@koa/router';
-import { z } from 'zod';
+import * as z from 'zod';
 import { CreateFileRequest, ErrorCode, REQUEST_MAX_UPLOAD_BYTES, RequestCommit } from '@kluis/shared';
 import { ApiError } from '../errors.js';
 import type { Services } from '../context.js';

@@ -2,7 +2,7 @@
 // step-up of the current session), another admin's reset of a lost one, and the organisation's 2-step policy.
 // The logic is in services/totp.ts.
 import type Router from '@koa/router';
-import { z } from 'zod';
+import * as z from 'zod';
 import { ErrorCode, Id, SecurityPolicy, TotpCodeRequest } from '@kluis/shared';
 import { DomainError, RetryLater } from '../domain-error.js';
 import type { Services } from '../context.js';

@@ -1,6 +1,6 @@
 // Wire types of 2-step verification (TOTP, RFC 6238) and of the admin console's read endpoints (docs/api.md
 // "Two-step verification" and "Admin views"). The console (web/admin/) parses every answer with these.
-import { z } from 'zod';
+import * as z from 'zod';
 import { Classification, Email, Id, OrgRole, SpaceRole } from './schemas.js';
 import { LinkInfo } from './links.js';
 

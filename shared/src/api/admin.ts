@@ -1,7 +1,7 @@
 // Delegated administration (docs/api.md "Administration", docs/admin.md "Roles"): domains, the people of an
 // organisation, the admins and the two-step replacement of the main access admin. One module for the server, the
 // clients and the admin console.
-import { z } from 'zod';
+import * as z from 'zod';
 import { nameSchema } from './names.js';
 import { Classification, Id, OrgRole, SpaceRole } from './schemas.js';
 

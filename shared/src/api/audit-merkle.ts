@@ -1,6 +1,6 @@
 // Wire types of the audit trail's Merkle tree log (docs/api.md "Audit: tree heads and proofs", docs/crypto.md §12
 // "Merkle tree log"): signed tree heads, inclusion proofs of entries and consistency proofs between heads.
-import { z } from 'zod';
+import * as z from 'zod';
 import { Key32, Sig } from './schemas.js';
 
 const Hex32 = z.string().regex(/^[0-9a-f]{64}$/);

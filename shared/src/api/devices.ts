@@ -2,7 +2,7 @@
 // docs/crypto.md §14): an organisation's admins list and revoke its devices, optionally ordering a wipe; the device
 // learns of the order at its next contact (with its own, possibly revoked, token), wipes itself and sends a report
 // signed with its device key.
-import { z } from 'zod';
+import * as z from 'zod';
 import { Id, Key32, Sig, b64u } from './schemas.js';
 
 /** Where a device stands, as an admin sees it. */

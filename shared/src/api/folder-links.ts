@@ -2,7 +2,7 @@
 // file under it at its current version. The server stores which versions the snapshot holds (to let the link's token
 // read exactly their chunks) and the listing sealed under linkKey (names, sizes, file keys: never readable to it).
 // Limits, password, expiry, access and chunks work as for file links (./links.ts).
-import { z } from 'zod';
+import * as z from 'zod';
 import { LINK_MAX_DOWNLOADS, LinkKdf } from './links.js';
 import { nameSchema } from './names.js';
 

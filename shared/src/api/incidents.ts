@@ -1,6 +1,6 @@
 // Wire types of incidents (docs/api.md "Incidents"; docs/admin.md "Incidents"): what the rules over the audit trail
 // open, and the thresholds an organisation's admins set for them. The console (web/admin/) parses answers with these.
-import { z } from 'zod';
+import * as z from 'zod';
 import { Id } from './schemas.js';
 
 export const IncidentSeverity = z.enum(['low', 'high', 'very_high']);

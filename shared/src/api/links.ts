@@ -5,7 +5,7 @@
 // reaches the server. The server stores the link's limits, `wrapped` (the file key under linkKey) and
 // BLAKE2b-256(linkAuth); the page proves the secret (and password) by sending linkAuth, gets `wrapped`, the
 // sealed manifest and a short-lived download token, then fetches the version's chunks with that token.
-import { z } from 'zod';
+import * as z from 'zod';
 import { nameSchema } from './names.js';
 
 const B64U = /^[A-Za-z0-9_-]*$/;

@@ -4,7 +4,7 @@
 // a reader sees: U+202E before "fdp.exe" shows it as "exe.pdf"), no ill-formed UTF-16, and something visible.
 // Everything else is accepted: accents, any script, emoji (with their zero-width joiners and variation selectors)
 // and inner spaces.
-import { z } from 'zod';
+import * as z from 'zod';
 
 /** Longest name, in UTF-16 code units (as JavaScript counts `length`), after trimming. */
 export const MAX_NAME_LENGTH = 200;

@@ -1,7 +1,7 @@
 // Sharing policy by a space's classification (docs/api.md "Policy"): what each class allows, with documented
 // defaults an organisation's admins may change. The server enforces it; clients read it to explain a refusal
 // before they ask. One module for the server, the CLI and the pages.
-import { z } from 'zod';
+import * as z from 'zod';
 
 /** Classes from least to most sensitive. A space's class may be raised by a manager, never lowered. */
 export const CLASS_ORDER = ['public', 'internal', 'confidential', 'personal', 'social-personal', 'medical'] as const;

@@ -4,7 +4,7 @@
 // A request is https://<host>/r/<requestId>#<requestSecret>. The fragment never reaches the server. The server stores
 // the request's limits, the creator's signed grant and hex(BLAKE2b-256(requestAuth)); the page proves the secret with
 // requestAuth (as a bearer token), uploads chunk frames and commits one new file at a time.
-import { z } from 'zod';
+import * as z from 'zod';
 import { nameSchema } from './names.js';
 import { ChunkId, FileKeyWrapSchema, Id, Key32, Sig, b64u } from './schemas.js';
 

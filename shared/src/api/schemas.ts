@@ -1,6 +1,6 @@
 // Wire types of the HTTP API (docs/api.md) with their runtime schemas. The server parses every request with
 // these at the boundary; the client parses responses with them. Binary values are base64url, ids 16 bytes.
-import { z } from 'zod';
+import * as z from 'zod';
 import { nameSchema } from './names.js';
 
 const B64U = /^[A-Za-z0-9_-]*$/;

@@ -2,7 +2,7 @@
 // shared with one colleague of the same organisation by sealing the file's key (each key epoch of it) to the
 // colleague's encPublicKey, in file-key wraps signed by whoever adds them. The colleague is not a member of the
 // space: they see that file's newest version they hold a key for, and fetch only its chunks.
-import { z } from 'zod';
+import * as z from 'zod';
 import { ChunkId, DirectoryEntry, FileKeyWrapSchema, Id, MAX_CHUNK_IDS } from './schemas.js';
 
 /** Most key epochs one request may add (a file has one key per epoch it was written in). */

@@ -4,7 +4,7 @@
 // Events flow the other way on the `event` channel, typed by AppEvent. The preload exposes exactly these
 // channels and nothing else. This module imports only zod and the wire schemas (no crypto), so the renderer's
 // bundle stays small and the same schemas run on both sides.
-import { z } from 'zod';
+import * as z from 'zod';
 import { Classification, Email, Id, SpaceRole } from '@kluis/shared/schemas';
 import { CHANNEL_NAMES, EVENT_CHANNEL, IPC_ERRORS, type Channel } from './channels.js';
 

@@ -5,7 +5,7 @@
 // The handlers are plain async functions of the parsed request: the tests call them through this module with a
 // stand-in for ipcMain, and the renderer test bridge forwards to the same functions.
 import { KluisError } from '@kluis/shared';
-import type { z } from 'zod';
+import type * as z from 'zod';
 import { CHANNELS, CHANNEL_NAMES, IPC_ERRORS, type Channel, type Response, type Result } from '../ipc/contract.js';
 import { isAppUrl } from './window.js';
 

@@ -2,7 +2,7 @@
 // the settings, whether the recovery key was confirmed, and the folders to open at start. Written atomically with
 // the same helpers as the CLI's state files (account/state.ts); a damaged file is refused, never guessed at.
 import path from 'node:path';
-import { z } from 'zod';
+import * as z from 'zod';
 import { Id } from '@kluis/shared';
 import { Settings } from '../ipc/contract.js';
 import { parseFile, readPrivate, writeAtomic } from '../../account/state.js';
