@@ -11,6 +11,7 @@ import * as k from '@kluis/shared';
 import type { Db } from '../../server/dist/db/db.js';
 import { openFsBlobStore } from '../../server/dist/blobstore/fs.js';
 import { orgStorageName, type BlobStore } from '../../server/dist/blobstore/index.js';
+import { drained } from '../../desktop/dist/api/http-transport.js';
 import { checkIndex } from './chunkstore-fixture.js';
 import { openServerDb, repoRoot } from './server.js';
 
@@ -106,17 +107,7 @@ export function slowRequest(url: string, options: { method: string; headers: Rec
       at += piece.length;
       sent = at;
       notify();
-      if (!ok) {
-        await new Promise<void>((resolve) => {
-          const done = () => {
-            req.off('drain', done);
-            req.off('close', done);
-            resolve();
-          };
-          req.on('drain', done);
-          req.on('close', done);
-        });
-      }
+      if (!ok) await drained(req);
       if (options.pauseMs > 0 && at < options.body.length) await sleep(options.pauseMs);
     }
     req.end();

@@ -1,13 +1,23 @@
-// The sync client's HTTP transport (desktop/src/api/client.ts) against a real HTTP server on a free port: a redirect
-// is refused with an error that says so (and its target is never asked), bodies reach the server whole, and fetch
-// sends the request it is given, not a clone whose body is a tee of it (issue 22: a copy of every JSON body); the
-// server-sent events stream still ends when its signal aborts after a garbage collection (nodejs/node#55428).
+// The sync client's HTTP transport (desktop/src/api/client.ts, http-transport.ts) against a real HTTP server on a free
+// port: a redirect is refused with an error that says so (and its target is never asked), bodies reach the server
+// whole, Node's fetch is never loaded (issue 22: undici and its WebAssembly parser cost a short `kluis` process 0.24 s
+// of CPU), the server-sent events stream ends when its signal aborts, also after a garbage collection (the abort once
+// got lost in fetch: nodejs/node#55428), and a server that stays silent fails the request.
 import test from 'ava';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { promisify } from 'node:util';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import { ApiClient, ApiRequestError, NetworkError } from '../../desktop/dist/api/client.js';
+import { send } from '../../desktop/dist/api/http-transport.js';
+import { isTransient } from '../../desktop/dist/sync/remote.js';
+import { repoRoot } from '../helpers/server.js';
+
+const run = promisify(execFile);
 
 interface Seen {
   method: string;
@@ -16,7 +26,7 @@ interface Seen {
   auth: string | undefined;
 }
 
-async function withServer(t: { teardown(f: () => void): void }, handle: (req: http.IncomingMessage, res: http.ServerResponse, body: Buffer) => void) {
+async function withServer(t: { teardown(f: () => void): void }, handle: (req: http.IncomingMessage, res: http.ServerResponse, body: Buffer) => void, keepAliveMs?: number) {
   const seen: Seen[] = [];
   const server = http.createServer((req, res) => {
     const parts: Buffer[] = [];
@@ -27,6 +37,7 @@ async function withServer(t: { teardown(f: () => void): void }, handle: (req: ht
       handle(req, res, body);
     });
   });
+  if (keepAliveMs !== undefined) server.keepAliveTimeout = keepAliveMs;
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   t.teardown(() => server.close());
   const client = new ApiClient({ baseUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, token: 'secret-token' });
@@ -66,22 +77,38 @@ test('JSON and framed bodies reach the server whole; an error answer becomes Api
   const framed = new Uint8Array(3 * 1024 * 1024).fill(7);
   t.deepEqual(await client.uploadFramed('s', framed), { stored: framed.length, duplicate: 0 });
   t.is(seen[1]!.bytes, framed.length);
+  // A DELETE with a body (remove-member): Node frames neither a length nor chunks for DELETE of its own, and the body
+  // read as a next request was a bare HTTP 400 (found by sync-delta's key rotation).
+  const removal = { userId: 'u-1', wraps: [{ pad: 'y'.repeat(3000) }] };
+  t.deepEqual(await client.json('DELETE', '/api/v1/spaces/s/members', removal), { stored: Buffer.byteLength(JSON.stringify(removal)), duplicate: 0 });
+  t.is(seen[2]!.bytes, Buffer.byteLength(JSON.stringify(removal)));
 });
 
-test('fetch sends the request it is given: no request body is teed into a clone', async (t) => {
-  const { client } = await withServer(t, (_req, res) => res.end('{}'));
-  const tee = ReadableStream.prototype.tee;
-  let tees = 0;
-  ReadableStream.prototype.tee = function (this: ReadableStream) {
-    tees++;
-    return tee.call(this);
-  };
-  t.teardown(() => {
-    ReadableStream.prototype.tee = tee;
-  });
-  await client.json('POST', '/api/v1/spaces/s/chunks/missing', { ids: ['a'.repeat(64)] });
-  await client.uploadFramed('s', new Uint8Array(1024));
-  t.is(tees, 0);
+test('the client never loads Node\'s fetch (undici): JSON, framed and paced uploads, downloads and events', async (t) => {
+  // A child process: this one (ava, tsx) may have loaded undici already. moduleLoadList names every internal module
+  // a process has loaded, undici among them once fetch has been used.
+  const script = `
+    import http from 'node:http';
+    import { ApiClient } from ${JSON.stringify(pathToFileURL(path.join(repoRoot, 'desktop/dist/api/client.js')).href)};
+    const server = http.createServer((req, res) => {
+      if (req.url === '/api/v1/events') { res.writeHead(200, { 'content-type': 'text/event-stream' }); res.write('event: hello\\ndata: {}\\n\\n'); return; }
+      req.resume();
+      req.on('end', () => res.end(req.url.endsWith('/download') ? '' : '{"stored":1,"duplicate":0,"missing":[]}'));
+    });
+    await new Promise((r) => server.listen(0, '127.0.0.1', r));
+    const c = new ApiClient({ baseUrl: 'http://127.0.0.1:' + server.address().port });
+    await c.json('POST', '/api/v1/spaces/s/chunks/missing', { ids: [] });
+    await c.uploadFramed('s', new Uint8Array(200000));
+    await c.uploadFramed('s', new Uint8Array(200000), async () => {});
+    for await (const f of c.downloadChunks('s', [])) void f;
+    const ac = new AbortController();
+    for await (const e of c.events(ac.signal)) { void e; break; }
+    server.closeAllConnections();
+    server.close();
+    console.log(JSON.stringify(process.moduleLoadList.filter((m) => m.includes('undici'))));
+  `;
+  const { stdout } = await run(process.execPath, ['--input-type=module', '-e', script], { env: { PATH: process.env.PATH ?? '' } });
+  t.deepEqual(JSON.parse(stdout), []);
 });
 
 test('the events stream ends when its signal aborts, also after a garbage collection', async (t) => {
@@ -111,4 +138,29 @@ test('the events stream ends when its signal aborts, also after a garbage collec
   const outcome = await Promise.race([loop.then(() => 'ended', (err: Error) => err.name), new Promise((resolve) => setTimeout(() => resolve('still reading after 3 s'), 3000))]);
   t.is(outcome, 'AbortError');
   t.deepEqual(seen, ['hello']);
+});
+
+test('a server that sends nothing fails the request with ETIMEDOUT; the client calls that a NetworkError', async (t) => {
+  const server = http.createServer(() => undefined); // never answers
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => {
+    server.closeAllConnections();
+    server.close();
+  });
+  const url = new URL(`http://127.0.0.1:${(server.address() as AddressInfo).port}/api/v1/spaces`);
+  const started = Date.now();
+  const err = await t.throwsAsync(send(url, { method: 'GET', headers: {}, silenceMs: 300 }));
+  t.is((err as NodeJS.ErrnoException).code, 'ETIMEDOUT');
+  t.true(Date.now() - started >= 250);
+  t.true(isTransient(new NetworkError(`cannot reach ${url.origin}: ${err!.message}`)));
+  t.true(isTransient(err));
+});
+
+test('connections the server closed while idle are not reused: requests spaced past its keep-alive all succeed', async (t) => {
+  const { client, seen } = await withServer(t, (_req, res) => res.end('{"ok":true}'), 50);
+  for (let i = 0; i < 4; i++) {
+    t.deepEqual(await client.json('GET', `/api/v1/ping/${i}`), { ok: true });
+    await new Promise((resolve) => setTimeout(resolve, 120));
+  }
+  t.is(seen.length, 4);
 });

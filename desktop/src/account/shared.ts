@@ -120,8 +120,12 @@ async function* content(c: ApiClient, shareId: string, chunks: readonly [string,
     const ids = [...new Set(w.map(([id]) => id))];
     const res = await c.raw('POST', `/api/v1/shared/${encodeURIComponent(shareId)}/chunks/download`, { json: { ids } });
     const got = new Map<string, Uint8Array>();
-    for await (const frame of parseFrames(res.body as unknown as AsyncIterable<Uint8Array>)) {
-      if (ids.includes(frame.id)) got.set(frame.id, decryptChunk(subkeys, frame.id, frame.ciphertext));
+    try {
+      for await (const frame of parseFrames(res.body)) {
+        if (ids.includes(frame.id)) got.set(frame.id, decryptChunk(subkeys, frame.id, frame.ciphertext));
+      }
+    } finally {
+      res.close();
     }
     for (const [id] of w) {
       const plain = got.get(id);

@@ -376,11 +376,13 @@ export class SyncEngine extends EventEmitter {
     const events = this.listen(signal, () => schedule(0));
     schedule(0);
     const backoff = new Backoff();
+    // One abort listener for the whole watch (one per turn piled up on the signal: a leak Node warned of).
+    const onAbort = (): void => wake?.();
+    signal.addEventListener('abort', onAbort, { once: true });
     try {
       while (!signal.aborted) {
         await new Promise<void>((resolve) => {
           wake = resolve;
-          signal.addEventListener('abort', () => resolve(), { once: true });
         });
         wake = null;
         if (signal.aborted) break;
@@ -400,6 +402,7 @@ export class SyncEngine extends EventEmitter {
         }
       }
     } finally {
+      signal.removeEventListener('abort', onAbort);
       clearInterval(poll);
       if (timer) clearTimeout(timer);
       this.off('wake', onWake);

@@ -360,5 +360,5 @@ export function isTransient(err: unknown): boolean {
   if (err instanceof ApiRequestError) return err.status >= 500 || err.status === 429 || err.status === 408;
   const name = (err as Error | undefined)?.name;
   const code = (err as NodeJS.ErrnoException | undefined)?.code;
-  return name === 'NetworkError' || name === 'FrameTruncatedError' || code === 'ECONNRESET' || code === 'EPIPE' || code === 'UND_ERR_SOCKET';
+  return name === 'NetworkError' || name === 'FrameTruncatedError' || code === 'ECONNRESET' || code === 'EPIPE' || code === 'ETIMEDOUT';
 }
