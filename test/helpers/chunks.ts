@@ -24,3 +24,15 @@ export function pseudoRandom(seed: number, length: number): Uint8Array {
   }
   return out;
 }
+
+/** The whole-file hash of `data` through a streaming ContentHasher fed in `pieces` sizes, in turn (0: an empty update). */
+export function hashInPieces(data: Uint8Array, pieces: readonly number[]): string {
+  const h = new k.ContentHasher();
+  let at = 0;
+  for (let i = 0; at < data.length; i++) {
+    const n = pieces[i % pieces.length]!;
+    h.update(data.subarray(at, Math.min(data.length, at + n)));
+    at += n;
+  }
+  return h.digest();
+}

@@ -4,7 +4,7 @@
 // nothing is copied between the threads but the ids.
 import { closeSync, openSync, readSync, constants as fsConstants } from 'node:fs';
 import { parentPort, workerData } from 'node:worker_threads';
-import { CHUNK_MAX, chunkId, initCrypto, type FileSubkeys } from '@kluis/shared/hashing';
+import { CHUNK_MAX, chunkId, initCrypto, prepareChunkIds, type FileSubkeys } from '@kluis/shared/hashing';
 
 export interface ChunkIdJob {
   absPath: string;
@@ -26,6 +26,7 @@ export interface ChunkIdResult {
 
 async function run(job: ChunkIdJob): Promise<void> {
   await initCrypto({ wasm: 'lazy' });
+  await prepareChunkIds(job.keys); // a large file's ids (fast-blake2b.ts)
   const progress = new Int32Array(job.progress);
   const buf = new Uint8Array(CHUNK_MAX);
   const fd = openSync(job.absPath, fsConstants.O_RDONLY | (fsConstants.O_NOFOLLOW ?? 0));

@@ -4,7 +4,7 @@
 import { closeSync, constants as fsConstants, fstatSync, openSync, readSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
-import { ContentHasher, contentHash, initCrypto } from '@kluis/shared/hashing';
+import { BULK_HASH_MIN, ContentHasher, contentHash, initCrypto, loadFastBlake2b } from '@kluis/shared/hashing';
 import { LocalFsError } from './local-paths.js';
 import { readBuffers } from './read-buffers.js';
 
@@ -56,6 +56,7 @@ export async function hashFile(absPath: string, expect?: FileFacts): Promise<Has
       }
       hash = contentHash(buf.subarray(0, total));
     } else {
+      if (before.size >= BULK_HASH_MIN) await loadFastBlake2b();
       const hasher = new ContentHasher();
       const buf = readBuffers.allocate(READ_BUFFER);
       for (;;) {

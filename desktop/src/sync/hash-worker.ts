@@ -2,7 +2,7 @@
 // others, so that a first sync of many large files reads and hashes on both cores. Nothing but paths, facts and
 // hashes crosses between the threads.
 import { parentPort, workerData } from 'node:worker_threads';
-import { initCrypto } from '@kluis/shared/hashing';
+import { initCrypto, loadFastBlake2b } from '@kluis/shared/hashing';
 import { HASH_WORKER } from './hash-pool.js';
 import { LocalFsError } from './local-paths.js';
 import { hashFileSync, type FileFacts, type HashedFile } from './file-hash.js';
@@ -18,6 +18,7 @@ export type HashAnswer = { seq: number; hashed: HashedFile | null } | { seq: num
 if (parentPort && workerData === HASH_WORKER) {
   const port = parentPort;
   await initCrypto({ wasm: 'lazy' });
+  await loadFastBlake2b(); // this thread hashes large files (fast-blake2b.ts)
   port.on('message', (job: HashJob) => {
     let answer: HashAnswer;
     try {

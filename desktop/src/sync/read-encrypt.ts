@@ -21,7 +21,7 @@
 // matches, it is taken without FastCDC's gear loop and without a copy.
 import { closeSync, constants as fsConstants, openSync, readSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
-import { chunkBoundaries, chunkId, chunkStream, chunkStreamGuided, contentHash, sealChunkInto, sealedChunkLength, ContentHasher, type FileSubkeys } from '@kluis/shared';
+import { BULK_HASH_MIN, chunkBoundaries, chunkId, chunkStream, chunkStreamGuided, contentHash, prepareChunkIds, sealChunkInto, sealedChunkLength, ContentHasher, type FileSubkeys } from '@kluis/shared';
 import { PreviousChunks } from './chunk-guide.js';
 import { HASH_LATER } from './types.js';
 import { CONFIRM_AHEAD_MIN, ConfirmAhead } from './confirm-ahead.js';
@@ -178,6 +178,8 @@ export interface ReadOptions {
 export async function readAndEncrypt(absPath: string, keys: FileSubkeys, uploader: ChunkUploader, known: boolean, options: ReadOptions = {}): Promise<(ReadFile & { heldBytes: number; confirmedAhead?: number }) | null> {
   const { expect } = options;
   const sizeHint = options.sizeHint ?? expect?.size;
+  // A large file: its chunk ids and whole-file hash with the fast BLAKE2b (fast-blake2b.ts in shared).
+  if (sizeHint !== undefined && sizeHint >= BULK_HASH_MIN) await prepareChunkIds(keys);
   // A large new version of a file whose old chunk list is known: a worker confirms chunks from the end meanwhile.
   const ahead = options.previous && sizeHint !== undefined && sizeHint >= CONFIRM_AHEAD_MIN ? new ConfirmAhead(absPath, keys, options.previous) : undefined;
   try {

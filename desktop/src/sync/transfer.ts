@@ -8,7 +8,7 @@
 // chunks. A 4 GiB file therefore never costs more than a few dozen MiB.
 import { constants as fsConstants } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
-import { chunkId, decryptChunk, type FileSubkeys } from '@kluis/shared';
+import { BULK_HASH_MIN, chunkId, decryptChunk, prepareChunkIds, type FileSubkeys } from '@kluis/shared';
 import type { ApiClient } from '../api/client.js';
 
 
@@ -167,6 +167,8 @@ export async function* fileContent(
 ): AsyncGenerator<Uint8Array> {
   const windows = chunkWindows(chunks, windowBytes);
   const { local, counts } = options;
+  // A large file: every chunk's id is checked (decryptChunk, readVerified) with the fast BLAKE2b (fast-blake2b.ts).
+  if (chunks.reduce((sum, [, size]) => sum + size, 0) >= BULK_HASH_MIN) await prepareChunkIds(keys);
   let handle: FileHandle | null = null;
   if (local && local.at.size > 0) {
     // O_NOFOLLOW: a file swapped for a symlink is not read. Gone or unreadable: everything is fetched.

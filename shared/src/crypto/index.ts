@@ -7,6 +7,7 @@ export { newId, idBytes, constantTimeEqual } from './primitives.js';
 export * from './keys.js';
 export { wrapFileKeysBatch, verifyBatchWrapSignature, verifyBatchWrapSignatures, wrapBatchStatement, expandWrapBatch, type BatchFileKeyWrap, type BatchWrapTarget, type WrapBatchStatement, type WrapBatchMember } from './batch-wrap.js';
 export * from './content.js';
+export { BULK_HASH_MIN, loadFastBlake2b, fastBlake2bLoaded } from './fast-blake2b.js';
 export { openChunkInPlace } from './chunk-open.js';
 export * from './link.js';
 export * from './link-folder.js';
