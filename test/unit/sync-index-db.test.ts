@@ -5,6 +5,7 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import sqlite3 from 'sqlite3';
 import { BATCH_ROWS, INDEX_FILENAME, IndexDb } from '../../desktop/dist/sync/index-db.js';
 import type { BaseEntry, RemoteEntry } from '../../desktop/dist/sync/types.js';
 
@@ -239,6 +240,28 @@ test('index: wraps and chunk lists round trip as JSON; names that look like SQL 
   await db.apply(f.id, { deleteBase: [odd], deleteRemote: ['file1'] });
   t.is(await db.baseChunks(f.id, odd, 'ver1'), null);
   t.is((await db.remoteAll(f.id)).size, 0);
+});
+
+test('index: rows written from JSON parameters hold text, integers and reals, as bound values did (typeof in sqlite)', async (t) => {
+  const { db, home } = await openTemp(t);
+  const f = await db.folder('s', home);
+  const chunks: [string, number][] = [['ef'.repeat(32), 7]];
+  await db.apply(f.id, {
+    putBase: [base(1, { path: 'été/ß ✓.txt', chunks })],
+    putRemote: [remote(1, { path: 'été/ß ✓.txt', chunks })],
+    putWraps: [{ fileId: 'file1', keyEpoch: 1, wrap: { sealed: 'é' } }],
+  });
+  await db.journalAdd(f.id, 'commit', { path: 'été' });
+  // The index's own connection is busy with nothing now; a second one reads the file as it is.
+  const raw = new sqlite3.Database(path.join(home, INDEX_FILENAME), sqlite3.OPEN_READONLY);
+  t.teardown(() => new Promise<void>((resolve) => raw.close(() => resolve())));
+  const get = (sql: string) => new Promise<Record<string, unknown>>((resolve, reject) => raw.get(sql, (err, row) => (err ? reject(err) : resolve(row as Record<string, unknown>))));
+  t.deepEqual(await get('SELECT typeof(path) p, typeof(hash) h, typeof(size) s, typeof(mtime_ms) m, typeof(local_mtime_ms) lm, typeof(local_ino) li, path FROM base'),
+    { p: 'text', h: 'text', s: 'integer', m: 'real', lm: 'real', li: 'real', path: 'été/ß ✓.txt' });
+  t.deepEqual(await get('SELECT typeof(chunks) c, chunks FROM base_chunks'), { c: 'text', chunks: JSON.stringify(chunks) });
+  t.deepEqual(await get('SELECT typeof(file_id) f, typeof(seq) s, typeof(deleted) d, typeof(chunks) c, path FROM remote'), { f: 'text', s: 'integer', d: 'integer', c: 'text', path: 'été/ß ✓.txt' });
+  t.deepEqual(await get('SELECT typeof(wrap) w, wrap FROM file_wraps'), { w: 'text', wrap: '{"sealed":"é"}' });
+  t.deepEqual(await get('SELECT typeof(payload) p, payload FROM journal'), { p: 'text', payload: '{"path":"été"}' });
 });
 
 test('index: close() lets the writes asked for before it finish', async (t) => {

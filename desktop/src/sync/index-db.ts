@@ -21,7 +21,7 @@ import type { Database } from 'sqlite3';
 import type { BaseEntry, EntryKind, RemoteEntry } from './types.js';
 import { PRAGMAS, knexOn, openConnection } from './index-connection.js';
 import { migrations, upToDate } from './index-migrations.js';
-import { BATCH_ROWS, type IndexChanges, chunked, writeChanges } from './index-writes.js';
+import { BATCH_ROWS, type IndexChanges, chunked, jsonParam, writeChanges } from './index-writes.js';
 
 export { BATCH_ROWS, type IndexChanges };
 
@@ -323,8 +323,8 @@ export class IndexDb {
 
   /** Records a step before it is carried out; returns its id for journalDone. */
   async journalAdd(folderId: number, op: string, payload: unknown): Promise<number> {
-    const row = [folderId, op, JSON.stringify(payload ?? null), Date.now()];
-    return this.exclusive(() => this.insert("INSERT INTO journal (folder_id, op, payload, state, created_at) VALUES (?, ?, ?, 'pending', ?)", row));
+    const row = [folderId, op, jsonParam(payload ?? null), Date.now()];
+    return this.exclusive(() => this.insert("INSERT INTO journal (folder_id, op, payload, state, created_at) VALUES (?, ?, CAST(? AS TEXT), 'pending', ?)", row));
   }
 
   async journalDone(id: number): Promise<void> {
