@@ -1,10 +1,10 @@
-// Multi-row INSERTs of many rows (a commit's files, versions, chunk lists and wraps: services/commit-batch.ts).
-// On sqlite (issue 22) the rows of a part go as one JSON array bound to one statement read with json_each:
-// Knex compiling a multi-row VALUES statement and node-sqlite3 converting its thousands of parameters on the main
-// thread were a third of the server's CPU for a first sync of 10,000 small files; a kept statement with one string
-// parameter leaves the parsing to sqlite on libuv's thread. Every value is still a bound parameter, the SQL text is
-// built from the rows' own column names (code, never input), and sqlite reads JSON numbers as the 64-bit integers or
-// doubles node-sqlite3 bound, booleans as 1 and 0 as it bound them.
+// Multi-row INSERTs of many rows (a commit's files, versions, chunk lists and wraps: services/commit-batch.ts). On
+// sqlite (issue 22) the rows of a part go as one JSON array bound to one statement read with json_each: Knex compiling
+// a multi-row VALUES statement and node-sqlite3 converting its thousands of parameters on the main thread were a third
+// of the server's CPU for a first sync of 10,000 small files; a kept statement with one string parameter leaves the
+// parsing to sqlite on libuv's thread (that parameter itself as UTF-8 bytes: json-bytes.ts). Every value is still a
+// bound parameter, the SQL text is built from the rows' own column names (code, never input), and sqlite reads JSON
+// numbers as the 64-bit integers or doubles node-sqlite3 bound, booleans as 1 and 0 as it bound them.
 //
 // Long values ride beside the JSON, in one BLOB parameter: a column of Buffers (a version's manifest) or of strings
 // some of which are long (a wrap's JSON) gives each row an offset and a length into it, and the statement takes
@@ -16,6 +16,7 @@
 // PostgreSQL keeps Knex's multi-row INSERT (its driver sends parameters in one message; nothing to gain there).
 import type { Knex } from 'knex';
 import { isPostgres } from './postgres.js';
+import { jsonBytes } from './json-bytes.js';
 
 /** Rows per sqlite statement: a part of a commit's versions is about 1.5 MB of JSON. */
 const SQLITE_PART = 500;
@@ -56,11 +57,11 @@ function jsonInsert(table: string, columns: readonly string[], kinds: readonly K
     at += 2;
     return k === 'blob' ? slice : `CAST(${slice} AS TEXT)`;
   });
-  return `WITH side(b) AS (SELECT ?) INSERT INTO ${table} (${columns.join(', ')}) SELECT ${fields.join(', ')} FROM json_each(?), side`;
+  return `WITH side(b) AS (SELECT ?) INSERT INTO ${table} (${columns.join(', ')}) SELECT ${fields.join(', ')} FROM json_each(CAST(? AS TEXT)), side`;
 }
 
-/** One part's parameters: the side BLOB (long values, in order) and the JSON array of rows. */
-function partParams(columns: readonly string[], kinds: readonly Kind[], rows: readonly Record<string, unknown>[]): [Buffer, string] {
+/** One part's parameters: the side BLOB (long values, in order) and the JSON array of rows (UTF-8, jsonBytes). */
+function partParams(columns: readonly string[], kinds: readonly Kind[], rows: readonly Record<string, unknown>[]): [Buffer, Buffer] {
   const pieces: Buffer[] = [];
   let offset = 0;
   const out = rows.map((row) => {
@@ -76,7 +77,7 @@ function partParams(columns: readonly string[], kinds: readonly Kind[], rows: re
     });
     return values;
   });
-  return [Buffer.concat(pieces, offset), JSON.stringify(out)];
+  return [Buffer.concat(pieces, offset), jsonBytes(out)];
 }
 
 /**
