@@ -136,7 +136,9 @@ export async function runServerExpectingExit(env: Record<string, string>): Promi
   proc.stderr.on('data', (d) => (output += d));
   // Only a guard against a server that would start instead of stopping: on a loaded machine node alone may take 10 s to load.
   const timer = setTimeout(() => proc.kill('SIGKILL'), 60_000);
-  const code = await new Promise<number | null>((resolve) => proc.on('exit', resolve));
+  // 'close', not 'exit': the process may be gone before its last line has been read from the pipe (CI once saw the
+  // exit code 2 with an empty output).
+  const code = await new Promise<number | null>((resolve) => proc.on('close', (c) => resolve(c)));
   clearTimeout(timer);
   return { code, output };
 }
