@@ -32,6 +32,7 @@ import { SyncContext, errText, type SyncReport } from './context.js';
 import type { FolderRecord, IndexDb } from './index-db.js';
 import { recoverJournal } from './journal.js';
 import { pull } from './pull.js';
+import { collectAfterBusyPass } from './heap-growth.js';
 import { traceMemory } from './memory-trace.js';
 import { reconcile } from './reconcile.js';
 import { isTransient, type FileKeys, type SpaceCrypto } from './remote.js';
@@ -324,6 +325,7 @@ export class SyncEngine extends EventEmitter {
         backoff.reset();
         n++;
         if (!busy && !waiting) break;
+        if (busy) collectAfterBusyPass(); // the next pass on a clean heap (heap-growth.ts)
         if (!busy && waiting) await sleep(Math.min(this.settleMs, 1000), signal);
       } catch (err) {
         if (!isTransient(err)) {
