@@ -43,11 +43,23 @@ test('canonical JSON: sorted keys, no whitespace, integers only, refuses what ha
     t.throws(() => k.canonicalJson(bad), { instanceOf: k.CryptoError }, String(bad));
   }
   t.is(k.canonicalJson(-0), '0');
+  t.is(k.canonicalJson({ z: [-0, 0, -7, 2 ** 53 - 1], '\ud83d\ude00': '\ud83d\ude00 \u001f' }), '{"z":[0,0,-7,9007199254740991],"\ud83d\ude00":"\ud83d\ude00 \\u001f"}');
+  t.is(k.canonicalJson(Object.assign(Object.create(null), { b: 1, a: [] })), '{"a":[],"b":1}');
+  t.is(k.canonicalJson([[], {}, '', false]), '[[],{},"",false]');
+  // eslint-disable-next-line no-sparse-arrays
+  for (const [i, bad] of [[1, , 3], [undefined], { ['\udc00']: 1 }, ['a\ud800b'], [1n], { a: [new Map()] }, [Symbol('s')]].entries()) {
+    t.throws(() => k.canonicalJson(bad), { instanceOf: k.CryptoError }, `case ${i}`);
+  }
 });
 
 test('space paths: NFC, relative, no dot segments, no control characters or backslashes', (t) => {
-  for (const ok of ['a', 'Map/Sub map/bestand één.txt', '.hidden', 'a..b']) t.is(k.assertSpacePath(ok), ok);
-  for (const bad of ['', '/abs', 'a//b', 'a/', './a', 'a/../b', '..', 'a\\b', 'a\u0000b', 'e\u0301', 'x'.repeat(256), 'a/'.repeat(2100) + 'a']) {
+  // Limits are in UTF-8 bytes: 255 per name, 4096 per path (é is 2 bytes, 😀 4, 한 3).
+  const names = ['x'.repeat(255), 'é'.repeat(127), '😀'.repeat(63) + 'abc', '한'.repeat(85)];
+  const paths = [`${'é'.repeat(120)}/`.repeat(16) + 'x'.repeat(240), `${'한'.repeat(85)}/`.repeat(15) + 'é'.repeat(127) + 'x'];
+  t.deepEqual(paths.map((p) => new TextEncoder().encode(p).length), [4096, 4095]);
+  for (const ok of ['a', 'Map/Sub map/bestand één.txt', '.hidden', 'a..b', ...names, ...paths]) t.is(k.assertSpacePath(ok), ok);
+  const tooLong = ['x'.repeat(256), 'é'.repeat(128), '😀'.repeat(64), `a/${'한'.repeat(86)}`, 'a/'.repeat(2100) + 'a', paths[0] + 'x', paths[1] + 'x'];
+  for (const bad of ['', '/abs', 'a//b', 'a/', './a', 'a/../b', '..', 'a\\b', 'a\u0000b', 'e\u0301', ...tooLong]) {
     const err = t.throws(() => k.assertSpacePath(bad), { instanceOf: k.CryptoError }, JSON.stringify(bad).slice(0, 40));
     t.is(err?.code, k.ErrorCode.UnsafePath);
   }

@@ -101,6 +101,10 @@ test('a v2 manifest names its position: opened, and judged there', (t) => {
   t.throws(() => k.openManifest(d(m.sealed), sub, { fileId: m.manifest.fileId, versionId: m.manifest.versionId }, beforeBram), { message: /may not write/ });
   t.throws(() => k.assertManifest({ ...m.manifest, memberSeq: 0 }), { message: /memberSeq/ });
   t.throws(() => k.assertManifest({ ...m.manifest, v: 1 }), { message: /unexpected fields/ }, 'v1 has no memberSeq');
+  const { path: _path, ...noPath } = m.manifest as Record<string, unknown>;
+  t.throws(() => k.assertManifest({ ...noPath, name: 'a.txt' }), { message: /unexpected fields \(chunks,.*,name,/ }, 'one field for another');
+  t.throws(() => k.assertManifest({ ...m.manifest, extra: 1 }), { message: /unexpected fields/ }, 'one field more');
+  t.throws(() => k.assertManifest(Object.defineProperty({ ...noPath, name: 1 }, 'path', { value: 'a.txt', enumerable: false })), { message: /unexpected fields/ }, 'a hidden field');
 });
 
 test('forged, reordered, dropped and foreign entries are refused', (t) => {

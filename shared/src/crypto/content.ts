@@ -165,6 +165,16 @@ export interface Manifest {
 
 const HEX64 = /^[0-9a-f]{64}$/;
 
+const MANIFEST_V1_FIELDS = ['chunks', 'deleted', 'fileId', 'hash', 'kind', 'mtimeMs', 'parent', 'path', 'size', 'v', 'versionId'] as const;
+const MANIFEST_V2_FIELDS = [...MANIFEST_V1_FIELDS, 'memberSeq'] as const;
+
+/** Whether `o`'s own enumerable keys are exactly `fields` (checked without sorting: every manifest made or read). */
+function hasExactly(o: object, fields: readonly string[]): boolean {
+  if (Object.keys(o).length !== fields.length) return false;
+  for (const f of fields) if (!Object.prototype.propertyIsEnumerable.call(o, f)) return false;
+  return true;
+}
+
 /** Throws CryptoError(bad_manifest) unless `m` has exactly the manifest's fields with valid values. */
 export function assertManifest(m: unknown): asserts m is Manifest {
   const bad = (why: string): never => {
@@ -173,9 +183,7 @@ export function assertManifest(m: unknown): asserts m is Manifest {
   if (typeof m !== 'object' || m === null || Array.isArray(m)) bad('not an object');
   const o = m as Record<string, unknown>;
   if (o.v !== 1 && o.v !== 2) throw new CryptoError(ErrorCode.UnsupportedVersion, `unknown manifest version ${String(o.v)}`);
-  const keys = Object.keys(o).sort().join(',');
-  const expected = o.v === 1 ? 'chunks,deleted,fileId,hash,kind,mtimeMs,parent,path,size,v,versionId' : 'chunks,deleted,fileId,hash,kind,memberSeq,mtimeMs,parent,path,size,v,versionId';
-  if (keys !== expected) bad(`unexpected fields (${keys})`);
+  if (!hasExactly(o, o.v === 1 ? MANIFEST_V1_FIELDS : MANIFEST_V2_FIELDS)) bad(`unexpected fields (${Object.keys(o).sort().join(',')})`);
   if (o.v === 2 && (!Number.isSafeInteger(o.memberSeq) || (o.memberSeq as number) < 1)) bad('memberSeq');
   if (typeof o.fileId !== 'string') bad('fileId');
   idBytes(o.fileId as string, 'fileId');
