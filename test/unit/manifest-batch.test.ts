@@ -76,8 +76,10 @@ test('vectors: bodies, leaves, root, proofs, statement and signature recompute; 
   again.forEach((s, i) => t.is(e(k.openEnvelope(items[i]!.keys.manifestKey, s, adOf(items[i]!.manifest))), V.manifests[i].plaintext));
 });
 
-test('batches of 1 to 17 manifests: each opens to itself with its signer; sealed alone (§8) still opens', (t) => {
+test('batches of 1 to 17 manifests: each opens to itself with its signer, with a salt of its own; sealed alone (§8) still opens', (t) => {
   const author = authorOf();
+  const salts = new Set<string>();
+  let count = 0;
   for (const n of [1, 2, 3, 4, 5, 8, 17]) {
     const items = batchOf(n);
     const sealed = k.sealManifests(items, author);
@@ -85,8 +87,14 @@ test('batches of 1 to 17 manifests: each opens to itself with its signer; sealed
       const r = open(s, items[i]!);
       t.deepEqual(r.manifest, items[i]!.manifest);
       t.is(r.signer, e(author.signPublicKey));
+      // The plaintext: key, signature, mark, index, size, proof length, proof, then the 16-byte salt.
+      const plain = k.openEnvelope(items[i]!.keys.manifestKey, s, adOf(items[i]!.manifest));
+      const at = 106 + 32 * plain[105]!;
+      salts.add(e(plain.subarray(at, at + 16)));
+      count++;
     });
   }
+  t.is(salts.size, count, 'every manifest has a salt of its own');
   const [one] = batchOf(1);
   t.deepEqual(open(k.sealManifest(one!.manifest, one!.keys, author), one!).manifest, one!.manifest);
 });

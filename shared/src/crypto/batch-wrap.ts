@@ -5,7 +5,7 @@ import { CryptoError, ErrorCode } from '../errors.js';
 import { concatBytes, toBase64Url, utf8 } from '../encoding.js';
 import { canonicalBytes } from '../canonical.js';
 import { openEnvelope, sealEnvelope } from './envelope.js';
-import { merkleLeafHash, merkleTreeProofs, verifyMerkleInclusion } from './merkle.js';
+import { merkleLeafHashOf, merkleTreeProofs, verifyMerkleInclusion } from './merkle.js';
 import { blake2b, constantTimeEqual, decodeB64, idBytes, signDetached, verifyDetached, x25519, boxKeyPair } from './primitives.js';
 import type { Signer, SignerPolicy, WrapExpectation } from './keys.js';
 
@@ -13,6 +13,9 @@ const CTX_KEY = 'kluis/wrap-key/v2';
 const CTX_AD = 'kluis/wrap/v2';
 const CTX_LEAF = 'kluis/wrap-leaf/v2';
 const CTX_BATCH = 'kluis/wrap-batch/v2';
+// The prefixes encoded once (each wrap's AD and leaf start with one).
+const AD_PREFIX = utf8(CTX_AD);
+const LEAF_PREFIX = utf8(CTX_LEAF);
 /** Env(wrapKey, 32-byte key): version byte, nonce, key, tag. */
 const SEALED_BYTES = 1 + 24 + 32 + 16;
 /** More leaves than any batch: a proof longer than this is refused before any hashing. */
@@ -54,7 +57,7 @@ function u32be(n: number): Uint8Array {
 }
 
 function wrapAd(spaceId: string, keyEpoch: number, fileId: string): Uint8Array {
-  return concatBytes(utf8(CTX_AD), idBytes(spaceId, 'spaceId'), u32be(keyEpoch), idBytes(fileId, 'fileId'));
+  return concatBytes(AD_PREFIX, idBytes(spaceId, 'spaceId'), u32be(keyEpoch), idBytes(fileId, 'fileId'));
 }
 
 function wrapKey(shared: Uint8Array, ephPk: Uint8Array, recipientPk: Uint8Array): Uint8Array {
@@ -70,7 +73,7 @@ function exchange(secretKey: Uint8Array, publicKey: Uint8Array): Uint8Array {
 }
 
 function leafHash(fileId: string, sealed: Uint8Array): Uint8Array {
-  return merkleLeafHash(concatBytes(utf8(CTX_LEAF), idBytes(fileId, 'fileId'), sealed));
+  return merkleLeafHashOf(LEAF_PREFIX, idBytes(fileId, 'fileId'), sealed);
 }
 
 function statementBytes(w: Pick<BatchFileKeyWrap, 'spaceId' | 'keyEpoch' | 'recipient' | 'ephemeral' | 'signer' | 'size' | 'root'>): Uint8Array {
@@ -84,16 +87,18 @@ function statementBytes(w: Pick<BatchFileKeyWrap, 'spaceId' | 'keyEpoch' | 'reci
 export function wrapFileKeysBatch(items: readonly { fileId: string; fileKey: Uint8Array }[], target: BatchWrapTarget, author: Signer, ephemeral?: { publicKey: Uint8Array; privateKey: Uint8Array }): BatchFileKeyWrap[] {
   if (items.length === 0) throw new CryptoError(ErrorCode.BadKey, 'a wrap batch needs at least one file key');
   const recipientPk = decodeB64(target.recipient, 'recipient', 32);
-  u32be(target.keyEpoch);
+  // wrapAd and leafHash below, with what every wrap of the batch shares made once and each file id decoded once.
+  const adHead = concatBytes(AD_PREFIX, idBytes(target.spaceId, 'spaceId'), u32be(target.keyEpoch));
+  const ids = items.map(({ fileId }) => idBytes(fileId, 'fileId'));
   const eph = ephemeral ?? boxKeyPair();
   const key = wrapKey(exchange(eph.privateKey, recipientPk), eph.publicKey, recipientPk);
   if (!ephemeral) eph.privateKey.fill(0);
-  const sealed = items.map(({ fileId, fileKey }) => {
+  const sealed = items.map(({ fileKey }, i) => {
     if (fileKey.length !== 32) throw new CryptoError(ErrorCode.BadKey, 'fileKey must be 32 bytes');
-    return sealEnvelope(key, fileKey, wrapAd(target.spaceId, target.keyEpoch, fileId));
+    return sealEnvelope(key, fileKey, concatBytes(adHead, ids[i]!));
   });
   key.fill(0);
-  const leaves = items.map(({ fileId }, i) => leafHash(fileId, sealed[i]!));
+  const leaves = items.map((_, i) => merkleLeafHashOf(LEAF_PREFIX, ids[i]!, sealed[i]!));
   const { root, proofs } = merkleTreeProofs(leaves);
   const common = {
     spaceId: target.spaceId, keyEpoch: target.keyEpoch, recipient: target.recipient, ephemeral: toBase64Url(eph.publicKey),

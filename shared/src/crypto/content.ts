@@ -216,10 +216,11 @@ export function assertContent(o: Record<string, unknown>, bad: (why: string) => 
 }
 
 /** Where the raw ids start in a manifest's ad (after the context string). */
-const AD_IDS_AT = utf8(CTX_MANIFEST).length;
+const MANIFEST_AD_PREFIX = utf8(CTX_MANIFEST);
+const AD_IDS_AT = MANIFEST_AD_PREFIX.length;
 
 function manifestAd(fileId: string, versionId: string): Uint8Array {
-  return concatBytes(utf8(CTX_MANIFEST), idBytes(fileId, 'fileId'), idBytes(versionId, 'versionId'));
+  return concatBytes(MANIFEST_AD_PREFIX, idBytes(fileId, 'fileId'), idBytes(versionId, 'versionId'));
 }
 
 /**

@@ -4,9 +4,9 @@
 // each signature. This module knows only the plaintext layout behind the signer's key and signature; the envelope,
 // the manifest's own checks and the signer's judgement stay in content.ts.
 import { CryptoError, ErrorCode } from '../errors.js';
-import { concatBytes, toBase64Url, utf8 } from '../encoding.js';
+import { toBase64Url, utf8 } from '../encoding.js';
 import { canonicalBytes } from '../canonical.js';
-import { merkleLeafHash, merkleRootFromInclusion, merkleTreeProofs } from './merkle.js';
+import { merkleLeafHashOf, merkleRootFromInclusion, merkleTreeProofs } from './merkle.js';
 import { randomBytes, signDetached, verifyDetached } from './primitives.js';
 import type { Signer } from './keys.js';
 
@@ -30,7 +30,7 @@ export interface ManifestBatchItem {
 const LEAF_PREFIX = utf8(CTX_LEAF);
 
 function leafHash(salt: Uint8Array, item: ManifestBatchItem): Uint8Array {
-  return merkleLeafHash(concatBytes(LEAF_PREFIX, salt, item.fileId, item.versionId, item.body));
+  return merkleLeafHashOf(LEAF_PREFIX, salt, item.fileId, item.versionId, item.body);
 }
 
 function statementBytes(signer: Uint8Array, size: number, root: Uint8Array): Uint8Array {
@@ -54,8 +54,10 @@ const getU32 = (b: Uint8Array, at: number): number => ((b[at]! << 24) >>> 0) + (
 export function signManifestBatch(items: readonly ManifestBatchItem[], author: Signer, salts?: readonly Uint8Array[]): Uint8Array[] {
   if (items.length === 0) throw new CryptoError(ErrorCode.BadManifest, 'a manifest batch needs at least one manifest');
   if (items.length > 0xffffffff) throw new CryptoError(ErrorCode.BadManifest, 'a manifest batch is at most 2^32 - 1 manifests');
+  // One draw for the batch's salts (each a 16-byte view of it), not one array per manifest.
+  const drawn = salts ? null : randomBytes(SALT_BYTES * items.length);
   const salt = items.map((_, i) => {
-    const s = salts ? salts[i]! : randomBytes(SALT_BYTES);
+    const s = drawn ? drawn.subarray(i * SALT_BYTES, (i + 1) * SALT_BYTES) : salts![i]!;
     if (s.length !== SALT_BYTES) throw new CryptoError(ErrorCode.BadManifest, 'a manifest salt is 16 bytes');
     return s;
   });
