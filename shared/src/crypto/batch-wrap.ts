@@ -56,8 +56,13 @@ function u32be(n: number): Uint8Array {
   return new Uint8Array([n >>> 24, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff]);
 }
 
+/** What every wrap's AD of one space and epoch starts with (the file id follows). */
+function wrapAdHead(spaceId: string, keyEpoch: number): Uint8Array {
+  return concatBytes(AD_PREFIX, idBytes(spaceId, 'spaceId'), u32be(keyEpoch));
+}
+
 function wrapAd(spaceId: string, keyEpoch: number, fileId: string): Uint8Array {
-  return concatBytes(AD_PREFIX, idBytes(spaceId, 'spaceId'), u32be(keyEpoch), idBytes(fileId, 'fileId'));
+  return concatBytes(wrapAdHead(spaceId, keyEpoch), idBytes(fileId, 'fileId'));
 }
 
 function wrapKey(shared: Uint8Array, ephPk: Uint8Array, recipientPk: Uint8Array): Uint8Array {
@@ -73,7 +78,12 @@ function exchange(secretKey: Uint8Array, publicKey: Uint8Array): Uint8Array {
 }
 
 function leafHash(fileId: string, sealed: Uint8Array): Uint8Array {
-  return merkleLeafHashOf(LEAF_PREFIX, idBytes(fileId, 'fileId'), sealed);
+  return leafHashOfId(idBytes(fileId, 'fileId'), sealed);
+}
+
+/** leafHash of a file id already decoded. */
+function leafHashOfId(fileId: Uint8Array, sealed: Uint8Array): Uint8Array {
+  return merkleLeafHashOf(LEAF_PREFIX, fileId, sealed);
 }
 
 function statementBytes(w: Pick<BatchFileKeyWrap, 'spaceId' | 'keyEpoch' | 'recipient' | 'ephemeral' | 'signer' | 'size' | 'root'>): Uint8Array {
@@ -87,8 +97,8 @@ function statementBytes(w: Pick<BatchFileKeyWrap, 'spaceId' | 'keyEpoch' | 'reci
 export function wrapFileKeysBatch(items: readonly { fileId: string; fileKey: Uint8Array }[], target: BatchWrapTarget, author: Signer, ephemeral?: { publicKey: Uint8Array; privateKey: Uint8Array }): BatchFileKeyWrap[] {
   if (items.length === 0) throw new CryptoError(ErrorCode.BadKey, 'a wrap batch needs at least one file key');
   const recipientPk = decodeB64(target.recipient, 'recipient', 32);
-  // wrapAd and leafHash below, with what every wrap of the batch shares made once and each file id decoded once.
-  const adHead = concatBytes(AD_PREFIX, idBytes(target.spaceId, 'spaceId'), u32be(target.keyEpoch));
+  // wrapAd and leafHash, with the AD's shared head made once and each file id decoded once.
+  const adHead = wrapAdHead(target.spaceId, target.keyEpoch);
   const ids = items.map(({ fileId }) => idBytes(fileId, 'fileId'));
   const eph = ephemeral ?? boxKeyPair();
   const key = wrapKey(exchange(eph.privateKey, recipientPk), eph.publicKey, recipientPk);
@@ -98,7 +108,7 @@ export function wrapFileKeysBatch(items: readonly { fileId: string; fileKey: Uin
     return sealEnvelope(key, fileKey, concatBytes(adHead, ids[i]!));
   });
   key.fill(0);
-  const leaves = items.map((_, i) => merkleLeafHashOf(LEAF_PREFIX, ids[i]!, sealed[i]!));
+  const leaves = items.map((_, i) => leafHashOfId(ids[i]!, sealed[i]!));
   const { root, proofs } = merkleTreeProofs(leaves);
   const common = {
     spaceId: target.spaceId, keyEpoch: target.keyEpoch, recipient: target.recipient, ephemeral: toBase64Url(eph.publicKey),

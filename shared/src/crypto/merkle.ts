@@ -6,14 +6,12 @@
 // Sizes and indexes are plain numbers up to 2^53: the algorithms halve them by division, never with 32-bit bit
 // operators.
 import { CryptoError, ErrorCode } from '../errors.js';
-import { concatBytes, fromHex, toBase64Url, toHex } from '../encoding.js';
+import { fromHex, toBase64Url, toHex } from '../encoding.js';
 import { canonicalBytes } from '../canonical.js';
 import { decodeB64, sha256, signDetached, verifyDetached } from './primitives.js';
 import type { ServerSigningKey } from './server.js';
 
-const LEAF_PREFIX = new Uint8Array([0]);
-
-// The bytes a leaf or node hash covers are laid out in this scratch array (grown when needed) and hashed from there:
+// The bytes a leaf (prefix 0x00) or node (0x01) hash covers are laid out in this scratch array (grown when needed) and hashed from there:
 // a batch of 500 manifests or wraps hashes about 1,000 leaves and nodes, and a new array for each was a good part of
 // its cost (issue 22). sha256 is synchronous, so nothing else writes to it in between.
 let scratch = new Uint8Array(1024);
@@ -38,7 +36,7 @@ export function merkleEmptyRoot(): Uint8Array {
 
 /** SHA-256(0x00 || data). */
 export function merkleLeafHash(data: Uint8Array): Uint8Array {
-  return sha256(concatBytes(LEAF_PREFIX, data));
+  return hashParts(0, [data]);
 }
 
 /** merkleLeafHash of the concatenation of `parts` (every leaf of a manifest or wrap batch). */
