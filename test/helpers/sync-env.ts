@@ -205,6 +205,8 @@ export async function startSyncEnv(options: SyncEnvOptions = {}): Promise<SyncEn
   if (process.env.KLUIS_SODIUM) serverEnv.KLUIS_SODIUM = clientEnv.KLUIS_SODIUM = process.env.KLUIS_SODIUM;
   // Every suite can be run with the scan leaving (nearly) every file to its upload to hash (hash-later.ts).
   if (process.env.KLUIS_SYNC_HASH_LATER_MIN) clientEnv.KLUIS_SYNC_HASH_LATER_MIN = process.env.KLUIS_SYNC_HASH_LATER_MIN;
+  // ... or with the scan hashing small files itself again (KLUIS_SYNC_HASH_LATER_SMALL=0), to compare.
+  if (process.env.KLUIS_SYNC_HASH_LATER_SMALL) clientEnv.KLUIS_SYNC_HASH_LATER_SMALL = process.env.KLUIS_SYNC_HASH_LATER_SMALL;
   // KLUIS_S3_PAYLOAD_SIGNING=signed gives the server minio's hashed PUTs (docs/operations.md), to compare in the bench.
   if (process.env.KLUIS_S3_PAYLOAD_SIGNING) serverEnv.KLUIS_S3_PAYLOAD_SIGNING = process.env.KLUIS_S3_PAYLOAD_SIGNING;
   if (s3) Object.assign(serverEnv, { KLUIS_STORAGE: 'minio', KLUIS_S3_ENDPOINT: s3.endpoint, KLUIS_S3_ACCESS_KEY: s3.accessKey, KLUIS_S3_SECRET_KEY: s3.secretKey });

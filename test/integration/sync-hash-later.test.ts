@@ -7,7 +7,7 @@ import test from 'ava';
 import { renameSync, utimesSync } from 'node:fs';
 import path from 'node:path';
 import {
-  bytes, clientEnv, conflictCopies, kluis, okJson, startSyncEnv, syncOnce, tree, write, type SyncClient, type SyncEnv,
+  bytes, clientEnv, conflictCopies, kluis, okJson, onceArgs, startSyncEnv, syncOnce, tree, write, type SyncClient, type SyncEnv,
 } from '../helpers/sync-env.js';
 
 const MiB = 1024 * 1024;
@@ -97,5 +97,48 @@ test.serial('a renamed large file is a move: nothing uploaded', async (t) => {
   const r = await syncOnce(a);
   t.like(r, { moved: 1, uploaded: 0, bytesUploaded: 0 });
   t.like(await syncOnce(b), { moved: 1, downloaded: 0 });
+  t.deepEqual(tree(b.dir), tree(a.dir));
+});
+
+// Small files (up to READ_WHOLE_MAX, 256 KiB) are left to their upload by default: it reads each in one call and
+// hashes it in that read. The same rules hold for them.
+test.serial('small files: an edit reaches the other client, a touch makes no version, equal content on both sides no conflict, a rename is a move', async (t) => {
+  write(a.dir, 'brief.txt', 'Beste collega,\n');
+  t.like(await syncOnce(a), { uploaded: 1 });
+  t.like(await syncOnce(b), { downloaded: 1 });
+  write(a.dir, 'brief.txt', 'Beste collega, hierbij het verslag.\n');
+  t.like(await syncOnce(a), { uploaded: 1 });
+  t.like(await syncOnce(b), { downloaded: 1 });
+  t.deepEqual(tree(b.dir), tree(a.dir));
+
+  const earlier = new Date(Date.now() - 60_000);
+  utimesSync(path.join(a.dir, 'brief.txt'), earlier, earlier);
+  t.like(await syncOnce(a), { uploaded: 0, bytesUploaded: 0 });
+  t.is(await versions(a, 'brief.txt'), 2, 'touched: no third version');
+
+  write(a.dir, 'notulen.txt', 'Notulen van 3 december\n');
+  write(b.dir, 'notulen.txt', 'Notulen van 3 december\n');
+  const ra = await syncOnce(a);
+  const rb = await syncOnce(b);
+  t.deepEqual([...ra.conflicts, ...rb.conflicts], []);
+  t.like(rb, { uploaded: 0, downloaded: 0 }, 'B finds its content is the server\'s');
+
+  renameSync(path.join(a.dir, 'notulen.txt'), path.join(a.dir, 'notulen-2026-12-03.txt'));
+  t.like(await syncOnce(a), { moved: 1, uploaded: 0, bytesUploaded: 0 });
+  t.like(await syncOnce(b), { moved: 1, downloaded: 0 });
+  t.deepEqual(tree(b.dir), tree(a.dir));
+});
+
+test.serial('KLUIS_SYNC_HASH_LATER_SMALL: a value that is no byte count up to 256 KiB is refused before anything is synced', async (t) => {
+  write(a.dir, 'nog-niet.txt', 'wacht\n');
+  for (const bad of ['veel', '-1', '1.5', String(256 * 1024 + 1)]) {
+    const r = await kluis(a.home, onceArgs(a), { env: { KLUIS_SYNC_HASH_LATER_SMALL: bad } });
+    t.not(r.code, 0, bad);
+    t.regex(r.stderr, /KLUIS_SYNC_HASH_LATER_SMALL: bytes, an integer from 0 to 262144/, bad);
+  }
+  t.like(await syncOnce(b), { downloaded: 0 }, 'nothing was uploaded meanwhile');
+  // 0: the scan hashes small files itself, as before; the result is the same.
+  t.like(okJson(await kluis(a.home, onceArgs(a), { env: { KLUIS_SYNC_HASH_LATER_SMALL: '0' } }), 'sync'), { uploaded: 1 });
+  t.like(await syncOnce(b), { downloaded: 1 });
   t.deepEqual(tree(b.dir), tree(a.dir));
 });

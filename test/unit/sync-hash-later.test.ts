@@ -1,4 +1,4 @@
-// Large files hashed by their upload (desktop/src/sync/hash-later.ts): what the scan leaves unhashed, which of those
+// Large and small files hashed by their upload (desktop/src/sync/hash-later.ts): what the scan leaves unhashed, which of those
 // are hashed before reconcile all the same (moves, paths the remote side touched), and what hashNow does with a file
 // that changed or went.
 import test, { type ExecutionContext } from 'ava';
@@ -6,9 +6,9 @@ import { mkdtemp, rename, rm, stat, unlink, utimes, writeFile } from 'node:fs/pr
 import os from 'node:os';
 import path from 'node:path';
 import { contentHash, initCrypto } from '@kluis/shared';
-import { hashNow, pathsToHashNow } from '../../desktop/dist/sync/hash-later.js';
+import { hashNow, leftToUpload, pathsToHashNow } from '../../desktop/dist/sync/hash-later.js';
 import { scanFolder } from '../../desktop/dist/sync/scan.js';
-import { HASH_LATER, type BaseEntry, type LocalEntry, type RemoteEntry } from '../../desktop/dist/sync/types.js';
+import { HASH_LATER, READ_WHOLE_MAX, type BaseEntry, type LocalEntry, type RemoteEntry } from '../../desktop/dist/sync/types.js';
 
 const OLD = new Date('2026-01-01T00:00:00Z');
 const MIN = 64 * 1024;
@@ -59,6 +59,39 @@ test('the scan leaves new and changed files of hashLaterMin bytes or more unhash
   t.is(scan.hashed, 1, 'the scan read one file: the moved one');
   const sizes = Object.fromEntries([...scan.entries].map(([p, e]) => [p, e.size]));
   t.deepEqual(sizes, { 'small.txt': 100, 'new.bin': MIN + 10, 'kept.bin': MIN + 10, 'edited.bin': MIN + 10, 'moved-to.bin': MIN + 10 });
+});
+
+test('leftToUpload: large files from min, small ones from 1 byte to smallMax, the empty file and the sizes between never', (t) => {
+  const sizes = { min: MIN, smallMax: 1000 };
+  t.deepEqual([0, 1, 1000, 1001, MIN - 1, MIN, MIN * 10].map((n) => leftToUpload(n, sizes)), [false, true, true, false, false, true, true]);
+  t.deepEqual([1, 1000, MIN].map((n) => leftToUpload(n, { min: Infinity, smallMax: 0 })), [false, false, false], 'the defaults of scanFolder: none');
+});
+
+test('the scan leaves small new and changed files (up to hashLaterSmallMax) to their upload; a possible move, an empty file and a larger one are hashed', async (t) => {
+  const dir = await root(t);
+  const small = (fill: number): Uint8Array => new Uint8Array(4096).fill(fill);
+  await put(dir, 'kept.txt', small(1));
+  await put(dir, 'edited.txt', small(2));
+  await put(dir, 'moved-from.txt', small(3));
+  await put(dir, 'mid.bin', new Uint8Array(READ_WHOLE_MAX + 1).fill(4));
+  const first = await scanFolder(dir, new Map(), { settleMs: 0 });
+  const base = new Map<string, BaseEntry>();
+  for (const p of first.entries.keys()) base.set(p, baseRow(p, first.entries.get(p)!, first.entries.get(p)!.hash));
+  await put(dir, 'new.txt', small(5));
+  await put(dir, 'empty.txt', new Uint8Array(0));
+  await put(dir, 'edited.txt', small(6));
+  await utimes(path.join(dir, 'edited.txt'), OLD, new Date('2026-02-01T00:00:00Z'));
+  await put(dir, 'mid-new.bin', new Uint8Array(READ_WHOLE_MAX + 1).fill(7));
+  await rename(path.join(dir, 'moved-from.txt'), path.join(dir, 'moved-to.txt'));
+
+  const scan = await scanFolder(dir, base, { settleMs: 0, hashLaterSmallMax: READ_WHOLE_MAX });
+  t.is(scan.entries.get('new.txt')!.hash, HASH_LATER, 'a new small file is left to its upload');
+  t.is(scan.entries.get('edited.txt')!.hash, HASH_LATER, 'a changed small file too');
+  t.is(scan.entries.get('kept.txt')!.hash, base.get('kept.txt')!.hash, 'an unchanged one keeps the index hash');
+  t.is(scan.entries.get('moved-to.txt')!.hash, contentHash(small(3)), 'a small file with a base row\'s inode, size and mtime (a move) is hashed');
+  t.is(scan.entries.get('empty.txt')!.hash, contentHash(new Uint8Array(0)), 'the empty file is hashed (nothing to read)');
+  t.is(scan.entries.get('mid-new.bin')!.hash, contentHash(new Uint8Array(READ_WHOLE_MAX + 1).fill(7)), 'a file above the bound is hashed by the scan');
+  t.is(scan.hashed, 3, 'the scan read the move, the empty file and the larger one');
 });
 
 const local = (p: string, hash = HASH_LATER): LocalEntry => ({ path: p, kind: 'file', size: 1, mtimeMs: 1, ino: 1, hash });

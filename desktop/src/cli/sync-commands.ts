@@ -6,7 +6,7 @@ import { api } from '../api/endpoints.js';
 import { ApiRequestError } from '../api/client.js';
 import { kluisHome, loadAccount, type Account } from '../account/state.js';
 import { accountClient, resolveSpace } from '../account/spaces.js';
-import { fileHistoryAt, folderStatuses, isTransient, openFolder, parseRate, restoreAt, type Progress, type SyncReport } from '../sync/door.js';
+import { READ_WHOLE_MAX, fileHistoryAt, folderStatuses, isTransient, openFolder, parseRate, restoreAt, type Progress, type SyncReport } from '../sync/door.js';
 import { behindText } from '../sync/rollback.js';
 import { CliError, emit, isJson, safeText, table } from './io.js';
 import { ensureDeviceKey, flushPendingWipeReport } from '../account/wipe.js';
@@ -122,8 +122,14 @@ export function registerSyncCommands(program: Command): void {
       const hashLater = process.env.KLUIS_SYNC_HASH_LATER_MIN;
       const hashLaterMin = hashLater ? Number(hashLater) : undefined;
       if (hashLaterMin !== undefined && !(Number.isInteger(hashLaterMin) && hashLaterMin >= 1)) throw new CliError('KLUIS_SYNC_HASH_LATER_MIN: bytes, an integer of at least 1');
+      const hashLaterSmall = process.env.KLUIS_SYNC_HASH_LATER_SMALL;
+      const hashLaterSmallMax = hashLaterSmall ? Number(hashLaterSmall) : undefined;
+      if (hashLaterSmallMax !== undefined && !(Number.isInteger(hashLaterSmallMax) && hashLaterSmallMax >= 0 && hashLaterSmallMax <= READ_WHOLE_MAX)) {
+        throw new CliError(`KLUIS_SYNC_HASH_LATER_SMALL: bytes, an integer from 0 to ${READ_WHOLE_MAX}`);
+      }
       const folder = await openFolder(account, dir, {
         spaceId: space.spaceId, home: kluisHome(), settleMs, bwlimit, noRemovalsPending, ...(giveUp ? { giveUpMs: giveUp } : {}), ...(hashLaterMin ? { hashLaterMin } : {}),
+        ...(hashLaterSmallMax !== undefined ? { hashLaterSmallMax } : {}),
       });
       try {
         // Progress when a person watches (stdout is a terminal); drawn on stderr so it never mixes with results.

@@ -18,6 +18,7 @@ import { deviceName } from './door-files.js';
 import { fileVersions, restoreVersion, type FileHistory, type Restored } from './door-versions.js';
 
 export { isTransient } from './remote.js';
+export { READ_WHOLE_MAX } from './types.js';
 export { parseRate };
 export type { EngineState, FileHistory, Progress, Restored, SyncReport };
 export type { VersionInfo } from './door-versions.js';
@@ -66,6 +67,8 @@ export interface OpenOptions {
   noRemovalsPending?: boolean;
   /** SyncEngine's option of that name (hash-later.ts) */
   hashLaterMin?: number;
+  /** SyncEngine's option of that name (hash-later.ts) */
+  hashLaterSmallMax?: number;
 }
 
 /** The folder's root as the index records it (real path when it exists). */
@@ -140,6 +143,7 @@ export class SyncFolder extends FolderEvents {
         db, folder, client: accountClient(account), account, device: o.device ?? (() => deviceName(account)), bwlimit,
         ...(o.settleMs !== undefined ? { settleMs: o.settleMs } : {}), ...(o.giveUpMs !== undefined ? { giveUpMs: o.giveUpMs } : {}),
         ...(o.noRemovalsPending ? { noRemovalsPending: true } : {}), ...(o.hashLaterMin !== undefined ? { hashLaterMin: o.hashLaterMin } : {}),
+        ...(o.hashLaterSmallMax !== undefined ? { hashLaterSmallMax: o.hashLaterSmallMax } : {}),
       });
       return new SyncFolder(db, engine, unlock);
     } catch (err) {

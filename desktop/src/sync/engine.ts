@@ -40,7 +40,7 @@ import { Backoff, sleep } from './retry.js';
 import { scanFolder, unknownPaths, type ScanResult } from './scan.js';
 import { HASH_LATER_MIN, hashNow, pathsToHashNow } from './hash-later.js';
 import { RateLimiter } from './transfer.js';
-import type { BaseEntry, EngineState, RemoteEntry, SyncAction } from './types.js';
+import { READ_WHOLE_MAX, type BaseEntry, type EngineState, type RemoteEntry, type SyncAction } from './types.js';
 
 // The engine's API as it was before the split (door.ts, the CLI, the desktop app import these from here).
 export type { Progress, SyncReport } from './context.js';
@@ -66,6 +66,8 @@ export interface EngineOptions {
   noRemovalsPending?: boolean;
   /** new or changed files of at least this size are hashed by their upload (hash-later.ts; default HASH_LATER_MIN) */
   hashLaterMin?: number;
+  /** new or changed files of 1 to this many bytes too (hash-later.ts; default READ_WHOLE_MAX, 0: none) */
+  hashLaterSmallMax?: number;
 }
 
 const MAX_CYCLES_ONCE = 30;
@@ -78,6 +80,7 @@ export class SyncEngine extends EventEmitter {
   private deviceName: string | (() => Promise<string>);
   readonly settleMs: number;
   private readonly hashLaterMin: number;
+  private readonly hashLaterSmallMax: number;
   readonly limiter: RateLimiter;
   private readonly ctx: SyncContext;
   private stateValue: EngineState = 'idle';
@@ -101,6 +104,7 @@ export class SyncEngine extends EventEmitter {
     this.deviceName = options.device;
     this.settleMs = options.settleMs ?? 1000;
     this.hashLaterMin = options.hashLaterMin ?? HASH_LATER_MIN;
+    this.hashLaterSmallMax = options.hashLaterSmallMax ?? READ_WHOLE_MAX;
     this.limiter = new RateLimiter(options.bwlimit ?? 0);
     this.giveUpMs = options.giveUpMs;
     this.removalsDue = !options.noRemovalsPending;
@@ -205,7 +209,7 @@ export class SyncEngine extends EventEmitter {
   private async scan(base: Map<string, BaseEntry>, signal?: AbortSignal): Promise<ScanResult> {
     const dirty = [...this.dirty];
     this.dirty = new Set();
-    const options = { settleMs: this.settleMs, hashLaterMin: this.hashLaterMin, ...(signal ? { signal } : {}) };
+    const options = { settleMs: this.settleMs, hashLaterMin: this.hashLaterMin, hashLaterSmallMax: this.hashLaterSmallMax, ...(signal ? { signal } : {}) };
     if (!this.lastScan || dirty.includes('')) return scanFolder(this.folder.root, base, options);
     if (dirty.length === 0) return this.lastScan;
     const dirs = new Set<string>();

@@ -1,8 +1,11 @@
-// Large files hashed by their upload, not by the scan (issue 22, W1 and W3). A scan hashes every new or changed file
-// before reconcile sees it: for one large file that is a whole pass over it (about 1.6 s per GiB here) while the
-// server and the object store wait, and then the upload reads it again to cut, hash and encrypt its chunks. So the
-// scan leaves the hash of a large new or changed file to the upload (LocalEntry.hash = HASH_LATER), which hashes the
-// bytes it reads anyway (read-encrypt.ts) and writes the hash into the entry.
+// Large and small files hashed by their upload, not by the scan (issue 22, W1, W2 and W3). A scan hashes every new or
+// changed file before reconcile sees it: for one large file that is a whole pass over it (about 1.6 s per GiB here)
+// while the server and the object store wait, and then the upload reads it again to cut, hash and encrypt its chunks.
+// So the scan leaves the hash of a large new or changed file to the upload (LocalEntry.hash = HASH_LATER), which hashes
+// the bytes it reads anyway (read-encrypt.ts) and writes the hash into the entry.
+// Small files likewise (up to READ_WHOLE_MAX): their upload reads each in one synchronous call and hashes it in that
+// read, on the main thread, so the scan's open, read, close and hash of each are saved. A first sync of 10,000 files of
+// 4 KiB (W2) spends that before the first byte goes out, while the server and the second core wait.
 //
 // What the hash decides before the upload is still decided with a real hash:
 // - A move (reconcile.ts rule 3: the base path's inode, size, mtime and hash turned up at a new path): a file whose
@@ -20,12 +23,25 @@ import { HASH_LATER, type BaseEntry, type LocalEntry, type RemoteEntry } from '.
 /** Files of at least this size are hashed by their upload (one pass over them less); smaller ones by the scan. */
 export const HASH_LATER_MIN = 32 * 1024 * 1024;
 
+/** Which new or changed files the scan leaves to their upload to hash: by size, both bounds in bytes. */
+export interface HashLaterSizes {
+  /** large files: at least this many bytes (hashed beside their upload's read by the hash worker) */
+  min: number;
+  /** small files: 1 to this many bytes (hashed in their upload's one read; 0: none) */
+  smallMax: number;
+}
+
+/** Whether the scan leaves a new or changed file of `size` bytes to its upload to hash (see HashLaterSizes). */
+export function leftToUpload(size: number, sizes: HashLaterSizes): boolean {
+  return size >= sizes.min || (size > 0 && size <= sizes.smallMax);
+}
+
 const factsKey = (ino: number, size: number, mtimeMs: number): string => `${ino}:${size}:${mtimeMs}`;
 
-/** The local facts (inode, size, mtime) of base files of at least `min` bytes: a file with such facts may be a move. */
-export function moveFacts(base: ReadonlyMap<string, BaseEntry>, min: number): Set<string> {
+/** The local facts (inode, size, mtime) of base files left to their upload by size: a file with such facts may be a move. */
+export function moveFacts(base: ReadonlyMap<string, BaseEntry>, sizes: HashLaterSizes): Set<string> {
   const out = new Set<string>();
-  for (const b of base.values()) if (b.kind === 'file' && b.localSize >= min) out.add(factsKey(b.localIno, b.localSize, b.localMtimeMs));
+  for (const b of base.values()) if (b.kind === 'file' && leftToUpload(b.localSize, sizes)) out.add(factsKey(b.localIno, b.localSize, b.localMtimeMs));
   return out;
 }
 

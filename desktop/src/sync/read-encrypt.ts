@@ -23,7 +23,7 @@ import { closeSync, constants as fsConstants, openSync, readSync } from 'node:fs
 import { open, type FileHandle } from 'node:fs/promises';
 import { BULK_HASH_MIN, chunkBoundaries, chunkId, chunkStream, chunkStreamGuided, contentHash, prepareChunkIds, sealChunkInto, sealedChunkLength, ContentHasher, type FileSubkeys } from '@kluis/shared';
 import { PreviousChunks } from './chunk-guide.js';
-import { HASH_LATER } from './types.js';
+import { HASH_LATER, READ_WHOLE_MAX } from './types.js';
 import { CONFIRM_AHEAD_MIN, ConfirmAhead } from './confirm-ahead.js';
 import type { ChunkUploader } from './chunk-uploader.js';
 import { readBuffers } from './read-buffers.js';
@@ -32,7 +32,7 @@ const READ_PIECE = 1024 * 1024;
 /** Files up to this size are read in one piece (one read call instead of a stream). */
 const SMALL_FILE = 4 * 1024 * 1024;
 /** Files up to this size are read with synchronous calls: four thread-pool round trips cost more than the read. */
-const SYNC_READ = 256 * 1024;
+const SYNC_READ = READ_WHOLE_MAX;
 // O_NOFOLLOW: a file swapped for a symlink since the scan is not followed.
 const OPEN_FLAGS = fsConstants.O_RDONLY | (fsConstants.O_NOFOLLOW ?? 0);
 

@@ -21,14 +21,15 @@
 //   name `.kluis` at the root (reserved; the engine may keep a marker there).
 // - Every path that is not in `entries` but was seen (skipped, refused, unreadable) must be passed to reconcile as
 //   `unknown`: a path that was not seen is not a deletion. `unknownPaths(result)` gives that list.
-// - With `hashLaterMin`, large new or changed files are left to the upload to hash (hash-later.ts).
+// - With `hashLaterMin` and `hashLaterSmallMax`, large and small new or changed files are left to the upload to hash
+//   (hash-later.ts).
 import { lstatSync, readdirSync } from 'node:fs';
 import { lstat, opendir, stat } from 'node:fs/promises';
 import type { Stats } from 'node:fs';
 import path from 'node:path';
 import { initCrypto } from '@kluis/shared';
 import { HASH_LATER, type BaseEntry, type LocalEntry } from './types.js';
-import { mayBeMove, moveFacts } from './hash-later.js';
+import { leftToUpload, mayBeMove, moveFacts, type HashLaterSizes } from './hash-later.js';
 import { SYNC_HASH_MAX, hashFile, type HashedFile } from './file-hash.js';
 import { HashPool } from './hash-pool.js';
 import { MAX_PATH_BYTES } from '@kluis/shared';
@@ -80,6 +81,8 @@ export interface ScanOptions {
    * hashes them (hash-later.ts), unless they may be a move. Default: every file is hashed.
    */
   hashLaterMin?: number;
+  /** The same for new or changed files of 1 to this many bytes (hash-later.ts). Default 0: none. */
+  hashLaterSmallMax?: number;
 }
 
 export interface ScanResult {
@@ -183,8 +186,8 @@ async function scanWith(
   const ci = options.caseInsensitive ?? isCaseInsensitivePlatform(platform);
   const statBatch = Math.max(1, options.statBatch ?? 64);
   const statMode = options.statMode ?? 'sync';
-  const hashLaterMin = options.hashLaterMin ?? Infinity;
-  let moves: Set<string> | undefined; // moveFacts(base), made at the first large file
+  const later: HashLaterSizes = { min: options.hashLaterMin ?? Infinity, smallMax: options.hashLaterSmallMax ?? 0 };
+  let moves: Set<string> | undefined; // moveFacts(base), made at the first file left to its upload
 
   let rootStat: Stats;
   try {
@@ -335,7 +338,7 @@ async function scanWith(
           } else if (Math.abs((options.now ?? Date.now()) - st.mtimeMs) < settleMs) {
             // Within settleMs of now on either side; an mtime further in the future (clock skew) is not waited for.
             result.skipped.push({ path: t.rel, reason: 'settling' });
-          } else if (st.size >= hashLaterMin && !mayBeMove((moves ??= moveFacts(base, hashLaterMin)), st)) {
+          } else if (leftToUpload(st.size, later) && !mayBeMove((moves ??= moveFacts(base, later)), st)) {
             result.entries.set(t.rel, { path: t.rel, kind: 'file', size: st.size, mtimeMs: st.mtimeMs, ino: st.ino, hash: HASH_LATER });
           } else {
             hashing.push(hashInto(abs, t.rel, st));

@@ -41,6 +41,12 @@ export interface LocalEntry {
 /** LocalEntry.hash of a file hashed by its upload, not by the scan (hash-later.ts): equal to no real hash. */
 export const HASH_LATER = 'later';
 
+/**
+ * Files up to this size are read by their upload in one synchronous call and hashed in that read (read-encrypt.ts
+ * readSmall), so the scan leaves their hash to it too (hash-later.ts).
+ */
+export const READ_WHOLE_MAX = 256 * 1024;
+
 /** The newest version of a file on the server, as known from the change log (opened manifest). */
 export interface RemoteEntry {
   fileId: string;

@@ -8,7 +8,7 @@ import { isTransient, type FileKeys } from './remote.js';
 import { EMPTY_HASH, type ScanResult } from './scan.js';
 import { readAndEncrypt, type ReadFile } from './read-encrypt.js';
 import { ChunkUploader, each } from './transfer.js';
-import { HASH_LATER, type BaseEntry, type LocalEntry } from './types.js';
+import { HASH_LATER, READ_WHOLE_MAX, type BaseEntry, type LocalEntry } from './types.js';
 import { traceMemory } from './memory-trace.js';
 import { hashFile } from './file-hash.js';
 import { HashPool } from './hash-pool.js';
@@ -118,8 +118,10 @@ export async function uploadAll(ctx: SyncContext, uploads: UploadItem[], commits
         let read: ReadFile | null;
         const abs = ctx.abs(scan.diskPaths.get(a.path) ?? a.path);
         // A file the scan left to its upload to hash (hash-later.ts): a worker hashes it while this thread cuts and
-        // encrypts it (null: gone or changed; a failure is the read's to report).
-        const aside = l.hash === HASH_LATER ? (hasher ??= new HashPool(0, hashFile)).hashAside(abs, l).catch(() => null) : undefined;
+        // encrypts it (null: gone or changed; a failure is the read's to report). Not a small one: its one read hashes
+        // it (read-encrypt.ts readSmall). The worker used to hash those too, each file read and hashed twice.
+        const later = l.hash === HASH_LATER;
+        const aside = later && l.size > READ_WHOLE_MAX ? (hasher ??= new HashPool(0, hashFile)).hashAside(abs, l).catch(() => null) : undefined;
         try {
           // The scan's hash is reused when the file is still what the scan found (read-encrypt.ts, "Hash once").
           const previous = known ? await heldChunks(ctx, a) : undefined;
@@ -135,10 +137,10 @@ export async function uploadAll(ctx: SyncContext, uploads: UploadItem[], commits
           giveUp(a);
           return;
         }
-        if (aside) {
-          // Hashed beside the read (unless it was small enough to be hashed in it), under the same test of the file's
-          // facts (file-hash.ts hashFileSync): both saw the scan's file. null: changed or gone since.
-          const h = read.hash === HASH_LATER ? await aside : { hash: read.hash };
+        if (later) {
+          // Hashed in the read (a small file) or beside it, under the same test of the file's facts (file-hash.ts
+          // hashFileSync): both saw the scan's file. null: changed or gone since.
+          const h = read.hash !== HASH_LATER ? { hash: read.hash } : ((await aside) ?? null);
           if (!h) {
             giveUp(a);
             return;
