@@ -138,8 +138,9 @@ export async function uploadAll(ctx: SyncContext, uploads: UploadItem[], commits
           return;
         }
         if (later) {
-          // Hashed in the read (a small file) or beside it, under the same test of the file's facts (file-hash.ts
-          // hashFileSync): both saw the scan's file. null: changed or gone since.
+          // Hashed in the read (a small file: its length must still be the scan's size, read-encrypt.ts readSmall) or
+          // beside it under the same test of the file's facts as the read (file-hash.ts hashFileSync): both saw the
+          // scan's file. null: changed or gone since.
           const h = read.hash !== HASH_LATER ? { hash: read.hash } : ((await aside) ?? null);
           if (!h) {
             giveUp(a);
