@@ -91,9 +91,10 @@ export function ownRunEnd(lastSeq: number, seqs: Iterable<number>): number {
 
 /**
  * Commits one batch (journalled); drops versions the server refuses as stale (the next pass reconciles them).
- * `after`: the commit started before this one (upload.ts); this batch's index writes wait for it.
+ * `after`: the commit started before this one (upload.ts); this batch's index writes wait for it. Returns how many of
+ * the batch's versions are committed (a refused one is left to the next pass).
  */
-export async function commitBatch(ctx: SyncContext, batch: PendingCommit[], after?: Promise<void>): Promise<void> {
+export async function commitBatch(ctx: SyncContext, batch: PendingCommit[], after?: Promise<unknown>): Promise<number> {
   const sc = await ctx.crypto();
   sealNew(ctx, batch);
   wrapNewKeys(ctx, sc, batch);
@@ -176,4 +177,5 @@ export async function commitBatch(ctx: SyncContext, batch: PendingCommit[], afte
   // The keys of new files committed here are needed by no other step of this pass (a file is uploaded once a pass, and
   // a new file has no other action): dropped, to be opened from the index's wraps by a later pass that needs them.
   for (const { p } of done) if (p.wrap && p.version.parent === null) sc.forget(p.version.fileId, p.wrap.keyEpoch);
+  return done.length;
 }

@@ -254,10 +254,11 @@ export class SyncEngine extends EventEmitter {
   }
 
   /**
-   * One pass: pull, scan, reconcile, act. Returns whether anything was done or is still waiting (settling files),
-   * i.e. whether another pass may find more.
+   * One pass: pull, scan, reconcile, act. Returns whether anything was done, whether another pass must confirm it
+   * (act.ts: not after a pass that only committed local changes, all of them) and whether files are still waiting
+   * (settling).
    */
-  async cycle(signal?: AbortSignal, options: { full?: boolean } = {}): Promise<{ busy: boolean; waiting: boolean }> {
+  async cycle(signal?: AbortSignal, options: { full?: boolean } = {}): Promise<{ busy: boolean; again: boolean; waiting: boolean }> {
     this.setState('scanning');
     if (options.full) this.lastScan = null;
     // With no journal to finish (the usual case) nothing changes the base rows before act: the folder is read and
@@ -310,13 +311,13 @@ export class SyncEngine extends EventEmitter {
     // Settling files are looked at again next pass (their folders are rescanned).
     for (const sk of scan.skipped) if (sk.reason === 'settling' || sk.reason === 'changing') this.noteChange(this.ctx.abs(scan.diskPaths.get(sk.path) ?? sk.path));
     this.lastScan = scan;
-    const busy = await act(this.ctx, actions, base, scan, signal);
+    const { busy, again } = await act(this.ctx, actions, base, scan, signal);
     traceMemory('acted');
     // The disk changed under the scan's feet (our own writes): the next pass scans everything again.
     if (busy) this.lastScan = null;
     await this.db.setStatus(this.folder.id, { lastSyncAt: Date.now(), lastError: null });
     this.setState(this.paused ? 'paused' : 'idle');
-    return { busy, waiting };
+    return { busy, again, waiting };
   }
 
   /** Cycles until nothing is left to do (a file still being written is waited for). Retries transient errors. */
@@ -325,12 +326,12 @@ export class SyncEngine extends EventEmitter {
     const backoff = new Backoff();
     for (let n = 0; n < MAX_CYCLES_ONCE && !signal?.aborted;) {
       try {
-        const { busy, waiting } = await this.cycle(signal, { full: true });
+        const { again, waiting } = await this.cycle(signal, { full: true });
         backoff.reset();
         n++;
-        if (!busy && !waiting) break;
-        if (busy) collectAfterBusyPass(); // the next pass on a clean heap (heap-growth.ts)
-        if (!busy && waiting) await sleep(Math.min(this.settleMs, 1000), signal);
+        if (!again && !waiting) break;
+        if (again) collectAfterBusyPass(); // the next pass on a clean heap (heap-growth.ts)
+        if (!again && waiting) await sleep(Math.min(this.settleMs, 1000), signal);
       } catch (err) {
         if (!isTransient(err)) {
           this.setState('error', errText(err));
@@ -394,11 +395,11 @@ export class SyncEngine extends EventEmitter {
         if (signal.aborted) break;
         if (this.paused) continue;
         try {
-          const { busy, waiting } = await this.cycle(signal);
+          const { busy, again, waiting } = await this.cycle(signal);
           backoff.reset();
           const report = this.takeReport();
           if (busy || report.refused.length || report.errors.length) this.emit('synced', report);
-          if (busy) schedule(0);
+          if (again) schedule(0);
           else if (waiting) schedule(Math.min(this.settleMs, 1000));
         } catch (err) {
           this.setState('error', errText(err));

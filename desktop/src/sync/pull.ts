@@ -27,6 +27,7 @@ export async function pull(ctx: SyncContext, refused: Set<string>): Promise<numb
     if (page.entries.length === 0 && page.wraps.length === 0 && page.refused.length === 0 && page.next === ctx.folder.lastSeq) continue;
     await ctx.db.apply(ctx.folder.id, { putRemote: page.entries, putWraps: page.wraps, lastSeq: page.next });
     ctx.folder.lastSeq = page.next;
+    for (const s of ctx.ownSeqs) if (s <= page.next) ctx.ownSeqs.delete(s); // passed: no run from the position needs them
     changed += page.entries.length;
     for (const r of page.refused) {
       if (refused.has(r.versionId)) continue;

@@ -47,8 +47,12 @@ async function heldChunks(ctx: SyncContext, a: UploadItem): Promise<[string, num
   return (await ctx.db.baseChunks(ctx.folder.id, a.path, a.parent)) ?? undefined;
 }
 
-/** Uploads `uploads` and commits them with `commits` (versions made without an upload: moves, deletions). */
-export async function uploadAll(ctx: SyncContext, uploads: UploadItem[], commits: PendingCommit[], scan: ScanResult, signal?: AbortSignal): Promise<void> {
+/**
+ * Uploads `uploads` and commits them with `commits` (versions made without an upload: moves, deletions). Returns how
+ * many of them are settled: committed, or found to hold their base version's content. Any other is left to the next
+ * pass (changed since the scan, unreadable, refused by the server), and act.ts then asks for that pass.
+ */
+export async function uploadAll(ctx: SyncContext, uploads: UploadItem[], commits: PendingCommit[], scan: ScanResult, signal?: AbortSignal): Promise<number> {
   const sc = await ctx.crypto();
   // Progress counts plaintext bytes done when they need no more sending: a batch sent or found stored (the uploader's
   // onDone), or a chunk the server holds from the version it replaces (never sent). Not when read: reading runs ahead
@@ -74,12 +78,15 @@ export async function uploadAll(ctx: SyncContext, uploads: UploadItem[], commits
   emitProgress(); // what there is to do, before the first byte goes
   // Commits overlap (the server checks and stores one while the next is on its way), their index writes in the order
   // they were started (commit.ts commitBatch `after`), so a later batch never lands before an earlier one.
+  let settled = 0;
   let recorded: Promise<void> = Promise.resolve();
   const commitNow = (batch: PendingCommit[]): Promise<void> => {
     const before = recorded;
     const mine = (async () => {
       await uploader.barrier(); // the chunks of this batch's versions, not those read since
-      await commitBatch(ctx, batch, before);
+      // Not `settled += await ...`: that reads `settled` before the wait, and two commits in flight lose one's count.
+      const committed = await commitBatch(ctx, batch, before);
+      settled += committed;
     })();
     recorded = mine;
     mine.catch(() => undefined); // awaited by the next commit, or at the end
@@ -150,6 +157,7 @@ export async function uploadAll(ctx: SyncContext, uploads: UploadItem[], commits
           const refreshed = unchangedAfterAll(a, h.hash);
           if (refreshed) {
             await ctx.db.apply(ctx.folder.id, { putBase: [refreshed] });
+            settled++;
             filesDone++;
             emitProgress();
             return;
@@ -171,4 +179,5 @@ export async function uploadAll(ctx: SyncContext, uploads: UploadItem[], commits
   if (queue.length) commitNow(queue.splice(0, queue.length));
   await recorded;
   ctx.report.bytesUploaded += uploader.sentBytes;
+  return settled;
 }
