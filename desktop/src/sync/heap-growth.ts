@@ -95,10 +95,10 @@ let fullGc: (() => void) | null = null;
 
 /**
  * Between two passes of `kluis sync --once` (engine.ts runOnce), after a pass that acted on more than
- * COLLECT_AFTER_FILES files: one full collection. That pass's garbage (its maps, sealed manifests, answers parsed, the
- * uploader's 4 MiB batch buffers) is still in the heap when the next pass, which only confirms that nothing is left to
- * do, reads the folder's rows and scans it again; in a first sync of 10,000 small files (W2) that second pass was the
- * process's peak. V8 offers no collection to call unless started with --expose-gc: the flag is set for the moment a
+ * COLLECT_AFTER_FILES files and asked for another (act.ts `again`): one full collection. That pass's garbage (its maps,
+ * sealed manifests, answers parsed, the uploader's 4 MiB batch buffers) is still in the heap when the next pass reads
+ * the folder's rows and scans it again; in a first sync of 10,000 small files (W2), which had such a pass until it
+ * ended after committing everything, that second pass was the process's peak. V8 offers no collection to call unless started with --expose-gc: the flag is set for the moment a
  * fresh context is made, whose global `gc` stays usable.
  */
 export function collectAfterBusyPass(): void {
