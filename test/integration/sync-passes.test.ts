@@ -3,13 +3,14 @@
 // is the last one; a pass that left something, or that another device's commit overtook, is followed by another in
 // the same run. Driven through the engine's front door in this process (passes counted by their 'scanning' state),
 // against a real server, with a colleague's CLI client committing at a moment the test chooses: A's upload is held
-// by a bandwidth limit of 1 KiB/s until the test lifts it.
+// by a bandwidth limit of 1 KiB/s until the test lifts it. Watching, a pass that falls due while another runs (an edit
+// the watcher saw meanwhile) runs right after it (engine.ts `due`).
 import test from 'ava';
 import { randomBytes } from 'node:crypto';
 import { initCrypto } from '@kluis/shared';
 import { loadAccount, type Account } from '../../desktop/dist/account/state.js';
 import { openFolder, type EngineState, type SyncFolder } from '../../desktop/dist/index.js';
-import { converge, read, sha256, startSyncEnv, syncOnce, write, type SyncClient, type SyncEnv } from '../helpers/sync-env.js';
+import { converge, read, sha256, startSyncEnv, syncOnce, until, write, type SyncClient, type SyncEnv } from '../helpers/sync-env.js';
 
 let env: SyncEnv;
 
@@ -25,11 +26,13 @@ test.after.always(async () => {
 });
 
 /** A's folder through the door, its upload held to 1 KiB/s; counts the passes of each run (their 'scanning' state). */
-async function openHeld(c: SyncClient): Promise<{ folder: SyncFolder; passes: () => number; onUploading: (fn: () => void) => void }> {
+async function openHeld(c: SyncClient): Promise<{ folder: SyncFolder; passes: () => number; onUploading: (fn: () => void) => void; states: EngineState[] }> {
   const folder = await openFolder(loadAccount(c.home) as Account, c.dir, { spaceId: c.spaceId, home: c.home, device: c.label, settleMs: 0, bwlimit: 1024 });
   let passes = 0;
   let hook: (() => void) | null = null;
+  const states: EngineState[] = [];
   folder.on('state', (s: EngineState) => {
+    states.push(s);
     if (s === 'scanning') passes++;
     if (s === 'uploading' && hook) {
       const fn = hook;
@@ -39,6 +42,7 @@ async function openHeld(c: SyncClient): Promise<{ folder: SyncFolder; passes: ()
   });
   return {
     folder,
+    states,
     passes: () => {
       const n = passes;
       passes = 0;
@@ -133,4 +137,31 @@ test.serial('a pass that downloaded is confirmed by another (it wrote to the dis
   } finally {
     await held.folder.close();
   }
+});
+
+test.serial('watching: a file written while a pass uploads is synced right after that pass, not at the next poll', async (t) => {
+  const [a, b] = (await env.newSpace()).clients as [SyncClient, SyncClient];
+  const held = await openHeld(a);
+  let uploaded = 0;
+  held.folder.on('synced', (r) => {
+    uploaded += r.uploaded;
+  });
+  const watching = held.folder.start({ pollMs: 3_600_000 }); // no poll: only the watcher and the server's pushes
+  try {
+    await until('the first pass', () => held.states.includes('idle'), 15_000);
+    // The watcher sees the new file while the pass that uploads the large one is held; its pass falls due then.
+    held.onUploading(() => {
+      write(a.dir, 'tijdens.txt', 'geschreven terwijl de vorige pass uploadde');
+      setTimeout(() => held.folder.setBandwidth(0), 1500);
+    });
+    write(a.dir, 'groot.bin', randomBytes(3 * 1024 * 1024));
+    await until('both files uploaded', () => uploaded >= 2, 20_000);
+  } finally {
+    await held.folder.stop();
+    await watching.catch(() => undefined);
+    await held.folder.close();
+  }
+  await syncOnce(b);
+  t.is(read(b.dir, 'tijdens.txt').toString(), 'geschreven terwijl de vorige pass uploadde');
+  await converge([a, b]);
 });

@@ -354,6 +354,10 @@ export class SyncEngine extends EventEmitter {
   async watch(signal: AbortSignal, options: { pollMs?: number; watcher?: (root: string, onChange: (absPath?: string) => void) => Promise<() => Promise<void>> } = {}): Promise<void> {
     const pollMs = options.pollMs ?? 30_000;
     let wake: (() => void) | null = null;
+    // Set when a scheduled pass falls due while a pass runs (no one is waiting to be woken then): the loop goes on at
+    // once instead of waiting. A pass that leaves nothing to do schedules no other (act.ts `again`), so an edit seen by
+    // the watcher during a long upload was otherwise left until the next event or poll.
+    let due = false;
     let dueAt = 0;
     let timer: NodeJS.Timeout | null = null;
     const schedule = (delayMs: number): void => {
@@ -363,6 +367,7 @@ export class SyncEngine extends EventEmitter {
       dueAt = at;
       timer = setTimeout(() => {
         timer = null;
+        due = true;
         wake?.();
       }, delayMs);
     };
@@ -388,10 +393,13 @@ export class SyncEngine extends EventEmitter {
     signal.addEventListener('abort', onAbort, { once: true });
     try {
       while (!signal.aborted) {
-        await new Promise<void>((resolve) => {
-          wake = resolve;
-        });
+        if (!due) {
+          await new Promise<void>((resolve) => {
+            wake = resolve;
+          });
+        }
         wake = null;
+        due = false;
         if (signal.aborted) break;
         if (this.paused) continue;
         try {
